@@ -1,0 +1,257 @@
+"""The one typed model of the app's configuration: pipelines, the model catalog and endpoints.
+
+The same model validates `cdk.json` context at synth time and the compact per-pipeline JSON the
+Lambdas receive in their environment, so synth and runtime can never disagree on a field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONTEXT_KEY = "batch-pipeline"
+
+InputFormat = Literal["jumpstart-text2text", "zero-shot", "bedrock", "prompt"]
+Backend = Literal["sagemaker", "bedrock"]
+
+# A pipeline name is the first key segment of an upload and part of resource names.
+PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names every offending key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- model catalog
+
+
+class SageMakerArtifacts(_Model):
+    """Where one region finds the container and weights (see README, "Models in another region")."""
+
+    image_uri: str = Field(min_length=1)
+    model_data_uri: str = Field(pattern=r"^s3://[^/]+/.+")
+    environment: dict[str, str] = {}
+
+
+class SageMakerModel(_Model):
+    backend: Literal["sagemaker"]
+    task: Literal["text2text", "zero-shot"]
+    jumpstart_model_id: str
+    # JumpStart prepacked artifacts carry their code and weights, so the container needs no network.
+    network_isolation: bool = True
+    regions: dict[str, SageMakerArtifacts] = Field(min_length=1)
+
+    def artifacts(self, region: str) -> SageMakerArtifacts:
+        try:
+            return self.regions[region]
+        except KeyError:
+            raise ConfigError(
+                f"model {self.jumpstart_model_id!r} has no artifacts for region {region!r} "
+                f"(configured: {', '.join(sorted(self.regions))}); add models.<name>.regions.{region}"
+            ) from None
+
+
+class BedrockModel(_Model):
+    backend: Literal["bedrock"]
+    model_id: str = Field(min_length=1)
+    # Decides the request schema that `bedrock` lines are checked against and that `prompt` lines become.
+    family: Literal["anthropic", "nova", "titan-text"]
+
+
+ModelEntry = Annotated[Union[SageMakerModel, BedrockModel], Field(discriminator="backend")]
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+class SageMakerSettings(_Model):
+    instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(default=1, ge=1, le=100)
+    batch_strategy: Literal["MultiRecord", "SingleRecord"] = "MultiRecord"
+    max_payload_mb: int = Field(default=6, ge=0, le=100)
+    max_concurrent_transforms: int = Field(default=0, ge=0)
+    # Sent as the HYPER_PARAMS environment variable; when set, per-record parameters are ignored
+    # by the JumpStart container, so null means "use the parameters on each line".
+    hyper_params: dict[str, Any] | None = None
+    # Extra shards beyond one per instance, so the slowest shard bounds the job less.
+    shards_per_instance: int = Field(default=1, ge=1, le=64)
+    # Sort records by length inside each shard, so mini-batches carry less padding.
+    group_by_length: bool = False
+    max_runtime_hours: int = Field(default=24, ge=1, le=72)
+
+
+class BedrockSettings(_Model):
+    """Quotas per Bedrock's documentation for batch inference (see README, "Bedrock quotas")."""
+
+    min_records_per_job: int = Field(default=100, ge=1)
+    max_records_per_job: int = Field(default=50_000, ge=1)
+    max_job_size_mb: int = Field(default=1024, ge=1)
+    max_record_size_kb: int = Field(default=1024, ge=1)
+    timeout_hours: int = Field(default=24, ge=24, le=168)
+    # Below the minimum, run through InvokeModel under this cap, or reject with a report.
+    small_file: Literal["on-demand", "reject"] = "on-demand"
+    on_demand_concurrency: int = Field(default=4, ge=1, le=64)
+    retry_failed_records: bool = False
+    # Parameters for requests built from the portable `prompt` format.
+    inference_params: dict[str, Any] = {"max_tokens": 512}
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> BedrockSettings:
+        if self.min_records_per_job > self.max_records_per_job:
+            raise ValueError("min_records_per_job must not exceed max_records_per_job")
+        return self
+
+
+class Pipeline(_Model):
+    model: str
+    input_format: InputFormat
+    evaluation: Literal["rouge", "classification", "none"] = "none"
+    # "reject": one bad line rejects the file; "skip": bad lines are reported, counted and left out.
+    on_invalid: Literal["reject", "skip"] = "reject"
+    max_records: int = Field(default=1_000_000, ge=1)
+    max_errors_reported: int = Field(default=100, ge=1, le=10_000)
+    # For `prompt` lines on a zero-shot model, which carry no labels of their own.
+    candidate_labels: list[str] | None = None
+    sagemaker: SageMakerSettings | None = None
+    bedrock: BedrockSettings | None = None
+
+
+class EndpointConfig(_Model):
+    model: str
+    instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(default=1, ge=1)
+    max_instance_count: int | None = Field(default=None, ge=1)
+    invocations_per_instance: int | None = Field(default=None, ge=1)
+    data_capture: bool = False
+
+
+class AppConfig(_Model):
+    encryption: Literal["kms", "s3"] = "kms"
+    log_retention_days: int = 30
+    notification_email: str | None = None
+    # Cap on the jobs one run has in flight: the Map state's MaxConcurrency.
+    max_concurrent_jobs_per_run: int = Field(default=4, ge=1, le=40)
+    models: dict[str, ModelEntry]
+    pipelines: dict[str, Pipeline] = Field(min_length=1)
+    endpoints: dict[str, EndpointConfig] = {}
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> AppConfig:
+        problems: list[str] = []
+        for name, pipeline in self.pipelines.items():
+            where = f"pipelines.{name}"
+            if not PIPELINE_NAME.match(name):
+                problems.append(f"{where}: name must match {PIPELINE_NAME.pattern} (it is an S3 prefix)")
+            model = self.models.get(pipeline.model)
+            if model is None:
+                problems.append(f"{where}.model: unknown model {pipeline.model!r}; known: {sorted(self.models)}")
+                continue
+            problems += _check_pipeline_backend(where, pipeline, model)
+        for name, endpoint in self.endpoints.items():
+            model = self.models.get(endpoint.model)
+            if not isinstance(model, SageMakerModel):
+                problems.append(f"endpoints.{name}.model: {endpoint.model!r} is not a SageMaker catalog model")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def backend_of(self, pipeline: str) -> Backend:
+        return self.models[self.pipelines[pipeline].model].backend
+
+
+def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerModel | BedrockModel) -> list[str]:
+    problems = []
+    if model.backend == "sagemaker":
+        if pipeline.sagemaker is None:
+            problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
+        if pipeline.bedrock is not None:
+            problems.append(f"{where}.bedrock: not allowed for SageMaker model {pipeline.model!r}")
+        native = {"text2text": "jumpstart-text2text", "zero-shot": "zero-shot"}[model.task]
+        if pipeline.input_format not in (native, "prompt"):
+            problems.append(
+                f"{where}.input_format: {pipeline.input_format!r} does not fit a {model.task} model; "
+                f"use {native!r} or 'prompt'"
+            )
+        if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
+            problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
+    else:
+        if pipeline.bedrock is None:
+            problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
+        if pipeline.sagemaker is not None:
+            problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
+        if pipeline.input_format not in ("bedrock", "prompt"):
+            problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; use 'bedrock' or 'prompt'")
+    return problems
+
+
+def _format_errors(error: ValidationError, root: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in (root, *item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_app_config(raw: Any) -> AppConfig:
+    """Validate the `batch-pipeline` context object; raise ConfigError naming each bad key."""
+    if raw is None:
+        raise ConfigError(f"invalid configuration: context key {CONTEXT_KEY!r} is missing from cdk.json")
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, CONTEXT_KEY)) from None
+
+
+# ---------------------------------------------------------------- what a Lambda sees
+
+
+class RuntimePipeline(_Model):
+    """One pipeline with its catalog model resolved to what a handler needs (no image URIs or weights)."""
+
+    name: str
+    backend: Backend
+    model_key: str
+    pipeline: Pipeline
+    # SageMaker: the task decides the output contract; the CfnModel name is set by the stack.
+    task: Literal["text2text", "zero-shot"] | None = None
+    sagemaker_model_name: str | None = None
+    # Bedrock: the foundation model and its request schema family.
+    bedrock_model_id: str | None = None
+    bedrock_family: Literal["anthropic", "nova", "titan-text"] | None = None
+
+
+def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] | None = None) -> dict[str, RuntimePipeline]:
+    names = sagemaker_model_names or {}
+    result = {}
+    for name, pipeline in config.pipelines.items():
+        model = config.models[pipeline.model]
+        if isinstance(model, SageMakerModel):
+            extra = {"task": model.task, "sagemaker_model_name": names.get(pipeline.model)}
+        else:
+            extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family}
+        result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra)
+    return result
+
+
+def dump_runtime_pipelines(pipelines: dict[str, RuntimePipeline]) -> str:
+    """Compact JSON for the PIPELINES environment variable (Lambda allows 4 KB of variables in all)."""
+    return json.dumps(
+        {name: p.model_dump(mode="json", exclude_none=True) for name, p in pipelines.items()}, separators=(",", ":")
+    )
+
+
+def parse_runtime_pipelines(text: str) -> dict[str, RuntimePipeline]:
+    """Read the PIPELINES environment variable written by the stack."""
+    try:
+        raw = json.loads(text)
+        return {name: RuntimePipeline.model_validate(value) for name, value in raw.items()}
+    except (ValueError, ValidationError) as error:
+        raise ConfigError(f"invalid PIPELINES environment variable: {error}") from None

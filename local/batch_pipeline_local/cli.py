@@ -1,0 +1,48 @@
+"""`batch-pipeline`: the offline face of the code the Lambdas run.
+
+Subcommands live in batch_pipeline_local/commands/, one module each, discovered at start-up.
+Exit codes everywhere: 0 success or accepted, 1 the work ran and failed or the file was rejected,
+2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from batch_pipeline.config import ConfigError
+
+from . import commands
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch-pipeline",
+        description="Validate, plan, run locally and evaluate LLM batch-inference pipelines; "
+        "call real-time SageMaker endpoints.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as error:
+        print(f"batch-pipeline: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
