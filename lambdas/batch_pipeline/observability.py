@@ -1,0 +1,24 @@
+"""The one place Logger, Tracer and Metrics are made, so every handler logs, traces and counts alike.
+
+Every handler uses the same decorator order (outermost first):
+    @logger.inject_lambda_context(correlation_id_path=...)   # run id as correlation id
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "llm-batch-pipeline")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LlmBatchPipeline")
+
+logger = Logger(service=SERVICE)
+# Outside Lambda (tests, CLI, local mode) there is no X-Ray daemon: Powertools then disables tracing itself.
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# True only when local mode runs a handler in-process against emulated AWS: outputs say "local stand-in".
+LOCAL_STAND_IN = os.environ.get("LOCAL_STAND_IN") == "1"
