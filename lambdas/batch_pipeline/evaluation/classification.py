@@ -1,0 +1,162 @@
+"""Classification metrics for single-label and multi-label (zero-shot `multi_class`) runs.
+
+Single-label: one true label and one predicted label per record. Metrics follow scikit-learn's
+conventions so numbers can be checked against it: classes are the labels that occur in the
+references or the predictions; precision, recall and F1 of a class with no predicted (or no true)
+records are 0.0; `macro_f1` is the unweighted mean of the per-class F1; the confusion matrix has true
+labels as rows and predicted labels as columns.
+
+Multi-label: a set of true labels and a set of predicted labels per record. A zero-shot prediction
+predicts every label whose score is at least `threshold` (default 0.5; with `multi_class` true the
+model scores each label independently, so 0.5 is the model's own "entailed" boundary). Reported:
+`accuracy` is subset accuracy (the predicted set equals the true set), per-label precision/recall/F1
+treat each label as its own binary problem, `macro_f1` is their unweighted mean over the labels that
+occur in the references or the predictions, `micro_f1` pools true/false positives and false
+negatives over all labels, and `hamming_loss` is the fraction of wrong (record, label) decisions.
+The confusion matrix is one `[[tn, fp], [fn, tp]]` per label, as scikit-learn's
+`multilabel_confusion_matrix`.
+
+Free-text predictions (an LLM answering "Positive." for the class "positive") are mapped to a
+known class when they equal it ignoring case, surrounding whitespace, quotes and trailing
+punctuation; an answer matching no known class is predicted as OTHER_LABEL, which is always wrong.
+In multi-label runs, free text is split on commas, semicolons and newlines first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "OTHER_LABEL",
+    "LabelMatcher",
+    "multi_label_metrics",
+    "predicted_label_set",
+    "single_label_metrics",
+]
+
+OTHER_LABEL = "<other>"
+DEFAULT_THRESHOLD = 0.5
+
+_LABEL_SEPARATORS = re.compile(r"[,;\n]")
+
+
+def _canonical(text: str) -> str:
+    return text.strip().strip("\"'`").rstrip(".!?:;,").strip().casefold()
+
+
+class LabelMatcher:
+    """Maps a model's answer to one of the known classes, or to OTHER_LABEL."""
+
+    def __init__(self, known_labels: Iterable[str]):
+        self._known = set(known_labels)
+        self._by_canonical: dict[str, str] = {}
+        for label in sorted(self._known):
+            self._by_canonical.setdefault(_canonical(label), label)
+
+    def match(self, answer: str) -> str:
+        if answer in self._known:
+            return answer
+        return self._by_canonical.get(_canonical(answer), OTHER_LABEL)
+
+    def match_many(self, answer: str) -> frozenset[str]:
+        """The classes named in a free-text multi-label answer ("sports, politics")."""
+        if answer in self._known:
+            return frozenset((answer,))
+        parts = [part for part in _LABEL_SEPARATORS.split(answer) if part.strip()]
+        return frozenset(self.match(part) for part in parts)
+
+
+def predicted_label_set(labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+    """The multi-label decision rule: every label scored at least `threshold`."""
+    return frozenset(str(label) for label, score in zip(labels, scores) if score >= threshold)
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    # scikit-learn's form: identical to 2PR/(P+R) where defined, and 0.0 where it is not.
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def _ordered(labels: Iterable[str]) -> list[str]:
+    # OTHER_LABEL last, so the table reads as the real classes first.
+    return sorted(set(labels), key=lambda label: (label == OTHER_LABEL, label))
+
+
+def single_label_metrics(true_labels: Sequence[str], predicted_labels: Sequence[str]) -> dict:
+    """accuracy, macro_f1, per_class {precision, recall, f1, support} and confusion_matrix."""
+    if len(true_labels) != len(predicted_labels):
+        raise ValueError(f"{len(true_labels)} true labels but {len(predicted_labels)} predictions")
+    count = len(true_labels)
+    classes = _ordered([*true_labels, *predicted_labels])
+    pairs = Counter(zip(true_labels, predicted_labels))
+    support = Counter(true_labels)
+    predicted = Counter(predicted_labels)
+    per_class = {}
+    for label in classes:
+        tp = pairs[(label, label)]
+        fp, fn = predicted[label] - tp, support[label] - tp
+        per_class[label] = {
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+            "f1": _f1(tp, fp, fn),
+            "support": support[label],
+        }
+    correct = sum(pairs[(label, label)] for label in classes)
+    return {
+        "multi_label": False,
+        "accuracy": _ratio(correct, count) if count else None,
+        "macro_f1": sum(c["f1"] for c in per_class.values()) / len(classes) if classes else None,
+        "per_class": per_class,
+        "confusion_matrix": {
+            "rows": "true label",
+            "columns": "predicted label",
+            "labels": classes,
+            "matrix": [[pairs[(true, pred)] for pred in classes] for true in classes],
+        },
+    }
+
+
+def multi_label_metrics(true_sets: Sequence[frozenset[str]], predicted_sets: Sequence[frozenset[str]]) -> dict:
+    """Subset accuracy, macro/micro F1, hamming loss, per-label scores and per-label 2x2 matrices."""
+    if len(true_sets) != len(predicted_sets):
+        raise ValueError(f"{len(true_sets)} true label sets but {len(predicted_sets)} predictions")
+    count = len(true_sets)
+    labels = _ordered(label for labels in (*true_sets, *predicted_sets) for label in labels)
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for truth, prediction in zip(true_sets, predicted_sets):
+        tp.update(truth & prediction)
+        fp.update(prediction - truth)
+        fn.update(truth - prediction)
+    per_class, matrices = {}, []
+    for label in labels:
+        tn = count - tp[label] - fp[label] - fn[label]
+        per_class[label] = {
+            "precision": _ratio(tp[label], tp[label] + fp[label]),
+            "recall": _ratio(tp[label], tp[label] + fn[label]),
+            "f1": _f1(tp[label], fp[label], fn[label]),
+            "support": tp[label] + fn[label],
+        }
+        matrices.append([[tn, fp[label]], [fn[label], tp[label]]])
+    total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+    exact = sum(1 for truth, prediction in zip(true_sets, predicted_sets) if truth == prediction)
+    decisions = count * len(labels)
+    return {
+        "multi_label": True,
+        "accuracy": _ratio(exact, count) if count else None,
+        "macro_f1": sum(c["f1"] for c in per_class.values()) / len(labels) if labels else None,
+        "micro_precision": _ratio(total_tp, total_tp + total_fp),
+        "micro_recall": _ratio(total_tp, total_tp + total_fn),
+        "micro_f1": _f1(total_tp, total_fp, total_fn),
+        "hamming_loss": _ratio(total_fp + total_fn, decisions) if count else None,
+        "per_class": per_class,
+        "confusion_matrix": {
+            "layout": "per label [[tn, fp], [fn, tp]]",
+            "labels": labels,
+            "matrix": matrices,
+        },
+    }
