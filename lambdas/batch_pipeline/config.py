@@ -134,7 +134,7 @@ class EndpointConfig(_Model):
 
 class AppConfig(_Model):
     encryption: Literal["kms", "s3"] = "kms"
-    log_retention_days: int = 30
+    log_retention_days: Literal[1, 3, 7, 14, 30, 60, 90, 180, 365, 731, 1827, 3653] = 30
     notification_email: str | None = None
     # Cap on the jobs one run has in flight: the Map state's MaxConcurrency.
     max_concurrent_jobs_per_run: int = Field(default=4, ge=1, le=40)

@@ -1,0 +1,19 @@
+"""Acknowledging cdk-nag findings: one rule, one construct, one reason. Never wider than that."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import IConstruct
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str, *, applies_to: str | None = None) -> None:
+    """`rule` like "AwsSolutions-IAM5"; `applies_to` the finding's evidence, e.g. "Resource::*"."""
+    rule_id = f"AwsSolutions::{rule}" + (f"[{applies_to}]" if applies_to else "")
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def arn_evidence(scope: IConstruct, service: str, resource: str) -> str:
+    """How cdk-nag spells an ARN built with Stack.format_arn: tokens as <AWS::...>, a concrete region as-is."""
+    stack = cdk.Stack.of(scope)
+    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+    return f"arn:<AWS::Partition>:{service}:{region}:<AWS::AccountId>:{resource}"

@@ -1,0 +1,187 @@
+"""The run's state machine: plan, run the jobs (submit, wait, check), collect, evaluate, manifest, notify.
+
+Job control is a Lambda step plus a Wait/poll loop for both backends: Step Functions has no `.sync`
+integration for Bedrock batch jobs, and the same shape runs unchanged on moto's interpreter in local
+mode. Every task's failure is caught and ends in a failure manifest and a notification, never in a
+silently failed execution.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from batch_pipeline.config import AppConfig
+from batch_pipeline.layout import RUNS_PREFIX
+
+from .functions import FunctionFactory, FunctionSpec
+from .models import grant_data_key
+from .notifications import grant_publish
+from .nag import acknowledge, arn_evidence
+
+JOB_NAME_PREFIX = "llmbp-"
+
+
+class Workflow(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, functions: FunctionFactory,
+                 output_bucket: s3.IBucket, key: kms.IKey | None, topic: sns.ITopic,
+                 sagemaker_model_names: dict[str, str], log_retention: logs.RetentionDays) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self._functions = functions
+        self._output_bucket = output_bucket
+        self._key = key
+        self._run_objects = output_bucket.arn_for_objects(f"{RUNS_PREFIX}*")
+        self._output_id = stack.get_logical_id(output_bucket.node.default_child)
+
+        self.plan_fn = self._function("PlanJobs", "batch_pipeline.handlers.plan.handler",
+                                      "Turns the intake report into the list of backend jobs", read=True)
+        self.job_control_fn = self._function(
+            "JobControl", "batch_pipeline.handlers.job_control.handler",
+            "Submits one backend job idempotently, or reports its status and the next poll delay",
+            environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
+                         **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})
+        self.collect_fn = self._function(
+            "CollectOutputs", "batch_pipeline.handlers.collect.handler",
+            "Joins backend outputs to input records by id; writes predictions.jsonl and errors.jsonl",
+            read=True, write=True, memory_mb=2048, timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=10240)
+        self.evaluate_fn = self._function(
+            "Evaluate", "batch_pipeline.handlers.evaluate.handler",
+            "Scores predictions against references (ROUGE or classification); writes evaluation.json",
+            read=True, write=True, memory_mb=2048, timeout=cdk.Duration.minutes(15))
+        self.finalize_fn = self._function(
+            "WriteManifest", "batch_pipeline.handlers.finalize.handler",
+            "Writes manifest.json and summary.md for a finished or failed run", read=True, write=True)
+        self.notify_fn = self._function(
+            "Notify", "batch_pipeline.handlers.notify.handler",
+            "Publishes the run's outcome to the notification topic", environment={"TOPIC_ARN": topic.topic_arn})
+        grant_publish(topic, key, self.notify_fn)
+        self._grant_sagemaker_job_control(self.job_control_fn, sagemaker_model_names)
+
+        definition = self._definition(config)
+        log_group = logs.LogGroup(self, "ExecutionLogs", retention=log_retention, encryption_key=key,
+                                  removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "RunStateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key) if key else None,
+            comment="One uploaded file: plan, run backend jobs, collect, evaluate, write the manifest, notify",
+        )
+        acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                    "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
+                    "have no resource-level permissions.", applies_to="Resource::*")
+        for fn in (self.plan_fn, self.job_control_fn, self.collect_fn, self.evaluate_fn, self.finalize_fn, self.notify_fn):
+            acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                        "Invoking any published version of the app's own function.",
+                        applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*")
+
+    # ------------------------------------------------------------------ functions and grants
+
+    def _function(self, name: str, handler: str, description: str, *, read: bool = False, write: bool = False,
+                  environment: dict[str, str] | None = None, **sizing) -> lambda_.Function:
+        fn = self._functions.create(FunctionSpec(name=name, handler=handler, description=description,
+                                           environment=environment or {}, **sizing))
+        actions = (["s3:GetObject", "s3:ListBucket"] if read else []) + (
+            ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"] if write else [])
+        if actions:
+            object_actions = [a for a in actions if a != "s3:ListBucket"]
+            fn.add_to_role_policy(iam.PolicyStatement(sid="RunFolder", actions=object_actions, resources=[self._run_objects]))
+            if read:
+                fn.add_to_role_policy(iam.PolicyStatement(
+                    sid="ListRunFolder", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}}))
+            acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                        "Run folders are named per upload at run time; access stays inside runs/.",
+                        applies_to=f"Resource::<{self._output_id}.Arn>/{RUNS_PREFIX}*")
+            if self._key is not None:
+                grant_data_key(fn, self._key)
+        return fn
+
+    def _grant_sagemaker_job_control(self, fn: lambda_.Function, model_names: dict[str, str]) -> None:
+        stack = cdk.Stack.of(self)
+        jobs = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{JOB_NAME_PREFIX}*")
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="ControlOwnTransformJobs",
+            actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+                     "sagemaker:AddTags"],
+            resources=[jobs]))
+        if model_names:
+            fn.add_to_role_policy(iam.PolicyStatement(
+                sid="UseOwnModels", actions=["sagemaker:DescribeModel"],
+                resources=[stack.format_arn(service="sagemaker", resource="model", resource_name=name.lower())
+                           for name in model_names.values()]))
+        acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                    "Transform job names are made per run; all start with this app's prefix.",
+                    applies_to=f"Resource::{arn_evidence(self, 'sagemaker', f'transform-job/{JOB_NAME_PREFIX}*')}")
+
+    # ------------------------------------------------------------------ the state machine
+
+    def _invoke(self, name: str, fn: lambda_.Function, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self, name, lambda_function=fn, payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True, result_path=result_path, retry_on_service_exceptions=True)
+        return task
+
+    def _caught(self, task: sfn.TaskStateBase | sfn.Map, on_failure: sfn.IChainable) -> None:
+        state = task.state_id
+        record = sfn.Pass(
+            self, f"{state} failed",
+            parameters={"run.$": "$.run", "failure": {"state": state, "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
+        )
+        record.next(on_failure)
+        task.add_catch(record, errors=["States.ALL"], result_path="$.error")
+
+    def _definition(self, config: AppConfig) -> sfn.IChainable:
+        write_failure = self._invoke("Write failure manifest", self.finalize_fn,
+                                     {"run.$": "$.run", "failure.$": "$.failure"}, "$.manifest")
+        notify_failed = self._invoke("Notify run failed", self.notify_fn,
+                                     {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
+        run_failed = sfn.Fail(self, "Run failed", cause_path="$.manifest.cause", error_path="$.manifest.error")
+        failure_path = write_failure.next(notify_failed).next(run_failed)
+
+        start = sfn.Pass(self, "Start run", parameters={"run.$": "$"})
+        plan = self._invoke("Plan jobs", self.plan_fn, {"run.$": "$.run"}, "$.plan")
+
+        submit = self._invoke("Submit job", self.job_control_fn,
+                              {"action": "submit", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
+        wait = sfn.Wait(self, "Wait before checking job", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
+        check = self._invoke("Check job status", self.job_control_fn,
+                             {"action": "status", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
+        ended = sfn.Pass(self, "Job ended")
+        loop = sfn.Choice(self, "Job finished?").when(sfn.Condition.boolean_equals("$.job.done", True), ended).otherwise(wait)
+        run_jobs = sfn.Map(
+            self, "Run jobs",
+            items_path="$.plan.jobs",
+            max_concurrency=config.max_concurrent_jobs_per_run,
+            item_selector={"run.$": "$.run", "job.$": "$$.Map.Item.Value", "attempt": 0},
+            result_path="$.jobs",
+        )
+        run_jobs.item_processor(submit.next(wait).next(check).next(loop))
+
+        collect = self._invoke("Collect outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect")
+        evaluate = self._invoke("Evaluate predictions", self.evaluate_fn,
+                                {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation")
+        manifest = self._invoke("Write manifest", self.finalize_fn,
+                                {"run.$": "$.run", "plan.$": "$.plan", "jobs.$": "$.jobs", "collect.$": "$.collect",
+                                 "evaluation.$": "$.evaluation"}, "$.manifest")
+        notify_done = self._invoke("Notify run finished", self.notify_fn,
+                                   {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
+        outcome = (sfn.Choice(self, "Did the run fail?")
+                   .when(sfn.Condition.string_equals("$.manifest.status", "FAILED"), run_failed)
+                   .otherwise(sfn.Succeed(self, "Run finished")))
+
+        for task in (plan, run_jobs, collect, evaluate, manifest, notify_done):
+            self._caught(task, failure_path)
+        # A FAILED status (all jobs failed) still notifies before the execution ends red.
+        return start.next(plan).next(run_jobs).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)
