@@ -67,7 +67,8 @@ class SageMakerModels(Construct):
                     mode="SingleModel",
                 ),
             )
-            model.node.add_dependency(role)
+            # The container starts with the permissions it needs, not just the role.
+            model.node.add_dependency(role.node.find_child("DefaultPolicy"))
             self.model_names[model_key] = model_name
             self.models[model_key] = model
             self.roles[model_key] = role

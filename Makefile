@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set everything up first, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# No AWS account is needed to synthesize or to run locally.
+export AWS_DEFAULT_REGION ?= us-east-1
+export CDK_DEFAULT_REGION ?= us-east-1
+
+.PHONY: setup synth lint test demo bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lambda.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	touch $@
+
+# A full synth: asset bundling, CloudFormation validation and cdk-nag, then cfn-lint on the result.
+synth: setup
+	npx cdk synth --quiet
+	$(VENV)/bin/cfn-lint cdk.out/LlmBatchPipeline.template.json
+
+test: synth
+	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
+
+demo: synth
+	$(VENV)/bin/batch-pipeline summary
+
+bench: setup
+	$(PY) bench/intake.py
+	$(PY) bench/sharding.py
+	$(PY) bench/evaluate.py
+
+clean:
+	rm -rf cdk.out .cache

@@ -1,0 +1,63 @@
+"""`batch-pipeline summary`: what `cdk deploy` would create, read from the synthesized template."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from batch_pipeline.config import ConfigError
+
+from ..settings import REPO_ROOT, load_config
+
+DEFAULT_TEMPLATE = REPO_ROOT / "cdk.out" / "LlmBatchPipeline.template.json"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "summary",
+        help="summarize what `cdk deploy` would create (run `cdk synth` first)",
+        description="Read the synthesized CloudFormation template and print the resources it would deploy "
+        "and the pipelines that are configured.",
+    )
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
+                        help=f"synthesized template (default: {DEFAULT_TEMPLATE.relative_to(REPO_ROOT)})")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(run=run)
+
+
+def summarize(template: dict) -> dict:
+    resources = template.get("Resources", {})
+    counts = Counter(resource["Type"] for resource in resources.values())
+    functions = sorted(
+        resource["Properties"].get("Description", name)
+        for name, resource in resources.items() if resource["Type"] == "AWS::Lambda::Function"
+    )
+    return {"resources": dict(sorted(counts.items())), "total": sum(counts.values()), "functions": functions}
+
+
+def run(args) -> int:
+    try:
+        template = json.loads(args.template.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {args.template}: {error.strerror}; run `npx cdk synth` first") from None
+    config = load_config()
+    summary = summarize(template)
+    summary["pipelines"] = {
+        name: {"backend": config.backend_of(name), "model": p.model, "input_format": p.input_format,
+               "evaluation": p.evaluation}
+        for name, p in config.pipelines.items()
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"`cdk deploy` would create {summary['total']} resources:")
+    for kind, count in summary["resources"].items():
+        print(f"  {count:3d}  {kind}")
+    print("\nFunctions:")
+    for description in summary["functions"]:
+        print(f"  - {description}")
+    print("\nPipelines (upload to s3://<InputBucketName>/<pipeline>/<name>.jsonl):")
+    for name, p in summary["pipelines"].items():
+        print(f"  {name:20s} {p['backend']:9s} {p['model']:18s} format={p['input_format']:20s} eval={p['evaluation']}")
+    return 0

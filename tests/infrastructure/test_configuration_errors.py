@@ -1,0 +1,35 @@
+"""A malformed pipeline configuration fails synth with a message naming the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from app import build_app
+from batch_pipeline.config import ConfigError
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda c: c["pipelines"]["summarize"]["sagemaker"].update(instance_count=0),
+     "batch-pipeline.pipelines.summarize.sagemaker.instance_count"),
+    (lambda c: c["pipelines"]["classify"].update(model="no-such-model"),
+     "pipelines.classify.model: unknown model 'no-such-model'"),
+    (lambda c: c["pipelines"]["summarize"].update(input_formt="prompt"),
+     "batch-pipeline.pipelines.summarize.input_formt: Extra inputs are not permitted"),
+    (lambda c: c["pipelines"]["bedrock-summarize"]["bedrock"].update(min_records_per_job=60000),
+     "batch-pipeline.pipelines.bedrock-summarize.bedrock"),
+])
+def test_bad_configuration_fails_synth_naming_the_key(default_context, mutate, expected):
+    context = copy.deepcopy(default_context)
+    mutate(context["batch-pipeline"])
+    with pytest.raises(ConfigError) as error:
+        build_app(context)
+    assert expected in str(error.value)
+
+
+def test_missing_region_artifacts_name_the_region(default_context):
+    context = copy.deepcopy(default_context)
+    context["region"] = "eu-west-3"
+    with pytest.raises(ConfigError, match="no artifacts for region 'eu-west-3'"):
+        build_app(context)
