@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["OutputParseError", "parse_output_line"]
+__all__ = ["OutputParseError", "load_output_line", "normalise_output", "parse_output_line"]
 
 # How much of an unparseable line an error message quotes: enough to recognise it, not a whole article.
 _QUOTE_CHARS = 160
@@ -32,12 +32,22 @@ class OutputParseError(ValueError):
 def parse_output_line(line: str | bytes) -> dict:
     """Normalise one output line to
     `{"id", "prediction", "labels", "scores", "error", "input_tokens", "output_tokens"}`."""
-    obj = _load(line)
+    return normalise_output(load_output_line(line))
+
+
+def load_output_line(line: str | bytes) -> Any:
+    """The line as a Python value (JSON first, then Python literal); for callers that need raw fields too,
+    e.g. collect reads zero-shot `sequence` to check its positional join."""
+    return _load(line)
+
+
+def normalise_output(obj: Any) -> dict:
+    """Normalise an already loaded output line; see parse_output_line."""
     if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict):
         # Hugging Face pipelines answer a one-element list when the request carried a list.
         obj = obj[0]
     if not isinstance(obj, dict):
-        raise OutputParseError(f"expected an object per line, got {type(obj).__name__}: {_quote(line)}")
+        raise OutputParseError(f"expected an object per line, got {type(obj).__name__}: {_quote(repr(obj))}")
 
     if "modelOutput" in obj or ("recordId" in obj and "error" in obj):
         return _bedrock(obj)

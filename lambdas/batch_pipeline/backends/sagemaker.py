@@ -1,0 +1,285 @@
+"""SageMaker Batch Transform behind the backend interface.
+
+One planned job is one transform job over the run's shards (S3Prefix shards/), with one `.out`
+object per shard under raw/<job-name>/. SageMaker hands whole objects to instances, which is why
+intake writes at least one shard per instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import Any, Iterable
+
+from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, job_state
+from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.config import ConfigError, RuntimePipeline
+
+CONTENT_TYPE = "application/jsonlines"
+# Job names share this prefix so IAM can scope job control to this app's jobs (arn:...:transform-job/<prefix>*).
+# Names are lower case because SageMaker lower-cases them in ARNs, which IAM patterns match against.
+DEFAULT_JOB_NAME_PREFIX = "llmbp-"
+_JOB_NAME_MAX = 63
+# The JumpStart HuggingFace containers in the catalog run with SAGEMAKER_MODEL_SERVER_TIMEOUT=3600, so a
+# mini-batch of long articles may legitimately take that long; one retry absorbs a transient container hiccup.
+INVOCATIONS_TIMEOUT_SECONDS = 3600
+INVOCATIONS_MAX_RETRIES = 1
+# Instance families with local NVMe storage: SageMaker encrypts it in hardware and refuses a VolumeKmsKeyId.
+_LOCAL_STORAGE_FAMILY = re.compile(r"^(g4dn|g5|g6|g6e|p3dn|p4de?|p5e?n?|trn1n?|[a-z]+\d+[a-z]*d)$")
+STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine (not a model)")
+
+STATUS_TO_STATE = {
+    "InProgress": "running",
+    # Not done yet: the job still writes output until it reaches Stopped.
+    "Stopping": "running",
+    "Completed": "succeeded",
+    "Failed": "failed",
+    "Stopped": "stopped",
+}
+# Errors that pass with time: the poll loop submits again instead of failing the run.
+_DEFERRABLE = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "TooManyRequestsException"}
+
+
+def job_name_prefix() -> str:
+    return os.environ.get("JOB_NAME_PREFIX", DEFAULT_JOB_NAME_PREFIX)
+
+
+def transform_job_name(run_id: str, index: int, prefix: str | None = None) -> str:
+    """`<prefix><readable run id head>-<10 hex of sha256(run id)>-<index>`, lower case, at most 63 characters.
+
+    The hash keeps names unique per run even when two run ids share their first characters."""
+    prefix = (prefix if prefix is not None else job_name_prefix()).lower()
+    prefix = prefix if prefix.endswith("-") else prefix + "-"
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    tail = f"{digest}-{int(index)}"
+    budget = _JOB_NAME_MAX - len(prefix) - len(tail) - 1
+    head = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[: max(budget, 0)].rstrip("-")
+    name = f"{prefix}{head}-{tail}" if head else f"{prefix}{tail}"
+    if len(name) > _JOB_NAME_MAX or not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name):
+        raise ConfigError(f"JOB_NAME_PREFIX {prefix!r} leaves no valid transform job name (got {name!r})")
+    return name
+
+
+def _key_in_run_bucket(run: dict, uri: str) -> str:
+    bucket, key = split_s3_uri(uri)
+    if bucket != run_bucket(run):
+        raise ValueError(f"{uri} is outside the run bucket {run_bucket(run)}")
+    return key
+
+
+def job_input_prefix(run: dict, job: dict) -> str:
+    """The key prefix a job reads: the plan's `input_uri`, else the run's shards/."""
+    if job.get("input_uri"):
+        return _key_in_run_bucket(run, job["input_uri"])
+    return f"{run_prefix(run)}shards/"
+
+
+def job_output_path(run: dict, job: dict, name: str) -> str:
+    """The plan's `output_uri`, else s3://<bucket>/<run prefix>raw/<job name>/."""
+    if job.get("output_uri"):
+        _key_in_run_bucket(run, job["output_uri"])
+        return job["output_uri"] if job["output_uri"].endswith("/") else job["output_uri"] + "/"
+    return s3_uri(run_bucket(run), f"{run_prefix(run)}raw/{name}/")
+
+
+def has_local_storage(instance_type: str) -> bool:
+    parts = instance_type.split(".")
+    return len(parts) == 3 and bool(_LOCAL_STORAGE_FAMILY.match(parts[1]))
+
+
+def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> dict:
+    """The exact CreateTransformJob request for one planned job."""
+    settings = pipeline.pipeline.sagemaker
+    if settings is None or pipeline.backend != "sagemaker":
+        raise ConfigError(f"pipeline {pipeline.name!r} is not a SageMaker pipeline")
+    if not pipeline.sagemaker_model_name:
+        raise ConfigError(f"pipeline {pipeline.name!r} has no sagemaker_model_name in PIPELINES")
+    name = job.get("name") or transform_job_name(run["run_id"], job["index"])
+    bucket = run_bucket(run)
+    kms_key = os.environ.get("OUTPUT_KMS_KEY_ARN")
+
+    request: dict[str, Any] = {
+        "TransformJobName": name,
+        "ModelName": pipeline.sagemaker_model_name,
+        "BatchStrategy": settings.batch_strategy,
+        "MaxPayloadInMB": settings.max_payload_mb,
+        "ModelClientConfig": {
+            "InvocationsTimeoutInSeconds": INVOCATIONS_TIMEOUT_SECONDS,
+            "InvocationsMaxRetries": INVOCATIONS_MAX_RETRIES,
+        },
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}},
+            "ContentType": CONTENT_TYPE,
+            "CompressionType": "None",
+            # Line/Line: each JSON line is a record and each answer one line of <shard>.out, in input order.
+            "SplitType": "Line",
+        },
+        "TransformOutput": {
+            "S3OutputPath": job_output_path(run, job, name),
+            "Accept": CONTENT_TYPE,
+            "AssembleWith": "Line",
+        },
+        "TransformResources": {"InstanceType": settings.instance_type, "InstanceCount": settings.instance_count},
+        "Tags": [
+            {"Key": "batch-pipeline:run-id", "Value": str(run["run_id"])},
+            {"Key": "batch-pipeline:pipeline", "Value": pipeline.name},
+            {"Key": "batch-pipeline:job-index", "Value": str(job.get("index", 0))},
+        ],
+    }
+    if settings.max_concurrent_transforms > 0:
+        # 0 in configuration means "let SageMaker ask the container", so the field is left out.
+        request["MaxConcurrentTransforms"] = settings.max_concurrent_transforms
+    if settings.hyper_params is not None:
+        # str(dict), a Python literal, is what the JumpStart container parses (see the FLAN-T5 batch article).
+        request["Environment"] = {"HYPER_PARAMS": str(settings.hyper_params)}
+    if kms_key:
+        request["TransformOutput"]["KmsKeyId"] = kms_key
+        if not has_local_storage(settings.instance_type):
+            request["TransformResources"]["VolumeKmsKeyId"] = kms_key
+    if os.environ.get("LOCAL_STAND_IN") == "1":
+        request["Tags"].append({"Key": STAND_IN_TAG[0], "Value": STAND_IN_TAG[1]})
+    return request
+
+
+def _error_code(error: Exception) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+
+
+def _error_message(error: Exception) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
+
+
+def _is_not_found(error: Exception) -> bool:
+    # DescribeTransformJob answers ValidationException "Could not find requested job with name ..." (moto: "... job '<arn>'").
+    return _error_code(error) in ("ValidationException", "ResourceNotFound") and "could not find" in _error_message(error).lower()
+
+
+def _is_name_taken(error: Exception) -> bool:
+    message = _error_message(error).lower()
+    return _error_code(error) == "ResourceInUse" or (
+        _error_code(error) == "ValidationException" and ("already exists" in message or "must be unique" in message)
+    )
+
+
+class SageMakerBackend(BatchBackend):
+    name = "sagemaker"
+    CLIENTS = ("sagemaker", "s3")
+
+    def __init__(self, pipeline: RuntimePipeline, sagemaker: Any = None, s3: Any = None) -> None:
+        super().__init__(pipeline)
+        self._sagemaker = sagemaker
+        self._s3 = s3
+
+    @property
+    def sagemaker(self) -> Any:
+        if self._sagemaker is None:
+            import boto3
+
+            self._sagemaker = boto3.client("sagemaker")
+        return self._sagemaker
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    @property
+    def max_runtime_seconds(self) -> int | None:
+        # CreateTransformJob has no stopping condition of its own, so job control enforces this one.
+        settings = self.pipeline.pipeline.sagemaker
+        return settings.max_runtime_hours * 3600 if settings else None
+
+    def job_name(self, run: dict, job: dict) -> str:
+        return job.get("name") or transform_job_name(run["run_id"], job["index"])
+
+    def submit(self, run: dict, job: dict) -> dict:
+        name = self.job_name(run, job)
+        # Describe first: a retried submit must find the job it already started (moto, unlike SageMaker,
+        # would silently replace a job created twice under one name).
+        existing = self._describe(name)
+        if existing is not None:
+            return self._state(existing)
+        request = transform_job_request(run, {**job, "name": name}, self.pipeline)
+        try:
+            response = self.sagemaker.create_transform_job(**request)
+        except Exception as error:  # botocore ClientError; matched on its code so botocore stays a lazy import
+            if _is_name_taken(error):
+                described = self._describe(name)
+                if described is not None:
+                    return self._state(described)
+            if _error_code(error) in _DEFERRABLE:
+                raise SubmitDeferred(f"{_error_code(error)}: {_error_message(error)}") from error
+            raise
+        return job_state(
+            name=name,
+            arn=response["TransformJobArn"],
+            status="InProgress",
+            state="running",
+            output_uri=request["TransformOutput"]["S3OutputPath"],
+        )
+
+    def status(self, run: dict, job: dict) -> dict:
+        name = self.job_name(run, job)
+        described = self._describe(name)
+        if described is None:
+            raise LookupError(f"transform job {name!r} does not exist")
+        return self._state(described)
+
+    def stop(self, run: dict, job: dict) -> dict:
+        name = self.job_name(run, job)
+        try:
+            self.sagemaker.stop_transform_job(TransformJobName=name)
+        except Exception as error:
+            # A job that already ended cannot be stopped; its final state is the answer.
+            if _error_code(error) != "ValidationException":
+                raise
+        return self.status(run, job)
+
+    def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
+        """Each shard answered by `<S3OutputPath>/<shard path relative to the input prefix>.out`."""
+        input_prefix = job_input_prefix(run, job)
+        output_prefix = _key_in_run_bucket(run, job_output_path(run, job, self.job_name(run, job)))
+        positional = self.pipeline.task == "zero-shot"
+        for key in self._input_keys(run, job, input_prefix):
+            yield RawOutput(
+                input_key=key,
+                output_key=f"{output_prefix}{key[len(input_prefix):]}.out",
+                # The zero-shot container answers without the id: line i answers line i of the same object.
+                join="position" if positional else "id",
+                input_id_field="id",
+                check_field="sequences" if positional else None,
+            )
+
+    def _input_keys(self, run: dict, job: dict, input_prefix: str) -> list[str]:
+        shards = job.get("shard_keys") or job.get("shards")
+        if shards:
+            return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
+        keys = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=run_bucket(run), Prefix=input_prefix):
+            keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+        return sorted(keys)
+
+    def _describe(self, name: str) -> dict | None:
+        try:
+            return self.sagemaker.describe_transform_job(TransformJobName=name)
+        except Exception as error:
+            if _is_not_found(error):
+                return None
+            raise
+
+    @staticmethod
+    def _state(described: dict) -> dict:
+        status = described["TransformJobStatus"]
+        return job_state(
+            name=described["TransformJobName"],
+            arn=described.get("TransformJobArn"),
+            status=status,
+            state=STATUS_TO_STATE.get(status, "running"),
+            failure_reason=described.get("FailureReason"),
+            output_uri=described.get("TransformOutput", {}).get("S3OutputPath"),
+        )

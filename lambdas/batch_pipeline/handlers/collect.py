@@ -1,0 +1,27 @@
+"""Collect outputs: `{"run", "jobs": [<the Map's final iteration states>]}` -> counts and output keys.
+
+See batch_pipeline.collect for the join and the files written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from batch_pipeline.collect import collect
+from batch_pipeline.backends import backend_for_run, default_client
+from batch_pipeline.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: Any) -> dict:
+    run = event["run"]
+    result = collect(run, event.get("jobs") or [], backend_for_run(run), default_client("s3"))
+    logger.info("collected", extra={key: result[key] for key in ("records", "processed", "succeeded", "failed",
+                                                                  "unmatched_outputs", "unreadable_output_lines")})
+    metrics.add_metric(name="RecordsSucceeded", unit=MetricUnit.Count, value=result["succeeded"])
+    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=result["failed"])
+    return result

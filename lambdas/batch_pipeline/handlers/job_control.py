@@ -1,0 +1,39 @@
+"""Job control for one Map iteration: `{"action": "submit"|"status", "run", "job", "attempt"}`.
+
+Returns `{"run", "job", "attempt", "wait_seconds"}` (see batch_pipeline.jobs); the state machine waits
+`$.wait_seconds` and checks again while `$.job.done` is false.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from batch_pipeline import jobs
+from batch_pipeline.backends import backend_for_run
+from batch_pipeline.observability import logger, metrics, tracer
+
+ACTIONS = {"submit": jobs.submit_job, "status": jobs.check_job}
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: Any) -> dict:
+    action = event.get("action")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
+    result = ACTIONS[action](event, backend_for_run(event["run"]))
+    job = result["job"]
+    logger.info(
+        "job state",
+        extra={"action": action, "job_name": job["name"], "status": job["status"], "state": job["state"],
+               "attempt": result["attempt"], "wait_seconds": result["wait_seconds"],
+               "failure_reason": job.get("failure_reason")},
+    )
+    if action == "submit" and job.get("arn"):
+        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    if job["done"]:
+        metrics.add_metric(name=f"Jobs{job['state'].capitalize()}", unit=MetricUnit.Count, value=1)
+    return result

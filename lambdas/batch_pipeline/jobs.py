@@ -1,0 +1,115 @@
+"""The Map iteration's job loop: submit, wait with backoff, check, until the job ends.
+
+Step Functions has no `.sync` integration for Bedrock batch jobs, so both backends use this one loop
+(DESIGN, "Backend facts"). Each step takes `{"run", "job", "attempt"}` and returns
+`{"run": run, "job": <job spec merged with the normalised state>, "attempt": attempt + 1, "wait_seconds": N}`;
+the state machine waits `$.wait_seconds` and calls check again while `$.job.done` is false. `run` is passed
+through because the task's result replaces the whole iteration state (ResultPath "$").
+
+A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn;
+the next check submits again, so many uploads queue behind a shared quota instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Callable
+
+from batch_pipeline.backends import BatchBackend, SubmitDeferred, job_state
+
+DEFAULT_BASE_SECONDS = 30
+DEFAULT_MAX_SECONDS = 600
+DEFAULT_JITTER = 0.2
+# How long a job may stay queued behind a quota before the run gives up on it.
+DEFAULT_QUEUE_TIMEOUT_HOURS = 24
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"environment variable {name} must not be negative, got {value!r}")
+    return number
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    base: float | None = None,
+    cap: float | None = None,
+    jitter: float | None = None,
+    seed: str | int | None = None,
+) -> int:
+    """base * 2**attempt, capped, then shortened by up to `jitter` (a fraction) at random.
+
+    Whole seconds, because a Wait state's SecondsPath must be an integer. With a seed the jitter is
+    reproducible; job control seeds with the job name, so parallel jobs spread their polls while a
+    retried Lambda answers the same wait. Defaults come from POLL_INITIAL_SECONDS (30),
+    POLL_MAX_SECONDS (600) and POLL_JITTER (0.2)."""
+    base = _env_number("POLL_INITIAL_SECONDS", DEFAULT_BASE_SECONDS) if base is None else base
+    cap = _env_number("POLL_MAX_SECONDS", DEFAULT_MAX_SECONDS) if cap is None else cap
+    jitter = _env_number("POLL_JITTER", DEFAULT_JITTER) if jitter is None else jitter
+    jitter = min(max(jitter, 0.0), 1.0)
+    # The exponent is bounded so a loop that ran for days cannot overflow a float.
+    delay = min(cap, base * 2 ** min(max(attempt, 0), 32))
+    rng = random.Random(f"{seed}:{attempt}") if seed is not None else random.Random()
+    return max(0, int(round(delay * (1 - jitter * rng.random()))))
+
+
+def _merge(job: dict, state: dict) -> dict:
+    return {**job, **state}
+
+
+def _step(run: dict, job: dict, attempt: int) -> dict:
+    wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
+    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait}
+
+
+def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
+    """Start the job (or find the one a previous try started); a deferral leaves it queued."""
+    run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
+    name = backend.job_name(run, job)
+    job.setdefault("name", name)
+    job.setdefault("queued_at", now())
+    try:
+        state = backend.submit(run, job)
+    except SubmitDeferred as deferred:
+        queued_for = now() - float(job["queued_at"])
+        limit = _env_number("JOB_QUEUE_TIMEOUT_HOURS", DEFAULT_QUEUE_TIMEOUT_HOURS) * 3600
+        if queued_for >= limit:
+            state = job_state(
+                name=name, arn=None, status="NotSubmitted", state="failed",
+                failure_reason=f"not submitted after {queued_for / 3600:.1f} h in the queue; last refusal: {deferred}",
+            )
+        else:
+            state = job_state(name=name, arn=None, status="NotSubmitted", state="queued")
+            state["last_refusal"] = str(deferred)
+        return _step(run, _merge(job, state), attempt)
+    job.setdefault("submitted_at", now())
+    job.pop("last_refusal", None)
+    return _step(run, _merge(job, state), attempt)
+
+
+def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
+    """The job's state now; submits a queued job again; stops a job that outran its time limit."""
+    run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
+    if not job.get("arn"):
+        return submit_job({"run": run, "job": job, "attempt": attempt}, backend, now)
+    state = backend.status(run, job)
+    limit = backend.max_runtime_seconds
+    started = job.get("submitted_at")
+    if limit is not None and started is not None and not state["done"] and now() - float(started) > limit:
+        reason = f"stopped by job control after exceeding the pipeline's {limit // 3600} h runtime limit"
+        if state["status"] != "Stopping":
+            state = backend.stop(run, job)
+        job["stop_reason"] = reason
+    if state["done"] and job.get("stop_reason") and not state.get("failure_reason"):
+        state["failure_reason"] = job["stop_reason"]
+    return _step(run, _merge(job, state), attempt)

@@ -1,0 +1,341 @@
+"""A local stand-in for a JumpStart transform container: it exercises the pipeline, not a model.
+
+moto accepts CreateTransformJob, reports it Completed at once and writes nothing. This engine reads the
+job's input objects from (moto) S3 line by line and writes `<object name>.out` under the job's output
+path the way SageMaker Batch Transform with SplitType=Line / AssembleWith=Line does, honouring the
+JumpStart output contracts:
+
+  - text2text: Python-literal lines `{'id': ..., 'generated_texts': [...]}`. The "summary" is the first
+    sentence(s) of the text, with a leading instruction ("Briefly summarize this text: ") removed,
+    cut to `max_length` words. Lines are shuffled within the object (seeded by the job name) so the
+    pipeline has to join by id.
+  - zero-shot: JSON lines `{"sequence", "labels", "scores"}`, no id, in input order. A label scores by how
+    many words of the text start like a word of the label; scores sum to 1 (independent in (0, 1) when
+    `multi_class`), labels sorted by score, highest first.
+
+HYPER_PARAMS (a Python-literal dict) overrides per-record parameters, as the JumpStart container does.
+
+It says what it is: every run logs "local stand-in engine (not a model)", writes a marker object
+`<output path>/_LOCAL_STAND_IN`, and tags the moto job `batch-pipeline:engine`.
+
+Failure injection, by a marker inside a record's text (so end-to-end tests need no extra wiring):
+  - `[[fail-job]]`: the job ends Failed with a FailureReason naming the record. Objects processed before
+    the one holding the marker keep their `.out`, like a real job that fails part-way.
+  - `[[drop-output]]`: that record's output line is left out (the job still Completes).
+  - `[[bad-output]]`: that record's output line is written unreadable.
+or by hook arguments: `fail_jobs={job name: reason}` fails a job before it writes anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+ENGINE_LABEL = "local stand-in engine (not a model)"
+MARKER_OBJECT = "_LOCAL_STAND_IN"
+STAND_IN_TAG = {"Key": "batch-pipeline:engine", "Value": ENGINE_LABEL}
+FAIL_JOB = "[[fail-job]]"
+DROP_OUTPUT = "[[drop-output]]"
+BAD_OUTPUT = "[[bad-output]]"
+DEFAULT_MAX_LENGTH = 50
+
+log = logging.getLogger(__name__)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A short leading instruction such as "Briefly summarize this text: " is not part of the article.
+_INSTRUCTION = re.compile(r"^[^.!?:\n]{1,80}:\s+")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class EngineFailure(Exception):
+    """The job fails with this FailureReason."""
+
+
+@dataclass
+class TransformResult:
+    job_name: str
+    status: str
+    failure_reason: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    records_in: int = 0
+    lines_out: int = 0
+    dropped: int = 0
+
+
+# ---------------------------------------------------------------- the two "models"
+
+
+def summarize(text: str, max_length: int = DEFAULT_MAX_LENGTH, start_sentence: int = 0) -> str:
+    """First sentence(s) from `start_sentence` on, at most `max_length` words; deterministic."""
+    body = _INSTRUCTION.sub("", text.strip(), count=1)
+    sentences = [s for s in _SENTENCE_END.split(body) if s.strip()] or [body]
+    chosen: list[str] = []
+    words = 0
+    for sentence in sentences[start_sentence % len(sentences):]:
+        count = len(sentence.split())
+        if chosen and words + count > max_length:
+            break
+        chosen.append(sentence.strip())
+        words += count
+    summary_words = " ".join(chosen).split()[: max(1, int(max_length))]
+    return " ".join(summary_words)
+
+
+def classify(sequence: str, labels: list[str], multi_class: bool = False) -> dict:
+    """Label-word overlap scores, labels sorted by score (ties keep the given order)."""
+    tokens = _WORD.findall(sequence.lower())
+    hits = []
+    for label in labels:
+        stems = [word[:5] for word in _WORD.findall(label.lower())]
+        hits.append(sum(1 for token in tokens if any(token.startswith(stem) for stem in stems)))
+    if multi_class:
+        raw = [(h + 0.1) / (h + 1.1) for h in hits]
+        scores = raw
+    else:
+        raw = [1.0 + 3.0 * h for h in hits]
+        scores = [value / sum(raw) for value in raw]
+    order = sorted(range(len(labels)), key=lambda i: -scores[i])
+    return {"sequence": sequence, "labels": [labels[i] for i in order], "scores": [scores[i] for i in order]}
+
+
+def _labels(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [label.strip() for label in value.split(",") if label.strip()]
+    if isinstance(value, list) and value and all(isinstance(label, str) for label in value):
+        return value
+    raise EngineFailure(f"candidate_labels must be a list of strings, got {value!r:.80}")
+
+
+def _hyper_params(environment: Mapping[str, str] | None) -> dict | None:
+    text = (environment or {}).get("HYPER_PARAMS")
+    if text is None:
+        return None
+    try:
+        params = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise EngineFailure(f"ClientError: HYPER_PARAMS is not a Python-literal dict: {text!r:.120}") from None
+    if not isinstance(params, dict):
+        raise EngineFailure(f"ClientError: HYPER_PARAMS must be a dict, got {type(params).__name__}")
+    return params
+
+
+def answer(record: dict, task: str | None, hyper_params: dict | None, line_number: int, key: str) -> str:
+    """One output line for one input record."""
+    task = task or ("zero-shot" if "sequences" in record else "text2text" if "text_inputs" in record else None)
+    if task == "zero-shot":
+        sequence = record.get("sequences")
+        if isinstance(sequence, list) and len(sequence) == 1:
+            sequence = sequence[0]
+        if not isinstance(sequence, str):
+            raise EngineFailure(f"ClientError: {key} line {line_number}: 'sequences' must be a string")
+        params = hyper_params if hyper_params is not None else record
+        result = classify(sequence, _labels(record.get("candidate_labels")), bool(params.get("multi_class", False)))
+        return json.dumps(result)
+    if task == "text2text":
+        text = record.get("text_inputs")
+        if not isinstance(text, str):
+            raise EngineFailure(f"ClientError: {key} line {line_number}: 'text_inputs' must be a string")
+        params = hyper_params if hyper_params is not None else record
+        max_length = int(params.get("max_length", DEFAULT_MAX_LENGTH))
+        count = max(1, int(params.get("num_return_sequences", 1)))
+        texts = [summarize(text, max_length, start) for start in range(count)]
+        # The JumpStart container prints a Python dict, not JSON (see the FLAN-T5 batch transform article).
+        return repr({"id": record.get("id"), "generated_texts": texts})
+    raise EngineFailure(f"ClientError: {key} line {line_number}: neither text_inputs nor sequences in the record")
+
+
+# ---------------------------------------------------------------- one transform job
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def run_transform(
+    s3: Any,
+    *,
+    job_name: str,
+    transform_input: Mapping[str, Any],
+    transform_output: Mapping[str, Any],
+    environment: Mapping[str, str] | None = None,
+    task: str | None = None,
+    shuffle: bool = True,
+    fail_reason: str | None = None,
+) -> TransformResult:
+    """Run one job over (moto) S3 and return its final status; never raises for a job failure."""
+    result = TransformResult(job_name=job_name, status="InProgress")
+    out_bucket, out_prefix = _split(transform_output["S3OutputPath"])
+    out_prefix = out_prefix if out_prefix.endswith("/") or not out_prefix else out_prefix + "/"
+    log.info("%s: running transform job %s", ENGINE_LABEL, job_name)
+    s3.put_object(
+        Bucket=out_bucket, Key=f"{out_prefix}{MARKER_OBJECT}",
+        Body=f"{ENGINE_LABEL}: outputs of {job_name} were written by the local engine, not by a model.\n".encode(),
+    )
+    try:
+        if fail_reason:
+            raise EngineFailure(fail_reason)
+        _check_request(transform_input, transform_output)
+        hyper_params = _hyper_params(environment)
+        source = transform_input["DataSource"]["S3DataSource"]
+        in_bucket, in_prefix = _split(source["S3Uri"])
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=in_bucket, Prefix=in_prefix):
+            keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+        if not keys:
+            raise EngineFailure(f"ClientError: no input objects under {source['S3Uri']}")
+        rng = random.Random(job_name)
+        for key in sorted(keys):
+            lines = _transform_object(s3, in_bucket, key, task, hyper_params, result)
+            if shuffle and (task == "text2text" or (task is None and all(line.startswith("{'") for line in lines))):
+                rng.shuffle(lines)
+            relative = key[len(in_prefix):].lstrip("/")
+            output_key = f"{out_prefix}{relative}.out"
+            s3.put_object(Bucket=out_bucket, Key=output_key, Body="".join(line + "\n" for line in lines).encode())
+            result.outputs.append(output_key)
+            result.lines_out += len(lines)
+    except EngineFailure as failure:
+        result.status, result.failure_reason = "Failed", str(failure)
+        log.info("%s: transform job %s Failed: %s", ENGINE_LABEL, job_name, failure)
+        return result
+    result.status = "Completed"
+    log.info("%s: transform job %s Completed, %d records in, %d lines out", ENGINE_LABEL, job_name,
+             result.records_in, result.lines_out)
+    return result
+
+
+def _check_request(transform_input: Mapping[str, Any], transform_output: Mapping[str, Any]) -> None:
+    """Refuse what the real container would mishandle, so a wrong request shape fails loudly here too."""
+    source = transform_input.get("DataSource", {}).get("S3DataSource", {})
+    if source.get("S3DataType") != "S3Prefix":
+        raise EngineFailure(f"ClientError: {ENGINE_LABEL} reads S3DataType=S3Prefix only, got {source.get('S3DataType')!r}")
+    if transform_input.get("SplitType") != "Line":
+        raise EngineFailure("ClientError: SplitType must be Line for JSON Lines input")
+    if transform_input.get("ContentType") != "application/jsonlines":
+        raise EngineFailure(f"ClientError: unsupported ContentType {transform_input.get('ContentType')!r}")
+    if transform_output.get("AssembleWith") != "Line":
+        raise EngineFailure("ClientError: AssembleWith must be Line to get one output line per record")
+
+
+def _transform_object(s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict | None,
+                      result: TransformResult) -> list[str]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    lines: list[str] = []
+    for number, raw in enumerate(body.iter_lines(), start=1):
+        text = raw.decode("utf-8")
+        if not text.strip():
+            continue
+        result.records_in += 1
+        try:
+            record = json.loads(text)
+        except ValueError:
+            raise EngineFailure(f"ClientError: {key} line {number} is not JSON") from None
+        if FAIL_JOB in text:
+            raise EngineFailure(
+                f"AlgorithmError: {ENGINE_LABEL} failed the job on purpose: record {record.get('id')!r} "
+                f"in {key.rsplit('/', 1)[-1]} carries {FAIL_JOB}"
+            )
+        if DROP_OUTPUT in text:
+            result.dropped += 1
+            continue
+        if BAD_OUTPUT in text:
+            lines.append(f"<<{ENGINE_LABEL}: unreadable output for record {record.get('id')!r}>>")
+            continue
+        lines.append(answer(record, task, hyper_params, number, key))
+    return lines
+
+
+# ---------------------------------------------------------------- the moto hook
+
+
+class SageMakerEngineHook:
+    """Makes moto's CreateTransformJob run the engine synchronously; a context manager that undoes itself.
+
+    task_for_model: SageMaker model name -> "text2text" | "zero-shot" (a dict or a callable); when it does
+    not know a model, the task is read off each record (`text_inputs` or `sequences`).
+    fail_jobs: transform job name -> FailureReason, to fail a job without touching its records.
+    s3_client: a boto3 S3 client factory (default: boto3.client("s3") in the job's region).
+    """
+
+    def __init__(
+        self,
+        *,
+        task_for_model: Mapping[str, str] | Callable[[str], str | None] | None = None,
+        shuffle: bool = True,
+        fail_jobs: Mapping[str, str] | None = None,
+        s3_client: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.task_for_model = task_for_model
+        self.shuffle = shuffle
+        self.fail_jobs = dict(fail_jobs or {})
+        self.s3_client = s3_client
+        self.runs: list[TransformResult] = []
+        self._original: Callable | None = None
+
+    def _task(self, model_name: str) -> str | None:
+        if callable(self.task_for_model):
+            return self.task_for_model(model_name)
+        return (self.task_for_model or {}).get(model_name)
+
+    def _s3(self, region: str) -> Any:
+        if self.s3_client is not None:
+            return self.s3_client(region)
+        import boto3
+
+        return boto3.client("s3", region_name=region)
+
+    def install(self) -> SageMakerEngineHook:
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        if self._original is not None:
+            return self
+        original = SageMakerModelBackend.create_transform_job
+        hook = self
+
+        def create_transform_job(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            job = original(backend, *args, **kwargs)
+            result = run_transform(
+                hook._s3(backend.region_name),
+                job_name=job.transform_job_name,
+                transform_input=job.transform_input or {},
+                transform_output=job.transform_output or {},
+                environment=job.environment,
+                task=hook._task(job.model_name),
+                shuffle=hook.shuffle,
+                fail_reason=hook.fail_jobs.get(job.transform_job_name),
+            )
+            job.transform_job_status = result.status
+            job.failure_reason = result.failure_reason or ""
+            job.tags = [*(job.tags or []), STAND_IN_TAG]
+            hook.runs.append(result)
+            return job
+
+        create_transform_job.__wrapped__ = original  # type: ignore[attr-defined]
+        SageMakerModelBackend.create_transform_job = create_transform_job
+        self._original = original
+        return self
+
+    def uninstall(self) -> None:
+        if self._original is None:
+            return
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        SageMakerModelBackend.create_transform_job = self._original
+        self._original = None
+
+    def __enter__(self) -> SageMakerEngineHook:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+def install_sagemaker_engine(**options: Any) -> SageMakerEngineHook:
+    """Patch moto so CreateTransformJob runs the local engine; use as `with install_sagemaker_engine(...):`
+    (or call .uninstall()). Options: see SageMakerEngineHook."""
+    return SageMakerEngineHook(**options).install()
