@@ -18,20 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
-
 from rouge_score_rs import rouge_scorer
+from rouge_score_rs.scoring import Score
 
-__all__ = ["ROUGE_TYPES", "PairScore", "mean_scores", "score_pairs"]
+__all__ = ["MEASURES", "ROUGE_TYPES", "Score", "mean_scores", "score_pairs"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 MEASURES = ("precision", "recall", "fmeasure")
-
-
-class PairScore(NamedTuple):
-    precision: float
-    recall: float
-    fmeasure: float
 
 
 _scorers: dict[bool, rouge_scorer.RougeScorer] = {}
@@ -49,8 +42,8 @@ def score_pairs(
     predictions: Sequence[str],
     *,
     use_stemmer: bool = False,
-) -> list[dict[str, PairScore]]:
-    """One `{rouge_type: PairScore}` per (reference, prediction) pair, in order.
+) -> list[dict[str, Score]]:
+    """One `{rouge_type: Score(precision, recall, fmeasure)}` per (reference, prediction) pair, in order.
 
     A reference may be a list of strings: the pair then takes, per ROUGE type, the reference with
     the highest F-measure. Pairs with one reference are scored in one native batch call, which uses
@@ -60,24 +53,20 @@ def score_pairs(
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
     scorer = _scorer(use_stemmer)
     single = [i for i, reference in enumerate(references) if isinstance(reference, str)]
-    results: list[dict[str, PairScore] | None] = [None] * len(references)
+    results: list[dict[str, Score] | None] = [None] * len(references)
     batch = scorer.score_batch([references[i] for i in single], [predictions[i] for i in single])
     for i, scores in zip(single, batch):
-        results[i] = _plain(scores)
+        results[i] = scores
     for i, reference in enumerate(references):
         if results[i] is None:
             targets = list(reference)
             if not targets:
                 raise ValueError(f"pair {i}: a list of references must not be empty")
-            results[i] = _plain(scorer.score_multi(targets, predictions[i]))
+            results[i] = scorer.score_multi(targets, predictions[i])
     return results  # type: ignore[return-value]
 
 
-def _plain(scores: dict) -> dict[str, PairScore]:
-    return {rouge_type: PairScore(*scores[rouge_type]) for rouge_type in ROUGE_TYPES}
-
-
-def mean_scores(pair_scores: Sequence[dict[str, PairScore]]) -> dict[str, dict[str, float | None]]:
+def mean_scores(pair_scores: Sequence[dict[str, Score]]) -> dict[str, dict[str, float | None]]:
     """The arithmetic mean of each measure over the pairs (None when there are no pairs), summed with
     math.fsum so the mean does not depend on the order of the pairs.
 

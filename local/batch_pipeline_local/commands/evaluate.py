@@ -9,6 +9,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+import orjson
+
 from batch_pipeline.evaluation import EvaluationError, evaluate_files
 from batch_pipeline.evaluation.rouge import MEASURES, ROUGE_TYPES
 
@@ -90,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch-pipeline evaluate: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.scores_out:
-        with args.scores_out.open("w") as out:
+        with args.scores_out.open("wb") as out:
             for record_id, scores in per_record.items():
-                out.write(json.dumps({"id": record_id, "scores": scores}) + "\n")
+                out.write(orjson.dumps({"id": record_id, "scores": scores}, option=orjson.OPT_APPEND_NEWLINE))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK if report["scored"] else EXIT_FAILED
 

@@ -1,0 +1,149 @@
+"""Benchmark: our ROUGE scoring against Google's rouge-score in the same run, and a 50,000-record
+evaluation end to end from files.
+
+    .venv/bin/python bench/evaluate.py                      # 10,000 pairs + 50,000 records end to end
+    .venv/bin/python bench/evaluate.py --pairs 20000 --stemmer
+
+Pairs are generated (bench/synthetic_summaries.py): CNN/DailyMail-shaped highlights of ~55 words in
+3-4 newline-separated sentences, and model-like summaries derived from them. The baseline is
+rouge-score 0.1.2 (requirements-dev.txt) scoring the same pairs, one `score` call per pair as
+`evaluate`'s rouge does; every baseline pair is also checked for exact equality.
+
+End to end times `batch-pipeline evaluate` (in-process, then as a fresh process) over files on disk:
+read SageMaker `.out` lines (Python-literal, as JumpStart writes them) and a references file, join
+by id, score, write the JSON report and per-record scores. Targets (issue 6): scoring >= 30x
+rouge-score's pairs/s; 50,000 records end to end < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.synthetic_summaries import make_pairs  # noqa: E402
+from batch_pipeline.evaluation.rouge import ROUGE_TYPES, _scorer, score_pairs  # noqa: E402
+
+SPEED_TARGET = 30.0
+END_TO_END_TARGET_S = 10.0
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def scoring(pairs: list[tuple[str, str]], use_stemmer: bool, baseline_pairs: int) -> dict:
+    from rouge_score import rouge_scorer as google_rouge
+
+    references = [reference for reference, _ in pairs]
+    predictions = [prediction for _, prediction in pairs]
+    google = google_rouge.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    subset = pairs[:baseline_pairs]
+    google_scores, google_s = timed(lambda: [google.score(r, p) for r, p in subset])
+
+    ours_batch, batch_s = timed(score_pairs, references, predictions, use_stemmer=use_stemmer)
+    # One pair per call on one thread: the engine's speed without the batch call's parallelism.
+    native = _scorer(use_stemmer)
+    _, single_s = timed(lambda: [native.score(r, p) for r, p in pairs])
+
+    mismatches = sum(
+        tuple(ours[t]) != tuple(theirs[t]) for ours, theirs in zip(ours_batch, google_scores) for t in ROUGE_TYPES
+    )
+    google_rate = len(subset) / google_s
+    return {
+        "pairs": len(pairs),
+        "use_stemmer": use_stemmer,
+        "rouge_score_pairs": len(subset),
+        "rouge_score_pairs_per_s": round(google_rate),
+        "ours_batch_pairs_per_s": round(len(pairs) / batch_s),
+        "ours_single_thread_pairs_per_s": round(len(pairs) / single_s),
+        "speedup_batch": round(len(pairs) / batch_s / google_rate, 1),
+        "speedup_single_thread": round(len(pairs) / single_s / google_rate, 1),
+        "mismatched_scores": mismatches,
+    }
+
+
+def write_run_files(directory: Path, records: int) -> tuple[Path, Path]:
+    pairs = make_pairs(records, seed=50_000)
+    references = directory / "references.jsonl"
+    predictions = directory / "part-00000.jsonl.out"
+    with references.open("w") as refs, predictions.open("w") as preds:
+        for record_id, (reference, prediction) in enumerate(pairs):
+            refs.write(json.dumps({"id": record_id, "reference": reference}) + "\n")
+        # Batch Transform output is in no particular order across shards; reverse it so the join works.
+        for record_id in reversed(range(records)):
+            preds.write(repr({"id": record_id, "generated_texts": [pairs[record_id][1]]}) + "\n")
+    return references, predictions
+
+
+def end_to_end(records: int) -> dict:
+    from batch_pipeline_local.cli import main
+
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        references, predictions = write_run_files(directory, records)
+        arguments = ["evaluate", "--predictions", str(predictions), "--references", str(references), "--json"]
+
+        in_process_out = directory / "scores-in-process.jsonl"
+        with contextlib.redirect_stdout(io.StringIO()) as captured:
+            code, in_process_s = timed(main, [*arguments, "--scores-out", str(in_process_out)])
+        report = json.loads(captured.getvalue())
+        (directory / "evaluation.json").write_text(captured.getvalue())
+
+        process_out = directory / "scores-process.jsonl"
+        command = [sys.executable, "-m", "batch_pipeline_local.cli", *arguments, "--scores-out", str(process_out)]
+        completed, process_s = timed(subprocess.run, command, capture_output=True, env={**os.environ}, check=False)
+        scored_lines = sum(1 for _ in process_out.open())
+    return {
+        "records": records,
+        "exit_codes": [code, completed.returncode],
+        "scored": report["scored"],
+        "scores_written": scored_lines,
+        "rougeLsum_fmeasure": report["rouge"]["rougeLsum"]["fmeasure"],
+        "in_process_s": round(in_process_s, 2),
+        "fresh_process_s": round(process_s, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=10_000, help="pairs to score (default 10,000)")
+    parser.add_argument("--baseline-pairs", type=int, default=None,
+                        help="how many of them rouge-score also scores (default: all)")
+    parser.add_argument("--stemmer", action="store_true", help="score with Porter stemming on")
+    parser.add_argument("--records", type=int, default=50_000, help="records for the end-to-end run (default 50,000)")
+    args = parser.parse_args()
+
+    pairs = make_pairs(args.pairs, seed=1)
+    speed = scoring(pairs, args.stemmer, args.baseline_pairs or args.pairs)
+    whole = end_to_end(args.records)
+    print(json.dumps({"scoring": speed, "end_to_end": whole, "cpus": os.cpu_count()}, indent=2))
+
+    failures = []
+    if speed["mismatched_scores"]:
+        failures.append(f"{speed['mismatched_scores']} scores differ from rouge-score")
+    if speed["speedup_batch"] < SPEED_TARGET:
+        failures.append(f"scoring {speed['speedup_batch']}x rouge-score, target {SPEED_TARGET}x")
+    if whole["fresh_process_s"] >= END_TO_END_TARGET_S or whole["in_process_s"] >= END_TO_END_TARGET_S:
+        failures.append(f"{args.records} records end to end took more than {END_TO_END_TARGET_S} s")
+    if whole["exit_codes"] != [0, 0] or whole["scored"] != args.records or whole["scores_written"] != args.records:
+        failures.append(f"end-to-end run did not score every record: {whole}")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
