@@ -1,0 +1,39 @@
+"""Write manifest: manifest.json and summary.md for a finished run, or for one a step failed."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from batch_pipeline.backends.runs import run_bucket, run_prefix
+from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
+from batch_pipeline.observability import LOCAL_STAND_IN, logger, metrics, tracer
+
+_s3 = boto3.client("s3")
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context) -> dict:
+    run = dict(event["run"], local_stand_in=LOCAL_STAND_IN)
+    if "failure" in event:
+        manifest = failure_manifest(run, event["failure"])
+    else:
+        manifest = build_manifest(run, event.get("jobs", []), event.get("collect", {}), event.get("evaluation"))
+    bucket, prefix = run_bucket(run), run_prefix(run)
+    _s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json", ContentType="application/json",
+                   Body=json.dumps(manifest, indent=2).encode())
+    _s3.put_object(Bucket=bucket, Key=f"{prefix}summary.md", ContentType="text/markdown; charset=utf-8",
+                   Body=render_summary(manifest).encode())
+    metrics.add_dimension(name="pipeline", value=run["pipeline"])
+    metrics.add_metric(name="RunsFinished", unit="Count", value=1)
+    metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
+    for name in ("succeeded", "failed"):
+        metrics.add_metric(name=f"Records{name.title()}", unit="Count", value=manifest["counts"][name] or 0)
+    if "duration_seconds" in manifest.get("timings", {}):
+        metrics.add_metric(name="RunDuration", unit="Seconds", value=manifest["timings"]["duration_seconds"])
+    logger.info("run finished", extra={"status": manifest["status"], "counts": manifest["counts"]})
+    # The state machine reads status, error and cause; the notification reads the rest.
+    return manifest

@@ -1,0 +1,25 @@
+"""Notify: publish a run's outcome (status, headline metrics, where the files are) to the topic."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+
+from batch_pipeline.notifications import run_message
+from batch_pipeline.observability import logger, metrics, tracer
+
+_sns = boto3.client("sns")
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context) -> dict:
+    subject, text, attributes = run_message(event["manifest"])
+    response = _sns.publish(
+        TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=text,
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
+    logger.info("notified", extra={"subject": subject, "message_id": response["MessageId"]})
+    return {"message_id": response["MessageId"]}

@@ -1,0 +1,28 @@
+"""Plan jobs: read the run's intake report, return the Map's job list."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+
+from batch_pipeline.backends.runs import run_bucket, run_prefix
+from batch_pipeline.config import parse_runtime_pipelines
+from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.plan import plan_jobs
+
+_s3 = boto3.client("s3")
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context) -> dict:
+    run = event["run"]
+    pipeline = parse_runtime_pipelines(os.environ["PIPELINES"])[run["pipeline"]]
+    key = run.get("intake_report_key") or f"{run_prefix(run)}intake.json"
+    report = json.loads(_s3.get_object(Bucket=run_bucket(run), Key=key)["Body"].read())
+    jobs = plan_jobs(run, report, pipeline)
+    logger.info("planned jobs", extra={"jobs": [j["name"] for j in jobs], "records": sum(j["records"] for j in jobs)})
+    return {"jobs": jobs, "backend": pipeline.backend}

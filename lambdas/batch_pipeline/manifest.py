@@ -1,0 +1,179 @@
+"""The run manifest (manifest.json) and its human-readable summary (summary.md).
+
+Status: SUCCEEDED when every valid record has a prediction; PARTIAL when some records failed or a
+job ended partially; FAILED when no record succeeded, every job failed, or a workflow step failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+
+MANIFEST_VERSION = 1
+RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _timings(run: dict, finished: datetime) -> dict:
+    started = run.get("started_at")
+    timings = {"started_at": started, "finished_at": finished.isoformat(timespec="seconds")}
+    if started:
+        try:
+            timings["duration_seconds"] = round((finished - datetime.fromisoformat(started)).total_seconds(), 3)
+        except ValueError:
+            pass
+    return timings
+
+
+def _locations(run: dict) -> dict:
+    bucket, prefix = run_bucket(run), run_prefix(run)
+    return {
+        "run_folder": s3_uri(bucket, prefix),
+        "shards": s3_uri(bucket, f"{prefix}shards/"),
+        "raw": s3_uri(bucket, f"{prefix}raw/"),
+        **{name.split(".")[0]: s3_uri(bucket, prefix + name) for name in RESULT_FILES},
+    }
+
+
+def _base(run: dict) -> dict:
+    counts = run.get("counts", {})
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": run["run_id"],
+        "pipeline": run["pipeline"],
+        "backend": run.get("backend"),
+        "model": run.get("model"),
+        "input": run.get("input"),
+        "ids_assigned": run.get("ids_assigned", False),
+        "local_stand_in": run.get("local_stand_in", False),
+        "counts": {
+            "total": counts.get("total"),
+            "valid": counts.get("valid"),
+            "rejected": counts.get("rejected"),
+            "processed": 0,
+            "succeeded": 0,
+            "failed": 0,
+        },
+    }
+
+
+def run_status(jobs: list[dict], counts: dict) -> str:
+    states = [job.get("state") for job in jobs]
+    if counts["succeeded"] == 0 or (states and all(s in ("failed", "stopped") for s in states)):
+        return "FAILED"
+    if counts["failed"] or any(s != "succeeded" for s in states):
+        return "PARTIAL"
+    return "SUCCEEDED"
+
+
+def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict | None,
+                   finished: datetime | None = None) -> dict:
+    """The manifest of a run whose jobs ended (whatever their outcome)."""
+    manifest = _base(run)
+    counts = manifest["counts"]
+    for field in ("processed", "succeeded", "failed"):
+        counts[field] = int(collect.get(field, 0))
+    job_summaries = [
+        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
+        for job in (entry.get("job", entry) for entry in jobs)
+    ]
+    manifest["jobs"] = job_summaries
+    manifest["status"] = run_status(job_summaries, counts)
+    failure_reasons = [j["failure_reason"] for j in job_summaries if j.get("failure_reason")]
+    if manifest["status"] == "FAILED":
+        manifest["error"] = "JobsFailed" if failure_reasons else "NoPredictions"
+        manifest["cause"] = "; ".join(failure_reasons) or "no record received a prediction"
+    for field in ("input_tokens", "output_tokens"):
+        if collect.get(field):  # SageMaker reports no token counts
+            manifest.setdefault("tokens", {})[field] = collect[field]
+    if collect.get("backend_counts"):
+        manifest["backend_counts"] = collect["backend_counts"]
+    if collect.get("errors_by_reason"):
+        manifest["errors_by_reason"] = collect["errors_by_reason"]
+    manifest["evaluation"] = _headline(evaluation)
+    manifest["timings"] = _timings(run, finished or _now())
+    manifest["outputs"] = _locations(run)
+    return manifest
+
+
+def failure_manifest(run: dict, failure: dict, finished: datetime | None = None) -> dict:
+    """The manifest of a run stopped by a failed workflow step."""
+    manifest = _base(run)
+    manifest["status"] = "FAILED"
+    manifest["failed_state"] = failure.get("state")
+    manifest["error"] = failure.get("error") or "States.TaskFailed"
+    manifest["cause"] = _cause_message(failure.get("cause"))
+    manifest["timings"] = _timings(run, finished or _now())
+    manifest["outputs"] = _locations(run)
+    return manifest
+
+
+def _cause_message(cause: str | None) -> str:
+    """A Lambda failure's Cause is a JSON error object; keep its message and type readable."""
+    import json
+
+    if not cause:
+        return "no cause reported"
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
+    return cause
+
+
+def _headline(evaluation: dict | None) -> dict | None:
+    """The few numbers a notification or a glance needs; evaluation.json has the rest."""
+    if not evaluation or not evaluation.get("metric"):
+        return None
+    headline = {"metric": evaluation["metric"]}
+    for key in ("records", "scored", "missing", "errors", "accuracy", "macro_f1"):
+        if key in evaluation:
+            headline[key] = evaluation[key]
+    rouge = evaluation.get("rouge")
+    if rouge:
+        headline["rouge_f"] = {name: values.get("fmeasure") for name, values in rouge.items()}
+    return headline
+
+
+def render_summary(manifest: dict) -> str:
+    """summary.md: counts, metrics, timings and links, for a person."""
+    counts = manifest["counts"]
+    lines = [
+        f"# Run {manifest['run_id']}: {manifest['status']}",
+        "",
+        f"Pipeline `{manifest['pipeline']}` on {manifest.get('backend') or 'unknown backend'}"
+        + (" (local stand-in engine, not a model)" if manifest.get("local_stand_in") else ""),
+    ]
+    source = manifest.get("input") or {}
+    if source:
+        lines.append(f"Input `s3://{source.get('bucket')}/{source.get('key')}` version `{source.get('version_id')}`")
+    lines += ["", "| records | count |", "| --- | ---: |"]
+    lines += [f"| {name} | {value if value is not None else '-'} |" for name, value in counts.items()]
+    if manifest.get("failed_state") or manifest.get("cause"):
+        lines += ["", f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}"]
+    headline = manifest.get("evaluation")
+    if headline:
+        lines += ["", f"## Evaluation ({headline['metric']})", ""]
+        for name, value in (headline.get("rouge_f") or {}).items():
+            lines.append(f"- {name} F1: {value:.4f}" if isinstance(value, float) else f"- {name} F1: -")
+        for name in ("accuracy", "macro_f1"):
+            if isinstance(headline.get(name), float):
+                lines.append(f"- {name}: {headline[name]:.4f}")
+    tokens = manifest.get("tokens")
+    if tokens:
+        lines += ["", f"Tokens: {tokens.get('input_tokens')} in, {tokens.get('output_tokens')} out"]
+    if manifest.get("jobs"):
+        lines += ["", "## Jobs", ""]
+        lines += [f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")
+                  for j in manifest["jobs"]]
+    timings = manifest.get("timings", {})
+    lines += ["", f"Started {timings.get('started_at')}, finished {timings.get('finished_at')}"
+              + (f", {timings['duration_seconds']} s" if "duration_seconds" in timings else ""), "", "## Files", ""]
+    lines += [f"- {name}: {uri}" for name, uri in manifest.get("outputs", {}).items()]
+    return "\n".join(lines) + "\n"

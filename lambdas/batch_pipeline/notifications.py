@@ -1,0 +1,33 @@
+"""What a run notification says. Shared by the workflow's Notify step and intake's rejection notice."""
+
+from __future__ import annotations
+
+import json
+
+SUBJECT_LIMIT = 100  # SNS refuses longer subjects
+
+
+def run_message(manifest: dict) -> tuple[str, str, dict[str, str]]:
+    """(subject, body, message attributes) for a finished, failed or rejected run."""
+    status = manifest["status"]
+    subject = f"llm-batch-pipeline {manifest['pipeline']}: {status} {manifest['run_id']}"[:SUBJECT_LIMIT]
+    counts = manifest.get("counts", {})
+    lines = [
+        f"Run {manifest['run_id']} of pipeline {manifest['pipeline']} ended {status}.",
+        "Records: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None),
+    ]
+    if manifest.get("cause"):
+        lines.append(f"Why: {manifest.get('failed_state') or ''} {manifest.get('error')}: {manifest['cause']}".replace("  ", " "))
+    headline = manifest.get("evaluation") or {}
+    if headline.get("rouge_f"):
+        lines.append("ROUGE F1: " + ", ".join(f"{k} {v:.4f}" for k, v in headline["rouge_f"].items() if isinstance(v, float)))
+    for key in ("accuracy", "macro_f1"):
+        if isinstance(headline.get(key), float):
+            lines.append(f"{key}: {headline[key]:.4f}")
+    outputs = manifest.get("outputs", {})
+    for key in ("manifest", "summary", "predictions", "report"):
+        if outputs.get(key):
+            lines.append(f"{key}: {outputs[key]}")
+    lines += ["", json.dumps({"run_id": manifest["run_id"], "status": status, "counts": counts}, separators=(",", ":"))]
+    attributes = {"status": status, "pipeline": manifest["pipeline"]}
+    return subject, "\n".join(lines), attributes

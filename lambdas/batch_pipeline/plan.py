@@ -1,0 +1,50 @@
+"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs.
+
+SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
+instances, and intake already wrote at least one size-balanced shard per instance, so one job
+with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
+already sized to the quotas.
+"""
+
+from __future__ import annotations
+
+from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.backends.sagemaker import transform_job_name
+from batch_pipeline.config import RuntimePipeline
+
+
+class PlanningError(ValueError):
+    """The intake report cannot be planned (no shards): a bug or a tampered run folder."""
+
+
+def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list[dict]:
+    shards = intake_report.get("shards") or []
+    if not shards:
+        raise PlanningError(f"intake report of run {run['run_id']} lists no shards")
+    bucket, prefix = run_bucket(run), run_prefix(run)
+    if pipeline.backend == "sagemaker":
+        name = transform_job_name(run["run_id"], 0)
+        return [{
+            "index": 0,
+            "name": name,
+            "input_uri": s3_uri(bucket, f"{prefix}shards/"),
+            "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+            "records": sum(int(s["records"]) for s in shards),
+            "bytes": sum(int(s["bytes"]) for s in shards),
+            "shard_keys": [s["key"] for s in shards],
+        }]
+    from batch_pipeline.backends.bedrock import bedrock_job_name  # noqa: PLC0415 - only Bedrock runs need it
+
+    jobs = []
+    for index, shard in enumerate(shards):
+        name = bedrock_job_name(run["run_id"], index)
+        jobs.append({
+            "index": index,
+            "name": name,
+            "input_uri": s3_uri(bucket, shard["key"]),
+            "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+            "records": int(shard["records"]),
+            "bytes": int(shard["bytes"]),
+            "shard_keys": [shard["key"]],
+        })
+    return jobs

@@ -1,0 +1,449 @@
+"""Local mode: the synthesized application, run for real on emulated AWS.
+
+- The app is synthesized in-process and its CloudFormation template is read back.
+- moto plays S3, SageMaker, SNS, IAM, Lambda and Step Functions. The state machine is created from
+  the template's exact definition and executed by moto's interpreter (`execute_state_machine`).
+- Lambda invocations run our handlers in-process: moto's Docker-free Lambda backend is pointed at
+  the handler named in the template, with the function's environment from the template.
+- Local engines stand in for the model containers. They exercise the pipeline, not a model, and
+  every output they write says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import io
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from unittest import mock
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STACK_NAME = "LlmBatchPipeline"
+STAND_IN_LABEL = "local stand-in engine (not a model)"
+# Waits in local mode: jobs end at once, so polling waits seconds, not minutes.
+LOCAL_POLL_ENVIRONMENT = {"POLL_INITIAL_SECONDS": "0", "POLL_MAX_SECONDS": "1"}
+
+
+class LocalRunError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------- template
+
+
+def synthesize_template(context_overrides: dict | None = None) -> dict:
+    """Synthesize the app exactly as `cdk synth` would (minus asset bundling) and return the template."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("CDK_VALIDATION", "false")
+    from app import STACK_NAME as APP_STACK, build_app  # noqa: PLC0415 - jsii start-up only when needed
+
+    from .settings import DEFAULT_CDK_JSON
+
+    context = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]
+    context["aws:cdk:bundling-stacks"] = []
+    for key, value in (context_overrides or {}).items():
+        context[key] = value
+    app, _ = build_app(copy.deepcopy(context))
+    return app.synth().get_stack_by_name(APP_STACK).template
+
+
+def resources_of(template: dict, kind: str) -> dict[str, dict]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+class Resolver:
+    """Resolves the intrinsic functions the synthesized template uses, against local names."""
+
+    def __init__(self, physical: dict[str, str], attributes: dict[tuple[str, str], str]) -> None:
+        self.physical = physical
+        self.attributes = attributes
+        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": STACK_NAME}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                if arg in self.pseudo:
+                    return self.pseudo[arg]
+                return self.physical.get(arg, f"local-{arg}")
+            if fn == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attributes.get((logical, attribute), f"local-{logical}-{attribute}")
+            if fn == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self(p)) for p in parts)
+            if fn == "Fn::Select":
+                index, items = arg
+                return self(items)[int(index)]
+            if fn == "Fn::Split":
+                separator, text = arg
+                return str(self(text)).split(separator)
+        return {k: self(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------- Lambda dispatch
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    name: str
+    handler: str
+    environment: dict[str, str]
+
+
+class FakeContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 1024
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function.name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = "local"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+@dataclass
+class Invocation:
+    function: str
+    event: Any
+    error: str | None = None
+
+
+@dataclass
+class LocalApp:
+    template: dict
+    input_bucket: str
+    output_bucket: str
+    topic_arn: str
+    state_machine_arn: str
+    functions: dict[str, LocalFunction]
+    invocations: list[Invocation] = field(default_factory=list)
+
+    def function_by_handler(self, handler: str) -> LocalFunction:
+        return next(f for f in self.functions.values() if f.handler == handler)
+
+    def invoke(self, function: LocalFunction, event: Any) -> Any:
+        """Run the function's handler in-process, as Lambda would run it."""
+        record = Invocation(function.logical_id, event)
+        self.invocations.append(record)
+        module_name, _, attribute = function.handler.rpartition(".")
+        handler: Callable = getattr(importlib.import_module(module_name), attribute)
+        try:
+            return handler(copy.deepcopy(event), FakeContext(function))
+        except Exception as error:
+            record.error = f"{type(error).__name__}: {error}"
+            raise
+
+
+def _dispatching_invoke(local: LocalApp) -> Callable:
+    def invoke(backend, function_name, qualifier, body, headers, response_headers):  # noqa: ARG001 - moto's signature
+        name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
+        function = local.functions.get(name)
+        if function is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": name}).encode()
+        event = json.loads(body) if body else {}
+        try:
+            result = local.invoke(function, event)
+        except Exception as error:  # noqa: BLE001 - reported to Step Functions like Lambda does
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
+                               "stackTrace": traceback.format_exception(error)[-5:]}).encode()
+        return json.dumps(result, default=str).encode()
+
+    return invoke
+
+
+# ---------------------------------------------------------------------------- building the emulated app
+
+
+def _dummy_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "local mode runs the handler in-process; this zip is never executed\n")
+    return buffer.getvalue()
+
+
+def deploy(template: dict, clients: dict) -> LocalApp:
+    """Create the template's buckets, topic, models, functions and state machine in moto."""
+    s3, sns, iam, lam, sfn, sagemaker = (clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker"))
+    role_arn = iam.create_role(
+        RoleName="local-mode-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com",
+                                                         "sagemaker.amazonaws.com"]},
+            "Action": "sts:AssumeRole"}]}),
+    )["Role"]["Arn"]
+
+    physical: dict[str, str] = {}
+    attributes: dict[tuple[str, str], str] = {}
+    suffix = uuid.uuid4().hex[:8]
+    buckets = resources_of(template, "AWS::S3::Bucket")
+    for logical, bucket in buckets.items():
+        name = f"local-{logical.lower()[:40]}-{suffix}"
+        s3.create_bucket(Bucket=name)
+        if bucket["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        physical[logical] = name
+        attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+    for logical in resources_of(template, "AWS::SNS::Topic"):
+        arn = sns.create_topic(Name=f"local-{logical}-{suffix}")["TopicArn"]
+        physical[logical] = arn
+        attributes[(logical, "TopicArn")] = arn
+    for logical in resources_of(template, "AWS::KMS::Key"):
+        attributes[(logical, "Arn")] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/local-{logical}"
+    for logical in resources_of(template, "AWS::SQS::Queue"):
+        attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-{logical}"
+    for logical in resources_of(template, "AWS::IAM::Role"):
+        attributes[(logical, "Arn")] = role_arn
+    state_machines = resources_of(template, "AWS::StepFunctions::StateMachine")
+    (sm_logical, sm_resource), = state_machines.items()
+    sm_name = f"local-run-state-machine-{suffix}"
+    sm_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{sm_name}"
+    physical[sm_logical] = sm_arn
+    attributes[(sm_logical, "Name")] = sm_name
+    functions_raw = resources_of(template, "AWS::Lambda::Function")
+    for logical in functions_raw:
+        physical[logical] = logical
+        attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
+    resolve = Resolver(physical, attributes)
+
+    for logical, model in resources_of(template, "AWS::SageMaker::Model").items():
+        props = resolve(model["Properties"])
+        sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=role_arn,
+                               PrimaryContainer={k: v for k, v in props["PrimaryContainer"].items()
+                                                 if k in ("Image", "ModelDataUrl", "Environment", "Mode")},
+                               EnableNetworkIsolation=props.get("EnableNetworkIsolation", False))
+
+    functions: dict[str, LocalFunction] = {}
+    code = _dummy_zip()
+    for logical, fn in functions_raw.items():
+        props = fn["Properties"]
+        environment = {k: str(v) for k, v in resolve(props.get("Environment", {}).get("Variables", {})).items()}
+        lam.create_function(FunctionName=logical, Runtime=props["Runtime"], Role=role_arn, Handler=props["Handler"],
+                            Code={"ZipFile": code}, Description=props.get("Description", "")[:256],
+                            Environment={"Variables": environment})
+        functions[logical] = LocalFunction(logical, logical, props["Handler"], environment)
+
+    definition = resolve(sm_resource["Properties"]["DefinitionString"])
+    sfn.create_state_machine(name=sm_name, definition=definition, roleArn=role_arn, type="STANDARD")
+    input_bucket, output_bucket = _input_and_output(template, physical)
+    topic_arn = next(iter(physical[t] for t in resources_of(template, "AWS::SNS::Topic")))
+    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions)
+
+
+def _input_and_output(template: dict, physical: dict[str, str]) -> tuple[str, str]:
+    """The input bucket is the one with EventBridge notifications; the output one is the other versioned one."""
+    buckets = resources_of(template, "AWS::S3::Bucket")
+    versioned = [n for n, b in buckets.items() if "VersioningConfiguration" in b["Properties"]]
+    inputs = [n for n in versioned if "NotificationConfiguration" in buckets[n]["Properties"]]
+    outputs = [n for n in versioned if n not in inputs]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise LocalRunError(f"cannot tell input from output bucket in the template: {versioned}")
+    return physical[inputs[0]], physical[outputs[0]]
+
+
+def shared_environment(local: LocalApp) -> dict[str, str]:
+    """The union of every function's environment (they agree on shared keys), plus local-mode settings.
+
+    Step Functions runs Map iterations in threads, so per-invocation environment swaps would race;
+    one process-wide environment is both simpler and exact."""
+    merged: dict[str, str] = {}
+    for function in local.functions.values():
+        for key, value in function.environment.items():
+            if merged.get(key, value) != value:
+                raise LocalRunError(f"functions disagree on environment variable {key}")
+            merged[key] = value
+    merged.update(LOCAL_POLL_ENVIRONMENT)
+    merged.update({"LOCAL_STAND_IN": "1", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                   "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1",
+                   "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")})
+    return merged
+
+
+# ---------------------------------------------------------------------------- the session
+
+
+@contextlib.contextmanager
+def install_engines(local: LocalApp, **sagemaker_options: Any) -> Iterator[None]:
+    """Local stand-ins for the model containers, told which task each SageMaker model serves."""
+    from batch_pipeline.config import parse_runtime_pipelines  # noqa: PLC0415
+
+    from .engines.sagemaker_transform import install_sagemaker_engine  # noqa: PLC0415
+
+    pipelines = parse_runtime_pipelines(shared_environment(local)["PIPELINES"])
+    tasks = {p.sagemaker_model_name: p.task for p in pipelines.values() if p.sagemaker_model_name}
+    with install_sagemaker_engine(task_for_model=tasks, **sagemaker_options):
+        yield
+
+
+@contextlib.contextmanager
+def local_aws(context_overrides: dict | None = None, template: dict | None = None) -> Iterator[LocalApp]:
+    """Emulated AWS with the app deployed into it. Everything is gone when the block ends."""
+    import boto3  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+    from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
+
+    template = template or synthesize_template(context_overrides)
+    fake_credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+                        "AWS_DEFAULT_REGION": REGION}
+    with mock.patch.dict(os.environ, fake_credentials), \
+            mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
+        clients = {name: boto3.client(name, region_name=REGION)
+                   for name in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")}
+        local = deploy(template, clients)
+        with mock.patch.dict(os.environ, shared_environment(local)), \
+                mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
+                install_engines(local):
+            _reset_handler_clients()
+            yield local
+
+
+def _reset_handler_clients() -> None:
+    """Handlers make their boto3 clients at import; a module imported in an earlier session holds
+    clients bound to that session's credentials and region, so import them afresh."""
+    import sys  # noqa: PLC0415
+
+    for name in [m for m in sys.modules if m.startswith("batch_pipeline.handlers.")]:
+        del sys.modules[name]
+
+
+# ---------------------------------------------------------------------------- a run
+
+
+def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
+    """The event S3 sends to EventBridge for a new object (the shape the intake rule delivers)."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    obj = {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'), "sequencer": uuid.uuid4().hex[:18].upper()}
+    if head.get("VersionId") and head["VersionId"] != "null":
+        obj["version-id"] = head["VersionId"]
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+        "account": ACCOUNT, "time": now, "region": REGION, "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj, "request-id": uuid.uuid4().hex[:16].upper(),
+                   "requester": ACCOUNT, "source-ip-address": "127.0.0.1", "reason": "PutObject"},
+    }
+
+
+def upload(local: LocalApp, path: Path, pipeline: str, name: str | None = None) -> dict:
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client("s3", region_name=REGION)
+    key = f"{pipeline}/{name or path.name}"
+    s3.upload_file(str(path), local.input_bucket, key)
+    head = s3.head_object(Bucket=local.input_bucket, Key=key)
+    return eventbridge_object_created(local.input_bucket, key, head)
+
+
+def deliver(local: LocalApp, event: dict) -> Any:
+    """Deliver an S3 event to intake, as the EventBridge rule does."""
+    intake = local.function_by_handler("batch_pipeline.handlers.intake.handler")
+    return local.invoke(intake, event)
+
+
+def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
+    import boto3  # noqa: PLC0415
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    deadline = time.monotonic() + timeout
+    while True:
+        executions = sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"]
+        if all(e["status"] != "RUNNING" for e in executions):
+            return [sfn.describe_execution(executionArn=e["executionArn"]) for e in executions]
+        if time.monotonic() > deadline:
+            raise LocalRunError(f"executions still running after {timeout:.0f} s: "
+                                f"{[e['name'] for e in executions if e['status'] == 'RUNNING']}")
+        time.sleep(0.05)
+
+
+def read_json(bucket: str, key: str) -> dict | None:
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client("s3", region_name=REGION)
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def read_lines(bucket: str, key: str) -> list[dict]:
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client("s3", region_name=REGION)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+@dataclass
+class RunResult:
+    """What one local run produced: the manifest, or the rejection report, and the execution."""
+
+    pipeline: str
+    key: str
+    execution: dict | None
+    manifest: dict | None
+    rejection: dict | None
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        if self.manifest:
+            return self.manifest["status"]
+        return "REJECTED" if self.rejection else "NO RUN"
+
+
+def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120.0) -> RunResult:
+    import boto3  # noqa: PLC0415
+
+    started = time.monotonic()
+    event = upload(local, path, pipeline)
+    before = {e["executionArn"] for e in boto3.client("stepfunctions", region_name=REGION)
+              .list_executions(stateMachineArn=local.state_machine_arn)["executions"]}
+    deliver(local, event)
+    executions = [e for e in wait_for_executions(local, timeout) if e["executionArn"] not in before]
+    key = event["detail"]["object"]["key"]
+    if not executions:
+        return RunResult(pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started)
+    execution = executions[0]
+    run = json.loads(execution["input"])
+    manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
+    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started)
+
+
+def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client("s3", region_name=REGION)
+    listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=f"rejected/{pipeline}/")
+    reports = sorted((o for o in listing.get("Contents", []) if o["Key"].endswith(f"{name}.report.json")),
+                     key=lambda o: o["LastModified"])
+    if not reports:
+        return None
+    report = read_json(local.output_bucket, reports[-1]["Key"])
+    return dict(report, report_uri=f"s3://{local.output_bucket}/{reports[-1]['Key']}")
+
+
