@@ -219,3 +219,24 @@ def test_references_accept_record_id_several_summaries_and_skip_untargeted_lines
     assert list(references) == ["r1", "6"]
     assert references["r1"].text == ("one", "two")
     assert references["6"].label == "3"
+
+
+def test_positional_join_keeps_input_line_positions_when_some_records_have_no_target():
+    # The input file used as its own references: the second record has no label but still has an output line.
+    references = lines({"id": "a", "label": "pos"}, {"id": "b", "sequences": "no label"}, {"id": "c", "label": "neg"})
+    predictions = [
+        "{'sequence': 's1', 'labels': ['pos', 'neg'], 'scores': [0.9, 0.1]}",
+        "{'sequence': 's2', 'labels': ['pos', 'neg'], 'scores': [0.6, 0.4]}",
+        "{'sequence': 's3', 'labels': ['neg', 'pos'], 'scores': [0.7, 0.3]}",
+    ]
+    report, per_record = evaluate_files(predictions, references)
+    assert (report["records"], report["scored"], report["unmatched"]) == (2, 2, 1)
+    assert report["accuracy"] == 1.0
+    assert per_record["c"]["predicted"] == "neg"
+
+
+def test_labels_and_scores_without_a_chosen_label_predict_the_top_score():
+    references = lines({"id": 1, "label": "neg"})
+    predictions = [json.dumps({"id": 1, "prediction": None, "labels": ["pos", "neg"], "scores": [0.3, 0.7]})]
+    report, per_record = evaluate_files(predictions, references)
+    assert report["scored"] == 1 and per_record["1"]["predicted"] == "neg"

@@ -184,7 +184,7 @@ def _classification(
     per_record: dict[str, dict] = {}
     if not multi_label:
         truth = [label if isinstance(label, str) else ",".join(label) for label in true_labels]
-        predicted = [matcher.match(record["prediction"]) for _, record in usable]
+        predicted = [matcher.match(_single_answer(record)) for _, record in usable]
         metrics = classification.single_label_metrics(truth, predicted)
         for (ref, _), true, pred in zip(usable, truth, predicted):
             per_record[ref.id] = {"label": true, "predicted": pred, "correct": true == pred}
@@ -196,6 +196,14 @@ def _classification(
         for (ref, _), true, pred in zip(usable, truth_sets, predicted_sets):
             per_record[ref.id] = {"label": sorted(true), "predicted": sorted(pred), "correct": true == pred}
     return metrics, per_record
+
+
+def _single_answer(record: dict) -> str:
+    if record.get("prediction") is not None:
+        return record["prediction"]
+    # Labels and scores without a chosen label: the top-scored one, as the zero-shot container ranks them.
+    scores = record["scores"]
+    return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
 
 
 def _predicted_set(record: dict, matcher: classification.LabelMatcher, threshold: float) -> frozenset[str]:

@@ -32,6 +32,8 @@ class Reference:
     text: str | tuple[str, ...] | None
     # One class, or a tuple of classes for multi-label references.
     label: str | tuple[str, ...] | None
+    # 0-based index among the file's non-blank lines, for outputs that carry no id (see join_predictions).
+    position: int = 0
 
 
 def read_references(lines: Iterable[bytes | str]) -> dict[str, Reference]:
@@ -39,9 +41,11 @@ def read_references(lines: Iterable[bytes | str]) -> dict[str, Reference]:
     one of `reference`, `highlights` (text) or `label`. Lines with neither are skipped: an input
     file used as its own references file may have records without a target."""
     references: dict[str, Reference] = {}
+    position = -1
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        position += 1
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as error:
@@ -58,7 +62,7 @@ def read_references(lines: Iterable[bytes | str]) -> dict[str, Reference]:
         key = str(raw_id)
         if key in references:
             raise EvaluationError(f"references line {number}: duplicate id {key!r}; the join by id would be ambiguous")
-        references[key] = Reference(key, text, label)
+        references[key] = Reference(key, text, label, position)
     return references
 
 
@@ -131,8 +135,10 @@ def join_predictions(
     By `str(id)`, in any order. A second prediction for the same id counts as a duplicate and only
     replaces the first when the first was an error (a retried record). When no prediction carries
     an id at all (a zero-shot `.out` file, whose lines have none), the i-th prediction joins the
-    i-th reference, which is how Batch Transform orders the output of one input file; when only
-    some lack one, those are counted as unidentified.
+    reference read from the i-th non-blank references line (Batch Transform writes one output line
+    per input line, in order, for one input file), so a references file that is the input file
+    itself lines up even where some records carry no target; when only some predictions lack an
+    id, those are counted as unidentified.
     """
     joined = joined or Joined()
     anonymous: list[dict] = []
@@ -149,9 +155,14 @@ def join_predictions(
         _place(joined, str(record["id"]), record, references)
     if anonymous and not any_identified:
         joined.joined_by = "position"
-        for key, record in zip(references, anonymous):
-            _place(joined, key, record, references)
-        joined.unmatched += max(0, len(anonymous) - len(references))
+        by_position = {reference.position: key for key, reference in references.items()}
+        for position, record in enumerate(anonymous):
+            key = by_position.get(position)
+            if key is None:
+                # An input line without a target (or beyond the references): nothing to score it against.
+                joined.unmatched += 1
+            else:
+                _place(joined, key, record, references)
     else:
         joined.unidentified += len(anonymous)
     return joined
