@@ -77,7 +77,8 @@ def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = ti
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
     name = backend.job_name(run, job)
     job.setdefault("name", name)
-    job.setdefault("queued_at", now())
+    if "queued_at" not in job:
+        job["queued_at"] = now()
     try:
         state = backend.submit(run, job)
     except SubmitDeferred as deferred:
@@ -92,7 +93,8 @@ def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = ti
             state = job_state(name=name, arn=None, status="NotSubmitted", state="queued")
             state["last_refusal"] = str(deferred)
         return _step(run, _merge(job, state), attempt)
-    job.setdefault("submitted_at", now())
+    if "submitted_at" not in job:
+        job["submitted_at"] = now()
     job.pop("last_refusal", None)
     return _step(run, _merge(job, state), attempt)
 
