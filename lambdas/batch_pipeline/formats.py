@@ -1,0 +1,514 @@
+"""Per-format record checks and the conversion of a valid record into the line the model receives.
+
+One `RecordConverter` per pipeline turns a parsed JSON object into `(id, model_line, references, assigned)`:
+- `jumpstart-text2text`: `{"id", "text_inputs", ...generation parameters}`
+- `zero-shot`: `{"id", "sequences", "candidate_labels", "multi_class"}`
+- `bedrock`: `{"recordId", "modelInput"}`, `modelInput` checked against the model family's request schema
+- `prompt`: `{"id", "prompt"}`, accepted by every pipeline and converted into its model's native request.
+
+Field policy (see README, "Input formats"):
+- `reference` / `label` are split off into references.jsonl: they never reach the model.
+- Any other field that is not part of the format is rejected with a reason rather than silently dropped or passed
+  to the container: an unknown field is usually a typo of a parameter (`max_lenght`) or metadata that would change
+  what the model sees, and both are cheaper to fix before a paid job than after.
+
+This module is on the per-line hot path: checks are plain `type(...) is` tests on the dict orjson returns, and a
+native line that needs no change is passed through as the original bytes instead of being serialised again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+
+from .config import ConfigError, RuntimePipeline
+
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+REFERENCE_FIELDS = ("reference", "label")
+_DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+class RecordError(Exception):
+    """One invalid record: a stable `code` (counted per reason), the offending `field`, a human `reason`."""
+
+    def __init__(self, code: str, field: str | None, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.field = field
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- value checks
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # bool is a subclass of int and never a count
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _is_blank(text: str) -> bool:
+    return not text or text.isspace()
+
+
+# name -> (type check, type name, range check or None, range description)
+_Check = tuple[Callable[[Any], bool], str, Callable[[Any], bool] | None, str]
+
+GENERATION_PARAMETERS: dict[str, _Check] = {
+    "max_length": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
+    "max_new_tokens": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
+    "min_length": (_is_int, "integer", lambda v: v >= 0, ">= 0"),
+    "min_new_tokens": (_is_int, "integer", lambda v: v >= 0, ">= 0"),
+    "num_return_sequences": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
+    "top_k": (_is_int, "integer", lambda v: v >= 0, ">= 0"),
+    "top_p": (_is_number, "number", lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "temperature": (_is_number, "number", lambda v: v >= 0, ">= 0"),
+    "do_sample": (_is_bool, "boolean", None, ""),
+    "num_beams": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
+    "no_repeat_ngram_size": (_is_int, "integer", lambda v: v >= 0, ">= 0"),
+    "early_stopping": (_is_bool, "boolean", None, ""),
+    "seed": (_is_int, "integer", None, ""),
+    "length_penalty": (_is_number, "number", None, ""),
+    "repetition_penalty": (_is_number, "number", lambda v: v > 0, "> 0"),
+    "max_time": (_is_number, "number", lambda v: v > 0, "> 0"),
+}
+
+# Prompt-line parameters that have a Bedrock equivalent, by family: our name -> the family's name.
+_BEDROCK_PARAMETER_NAMES = {
+    "anthropic": {"max_new_tokens": "max_tokens", "max_tokens": "max_tokens", "temperature": "temperature",
+                  "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences"},
+    "nova": {"max_new_tokens": "maxTokens", "max_tokens": "maxTokens", "temperature": "temperature",
+             "top_p": "topP", "top_k": "topK", "stop_sequences": "stopSequences"},
+    "titan-text": {"max_new_tokens": "maxTokenCount", "max_tokens": "maxTokenCount", "temperature": "temperature",
+                   "top_p": "topP", "stop_sequences": "stopSequences"},
+}
+_BEDROCK_ONLY_PARAMETERS: dict[str, _Check] = {
+    "max_tokens": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
+    "stop_sequences": (lambda v: type(v) is list and all(type(s) is str for s in v), "array of strings", None, ""),
+}
+
+
+def check_parameter(name: str, value: Any, checks: dict[str, _Check] = GENERATION_PARAMETERS, where: str = "") -> None:
+    is_type, type_label, in_range, range_label = checks[name]
+    field = f"{where}{name}"
+    if not is_type(value):
+        raise RecordError("invalid_parameter", field, f"{field} must be {_article(type_label)}, got {_type_name(value)}")
+    if in_range is not None and not in_range(value):
+        raise RecordError("parameter_out_of_range", field, f"{field} must be {range_label}, got {value!r}")
+
+
+def _article(type_label: str) -> str:
+    return f"an {type_label}" if type_label[0] in "aeiou" else f"a {type_label}"
+
+
+def _text(record: dict, field: str, where: str = "") -> str:
+    value = record.get(field)
+    name = f"{where}{field}"
+    if type(value) is not str:
+        if value is None and field not in record:
+            raise RecordError("missing_field", name, f"missing required field {name!r}")
+        raise RecordError("wrong_type", name, f"{name} must be a string, got {_type_name(value)}")
+    if _is_blank(value):
+        raise RecordError("blank_text", name, f"{name} is empty or only whitespace")
+    return value
+
+
+# ---------------------------------------------------------------- Bedrock request schemas
+
+
+def _content_blocks(blocks: Any, where: str) -> None:
+    if type(blocks) is not list or not blocks:
+        raise RecordError("invalid_model_input", where, f"{where} must be a non-empty array of content blocks")
+    for index, block in enumerate(blocks):
+        here = f"{where}[{index}]"
+        if type(block) is not dict:
+            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(block)}")
+        block_type = block.get("type")
+        if type(block_type) is not str:
+            raise RecordError("invalid_model_input", f"{here}.type", f"{here}.type must be a string such as 'text'")
+        if block_type == "text":
+            _text(block, "text", f"{here}.")
+
+
+def check_anthropic_messages(body: Any, where: str = "modelInput") -> None:
+    """Anthropic Messages API on Bedrock: anthropic_version, max_tokens, messages (+ optional sampling fields)."""
+    if type(body) is not dict:
+        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
+    version = body.get("anthropic_version")
+    if version != ANTHROPIC_VERSION:
+        got = "it is missing" if "anthropic_version" not in body else f"got {orjson.dumps(version).decode()}"
+        raise RecordError("invalid_model_input", f"{where}.anthropic_version",
+                          f"{where}.anthropic_version must be {ANTHROPIC_VERSION!r}; {got}")
+    max_tokens = body.get("max_tokens")
+    if not _is_int(max_tokens) or max_tokens < 1:
+        raise RecordError("invalid_model_input", f"{where}.max_tokens",
+                          f"{where}.max_tokens must be an integer >= 1, got {max_tokens!r}")
+    messages = body.get("messages")
+    if type(messages) is not list or not messages:
+        raise RecordError("invalid_model_input", f"{where}.messages", f"{where}.messages must be a non-empty array")
+    for index, message in enumerate(messages):
+        here = f"{where}.messages[{index}]"
+        if type(message) is not dict:
+            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(message)}")
+        if message.get("role") not in ("user", "assistant"):
+            raise RecordError("invalid_model_input", f"{here}.role",
+                              f"{here}.role must be 'user' or 'assistant', got {message.get('role')!r}")
+        content = message.get("content")
+        if type(content) is str:
+            if _is_blank(content):
+                raise RecordError("blank_text", f"{here}.content", f"{here}.content is empty or only whitespace")
+        else:
+            _content_blocks(content, f"{here}.content")
+    system = body.get("system")
+    if system is not None and type(system) is not str:
+        _content_blocks(system, f"{where}.system")
+    _optional_numbers(body, where, {"temperature": _is_number, "top_p": _is_number, "top_k": _is_int})
+    _optional_string_list(body, "stop_sequences", where)
+
+
+def check_nova_messages(body: Any, where: str = "modelInput") -> None:
+    """Amazon Nova Invoke API: messages with content blocks, optional system and inferenceConfig."""
+    if type(body) is not dict:
+        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
+    messages = body.get("messages")
+    if type(messages) is not list or not messages:
+        raise RecordError("invalid_model_input", f"{where}.messages", f"{where}.messages must be a non-empty array")
+    for index, message in enumerate(messages):
+        here = f"{where}.messages[{index}]"
+        if type(message) is not dict:
+            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(message)}")
+        role = message.get("role")
+        if role not in ("user", "assistant") or (index == 0 and role != "user"):
+            raise RecordError("invalid_model_input", f"{here}.role",
+                              f"{here}.role must be 'user' or 'assistant' and the first turn 'user', got {role!r}")
+        content = message.get("content")
+        if type(content) is not list or not content:
+            raise RecordError("invalid_model_input", f"{here}.content",
+                              f"{here}.content must be a non-empty array of blocks such as {{\"text\": ...}}")
+        for block_index, block in enumerate(content):
+            block_where = f"{here}.content[{block_index}]"
+            if type(block) is not dict or not block:
+                raise RecordError("invalid_model_input", block_where, f"{block_where} must be a non-empty object")
+            if "text" in block:
+                _text(block, "text", f"{block_where}.")
+    system = body.get("system")
+    if system is not None:
+        if type(system) is not list or not all(type(block) is dict and type(block.get("text")) is str for block in system):
+            raise RecordError("invalid_model_input", f"{where}.system", f"{where}.system must be an array of {{\"text\": string}}")
+    config = body.get("inferenceConfig")
+    if config is not None:
+        here = f"{where}.inferenceConfig"
+        if type(config) is not dict:
+            raise RecordError("invalid_model_input", here, f"{here} must be an object")
+        max_tokens = config.get("maxTokens")
+        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
+            raise RecordError("invalid_model_input", f"{here}.maxTokens", f"{here}.maxTokens must be an integer >= 1")
+        _optional_numbers(config, here, {"temperature": _is_number, "topP": _is_number, "topK": _is_int})
+        _optional_string_list(config, "stopSequences", here)
+
+
+def check_titan_text(body: Any, where: str = "modelInput") -> None:
+    """Amazon Titan Text: inputText and an optional textGenerationConfig."""
+    if type(body) is not dict:
+        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
+    _text(body, "inputText", f"{where}.")
+    config = body.get("textGenerationConfig")
+    if config is not None:
+        here = f"{where}.textGenerationConfig"
+        if type(config) is not dict:
+            raise RecordError("invalid_model_input", here, f"{here} must be an object")
+        count = config.get("maxTokenCount")
+        if count is not None and (not _is_int(count) or count < 1):
+            raise RecordError("invalid_model_input", f"{here}.maxTokenCount", f"{here}.maxTokenCount must be an integer >= 1")
+        _optional_numbers(config, here, {"temperature": _is_number, "topP": _is_number})
+        _optional_string_list(config, "stopSequences", here)
+
+
+def _optional_numbers(body: dict, where: str, checks: dict[str, Callable[[Any], bool]]) -> None:
+    for name, is_type in checks.items():
+        if name in body and not is_type(body[name]):
+            kind = "an integer" if is_type is _is_int else "a number"
+            raise RecordError("invalid_model_input", f"{where}.{name}",
+                              f"{where}.{name} must be {kind}, got {_type_name(body[name])}")
+
+
+def _optional_string_list(body: dict, name: str, where: str) -> None:
+    if name in body:
+        value = body[name]
+        if type(value) is not list or not all(type(item) is str for item in value):
+            raise RecordError("invalid_model_input", f"{where}.{name}", f"{where}.{name} must be an array of strings")
+
+
+BEDROCK_SCHEMAS: dict[str, Callable[[Any, str], None]] = {
+    "anthropic": check_anthropic_messages,
+    "nova": check_nova_messages,
+    "titan-text": check_titan_text,
+}
+
+
+def bedrock_request_from_prompt(family: str, prompt: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The family's native request body for one prompt; `params` use our portable names (max_tokens, top_p, ...)."""
+    names = _BEDROCK_PARAMETER_NAMES[family]
+    native = {names[key]: value for key, value in params.items() if key in names}
+    if family == "anthropic":
+        body: dict[str, Any] = {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": native.pop("max_tokens", 512)}
+        if "system" in params:
+            body["system"] = params["system"]
+        body["messages"] = [{"role": "user", "content": prompt}]
+        body.update(native)
+        return body
+    if family == "nova":
+        body = {"messages": [{"role": "user", "content": [{"text": prompt}]}]}
+        if "system" in params:
+            body["system"] = [{"text": params["system"]}]
+        if native:
+            body["inferenceConfig"] = native
+        return body
+    body = {"inputText": prompt}
+    if native:
+        body["textGenerationConfig"] = native
+    return body
+
+
+# ---------------------------------------------------------------- ids and references
+
+
+def _take_id(record: dict, field: str, line_no: int) -> tuple[str | int, bool]:
+    """The record's id, or `line-<n>` when it has none (the report then says ids were assigned)."""
+    if field not in record:
+        return f"line-{line_no}", True
+    value = record[field]
+    if type(value) is str:
+        if _is_blank(value):
+            raise RecordError("invalid_id", field, f"{field} is empty or only whitespace")
+        return value, False
+    if type(value) is int:
+        return value, False
+    hint = "; omit the field to have one assigned" if value is None else ""
+    raise RecordError("invalid_id", field, f"{field} must be a string or an integer, got {_type_name(value)}{hint}")
+
+
+def _reference_value(record: dict, field: str) -> str:
+    value = record[field]
+    if type(value) is not str:
+        raise RecordError("wrong_type", field, f"{field} must be a string, got {_type_name(value)}")
+    if _is_blank(value):
+        raise RecordError("blank_text", field, f"{field} is empty or only whitespace")
+    return value
+
+
+def _unknown_field(name: str, allowed: frozenset[str], format_name: str) -> RecordError:
+    from difflib import get_close_matches  # error path only
+
+    close = get_close_matches(name, sorted(allowed), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return RecordError(
+        "unknown_field",
+        name,
+        f"unknown field {name!r} for the {format_name} format; {hint}allowed: {', '.join(sorted(allowed))} "
+        "(other fields are rejected so nothing unexpected reaches the model)",
+    )
+
+
+# ---------------------------------------------------------------- converters
+
+# (id, model-ready line ending in "\n", references dict or None, id assigned?)
+Converted = tuple[Any, bytes, "dict[str, Any] | None", bool]
+
+
+class RecordConverter:
+    """Checks one parsed line against the pipeline's format and returns the model-ready line."""
+
+    def __init__(self, pipeline: RuntimePipeline):
+        self.pipeline = pipeline
+        settings = pipeline.pipeline
+        self.input_format = settings.input_format
+        self.backend = pipeline.backend
+        self.id_field = "recordId" if self.input_format == "bedrock" else "id"
+        self.candidate_labels = list(settings.candidate_labels) if settings.candidate_labels else None
+        if pipeline.backend == "bedrock":
+            if settings.bedrock is None or pipeline.bedrock_family is None:
+                raise ConfigError(f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family")
+            self.family = pipeline.bedrock_family
+            self.bedrock_params = self._check_inference_params(dict(settings.bedrock.inference_params))
+            self.schema = BEDROCK_SCHEMAS[self.family]
+            self._native = self._bedrock_native
+            self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family]))
+        elif pipeline.task == "zero-shot":
+            self._native = self._zero_shot_native
+            self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS))
+        else:
+            self._native = self._text2text_native
+            self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
+        self.native_field = {"jumpstart-text2text": "text_inputs", "zero-shot": "sequences", "bedrock": "modelInput"}.get(
+            self.input_format
+        )
+        # Records that carried their own generation parameters (ignored by JumpStart when HYPER_PARAMS is set).
+        self.records_with_parameters = 0
+
+    def _check_inference_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        allowed = set(_BEDROCK_PARAMETER_NAMES[self.family])
+        if self.family != "titan-text":
+            allowed.add("system")
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"pipeline {self.pipeline.name!r}: bedrock.inference_params has {unknown} which the {self.family} "
+                f"family does not take; use {sorted(allowed)}"
+            )
+        return params
+
+    def convert(self, record: dict, line_no: int, raw: bytes) -> Converted:
+        """`raw` is the line without its newline; it is reused as-is when the record needs no change."""
+        if self.native_field is not None and self.native_field in record:
+            return self._native(record, line_no, raw)
+        if "prompt" in record:
+            return self._prompt(record, line_no)
+        expected = f"{self.native_field!r} or 'prompt'" if self.native_field else "'prompt'"
+        raise RecordError("missing_field", self.native_field or "prompt", f"missing required field {expected}")
+
+    # -- native formats
+
+    def _text2text_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+        record_id, assigned = _take_id(record, "id", line_no)
+        _text(record, "text_inputs")
+        references = None
+        has_parameters = False
+        for name in record:
+            if name == "id" or name == "text_inputs":
+                continue
+            if name in GENERATION_PARAMETERS:
+                check_parameter(name, record[name])
+                has_parameters = True
+            elif name == "reference" or name == "label":
+                if references is None:
+                    references = {"id": record_id}
+                references[name] = _reference_value(record, name)
+            else:
+                raise _unknown_field(name, frozenset(("id", "text_inputs", *REFERENCE_FIELDS, *GENERATION_PARAMETERS)), "jumpstart-text2text")
+        if has_parameters:
+            self.records_with_parameters += 1
+        if references is None and not assigned:
+            return record_id, raw + b"\n", None, False
+        model = {"id": record_id}
+        for name, value in record.items():
+            if name != "id" and name != "reference" and name != "label":
+                model[name] = value
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    def _zero_shot_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+        record_id, assigned = _take_id(record, "id", line_no)
+        sequences = _text(record, "sequences")
+        labels = record.get("candidate_labels")
+        if labels is None:
+            if self.candidate_labels is None:
+                raise RecordError("missing_field", "candidate_labels",
+                                  "missing required field 'candidate_labels' (the pipeline configures none)")
+            labels = self.candidate_labels
+        else:
+            self._check_labels(labels)
+        multi_class = record.get("multi_class", False)
+        if not _is_bool(multi_class):
+            raise RecordError("wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}")
+        references = None
+        allowed = frozenset(("id", "sequences", "candidate_labels", "multi_class", *REFERENCE_FIELDS))
+        for name in record:
+            if name in REFERENCE_FIELDS:
+                if references is None:
+                    references = {"id": record_id}
+                references[name] = _reference_value(record, name)
+            elif name not in allowed:
+                if name in GENERATION_PARAMETERS:
+                    raise RecordError("unsupported_parameter", name,
+                                      f"generation parameter {name!r} does not apply to a zero-shot classification model")
+                raise _unknown_field(name, allowed, "zero-shot")
+        model = {"id": record_id, "sequences": sequences, "candidate_labels": labels, "multi_class": multi_class}
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    @staticmethod
+    def _check_labels(labels: Any) -> None:
+        if type(labels) is not list or not labels:
+            raise RecordError("wrong_type", "candidate_labels", "candidate_labels must be a non-empty array of strings")
+        for index, label in enumerate(labels):
+            if type(label) is not str or _is_blank(label):
+                raise RecordError("wrong_type", f"candidate_labels[{index}]",
+                                  f"candidate_labels[{index}] must be a non-blank string, got {label!r}")
+        if len(set(labels)) != len(labels):
+            raise RecordError("wrong_type", "candidate_labels", "candidate_labels has repeated labels")
+
+    def _bedrock_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+        record_id, assigned = _take_id(record, "recordId", line_no)
+        model_input = record["modelInput"]
+        self.schema(model_input, "modelInput")
+        references = None
+        for name in record:
+            if name == "recordId" or name == "modelInput":
+                continue
+            if name in REFERENCE_FIELDS:
+                if references is None:
+                    references = {"id": record_id}
+                references[name] = _reference_value(record, name)
+            else:
+                raise _unknown_field(name, frozenset(("recordId", "modelInput", *REFERENCE_FIELDS)), "bedrock")
+        if references is None and not assigned and type(record_id) is str:
+            return record_id, raw + b"\n", None, False
+        # Bedrock documents recordId as a string; the join key everywhere is str(id) anyway.
+        line = orjson.dumps({"recordId": str(record_id), "modelInput": model_input}, option=_DUMPS_OPTIONS)
+        return record_id, line, references, assigned
+
+    # -- the portable prompt format
+
+    def _prompt(self, record: dict, line_no: int) -> Converted:
+        record_id, assigned = _take_id(record, "id", line_no)
+        prompt = _text(record, "prompt")
+        references = None
+        parameters: dict[str, Any] = {}
+        for name in record:
+            if name == "id" or name == "prompt":
+                continue
+            if name in REFERENCE_FIELDS:
+                if references is None:
+                    references = {"id": record_id}
+                references[name] = _reference_value(record, name)
+            elif name in self._prompt_allowed:
+                checks = _BEDROCK_ONLY_PARAMETERS if name in _BEDROCK_ONLY_PARAMETERS else GENERATION_PARAMETERS
+                check_parameter(name, record[name], checks)
+                parameters[name] = record[name]
+            elif name in GENERATION_PARAMETERS or name in _BEDROCK_ONLY_PARAMETERS:
+                if self.backend == "bedrock":
+                    target = f"Bedrock {self.family} (use max_new_tokens, temperature, top_p, top_k, stop_sequences)"
+                elif self.pipeline.task == "zero-shot":
+                    target = "a zero-shot classification model"
+                else:
+                    target = "a JumpStart text2text model (use max_new_tokens or max_length)"
+                raise RecordError("unsupported_parameter", name, f"parameter {name!r} has no equivalent for {target}")
+            else:
+                raise _unknown_field(name, self._prompt_allowed, "prompt")
+        if parameters:
+            self.records_with_parameters += 1
+        if self.backend == "bedrock":
+            request = bedrock_request_from_prompt(self.family, prompt, {**self.bedrock_params, **parameters})
+            model = {"recordId": str(record_id), "modelInput": request}
+        elif self.pipeline.task == "zero-shot":
+            if self.candidate_labels is None:
+                raise RecordError("missing_field", "candidate_labels",
+                                  "prompt lines on a zero-shot model need the pipeline's candidate_labels (none configured)")
+            model = {"id": record_id, "sequences": prompt, "candidate_labels": self.candidate_labels, "multi_class": False}
+        else:
+            model = {"id": record_id, "text_inputs": prompt, **parameters}
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned

@@ -1,0 +1,260 @@
+"""Intake in one pass: validate a JSONL stream, spill model-ready records to local disk, plan, publish the run folder.
+
+Peak memory does not depend on the file's size: records go to a spill file on local disk (/tmp in Lambda) as they
+are validated; only 8 bytes per record (its end offset) and the id fingerprints stay in memory. After the pass the
+shards are cut from the spill file by byte offsets, so the plan balances the real model-ready bytes.
+
+`group_by_length` sorts records by length within windows of GROUP_WINDOW_BYTES as they are spilled, instead of
+sorting each whole shard afterwards: padding is decided per mini-batch (at most max_payload_mb), so sorted runs many
+mini-batches long give nearly all of the benefit, in bounded memory and without writing the data a second time.
+
+What gets written goes through a `RunSink`, keyed relative to the run folder, so the same code writes a local
+directory (CLI, benchmark) or S3 (the Lambda, see s3io.S3RunSink). Nothing is published for a rejected file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import orjson
+
+from .config import RuntimePipeline
+from .sharding import Plan, PlanError, Shard, plan as make_plan
+from .validation import StreamValidator
+
+SPILL_BUFFER = 1024 * 1024
+GROUP_WINDOW_BYTES = 32 * 1024 * 1024
+REFERENCES_KEY = "references.jsonl"
+INTAKE_REPORT_KEY = "intake.json"
+SHARDS_PREFIX = "shards/"
+
+
+class RunSink(Protocol):
+    """Where a run folder's objects go. Keys are relative to the run folder ("shards/part-00000.jsonl")."""
+
+    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False) -> None:
+        """Store bytes [start, end) of a local file; `consume` lets the sink move the file instead of copying it."""
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
+
+    def location(self, key: str) -> str:
+        """The full key (S3) or path (local) that reports should name."""
+
+
+class LocalDirSink:
+    """A run folder on local disk, for the CLI and the benchmark."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def location(self, key: str) -> str:
+        return str(self.root / key)
+
+    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = os.path.getsize(path)
+        end = size if end is None else end
+        if consume and start == 0 and end == size:
+            shutil.move(path, target)
+            return
+        with open(path, "rb") as source, open(target, "wb") as out:
+            _copy_range(source.fileno(), out.fileno(), start, end - start)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _copy_range(source_fd: int, target_fd: int, offset: int, length: int) -> None:
+    """Copy inside the kernel where the platform allows it (no user-space buffer)."""
+    copy_file_range = getattr(os, "copy_file_range", None)
+    while length > 0:
+        if copy_file_range is not None:
+            copied = copy_file_range(source_fd, target_fd, min(length, 1 << 30), offset)
+        else:
+            data = os.pread(source_fd, min(length, SPILL_BUFFER), offset)
+            copied = os.write(target_fd, data)
+        if copied <= 0:
+            raise OSError(f"short copy: {length} bytes left at offset {offset}")
+        offset += copied
+        length -= copied
+
+
+# ---------------------------------------------------------------- run identity
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def run_id_for(bucket: str, key: str, version: str) -> str:
+    """`<key stem, sanitised, <= 40 chars>-<16 hex of sha256("bucket/key/version")>`: the execution name too.
+
+    `version` is the object's version id, or its ETag (without quotes) in an unversioned bucket, so the same
+    upload always maps to the same run and a replayed event can be recognised.
+    """
+    name = key.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    stem = _UNSAFE.sub("-", stem).strip("-")[:40].strip("-") or "run"
+    digest = hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()[:16]
+    return f"{stem}-{digest}"
+
+
+def object_version_token(version_id: str | None, etag: str | None) -> str:
+    if version_id and version_id != "null":
+        return version_id
+    return (etag or "").strip('"')
+
+
+# ---------------------------------------------------------------- the pass
+
+
+@dataclass
+class IntakeResult:
+    accepted: bool
+    report: dict[str, Any]  # the validation report: <name>.report.json for a rejected file
+    plan: Plan | None
+    intake: dict[str, Any]  # report + run identity + shards: intake.json for an accepted file
+
+    @property
+    def shards(self) -> list[dict[str, Any]]:
+        return self.intake.get("shards", [])
+
+
+def run_intake(
+    chunks: Iterable[bytes],
+    pipeline: RuntimePipeline,
+    *,
+    sink: RunSink | None = None,
+    workdir: str | None = None,
+    input_object: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> IntakeResult:
+    """Validate `chunks` for `pipeline`; with a sink, publish shards, references.jsonl and intake.json if accepted.
+
+    Without a sink nothing is written (validate and plan), and the plan is still computed from the record sizes.
+    `workdir` is where spill files go (default: the system temp dir, i.e. /tmp in Lambda).
+    """
+    validator = StreamValidator(pipeline)
+    sagemaker = pipeline.pipeline.sagemaker
+    group_window = GROUP_WINDOW_BYTES if sagemaker is not None and sagemaker.group_by_length else 0
+    with tempfile.TemporaryDirectory(prefix="intake-", dir=workdir) as scratch:
+        spill_path = os.path.join(scratch, "model.jsonl")
+        references_path = os.path.join(scratch, REFERENCES_KEY)
+        spill = _Spill(spill_path, references_path, write=sink is not None, group_window=group_window)
+        reject_on_first = validator.policy == "reject"
+        try:
+            add = spill.add
+            for _line_no, _record_id, model_line, record_references in validator.records(chunks):
+                add(model_line, record_references)
+                if reject_on_first and spill.writing and validator.invalid:
+                    # The file will be rejected: stop paying for disk writes, keep validating for the report.
+                    spill.stop_writing()
+        finally:
+            spill.close()
+        ends = spill.ends
+
+        planned: Plan | None = None
+        plan_errors = []
+        if validator.ok_so_far() and validator.valid:
+            try:
+                planned = make_plan(pipeline, ends)
+            except PlanError as error:
+                plan_errors.append((None, error.code, str(error)))
+        report = validator.report(plan_errors)
+        if input_object is not None:
+            report = {"input": input_object, **report}
+        if run_id is not None:
+            report = {"run_id": run_id, **report}
+        accepted = report["accepted"]
+        intake = dict(report)
+        if not accepted:
+            planned = None
+        if planned is not None:
+            intake["route"] = planned.route
+            intake["plan_note"] = planned.note
+            intake["shards"] = [_shard_entry(sink, shard) for shard in planned.shards]
+            intake["references_key"] = (
+                (sink.location(REFERENCES_KEY) if sink else REFERENCES_KEY) if validator.references else None
+            )
+        if accepted and sink is not None and planned is not None:
+            _publish(sink, planned, ends, spill_path, references_path, validator.references > 0)
+            sink.put_bytes(INTAKE_REPORT_KEY, orjson.dumps(intake, option=orjson.OPT_INDENT_2))
+    return IntakeResult(accepted=accepted, report=report, plan=planned, intake=intake)
+
+
+def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
+    key = SHARDS_PREFIX + shard.name
+    return {"key": sink.location(key) if sink else key, "name": shard.name, "records": shard.records, "bytes": shard.bytes}
+
+
+def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,
+             has_references: bool) -> None:
+    whole_file = len(planned.shards) == 1
+    for shard in planned.shards:
+        start = ends[shard.start - 1] if shard.start else 0
+        sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file)
+    if has_references:
+        sink.put_file(REFERENCES_KEY, references_path, consume=True)
+
+
+class _Spill:
+    """Model-ready lines and references on local disk, with the end offset of every line (in spill order)."""
+
+    def __init__(self, path: str, references_path: str, *, write: bool, group_window: int):
+        self.ends = array("q")
+        self.position = 0
+        self.writing = write
+        self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None
+        self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None
+        self._window_limit = group_window
+        self._window: list[bytes] = []
+        self._window_bytes = 0
+        if group_window:
+            self.add = self._add_grouped
+        else:
+            self.add = self._add
+
+    def _add(self, line: bytes, references: dict[str, Any] | None) -> None:
+        self.position += len(line)
+        self.ends.append(self.position)
+        if self.writing:
+            self._out.write(line)
+            if references is not None:
+                self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
+
+    def _add_grouped(self, line: bytes, references: dict[str, Any] | None) -> None:
+        self._window.append(line)
+        self._window_bytes += len(line)
+        if references is not None and self.writing:
+            self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
+        if self._window_bytes >= self._window_limit:
+            self._flush_window()
+
+    def _flush_window(self) -> None:
+        self._window.sort(key=len)  # stable: equal lengths keep file order
+        for line in self._window:
+            self.position += len(line)
+            self.ends.append(self.position)
+        if self.writing:
+            self._out.writelines(self._window)
+        self._window = []
+        self._window_bytes = 0
+
+    def stop_writing(self) -> None:
+        self.writing = False
+
+    def close(self) -> None:
+        if self._window:
+            self._flush_window()
+        if self._out is not None:
+            self._out.close()
+            self._references.close()

@@ -1,0 +1,186 @@
+"""What intake does for one uploaded object, in AWS terms: dedupe, validate and shard, quarantine or start the run.
+
+Order matters for retries (the Lambda is invoked asynchronously and retried on error):
+- the deterministic execution name is checked first, so a duplicate or replayed event does no work;
+- a rejected file's `<name>.report.json` is written last and doubles as the "already handled" marker;
+- an accepted file's run folder is written before StartExecution, and ExecutionAlreadyExists is a no-op,
+  so a crash between the two is repaired by the retry.
+The original object is only ever read (GetObject, and CopyObject as the source); nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from .config import RuntimePipeline
+from .intake import INTAKE_REPORT_KEY, object_version_token, run_id_for, run_intake
+from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
+
+# SNS message bodies are capped at 256 KB; a notification names a handful of errors and points at the report.
+NOTIFY_ERRORS = 10
+
+
+def execution_arn(state_machine_arn: str, run_id: str) -> str:
+    """arn:aws:states:R:A:stateMachine:NAME -> arn:aws:states:R:A:execution:NAME:RUN_ID."""
+    parts = state_machine_arn.split(":")
+    if len(parts) != 7 or parts[5] != "stateMachine":
+        raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
+    return ":".join([*parts[:5], "execution", parts[6], run_id])
+
+
+def run_prefix(pipeline: str, run_id: str) -> str:
+    return f"runs/{pipeline}/{run_id}/"
+
+
+def rejected_prefix(pipeline: str, run_id: str) -> str:
+    return f"rejected/{pipeline}/{run_id}/"
+
+
+@dataclass
+class IntakeSettings:
+    pipelines: dict[str, RuntimePipeline]
+    output_bucket: str
+    state_machine_arn: str
+    topic_arn: str | None = None
+    workdir: str | None = None
+
+
+class IntakeService:
+    def __init__(self, s3: Any, sfn: Any, sns: Any | None, settings: IntakeSettings,
+                 log: Callable[..., None] | None = None):
+        self.s3 = s3
+        self.sfn = sfn
+        self.sns = sns
+        self.settings = settings
+        self.log = log or (lambda level, message, **keys: None)
+
+    def process(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+        """Handle one ObjectCreated object; returns what happened as {"status", ...} (never raises for bad input)."""
+        if key.endswith("/"):
+            return {"status": "ignored", "key": key, "reason": "folder marker"}
+        pipeline_name = key.split("/", 1)[0] if "/" in key else ""
+        pipeline = self.settings.pipelines.get(pipeline_name)
+        if pipeline is None:
+            return self._unknown_pipeline(bucket, key, pipeline_name)
+
+        source = describe_object(self.s3, bucket, key, version_id)
+        if source is None:
+            self.log("warning", "object no longer exists; nothing to do", bucket=bucket, key=key, version_id=version_id)
+            return {"status": "gone", "key": key}
+        run_id = run_id_for(bucket, key, object_version_token(source["version_id"], source["etag"]))
+        name = key.rsplit("/", 1)[-1]
+        result = {"run_id": run_id, "pipeline": pipeline.name, "key": key}
+
+        arn = execution_arn(self.settings.state_machine_arn, run_id)
+        if self._execution_exists(arn):
+            self.log("info", "duplicate event: the run already exists", run_id=run_id, execution_arn=arn)
+            return {**result, "status": "duplicate", "execution_arn": arn}
+        report_key = rejected_prefix(pipeline.name, run_id) + name + ".report.json"
+        if object_exists(self.s3, self.settings.output_bucket, report_key):
+            self.log("info", "duplicate event: the file was already rejected", run_id=run_id, report_key=report_key)
+            return {**result, "status": "duplicate", "report_key": report_key}
+
+        prefix = run_prefix(pipeline.name, run_id)
+        sink = S3RunSink(self.s3, self.settings.output_bucket, prefix)
+        outcome = run_intake(
+            iter_object_chunks(self.s3, bucket, key, source["version_id"]),
+            pipeline,
+            sink=sink,
+            workdir=self.settings.workdir,
+            input_object=source,
+            run_id=run_id,
+        )
+        report = outcome.report
+        if not outcome.accepted:
+            return {**result, **self._reject(pipeline, run_id, source, name, report)}
+
+        execution_input = {
+            "run_id": run_id,
+            "pipeline": pipeline.name,
+            "backend": pipeline.backend,
+            "output_bucket": self.settings.output_bucket,
+            "run_prefix": prefix,
+            "input": source,
+            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "ids_assigned": report["ids_assigned"],
+            "intake_report_key": prefix + INTAKE_REPORT_KEY,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            started = self.sfn.start_execution(
+                stateMachineArn=self.settings.state_machine_arn, name=run_id, input=json.dumps(execution_input)
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            self.log("info", "duplicate event: execution already exists", run_id=run_id, execution_arn=arn)
+            return {**result, "status": "duplicate", "execution_arn": arn}
+        self.log("info", "run started", run_id=run_id, execution_arn=started["executionArn"],
+                 records=report["records"], valid=report["valid"], invalid=report["invalid"],
+                 shards=len(outcome.shards))
+        return {**result, "status": "started", "execution_arn": started["executionArn"], "counts": execution_input["counts"],
+                "shards": len(outcome.shards)}
+
+    def _execution_exists(self, arn: str) -> bool:
+        try:
+            self.sfn.describe_execution(executionArn=arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return False
+            raise
+        return True
+
+    def _reject(self, pipeline: RuntimePipeline, run_id: str, source: dict[str, Any], name: str,
+                report: dict[str, Any]) -> dict[str, Any]:
+        prefix = rejected_prefix(pipeline.name, run_id)
+        bucket = self.settings.output_bucket
+        copy_object(self.s3, source, bucket, prefix + name)
+        report_key = prefix + name + ".report.json"
+        self._notify(
+            f"Rejected upload {name} for pipeline {pipeline.name}",
+            {
+                "status": "rejected",
+                "run_id": run_id,
+                "pipeline": pipeline.name,
+                "input": source,
+                "reason": report["reason"],
+                "records": report["records"],
+                "valid": report["valid"],
+                "invalid": report["invalid"],
+                "counts_by_reason": report["counts_by_reason"],
+                "first_errors": report["errors"][:NOTIFY_ERRORS],
+                "report": f"s3://{bucket}/{report_key}",
+                "quarantined_copy": f"s3://{bucket}/{prefix}{name}",
+            },
+        )
+        # Written last: its presence marks the rejection as complete for a replayed event.
+        self.s3.put_object(Bucket=bucket, Key=report_key, Body=json.dumps(report, indent=2).encode(),
+                           ContentType="application/json")
+        self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
+                 counts_by_reason=report["counts_by_reason"], report_key=report_key)
+        return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
+
+    def _unknown_pipeline(self, bucket: str, key: str, pipeline_name: str) -> dict[str, Any]:
+        known = sorted(self.settings.pipelines)
+        reason = (f"the first key segment {pipeline_name!r} names no configured pipeline; upload under one of "
+                  f"{', '.join(known)}/" if pipeline_name else f"the object is not under a pipeline prefix ({', '.join(known)})")
+        self.log("error", "upload for an unknown pipeline: no run started", bucket=bucket, key=key, reason=reason)
+        self._notify("Upload for an unknown pipeline", {"status": "unknown_pipeline", "bucket": bucket, "key": key,
+                                                         "reason": reason})
+        return {"status": "unknown_pipeline", "key": key, "reason": reason}
+
+    def _notify(self, subject: str, message: dict[str, Any]) -> None:
+        if not self.settings.topic_arn or self.sns is None:
+            self.log("warning", "no notification topic configured; notification logged only", subject=subject,
+                     notification=message)
+            return
+        # SNS subjects must be printable ASCII without line breaks, at most 100 characters.
+        ascii_subject = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]
+        self.sns.publish(TopicArn=self.settings.topic_arn, Subject=ascii_subject,
+                         Message=json.dumps(message, indent=2, default=str))
+

@@ -1,0 +1,331 @@
+"""Streaming validation of an uploaded JSONL file: one pass over byte chunks, constant memory.
+
+`StreamValidator.records(chunks)` yields every valid record as `(line_no, id, model_line, references)` and keeps
+the counts and the first N errors; `report()` returns the report object that the CLI prints with `--json` and the
+Lambda writes as `<name>.report.json` / inside `intake.json`.
+
+Memory stays flat whatever the file size: chunks are split into lines as they arrive, a line longer than the
+backend could ever accept is skipped without being buffered, and id uniqueness keeps one 64-bit fingerprint per
+record (a set for membership plus a compact array to find a duplicate's first line) instead of the ids themselves.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from typing import Any, Iterable, Iterator
+
+import orjson
+
+from .config import RuntimePipeline
+from .formats import RecordConverter, RecordError
+
+UTF8_BOM = b"\xef\xbb\xbf"
+MIB = 1024 * 1024
+# Without a backend limit (SageMaker max_payload_mb = 0) a line is still never buffered beyond this.
+UNLIMITED_LINE_CAP = 100 * MIB
+
+# A file whose first bytes say it is not text is rejected at once, with the reason, instead of line by line.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip_compressed", "the file is gzip-compressed; upload the uncompressed JSON Lines file"),
+    (b"PK\x03\x04", "zip_archive", "the file is a ZIP archive; upload the uncompressed JSON Lines file"),
+    (b"\xff\xfe", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FF FE); JSON Lines must be UTF-8"),
+    (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
+)
+
+RecordTuple = tuple[int, Any, bytes, "dict[str, Any] | None"]
+
+
+def record_limit_bytes(pipeline: RuntimePipeline) -> int | None:
+    """The largest model-ready record the backend accepts, or None when the backend sets no per-record limit."""
+    settings = pipeline.pipeline
+    if pipeline.backend == "bedrock" and settings.bedrock is not None:
+        return settings.bedrock.max_record_size_kb * 1024
+    if settings.sagemaker is not None and settings.sagemaker.max_payload_mb > 0:
+        # With MultiRecord, a mini-batch holds at least one record, so one record must fit in one payload.
+        return settings.sagemaker.max_payload_mb * MIB
+    return None
+
+
+class _Overlong:
+    """Stands in for a line that was too long to buffer; only its length is known."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int):
+        self.length = length
+
+
+def split_lines(chunks: Iterable[bytes], cap: int, counter: list[int]) -> Iterator[bytes | _Overlong]:
+    """Physical lines (without "\\n") from byte chunks; a line longer than `cap` becomes an `_Overlong`.
+
+    `counter[0]` accumulates the bytes read, so callers can report size and progress.
+    """
+    tail = b""
+    discarding = -1  # length so far of an over-long line being skipped, or -1
+    for chunk in chunks:
+        counter[0] += len(chunk)
+        if discarding >= 0:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                discarding += len(chunk)
+                continue
+            yield _Overlong(discarding + newline)
+            discarding = -1
+            chunk = chunk[newline + 1 :]
+        if tail:
+            chunk = tail + chunk
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        yield from lines
+        if len(tail) > cap:
+            discarding = len(tail)
+            tail = b""
+    if discarding >= 0:
+        yield _Overlong(discarding)
+    elif tail:
+        yield tail
+
+
+class StreamValidator:
+    """Validates one file for one pipeline. Use once: iterate `records(chunks)`, then call `report()`."""
+
+    def __init__(self, pipeline: RuntimePipeline):
+        settings = pipeline.pipeline
+        self.pipeline = pipeline
+        self.converter = RecordConverter(pipeline)
+        self.record_limit = record_limit_bytes(pipeline)
+        self.line_cap = UNLIMITED_LINE_CAP if self.record_limit is None else 2 * self.record_limit + MIB
+        self.max_records = settings.max_records
+        self.max_errors = settings.max_errors_reported
+        self.policy = settings.on_invalid
+        self.bytes_read = [0]
+        self.lines = 0
+        self.records_seen = 0
+        self.blank_lines = 0
+        self.valid = 0
+        self.invalid = 0
+        self.ids_assigned = 0
+        self.references = 0
+        self.errors: list[dict[str, Any]] = []
+        self.counts_by_reason: Counter[str] = Counter()
+        self.file_errors: list[dict[str, Any]] = []
+        self.stopped_early = False
+        self._seen: set[int] = set()
+        self._fingerprints = array("q")
+        self._first_lines = array("q")
+
+    # ------------------------------------------------------------ errors
+
+    def add_error(self, line: int | None, field: str | None, code: str, reason: str) -> None:
+        self.counts_by_reason[code] += 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append({"line": line, "field": field, "code": code, "reason": reason})
+
+    def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
+        self.invalid += 1
+        self.add_error(line, field, code, reason)
+
+    def add_file_error(self, line: int | None, code: str, reason: str) -> None:
+        """A problem with the file as a whole: it is rejected whatever the policy."""
+        self.file_errors.append({"line": line, "field": None, "code": code, "reason": reason})
+        self.add_error(line, None, code, reason)
+
+    # ------------------------------------------------------------ the pass
+
+    def records(self, chunks: Iterable[bytes]) -> Iterator[RecordTuple]:
+        convert = self.converter.convert
+        loads = orjson.loads
+        limit = self.record_limit
+        seen = self._seen
+        fingerprints = self._fingerprints
+        first_lines = self._first_lines
+        max_records = self.max_records
+        line_no = 0
+        try:
+            for line in split_lines(self._sniffed(chunks), self.line_cap, self.bytes_read):
+                line_no += 1
+                if line.__class__ is _Overlong:
+                    self.records_seen += 1
+                    self._invalid(line_no, None, "record_too_large",
+                                  f"line is {line.length} bytes, far above the backend's record limit of {limit} bytes")
+                    continue
+                if line_no == 1 and line.startswith(UTF8_BOM):
+                    line = line[3:]
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                try:
+                    record = loads(line)
+                except orjson.JSONDecodeError as error:
+                    if not line.strip():
+                        self.blank_lines += 1
+                        continue
+                    self.records_seen += 1
+                    if self.records_seen > max_records:
+                        self._too_many(line_no)
+                        return
+                    if self._unparsable(line_no, line, error):
+                        return
+                    continue
+                self.records_seen += 1
+                if self.records_seen > max_records:
+                    self._too_many(line_no)
+                    return
+                if record.__class__ is not dict:
+                    self._not_object(line_no, record)
+                    continue
+                try:
+                    record_id, model_line, references, assigned = convert(record, line_no, line)
+                except RecordError as error:
+                    self._invalid(line_no, error.field, error.code, error.reason)
+                    continue
+                if limit is not None and len(model_line) - 1 > limit:
+                    self._invalid(line_no, None, "record_too_large",
+                                  f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}")
+                    continue
+                fingerprint = hash(record_id if record_id.__class__ is str else str(record_id))
+                if fingerprint in seen:
+                    self._duplicate(line_no, record_id, fingerprint, assigned)
+                    continue
+                seen.add(fingerprint)
+                fingerprints.append(fingerprint)
+                first_lines.append(line_no)
+                self.valid += 1
+                if assigned:
+                    self.ids_assigned += 1
+                if references is not None:
+                    self.references += 1
+                yield line_no, record_id, model_line, references
+        finally:
+            self.lines = line_no
+
+    def _sniffed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Passes chunks through, after rejecting a file whose first bytes say it is compressed or not UTF-8."""
+        first = True
+        for chunk in chunks:
+            if first and chunk:
+                first = False
+                for magic, code, reason in _MAGIC:
+                    if chunk.startswith(magic):
+                        self.bytes_read[0] += len(chunk)
+                        self.stopped_early = True
+                        self.add_file_error(1, code, reason)
+                        return
+            yield chunk
+
+    def _too_many(self, line_no: int) -> None:
+        self.records_seen -= 1
+        self.stopped_early = True
+        self.add_file_error(
+            line_no,
+            "too_many_records",
+            f"the file has more than max_records = {self.max_records} records (stopped reading at line {line_no}); "
+            "split it into several uploads or raise the pipeline's max_records",
+        )
+
+    def _unparsable(self, line_no: int, line: bytes, error: orjson.JSONDecodeError) -> bool:
+        """Records why a line is not JSON; returns True when the whole file is clearly not JSON Lines."""
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            self._invalid(line_no, None, "invalid_utf8",
+                          f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start:bad.start + 1]!r})")
+            return False
+        stripped = text.strip()
+        if self.records_seen == 1 and not stripped.startswith(("{", "[")) and ("," in text or "\t" in text):
+            self.stopped_early = True
+            self.invalid += 1
+            self.add_file_error(line_no, "csv_content",
+                                "the file looks like CSV/TSV (its first line is delimiter-separated text, not JSON); "
+                                "convert it to JSON Lines: one JSON object per line")
+            return True
+        if stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
+            reason = ("line is only part of a JSON value: the file looks pretty-printed; "
+                      "JSON Lines needs each object complete on one line")
+        else:
+            reason = f"line is not valid JSON ({error})"
+        self._invalid(line_no, None, "invalid_json", reason)
+        return False
+
+    def _not_object(self, line_no: int, value: Any) -> None:
+        kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+            value.__class__, "null"
+        )
+        self._invalid(line_no, None, "not_object", f"line is {kind}, not a JSON object; put one object on each line")
+
+    def _duplicate(self, line_no: int, record_id: Any, fingerprint: int, assigned: bool) -> None:
+        field = self.converter.id_field
+        if len(self.errors) < self.max_errors:
+            # array.index is a C scan; it only runs for duplicates that make it into the reported errors.
+            first = self._first_lines[self._fingerprints.index(fingerprint)]
+            origin = " (assigned from the line number)" if assigned else ""
+            reason = f"duplicate {field} {record_id!r}{origin}: first used on line {first}"
+        else:
+            first, reason = None, ""
+        self.invalid += 1
+        self.counts_by_reason["duplicate_id"] += 1
+        if reason:
+            self.errors.append({"line": line_no, "field": field, "code": "duplicate_id", "reason": reason,
+                                "first_line": first})
+
+    # ------------------------------------------------------------ results
+
+    def ok_so_far(self) -> bool:
+        """False once the file is certain to be rejected (a file error, or any invalid line under 'reject')."""
+        return not self.file_errors and (self.policy == "skip" or self.invalid == 0)
+
+    def warnings(self) -> list[str]:
+        notes = []
+        sagemaker = self.pipeline.pipeline.sagemaker
+        if self.converter.records_with_parameters and sagemaker is not None and sagemaker.hyper_params is not None:
+            notes.append(
+                f"{self.converter.records_with_parameters} records carry their own generation parameters, which the "
+                "JumpStart container ignores because the pipeline sets sagemaker.hyper_params (set it to null to use them)"
+            )
+        return notes
+
+    def report(self, extra_file_errors: Iterable[tuple[int | None, str, str]] = ()) -> dict[str, Any]:
+        """The report object; `extra_file_errors` are (line, code, reason) found after the pass (e.g. planning)."""
+        for line, code, reason in extra_file_errors:
+            self.add_file_error(line, code, reason)
+        if self.records_seen == 0 and not self.file_errors:
+            self.add_file_error(None, "no_records", "the file holds no records (it is empty or only blank lines)")
+        elif self.valid == 0 and not self.file_errors and self.policy == "skip":
+            self.add_file_error(None, "no_valid_records", "no line is valid, so there is nothing to run")
+        accepted = self.ok_so_far() and self.valid > 0
+        skipped = self.invalid if self.policy == "skip" and accepted else 0
+        totals = {
+            "lines": self.lines,
+            "bytes": self.bytes_read[0],
+            "blank_lines": self.blank_lines,
+            "records": self.records_seen,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "skipped": skipped,
+        }
+        return {
+            "accepted": accepted,
+            "reason": None if accepted else self._summary(),
+            "pipeline": self.pipeline.name,
+            "backend": self.pipeline.backend,
+            "input_format": self.pipeline.pipeline.input_format,
+            "policy": self.policy,
+            **{key: totals[key] for key in ("records", "valid", "invalid", "skipped")},
+            "totals": totals,
+            "stopped_early": self.stopped_early,
+            "errors": self.errors,
+            "errors_reported": len(self.errors),
+            "errors_truncated": sum(self.counts_by_reason.values()) > len(self.errors),
+            "counts_by_reason": dict(self.counts_by_reason.most_common()),
+            "ids_assigned": self.ids_assigned > 0,
+            "ids_assigned_count": self.ids_assigned,
+            "records_with_references": self.references,
+            "warnings": self.warnings(),
+        }
+
+    def _summary(self) -> str:
+        if self.file_errors:
+            return self.file_errors[0]["reason"]
+        reasons = ", ".join(f"{code} x{count}" for code, count in self.counts_by_reason.most_common())
+        return (f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
+                f"the pipeline's on_invalid policy is {self.policy!r}")
