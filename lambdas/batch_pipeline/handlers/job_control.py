@@ -32,8 +32,12 @@ def handler(event: dict, context: Any) -> dict:
                "attempt": result["attempt"], "wait_seconds": result["wait_seconds"],
                "failure_reason": job.get("failure_reason")},
     )
-    if action == "submit" and job.get("arn"):
-        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    if job["state"] == "queued":
+        metrics.add_metric(name="JobSubmissionsDeferred", unit=MetricUnit.Count, value=1)
+    elif action == "submit":
+        metrics.add_metric(name="JobSubmissions", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="JobStatusChecks", unit=MetricUnit.Count, value=1)
     if job["done"]:
         metrics.add_metric(name=f"Jobs{job['state'].capitalize()}", unit=MetricUnit.Count, value=1)
     return result
