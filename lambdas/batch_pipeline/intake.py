@@ -40,8 +40,12 @@ SHARDS_PREFIX = "shards/"
 class RunSink(Protocol):
     """Where a run folder's objects go. Keys are relative to the run folder ("shards/part-00000.jsonl")."""
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False) -> None:
-        """Store bytes [start, end) of a local file; `consume` lets the sink move the file instead of copying it."""
+    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
+                 intermediate: bool = False) -> None:
+        """Store bytes [start, end) of a local file.
+
+        `consume` lets the sink move the file instead of copying it; `intermediate` marks data that may expire
+        with the run's raw outputs (shards)."""
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
 
@@ -58,7 +62,8 @@ class LocalDirSink:
     def location(self, key: str) -> str:
         return str(self.root / key)
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False) -> None:
+    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
+                 intermediate: bool = False) -> None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         size = os.path.getsize(path)
@@ -201,7 +206,8 @@ def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, referen
     whole_file = len(planned.shards) == 1
     for shard in planned.shards:
         start = ends[shard.start - 1] if shard.start else 0
-        sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file)
+        sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file,
+                      intermediate=True)
     if has_references:
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
 

@@ -19,9 +19,11 @@ from botocore.exceptions import ClientError
 
 from .config import RuntimePipeline
 from .intake import INTAKE_REPORT_KEY, object_version_token, run_id_for, run_intake
+from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
+from .notifications import run_message
 from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
 
-# SNS message bodies are capped at 256 KB; a notification names a handful of errors and points at the report.
+# A notification names a handful of errors and points at the full report (SNS bodies are capped at 256 KB).
 NOTIFY_ERRORS = 10
 
 
@@ -31,14 +33,6 @@ def execution_arn(state_machine_arn: str, run_id: str) -> str:
     if len(parts) != 7 or parts[5] != "stateMachine":
         raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
     return ":".join([*parts[:5], "execution", parts[6], run_id])
-
-
-def run_prefix(pipeline: str, run_id: str) -> str:
-    return f"runs/{pipeline}/{run_id}/"
-
-
-def rejected_prefix(pipeline: str, run_id: str) -> str:
-    return f"rejected/{pipeline}/{run_id}/"
 
 
 @dataclass
@@ -59,8 +53,12 @@ class IntakeService:
         self.settings = settings
         self.log = log or (lambda level, message, **keys: None)
 
-    def process(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
-        """Handle one ObjectCreated object; returns what happened as {"status", ...} (never raises for bad input)."""
+    def process(self, bucket: str, key: str, version_id: str | None = None, raw_key: str | None = None) -> dict[str, Any]:
+        """Handle one ObjectCreated object; returns what happened as {"status", ...} (never raises for bad input).
+
+        `key` is the decoded key; `raw_key` the key as the event carried it, tried when the decoded one is not found
+        (a key that really contains '%' or '+' is ambiguous once decoded).
+        """
         if key.endswith("/"):
             return {"status": "ignored", "key": key, "reason": "folder marker"}
         pipeline_name = key.split("/", 1)[0] if "/" in key else ""
@@ -69,6 +67,9 @@ class IntakeService:
             return self._unknown_pipeline(bucket, key, pipeline_name)
 
         source = describe_object(self.s3, bucket, key, version_id)
+        if source is None and raw_key and raw_key != key:
+            source = describe_object(self.s3, bucket, raw_key, version_id)
+            key = raw_key if source is not None else key
         if source is None:
             self.log("warning", "object no longer exists; nothing to do", bucket=bucket, key=key, version_id=version_id)
             return {"status": "gone", "key": key}
@@ -81,12 +82,12 @@ class IntakeService:
             self.log("info", "duplicate event: the run already exists", run_id=run_id, execution_arn=arn)
             return {**result, "status": "duplicate", "execution_arn": arn}
         report_key = rejected_prefix(pipeline.name, run_id) + name + ".report.json"
-        if object_exists(self.s3, self.settings.output_bucket, report_key):
+        if self._already_rejected(report_key):
             self.log("info", "duplicate event: the file was already rejected", run_id=run_id, report_key=report_key)
             return {**result, "status": "duplicate", "report_key": report_key}
 
         prefix = run_prefix(pipeline.name, run_id)
-        sink = S3RunSink(self.s3, self.settings.output_bucket, prefix)
+        sink = S3RunSink(self.s3, self.settings.output_bucket, prefix, intermediate_tagging=INTERMEDIATE_TAGGING)
         outcome = run_intake(
             iter_object_chunks(self.s3, bucket, key, source["version_id"]),
             pipeline,
@@ -126,6 +127,17 @@ class IntakeService:
         return {**result, "status": "started", "execution_arn": started["executionArn"], "counts": execution_input["counts"],
                 "shards": len(outcome.shards)}
 
+    def _already_rejected(self, report_key: str) -> bool:
+        try:
+            return object_exists(self.s3, self.settings.output_bucket, report_key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+                raise
+            # Without s3:GetObject on rejected/* the check cannot be made; a replay then only repeats the notice.
+            self.log("warning", "cannot check for an earlier rejection (needs s3:GetObject on rejected/*)",
+                     report_key=report_key)
+            return False
+
     def _execution_exists(self, arn: str) -> bool:
         try:
             self.sfn.describe_execution(executionArn=arn)
@@ -141,23 +153,20 @@ class IntakeService:
         bucket = self.settings.output_bucket
         copy_object(self.s3, source, bucket, prefix + name)
         report_key = prefix + name + ".report.json"
-        self._notify(
-            f"Rejected upload {name} for pipeline {pipeline.name}",
-            {
-                "status": "rejected",
-                "run_id": run_id,
-                "pipeline": pipeline.name,
-                "input": source,
-                "reason": report["reason"],
-                "records": report["records"],
-                "valid": report["valid"],
-                "invalid": report["invalid"],
-                "counts_by_reason": report["counts_by_reason"],
-                "first_errors": report["errors"][:NOTIFY_ERRORS],
-                "report": f"s3://{bucket}/{report_key}",
-                "quarantined_copy": f"s3://{bucket}/{prefix}{name}",
-            },
+        manifest = {
+            "status": "rejected",
+            "run_id": run_id,
+            "pipeline": pipeline.name,
+            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "error": "InputRejected",
+            "cause": report["reason"],
+            "outputs": {"report": f"s3://{bucket}/{report_key}"},
+        }
+        subject, body, attributes = run_message(manifest)
+        first_errors = "\n".join(
+            f"  line {error['line']}: {error['field'] or '-'}: {error['reason']}" for error in report["errors"][:NOTIFY_ERRORS]
         )
+        self._notify(subject, f"{body}\n\nFirst errors:\n{first_errors}\n", attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
         self.s3.put_object(Bucket=bucket, Key=report_key, Body=json.dumps(report, indent=2).encode(),
                            ContentType="application/json")
@@ -166,21 +175,24 @@ class IntakeService:
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
 
     def _unknown_pipeline(self, bucket: str, key: str, pipeline_name: str) -> dict[str, Any]:
-        known = sorted(self.settings.pipelines)
-        reason = (f"the first key segment {pipeline_name!r} names no configured pipeline; upload under one of "
-                  f"{', '.join(known)}/" if pipeline_name else f"the object is not under a pipeline prefix ({', '.join(known)})")
+        known = ", ".join(sorted(self.settings.pipelines))
+        if pipeline_name:
+            reason = f"the first key segment {pipeline_name!r} names no configured pipeline; upload under one of: {known}"
+        else:
+            reason = f"the object is not under a pipeline prefix; upload under one of: {known}"
         self.log("error", "upload for an unknown pipeline: no run started", bucket=bucket, key=key, reason=reason)
-        self._notify("Upload for an unknown pipeline", {"status": "unknown_pipeline", "bucket": bucket, "key": key,
-                                                         "reason": reason})
+        self._notify("llm-batch-pipeline: upload for an unknown pipeline",
+                     f"s3://{bucket}/{key} was not processed: {reason}.\n", {"status": "unknown_pipeline"})
         return {"status": "unknown_pipeline", "key": key, "reason": reason}
 
-    def _notify(self, subject: str, message: dict[str, Any]) -> None:
+    def _notify(self, subject: str, body: str, attributes: dict[str, str]) -> None:
         if not self.settings.topic_arn or self.sns is None:
             self.log("warning", "no notification topic configured; notification logged only", subject=subject,
-                     notification=message)
+                     notification=body)
             return
         # SNS subjects must be printable ASCII without line breaks, at most 100 characters.
         ascii_subject = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]
-        self.sns.publish(TopicArn=self.settings.topic_arn, Subject=ascii_subject,
-                         Message=json.dumps(message, indent=2, default=str))
-
+        self.sns.publish(
+            TopicArn=self.settings.topic_arn, Subject=ascii_subject, Message=body,
+            MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
+        )

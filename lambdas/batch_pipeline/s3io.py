@@ -73,7 +73,7 @@ class S3RunSink:
     """A run folder in S3: `s3://bucket/prefix<key>`."""
 
     def __init__(self, client: Any, bucket: str, prefix: str, *, part_size: int = DEFAULT_PART_SIZE,
-                 max_workers: int = DEFAULT_UPLOAD_WORKERS):
+                 max_workers: int = DEFAULT_UPLOAD_WORKERS, intermediate_tagging: str | None = None):
         if part_size < 5 * MIB:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
         self.client = client
@@ -81,6 +81,8 @@ class S3RunSink:
         self.prefix = prefix
         self.part_size = part_size
         self.max_workers = max_workers
+        # Tags objects put with intermediate=True (shards), so a lifecycle rule can expire them.
+        self.intermediate_tagging = intermediate_tagging
 
     def location(self, key: str) -> str:
         return self.prefix + key
@@ -88,23 +90,24 @@ class S3RunSink:
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type)
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False) -> None:
+    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
+                 intermediate: bool = False) -> None:
         end = os.path.getsize(path) if end is None else end
+        extra = {"ContentType": "application/jsonlines"}
+        if intermediate and self.intermediate_tagging:
+            extra["Tagging"] = self.intermediate_tagging
         with open(path, "rb") as source:
             fd = source.fileno()
             if end - start <= self.part_size:
                 body = os.pread(fd, end - start, start)
-                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body,
-                                       ContentType="application/jsonlines")
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **extra)
             else:
-                self._multipart(self.prefix + key, fd, start, end)
+                self._multipart(self.prefix + key, fd, start, end, extra)
         if consume:
             os.remove(path)
 
-    def _multipart(self, full_key: str, fd: int, start: int, end: int) -> None:
-        upload_id = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=full_key, ContentType="application/jsonlines"
-        )["UploadId"]
+    def _multipart(self, full_key: str, fd: int, start: int, end: int, extra: dict[str, str]) -> None:
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full_key, **extra)["UploadId"]
 
         def upload(number: int, offset: int) -> dict[str, Any]:
             body = os.pread(fd, min(self.part_size, end - offset), offset)

@@ -1,18 +1,21 @@
-"""Intake Lambda: S3 ObjectCreated notification -> validate, shard and start the run (or quarantine the file).
+"""Intake Lambda: an S3 "Object Created" event -> validate, shard and start the run, or quarantine the file.
 
-Environment: PIPELINES, OUTPUT_BUCKET, STATE_MACHINE_ARN, TOPIC_ARN (optional), INTAKE_WORKDIR (optional, default
-the system temp dir: /tmp, sized by the function's ephemeral storage).
+Accepts both shapes S3 can deliver: the EventBridge "Object Created" event (what the stack's rule sends) and
+S3 event notification records (`Records[]`). Keys arrive URL-encoded ('+' for a space) and are decoded here.
+
+Environment: PIPELINES, OUTPUT_BUCKET, STATE_MACHINE_ARN, TOPIC_ARN (optional), INTAKE_WORKDIR (optional; default
+the system temp dir, i.e. /tmp sized by the function's ephemeral storage).
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config import parse_runtime_pipelines
@@ -29,7 +32,7 @@ _METRIC_BY_STATUS = {
 
 @lru_cache(maxsize=1)
 def _service() -> IntakeService:
-    import boto3  # here, not at import time: tests and local mode set up moto before the first call
+    import boto3  # on first use, so tests and local mode can set up emulated AWS before any client exists
 
     settings = IntakeSettings(
         pipelines=parse_runtime_pipelines(os.environ["PIPELINES"]),
@@ -46,29 +49,38 @@ def _log(level: str, message: str, **keys: Any) -> None:
     getattr(logger, level)(message, extra=keys)
 
 
-@logger.inject_lambda_context(correlation_id_path='Records[0].responseElements."x-amz-request-id"')
+def created_objects(event: dict[str, Any]) -> Iterator[tuple[str, str, str, str | None]]:
+    """(bucket, decoded key, key as sent, version id) for each object-created notice in the event."""
+    if "Records" in event:
+        for record in S3Event(event).records:
+            if record.event_name.startswith("ObjectCreated:"):
+                obj = record.s3.get_object
+                yield record.s3.bucket.name, unquote_plus(obj.key), obj.key, obj.get("versionId")
+    elif event.get("detail-type") == "Object Created":
+        detail = S3EventBridgeNotificationEvent(event).detail
+        raw = detail.object.raw_event
+        yield detail.bucket.name, detail.object.key, raw["key"], raw.get("version-id")
+    else:
+        logger.warning("not an S3 object-created event; ignored", extra={"event_keys": sorted(event)})
+
+
+@logger.inject_lambda_context(correlation_id_path='"detail"."request-id" || Records[0].responseElements."x-amz-request-id"')
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = _service()
     results = []
-    for record in S3Event(event).records:
-        if not record.event_name.startswith("ObjectCreated:"):
-            continue
-        # Keys arrive URL-encoded, with '+' for a space.
-        key = unquote_plus(record.s3.get_object.key)
-        bucket = record.s3.bucket.name
+    for bucket, key, raw_key, version_id in created_objects(event):
         logger.append_keys(bucket=bucket, key=key)
-        result = service.process(bucket, key, record.s3.get_object.version_id)
+        result = service.process(bucket, key, version_id, raw_key=raw_key)
         if result.get("run_id"):
             logger.set_correlation_id(result["run_id"])
         logger.info("intake finished", extra=result)
         metric = _METRIC_BY_STATUS.get(result["status"])
         if metric:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-        counts = result.get("counts")
-        if counts:
-            metrics.add_metric(name="RecordsValid", unit=MetricUnit.Count, value=counts["valid"])
-            metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=counts["rejected"])
+        if "counts" in result:
+            metrics.add_metric(name="RecordsValid", unit=MetricUnit.Count, value=result["counts"]["valid"])
+            metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result["counts"]["rejected"])
         results.append(result)
     return {"results": results}
