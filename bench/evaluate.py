@@ -88,7 +88,7 @@ def write_run_files(directory: Path, records: int) -> tuple[Path, Path]:
     return references, predictions
 
 
-def end_to_end(records: int) -> dict:
+def end_to_end(records: int, bootstrap: int) -> dict:
     from batch_pipeline_local.cli import main
 
     with tempfile.TemporaryDirectory() as temporary:
@@ -106,6 +106,10 @@ def end_to_end(records: int) -> dict:
         command = [sys.executable, "-m", "batch_pipeline_local.cli", *arguments, "--scores-out", str(process_out)]
         completed, process_s = timed(subprocess.run, command, capture_output=True, env={**os.environ}, check=False)
         scored_lines = sum(1 for _ in process_out.open())
+        bootstrap_s = None
+        if bootstrap:
+            with contextlib.redirect_stdout(io.StringIO()):
+                _, bootstrap_s = timed(main, [*arguments, "--bootstrap", str(bootstrap)])
     return {
         "records": records,
         "exit_codes": [code, completed.returncode],
@@ -114,6 +118,7 @@ def end_to_end(records: int) -> dict:
         "rougeLsum_fmeasure": report["rouge"]["rougeLsum"]["fmeasure"],
         "in_process_s": round(in_process_s, 2),
         "fresh_process_s": round(process_s, 2),
+        "with_bootstrap": None if bootstrap_s is None else {"resamples": bootstrap, "in_process_s": round(bootstrap_s, 2)},
     }
 
 
@@ -124,11 +129,13 @@ def main() -> int:
                         help="how many of them rouge-score also scores (default: all)")
     parser.add_argument("--stemmer", action="store_true", help="score with Porter stemming on")
     parser.add_argument("--records", type=int, default=50_000, help="records for the end-to-end run (default 50,000)")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="also time the end-to-end run with an N-resample bootstrap interval (default: not timed)")
     args = parser.parse_args()
 
     pairs = make_pairs(args.pairs, seed=1)
     speed = scoring(pairs, args.stemmer, args.baseline_pairs or args.pairs)
-    whole = end_to_end(args.records)
+    whole = end_to_end(args.records, args.bootstrap)
     print(json.dumps({"scoring": speed, "end_to_end": whole, "cpus": os.cpu_count()}, indent=2))
 
     failures = []
