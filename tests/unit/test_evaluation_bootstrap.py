@@ -71,3 +71,34 @@ def test_a_single_record_has_a_zero_width_interval():
 def test_rejects_unusable_input(series, kwargs, message):
     with pytest.raises(ValueError, match=message):
         bootstrap_mean_intervals(series, **kwargs)
+
+
+class ScriptedBytes:
+    """Stands in for random.Random: hands out prepared 32-bit little-endian words."""
+
+    def __init__(self, *batches):
+        self.batches = list(batches)
+
+    def randbytes(self, size):
+        words = self.batches.pop(0)
+        assert len(words) * 4 == size
+        return b"".join(word.to_bytes(4, "little") for word in words)
+
+
+def test_resampling_rejects_the_partial_top_block_so_indices_stay_uniform():
+    from batch_pipeline.evaluation.bootstrap import _uniform_indices
+
+    # For 3 records the last whole block ends at 2**32 - 1, so that one word is redrawn.
+    rng = ScriptedBytes([2**32 - 1, 4, 8], [2**32 - 2])
+    assert _uniform_indices(rng, 3) == [4 % 3, 8 % 3, (2**32 - 2) % 3]
+
+
+def test_resampled_indices_cover_the_range_evenly():
+    from batch_pipeline.evaluation.bootstrap import _uniform_indices
+
+    rng = random.Random(5)
+    counts = [0] * 10
+    for _ in range(1000):
+        for index in _uniform_indices(rng, 10):
+            counts[index] += 1
+    assert all(900 < count < 1100 for count in counts), counts

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--use-stemmer", action="store_true", help="ROUGE: Porter-stem tokens, as rouge-score's use_stemmer")
     parser.add_argument(
         "--bootstrap", metavar="N", type=int, default=0,
-        help="ROUGE: add a bootstrap confidence interval of each mean from N resamples (default: none)",
+        help="ROUGE: add a seeded bootstrap confidence interval of each mean F-measure from N resamples "
+        "(default: none; 1000 resamples of 50,000 records take ~10 s)",
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (default: 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed; same seed, same interval (default: 0)")
