@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
 from rouge_score_rs import rouge_scorer
 from rouge_score_rs.scoring import Score
 
@@ -25,7 +26,6 @@ __all__ = ["MEASURES", "ROUGE_TYPES", "Score", "mean_scores", "score_pairs"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 MEASURES = ("precision", "recall", "fmeasure")
-
 
 _scorers: dict[bool, rouge_scorer.RougeScorer] = {}
 
