@@ -135,9 +135,8 @@ def multi_instance_template():
 
 
 def test_a_multi_instance_plan_writes_balanced_shards_and_joins_every_record(multi_instance_template, tmp_path):
-    records = lines_of(EXAMPLES / "summarize.jsonl") * 3
-    for index, record in enumerate(records):
-        record["id"] = index
+    base = lines_of(EXAMPLES / "summarize.jsonl")
+    records = [dict(record, id=index) for index, record in enumerate(base * 3)]
     with local_aws(template=multi_instance_template) as local:
         result = run_file(local, write(tmp_path, "many.jsonl", records), "summarize")
         s3 = boto3.client("s3", region_name=REGION)
