@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -33,7 +33,7 @@ _MAGIC = (
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
 
-RecordTuple = tuple[int, Any, bytes, "dict[str, Any] | None"]
+RecordTuple = tuple[bytes, "dict[str, Any] | None"]
 
 
 def record_limit_bytes(pipeline: RuntimePipeline) -> int | None:
@@ -56,15 +56,11 @@ class _Overlong:
         self.length = length
 
 
-def split_lines(chunks: Iterable[bytes], cap: int, counter: list[int]) -> Iterator[bytes | _Overlong]:
-    """Physical lines (without "\\n") from byte chunks; a line longer than `cap` becomes an `_Overlong`.
-
-    `counter[0]` accumulates the bytes read, so callers can report size and progress.
-    """
+def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | _Overlong]:
+    """Physical lines without their line ending ("\\n" or "\\r\\n"); a line longer than `cap` becomes an `_Overlong`."""
     tail = b""
     discarding = -1  # length so far of an over-long line being skipped, or -1
     for chunk in chunks:
-        counter[0] += len(chunk)
         if discarding >= 0:
             newline = chunk.find(b"\n")
             if newline < 0:
@@ -75,6 +71,10 @@ def split_lines(chunks: Iterable[bytes], cap: int, counter: list[int]) -> Iterat
             chunk = chunk[newline + 1 :]
         if tail:
             chunk = tail + chunk
+        if b"\r" in chunk:
+            # A raw CR cannot occur inside a JSON string, so this only touches line endings (a CR whose LF is in
+            # the next chunk stays in `tail` and is handled once the chunks are joined).
+            chunk = chunk.replace(b"\r\n", b"\n")
         lines = chunk.split(b"\n")
         tail = lines.pop()
         yield from lines
@@ -84,14 +84,16 @@ def split_lines(chunks: Iterable[bytes], cap: int, counter: list[int]) -> Iterat
     if discarding >= 0:
         yield _Overlong(discarding)
     elif tail:
-        yield tail
+        yield tail[:-1] if tail.endswith(b"\r") else tail
 
 
 class StreamValidator:
     """Validates one file for one pipeline. Use once: iterate `records(chunks)`, then call `report()`."""
 
-    def __init__(self, pipeline: RuntimePipeline):
+    def __init__(self, pipeline: RuntimePipeline, on_rejected: Callable[[], None] | None = None):
+        """`on_rejected` is called once, as soon as the file is certain to be rejected (the caller can stop writing)."""
         settings = pipeline.pipeline
+        self._on_rejected = on_rejected
         self.pipeline = pipeline
         self.converter = RecordConverter(pipeline)
         self.record_limit = record_limit_bytes(pipeline)
@@ -125,50 +127,60 @@ class StreamValidator:
     def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
         self.invalid += 1
         self.add_error(line, field, code, reason)
+        if self.policy == "reject":
+            self._rejected()
 
     def add_file_error(self, line: int | None, code: str, reason: str) -> None:
         """A problem with the file as a whole: it is rejected whatever the policy."""
         self.file_errors.append({"line": line, "field": None, "code": code, "reason": reason})
         self.add_error(line, None, code, reason)
+        self._rejected()
+
+    def _rejected(self) -> None:
+        if self._on_rejected is not None:
+            callback, self._on_rejected = self._on_rejected, None
+            callback()
 
     # ------------------------------------------------------------ the pass
 
     def records(self, chunks: Iterable[bytes]) -> Iterator[RecordTuple]:
+        """Valid records as (model-ready line, references or None), in file order."""
         convert = self.converter.convert
         loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
         limit = self.record_limit
+        size_cap = limit + 1 if limit is not None else UNLIMITED_LINE_CAP  # the model line ends with "\n"
         seen = self._seen
-        fingerprints = self._fingerprints
-        first_lines = self._first_lines
+        add_seen = seen.add
+        fingerprints = self._fingerprints.append
+        first_lines = self._first_lines.append
         max_records = self.max_records
-        line_no = 0
+        line_no = records = valid = assigned_ids = with_references = 0
         try:
-            for line in split_lines(self._sniffed(chunks), self.line_cap, self.bytes_read):
+            for line in split_lines(self._sniffed(chunks), self.line_cap):
                 line_no += 1
                 if line.__class__ is _Overlong:
-                    self.records_seen += 1
+                    records += 1
                     self._invalid(line_no, None, "record_too_large",
                                   f"line is {line.length} bytes, far above the backend's record limit of {limit} bytes")
                     continue
-                if line_no == 1 and line.startswith(UTF8_BOM):
-                    line = line[3:]
-                if line[-1:] == b"\r":
-                    line = line[:-1]
                 try:
                     record = loads(line)
-                except orjson.JSONDecodeError as error:
+                except decode_error as error:
                     if not line.strip():
                         self.blank_lines += 1
                         continue
-                    self.records_seen += 1
-                    if self.records_seen > max_records:
+                    records += 1
+                    self.records_seen = records
+                    if records > max_records:
                         self._too_many(line_no)
                         return
                     if self._unparsable(line_no, line, error):
                         return
                     continue
-                self.records_seen += 1
-                if self.records_seen > max_records:
+                records += 1
+                if records > max_records:
+                    self.records_seen = records
                     self._too_many(line_no)
                     return
                 if record.__class__ is not dict:
@@ -179,7 +191,7 @@ class StreamValidator:
                 except RecordError as error:
                     self._invalid(line_no, error.field, error.code, error.reason)
                     continue
-                if limit is not None and len(model_line) - 1 > limit:
+                if len(model_line) > size_cap:
                     self._invalid(line_no, None, "record_too_large",
                                   f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}")
                     continue
@@ -187,31 +199,44 @@ class StreamValidator:
                 if fingerprint in seen:
                     self._duplicate(line_no, record_id, fingerprint, assigned)
                     continue
-                seen.add(fingerprint)
-                fingerprints.append(fingerprint)
-                first_lines.append(line_no)
-                self.valid += 1
+                add_seen(fingerprint)
+                fingerprints(fingerprint)
+                first_lines(line_no)
+                valid += 1
                 if assigned:
-                    self.ids_assigned += 1
+                    assigned_ids += 1
                 if references is not None:
-                    self.references += 1
-                yield line_no, record_id, model_line, references
+                    with_references += 1
+                yield model_line, references
         finally:
             self.lines = line_no
+            self.records_seen = records
+            self.valid = valid
+            self.ids_assigned = assigned_ids
+            self.references = with_references
 
     def _sniffed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Passes chunks through, after rejecting a file whose first bytes say it is compressed or not UTF-8."""
+        """Counts the bytes, drops a UTF-8 BOM, and rejects a file whose first bytes say it is compressed or UTF-16."""
+        counter = self.bytes_read
         first = True
+        head = b""
         for chunk in chunks:
-            if first and chunk:
-                first = False
+            counter[0] += len(chunk)
+            if first:
+                head += chunk
+                if len(head) < 4:  # the magic numbers are up to 4 bytes long
+                    continue
+                chunk, first = head, False
                 for magic, code, reason in _MAGIC:
                     if chunk.startswith(magic):
-                        self.bytes_read[0] += len(chunk)
                         self.stopped_early = True
                         self.add_file_error(1, code, reason)
                         return
+                if chunk.startswith(UTF8_BOM):
+                    chunk = chunk[len(UTF8_BOM) :]
             yield chunk
+        if first and head:  # a file shorter than 4 bytes
+            yield head[len(UTF8_BOM) :] if head.startswith(UTF8_BOM) else head
 
     def _too_many(self, line_no: int) -> None:
         self.records_seen -= 1
@@ -264,6 +289,8 @@ class StreamValidator:
             first, reason = None, ""
         self.invalid += 1
         self.counts_by_reason["duplicate_id"] += 1
+        if self.policy == "reject":
+            self._rejected()
         if reason:
             self.errors.append({"line": line_no, "field": field, "code": "duplicate_id", "reason": reason,
                                 "first_line": first})

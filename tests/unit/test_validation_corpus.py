@@ -26,7 +26,7 @@ def test_the_corpus_covers_at_least_25_kinds_of_bad_input():
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-@pytest.mark.parametrize("chunk_size", [7, 1 << 20])
+@pytest.mark.parametrize("chunk_size", [1, 7, 1 << 20])
 def test_bad_file_is_rejected_with_line_and_reason(name, chunk_size):
     case = BAD[name]
     data = (CORPUS / "bad" / name).read_bytes()
