@@ -47,9 +47,13 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
     """Synthesize the app exactly as `cdk synth` would (minus asset bundling) and return the template."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("CDK_VALIDATION", "false")
-    from app import STACK_NAME as APP_STACK, build_app  # noqa: PLC0415 - jsii start-up only when needed
+    import sys  # noqa: PLC0415
 
-    from .settings import DEFAULT_CDK_JSON
+    from .settings import DEFAULT_CDK_JSON, REPO_ROOT
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))  # app.py and stacks/ live at the repository root
+    from app import STACK_NAME as APP_STACK, build_app  # noqa: PLC0415 - jsii start-up only when needed
 
     context = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]
     context["aws:cdk:bundling-stacks"] = []
