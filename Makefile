@@ -33,6 +33,7 @@ test: synth
 
 demo: synth
 	$(VENV)/bin/batch-pipeline summary
+	POWERTOOLS_LOG_LEVEL=ERROR $(VENV)/bin/batch-pipeline demo
 
 bench: setup
 	$(PY) bench/intake.py
