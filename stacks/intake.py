@@ -55,6 +55,13 @@ class Intake(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="WriteRunsAndRejects", actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
             resources=[output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"), output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
+        # A replayed rejection finds its report and sends no second notice.
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="FindExistingRejection", actions=["s3:GetObject"],
+            resources=[output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ListRejections", actions=["s3:ListBucket"], resources=[output_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{REJECTED_PREFIX}*"]}}))
         if key is not None:
             grant_data_key(role, key)
         state_machine.grant_start_execution(role)

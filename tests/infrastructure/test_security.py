@@ -185,3 +185,19 @@ def test_cdk_nag_fails_the_synth_on_a_new_finding(default_context):
     sqs.Queue(stack, "UnencryptedQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
     with pytest.raises(RuntimeError, match="AwsSolutions-SQS2"):
         app.synth()
+
+
+def test_intake_reads_only_pipeline_prefixes_and_writes_only_runs_and_rejects(template):
+    seen = set()
+    for name, statement in _statements(template):
+        if not name.startswith("FunctionsIntakeRole"):
+            continue
+        resources = json_text = str(statement["Resource"])  # noqa: F841 - both names read below
+        if statement.get("Sid") == "ReadUploads":
+            seen.add("read")
+            for prefix in ("/summarize/*", "/classify/*", "/bedrock-summarize/*"):
+                assert prefix in resources
+        if statement.get("Sid") == "WriteRunsAndRejects":
+            seen.add("write")
+            assert "/runs/*" in json_text and "/rejected/*" in json_text and "/raw/" not in json_text
+    assert seen == {"read", "write"}
