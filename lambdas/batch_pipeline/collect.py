@@ -9,6 +9,8 @@ How output finds its record:
   - join="id": output lines carry the record id (SageMaker text2text echoes `id`, Bedrock `recordId`).
     Order is free: lines that arrive ahead of their record wait in a dict until it comes up, so an
     output in input order costs O(1) memory and a shuffled one at most one object's worth.
+  - A missing `.out` object means none of its records were answered: SageMaker uploads an object's output
+    only when the whole object succeeded, so records of a Failed job carry the job's FailureReason.
   - join="position": the zero-shot container answers without an id. SageMaker Batch Transform with
     SplitType=Line and AssembleWith=Line writes the answers of one input object in that object's order,
     so line i of `<shard>.out` answers line i of the shard. A dropped line would shift every later answer

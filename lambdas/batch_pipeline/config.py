@@ -19,6 +19,8 @@ Backend = Literal["sagemaker", "bedrock"]
 
 # A pipeline name is the first key segment of an upload and part of resource names.
 PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+# An endpoint key becomes part of a SageMaker endpoint name ([a-zA-Z0-9](-*[a-zA-Z0-9]), at most 63).
+ENDPOINT_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,29}$")
 
 
 class ConfigError(ValueError):
@@ -36,17 +38,32 @@ class SageMakerArtifacts(_Model):
     """Where one region finds the container and weights (see README, "Models in another region")."""
 
     image_uri: str = Field(min_length=1)
-    model_data_uri: str = Field(pattern=r"^s3://[^/]+/.+")
+    # None for containers that fetch their weights themselves, e.g. the Hugging Face LLM (TGI)
+    # container given HF_MODEL_ID; such a model needs network_isolation false.
+    model_data_uri: str | None = Field(default=None, pattern=r"^s3://[^/]+/.+")
     environment: dict[str, str] = {}
 
 
 class SageMakerModel(_Model):
     backend: Literal["sagemaker"]
-    task: Literal["text2text", "zero-shot"]
+    # "text-generation": a TGI-served LLM for real-time token streaming; endpoints only, no pipelines.
+    task: Literal["text2text", "zero-shot", "text-generation"]
     jumpstart_model_id: str
     # JumpStart prepacked artifacts carry their code and weights, so the container needs no network.
     network_isolation: bool = True
     regions: dict[str, SageMakerArtifacts] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights_reachable(self) -> SageMakerModel:
+        without_data = sorted(region for region, artifacts in self.regions.items() if artifacts.model_data_uri is None)
+        if without_data and self.task != "text-generation":
+            raise ValueError(f"regions {without_data}: model_data_uri is required for a {self.task} model")
+        if without_data and self.network_isolation:
+            raise ValueError(
+                f"regions {without_data} have no model_data_uri, so the container downloads its weights: "
+                "set network_isolation to false"
+            )
+        return self
 
     def artifacts(self, region: str) -> SageMakerArtifacts:
         try:
@@ -127,9 +144,25 @@ class EndpointConfig(_Model):
     model: str
     instance_type: str = Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
     instance_count: int = Field(default=1, ge=1)
+    # Autoscaling (target tracking on SageMakerVariantInvocationsPerInstance, per instance per
+    # minute) between instance_count and max_instance_count; both fields or neither.
     max_instance_count: int | None = Field(default=None, ge=1)
     invocations_per_instance: int | None = Field(default=None, ge=1)
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    # Requests and responses to s3://<output-bucket>/datacapture/<endpoint>/.
     data_capture: bool = False
+    data_capture_percent: int = Field(default=100, ge=1, le=100)
+    # Large models (TGI downloading 7B weights) need longer than the default to pass the health check.
+    startup_health_check_timeout_seconds: int | None = Field(default=None, ge=60, le=3600)
+
+    @model_validator(mode="after")
+    def _autoscaling_complete(self) -> EndpointConfig:
+        if (self.max_instance_count is None) != (self.invocations_per_instance is None):
+            raise ValueError("autoscaling needs both max_instance_count and invocations_per_instance")
+        if self.max_instance_count is not None and self.max_instance_count < self.instance_count:
+            raise ValueError("max_instance_count must not be below instance_count")
+        return self
 
 
 class AppConfig(_Model):
@@ -155,6 +188,8 @@ class AppConfig(_Model):
                 continue
             problems += _check_pipeline_backend(where, pipeline, model)
         for name, endpoint in self.endpoints.items():
+            if not ENDPOINT_NAME.match(name):
+                problems.append(f"endpoints.{name}: name must match {ENDPOINT_NAME.pattern} (it names the SageMaker endpoint)")
             model = self.models.get(endpoint.model)
             if not isinstance(model, SageMakerModel):
                 problems.append(f"endpoints.{name}.model: {endpoint.model!r} is not a SageMaker catalog model")
@@ -168,7 +203,9 @@ class AppConfig(_Model):
 
 def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerModel | BedrockModel) -> list[str]:
     problems = []
-    if model.backend == "sagemaker":
+    if model.backend == "sagemaker" and model.task == "text-generation":
+        problems.append(f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only")
+    elif model.backend == "sagemaker":
         if pipeline.sagemaker is None:
             problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
         if pipeline.bedrock is not None:

@@ -192,12 +192,12 @@ def test_intake_reads_only_pipeline_prefixes_and_writes_only_runs_and_rejects(te
     for name, statement in _statements(template):
         if not name.startswith("FunctionsIntakeRole"):
             continue
-        resources = json_text = str(statement["Resource"])  # noqa: F841 - both names read below
+        resources = str(statement["Resource"])
         if statement.get("Sid") == "ReadUploads":
             seen.add("read")
             for prefix in ("/summarize/*", "/classify/*", "/bedrock-summarize/*"):
                 assert prefix in resources
         if statement.get("Sid") == "WriteRunsAndRejects":
             seen.add("write")
-            assert "/runs/*" in json_text and "/rejected/*" in json_text and "/raw/" not in json_text
+            assert "/runs/*" in resources and "/rejected/*" in resources and "/raw/" not in resources
     assert seen == {"read", "write"}

@@ -20,7 +20,8 @@ It says what it is: every run logs "local stand-in engine (not a model)", writes
 
 Failure injection, by a marker inside a record's text (so end-to-end tests need no extra wiring):
   - `[[fail-job]]`: the job ends Failed with a FailureReason naming the record. Objects processed before
-    the one holding the marker keep their `.out`, like a real job that fails part-way.
+    the one holding the marker keep their `.out` and that object gets none: SageMaker uploads an object's
+    `.out` only when the whole object succeeded (TransformOutput.S3OutputPath in the API reference).
   - `[[drop-output]]`: that record's output line is left out (the job still Completes).
   - `[[bad-output]]`: that record's output line is written unreadable.
 or by hook arguments: `fail_jobs={job name: reason}` fails a job before it writes anything.
