@@ -11,6 +11,7 @@ from batch_pipeline.config import AppConfig, dump_runtime_pipelines, runtime_pip
 from .functions import FunctionFactory
 from .intake import Intake
 from .models import SageMakerModels
+from .monitoring import Monitoring
 from .notifications import Notifications
 from .storage import Storage
 from .workflow import Workflow
@@ -65,6 +66,10 @@ class BatchPipelineStack(cdk.Stack):
             self, "Intake", config=config, functions=self.functions, input_bucket=self.storage.input_bucket,
             output_bucket=self.storage.output_bucket, key=self.storage.key, topic=self.notifications.topic,
             state_machine=self.workflow.state_machine)
+
+        self.monitoring = Monitoring(
+            self, "Monitoring", state_machine=self.workflow.state_machine, functions=self.functions.functions,
+            dead_letter_queue=self.functions.dead_letter_queue, topic=self.notifications.topic)
 
         cdk.CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn,
                       description="Watch runs in the Step Functions console; execution name = run id")

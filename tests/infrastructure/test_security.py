@@ -201,3 +201,14 @@ def test_intake_reads_only_pipeline_prefixes_and_writes_only_runs_and_rejects(te
             seen.add("write")
             assert "/runs/*" in resources and "/rejected/*" in resources and "/raw/" not in resources
     assert seen == {"read", "write"}
+
+
+def test_alarms_notify_the_topic_on_failed_executions_dead_letters_and_function_errors(template):
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
+    assert {"ExecutionsFailed", "ExecutionsTimedOut", "ApproximateNumberOfMessagesVisible", "Errors"} <= metrics
+    assert sum(a["Properties"]["MetricName"] == "Errors" for a in alarms.values()) == len(
+        template.find_resources("AWS::Lambda::Function"))
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"], name
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)

@@ -30,8 +30,7 @@ def handler(event: dict, context) -> dict:
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
-    for name in ("succeeded", "failed"):
-        metrics.add_metric(name=f"Records{name.title()}", unit="Count", value=manifest["counts"][name] or 0)
+    # Record counts are emitted once, by collect.
     if "duration_seconds" in manifest.get("timings", {}):
         metrics.add_metric(name="RunDuration", unit="Seconds", value=manifest["timings"]["duration_seconds"])
     logger.info("run finished", extra={"status": manifest["status"], "counts": manifest["counts"]})
