@@ -145,3 +145,26 @@ def test_a_multi_instance_plan_writes_balanced_shards_and_joins_every_record(mul
     assert len(shards) >= 6
     assert result.manifest["status"] == "SUCCEEDED"
     assert sorted(p["id"] for p in predictions) == list(range(60))
+
+
+def test_every_outcome_notifies_the_topic(local, tmp_path):
+    sqs = boto3.client("sqs", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION)
+    queue = sqs.create_queue(QueueName="run-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=local.topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    records = lines_of(EXAMPLES / "summarize.jsonl")[:3]
+    failing = [dict(records[0], text_inputs=records[0]["text_inputs"] + " [[fail-job]]")]
+    run_file(local, write(tmp_path, "good.jsonl", records), "summarize")
+    run_file(local, write(tmp_path, "failing.jsonl", failing), "summarize")
+    run_file(local, EXAMPLES / "summarize-with-bad-lines.jsonl", "summarize")
+    bodies = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        bodies += [m["Body"] for m in batch]
+    text = "\n".join(bodies)
+    assert len(bodies) == 3, bodies
+    assert "ended SUCCEEDED" in text and "ended FAILED" in text and "ended rejected" in text
+    assert "rouge1" in text and "manifest: s3://" in text
