@@ -33,3 +33,19 @@ def test_missing_region_artifacts_name_the_region(default_context):
     context["region"] = "eu-west-3"
     with pytest.raises(ConfigError, match="no artifacts for region 'eu-west-3'"):
         build_app(context)
+
+
+def test_one_realtime_and_one_streaming_endpoint_synthesize_cleanly_in_the_full_stack(default_context):
+    from aws_cdk.assertions import Template
+
+    context = copy.deepcopy(default_context)
+    context["batch-pipeline"]["endpoints"] = {
+        "flan-t5-realtime": {"model": "flan-t5-large", "instance_type": "ml.p3.2xlarge", "instance_count": 1,
+                             "max_instance_count": 4, "invocations_per_instance": 120, "data_capture": True},
+        "falcon-stream": {"model": "falcon-7b-instruct", "instance_type": "ml.g5.2xlarge"},
+    }
+    app, stack = build_app(context)
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::SageMaker::Endpoint", 2)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalingPolicy", 1)
+    app.synth()  # cdk-nag: no unacknowledged finding
