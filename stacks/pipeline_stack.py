@@ -61,7 +61,7 @@ class BatchPipelineStack(cdk.Stack):
         self.notifications = Notifications(self, "Notifications", key=self.storage.key, email=config.notification_email)
         self.workflow = Workflow(
             self, "Workflow", config=config, functions=self.functions, output_bucket=self.storage.output_bucket,
-            key=self.storage.key, topic=self.notifications.topic, sagemaker_model_names=self.models.model_names,
+            key=self.storage.key, topic=self.notifications.topic,
             log_retention=RETENTION[config.log_retention_days])
         self.intake = Intake(
             self, "Intake", config=config, functions=self.functions, input_bucket=self.storage.input_bucket,

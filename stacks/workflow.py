@@ -33,7 +33,7 @@ JOB_NAME_PREFIX = "llmbp-"
 class Workflow(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, functions: FunctionFactory,
                  output_bucket: s3.IBucket, key: kms.IKey | None, topic: sns.ITopic,
-                 sagemaker_model_names: dict[str, str], log_retention: logs.RetentionDays) -> None:
+                 log_retention: logs.RetentionDays) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self._functions = functions
@@ -64,7 +64,7 @@ class Workflow(Construct):
             "Notify", "batch_pipeline.handlers.notify.handler",
             "Publishes the run's outcome to the notification topic", environment={"TOPIC_ARN": topic.topic_arn})
         grant_publish(topic, key, self.notify_fn)
-        self._grant_sagemaker_job_control(self.job_control_fn, sagemaker_model_names)
+        self._grant_sagemaker_job_control(self.job_control_fn)
 
         definition = self._definition(config)
         log_group = logs.LogGroup(self, "ExecutionLogs", retention=log_retention, encryption_key=key,
@@ -108,7 +108,7 @@ class Workflow(Construct):
                 grant_data_key(fn, self._key)
         return fn
 
-    def _grant_sagemaker_job_control(self, fn: lambda_.Function, model_names: dict[str, str]) -> None:
+    def _grant_sagemaker_job_control(self, fn: lambda_.Function) -> None:
         stack = cdk.Stack.of(self)
         jobs = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{JOB_NAME_PREFIX}*")
         fn.add_to_role_policy(iam.PolicyStatement(
@@ -116,11 +116,6 @@ class Workflow(Construct):
             actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
                      "sagemaker:AddTags"],
             resources=[jobs]))
-        if model_names:
-            fn.add_to_role_policy(iam.PolicyStatement(
-                sid="UseOwnModels", actions=["sagemaker:DescribeModel"],
-                resources=[stack.format_arn(service="sagemaker", resource="model", resource_name=name.lower())
-                           for name in model_names.values()]))
         acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                     "Transform job names are made per run; all start with this app's prefix.",
                     applies_to=f"Resource::{arn_evidence(self, 'sagemaker', f'transform-job/{JOB_NAME_PREFIX}*')}")
