@@ -25,7 +25,7 @@ from constructs import Construct
 
 from batch_pipeline.config import AppConfig, EndpointConfig, SageMakerModel
 
-from .models import ecr_repository_arn, s3_object_arn
+from .models import container_definition, ecr_repository_arn, s3_object_arn
 from .nag import acknowledge, arn_evidence
 
 VARIANT = "AllTraffic"
@@ -97,12 +97,7 @@ class RealtimeEndpoints(Construct):
                 self, f"Model-{endpoint_key}",
                 execution_role_arn=role.role_arn,
                 enable_network_isolation=entry.network_isolation,
-                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=artifacts.image_uri,
-                    model_data_url=artifacts.model_data_uri,
-                    environment=artifacts.environment or None,
-                    mode="SingleModel",
-                ),
+                primary_container=container_definition(artifacts),
             )
             # The container starts with the permissions it needs, not just the role.
             model.node.add_dependency(policy)

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, SageMakerModel
+from batch_pipeline.config import AppConfig, SageMakerArtifacts, SageMakerModel
 
 from .nag import acknowledge, arn_evidence
 
@@ -34,6 +34,16 @@ def ecr_repository_arn(image_uri: str) -> str:
     if not match:
         raise ValueError(f"image_uri {image_uri!r} is not an ECR image URI (account.dkr.ecr.region.amazonaws.com/repo:tag)")
     return f"arn:{cdk.Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+
+
+def container_definition(artifacts: SageMakerArtifacts) -> sagemaker.CfnModel.ContainerDefinitionProperty:
+    """The catalog's container for one region, as batch jobs and endpoints both run it."""
+    return sagemaker.CfnModel.ContainerDefinitionProperty(
+        image=artifacts.image_uri,
+        model_data_url=artifacts.model_data_uri,
+        environment=artifacts.environment or None,
+        mode="SingleModel",
+    )
 
 
 class SageMakerModels(Construct):
@@ -60,12 +70,7 @@ class SageMakerModels(Construct):
                 model_name=model_name,
                 execution_role_arn=role.role_arn,
                 enable_network_isolation=entry.network_isolation,
-                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=artifacts.image_uri,
-                    model_data_url=artifacts.model_data_uri,
-                    environment=artifacts.environment or None,
-                    mode="SingleModel",
-                ),
+                primary_container=container_definition(artifacts),
             )
             # The container starts with the permissions it needs, not just the role.
             model.node.add_dependency(role.node.find_child("DefaultPolicy"))

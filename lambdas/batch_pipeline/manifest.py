@@ -6,6 +6,7 @@ job ended partially; FAILED when no record succeeded, every job failed, or a wor
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
@@ -114,8 +115,6 @@ def failure_manifest(run: dict, failure: dict, finished: datetime | None = None)
 
 def _cause_message(cause: str | None) -> str:
     """A Lambda failure's Cause is a JSON error object; keep its message and type readable."""
-    import json
-
     if not cause:
         return "no cause reported"
     try:
