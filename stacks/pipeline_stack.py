@@ -8,6 +8,7 @@ from constructs import Construct
 
 from batch_pipeline.config import AppConfig, dump_runtime_pipelines, runtime_pipelines
 
+from .bedrock import BedrockBatchAccess, bedrock_pipelines
 from .endpoints import RealtimeEndpoints
 from .functions import FunctionFactory
 from .intake import Intake
@@ -63,6 +64,10 @@ class BatchPipelineStack(cdk.Stack):
             self, "Workflow", config=config, functions=self.functions, output_bucket=self.storage.output_bucket,
             key=self.storage.key, topic=self.notifications.topic,
             log_retention=RETENTION[config.log_retention_days])
+        self.bedrock = None
+        if bedrock_pipelines(config):
+            self.bedrock = BedrockBatchAccess(self, "BedrockBatch", config=config, output_bucket=self.storage.output_bucket,
+                                              key=self.storage.key, job_control=self.workflow.job_control_fn)
         self.intake = Intake(
             self, "Intake", config=config, functions=self.functions, input_bucket=self.storage.input_bucket,
             output_bucket=self.storage.output_bucket, key=self.storage.key, topic=self.notifications.topic,

@@ -140,7 +140,18 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "predictions_key": predictions_key,
         "errors_key": errors_key,
         "jobs": [t.as_dict() for t in tallies],
+        "backend_counts": backend_counts(tallies),
     }
+
+
+def backend_counts(tallies: list[JobTally]) -> dict[str, int]:
+    """The backend's own counts summed over jobs (Bedrock's manifest.json.out: records and tokens); {} for SageMaker."""
+    summed: dict[str, int] = {}
+    for tally in tallies:
+        for name, value in tally.backend_metrics.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                summed[name] = summed.get(name, 0) + value
+    return summed
 
 
 # ---------------------------------------------------------------- reading S3 line by line

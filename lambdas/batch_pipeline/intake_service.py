@@ -104,6 +104,8 @@ class IntakeService:
             "run_id": run_id,
             "pipeline": pipeline.name,
             "backend": pipeline.backend,
+            # The Bedrock model id or the SageMaker model name: what actually answered, for the manifest.
+            "model": pipeline.bedrock_model_id or pipeline.sagemaker_model_name or pipeline.model_key,
             "output_bucket": self.settings.output_bucket,
             "run_prefix": prefix,
             "input": source,

@@ -67,7 +67,10 @@ def _merge(job: dict, state: dict) -> dict:
     return {**job, **state}
 
 
-def _step(run: dict, job: dict, attempt: int) -> dict:
+def _step(run: dict, job: dict, attempt: int, backend: BatchBackend | None = None) -> dict:
+    if job["done"] and backend is not None:
+        # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
+        job = backend.finish(run, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
     return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait}
 
@@ -96,7 +99,7 @@ def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = ti
     if "submitted_at" not in job:
         job["submitted_at"] = now()
     job.pop("last_refusal", None)
-    return _step(run, _merge(job, state), attempt)
+    return _step(run, _merge(job, state), attempt, backend)
 
 
 def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
@@ -114,4 +117,4 @@ def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = tim
         job["stop_reason"] = reason
     if state["done"] and job.get("stop_reason") and not state.get("failure_reason"):
         state["failure_reason"] = job["stop_reason"]
-    return _step(run, _merge(job, state), attempt)
+    return _step(run, _merge(job, state), attempt, backend)

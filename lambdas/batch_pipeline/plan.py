@@ -3,7 +3,7 @@
 SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
 instances, and intake already wrote at least one size-balanced shard per instance, so one job
 with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
-already sized to the quotas.
+already sized to the quotas; a file under the batch minimum is one "on-demand" job (InvokeModel).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list
         }]
     from batch_pipeline.backends.bedrock import bedrock_job_name  # noqa: PLC0415 - only Bedrock runs need it
 
+    # "on-demand": fewer records than a batch job's minimum; the job runs through InvokeModel instead.
+    route = intake_report.get("route") or "batch"
     jobs = []
     for index, shard in enumerate(shards):
         name = bedrock_job_name(run["run_id"], index)
@@ -46,5 +48,6 @@ def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list
             "records": int(shard["records"]),
             "bytes": int(shard["bytes"]),
             "shard_keys": [shard["key"]],
+            "route": route,
         })
     return jobs

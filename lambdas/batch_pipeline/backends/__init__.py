@@ -111,6 +111,11 @@ class BatchBackend(ABC):
         """How long a job may run before job control stops it; None when the backend enforces its own limit."""
         return None
 
+    def finish(self, run: dict, job: dict) -> dict:
+        """Called with every job that reached an end state; may return the job with a follow-up phase that is not
+        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. Default: the job as is."""
+        return job
+
     def job_metrics(self, run: dict, job: dict) -> dict[str, Any]:
         """Counts the backend reports for an ended job (Bedrock's manifest.json.out); merged into collect's result."""
         return {}

@@ -45,14 +45,17 @@ def job_name_prefix() -> str:
     return os.environ.get("JOB_NAME_PREFIX", DEFAULT_JOB_NAME_PREFIX)
 
 
-def transform_job_name(run_id: str, index: int, prefix: str | None = None) -> str:
+def transform_job_name(run_id: str, index: int | str, prefix: str | None = None) -> str:
     """`<prefix><readable run id head>-<10 hex of sha256(run id)>-<index>`, lower case, at most 63 characters.
 
     The hash keeps names unique per run even when two run ids share their first characters."""
     prefix = (prefix if prefix is not None else job_name_prefix()).lower()
     prefix = prefix if prefix.endswith("-") else prefix + "-"
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
-    tail = f"{digest}-{int(index)}"
+    index_text = str(index)
+    if not re.fullmatch(r"[0-9]+[a-z]?", index_text):
+        raise ValueError(f"job index must be a number with an optional letter suffix, got {index!r}")
+    tail = f"{digest}-{index_text}"
     budget = _JOB_NAME_MAX - len(prefix) - len(tail) - 1
     head = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[: max(budget, 0)].rstrip("-")
     name = f"{prefix}{head}-{tail}" if head else f"{prefix}{tail}"

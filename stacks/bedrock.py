@@ -1,0 +1,123 @@
+"""Bedrock batch inference access: the service role Bedrock assumes, and what job control may do.
+
+- The service role trusts bedrock.amazonaws.com only for this account's model invocation jobs
+  (aws:SourceAccount, aws:SourceArn), reads only the job files of Bedrock pipelines' runs (shards/)
+  and writes only their raw/ folders.
+- Job control may create, get, list and stop model invocation jobs of the configured models, invoke those
+  models on demand (files under the batch minimum), and pass only this role, only to Bedrock.
+"""
+
+from __future__ import annotations
+
+import re
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from batch_pipeline.config import AppConfig, BedrockModel
+from batch_pipeline.layout import RUNS_PREFIX
+
+from .models import grant_data_key
+from .nag import acknowledge, arn_evidence
+
+# Cross-region inference profile ids start with a geography ("us.anthropic...."); they route to the
+# foundation model in any region of that geography.
+_PROFILE_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca|global)\.")
+
+
+def bedrock_pipelines(config: AppConfig) -> dict[str, BedrockModel]:
+    """Pipeline name -> its Bedrock catalog model, for the pipelines that run on Bedrock."""
+    return {name: config.models[p.model] for name, p in config.pipelines.items()
+            if isinstance(config.models[p.model], BedrockModel)}
+
+
+class BedrockBatchAccess(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, output_bucket: s3.IBucket,
+                 key: kms.IKey | None, job_control: lambda_.Function) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        pipelines = bedrock_pipelines(config)
+        bucket_id = stack.get_logical_id(output_bucket.node.default_child)
+        jobs_arn = stack.format_arn(service="bedrock", resource="model-invocation-job", resource_name="*")
+        shards = [f"{RUNS_PREFIX}{name}/*/shards/*" for name in sorted(pipelines)]
+        raw = [f"{RUNS_PREFIX}{name}/*/raw/*" for name in sorted(pipelines)]
+
+        self.service_role = iam.Role(
+            self, "ServiceRole",
+            assumed_by=iam.ServicePrincipal("bedrock.amazonaws.com").with_conditions({
+                "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": jobs_arn},
+            }),
+            description="Bedrock batch inference jobs: read the run's job files, write its raw/ outputs",
+        )
+        self.service_role.add_to_policy(iam.PolicyStatement(
+            sid="ReadJobFiles", actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(p) for p in shards]))
+        self.service_role.add_to_policy(iam.PolicyStatement(
+            sid="ListJobFiles", actions=["s3:ListBucket"], resources=[output_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": shards + raw}}))
+        self.service_role.add_to_policy(iam.PolicyStatement(
+            sid="WriteRawOutputs", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(p) for p in raw]))
+        if key is not None:
+            grant_data_key(self.service_role, key)
+        role_policy = self.service_role.node.find_child("DefaultPolicy")
+        for pattern in shards + raw:
+            acknowledge(role_policy, "AwsSolutions-IAM5", "Run ids are created per upload; Bedrock reads only the "
+                        "job files (shards/) and writes only raw/ of its pipelines' runs.",
+                        applies_to=f"Resource::<{bucket_id}.Arn>/{pattern}")
+
+        model_resources = {arn: evidence for model in pipelines.values() for arn, evidence in self._model_arns(model.model_id)}
+        model_arns = sorted(model_resources)
+        job_control.add_environment("BEDROCK_ROLE_ARN", self.service_role.role_arn)
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob", "bedrock:TagResource"],
+            resources=[jobs_arn, *model_arns]))
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="ControlInvocationJobs", actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"],
+            resources=[jobs_arn]))
+        # ListModelInvocationJobs has no resource-level permissions; it finds a job by name after a conflict.
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="FindInvocationJobs", actions=["bedrock:ListModelInvocationJobs"], resources=["*"]))
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=model_arns))
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="PassBedrockServiceRole", actions=["iam:PassRole"], resources=[self.service_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}))
+        # Files under the batch minimum run on demand inside job control: it reads their job file, writes raw/.
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="ReadOnDemandJobFiles", actions=["s3:GetObject"],
+            resources=[output_bucket.arn_for_objects(p) for p in shards + raw]))
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="WriteOnDemandOutputs", actions=["s3:PutObject", "s3:PutObjectTagging"],
+            resources=[output_bucket.arn_for_objects(p) for p in raw]))
+        if key is not None:
+            grant_data_key(job_control, key)
+
+        policy = job_control.role.node.find_child("DefaultPolicy")
+        acknowledge(policy, "AwsSolutions-IAM5", "Bedrock assigns model invocation job ids at creation, so jobs "
+                    "cannot be named in advance; the account's own jobs in this region only.",
+                    applies_to=f"Resource::{arn_evidence(self, 'bedrock', 'model-invocation-job/*')}")
+        acknowledge(policy, "AwsSolutions-IAM5", "bedrock:ListModelInvocationJobs has no resource-level permissions; "
+                    "X-Ray's trace APIs neither.", applies_to="Resource::*")
+        for pattern in shards + raw:
+            acknowledge(policy, "AwsSolutions-IAM5", "Run ids are created per upload; on-demand runs read only job "
+                        "files and Bedrock's output, and write only raw/ of Bedrock pipelines' runs.",
+                        applies_to=f"Resource::<{bucket_id}.Arn>/{pattern}")
+        for evidence in filter(None, model_resources.values()):
+            acknowledge(policy, "AwsSolutions-IAM5", "A cross-region inference profile routes requests to the same "
+                        "foundation model in any region of its geography.", applies_to=f"Resource::{evidence}")
+
+    def _model_arns(self, model_id: str) -> list[tuple[str, str | None]]:
+        """The IAM resources a model id needs, each with its cdk-nag evidence when it holds a wildcard."""
+        stack = cdk.Stack.of(self)
+        if model_id.startswith("arn:"):
+            return [(model_id, None)]
+        if _PROFILE_PREFIX.match(model_id):
+            base = model_id.split(".", 1)[1]
+            return [(stack.format_arn(service="bedrock", resource="inference-profile", resource_name=model_id), None),
+                    (f"arn:{stack.partition}:bedrock:*::foundation-model/{base}",
+                     f"arn:<AWS::Partition>:bedrock:*::foundation-model/{base}")]
+        return [(stack.format_arn(service="bedrock", account="", resource="foundation-model", resource_name=model_id), None)]

@@ -1,0 +1,307 @@
+"""The Bedrock backend: exact request shapes (botocore Stubber), queueing, status mapping, output layout,
+on-demand runs and the manifest.json.out counts (moto S3)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from batch_pipeline.backends import SubmitDeferred, backend_for
+from batch_pipeline.backends.bedrock import (
+    BedrockBackend,
+    bedrock_job_name,
+    client_request_token,
+    model_invocation_job_request,
+)
+from batch_pipeline.jobs import check_job, submit_job
+from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
+from batch_pipeline_local.settings import load_pipeline
+
+ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
+ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdef123456"
+NAME = bedrock_job_name(RUN_ID, 0)
+RUN = make_run("bedrock-summarize")
+INPUT_KEY = f"{prefix(RUN)}shards/job-00000.jsonl"
+OUTPUT_URI = f"s3://{BUCKET}/{prefix(RUN)}raw/{NAME}/"
+JOB = {"index": 0, "name": NAME, "input_uri": f"s3://{BUCKET}/{INPUT_KEY}", "output_uri": OUTPUT_URI,
+       "records": 3, "route": "batch"}
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch):
+    monkeypatch.setenv("BEDROCK_ROLE_ARN", ROLE)
+    for name in ("OUTPUT_KMS_KEY_ARN", "LOCAL_STAND_IN", "JOB_NAME_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POLL_JITTER", "0")
+
+
+def pipeline(**bedrock_changes):
+    loaded = load_pipeline("bedrock-summarize")
+    if not bedrock_changes:
+        return loaded
+    settings = loaded.pipeline.bedrock.model_copy(update=bedrock_changes)
+    return loaded.model_copy(update={"pipeline": loaded.pipeline.model_copy(update={"bedrock": settings})})
+
+
+def stubbed(service: str):
+    client = boto3.client(service, region_name="us-east-1")
+    return client, Stubber(client)
+
+
+def request_messages(text: str) -> dict:
+    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+
+
+def described(status: str, **extra) -> dict:
+    return {
+        "jobArn": ARN, "jobName": NAME, "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "roleArn": ROLE,
+        "status": status, "submitTime": "2026-12-01T00:00:00Z",
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"]}},
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}}, **extra,
+    }
+
+
+# ---------------------------------------------------------------- names and request shape
+
+
+def test_job_names_and_tokens_are_stable_per_run_and_index_and_fit_bedrock():
+    assert bedrock_job_name(RUN_ID, 1) == bedrock_job_name(RUN_ID, 1) != bedrock_job_name(RUN_ID, 2)
+    assert client_request_token(RUN_ID, 0) == client_request_token(RUN_ID, 0) != client_request_token(RUN_ID, 1)
+    assert client_request_token(RUN_ID, 0) != client_request_token(RUN_ID + "x", 0)
+    assert bedrock_job_name(RUN_ID, "0r").endswith("-0r")
+    with pytest.raises(ValueError):
+        bedrock_job_name(RUN_ID, "0/../x")
+
+
+def test_create_request_exact_shape():
+    assert model_invocation_job_request(RUN, JOB, pipeline()) == {
+        "jobName": NAME,
+        "roleArn": ROLE,
+        "clientRequestToken": client_request_token(RUN_ID, 0),
+        "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"], "s3InputFormat": "JSONL"}},
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}},
+        "timeoutDurationInHours": 24,
+        "tags": [{"key": "batch-pipeline:run-id", "value": RUN_ID},
+                 {"key": "batch-pipeline:pipeline", "value": "bedrock-summarize"},
+                 {"key": "batch-pipeline:job-index", "value": "0"}],
+    }
+
+
+def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatch):
+    monkeypatch.setenv("OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("LOCAL_STAND_IN", "1")
+    request = model_invocation_job_request(RUN, JOB, pipeline(timeout_hours=72))
+    assert request["outputDataConfig"]["s3OutputDataConfig"]["s3EncryptionKeyId"].endswith("555555555555")
+    assert request["timeoutDurationInHours"] == 72
+    assert {"key": "batch-pipeline:engine", "value": "local stand-in engine (not a model)"} in request["tags"]
+
+
+def test_request_refuses_input_outside_the_run_bucket():
+    with pytest.raises(ValueError, match="outside the run bucket"):
+        model_invocation_job_request(RUN, {**JOB, "input_uri": "s3://someone-else/x.jsonl"}, pipeline())
+
+
+def test_submit_sends_exactly_that_request_and_reports_running():
+    bedrock, stub = stubbed("bedrock")
+    stub.add_response("create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline()))
+    with stub:
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+    stub.assert_no_pending_responses()
+    assert state == {"name": NAME, "arn": ARN, "status": "Submitted", "state": "running", "done": False,
+                     "failure_reason": None, "output_uri": OUTPUT_URI}
+
+
+# ---------------------------------------------------------------- queueing
+
+
+@pytest.mark.parametrize("code", ["ServiceQuotaExceededException", "ThrottlingException"])
+def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_again(code):
+    bedrock, stub = stubbed("bedrock")
+    backend = BedrockBackend(pipeline(), bedrock=bedrock)
+    stub.add_client_error("create_model_invocation_job", service_error_code=code,
+                          service_message="Too many jobs in progress for this model", http_status_code=400)
+    stub.add_response("create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline()))
+    with stub:
+        with pytest.raises(SubmitDeferred, match=code):
+            backend.submit(RUN, JOB)
+        first = submit_job({"run": RUN, "job": JOB, "attempt": 0}, BedrockBackend(pipeline(), bedrock=_failing(code)),
+                           now=lambda: 1000.0)
+        assert first["job"]["state"] == "queued" and first["job"]["done"] is False
+        assert first["job"]["arn"] is None and code in first["job"]["last_refusal"]
+        assert first["wait_seconds"] == 30
+        second = check_job(first, backend, now=lambda: 1030.0)
+    assert second["job"]["arn"] == ARN and second["job"]["state"] == "running"
+    assert "last_refusal" not in second["job"] and second["job"]["queued_at"] == 1000.0
+
+
+def test_a_job_queued_past_the_queue_timeout_fails_with_the_last_refusal(monkeypatch):
+    monkeypatch.setenv("JOB_QUEUE_TIMEOUT_HOURS", "2")
+    step = submit_job({"run": RUN, "job": {**JOB, "queued_at": 0.0}, "attempt": 9},
+                      BedrockBackend(pipeline(), bedrock=_failing("ServiceQuotaExceededException")), now=lambda: 7300.0)
+    assert step["job"]["state"] == "failed" and step["job"]["done"] is True
+    assert "not submitted after 2.0 h" in step["job"]["failure_reason"]
+    assert "ServiceQuotaExceededException" in step["job"]["failure_reason"]
+
+
+def _failing(code: str):
+    client, stub = stubbed("bedrock")
+    stub.add_client_error("create_model_invocation_job", service_error_code=code, http_status_code=400)
+    stub.activate()
+    return client
+
+
+def test_a_taken_name_finds_the_job_an_earlier_try_created():
+    bedrock, stub = stubbed("bedrock")
+    stub.add_client_error("create_model_invocation_job", service_error_code="ConflictException", http_status_code=409)
+    stub.add_response("list_model_invocation_jobs", {"invocationJobSummaries": [
+        {"jobArn": ARN.replace("abcdef123456", "zzzzzz999999"), "jobName": NAME + "-other", "modelId": "m", "roleArn": ROLE,
+         "submitTime": "2026-12-01T00:00:00Z", "inputDataConfig": described("Submitted")["inputDataConfig"],
+         "outputDataConfig": described("Submitted")["outputDataConfig"]},
+        {"jobArn": ARN, "jobName": NAME, "modelId": "m", "roleArn": ROLE, "submitTime": "2026-12-01T00:00:00Z",
+         "inputDataConfig": described("Submitted")["inputDataConfig"],
+         "outputDataConfig": described("Submitted")["outputDataConfig"]}]}, {"nameContains": NAME})
+    with stub:
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+    assert state["arn"] == ARN
+
+
+def test_other_errors_fail_the_step():
+    bedrock, stub = stubbed("bedrock")
+    stub.add_client_error("create_model_invocation_job", service_error_code="AccessDeniedException", http_status_code=403)
+    with stub, pytest.raises(Exception, match="AccessDenied"):
+        BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+
+
+# ---------------------------------------------------------------- status and stop
+
+
+@pytest.mark.parametrize(("status", "state", "done"), [
+    ("Submitted", "running", False), ("Validating", "running", False), ("Scheduled", "running", False),
+    ("InProgress", "running", False), ("Stopping", "running", False), ("Completed", "succeeded", True),
+    ("PartiallyCompleted", "partial", True), ("Expired", "partial", True), ("Failed", "failed", True),
+    ("Stopped", "stopped", True),
+])
+def test_every_bedrock_status_maps_to_a_state(status, state, done):
+    bedrock, stub = stubbed("bedrock")
+    extra = {"message": "why it ended"} if done and state != "succeeded" else {}
+    stub.add_response("get_model_invocation_job", described(status, totalRecordCount=3, errorRecordCount=1, **extra),
+                      {"jobIdentifier": ARN})
+    with stub:
+        result = BedrockBackend(pipeline(), bedrock=bedrock).status(RUN, {**JOB, "arn": ARN})
+    assert (result["state"], result["done"], result["status"]) == (state, done, status)
+    assert result["failure_reason"] == (extra.get("message"))
+    assert result["record_counts"] == {"totalRecordCount": 3, "errorRecordCount": 1}
+
+
+def test_stopping_an_ended_job_reports_its_final_state():
+    bedrock, stub = stubbed("bedrock")
+    stub.add_client_error("stop_model_invocation_job", service_error_code="ValidationException", http_status_code=400,
+                          expected_params={"jobIdentifier": ARN})
+    stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
+    with stub:
+        assert BedrockBackend(pipeline(), bedrock=bedrock).stop(RUN, {**JOB, "arn": ARN})["state"] == "succeeded"
+
+
+def test_bedrock_enforces_its_own_timeout_so_job_control_sets_none():
+    assert BedrockBackend(pipeline()).max_runtime_seconds is None
+
+
+# ---------------------------------------------------------------- output layout and counts
+
+
+@mock_aws
+def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
+    counts = {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1,
+              "inputTokenCount": 120, "outputTokenCount": 30}
+    s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(counts).encode())
+    backend = BedrockBackend(pipeline(), s3=s3)
+    job = {**JOB, "arn": ARN}
+    (raw,) = backend.raw_outputs(RUN, job)
+    assert (raw.input_key, raw.output_key, raw.join, raw.input_id_field) == (
+        INPUT_KEY, folder + "job-00000.jsonl.out", "id", "recordId")
+    assert backend.job_metrics(RUN, job) == counts
+    # A job that was never submitted has no output and no counts.
+    never = {**JOB, "arn": None}
+    assert backend.job_metrics(RUN, never) == {}
+    assert next(iter(backend.raw_outputs(RUN, never))).output_key.endswith("not-submitted.out")
+
+
+# ---------------------------------------------------------------- on demand
+
+
+def _invoke_response(text: str, usage=(10, 3)) -> dict:
+    body = json.dumps({"id": "msg", "type": "message", "role": "assistant", "model": "claude",
+                       "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                       "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}).encode()
+    return {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json"}
+
+
+@mock_aws
+def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_layout():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    records = [{"recordId": str(i), "modelInput": request_messages(f"Summarize: call {i}.")} for i in range(3)]
+    put_lines(s3, INPUT_KEY, records)
+    runtime, stub = stubbed("bedrock-runtime")
+    # One worker, so the stubbed answers arrive in record order; the first throttles once and is retried.
+    stub.add_client_error("invoke_model", service_error_code="ThrottlingException", http_status_code=429)
+    for i in range(3):
+        if i == 1:
+            stub.add_client_error("invoke_model", service_error_code="ValidationException",
+                                  service_message="max_tokens exceeds the model's limit", http_status_code=400)
+        else:
+            stub.add_response("invoke_model", _invoke_response(f"call {i}"), {
+                "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
+                "contentType": "application/json", "accept": "application/json"})
+    sleeps = []
+    backend = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3, sleep=sleeps.append)
+    with stub:
+        step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
+    job = step["job"]
+    assert job["done"] and job["state"] == "partial" and job["status"] == "PartiallyCompleted"
+    assert job["mode"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
+    assert job["failure_reason"] == "1 of 3 on-demand requests failed"
+    assert len(sleeps) == 1
+    folder = f"{prefix(RUN)}raw/{NAME}/on-demand/"
+    lines = read_lines(s3, folder + "job-00000.jsonl.out")
+    assert [line["recordId"] for line in lines] == ["0", "1", "2"]
+    assert lines[0]["modelOutput"]["content"][0]["text"] == "call 0"
+    assert lines[1]["error"] == {"errorCode": 400, "errorMessage": "ValidationException: max_tokens exceeds the model's limit"}
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=folder + "manifest.json.out")["Body"].read())
+    assert manifest == {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1,
+                        "inputTokenCount": 20, "outputTokenCount": 6}
+    assert backend.job_metrics(RUN, job) == manifest
+    assert next(iter(backend.raw_outputs(RUN, job))).output_key == folder + "job-00000.jsonl.out"
+    assert s3.get_object_tagging(Bucket=BUCKET, Key=folder + "manifest.json.out")["TagSet"] == [
+        {"Key": "batch-pipeline:intermediate", "Value": "true"}]
+
+
+@mock_aws
+def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_reason():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    put_lines(s3, INPUT_KEY, [{"recordId": "0", "modelInput": request_messages("x")}])
+    runtime, stub = stubbed("bedrock-runtime")
+    stub.add_client_error("invoke_model", service_error_code="AccessDeniedException",
+                          service_message="You don't have access to the model", http_status_code=403)
+    with stub:
+        state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(RUN, {**JOB, "route": "on-demand"})
+    assert state["state"] == "failed"
+    assert state["failure_reason"] == ("every on-demand request failed; first error 403: "
+                                       "AccessDeniedException: You don't have access to the model")
+
+
+def test_backend_for_builds_the_bedrock_backend_with_its_clients():
+    backend = backend_for(pipeline(), bedrock="b", bedrock_runtime="r", s3="s", sagemaker="ignored")
+    assert isinstance(backend, BedrockBackend)
+    assert (backend.bedrock, backend.runtime, backend.s3) == ("b", "r", "s")
