@@ -90,9 +90,11 @@ class BedrockBatchAccess(Construct):
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="ReadOnDemandJobFiles", actions=["s3:GetObject"],
             resources=[output_bucket.arn_for_objects(p) for p in shards + raw]))
+        # ... and a retry of failed records writes their job file beside the original (shards/<job>-retry.jsonl).
+        retry_files = [f"{RUNS_PREFIX}{name}/*/shards/*-retry.jsonl" for name in sorted(pipelines)]
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="WriteOnDemandOutputs", actions=["s3:PutObject", "s3:PutObjectTagging"],
-            resources=[output_bucket.arn_for_objects(p) for p in raw]))
+            resources=[output_bucket.arn_for_objects(p) for p in raw + retry_files]))
         if key is not None:
             grant_data_key(job_control, key)
 
@@ -102,9 +104,10 @@ class BedrockBatchAccess(Construct):
                     applies_to=f"Resource::{arn_evidence(self, 'bedrock', 'model-invocation-job/*')}")
         acknowledge(policy, "AwsSolutions-IAM5", "bedrock:ListModelInvocationJobs has no resource-level permissions; "
                     "X-Ray's trace APIs neither.", applies_to="Resource::*")
-        for pattern in shards + raw:
-            acknowledge(policy, "AwsSolutions-IAM5", "Run ids are created per upload; on-demand runs read only job "
-                        "files and Bedrock's output, and write only raw/ of Bedrock pipelines' runs.",
+        for pattern in shards + raw + retry_files:
+            acknowledge(policy, "AwsSolutions-IAM5", "Run ids are created per upload; on-demand runs and retries read "
+                        "only job files and Bedrock's output, and write only raw/ and retry job files of Bedrock "
+                        "pipelines' runs.",
                         applies_to=f"Resource::<{bucket_id}.Arn>/{pattern}")
         for evidence in filter(None, model_resources.values()):
             acknowledge(policy, "AwsSolutions-IAM5", "A cross-region inference profile routes requests to the same "

@@ -47,8 +47,9 @@ class Workflow(Construct):
         self.job_control_fn = self._function(
             "JobControl", "batch_pipeline.handlers.job_control.handler",
             "Submits one backend job idempotently, or reports its status and the next poll delay",
-            # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here.
-            timeout=cdk.Duration.minutes(15),
+            # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
+            # and a retry of failed records merges a job's output through /tmp.
+            timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096,
             environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
                          **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})
         self.collect_fn = self._function(

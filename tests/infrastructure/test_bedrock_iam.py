@@ -103,3 +103,12 @@ def test_no_bedrock_pipeline_means_no_bedrock_role_or_grants(default_context):
     assert not [n for n in template.find_resources("AWS::IAM::Role") if n.startswith("BedrockBatch")]
     statements = _policy_statements(template, "FunctionsJobControlRole")
     assert not any(a.startswith("bedrock:") for s in statements for a in _actions(s))
+
+
+def test_job_control_writes_only_raw_outputs_and_retry_job_files_of_bedrock_runs(template):
+    statements = _by_sid(_policy_statements(template, "FunctionsJobControlRole"))
+    written = _resolve(statements["WriteOnDemandOutputs"]["Resource"])
+    assert "/runs/bedrock-summarize/*/raw/*" in written
+    assert "/runs/bedrock-summarize/*/shards/*-retry.jsonl" in written
+    assert "/runs/bedrock-summarize/*/shards/*\"" not in written
+    assert sorted(_actions(statements["ReadOnDemandJobFiles"])) == ["s3:GetObject"]

@@ -305,3 +305,68 @@ def test_backend_for_builds_the_bedrock_backend_with_its_clients():
     backend = backend_for(pipeline(), bedrock="b", bedrock_runtime="r", s3="s", sagemaker="ignored")
     assert isinstance(backend, BedrockBackend)
     assert (backend.bedrock, backend.runtime, backend.s3) == ("b", "r", "s")
+
+
+# ---------------------------------------------------------------- one retry of failed records
+
+
+@mock_aws
+def test_failed_records_are_resubmitted_once_and_merged_into_the_output():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    records = [{"recordId": str(i), "modelInput": request_messages(f"Summarize: call {i}.")} for i in range(3)]
+    put_lines(s3, INPUT_KEY, records)
+    folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
+    first_output = [
+        {**records[2], "modelOutput": json.loads(_invoke_response("call 2")["body"].read())},
+        {**records[0], "error": {"errorCode": 429, "errorMessage": "ThrottlingException: too many tokens"}},
+        {**records[1], "modelOutput": json.loads(_invoke_response("call 1")["body"].read())},
+    ]
+    put_lines(s3, folder + "job-00000.jsonl.out", first_output)
+    s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(
+        {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1}).encode())
+    bedrock, bedrock_stub = stubbed("bedrock")
+    bedrock_stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
+    runtime, runtime_stub = stubbed("bedrock-runtime")
+    runtime_stub.add_response("invoke_model", _invoke_response("call 0, second try"), {
+        "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
+        "contentType": "application/json", "accept": "application/json"})
+    backend = BedrockBackend(pipeline(retry_failed_records=True), bedrock=bedrock, bedrock_runtime=runtime, s3=s3)
+    job = {**JOB, "arn": ARN, "status": "InProgress", "state": "running", "done": False}
+    with bedrock_stub, runtime_stub:
+        step = check_job({"run": RUN, "job": job, "attempt": 3}, backend)
+        # The first attempt ended with one error record: a retry of just that record is queued next.
+        retry = step["job"]
+        assert retry["done"] is False and retry["state"] == "queued" and retry["arn"] is None
+        assert retry["name"] == bedrock_job_name(RUN_ID, "0r") and retry["route"] == "on-demand" and retry["records"] == 1
+        assert read_lines(s3, f"{prefix(RUN)}shards/job-00000-retry.jsonl") == [records[0]]
+        step = check_job(step, backend)
+    bedrock_stub.assert_no_pending_responses()
+    runtime_stub.assert_no_pending_responses()
+    final = step["job"]
+    assert final["done"] is True and final["name"] == NAME and final["arn"] == ARN and final["state"] == "succeeded"
+    assert final["input_uri"] == JOB["input_uri"]
+    assert final["retry"]["recovered"] == 1 and final["retry"]["state"] == "succeeded" and final["retry"]["records"] == 1
+    (raw,) = backend.raw_outputs(RUN, final)
+    assert raw.input_key == INPUT_KEY and raw.output_key == f"{prefix(RUN)}raw/{NAME}/merged/job-00000.jsonl.out"
+    merged = {line["recordId"]: line for line in read_lines(s3, raw.output_key)}
+    assert merged["0"]["modelOutput"]["content"][0]["text"] == "call 0, second try"
+    assert "error" not in merged["0"] and merged["2"]["modelOutput"]["content"][0]["text"] == "call 2"
+    # Bedrock's own output stays as Bedrock wrote it.
+    assert read_lines(s3, folder + "job-00000.jsonl.out") == first_output
+    metrics = backend.job_metrics(RUN, final)
+    assert metrics["errorRecordCount"] == 1 and metrics["retry"]["successRecordCount"] == 1
+
+
+@mock_aws
+def test_without_the_setting_or_without_errors_nothing_is_retried():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
+    put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "error": {"errorCode": 400, "errorMessage": "x"}}])
+    job = {**JOB, "arn": ARN, "status": "Completed", "state": "succeeded", "done": True}
+    assert BedrockBackend(pipeline(), s3=s3).finish(RUN, job) is job
+    put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "modelOutput": {"content": [{"text": "ok"}]}}])
+    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, job) is job
+    failed = {**job, "state": "failed", "status": "Failed"}
+    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, failed) is failed

@@ -315,12 +315,11 @@ class BedrockBackend(BatchBackend):
                                          "route", "mode", "record_counts")}
         retry_job = {key: value for key, value in job.items() if key not in ("queued_at", "submitted_at", "mode",
                                                                              "record_counts", "last_refusal")}
+        retry_job.update(job_state(name=bedrock_job_name(run["run_id"], index), arn=None, status="NotSubmitted",
+                                   state="queued", output_uri=job["output_uri"]))
         retry_job.update(
-            first_attempt=first, name=bedrock_job_name(run["run_id"], index), token_index=index,
-            input_uri=s3_uri(bucket, retry_key), records=len(records),
+            first_attempt=first, token_index=index, input_uri=s3_uri(bucket, retry_key), records=len(records),
             route="batch" if len(records) >= self.settings.min_records_per_job else "on-demand",
-            **job_state(name=bedrock_job_name(run["run_id"], index), arn=None, status="NotSubmitted", state="queued",
-                        output_uri=job["output_uri"]),
         )
         return retry_job
 
