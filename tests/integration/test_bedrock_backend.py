@@ -100,7 +100,7 @@ def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatc
     request = model_invocation_job_request(RUN, JOB, pipeline(timeout_hours=72))
     assert request["outputDataConfig"]["s3OutputDataConfig"]["s3EncryptionKeyId"].endswith("555555555555")
     assert request["timeoutDurationInHours"] == 72
-    assert {"key": "batch-pipeline:engine", "value": "local stand-in engine (not a model)"} in request["tags"]
+    assert {"key": "batch-pipeline:engine", "value": "local stand-in engine - not a model"} in request["tags"]
 
 
 def test_request_refuses_input_outside_the_run_bucket():

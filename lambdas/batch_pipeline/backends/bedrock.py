@@ -61,7 +61,8 @@ ON_DEMAND_FOLDER = "on-demand"
 # Bedrock's manifest.json.out fields, carried into our manifest as the backend's own counts.
 MANIFEST_FIELDS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount",
                    "inputTokenCount", "outputTokenCount")
-STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine (not a model)")
+# Bedrock tag values may not hold parentheses ([a-zA-Z0-9\s._:/=+@-]*), so this says it without them.
+STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
 
 
 def bedrock_job_name(run_id: str, index: int | str) -> str:

@@ -1,0 +1,171 @@
+"""Bedrock batch inference end to end in local mode: upload -> intake -> the synthesized state machine ->
+the Bedrock emulator (CreateModelInvocationJob over moto S3, a stand-in engine) -> manifest.
+
+Markers in a record's text: [[error-record]] gives that record an error object, [[fail-job]] fails the job.
+Emulator options (quota errors, forced end states) come through local_aws(bedrock_options=...)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
+from batch_pipeline_local.settings import DEFAULT_CDK_JSON
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MULTI = "bedrock-multi"
+
+
+@pytest.fixture(scope="module")
+def bedrock_template():
+    """The default app plus a Bedrock pipeline with small job quotas and the retry of failed records on."""
+    config = copy.deepcopy(json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]["batch-pipeline"])
+    multi = copy.deepcopy(config["pipelines"]["bedrock-summarize"])
+    multi["bedrock"].update(min_records_per_job=10, max_records_per_job=50, retry_failed_records=True)
+    config["pipelines"][MULTI] = multi
+    return synthesize_template({"batch-pipeline": config})
+
+
+def transcript(i: int, marker: str = "") -> dict:
+    return {
+        "recordId": f"call-{i:04d}",
+        "modelInput": {
+            "anthropic_version": "bedrock-2023-05-31", "max_tokens": 40,
+            "messages": [{"role": "user", "content": f"Summarize this call transcript: Caller {i} asked for a refund "
+                                                     f"of order {i}. The agent refunded it.{marker}"}],
+        },
+        "reference": f"Caller {i} asked for a refund of order {i}.",
+    }
+
+
+def write(tmp_path: Path, name: str, records: list[dict]) -> Path:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def folder(local, result) -> str:
+    return result.manifest["outputs"]["run_folder"].removeprefix(f"s3://{local.output_bucket}/")
+
+
+def job_control_calls(local) -> list[str]:
+    return [i.event["action"] for i in local.invocations if i.function.startswith("FunctionsJobControl")]
+
+
+def test_bedrock_summarize_runs_from_upload_to_manifest_with_bedrocks_counts(local):
+    result = run_file(local, EXAMPLES / "bedrock-summarize.jsonl", "bedrock-summarize")
+    manifest = result.manifest
+    records = sum(1 for line in (EXAMPLES / "bedrock-summarize.jsonl").read_text().splitlines() if line.strip())
+    assert result.execution["status"] == "SUCCEEDED" and manifest["status"] == "SUCCEEDED"
+    assert manifest["backend"] == "bedrock" and manifest["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert manifest["counts"]["succeeded"] == records and manifest["counts"]["failed"] == 0
+    (job,) = manifest["jobs"]
+    assert job["arn"].startswith("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/")
+    assert job["status"] == "Completed" and job["records"] == records
+    counts = manifest["backend_counts"]
+    assert counts["totalRecordCount"] == counts["successRecordCount"] == records and counts["errorRecordCount"] == 0
+    assert counts["inputTokenCount"] > 0 and counts["outputTokenCount"] > 0
+    assert manifest["tokens"] == {"input_tokens": counts["inputTokenCount"], "output_tokens": counts["outputTokenCount"]}
+    run = folder(local, result)
+    job_id = job["arn"].rsplit("/", 1)[1]
+    raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job_id}/job-00000.jsonl.out")
+    assert len(raw) == records and all("modelOutput" in line for line in raw)
+    assert [line["recordId"] for line in raw] != sorted(line["recordId"] for line in raw)  # shuffled: joined by id
+    predictions = read_lines(local.output_bucket, run + "predictions.jsonl")
+    assert len(predictions) == records and all(p["prediction"] and p["reference"] for p in predictions)
+    assert manifest["evaluation"]["metric"] == "rouge" and manifest["evaluation"]["scored"] == records
+    # The model never saw the reference: it went to references.jsonl.
+    shard = read_lines(local.output_bucket, f"{run}shards/job-00000.jsonl")
+    assert all(set(line) == {"recordId", "modelInput"} for line in shard)
+
+
+def test_error_records_land_in_errors_jsonl_and_the_run_is_partial(local, tmp_path):
+    records = [transcript(i, "[[error-record]]" if i in (3, 7) else "") for i in range(120)]
+    result = run_file(local, write(tmp_path, "with-errors.jsonl", records), "bedrock-summarize")
+    manifest = result.manifest
+    assert manifest["status"] == "PARTIAL"
+    assert manifest["counts"]["succeeded"] == 118 and manifest["counts"]["failed"] == 2
+    assert manifest["backend_counts"]["errorRecordCount"] == 2 and manifest["backend_counts"]["successRecordCount"] == 118
+    errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+    assert sorted(e["id"] for e in errors) == ["call-0003", "call-0007"]
+    assert all(e["error"]["code"] == "400" and e["error"]["message"] for e in errors)
+
+
+def test_quota_refusals_queue_the_job_until_bedrock_takes_it(template, tmp_path):
+    with local_aws(template=template, bedrock_options={"quota_errors_on_submit": 3}) as local:
+        result = run_file(local, write(tmp_path, "queued.jsonl", [transcript(i) for i in range(100)]),
+                          "bedrock-summarize")
+    assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
+    calls = job_control_calls(local)
+    # Refused three times (submit, then two checks that submitted again), then taken and polled to the end.
+    assert calls[0] == "submit" and calls.count("status") >= 3
+    submissions = [i for i in local.invocations if i.function.startswith("FunctionsJobControl") and not i.event["job"].get("arn")]
+    assert len(submissions) == 4
+
+
+@pytest.mark.parametrize(("end_state", "status"), [("PartiallyCompleted", "PARTIAL"), ("Expired", "FAILED")])
+def test_partially_completed_and_expired_jobs_end_in_a_manifest_that_says_so(template, tmp_path, end_state, status):
+    with local_aws(template=template, bedrock_options={"end_state": end_state}) as local:
+        result = run_file(local, write(tmp_path, f"{end_state}.jsonl", [transcript(i) for i in range(100)]),
+                          "bedrock-summarize")
+        errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+    manifest = result.manifest
+    (job,) = manifest["jobs"]
+    assert job["status"] == end_state and job["state"] == "partial"
+    assert manifest["status"] == status
+    assert manifest["counts"]["succeeded"] + manifest["counts"]["failed"] == 100
+    assert len(errors) == manifest["counts"]["failed"]
+    if status == "FAILED":
+        # Expired before it began: no record has an answer, and the cause says why.
+        assert len(errors) == 100 and "did not start within its timeout" in manifest["cause"]
+
+
+def test_a_failed_job_ends_in_a_failed_manifest_with_bedrocks_message(local, tmp_path):
+    records = [transcript(i, "[[fail-job]]" if i == 5 else "") for i in range(100)]
+    result = run_file(local, write(tmp_path, "fails.jsonl", records), "bedrock-summarize")
+    manifest = result.manifest
+    assert result.execution["status"] == "FAILED" and manifest["status"] == "FAILED"
+    assert manifest["error"] == "JobsFailed" and manifest["jobs"][0]["status"] == "Failed"
+    assert manifest["cause"] and manifest["cause"] == manifest["jobs"][0]["failure_reason"]
+    assert manifest["counts"]["failed"] == 100
+
+
+def test_a_small_file_runs_on_demand_through_invoke_model(local, tmp_path):
+    result = run_file(local, write(tmp_path, "small.jsonl", [transcript(i) for i in range(12)]), "bedrock-summarize")
+    manifest = result.manifest
+    assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 12
+    (job,) = manifest["jobs"]
+    assert job["mode"] == "on-demand" and job["arn"] is None and job["status"] == "Completed"
+    assert manifest["backend_counts"]["successRecordCount"] == 12 and manifest["tokens"]["output_tokens"] > 0
+    intake = read_json(local.output_bucket, folder(local, result) + "intake.json")
+    assert intake["route"] == "on-demand"
+    raw = read_lines(local.output_bucket, f"{folder(local, result)}raw/{job['name']}/on-demand/job-00000.jsonl.out")
+    assert len(raw) == 12
+
+
+def test_a_file_above_the_job_maximum_runs_as_several_jobs_none_under_the_minimum(bedrock_template, tmp_path):
+    with local_aws(template=bedrock_template) as local:
+        result = run_file(local, write(tmp_path, "many.jsonl", [transcript(i) for i in range(121)]), MULTI)
+    manifest = result.manifest
+    assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 121
+    sizes = [job["records"] for job in manifest["jobs"]]
+    assert len(sizes) == 3 and sum(sizes) == 121 and all(10 <= size <= 50 for size in sizes)
+    assert len({job["arn"] for job in manifest["jobs"]}) == 3
+    assert manifest["backend_counts"]["totalRecordCount"] == 121
+
+
+def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, tmp_path):
+    records = [transcript(i, "[[error-record]]" if i in (1, 2) else "") for i in range(30)]
+    with local_aws(template=bedrock_template) as local:
+        result = run_file(local, write(tmp_path, "retry.jsonl", records), MULTI)
+        errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+    manifest = result.manifest
+    (job,) = manifest["jobs"]
+    # The stand-in fails a marked record every time, so the retry recovers none and says so.
+    assert job["retry"]["records"] == 2 and job["retry"]["recovered"] == 0 and job["retry"]["route"] == "on-demand"
+    assert manifest["status"] == "PARTIAL" and manifest["counts"]["failed"] == 2
+    assert sorted(e["id"] for e in errors) == ["call-0001", "call-0002"]
+    assert manifest["backend_counts"]["errorRecordCount"] == 2
