@@ -219,7 +219,8 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         physical[logical] = arn
         attributes[(logical, "TopicArn")] = arn
     for logical in resources_of(template, "AWS::KMS::Key"):
-        attributes[(logical, "Arn")] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/local-{logical}"
+        # Key ids are UUIDs in AWS, and APIs check the shape (Bedrock's s3EncryptionKeyId pattern does).
+        attributes[(logical, "Arn")] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid5(uuid.NAMESPACE_URL, logical)}"
     for logical in resources_of(template, "AWS::SQS::Queue"):
         attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-{logical}"
     for logical in resources_of(template, "AWS::IAM::Role"):
@@ -293,21 +294,30 @@ def shared_environment(local: LocalApp) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def install_engines(local: LocalApp, **sagemaker_options: Any) -> Iterator[None]:
-    """Local stand-ins for the model containers, told which task each SageMaker model serves."""
+def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sagemaker_options: Any) -> Iterator[None]:
+    """Local stand-ins for the model containers, told which task each SageMaker model serves, and the Bedrock
+    batch/InvokeModel emulator with the configured per-job record quotas (reach it with active_bedrock_emulator())."""
     from batch_pipeline.config import parse_runtime_pipelines  # noqa: PLC0415
 
+    from .engines.bedrock_batch import install_bedrock_engine  # noqa: PLC0415
     from .engines.sagemaker_transform import install_sagemaker_engine  # noqa: PLC0415
 
     pipelines = parse_runtime_pipelines(shared_environment(local)["PIPELINES"])
     tasks = {p.sagemaker_model_name: p.task for p in pipelines.values() if p.sagemaker_model_name}
-    with install_sagemaker_engine(task_for_model=tasks, **sagemaker_options):
+    # The emulated account has the quotas the configuration says it has.
+    quotas = [p.pipeline.bedrock for p in pipelines.values() if p.pipeline.bedrock is not None]
+    bedrock = {"min_records": min(q.min_records_per_job for q in quotas),
+               "max_records": max(q.max_records_per_job for q in quotas)} if quotas else {}
+    with install_sagemaker_engine(task_for_model=tasks, **sagemaker_options), \
+            install_bedrock_engine(**{**bedrock, **(bedrock_options or {})}):
         yield
 
 
 @contextlib.contextmanager
-def local_aws(context_overrides: dict | None = None, template: dict | None = None) -> Iterator[LocalApp]:
-    """Emulated AWS with the app deployed into it. Everything is gone when the block ends."""
+def local_aws(context_overrides: dict | None = None, template: dict | None = None,
+              bedrock_options: dict | None = None) -> Iterator[LocalApp]:
+    """Emulated AWS with the app deployed into it. Everything is gone when the block ends.
+    bedrock_options: for the Bedrock emulator (engines.bedrock_batch.BedrockBatchEmulator)."""
     import boto3  # noqa: PLC0415
     from moto import mock_aws  # noqa: PLC0415
     from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
@@ -322,7 +332,7 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
         local = deploy(template, clients)
         with mock.patch.dict(os.environ, shared_environment(local)), \
                 mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
-                install_engines(local):
+                install_engines(local, bedrock_options):
             _reset_handler_clients()
             yield local
 
