@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="batch-pipeline",
         description="Validate, plan, run locally and evaluate LLM batch-inference pipelines; "
         "call real-time SageMaker endpoints.",
+        epilog="validate, plan, local, demo, summary and evaluate work offline, without an AWS account; invoke and "
+        "stream call deployed endpoints with your AWS credentials. Exit status: 0 success or accepted, 1 the work "
+        "ran and failed or the file was rejected, 2 usage or configuration error. "
+        "`batch-pipeline COMMAND --help` describes each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

@@ -54,10 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ROUGE: add a seeded bootstrap confidence interval of each mean F-measure from N resamples "
         "(default: none; 1000 resamples of 50,000 records take ~10 s)",
     )
-    parser.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (default: 0.95)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed; same seed, same interval (default: 0)")
+    parser.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="bootstrap confidence level (default: 0.95)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap random seed; same seed, same interval (default: 0)")
     parser.add_argument(
-        "--threshold", type=float, default=0.5,
+        "--threshold", type=float, default=0.5, metavar="SCORE",
         help="multi-label: a label is predicted when its score is at least this (default: 0.5)",
     )
     labels = parser.add_mutually_exclusive_group()

@@ -16,22 +16,24 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "local",
         help="run pipelines end to end on emulated AWS (local mode)",
-        description="Local mode: synthesize the app, deploy it into moto (S3, SageMaker, Lambda, Step Functions), "
-        "and run files through the exact state machine. Local engines stand in for the models: "
-        f"outputs come from a {STAND_IN_LABEL}.",
+        description="Local mode, no AWS account needed: synthesize the app, deploy its template into moto (S3, "
+        "SageMaker, IAM, SNS, Lambda, Step Functions), and run files through the template's exact state machine, "
+        "with our handlers in-process. Local engines stand in for SageMaker Batch Transform and Bedrock batch "
+        f"inference: outputs come from a {STAND_IN_LABEL}. `batch-pipeline demo` runs every sample file.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = actions.add_parser(
         "run",
         help="upload FILE under <pipeline>/ and run it to its manifest",
         description="Upload FILE to the emulated input bucket under <pipeline>/, deliver the S3 event to intake, "
-        "wait for the execution, and print the run's manifest.json (--json) or a summary. Exit code 0 when the run "
-        "SUCCEEDED or was PARTIAL, 1 when it FAILED or the file was rejected, 2 for usage or configuration errors.",
+        "wait for the execution, and print the run's manifest.json (--json) or a summary. Exit status: 0 the run "
+        "SUCCEEDED or was PARTIAL, 1 it FAILED or the file was rejected, 2 usage or configuration error.",
     )
     run.add_argument("file", type=Path, metavar="FILE", help="a JSONL file in the pipeline's input format")
     run.add_argument("--pipeline", required=True, metavar="NAME", help="pipeline name from cdk.json")
     run.add_argument("--json", action="store_true", help="print manifest.json (or the rejection report) as JSON")
-    run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the execution (default 120)")
+    run.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                     help="seconds to wait for the execution (default: 120)")
     run.set_defaults(run=run_command)
 
 

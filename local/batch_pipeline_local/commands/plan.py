@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plan",
         help="show the shards (SageMaker) or batch jobs (Bedrock) intake would create for a file",
         description="Validate FILE as intake does, then print the shards (SageMaker: at least one per instance, "
-        "balanced by bytes) or Bedrock batch jobs (within the per-job record and size quotas) that intake would "
-        "write, with records and bytes each. Nothing is written. Exit status: 0 accepted, 1 rejected, 2 usage or "
+        "balanced by bytes) or Bedrock batch jobs (within the per-job record and size quotas, split evenly; a file "
+        "under the per-job minimum shows the on-demand InvokeModel route) that intake would write, with records and "
+        "bytes each. Nothing is written. Exit status: 0 accepted, 1 rejected, 2 usage or "
         "configuration error.",
     )
     add_common_arguments(parser)

@@ -17,10 +17,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "summary",
         help="summarize what `cdk deploy` would create (run `cdk synth` first)",
-        description="Read the synthesized CloudFormation template and print the resources it would deploy "
-        "and the pipelines that are configured.",
+        description="Read the synthesized CloudFormation template (`npx cdk synth` or `make synth` writes it) and "
+        "print the resources `cdk deploy` would create, by type, the functions, and the configured pipelines with "
+        "their backend, model, input format and evaluation. Exit status: 0 printed, 2 no template or a "
+        "configuration error.",
     )
-    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, metavar="FILE",
                         help=f"synthesized template (default: {DEFAULT_TEMPLATE.relative_to(REPO_ROOT)})")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run)
