@@ -370,3 +370,33 @@ def test_without_the_setting_or_without_errors_nothing_is_retried():
     assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, job) is job
     failed = {**job, "state": "failed", "status": "Failed"}
     assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, failed) is failed
+
+
+# ---------------------------------------------------------------- the adapter against the local emulator
+
+
+@mock_aws
+def test_adapter_against_the_emulator_submit_poll_stop_collect_layout():
+    from batch_pipeline_local.engines import install_bedrock_engine
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    put_lines(s3, INPUT_KEY, [{"recordId": f"r{i}", "modelInput": request_messages(f"Summarize: call {i} went well.")}
+                              for i in range(100)])
+    clients = {"bedrock": boto3.client("bedrock", region_name="us-east-1"),
+               "bedrock_runtime": boto3.client("bedrock-runtime", region_name="us-east-1"), "s3": s3}
+    with install_bedrock_engine(steps=2) as emulator:
+        backend = backend_for(pipeline(), **clients)
+        step = submit_job({"run": RUN, "job": JOB, "attempt": 0}, backend)
+        # A retried submit (same token) gets the same job, not a second one.
+        again = backend.submit(RUN, JOB)
+        assert again["arn"] == step["job"]["arn"] and len(emulator.jobs) == 1
+        while not step["job"]["done"]:
+            step = check_job(step, backend)
+        job = step["job"]
+        assert job["status"] == "Completed" and job["state"] == "succeeded"
+        (raw,) = backend.raw_outputs(RUN, job)
+        assert len(read_lines(s3, raw.output_key)) == 100
+        assert backend.job_metrics(RUN, job)["successRecordCount"] == 100
+        # Stopping a job that already ended answers its final state.
+        assert backend.stop(RUN, job)["state"] == "succeeded"
