@@ -13,7 +13,8 @@ Field policy (see README, "Input formats"):
   what the model sees, and both are cheaper to fix before a paid job than after.
 
 This module is on the per-line hot path: checks are plain `type(...) is` tests on the dict orjson returns, and a
-native line that needs no change is passed through as the original bytes instead of being serialised again.
+native line that needs no change is passed through as the original bytes (not even copied) instead of being
+serialised again.
 """
 
 from __future__ import annotations
@@ -329,8 +330,8 @@ def _unknown_field(name: str, allowed: frozenset[str], format_name: str) -> Reco
 
 _MISSING = object()
 
-# (id, model-ready line ending in "\n", references dict or None, id assigned?)
-Converted = tuple[Any, bytes, "dict[str, Any] | None", bool]
+# (id, model-ready line ending in "\n" (`raw` itself when unchanged), references dict or None, id assigned?)
+Converted = tuple[Any, "bytes | memoryview", "dict[str, Any] | None", bool]
 
 
 class RecordConverter:
@@ -378,7 +379,8 @@ class RecordConverter:
         return params
 
     def convert(self, record: dict, line_no: int, raw: bytes) -> Converted:
-        """`raw` is the line without its newline; it is reused as-is when the record needs no change.
+        """`raw` is the line as read, ending in its newline (bytes, or a memoryview of the input chunk); it is the
+        model line as-is when the record needs no change.
 
         Replaced per instance by the pipeline's native converter when it has one (one call less per line)."""
         return self._dispatch(record, line_no, raw)
@@ -409,7 +411,7 @@ class RecordConverter:
         else:
             record_id, assigned = _take_id(record, "id", line_no)
         if len(record) == 2 and not assigned:
-            return record_id, raw + b"\n", None, False
+            return record_id, raw, None, False
         references = None
         has_parameters = False
         for name in record:
@@ -430,7 +432,7 @@ class RecordConverter:
         if has_parameters:
             self.records_with_parameters += 1
         if references is None and not assigned:
-            return record_id, raw + b"\n", None, False
+            return record_id, raw, None, False
         if references is not None:
             record.pop("reference", None)
             record.pop("label", None)
@@ -493,7 +495,7 @@ class RecordConverter:
             else:
                 raise _unknown_field(name, frozenset(("recordId", "modelInput", *REFERENCE_FIELDS)), "bedrock")
         if references is None and not assigned and type(record_id) is str:
-            return record_id, raw + b"\n", None, False
+            return record_id, raw, None, False
         # Bedrock documents recordId as a string; the join key everywhere is str(id) anyway.
         line = orjson.dumps({"recordId": str(record_id), "modelInput": model_input}, option=_DUMPS_OPTIONS)
         return record_id, line, references, assigned

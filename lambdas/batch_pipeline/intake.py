@@ -15,12 +15,14 @@ directory (CLI, benchmark) or S3 (the Lambda, see s3io.S3RunSink). Nothing is pu
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import shutil
 import tempfile
 from array import array
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
@@ -218,14 +220,25 @@ class _Spill:
         self.writing = write
         self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None
         self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None
-        # One preallocated buffer rather than a list of line objects: thousands of retained ~4 KB objects
-        # fragment the allocator's heap and cost several times their size in RSS.
-        self._window = bytearray(group_window)
-        self._window_fill = 0
-        self._window_lengths: list[int] = []
+        # A window holds its lines as memoryviews, not copies: a line that passes through unchanged is a view of
+        # the input chunk it was read from (the window keeps those chunks alive, up to `_pin_limit` bytes of them),
+        # any other line is copied into one arena the size of the window. Holding line objects instead would
+        # fragment the heap (measured: a list of bytes lines took a 512 MB intake from 86 MB to 470 MB peak RSS),
+        # and copying every line into a buffer cost a quarter of the intake time. So RSS stays under
+        # `_pin_limit` + the touched part of the arena, whatever the file.
+        self._window_bytes = group_window
+        self._pin_limit = group_window + group_window // 4
+        self._window_fill = 0  # model-ready bytes in the window: the window is cut on these alone
+        self._lengths: list[int] = []
+        self._lines: list[memoryview] = []  # parallel to _lengths while writing
+        self._pinned = 0  # bytes of the input chunks the window's views keep alive
+        self._last_chunk: bytes | None = None
+        self._arena: mmap.mmap | None = None  # anonymous memory: pages are only taken when touched
+        self._arena_view: memoryview | None = None
+        self._arena_fill = 0
         self.add = self._add_grouped if group_window else self._add
 
-    def _add(self, line: bytes, references: dict[str, Any] | None) -> None:
+    def _add(self, line: bytes | memoryview, references: dict[str, Any] | None) -> None:
         self.position += len(line)
         self.ends.append(self.position)
         if self.writing:
@@ -233,44 +246,78 @@ class _Spill:
             if references is not None:
                 self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
 
-    def _add_grouped(self, line: bytes, references: dict[str, Any] | None) -> None:
+    def _add_grouped(self, line: bytes | memoryview, references: dict[str, Any] | None) -> None:
         if references is not None and self.writing:
             self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
         size = len(line)
-        if self._window_fill + size > len(self._window):
+        if self._window_fill + size > self._window_bytes:
             self._flush_window()
-            if size > len(self._window):  # a record bigger than the window is a window of its own
-                self._add(line, None)
+            if size > self._window_bytes:  # a record bigger than the window is a window of its own
+                self.position += size
+                self.ends.append(self.position)
+                if self.writing:
+                    self._out.write(line)
                 return
-        self._window[self._window_fill : self._window_fill + size] = line
         self._window_fill += size
-        self._window_lengths.append(size)
+        self._lengths.append(size)
+        if not self.writing:
+            return
+        if line.__class__ is memoryview:
+            chunk = line.obj
+            if chunk is self._last_chunk:
+                self._lines.append(line)
+                return
+            # Only an immutable chunk may be kept by reference (a caller could reuse a bytearray).
+            if chunk.__class__ is bytes and self._pinned + len(chunk) <= self._pin_limit:
+                self._pinned += len(chunk)
+                self._last_chunk = chunk
+                self._lines.append(line)
+                return
+        self._lines.append(self._copy_to_arena(line, size))
+
+    def _copy_to_arena(self, line: bytes | memoryview, size: int) -> memoryview:
+        """A re-serialised or joined line, or one whose chunk the window cannot keep: copied into the arena.
+
+        The arena never overflows: it only holds lines of the current window, whose total is at most its size."""
+        if self._arena is None:
+            self._arena = mmap.mmap(-1, self._window_bytes)
+            self._arena_view = memoryview(self._arena)
+        start = self._arena_fill
+        self._arena_view[start : start + size] = line
+        self._arena_fill = start + size
+        return self._arena_view[start : start + size]
 
     def _flush_window(self) -> None:
-        lengths = self._window_lengths
-        starts = [0] * len(lengths)
-        offset = 0
-        for index, size in enumerate(lengths):
-            starts[index] = offset
-            offset += size
-        view = memoryview(self._window)
-        write = self._out.write if self.writing else None
-        for index in sorted(range(len(lengths)), key=lengths.__getitem__):  # stable: equal lengths keep file order
-            size = lengths[index]
-            self.position += size
-            self.ends.append(self.position)
-            if write is not None:
-                write(view[starts[index] : starts[index] + size])
-        view.release()
+        # Every per-line step runs in C (sorted, map, accumulate, writelines): no Python loop over the lines.
+        lengths = self._lengths
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)  # stable: equal lengths keep file order
+        running = accumulate(map(lengths.__getitem__, order), initial=self.position)
+        next(running)  # the previous end, already recorded
+        self.ends.extend(running)
+        self.position += self._window_fill
+        if self.writing and self._lines:
+            # Through the file object's buffer: measured faster than os.writev of the views, whose per-piece
+            # cost in the kernel outweighs the one copy it saves.
+            self._out.writelines(map(self._lines.__getitem__, order))
         self._window_fill = 0
-        self._window_lengths = []
+        self._lengths = []
+        self._lines = []
+        self._pinned = 0
+        self._last_chunk = None
+        self._arena_fill = 0
 
     def stop_writing(self) -> None:
         self.writing = False
+        self._lines = []
+        self._last_chunk = None
 
     def close(self) -> None:
-        if self._window_lengths:
+        if self._lengths:
             self._flush_window()
+        if self._arena_view is not None:
+            self._arena_view.release()
+            self._arena.close()
+            self._arena = self._arena_view = None
         if self._out is not None:
             self._out.close()
             self._references.close()

@@ -1,12 +1,15 @@
 """Streaming validation of an uploaded JSONL file: one pass over byte chunks, constant memory.
 
-`StreamValidator.records(chunks)` yields every valid record as `(line_no, id, model_line, references)` and keeps
-the counts and the first N errors; `report()` returns the report object that the CLI prints with `--json` and the
+`StreamValidator.records(chunks)` yields every valid record as `(model_line, references)` and keeps the counts and
+the first N errors; `report()` returns the report object that the CLI prints with `--json` and the
 Lambda writes as `<name>.report.json` / inside `intake.json`.
 
 Memory stays flat whatever the file size: chunks are split into lines as they arrive, a line longer than the
 backend could ever accept is skipped without being buffered, and id uniqueness keeps one 64-bit fingerprint per
 record (a set for membership plus a compact array to find a duplicate's first line) instead of the ids themselves.
+
+Lines are not copied out of the chunks: a line is a memoryview of its chunk, parsed from there, and when the record
+needs no change that same view is the model-ready line (the spill writes it straight from the chunk).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ _MAGIC = (
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
 
-RecordTuple = tuple[bytes, "dict[str, Any] | None"]
+# (model-ready line ending in "\n": a memoryview of the input chunk when the line passes through unchanged,
+#  references or None)
+RecordTuple = tuple["bytes | memoryview", "dict[str, Any] | None"]
 
 
 def record_limit_bytes(pipeline: RuntimePipeline) -> int | None:
@@ -56,9 +61,12 @@ class _Overlong:
         self.length = length
 
 
-def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | _Overlong]:
-    """Physical lines without their line ending ("\\n" or "\\r\\n"); a line longer than `cap` becomes an `_Overlong`."""
-    tail = b""
+def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryview | _Overlong]:
+    """Physical lines, each ending in a single "\\n" ("\\r\\n" becomes "\\n"; one is added to a last line without it).
+
+    A line inside one chunk is a memoryview of that chunk (no copy: the spill writes it out from there); a line
+    that spans chunks is a bytes object. A line longer than `cap` (newline excluded) becomes an `_Overlong`."""
+    tail = bytearray()  # the start of a line that goes on in the next chunk
     discarding = -1  # length so far of an over-long line being skipped, or -1
     for chunk in chunks:
         if discarding >= 0:
@@ -69,22 +77,44 @@ def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | _Overlong
             yield _Overlong(discarding + newline)
             discarding = -1
             chunk = chunk[newline + 1 :]
-        if tail:
-            chunk = tail + chunk
         if b"\r" in chunk:
-            # A raw CR cannot occur inside a JSON string, so this only touches line endings (a CR whose LF is in
-            # the next chunk stays in `tail` and is handled once the chunks are joined).
+            # A raw CR cannot occur inside a JSON string, so this only touches line endings (a CR whose LF starts
+            # the next chunk stays at the end of `tail` and is handled once the line is joined).
             chunk = chunk.replace(b"\r\n", b"\n")
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        yield from lines
-        if len(tail) > cap:
-            discarding = len(tail)
-            tail = b""
+        find = chunk.find
+        start = 0
+        if tail:
+            newline = find(b"\n")
+            if newline < 0:
+                tail += chunk
+                if len(tail) > cap:
+                    discarding = len(tail)
+                    tail = bytearray()
+                continue
+            tail += memoryview(chunk)[: newline + 1]
+            if tail.endswith(b"\r\n"):
+                del tail[-2]
+            yield bytes(tail)
+            tail = bytearray()
+            start = newline + 1
+        view = memoryview(chunk)
+        newline = find(b"\n", start)
+        while newline >= 0:
+            yield view[start : newline + 1]
+            start = newline + 1
+            newline = find(b"\n", start)
+        if start < len(chunk):
+            tail += view[start:]
+            if len(tail) > cap:
+                discarding = len(tail)
+                tail = bytearray()
     if discarding >= 0:
         yield _Overlong(discarding)
     elif tail:
-        yield tail[:-1] if tail.endswith(b"\r") else tail
+        if tail.endswith(b"\r"):
+            del tail[-1]
+        tail += b"\n"
+        yield bytes(tail)
 
 
 class StreamValidator:
@@ -166,8 +196,9 @@ class StreamValidator:
                     continue
                 try:
                     record = loads(line)
-                except decode_error as error:
-                    if not line.strip():
+                except decode_error:
+                    text = bytes(line[:-1])  # the line as in the file, without its newline
+                    if not text.strip():
                         self.blank_lines += 1
                         continue
                     records += 1
@@ -175,7 +206,7 @@ class StreamValidator:
                     if records > max_records:
                         self._too_many(line_no)
                         return
-                    if self._unparsable(line_no, line, error):
+                    if self._unparsable(line_no, text):
                         return
                     continue
                 records += 1
@@ -248,8 +279,13 @@ class StreamValidator:
             "split it into several uploads or raise the pipeline's max_records",
         )
 
-    def _unparsable(self, line_no: int, line: bytes, error: orjson.JSONDecodeError) -> bool:
-        """Records why a line is not JSON; returns True when the whole file is clearly not JSON Lines."""
+    def _unparsable(self, line_no: int, line: bytes) -> bool:
+        """Records why a line (without its newline) is not JSON; returns True when the file is clearly not JSON Lines."""
+        try:
+            orjson.loads(line)
+            error: Exception = ValueError("unparsable")  # not reached: the line failed to parse with its newline
+        except orjson.JSONDecodeError as parse_error:
+            error = parse_error  # parsed again without the newline, so positions read as they did
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as bad:

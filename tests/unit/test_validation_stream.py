@@ -73,3 +73,57 @@ def test_run_id_is_deterministic_sanitised_and_short():
     assert run_id.startswith("My-Calls-2024-v2-") and len(run_id) <= 80
     assert run_id != run_id_for("uploads", "summarize/My Calls (2024).v2.jsonl", "another-version")
     assert run_id_for("b", "p/" + "a" * 200 + ".jsonl", "v").startswith("a" * 40 + "-")
+
+
+GROUPED_ONE_SHARD = {"instance_type": "ml.c5.xlarge", "instance_count": 1, "group_by_length": True}
+
+
+def test_split_lines_gives_every_line_with_one_newline_whatever_the_chunking():
+    from batch_pipeline.validation import split_lines
+
+    data = b'{"a":1}\r\n\n{"b":2}\n  \r\n{"c":3}\r'
+    expected = [b'{"a":1}\n', b"\n", b'{"b":2}\n', b"  \n", b'{"c":3}\n']
+    for size in (1, 2, 3, 5, 8, len(data)):
+        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        assert [bytes(line) for line in split_lines(chunks, 1 << 20)] == expected, size
+
+
+def test_shards_are_right_when_the_caller_reuses_one_buffer_for_every_chunk(tmp_path):
+    # Lines are kept as views of their chunk until the window is written, which is only safe for bytes chunks.
+    data = lines(*({"id": i, "text_inputs": "t" * (i % 7 + 1)} for i in range(200)))
+    buffer = bytearray(256)
+
+    def reused():
+        for start in range(0, len(data), 256):
+            piece = data[start:start + 256]
+            buffer[: len(piece)] = piece
+            yield buffer if len(piece) == 256 else bytearray(piece)
+
+    result = run_intake(reused(), runtime("t2t", sagemaker=GROUPED_ONE_SHARD), sink=LocalDirSink(tmp_path))
+    [shard] = result.shards
+    published = [orjson.loads(line) for line in open(shard["key"], "rb")]
+    assert sorted(r["id"] for r in published) == list(range(200))
+    assert all(r["text_inputs"] == "t" * (r["id"] % 7 + 1) for r in published)
+
+
+def test_a_window_keeps_only_a_bounded_amount_of_input_and_copies_the_rest(tmp_path, monkeypatch):
+    import batch_pipeline.intake as intake
+
+    # 4 KB windows (about 80 records) and one record per ~1 KB chunk, the rest blank lines: without the pin limit,
+    # a window would keep some 80 KB of chunks alive for its 4 KB of records.
+    monkeypatch.setattr(intake, "GROUP_WINDOW_BYTES", 4096)
+    records = [{"id": i, "text_inputs": "x" * (i % 50 + 1)} for i in range(300)]
+    chunks = [lines(record) + b" \n" * 480 for record in records]
+    spilled = []
+    original_add = intake._Spill._add_grouped
+
+    def add(self, line, references):
+        original_add(self, line, references)
+        spilled.append(self._pinned)
+
+    monkeypatch.setattr(intake._Spill, "_add_grouped", add)
+    result = run_intake(chunks, runtime("t2t", sagemaker=GROUPED_ONE_SHARD), sink=LocalDirSink(tmp_path))
+    assert max(spilled) <= 4096 + 1024
+    [shard] = result.shards
+    published = [orjson.loads(line) for line in open(shard["key"], "rb")]
+    assert sorted(published, key=lambda r: r["id"]) == records
