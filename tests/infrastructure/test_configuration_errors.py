@@ -49,3 +49,27 @@ def test_one_realtime_and_one_streaming_endpoint_synthesize_cleanly_in_the_full_
     template.resource_count_is("AWS::SageMaker::Endpoint", 2)
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalingPolicy", 1)
     app.synth()  # cdk-nag: no unacknowledged finding
+
+
+def test_dotted_context_keys_override_single_values(default_context):
+    context = copy.deepcopy(default_context)
+    context["batch-pipeline.notification_email"] = "ops@example.com"
+    context["batch-pipeline.pipelines.summarize.sagemaker.instance_count"] = "3"
+    context["batch-pipeline.pipelines.bedrock-summarize.bedrock.retry_failed_records"] = "true"
+    _, stack = build_app(context)
+    assert stack.config.notification_email == "ops@example.com"
+    assert stack.config.pipelines["summarize"].sagemaker.instance_count == 3
+    assert stack.config.pipelines["bedrock-summarize"].bedrock.retry_failed_records is True
+    # The rest of cdk.json is untouched.
+    assert stack.config.pipelines["classify"] == build_app(copy.deepcopy(default_context))[1].config.pipelines["classify"]
+
+
+def test_a_dotted_override_is_validated_like_the_file(default_context):
+    context = copy.deepcopy(default_context)
+    context["batch-pipeline.pipelines.summarize.sagemaker.instance_count"] = "0"
+    with pytest.raises(ConfigError, match="batch-pipeline.pipelines.summarize.sagemaker.instance_count"):
+        build_app(context)
+    context = copy.deepcopy(default_context)
+    context["batch-pipeline.encryption.mode"] = "kms"
+    with pytest.raises(ConfigError, match="goes below batch-pipeline.encryption, which is not an object"):
+        build_app(context)
