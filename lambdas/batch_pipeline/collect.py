@@ -44,6 +44,7 @@ import orjson
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.layout import INTERMEDIATE_TAG
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
 
 PREDICTIONS = "predictions.jsonl"
@@ -121,6 +122,7 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         predictions_key, errors_key = f"{prefix}{PREDICTIONS}", f"{prefix}{ERRORS}"
         for path, key in ((predictions_path, predictions_key), (errors_path, errors_key)):
             s3.upload_file(path, bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"})
+        tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -141,7 +143,23 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "errors_key": errors_key,
         "jobs": [t.as_dict() for t in tallies],
         "backend_counts": backend_counts(tallies),
+        "raw_objects_tagged": tagged,
     }
+
+
+def tag_raw_outputs(s3: Any, bucket: str, prefix: str) -> int:
+    """Tag what the backends wrote under raw/ as intermediate, so the lifecycle rule expires it like the shards.
+
+    SageMaker and Bedrock write their output objects without our tag, and a lifecycle rule cannot match a
+    prefix in the middle of a key (runs/<pipeline>/<run>/raw/); predictions.jsonl keeps the joined results."""
+    count = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}raw/"):
+        for item in page.get("Contents", []):
+            s3.put_object_tagging(Bucket=bucket, Key=item["Key"], Tagging={"TagSet": [
+                {"Key": INTERMEDIATE_TAG[0], "Value": INTERMEDIATE_TAG[1]}]})
+            count += 1
+    return count
 
 
 def backend_counts(tallies: list[JobTally]) -> dict[str, int]:

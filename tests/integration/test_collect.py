@@ -60,6 +60,21 @@ def test_text2text_joins_shuffled_output_by_id_and_attaches_references(aws):
     assert result["outputs"]["predictions"] == f"s3://{BUCKET}/{result['predictions_key']}"
 
 
+def test_collect_tags_what_the_backend_wrote_under_raw_so_it_expires(aws):
+    s3, sagemaker = aws
+    run, backend, step = _run_job(s3, sagemaker, "summarize", [[article(i) for i in range(3)], [article(3)]])
+    raw_prefix = f"{prefix(run)}raw/"
+    written = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=raw_prefix)["Contents"]]
+    assert all(s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [] for key in written)
+    result = collect(run, [step], backend, s3)
+    assert result["raw_objects_tagged"] == len(written) >= 2
+    for key in written:
+        assert s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [
+            {"Key": "batch-pipeline:intermediate", "Value": "true"}], key
+    # Results are not intermediates: they stay.
+    assert s3.get_object_tagging(Bucket=BUCKET, Key=result["predictions_key"])["TagSet"] == []
+
+
 def eval_id(line):
     import ast
 
