@@ -14,6 +14,7 @@ import pytest
 
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON
+from tests.e2e.test_local_runs import run_folder as folder, write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MULTI = "bedrock-multi"
@@ -39,16 +40,6 @@ def transcript(i: int, marker: str = "") -> dict:
         },
         "reference": f"Caller {i} asked for a refund of order {i}.",
     }
-
-
-def write(tmp_path: Path, name: str, records: list[dict]) -> Path:
-    path = tmp_path / name
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
-
-
-def folder(local, result) -> str:
-    return result.manifest["outputs"]["run_folder"].removeprefix(f"s3://{local.output_bucket}/")
 
 
 def job_control_calls(local) -> list[str]:
