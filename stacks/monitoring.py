@@ -50,6 +50,12 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(title="Records", width=12, left=[
                 custom("RecordsValid"), custom("RecordsRejected"), custom("RecordsSucceeded"), custom("RecordsFailed")]),
         )
+        # Deferred submissions are jobs queued behind a quota (Bedrock concurrent jobs, SageMaker instances).
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Backend jobs", width=24, left=[
+                custom("JobSubmissions"), custom("JobSubmissionsDeferred"), custom("JobsSucceeded"),
+                custom("JobsPartial"), custom("JobsFailed"), custom("JobsStopped")]),
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Function errors", width=12,
                                    left=[fn.metric_errors(period=five_minutes) for fn in functions]),

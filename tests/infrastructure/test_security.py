@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from aws_cdk import aws_sqs as sqs
@@ -212,3 +213,10 @@ def test_alarms_notify_the_topic_on_failed_executions_dead_letters_and_function_
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"], name
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_dashboard_shows_backend_jobs_including_those_queued_behind_a_quota(template):
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("JobSubmissions", "JobSubmissionsDeferred", "JobsSucceeded", "JobsPartial", "JobsFailed"):
+        assert f'\\"{metric}\\"' in body, metric
