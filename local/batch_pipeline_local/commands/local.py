@@ -74,6 +74,13 @@ def describe(result: RunResult) -> str:
     for key in ("accuracy", "macro_f1"):
         if headline.get(key) is not None:
             lines.append(f"  {key}: {headline[key]:.4f}")
-    lines.append(f"  jobs: {', '.join(j['name'] for j in m.get('jobs', []))}")
+    jobs = [j["name"] + (f" ({j['mode']})" if j.get("mode") else "") + (
+        f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
+        for j in m.get("jobs", [])]
+    lines.append(f"  jobs: {', '.join(jobs)}")
+    if m.get("tokens"):
+        lines.append(f"  tokens: {m['tokens'].get('input_tokens')} in, {m['tokens'].get('output_tokens')} out")
+    if m.get("backend_counts"):
+        lines.append("  backend counts: " + ", ".join(f"{k} {v}" for k, v in m["backend_counts"].items()))
     lines.append(f"  manifest: {m['outputs']['manifest']}")
     return "\n".join(lines)
