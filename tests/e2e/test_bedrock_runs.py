@@ -160,3 +160,20 @@ def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, t
     assert manifest["status"] == "PARTIAL" and manifest["counts"]["failed"] == 2
     assert sorted(e["id"] for e in errors) == ["call-0001", "call-0002"]
     assert manifest["backend_counts"]["errorRecordCount"] == 2
+
+
+def test_portable_prompt_lines_become_anthropic_requests_with_the_pipelines_parameters(local, tmp_path):
+    records = [{"id": f"p{i}", "prompt": f"Summarize this call transcript: Caller {i} moved house. The agent "
+                                         f"updated the address.", "reference": f"Caller {i} moved house."}
+               for i in range(100)]
+    result = run_file(local, write(tmp_path, "prompts.jsonl", records), "bedrock-summarize")
+    assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
+    shard = read_lines(local.output_bucket, folder(local, result) + "shards/job-00000.jsonl")
+    body = shard[0]["modelInput"]
+    assert shard[0]["recordId"] == "p0"
+    assert body["anthropic_version"] == "bedrock-2023-05-31"
+    assert body["max_tokens"] == 512 and body["temperature"] == 0.2  # bedrock.inference_params in cdk.json
+    assert body["messages"][0]["role"] == "user" and "Caller 0 moved house" in json.dumps(body["messages"])
+    predictions = read_lines(local.output_bucket, folder(local, result) + "predictions.jsonl")
+    assert {p["id"] for p in predictions} == {f"p{i}" for i in range(100)}
+    assert result.manifest["evaluation"]["scored"] == 100
