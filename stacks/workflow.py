@@ -46,7 +46,8 @@ class Workflow(Construct):
                                       "Turns the intake report into the list of backend jobs", read=True)
         self.job_control_fn = self._function(
             "JobControl", "batch_pipeline.handlers.job_control.handler",
-            "Submits one backend job idempotently, or reports its status and the next poll delay",
+            "Submits one backend job idempotently (a small Bedrock file runs on demand here), or reports its status "
+            "and the next poll delay",
             # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
             # and a retry of failed records merges a job's output through /tmp.
             timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096,
