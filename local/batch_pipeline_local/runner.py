@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -332,7 +333,10 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
         local = deploy(template, clients)
         with mock.patch.dict(os.environ, shared_environment(local)), \
                 mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
-                install_engines(local, bedrock_options):
+                install_engines(local, bedrock_options), warnings.catch_warnings():
+            # Local mode disables metrics, and Powertools clears dimensions only when it publishes, so handlers that
+            # share one process see the previous invocation's 'pipeline' dimension. In Lambda each flush clears it.
+            warnings.filterwarnings("ignore", message="Dimension 'pipeline' has already been added")
             _reset_handler_clients()
             yield local
 
