@@ -73,10 +73,12 @@ class BedrockBatchAccess(Construct):
         model_arns = sorted(model_resources)
         job_control.add_environment("BEDROCK_ROLE_ARN", self.service_role.role_arn)
         job_control.add_to_role_policy(iam.PolicyStatement(
-            sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob", "bedrock:TagResource"],
+            sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob"],
             resources=[jobs_arn, *model_arns]))
+        # TagResource: CreateModelInvocationJob with tags (run id, pipeline, job index) also authorizes tagging the job.
         job_control.add_to_role_policy(iam.PolicyStatement(
-            sid="ControlInvocationJobs", actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"],
+            sid="ControlInvocationJobs",
+            actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob", "bedrock:TagResource"],
             resources=[jobs_arn]))
         # ListModelInvocationJobs has no resource-level permissions; it finds a job by name after a conflict.
         job_control.add_to_role_policy(iam.PolicyStatement(

@@ -55,7 +55,7 @@ def test_service_role_reads_only_bedrock_job_files_and_writes_only_their_raw_fol
 def test_job_control_creates_jobs_for_configured_models_only(template):
     statements = _by_sid(_policy_statements(template, "FunctionsJobControlRole"))
     create = statements["CreateJobsForConfiguredModels"]
-    assert sorted(_actions(create)) == ["bedrock:CreateModelInvocationJob", "bedrock:TagResource"]
+    assert _actions(create) == ["bedrock:CreateModelInvocationJob"]
     resources = _resolve(create["Resource"])
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in resources
     assert "foundation-model/*" not in resources
@@ -63,7 +63,8 @@ def test_job_control_creates_jobs_for_configured_models_only(template):
     assert _actions(invoke) == ["bedrock:InvokeModel"]
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in _resolve(invoke["Resource"])
     control = statements["ControlInvocationJobs"]
-    assert sorted(_actions(control)) == ["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"]
+    assert sorted(_actions(control)) == ["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob",
+                                         "bedrock:TagResource"]
     assert _resolve(control["Resource"]).endswith(':model-invocation-job/*"]]}')
     assert _actions(statements["FindInvocationJobs"]) == ["bedrock:ListModelInvocationJobs"]
 
