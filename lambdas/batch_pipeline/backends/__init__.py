@@ -35,6 +35,15 @@ class SubmitDeferred(Exception):
     """The backend cannot take the job now (quota, throttling); submit again after a wait."""
 
 
+def error_code(error: Exception) -> str:
+    """A botocore ClientError's code ("" for anything else); matched on the code so botocore stays a lazy import."""
+    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+
+
+def error_message(error: Exception) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
+
+
 def job_state(
     *,
     name: str,

@@ -19,7 +19,6 @@ token counts.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import random
@@ -28,8 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, job_state
-from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
+from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, s3_uri
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
 from batch_pipeline.layout import INTERMEDIATE_TAGGING
@@ -59,8 +58,8 @@ ON_DEMAND_ATTEMPTS = 5
 MANIFEST_OUT = "manifest.json.out"
 ON_DEMAND_FOLDER = "on-demand"
 # Bedrock's manifest.json.out fields, carried into our manifest as the backend's own counts.
-MANIFEST_FIELDS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount",
-                   "inputTokenCount", "outputTokenCount")
+RECORD_COUNT_FIELDS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
+MANIFEST_FIELDS = (*RECORD_COUNT_FIELDS, "inputTokenCount", "outputTokenCount")
 # Bedrock tag values may not hold parentheses ([a-zA-Z0-9\s._:/=+@-]*), so this says it without them.
 STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
 
@@ -80,29 +79,8 @@ def job_id_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def _error_code(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
-
-
-def _error_message(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
-
-
 def _http_status(error: Exception) -> int:
     return int(getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 500)
-
-
-def _key_in_run_bucket(run: dict, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    if bucket != run_bucket(run):
-        raise ValueError(f"{uri} is outside the run bucket {run_bucket(run)}")
-    return key
-
-
-def job_output_uri(run: dict, job: dict, name: str) -> str:
-    uri = job.get("output_uri") or s3_uri(run_bucket(run), f"{run_prefix(run)}raw/{name}/")
-    _key_in_run_bucket(run, uri)
-    return uri if uri.endswith("/") else uri + "/"
 
 
 def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> dict:
@@ -117,7 +95,7 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
     name = job.get("name") or bedrock_job_name(run["run_id"], index)
     if not job.get("input_uri"):
         raise ValueError(f"job {name} has no input_uri")
-    _key_in_run_bucket(run, job["input_uri"])
+    key_in_run_bucket(run, job["input_uri"])
     output: dict[str, Any] = {"s3Uri": job_output_uri(run, job, name)}
     kms_key = os.environ.get("OUTPUT_KMS_KEY_ARN")
     if kms_key:
@@ -186,9 +164,9 @@ class BedrockBackend(BatchBackend):
         try:
             arn = self.bedrock.create_model_invocation_job(**request)["jobArn"]
         except Exception as error:  # botocore ClientError, matched on its code
-            code = _error_code(error)
+            code = error_code(error)
             if code in DEFERRABLE:
-                raise SubmitDeferred(f"{code}: {_error_message(error)}") from error
+                raise SubmitDeferred(f"{code}: {error_message(error)}") from error
             if code != "ConflictException":
                 raise
             # The name is taken: an earlier try made the job (with another token, e.g. after a redeploy).
@@ -220,8 +198,7 @@ class BedrockBackend(BatchBackend):
             else None,
             output_uri=described["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
         )
-        counts = {field: described[field] for field in ("totalRecordCount", "processedRecordCount",
-                                                        "successRecordCount", "errorRecordCount") if field in described}
+        counts = {field: described[field] for field in RECORD_COUNT_FIELDS if field in described}
         if counts:
             state["record_counts"] = counts
         return state
@@ -231,7 +208,7 @@ class BedrockBackend(BatchBackend):
             self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
         except Exception as error:
             # A job that already ended (or is stopping) cannot be stopped; its state is the answer.
-            if _error_code(error) not in ("ValidationException", "ConflictException"):
+            if error_code(error) not in ("ValidationException", "ConflictException"):
                 raise
         return self.status(run, job)
 
@@ -242,12 +219,12 @@ class BedrockBackend(BatchBackend):
         batch layout so collect needs no second reader. Re-running it (a retried Lambda) rewrites the same keys."""
         name = self.job_name(run, job)
         bucket = run_bucket(run)
-        input_key = _key_in_run_bucket(run, job["input_uri"])
-        records = [json.loads(line) for line in self._read_lines(bucket, input_key)]
+        input_key = key_in_run_bucket(run, job["input_uri"])
+        records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
             lines = list(pool.map(self._invoke_one, records))
         output_uri = job_output_uri(run, job, name)
-        folder = _key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
+        folder = key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
         body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
         self._put(bucket, folder + input_key.rsplit("/", 1)[-1] + ".out", body, "application/x-ndjson")
         counts = _count_lines(lines)
@@ -263,7 +240,7 @@ class BedrockBackend(BatchBackend):
             state, status, reason = "succeeded", "Completed", None
         result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
         result["mode"] = "on-demand"
-        result["record_counts"] = {k: counts[k] for k in MANIFEST_FIELDS[:4]}
+        result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
         return result
 
     def _invoke_one(self, record: dict) -> dict:
@@ -276,7 +253,7 @@ class BedrockBackend(BatchBackend):
                 line["modelOutput"] = json.loads(response["body"].read())
                 return line
             except Exception as error:
-                code = _error_code(error)
+                code = error_code(error)
                 if not code:
                     raise
                 if code in TRANSIENT_INVOKE_ERRORS and attempt + 1 < ON_DEMAND_ATTEMPTS:
@@ -284,7 +261,7 @@ class BedrockBackend(BatchBackend):
                     self._sleep(random.uniform(0, min(20.0, 2.0 ** attempt)))
                     continue
                 # The shape of Bedrock's own per-record error in a batch .out line.
-                line["error"] = {"errorCode": _http_status(error), "errorMessage": f"{code}: {_error_message(error)}"}
+                line["error"] = {"errorCode": _http_status(error), "errorMessage": f"{code}: {error_message(error)}"}
                 return line
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -302,7 +279,7 @@ class BedrockBackend(BatchBackend):
         if job.get("retry") or job["state"] not in ("succeeded", "partial"):
             return job
         bucket = run_bucket(run)
-        input_key = _key_in_run_bucket(run, job["input_uri"])
+        input_key = key_in_run_bucket(run, job["input_uri"])
         output_key = next(iter(self.raw_outputs(run, job))).output_key
         failed = {str(o["recordId"]) for o in self._output_lines(bucket, output_key) if "error" in o}
         if not failed:
@@ -332,7 +309,7 @@ class BedrockBackend(BatchBackend):
         answers = {str(o["recordId"]): o for o in self._output_lines(bucket, retry_output_key) if "error" not in o}
         original = {**job, **first}
         original_output_key = next(iter(self.raw_outputs(run, original))).output_key
-        merged_key = (f"{_key_in_run_bucket(run, job_output_uri(run, original, first['name']))}merged/"
+        merged_key = (f"{key_in_run_bucket(run, job_output_uri(run, original, first['name']))}merged/"
                       f"{original_output_key.rsplit('/', 1)[-1]}")
         recovered = 0
         # Streamed through a local file: a job's output can be hundreds of MB.
@@ -357,23 +334,19 @@ class BedrockBackend(BatchBackend):
         return result
 
     def _stream_lines(self, bucket: str, key: str) -> Iterable[bytes]:
+        """The object's non-blank lines, read as they stream; GetObject runs now, so a missing object raises here."""
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-        for line in body.iter_lines():
-            if line.strip():
-                yield line
+        return (line for line in body.iter_lines() if line.strip())
 
     def _output_lines(self, bucket: str, key: str) -> Iterable[dict]:
         """The readable lines of an output object, one at a time; none when the object does not exist."""
         try:
             lines = self._stream_lines(bucket, key)
-            first = next(lines, None)
         except Exception as error:
-            if _error_code(error) in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 return
             raise
-        if first is None:
-            return
-        for line in itertools.chain([first], lines):
+        for line in lines:
             try:
                 yield json.loads(line)
             except ValueError:
@@ -383,8 +356,7 @@ class BedrockBackend(BatchBackend):
 
     def _output_folder(self, run: dict, job: dict) -> str | None:
         """Key prefix of the folder Bedrock (or the on-demand step) wrote this job's output into."""
-        output_uri = job.get("output_uri") or job_output_uri(run, job, self.job_name(run, job))
-        base = _key_in_run_bucket(run, output_uri if output_uri.endswith("/") else output_uri + "/")
+        base = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
         if job.get("route") == "on-demand" or job.get("mode") == "on-demand":
             return base + ON_DEMAND_FOLDER + "/"
         if not job.get("arn"):
@@ -392,12 +364,12 @@ class BedrockBackend(BatchBackend):
         return base + job_id_of(job["arn"]) + "/"
 
     def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
-        input_key = _key_in_run_bucket(run, job["input_uri"])
+        input_key = key_in_run_bucket(run, job["input_uri"])
         folder = self._output_folder(run, job)
         if job.get("merged_output_key"):
             output_key = job["merged_output_key"]
         elif folder is None:
-            output_key = f"{_key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))}not-submitted.out"
+            output_key = f"{key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))}not-submitted.out"
         else:
             output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
         yield RawOutput(input_key=input_key, output_key=output_key, join="id", input_id_field="recordId")
@@ -415,7 +387,7 @@ class BedrockBackend(BatchBackend):
         try:
             body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as error:
-            if _error_code(error) in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 return {}
             raise
         try:
@@ -425,10 +397,6 @@ class BedrockBackend(BatchBackend):
         return {field: data[field] for field in MANIFEST_FIELDS if isinstance(data.get(field), int)}
 
     # ------------------------------------------------------------------ S3 helpers
-
-    def _read_lines(self, bucket: str, key: str) -> list[bytes]:
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return [line for line in body.splitlines() if line.strip()]
 
     def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.

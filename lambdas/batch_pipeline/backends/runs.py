@@ -32,3 +32,19 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
+
+
+def key_in_run_bucket(run: dict, uri: str) -> str:
+    """The key of an s3:// URI that must lie in the run's bucket (a plan naming another bucket is refused)."""
+    bucket, key = split_s3_uri(uri)
+    if bucket != run_bucket(run):
+        raise ValueError(f"{uri} is outside the run bucket {run_bucket(run)}")
+    return key
+
+
+def job_output_uri(run: dict, job: dict, name: str) -> str:
+    """The plan's `output_uri` (checked to lie in the run bucket, ending in "/"), else s3://<bucket>/<run prefix>raw/<job name>/."""
+    if job.get("output_uri"):
+        key_in_run_bucket(run, job["output_uri"])
+        return job["output_uri"] if job["output_uri"].endswith("/") else job["output_uri"] + "/"
+    return s3_uri(run_bucket(run), f"{run_prefix(run)}raw/{name}/")

@@ -12,8 +12,8 @@ import os
 import re
 from typing import Any, Iterable
 
-from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, job_state
-from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
+from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 from batch_pipeline.config import ConfigError, RuntimePipeline
 
 CONTENT_TYPE = "application/jsonlines"
@@ -64,26 +64,11 @@ def transform_job_name(run_id: str, index: int | str, prefix: str | None = None)
     return name
 
 
-def _key_in_run_bucket(run: dict, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    if bucket != run_bucket(run):
-        raise ValueError(f"{uri} is outside the run bucket {run_bucket(run)}")
-    return key
-
-
 def job_input_prefix(run: dict, job: dict) -> str:
     """The key prefix a job reads: the plan's `input_uri`, else the run's shards/."""
     if job.get("input_uri"):
-        return _key_in_run_bucket(run, job["input_uri"])
+        return key_in_run_bucket(run, job["input_uri"])
     return f"{run_prefix(run)}shards/"
-
-
-def job_output_path(run: dict, job: dict, name: str) -> str:
-    """The plan's `output_uri`, else s3://<bucket>/<run prefix>raw/<job name>/."""
-    if job.get("output_uri"):
-        _key_in_run_bucket(run, job["output_uri"])
-        return job["output_uri"] if job["output_uri"].endswith("/") else job["output_uri"] + "/"
-    return s3_uri(run_bucket(run), f"{run_prefix(run)}raw/{name}/")
 
 
 def has_local_storage(instance_type: str) -> bool:
@@ -119,7 +104,7 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
             "SplitType": "Line",
         },
         "TransformOutput": {
-            "S3OutputPath": job_output_path(run, job, name),
+            "S3OutputPath": job_output_uri(run, job, name),
             "Accept": CONTENT_TYPE,
             "AssembleWith": "Line",
         },
@@ -145,23 +130,15 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
     return request
 
 
-def _error_code(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
-
-
-def _error_message(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
-
-
 def _is_not_found(error: Exception) -> bool:
     # DescribeTransformJob answers ValidationException "Could not find requested job with name ..." (moto: "... job '<arn>'").
-    return _error_code(error) in ("ValidationException", "ResourceNotFound") and "could not find" in _error_message(error).lower()
+    return error_code(error) in ("ValidationException", "ResourceNotFound") and "could not find" in error_message(error).lower()
 
 
 def _is_name_taken(error: Exception) -> bool:
-    message = _error_message(error).lower()
-    return _error_code(error) == "ResourceInUse" or (
-        _error_code(error) == "ValidationException" and ("already exists" in message or "must be unique" in message)
+    message = error_message(error).lower()
+    return error_code(error) == "ResourceInUse" or (
+        error_code(error) == "ValidationException" and ("already exists" in message or "must be unique" in message)
     )
 
 
@@ -214,8 +191,8 @@ class SageMakerBackend(BatchBackend):
                 described = self._describe(name)
                 if described is not None:
                     return self._state(described)
-            if _error_code(error) in _DEFERRABLE:
-                raise SubmitDeferred(f"{_error_code(error)}: {_error_message(error)}") from error
+            if error_code(error) in _DEFERRABLE:
+                raise SubmitDeferred(f"{error_code(error)}: {error_message(error)}") from error
             raise
         return job_state(
             name=name,
@@ -238,14 +215,14 @@ class SageMakerBackend(BatchBackend):
             self.sagemaker.stop_transform_job(TransformJobName=name)
         except Exception as error:
             # A job that already ended cannot be stopped; its final state is the answer.
-            if _error_code(error) != "ValidationException":
+            if error_code(error) != "ValidationException":
                 raise
         return self.status(run, job)
 
     def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
         """Each shard answered by `<S3OutputPath>/<shard path relative to the input prefix>.out`."""
         input_prefix = job_input_prefix(run, job)
-        output_prefix = _key_in_run_bucket(run, job_output_path(run, job, self.job_name(run, job)))
+        output_prefix = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
         positional = self.pipeline.task == "zero-shot"
         for key in self._input_keys(run, job, input_prefix):
             yield RawOutput(
