@@ -20,5 +20,9 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-# True only when local mode runs a handler in-process against emulated AWS: outputs say "local stand-in".
-LOCAL_STAND_IN = os.environ.get("LOCAL_STAND_IN") == "1"
+
+def local_stand_in() -> bool:
+    """True only when local mode runs a handler in-process against emulated AWS: outputs say "local stand-in".
+
+    Read at call time, not at import: a process may import this module before local mode sets the variable."""
+    return os.environ.get("LOCAL_STAND_IN") == "1"

@@ -31,6 +31,7 @@ from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, err
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, s3_uri
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
+from batch_pipeline.observability import local_stand_in
 from batch_pipeline.layout import INTERMEDIATE_TAGGING
 from batch_pipeline.outputs import OutputParseError, parse_output_line
 
@@ -105,7 +106,7 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
         {"key": "batch-pipeline:pipeline", "value": pipeline.name},
         {"key": "batch-pipeline:job-index", "value": str(index)},
     ]
-    if os.environ.get("LOCAL_STAND_IN") == "1":
+    if local_stand_in():
         tags.append({"key": STAND_IN_TAG[0], "value": STAND_IN_TAG[1]})
     return {
         "jobName": name,

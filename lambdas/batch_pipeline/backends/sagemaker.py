@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 from batch_pipeline.config import ConfigError, RuntimePipeline
+from batch_pipeline.observability import local_stand_in
 
 CONTENT_TYPE = "application/jsonlines"
 # Job names share this prefix so IAM can scope job control to this app's jobs (arn:...:transform-job/<prefix>*).
@@ -125,7 +126,7 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
         request["TransformOutput"]["KmsKeyId"] = kms_key
         if not has_local_storage(settings.instance_type):
             request["TransformResources"]["VolumeKmsKeyId"] = kms_key
-    if os.environ.get("LOCAL_STAND_IN") == "1":
+    if local_stand_in():
         request["Tags"].append({"Key": STAND_IN_TAG[0], "Value": STAND_IN_TAG[1]})
     return request
 

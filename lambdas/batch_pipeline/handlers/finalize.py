@@ -8,7 +8,7 @@ import boto3
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
-from batch_pipeline.observability import LOCAL_STAND_IN, logger, metrics, tracer
+from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 
 _s3 = boto3.client("s3")
 
@@ -17,7 +17,7 @@ _s3 = boto3.client("s3")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    run = dict(event["run"], local_stand_in=LOCAL_STAND_IN)
+    run = dict(event["run"], local_stand_in=local_stand_in())
     if "failure" in event:
         manifest = failure_manifest(run, event["failure"])
     else:
