@@ -49,6 +49,19 @@ def pipeline(**bedrock_changes):
     return loaded.model_copy(update={"pipeline": loaded.pipeline.model_copy(update={"bedrock": settings})})
 
 
+@pytest.fixture
+def s3():
+    """moto S3 with the run bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def calls(count: int) -> list[dict]:
+    return [{"recordId": str(i), "modelInput": request_messages(f"Summarize: call {i}.")} for i in range(count)]
+
+
 def stubbed(service: str):
     client = boto3.client(service, region_name="us-east-1")
     return client, Stubber(client)
@@ -216,10 +229,7 @@ def test_bedrock_enforces_its_own_timeout_so_job_control_sets_none():
 # ---------------------------------------------------------------- output layout and counts
 
 
-@mock_aws
-def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
+def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried(s3):
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
     counts = {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1,
               "inputTokenCount": 120, "outputTokenCount": 30}
@@ -246,11 +256,8 @@ def _invoke_response(text: str, usage=(10, 3)) -> dict:
     return {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json"}
 
 
-@mock_aws
-def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_layout():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    records = [{"recordId": str(i), "modelInput": request_messages(f"Summarize: call {i}.")} for i in range(3)]
+def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_layout(s3):
+    records = calls(3)
     put_lines(s3, INPUT_KEY, records)
     runtime, stub = stubbed("bedrock-runtime")
     # One worker, so the stubbed answers arrive in record order; the first throttles once and is retried.
@@ -286,10 +293,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
         {"Key": "batch-pipeline:intermediate", "Value": "true"}]
 
 
-@mock_aws
-def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_reason():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
+def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_reason(s3):
     put_lines(s3, INPUT_KEY, [{"recordId": "0", "modelInput": request_messages("x")}])
     runtime, stub = stubbed("bedrock-runtime")
     stub.add_client_error("invoke_model", service_error_code="AccessDeniedException",
@@ -310,11 +314,8 @@ def test_backend_for_builds_the_bedrock_backend_with_its_clients():
 # ---------------------------------------------------------------- one retry of failed records
 
 
-@mock_aws
-def test_failed_records_are_resubmitted_once_and_merged_into_the_output():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    records = [{"recordId": str(i), "modelInput": request_messages(f"Summarize: call {i}.")} for i in range(3)]
+def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
+    records = calls(3)
     put_lines(s3, INPUT_KEY, records)
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
     first_output = [
@@ -358,10 +359,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output():
     assert metrics["errorRecordCount"] == 1 and metrics["retry"]["successRecordCount"] == 1
 
 
-@mock_aws
-def test_without_the_setting_or_without_errors_nothing_is_retried():
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
+def test_without_the_setting_or_without_errors_nothing_is_retried(s3):
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
     put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "error": {"errorCode": 400, "errorMessage": "x"}}])
     job = {**JOB, "arn": ARN, "status": "Completed", "state": "succeeded", "done": True}
@@ -375,14 +373,10 @@ def test_without_the_setting_or_without_errors_nothing_is_retried():
 # ---------------------------------------------------------------- the adapter against the local emulator
 
 
-@mock_aws
-def test_adapter_against_the_emulator_submit_poll_stop_collect_layout():
+def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
     from batch_pipeline_local.engines import install_bedrock_engine
 
-    s3 = boto3.client("s3", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    put_lines(s3, INPUT_KEY, [{"recordId": f"r{i}", "modelInput": request_messages(f"Summarize: call {i} went well.")}
-                              for i in range(100)])
+    put_lines(s3, INPUT_KEY, calls(100))
     clients = {"bedrock": boto3.client("bedrock", region_name="us-east-1"),
                "bedrock_runtime": boto3.client("bedrock-runtime", region_name="us-east-1"), "s3": s3}
     with install_bedrock_engine(steps=2) as emulator:
