@@ -426,6 +426,9 @@ class RunResult:
     manifest: dict | None
     rejection: dict | None
     seconds: float
+    # Billed model requests the emulators received during this run (an independent count: the manifest's
+    # model_invocations must equal it).
+    model_requests_received: int = 0
 
     @property
     def status(self) -> str:
@@ -434,10 +437,36 @@ class RunResult:
         return "REJECTED" if self.rejection else "NO RUN"
 
 
+def model_requests_received() -> int:
+    """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
+    batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
+    from .engines.bedrock_batch import active_bedrock_emulator, model_requests_received as bedrock_received  # noqa: PLC0415
+    from .engines.sagemaker_transform import active_sagemaker_engine  # noqa: PLC0415
+
+    total = 0
+    with contextlib.suppress(LookupError):
+        total += bedrock_received(active_bedrock_emulator())
+    with contextlib.suppress(LookupError):
+        total += active_sagemaker_engine().records_received
+    return total
+
+
+# Called with every RunResult run_file returns (the e2e suite checks each run's billed requests here).
+RUN_OBSERVERS: list[Callable[[RunResult], None]] = []
+
+
 def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120.0) -> RunResult:
+    result = _run_file(local, path, pipeline, timeout=timeout)
+    for observer in RUN_OBSERVERS:
+        observer(result)
+    return result
+
+
+def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> RunResult:
     import boto3  # noqa: PLC0415
 
     started = time.monotonic()
+    received_before = model_requests_received()
     event = upload(local, path, pipeline)
     before = {e["executionArn"] for e in boto3.client("stepfunctions", region_name=REGION)
               .list_executions(stateMachineArn=local.state_machine_arn)["executions"]}
@@ -449,7 +478,8 @@ def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120
     execution = executions[0]
     run = json.loads(execution["input"])
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
-    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started)
+    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started,
+                     model_requests_received() - received_before)
 
 
 def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:

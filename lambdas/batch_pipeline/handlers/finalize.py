@@ -19,7 +19,7 @@ _s3 = boto3.client("s3")
 def handler(event: dict, context) -> dict:
     run = dict(event["run"], local_stand_in=local_stand_in())
     if "failure" in event:
-        manifest = failure_manifest(run, event["failure"])
+        manifest = failure_manifest(run, event["failure"], jobs=event.get("jobs"))
     else:
         manifest = build_manifest(run, event.get("jobs", []), event.get("collect", {}), event.get("evaluation"))
     bucket, prefix = run_bucket(run), run_prefix(run)
