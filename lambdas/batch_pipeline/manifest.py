@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 
 MANIFEST_VERSION = 1
 RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
@@ -135,6 +135,8 @@ def failure_manifest(run: dict, failure: dict, finished: datetime | None = None,
     summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
         | {key: job[key] for key in ("mode", "retry", "stop_reason", "stop_error") if job.get(key)}
+        # What collect needs to read the job's output again (batch-pipeline recollect).
+        | {key: job[key] for key in RECOLLECT_FIELDS if job.get(key) is not None}
         for job in job_list
     ]
     manifest["jobs"] = summaries
@@ -143,6 +145,22 @@ def failure_manifest(run: dict, failure: dict, finished: datetime | None = None,
     manifest["outputs"] = _locations(run)
     manifest["recover"] = recovery(run, summaries)
     return manifest
+
+
+RECOLLECT_FIELDS = ("index", "input_uri", "route", "merged_output_key", "done")
+
+
+def run_from_manifest(manifest: dict) -> dict:
+    """The run reference (the execution input the steps read) rebuilt from a manifest, for recollect."""
+    bucket, prefix = split_s3_uri(manifest["outputs"]["run_folder"])
+    counts = manifest.get("counts") or {}
+    return {
+        "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
+        "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
+        "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
+        "ids_assigned": manifest.get("ids_assigned", False), "intake_report_key": prefix + "intake.json",
+        "started_at": (manifest.get("timings") or {}).get("started_at"),
+    }
 
 
 def recovery(run: dict, jobs: list[dict]) -> dict:

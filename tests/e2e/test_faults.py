@@ -129,3 +129,33 @@ def test_the_cli_refuses_a_malformed_fault_before_starting(capsys):
     assert main(["local", "run", str(EXAMPLES / "summarize.jsonl"), "--pipeline", "summarize",
                  "--fault", "Check job status"]) == 2
     assert "STATE:ERROR:TIMES" in capsys.readouterr().err
+
+
+def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calling_the_model(template, tmp_path):
+    from batch_pipeline_local.recollect import local_invoker, recollect
+    from batch_pipeline_local.runner import model_requests_received, read_json
+
+    with local_aws(template=template, faults=["Collect outputs:RuntimeError:1"]) as local:
+        result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
+        failed = result.manifest
+        received = model_requests_received()
+        recovered = recollect(failed, local_invoker(local))
+        assert model_requests_received() == received  # no record sent again
+        written = read_json(local.output_bucket, run_folder(local, result) + "manifest.json")
+        predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
+    assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect outputs"
+    assert recovered == written
+    assert recovered["status"] == "SUCCEEDED" and recovered["counts"]["succeeded"] == 100
+    assert recovered["model_invocations"] == failed["model_invocations"] == {"total": 100, "by_job": {
+        failed["jobs"][0]["name"]: 100}}
+    assert recovered["recollected"]["status"] == "FAILED" and recovered["recollected"]["error"] == "RuntimeError"
+    assert len(predictions) == 100 and recovered["evaluation"]["scored"] == 100
+
+
+def test_recollect_refuses_a_run_whose_jobs_left_no_output():
+    from batch_pipeline.config import ConfigError
+    from batch_pipeline_local.recollect import recollect
+
+    manifest = {"run_id": "r", "jobs": [{"name": "j", "state": "queued"}]}
+    with pytest.raises(ConfigError, match="j: queued"):
+        recollect(manifest, invoke=lambda handler, event: pytest.fail("nothing may run"))

@@ -22,6 +22,8 @@ def handler(event: dict, context) -> dict:
         manifest = failure_manifest(run, event["failure"], jobs=event.get("jobs"))
     else:
         manifest = build_manifest(run, event.get("jobs", []), event.get("collect", {}), event.get("evaluation"))
+    if event.get("recollected"):
+        manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
     _s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json", ContentType="application/json",
                    Body=json.dumps(manifest, indent=2).encode())
