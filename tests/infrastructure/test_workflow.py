@@ -42,3 +42,72 @@ def test_a_submitted_job_goes_to_the_done_choice_before_any_check(states):
     assert choice["Choices"][0]["Next"] == "Job ended"
     assert states[choice["Default"]]["Type"] == "Wait"
     assert states[states[choice["Default"]]["Next"]]["Next"] == "Job finished?"
+
+
+# Step Functions best practices, "Handle Lambda service exceptions"
+# (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html): these are the Lambda
+# service's own transient failures, reported as Lambda.<code>; a throttled invoke is Lambda.TooManyRequestsException.
+DOCUMENTED_TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                        "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"}
+NOTIFY_STATES = ("Notify run finished", "Notify run failed")
+
+
+def fault_handling_problems(states: dict[str, dict]) -> list[str]:
+    """What moto cannot tell us about the definition's fault handling: AWS's error names and where failures go."""
+    problems = []
+    for name, state in states.items():
+        if state["Type"] != "Task":
+            continue
+        retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+        if missing := DOCUMENTED_TRANSIENT - retried:
+            problems.append(f"{name}: no Retry on {sorted(missing)}")
+        if "Sandbox.Timedout" not in retried:
+            problems.append(f"{name}: no Retry on Sandbox.Timedout")
+        catches = [c["Next"] for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+        if not catches and name not in ("Submit job", "Check job status"):  # these fail their Map, which is caught
+            problems.append(f"{name}: no Catch")
+        if name in NOTIFY_STATES:
+            reachable = reach(states, catches)
+            if "Write failure manifest" in reachable or "Stop the run's jobs" in reachable:
+                problems.append(f"{name}: a failed notification rewrites the run's outcome")
+    return problems
+
+
+def reach(states: dict[str, dict], starts: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [state["Next"]] if "Next" in state else []
+        todo += [c["Next"] for c in state.get("Choices", [])] + ([state["Default"]] if "Default" in state else [])
+        todo += [c["Next"] for c in state.get("Catch", [])]
+    return seen
+
+
+def test_every_task_retries_the_documented_transient_lambda_errors_and_is_caught(states):
+    assert fault_handling_problems(states) == []
+
+
+def test_the_fault_handling_check_fires_on_a_planted_defect(states):
+    import copy
+
+    planted = copy.deepcopy(states)
+    planted["Check job status"]["Retry"] = [r for r in planted["Check job status"]["Retry"]
+                                            if "Lambda.TooManyRequestsException" not in r["ErrorEquals"]]
+    planted["Notify run finished"]["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Collect outputs failed"}]
+    problems = fault_handling_problems(planted)
+    assert any("Check job status: no Retry" in p for p in problems)
+    assert any("rewrites the run's outcome" in p for p in problems)
+
+
+def test_a_failure_after_the_jobs_ran_keeps_them_and_the_run_stops_them(states):
+    for name in ("Collect outputs", "Evaluate predictions", "Write manifest"):
+        (catch,) = states[name]["Catch"]
+        assert states[catch["Next"]]["Parameters"]["jobs.$"] == "$.jobs"
+        assert states[catch["Next"]]["Next"] == "Stop the run's jobs"
+    (catch,) = states["Run jobs"]["Catch"]
+    assert states[catch["Next"]]["Parameters"]["jobs.$"] == "$.plan.jobs"
