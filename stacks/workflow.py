@@ -188,7 +188,8 @@ class Workflow(Construct):
         wait = sfn.Wait(self, "Wait before checking job", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
         check = self._invoke("Check job status", self.job_control_fn,
                              {"action": "status", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
-        ended = sfn.Pass(self, "Job ended")
+        # The iteration's result is the job alone: the run reference is already in the state, once.
+        ended = sfn.Pass(self, "Job ended", output_path="$.job")
         # Submit goes to the Choice, not to Check: a job that ends inside its submit step (on demand) is done
         # there, and checking it would run it again.
         loop = sfn.Choice(self, "Job finished?").when(sfn.Condition.boolean_equals("$.job.done", True), ended).otherwise(wait)
@@ -203,11 +204,13 @@ class Workflow(Construct):
         )
         run_jobs.item_processor(submit.next(loop))
 
+        # The plan is done with once every job ended: from here the state carries the run and the ended jobs once.
+        jobs_ended = sfn.Pass(self, "Jobs ended", parameters={"run.$": "$.run", "jobs.$": "$.jobs"})
         collect = self._invoke("Collect outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect")
         evaluate = self._invoke("Evaluate predictions", self.evaluate_fn,
                                 {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation")
         manifest = self._invoke("Write manifest", self.finalize_fn,
-                                {"run.$": "$.run", "plan.$": "$.plan", "jobs.$": "$.jobs", "collect.$": "$.collect",
+                                {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect",
                                  "evaluation.$": "$.evaluation"}, "$.manifest")
         notify_done = self._invoke("Notify run finished", self.notify_fn,
                                    {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
@@ -225,4 +228,4 @@ class Workflow(Construct):
         for task in (collect, evaluate, manifest):
             self._caught(task, failure_path, "$.jobs")
         # A FAILED status (all jobs failed) still notifies before the execution ends red.
-        return start.next(plan).next(run_jobs).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)
+        return start.next(plan).next(run_jobs).next(jobs_ended).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)

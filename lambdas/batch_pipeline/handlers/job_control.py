@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from batch_pipeline import jobs
 from batch_pipeline.backends import backend_for_run
+from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJobsEvent
 from batch_pipeline.observability import logger, metrics, tracer
 
 ACTIONS = {"submit": jobs.submit_job, "status": jobs.check_job, "stop_all": jobs.stop_run_jobs}
@@ -26,8 +27,12 @@ def handler(event: dict, context: Any) -> dict:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
     if action == "stop_all":
+        StopJobsEvent.model_validate(event)
         return _stop_all(event)
+    JobControlEvent.model_validate(event)  # the contract; the dicts go on, with the fields a backend adds
     result = ACTIONS[action](event, backend_for_run(event["run"]))
+    JobStep(run=result["run"], job=JobState.model_validate(result["job"]), attempt=result["attempt"],
+            wait_seconds=result["wait_seconds"])
     job = result["job"]
     logger.info(
         "job state",
