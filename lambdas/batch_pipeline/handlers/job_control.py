@@ -55,6 +55,5 @@ def _stop_all(event: dict) -> dict:
     result = jobs.stop_run_jobs(event, backend_for_run(event["run"]))
     stopped = [job["name"] for job in result["jobs"] if job.get("stop_reason")]
     logger.info("stopped the failed run's jobs", extra={"stopped": stopped, "jobs": len(result["jobs"])})
-    if stopped:
-        metrics.add_metric(name="JobsStoppedOnFailure", unit=MetricUnit.Count, value=len(stopped))
+    metrics.add_metric(name="JobsStoppedOnFailure", unit=MetricUnit.Count, value=len(stopped))
     return result

@@ -84,7 +84,7 @@ def describe(result: RunResult) -> str:
     counts = m["counts"]
     lines = [
         f"{result.key}: {m['status']} in {result.seconds:.1f} s  [{STAND_IN_LABEL}]",
-        "  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        "  records: " + ", ".join(f"{k} {v if v is not None else '-'}" for k, v in counts.items()),
     ]
     if m.get("cause"):
         lines.append(f"  failure: {m.get('failed_state') or 'jobs'}: {m.get('error')}: {m['cause']}")
@@ -98,6 +98,10 @@ def describe(result: RunResult) -> str:
         f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
         for j in m.get("jobs", [])]
     lines.append(f"  jobs: {', '.join(jobs)}")
+    if m.get("model_invocations"):
+        lines.append(f"  model invocations (billed requests): {m['model_invocations']['total']}")
+    if (m.get("recover") or {}).get("command"):
+        lines.append(f"  recover without paying again: {m['recover']['command']}")
     if m.get("tokens"):
         lines.append(f"  tokens: {m['tokens'].get('input_tokens')} in, {m['tokens'].get('output_tokens')} out")
     if m.get("backend_counts"):
