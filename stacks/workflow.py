@@ -34,6 +34,8 @@ TRANSIENT_LAMBDA_ERRORS = ("Lambda.ClientExecutionTimeoutException", "Lambda.Ser
                            "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                            "Lambda.TooManyRequestsException")
 SANDBOX_TIMEOUT = "Sandbox.Timedout"
+# The run fields job control reads (batch_pipeline.backends, batch_pipeline.jobs); intake always sets all four.
+JOB_RUN_FIELDS = ("run_id", "pipeline", "output_bucket", "run_prefix")
 
 
 class Workflow(Construct):
@@ -199,7 +201,9 @@ class Workflow(Construct):
             self, "Run jobs",
             items_path="$.plan.jobs",
             max_concurrency=config.max_concurrent_jobs_per_run,
-            item_selector={"run.$": "$.run", "job.$": "$$.Map.Item.Value", "attempt": 0},
+            # One job and the small run reference job control reads (where the run lives, which pipeline).
+            item_selector={"run": {key + ".$": f"$.run.{key}" for key in JOB_RUN_FIELDS},
+                           "job.$": "$$.Map.Item.Value", "attempt": 0},
             result_path="$.jobs",
         )
         run_jobs.item_processor(submit.next(loop))

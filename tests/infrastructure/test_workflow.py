@@ -145,3 +145,10 @@ def test_the_polling_loop_costs_about_54_history_events_per_job_hour(states):
                                        "backend's EventBridge job-state event, hourly backstop), issue 13")
 def test_a_day_long_job_costs_a_few_history_events_per_job_hour(states):
     assert loop_events_per_job_hour(states) <= 10
+
+
+def test_a_map_item_carries_one_job_and_the_small_run_reference_job_control_reads(states):
+    selector = states["Run jobs"]["ItemSelector"]
+    assert selector["job.$"] == "$$.Map.Item.Value"
+    assert selector["run"] == {"run_id.$": "$.run.run_id", "pipeline.$": "$.run.pipeline",
+                               "output_bucket.$": "$.run.output_bucket", "run_prefix.$": "$.run.run_prefix"}
