@@ -111,6 +111,8 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
     return {
         "jobName": name,
         "roleArn": role_arn,
+        # Converse: each modelInput is a Converse request body; InvokeModel: the model's native body.
+        "modelInvocationType": invocation_type(pipeline),
         "clientRequestToken": client_request_token(run["run_id"], index),
         "modelId": pipeline.bedrock_model_id,
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job["input_uri"], "s3InputFormat": "JSONL"}},
@@ -118,6 +120,16 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
         "timeoutDurationInHours": settings.timeout_hours,
         "tags": tags,
     }
+
+
+def invocation_type(pipeline: RuntimePipeline) -> str:
+    settings = pipeline.pipeline.bedrock
+    return "Converse" if settings is not None and settings.converse else "InvokeModel"
+
+
+def converse_output(response: dict) -> dict:
+    """A Converse runtime response as the batch job's modelOutput: the response without the HTTP metadata."""
+    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
 
 
 class BedrockBackend(BatchBackend):
@@ -246,8 +258,14 @@ class BedrockBackend(BatchBackend):
 
     def _invoke_one(self, record: dict) -> dict:
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": record.get("modelInput")}
+        converse = invocation_type(self.pipeline) == "Converse"
         for attempt in range(ON_DEMAND_ATTEMPTS):
             try:
+                if converse:
+                    # The same identifier as the batch job (foundation model or inference profile).
+                    response = self.runtime.converse(modelId=self.pipeline.bedrock_model_id, **record["modelInput"])
+                    line["modelOutput"] = converse_output(response)
+                    return line
                 response = self.runtime.invoke_model(
                     modelId=self.pipeline.bedrock_model_id, body=json.dumps(record["modelInput"]).encode(),
                     contentType="application/json", accept="application/json")
