@@ -68,9 +68,9 @@ def _require(body: dict, key: str, family: str, where: str) -> Any:
 
 def _text_value(value: Any, family: str, where: str) -> None:
     if type(value) is not str:
-        raise _fail(family, "text", where, f"must be a string, got {type_name(value)}")
+        raise RecordError("wrong_type", where, f"rule {family}.text: {where} must be a string, got {type_name(value)}")
     if not value or value.isspace():
-        raise _fail(family, "text", where, "is empty or only whitespace")
+        raise RecordError("blank_text", where, f"rule {family}.text: {where} is empty or only whitespace")
 
 
 def _int_range(body: dict, key: str, family: str, where: str, low: int, high: int | None, rule: str) -> None:
