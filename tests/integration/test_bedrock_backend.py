@@ -129,7 +129,7 @@ def test_submit_sends_exactly_that_request_and_reports_running():
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     stub.assert_no_pending_responses()
     assert state == {"name": NAME, "arn": ARN, "status": "Submitted", "state": "running", "done": False,
-                     "failure_reason": None, "output_uri": OUTPUT_URI}
+                     "failure_reason": None, "output_uri": OUTPUT_URI, "invocation_type": "InvokeModel"}
 
 
 # ---------------------------------------------------------------- queueing

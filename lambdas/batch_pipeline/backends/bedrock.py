@@ -186,8 +186,10 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        return job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                         ["s3OutputDataConfig"]["s3Uri"])
+        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
+                          ["s3OutputDataConfig"]["s3Uri"])
+        state["invocation_type"] = request["modelInvocationType"]
+        return state
 
     def _find_arn(self, name: str) -> str | None:
         paginator = self.bedrock.get_paginator("list_model_invocation_jobs")
@@ -253,6 +255,7 @@ class BedrockBackend(BatchBackend):
             state, status, reason = "succeeded", "Completed", None
         result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
         result["mode"] = "on-demand"
+        result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
         return result
 
