@@ -84,6 +84,12 @@ class BedrockBatchAccess(Construct):
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=identifiers))
         for index, (identifier, routed, profile_arn) in enumerate(g for g in grants if g[2] is not None):
+            # A batch job on an inference profile invokes it as the service role, in any routed Region.
+            self.service_role.add_to_policy(iam.PolicyStatement(
+                sid=f"InvokeProfile{index}", actions=["bedrock:InvokeModel"], resources=identifier))
+            self.service_role.add_to_policy(iam.PolicyStatement(
+                sid=f"InvokeModelsThroughProfile{index}", actions=["bedrock:InvokeModel"], resources=sorted(routed),
+                conditions={"StringLike": {"bedrock:InferenceProfileArn": profile_arn}}))
             # The foundation models behind a profile, only when the request comes through that profile: the
             # condition the Bedrock docs show (bedrock:InferenceProfileArn), so the role cannot call them directly.
             job_control.add_to_role_policy(iam.PolicyStatement(

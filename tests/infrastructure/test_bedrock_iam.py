@@ -50,6 +50,7 @@ def test_service_role_reads_only_bedrock_job_files_and_writes_only_their_raw_fol
     everything = _resolve(list(statements.values()))
     assert "runs/summarize/" not in everything and "runs/classify/" not in everything
     assert not any(a.startswith("bedrock:") or a == "iam:PassRole" for s in statements.values() for a in _actions(s))
+    # (an in-Region model needs no invoke grant on the service role; inference profiles do, see below)
 
 
 def test_job_control_creates_jobs_for_configured_models_only(template):
@@ -115,6 +116,9 @@ def test_a_cross_region_profile_grants_the_profile_and_its_foundation_model_in_e
         for region in PROFILE_REGIONS)
     condition = _resolve(through["Condition"]["StringLike"]["bedrock:InferenceProfileArn"])
     assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in condition
+    service = _by_sid(_policy_statements(template, "BedrockBatchServiceRole"))
+    assert service["InvokeModelsThroughProfile0"]["Condition"] == through["Condition"]
+    assert ":inference-profile/us.anthropic" in _resolve(service["InvokeProfile0"]["Resource"])
     create = _resolve(statements["CreateJobsForConfiguredModels"]["Resource"])
     assert all(f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5" in create for region in PROFILE_REGIONS)
     assert ":bedrock:*:" not in create and ":bedrock:*:" not in _resolve(routed)
