@@ -427,7 +427,8 @@ class RecordConverter:
                 parameters[name] = record[name]
             elif name in GENERATION_PARAMETERS or name in _BEDROCK_ONLY_PARAMETERS:
                 if self.backend == "bedrock":
-                    target = f"Bedrock {self.family} (use max_new_tokens, temperature, top_p, top_k, stop_sequences)"
+                    names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
+                    target = f"Bedrock {self.family} (use {names})"
                 elif self.pipeline.task == "zero-shot":
                     target = "a zero-shot classification model"
                 else:

@@ -216,6 +216,9 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
     if ERROR_RECORD in json.dumps(body, ensure_ascii=False):
         raise RecordFailure(f"Malformed input request: {ENGINE_LABEL} rejects requests carrying {ERROR_RECORD}")
     family = family_of(model_id, body, invocation_type)
+    if family == "converse" and "toolConfig" in body:
+        # Bedrock: records of a Converse-type job that include toolConfig fail with a 400 error.
+        raise RecordFailure("Malformed input request: toolConfig is not supported for Converse batch inference")
     if family == "anthropic":
         if not isinstance(body.get("anthropic_version"), str):
             raise RecordFailure("Malformed input request: #: required key [anthropic_version] not found")
