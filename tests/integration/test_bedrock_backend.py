@@ -395,3 +395,14 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
         assert backend.job_metrics(RUN, job)["successRecordCount"] == 100
         # Stopping a job that already ended answers its final state.
         assert backend.stop(RUN, job)["state"] == "succeeded"
+
+
+def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
+    from batch_pipeline.backends.bedrock import RecordSpool
+
+    with RecordSpool() as spool:
+        for i in range(5000):
+            spool.add(f"r{i}", f"answer {i}".encode())
+        spool.add("r7", b"replaced")
+        assert len(spool) == 5000 and "r4999" in spool and "r5000" not in spool
+        assert spool.get("r7") == b"replaced" and spool.get("missing") is None
