@@ -34,6 +34,8 @@ __all__ = [
     "MultiLabelCounts",
     "multi_label_metrics",
     "predicted_label_set",
+    "answered_label_set",
+    "single_answer",
     "single_label_metrics",
     "single_label_metrics_from_pairs",
 ]
@@ -68,6 +70,21 @@ class LabelMatcher:
             return frozenset((answer,))
         parts = [part for part in _LABEL_SEPARATORS.split(answer) if part.strip()]
         return frozenset(self.match(part) for part in parts)
+
+
+def single_answer(record: dict) -> str:
+    """A normalised prediction record's one answer: its text, or else its top-scored label (as zero-shot ranks them)."""
+    if record.get("prediction") is not None:
+        return record["prediction"]
+    scores = record["scores"]
+    return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
+
+
+def answered_label_set(record: dict, matcher: "LabelMatcher", threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+    """A normalised prediction record's multi-label answer: scored labels above `threshold`, else its free text."""
+    if record.get("labels") and record.get("scores") is not None:
+        return predicted_label_set(record["labels"], record["scores"], threshold)
+    return matcher.match_many(record["prediction"])
 
 
 def predicted_label_set(labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:

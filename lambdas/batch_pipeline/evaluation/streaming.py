@@ -134,29 +134,16 @@ class RecordScorer:
             self.scored += 1
             if not self.multi_label:
                 true = ",".join(map(str, label)) if isinstance(label, list) else str(label)
-                predicted = self.matcher.match(_single_answer(record))
+                predicted = self.matcher.match(classification.single_answer(record))
                 record["metrics"] = {"label": true, "predicted": predicted, "correct": true == predicted}
             else:
                 truth = frozenset(map(str, label)) if isinstance(label, list) else frozenset((str(label),))
-                chosen = self._predicted_set(record)
+                chosen = classification.answered_label_set(record, self.matcher, self.threshold)
                 record["metrics"] = {"label": sorted(truth), "predicted": sorted(chosen), "correct": truth == chosen}
-
-    def _predicted_set(self, record: dict) -> frozenset[str]:
-        if record.get("labels") and record.get("scores") is not None:
-            return classification.predicted_label_set(record["labels"], record["scores"], self.threshold)
-        return self.matcher.match_many(record["prediction"])
 
 
 def _text(reference: Any) -> Any:
     return tuple(reference) if isinstance(reference, list) else reference
-
-
-def _single_answer(record: dict) -> str:
-    if record.get("prediction") is not None:
-        return record["prediction"]
-    # Labels and scores without a chosen label: the top-scored one, as the zero-shot container ranks them.
-    scores = record["scores"]
-    return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
 
 
 def summarize_predictions(
