@@ -270,8 +270,9 @@ def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
 class _S3Writer:
     """Lines appended to one S3 object, uploaded in parts as they fill: written once, never held whole."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int = UPLOAD_PART_BYTES):
-        self.s3, self.bucket, self.key, self.part_bytes = s3, bucket, key, part_bytes
+    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int | None = None):
+        self.s3, self.bucket, self.key = s3, bucket, key
+        self.part_bytes = part_bytes or UPLOAD_PART_BYTES
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict] = []
