@@ -27,6 +27,36 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MIB = 1024 * 1024
 # Without a backend limit (SageMaker max_payload_mb = 0) a line is still never buffered beyond this.
 UNLIMITED_LINE_CAP = 100 * MIB
+# Deepest nesting of objects/arrays a record may have. Real requests nest a handful of levels; the bound keeps every
+# later step safe: Python's repr recurses (RecursionError near 1,000) and orjson.dumps refuses more than 255 levels.
+MAX_NESTING = 64
+# Longest reason / field name an error entry carries: reasons quote values, and a report, a notification and a log
+# line must stay bounded whatever the input (SNS refuses messages over 256 KB).
+REASON_LIMIT = 500
+FIELD_LIMIT = 200
+
+
+def bounded(text: str, limit: int = REASON_LIMIT) -> str:
+    """`text` cut to at most `limit` characters, with a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    marker = f"... [truncated, {len(text) - limit} more characters]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
+    """True when objects/arrays in `value` nest deeper than `bound` levels (iterative: no recursion of its own)."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        for child in (node.values() if node.__class__ is dict else node):
+            kind = child.__class__
+            if kind is dict or kind is list:
+                if depth >= bound:
+                    return True
+                push((child, depth + 1))
+    return False
 
 # A file whose first bytes say it is not text is rejected at once, with the reason, instead of line by line.
 _MAGIC = (
@@ -152,7 +182,8 @@ class StreamValidator:
     def add_error(self, line: int | None, field: str | None, code: str, reason: str) -> None:
         self.counts_by_reason[code] += 1
         if len(self.errors) < self.max_errors:
-            self.errors.append({"line": line, "field": field, "code": code, "reason": reason})
+            self.errors.append({"line": line, "field": None if field is None else bounded(field, FIELD_LIMIT),
+                                "code": code, "reason": bounded(reason)})
 
     def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
         self.invalid += 1
@@ -162,7 +193,7 @@ class StreamValidator:
 
     def add_file_error(self, line: int | None, code: str, reason: str) -> None:
         """A problem with the file as a whole: it is rejected whatever the policy."""
-        self.file_errors.append({"line": line, "field": None, "code": code, "reason": reason})
+        self.file_errors.append({"line": line, "field": None, "code": code, "reason": bounded(reason)})
         self.add_error(line, None, code, reason)
         self._rejected()
 
@@ -216,6 +247,10 @@ class StreamValidator:
                     return
                 if record.__class__ is not dict:
                     self._not_object(line_no, record)
+                    continue
+                if nesting_exceeds(record):
+                    self._invalid(line_no, None, "nested_too_deep",
+                                  f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that")
                     continue
                 try:
                     record_id, model_line, references, assigned = convert(record, line_no, line)
@@ -320,7 +355,7 @@ class StreamValidator:
             # array.index is a C scan; it only runs for duplicates that make it into the reported errors.
             first = self._first_lines[self._fingerprints.index(fingerprint)]
             origin = " (assigned from the line number)" if assigned else ""
-            reason = f"duplicate {field} {record_id!r}{origin}: first used on line {first}"
+            reason = bounded(f"duplicate {field} {bounded(repr(record_id), 200)}{origin}: first used on line {first}")
         else:
             first, reason = None, ""
         self.invalid += 1
