@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 from pathlib import Path
 
 from batch_pipeline.config import ConfigError
 
 from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
+from ..output import emit_json
 from ..settings import load_pipeline
 
 
@@ -44,7 +44,7 @@ def run_command(args) -> int:
     with local_aws() as local:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
     if args.json:
-        print(json.dumps(result.manifest or result.rejection or {"status": result.status}, indent=2))
+        emit_json(result.manifest or result.rejection or {"status": result.status}, indent=2)
     else:
         print(describe(result))
     return 0 if result.status in ("SUCCEEDED", "PARTIAL") else 1
