@@ -58,13 +58,41 @@ def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
                 push((child, depth + 1))
     return False
 
-# A file whose first bytes say it is not text is rejected at once, with the reason, instead of line by line.
+# A file whose first bytes say it is not UTF-8 JSON Lines is rejected at once, with the reason, instead of line by
+# line. Longer prefixes first (the UTF-32 LE BOM starts with the UTF-16 LE one). Magic numbers: gzip RFC 1952, zip
+# (PKWARE APPNOTE), zstd RFC 8878, bzip2 "BZh", xz "FD 37 7A 58 5A 00"; byte order marks from the Unicode FAQ.
+_UNCOMPRESSED = "; upload the uncompressed JSON Lines file"
 _MAGIC = (
-    (b"\x1f\x8b", "gzip_compressed", "the file is gzip-compressed; upload the uncompressed JSON Lines file"),
-    (b"PK\x03\x04", "zip_archive", "the file is a ZIP archive; upload the uncompressed JSON Lines file"),
+    (b"\x1f\x8b", "gzip_compressed", "compressed file (gzip): the file is gzip-compressed" + _UNCOMPRESSED),
+    (b"PK\x03\x04", "zip_archive", "compressed file (zip): the file is a ZIP archive" + _UNCOMPRESSED),
+    (b"\x28\xb5\x2f\xfd", "zstd_compressed", "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED),
+    (b"BZh", "bzip2_compressed", "compressed file (bzip2): the file is bzip2-compressed" + _UNCOMPRESSED),
+    (b"\xfd7zXZ\x00", "xz_compressed", "compressed file (xz): the file is xz-compressed" + _UNCOMPRESSED),
+    (b"\xff\xfe\x00\x00", "utf32_encoded",
+     "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8"),
+    (b"\x00\x00\xfe\xff", "utf32_encoded",
+     "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8"),
     (b"\xff\xfe", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FF FE); JSON Lines must be UTF-8"),
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
+MAGIC_BYTES = 6  # the longest prefix above
+
+
+def _encoding_without_bom(head: bytes) -> tuple[str, str] | None:
+    """UTF-16/UTF-32 without a byte order mark, recognised by where the NUL bytes fall around the first ASCII
+    character (JSON text starts with ASCII; RFC 8259 section 8.1 gives this very test)."""
+    if len(head) < 4 or b"\x00" not in head[:4]:
+        return None
+    a, b, c, d = (x == 0 for x in head[:4])
+    if not a and b and c and d:
+        return "utf32_encoded", "the file is UTF-32 (little-endian, no byte order mark); JSON Lines must be UTF-8"
+    if a and b and c and not d:
+        return "utf32_encoded", "the file is UTF-32 (big-endian, no byte order mark); JSON Lines must be UTF-8"
+    if not a and b and not c and d:
+        return "utf16_encoded", "the file is UTF-16 (little-endian, no byte order mark); JSON Lines must be UTF-8"
+    if a and not b and c and not d:
+        return "utf16_encoded", "the file is UTF-16 (big-endian, no byte order mark); JSON Lines must be UTF-8"
+    return None
 
 # (model-ready line ending in "\n": a memoryview of the input chunk when the line passes through unchanged,
 #  references or None)
@@ -145,6 +173,14 @@ def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryvie
             del tail[-1]
         tail += b"\n"
         yield bytes(tail)
+
+
+def _parses(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 class StreamValidator:
@@ -290,18 +326,19 @@ class StreamValidator:
             counter[0] += len(chunk)
             if first:
                 head += chunk
-                if len(head) < 4:  # the magic numbers are up to 4 bytes long
+                if len(head) < MAGIC_BYTES:
                     continue
                 chunk, first = head, False
-                for magic, code, reason in _MAGIC:
-                    if chunk.startswith(magic):
-                        self.stopped_early = True
-                        self.add_file_error(1, code, reason)
-                        return
+                found = next(((code, reason) for magic, code, reason in _MAGIC if chunk.startswith(magic)), None)
+                found = found or _encoding_without_bom(chunk)
+                if found is not None:
+                    self.stopped_early = True
+                    self.add_file_error(1, *found)
+                    return
                 if chunk.startswith(UTF8_BOM):
                     chunk = chunk[len(UTF8_BOM) :]
             yield chunk
-        if first and head:  # a file shorter than 4 bytes
+        if first and head:  # a file shorter than MAGIC_BYTES
             yield head[len(UTF8_BOM) :] if head.startswith(UTF8_BOM) else head
 
     def _too_many(self, line_no: int) -> None:
@@ -335,7 +372,11 @@ class StreamValidator:
                                 "the file looks like CSV/TSV (its first line is delimiter-separated text, not JSON); "
                                 "convert it to JSON Lines: one JSON object per line")
             return True
-        if stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
+        if "\r" in text and _parses(line.split(b"\r", 1)[0]):
+            # A raw CR cannot be inside a JSON string; when the text before the first one is a whole value, the
+            # file separates records with bare CRs.
+            reason = ("the file uses CR (old Mac) line endings; JSON Lines separates records with LF or CRLF")
+        elif stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
             reason = ("line is only part of a JSON value: the file looks pretty-printed; "
                       "JSON Lines needs each object complete on one line")
         else:

@@ -95,3 +95,38 @@ def test_rejected_copy_names_fit_the_s3_key_limit_and_stay_unique(name):
         assert chosen == name
     else:
         assert rejected_name(prefix, name[:-7] + "b.jsonl") != chosen  # differs only past the cut: still unique
+
+
+GOOD_LINES = b'{"id": 1, "text_inputs": "a"}\n{"id": 2, "text_inputs": "b"}\n'
+
+
+def _compressed():
+    import bz2, gzip, lzma, zipfile, io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.jsonl", GOOD_LINES)
+    zstd = b"\x28\xb5\x2f\xfd" + b"\x00" * 16  # the Zstandard frame magic (RFC 8878) and a frame we never read
+    return [("gzip", gzip.compress(GOOD_LINES)), ("zip", buffer.getvalue()), ("zstd", zstd),
+            ("bzip2", bz2.compress(GOOD_LINES)), ("xz", lzma.compress(GOOD_LINES))]
+
+
+@pytest.mark.parametrize("kind, data", _compressed())
+def test_compressed_files_are_named_by_their_magic_bytes(kind, data):
+    report = run_intake([data], runtime("t2t")).report
+    assert report["accepted"] is False and report["reason"].startswith(f"compressed file ({kind})")
+
+
+@pytest.mark.parametrize("encoding, expected", [
+    ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-16", "UTF-16"),
+    ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32"), ("utf-32", "UTF-32"),
+])
+def test_utf16_and_utf32_with_or_without_bom_are_named(encoding, expected):
+    report = run_intake([GOOD_LINES.decode().encode(encoding)], runtime("t2t")).report
+    assert report["accepted"] is False and expected in report["reason"]
+    assert ("UTF-32" if expected == "UTF-16" else "UTF-16") not in report["reason"]
+
+
+def test_a_cr_only_file_is_told_it_has_cr_line_endings():
+    report = run_intake([GOOD_LINES.replace(b"\n", b"\r")], runtime("t2t")).report
+    assert report["accepted"] is False and "CR (old Mac) line endings" in report["errors"][0]["reason"]
