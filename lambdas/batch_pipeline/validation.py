@@ -14,6 +14,8 @@ needs no change that same view is the model-ready line (the spill writes it stra
 
 from __future__ import annotations
 
+import json
+import re
 from array import array
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
@@ -44,8 +46,10 @@ def bounded(text: str, limit: int = REASON_LIMIT) -> str:
     return text[: max(0, limit - len(marker))] + marker
 
 
-def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
-    """True when objects/arrays in `value` nest deeper than `bound` levels (iterative: no recursion of its own)."""
+def shape(value: Any, bound: int = MAX_NESTING) -> int:
+    """The number of object keys in `value` (all depths), or -1 when objects/arrays nest deeper than `bound` levels.
+    Iterative: no recursion of its own, whatever the depth."""
+    keys = len(value) if value.__class__ is dict else 0
     stack = [(value, 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -54,9 +58,53 @@ def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
             kind = child.__class__
             if kind is dict or kind is list:
                 if depth >= bound:
-                    return True
+                    return -1
+                if kind is dict:
+                    keys += len(child)
                 push((child, depth + 1))
-    return False
+    return keys
+
+
+def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
+    """True when objects/arrays in `value` nest deeper than `bound` levels."""
+    return shape(value, bound) < 0
+
+
+# A key is a string followed by optional whitespace and ":". A match of this pattern is a key's end, an escaped quote
+# inside a string followed by ":", or a string opening on ":"; so a line has at most this many keys.
+_KEY_END = re.compile(rb'"[ \t\r]*:')
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def duplicate_key(line: bytes | memoryview, parsed_keys: int) -> str | None:
+    """The first key that appears twice in one object of `line`, or None. orjson keeps the last of duplicate keys
+    silently, so `parsed_keys` (the keys it kept) is compared with cheap upper bounds on the keys in the text first:
+    the ":" count, then the key-end pattern; only when both exceed it is the line re-parsed with a duplicate check."""
+    data = bytes(line)
+    if data.count(b":") <= parsed_keys or len(_KEY_END.findall(data)) <= parsed_keys:
+        return None
+    try:
+        json.loads(data, object_pairs_hook=_no_duplicates)
+    except DuplicateKey as duplicate:
+        return duplicate.key
+    return None
+
 
 # A file whose first bytes say it is not UTF-8 JSON Lines is rejected at once, with the reason, instead of line by
 # line. Longer prefixes first (the UTF-32 LE BOM starts with the UTF-16 LE one). Magic numbers: gzip RFC 1952, zip
@@ -284,9 +332,16 @@ class StreamValidator:
                 if record.__class__ is not dict:
                     self._not_object(line_no, record)
                     continue
-                if nesting_exceeds(record):
+                keys = shape(record)
+                if keys < 0:
                     self._invalid(line_no, None, "nested_too_deep",
                                   f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that")
+                    continue
+                duplicate = duplicate_key(line, keys)
+                if duplicate is not None:
+                    self._invalid(line_no, duplicate, "duplicate_key",
+                                  f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
+                                  "in one object; parsers disagree about which value wins, so each key must be unique")
                     continue
                 try:
                     record_id, model_line, references, assigned = convert(record, line_no, line)
