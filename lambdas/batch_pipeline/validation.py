@@ -29,6 +29,9 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MIB = 1024 * 1024
 # Without a backend limit (SageMaker max_payload_mb = 0) a line is still never buffered beyond this.
 UNLIMITED_LINE_CAP = 100 * MIB
+# A line is read whole up to this size whatever the backend's record limit: references and labels are split off and
+# never reach the model, so only the model-ready part counts against that limit (checked after conversion).
+MAX_LINE_BYTES = 32 * MIB
 # Deepest nesting of objects/arrays a record may have. Real requests nest a handful of levels; the bound keeps every
 # later step safe: Python's repr recurses (RecursionError near 1,000) and orjson.dumps refuses more than 255 levels.
 MAX_NESTING = 64
@@ -200,7 +203,7 @@ def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryvie
             tail += memoryview(chunk)[: newline + 1]
             if tail.endswith(b"\r\n"):
                 del tail[-2]
-            yield bytes(tail)
+            yield bytes(tail) if len(tail) <= cap + 1 else _Overlong(len(tail) - 1)
             tail = bytearray()
             start = newline + 1
         view = memoryview(chunk)
@@ -241,7 +244,8 @@ class StreamValidator:
         self.pipeline = pipeline
         self.converter = RecordConverter(pipeline)
         self.record_limit = record_limit_bytes(pipeline)
-        self.line_cap = UNLIMITED_LINE_CAP if self.record_limit is None else 2 * self.record_limit + MIB
+        self.line_cap = (UNLIMITED_LINE_CAP if self.record_limit is None
+                         else max(MAX_LINE_BYTES, 2 * self.record_limit + MIB))
         self.max_records = settings.max_records
         self.max_errors = settings.max_errors_reported
         self.policy = settings.on_invalid
@@ -306,8 +310,10 @@ class StreamValidator:
                 line_no += 1
                 if line.__class__ is _Overlong:
                     records += 1
-                    self._invalid(line_no, None, "record_too_large",
-                                  f"line is {line.length} bytes, far above the backend's record limit of {limit} bytes")
+                    self._invalid(line_no, None, "line_too_long",
+                                  f"line is {line.length} bytes, above the longest line intake reads "
+                                  f"({self.line_cap} bytes, references included)"
+                                  + (f"; the model-ready record may be at most {limit} bytes" if limit else ""))
                     continue
                 try:
                     record = loads(line)
@@ -475,6 +481,13 @@ class StreamValidator:
             notes.append(
                 f"{self.converter.records_with_parameters} records carry their own generation parameters, which the "
                 "JumpStart container ignores because the pipeline sets sagemaker.hyper_params (set it to null to use them)"
+            )
+        if self.converter.labels_outside:
+            lines = ", ".join(map(str, self.converter.labels_outside_lines))
+            more = ", ..." if self.converter.labels_outside > len(self.converter.labels_outside_lines) else ""
+            notes.append(
+                f"{self.converter.labels_outside} records have a label that is not among their candidate_labels "
+                f"(lines {lines}{more}); the model can never predict it, so evaluation counts those records wrong"
             )
         return notes
 
