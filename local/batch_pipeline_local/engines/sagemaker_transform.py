@@ -195,7 +195,7 @@ def run_transform(
         if not keys:
             raise EngineFailure(f"ClientError: no input objects under {source['S3Uri']}")
         for key in keys:
-            result.records_received += sum(1 for raw in s3.get_object(Bucket=in_bucket, Key=key)["Body"].iter_lines()
+            result.records_received += sum(1 for raw in body_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"])
                                            if raw.strip())
         rng = random.Random(job_name)
         for key in sorted(keys):
