@@ -249,6 +249,9 @@ class RecordConverter:
         )
         # Records that carried their own generation parameters (ignored by JumpStart when HYPER_PARAMS is set).
         self.records_with_parameters = 0
+        # Zero-shot records whose `label` is not among their candidate_labels (a report warning), and where.
+        self.labels_outside_candidates = 0
+        self.label_warning_lines: list[int] = []
         if self.input_format == "jumpstart-text2text":
             self.convert = self._text2text_native  # type: ignore[method-assign]
 
@@ -346,7 +349,12 @@ class RecordConverter:
             if name in REFERENCE_FIELDS:
                 if references is None:
                     references = {"id": record_id}
-                references[name] = _reference_value(record, name)
+                if name == "label" and multi_class and type(record[name]) is list:
+                    references[name] = self._label_list(record[name])  # multi-label: evaluation scores sets
+                else:
+                    references[name] = _reference_value(record, name)
+                if name == "label":
+                    self._note_unknown_labels(references[name], labels, line_no)
             elif name not in allowed:
                 if name in GENERATION_PARAMETERS:
                     raise RecordError("unsupported_parameter", name,
@@ -354,6 +362,21 @@ class RecordConverter:
                 raise _unknown_field(name, allowed, "zero-shot")
         model = {"id": record_id, "sequences": sequences, "candidate_labels": labels, "multi_class": multi_class}
         return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    @staticmethod
+    def _label_list(value: list) -> list:
+        if not value or not all(type(item) is str and not _is_blank(item) for item in value):
+            raise RecordError("wrong_type", "label", "label must be a non-empty array of non-blank strings with "
+                              "multi_class true (or one string)")
+        return value
+
+    def _note_unknown_labels(self, label: Any, candidates: list, line_no: int) -> None:
+        """A label the model cannot predict is worth a warning, not a rejection (the run still scores it)."""
+        missing = [item for item in (label if type(label) is list else [label]) if item not in candidates]
+        if missing:
+            self.labels_outside_candidates += 1
+            if len(self.label_warning_lines) < 5:
+                self.label_warning_lines.append(line_no)
 
     @staticmethod
     def _check_labels(labels: Any) -> None:

@@ -415,6 +415,10 @@ class StreamValidator:
 
     def warnings(self) -> list[str]:
         notes = []
+        if self.converter.labels_outside_candidates:
+            lines = ", ".join(map(str, self.converter.label_warning_lines))
+            notes.append(f"{self.converter.labels_outside_candidates} records have a label that is not among their "
+                         f"candidate_labels (first on lines {lines}); the model can never predict it")
         sagemaker = self.pipeline.pipeline.sagemaker
         if self.converter.records_with_parameters and sagemaker is not None and sagemaker.hyper_params is not None:
             notes.append(
