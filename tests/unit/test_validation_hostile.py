@@ -130,3 +130,18 @@ def test_utf16_and_utf32_with_or_without_bom_are_named(encoding, expected):
 def test_a_cr_only_file_is_told_it_has_cr_line_endings():
     report = run_intake([GOOD_LINES.replace(b"\n", b"\r")], runtime("t2t")).report
     assert report["accepted"] is False and "CR (old Mac) line endings" in report["errors"][0]["reason"]
+
+
+def test_multi_class_accepts_a_list_label_and_single_class_does_not():
+    multi = {"id": 1, "sequences": "s", "candidate_labels": ["a", "b"], "multi_class": True, "label": ["a", "b"]}
+    assert run_intake([orjson.dumps(multi) + b"\n"], runtime("zs")).report["accepted"]
+    single = {**multi, "multi_class": False}
+    report = run_intake([orjson.dumps(single) + b"\n"], runtime("zs")).report
+    assert not report["accepted"] and report["errors"][0]["field"] == "label"
+
+
+def test_a_label_outside_candidate_labels_is_a_warning_not_a_rejection():
+    record = {"id": 1, "sequences": "s", "candidate_labels": ["a", "b"], "label": "c"}
+    report = run_intake([orjson.dumps(record) + b"\n"], runtime("zs")).report
+    assert report["accepted"] and any("not among their candidate_labels" in w and "line" in w
+                                      for w in report["warnings"])

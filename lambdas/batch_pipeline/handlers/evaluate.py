@@ -14,12 +14,13 @@ from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation import evaluate_files
 from batch_pipeline.observability import logger, metrics, tracer
+from ..jsonl import body_lines
 
 _s3 = boto3.client("s3")
 
 
 def _lines(bucket: str, key: str):
-    return _s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines()
+    return body_lines(_s3.get_object(Bucket=bucket, Key=key)["Body"])
 
 
 def _exists(bucket: str, key: str) -> bool:
