@@ -44,8 +44,13 @@ def bounded(text: str, limit: int = REASON_LIMIT) -> str:
     return text[: max(0, limit - len(marker))] + marker
 
 
+_CONTAINERS = frozenset((dict, list))
+
+
 def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
     """True when objects/arrays in `value` nest deeper than `bound` levels (iterative: no recursion of its own)."""
+    if _CONTAINERS.isdisjoint(map(type, value.values() if value.__class__ is dict else value)):
+        return False  # the common flat record, decided in C without a Python-level loop
     stack = [(value, 1)]
     pop, push = stack.pop, stack.append
     while stack:
