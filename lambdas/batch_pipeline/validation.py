@@ -49,10 +49,16 @@ def bounded(text: str, limit: int = REASON_LIMIT) -> str:
     return text[: max(0, limit - len(marker))] + marker
 
 
+_CONTAINERS = frozenset((dict, list))
+
+
 def shape(value: Any, bound: int = MAX_NESTING) -> int:
     """The number of object keys in `value` (all depths), or -1 when objects/arrays nest deeper than `bound` levels.
     Iterative: no recursion of its own, whatever the depth."""
+    flat = value.values() if value.__class__ is dict else value
     keys = len(value) if value.__class__ is dict else 0
+    if _CONTAINERS.isdisjoint(map(type, flat)):
+        return keys  # the common flat record, decided in C without a Python-level loop
     stack = [(value, 1)]
     pop, push = stack.pop, stack.append
     while stack:
