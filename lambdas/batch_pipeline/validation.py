@@ -431,6 +431,12 @@ class StreamValidator:
             self._invalid(line_no, None, "invalid_utf8",
                           f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start:bad.start + 1]!r})")
             return False
+        if str(error).startswith("depth limit exceeded"):
+            # orjson stops at 1,024 levels; the same rule as any line nested beyond MAX_NESTING.
+            self._invalid(line_no, None, "nested_too_deep",
+                          f"objects/arrays nest more than {MAX_NESTING} levels deep (over 1,024 here, where the JSON "
+                          "parser stops); no request format needs that")
+            return False
         stripped = text.strip()
         if self.records_seen == 1 and not stripped.startswith(("{", "[")) and ("," in text or "\t" in text):
             self.stopped_early = True

@@ -96,3 +96,11 @@ def test_the_label_warning_names_a_bounded_number_of_lines():
     data = b"".join(orjson.dumps({"id": i, "prompt": "p", "label": "cooking"}) + b"\n" for i in range(50))
     [warning] = intake("zs-prompt", data)["warnings"]
     assert warning.startswith("50 records") and "lines 1, 2, 3, 4, 5, ...)" in warning
+
+
+@pytest.mark.parametrize("depth", [1024, 1025, 5000, 200_000])
+def test_nesting_beyond_the_parsers_own_limit_is_still_named_nesting(depth):
+    line = b'{"id": 2, "text_inputs": "t", "x": ' + b"[" * depth + b"]" * depth + b"}\n"
+    report = intake("t2t", b'{"id": 1, "text_inputs": "fine"}\n' + line)
+    [error] = report["errors"]
+    assert (error["line"], error["code"]) == (2, "nested_too_deep")
