@@ -104,12 +104,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def duplicate_key(line: bytes | memoryview, parsed_keys: int) -> str | None:
     """The first key that appears twice in one object of `line`, or None. orjson keeps the last of duplicate keys
     silently, so `parsed_keys` (the keys it kept) is compared with cheap upper bounds on the keys in the text first:
-    the ":" count, then the key-end pattern; only when both exceed it is the line re-parsed with a duplicate check."""
-    data = bytes(line)
-    if data.count(b":") <= parsed_keys or len(_KEY_END.findall(data)) <= parsed_keys:
+    the key-end pattern's count (one C scan of the line, no copy); only when it exceeds the kept keys is the line
+    re-parsed with a duplicate check (a line with a duplicate, an escaped quote before ":", or a string opening
+    with ":")."""
+    if len(_KEY_END.findall(line)) <= parsed_keys:
         return None
     try:
-        json.loads(data, object_pairs_hook=_no_duplicates)
+        json.loads(bytes(line), object_pairs_hook=_no_duplicates)
     except DuplicateKey as duplicate:
         return duplicate.key
     return None
