@@ -59,6 +59,7 @@ import orjson
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
+from batch_pipeline.jsonl import body_lines
 from batch_pipeline.layout import INTERMEDIATE_TAG
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
 
@@ -251,16 +252,10 @@ def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
         raise
 
     def generate() -> Iterator[bytes]:
-        pending = b""
         try:
-            for chunk in body.iter_chunks(_CHUNK):
-                parts = (pending + chunk).split(b"\n")
-                pending = parts.pop()
-                for part in parts:
-                    if part.strip():
-                        yield part
-            if pending.strip():
-                yield pending
+            for line in body_lines(body, _CHUNK):
+                if line.strip():
+                    yield line
         finally:
             body.close()
 

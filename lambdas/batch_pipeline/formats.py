@@ -29,6 +29,7 @@ from .config import ConfigError, RuntimePipeline
 __all__ = ["ANTHROPIC_VERSION", "BEDROCK_SCHEMAS", "RecordError", "RecordConverter", "bedrock_request_from_prompt",
            "converse_request"]
 REFERENCE_FIELDS = ("reference", "label")
+LABEL_WARNING_LINES = 5  # lines named in the report's warning about labels outside candidate_labels
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
@@ -181,9 +182,28 @@ def _take_id(record: dict, field: str, line_no: int) -> tuple[str | int, bool]:
             raise RecordError("invalid_id", field, f"{field} is empty or only whitespace")
         return value, False
     if type(value) is int:
+        if not INT_ID_MIN <= value <= INT_ID_MAX:
+            raise RecordError("invalid_id", field, _id_too_large(field, value))
         return value, False
+    if type(value) is float and value.is_integer() and abs(value) >= 2.0**63:
+        # orjson reads an integer literal beyond 64 bits as a float (its digits are already lost).
+        raise RecordError("invalid_id", field, _id_too_large(field, value))
     hint = "; omit the field to have one assigned" if value is None else ""
     raise RecordError("invalid_id", field, f"{field} must be a string or an integer, got {_type_name(value)}{hint}")
+
+
+# Integer ids must fit in a signed 64-bit integer: beyond it JSON readers (orjson here, the backends' and the
+# evaluation's) read the number as floating point and the id loses digits, so two ids could collide.
+INT_ID_MIN, INT_ID_MAX = -(2**63), 2**63 - 1
+
+
+def _id_too_large(field: str, value: int | float) -> str:
+    digits = str(value) if type(value) is int else f"{value:.6g}"
+    if len(digits) > 40:
+        digits = f"{digits[:20]}... ({len(digits)} digits)"
+    return (f"{field} {digits} is an integer too large for the backend: integer ids must fit in 64 bits "
+            f"({INT_ID_MIN}..{INT_ID_MAX}); beyond that they are read as floating point and lose digits, "
+            "so quote the id as a string")
 
 
 def _reference_value(record: dict, field: str) -> str:
@@ -249,6 +269,9 @@ class RecordConverter:
         )
         # Records that carried their own generation parameters (ignored by JumpStart when HYPER_PARAMS is set).
         self.records_with_parameters = 0
+        # Records whose label is not among their candidate_labels (a warning in the report, not a rejection).
+        self.labels_outside = 0
+        self.labels_outside_lines: list[int] = []
         if self.input_format == "jumpstart-text2text":
             self.convert = self._text2text_native  # type: ignore[method-assign]
 
@@ -292,7 +315,8 @@ class RecordConverter:
                 return self._dispatch(record, line_no, raw)  # a prompt line, or neither field
             _text(record, "text_inputs")
         record_id = record.get("id", _MISSING)
-        if (record_id.__class__ is str and record_id and not record_id.isspace()) or record_id.__class__ is int:
+        if (record_id.__class__ is str and record_id and not record_id.isspace()) or (
+                record_id.__class__ is int and INT_ID_MIN <= record_id <= INT_ID_MAX):
             assigned = False
         else:
             record_id, assigned = _take_id(record, "id", line_no)
@@ -346,7 +370,10 @@ class RecordConverter:
             if name in REFERENCE_FIELDS:
                 if references is None:
                     references = {"id": record_id}
-                references[name] = _reference_value(record, name)
+                if name == "label":
+                    references[name] = self._label(record[name], labels, multi_class, line_no)
+                else:
+                    references[name] = _reference_value(record, name)
             elif name not in allowed:
                 if name in GENERATION_PARAMETERS:
                     raise RecordError("unsupported_parameter", name,
@@ -354,6 +381,29 @@ class RecordConverter:
                 raise _unknown_field(name, allowed, "zero-shot")
         model = {"id": record_id, "sequences": sequences, "candidate_labels": labels, "multi_class": multi_class}
         return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    def _label(self, value: Any, candidates: list[str] | None, multi_class: bool, line_no: int) -> str | list[str]:
+        """A zero-shot record's true label: one string, or with `multi_class` true a list of them. A label that is
+        not among the candidates is kept (the report warns: evaluation can only count it wrong)."""
+        if type(value) is list and multi_class:
+            if not value:
+                raise RecordError("wrong_type", "label", "label is an empty list; give at least one true label")
+            for index, item in enumerate(value):
+                if type(item) is not str or _is_blank(item):
+                    raise RecordError("wrong_type", f"label[{index}]",
+                                      f"label[{index}] must be a non-blank string, got {_type_name(item)}")
+            outside = candidates is not None and not set(value) <= set(candidates)
+        elif type(value) is list:
+            raise RecordError("wrong_type", "label",
+                              "label is a list, which needs multi_class: true (one string label per record otherwise)")
+        else:
+            value = _reference_value({"label": value}, "label")
+            outside = candidates is not None and value not in candidates
+        if outside:
+            self.labels_outside += 1
+            if len(self.labels_outside_lines) < LABEL_WARNING_LINES:
+                self.labels_outside_lines.append(line_no)
+        return value
 
     @staticmethod
     def _check_labels(labels: Any) -> None:
@@ -420,7 +470,10 @@ class RecordConverter:
             if name in REFERENCE_FIELDS:
                 if references is None:
                     references = {"id": record_id}
-                references[name] = _reference_value(record, name)
+                if name == "label" and self.pipeline.task == "zero-shot" and self.backend != "bedrock":
+                    references[name] = self._label(record[name], self.candidate_labels, False, line_no)
+                else:
+                    references[name] = _reference_value(record, name)
             elif name in self._prompt_allowed:
                 checks = _BEDROCK_ONLY_PARAMETERS if name in _BEDROCK_ONLY_PARAMETERS else GENERATION_PARAMETERS
                 check_parameter(name, record[name], checks)

@@ -10,6 +10,7 @@ The original object is only ever read (GetObject, and CopyObject as the source);
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,8 +24,34 @@ from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
 from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
 
-# A notification names a handful of errors and points at the full report (SNS bodies are capped at 256 KB).
+# A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
+# (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
 NOTIFY_ERRORS = 10
+SNS_MESSAGE_LIMIT = 262_144
+NOTIFY_BODY_LIMIT = 64 * 1024
+# S3 object keys are at most 1,024 bytes of UTF-8.
+S3_KEY_LIMIT = 1024
+REPORT_SUFFIX = ".report.json"
+
+
+def bounded_bytes(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (never inside a character), with a marker when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    marker = f"\n... [truncated, {len(data)} bytes in all]\n"
+    return data[: limit - len(marker.encode())].decode("utf-8", "ignore") + marker
+
+
+def rejected_name(prefix: str, name: str) -> str:
+    """The file name for the quarantined copy: the original name when `prefix + name + .report.json` fits S3's
+    key limit, else its start cut on a character boundary plus 16 hex of its sha256 (unique, traceable)."""
+    room = S3_KEY_LIMIT - len(prefix.encode()) - len(REPORT_SUFFIX)
+    if len(name.encode()) <= room:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    head = name.encode()[: room - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}-{digest}"
 
 
 def execution_arn(state_machine_arn: str, run_id: str) -> str:
@@ -81,7 +108,8 @@ class IntakeService:
         if self._execution_exists(arn):
             self.log("info", "duplicate event: the run already exists", run_id=run_id, execution_arn=arn)
             return {**result, "status": "duplicate", "execution_arn": arn}
-        report_key = rejected_prefix(pipeline.name, run_id) + name + ".report.json"
+        quarantine = rejected_prefix(pipeline.name, run_id)
+        report_key = quarantine + rejected_name(quarantine, name) + REPORT_SUFFIX
         if self._already_rejected(report_key):
             self.log("info", "duplicate event: the file was already rejected", run_id=run_id, report_key=report_key)
             return {**result, "status": "duplicate", "report_key": report_key}
@@ -153,8 +181,11 @@ class IntakeService:
                 report: dict[str, Any]) -> dict[str, Any]:
         prefix = rejected_prefix(pipeline.name, run_id)
         bucket = self.settings.output_bucket
-        copy_object(self.s3, source, bucket, prefix + name)
-        report_key = prefix + name + ".report.json"
+        copy_name = rejected_name(prefix, name)
+        report_key = prefix + copy_name + REPORT_SUFFIX
+        # Everything that could fail on the input's content is built before anything is written, so a retry never
+        # finds a copy without its report.
+        report_body = json.dumps({**report, "rejected_copy": f"s3://{bucket}/{prefix}{copy_name}"}, indent=2).encode()
         manifest = {
             "status": "rejected",
             "run_id": run_id,
@@ -168,10 +199,11 @@ class IntakeService:
         first_errors = "\n".join(
             f"  line {error['line']}: {error['field'] or '-'}: {error['reason']}" for error in report["errors"][:NOTIFY_ERRORS]
         )
-        self._notify(subject, f"{body}\n\nFirst errors:\n{first_errors}\n", attributes)
+        message = f"{body}\n\nFirst errors:\n{first_errors}\n"
+        copy_object(self.s3, source, bucket, prefix + copy_name)
+        self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
-        self.s3.put_object(Bucket=bucket, Key=report_key, Body=json.dumps(report, indent=2).encode(),
-                           ContentType="application/json")
+        self.s3.put_object(Bucket=bucket, Key=report_key, Body=report_body, ContentType="application/json")
         self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
                  counts_by_reason=report["counts_by_reason"], report_key=report_key)
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
@@ -190,11 +222,11 @@ class IntakeService:
     def _notify(self, subject: str, body: str, attributes: dict[str, str]) -> None:
         if not self.settings.topic_arn or self.sns is None:
             self.log("warning", "no notification topic configured; notification logged only", subject=subject,
-                     notification=body)
+                     notification=bounded_bytes(body, NOTIFY_BODY_LIMIT))
             return
         # SNS subjects must be printable ASCII without line breaks, at most 100 characters.
         ascii_subject = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]
         self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=ascii_subject, Message=body,
+            TopicArn=self.settings.topic_arn, Subject=ascii_subject, Message=bounded_bytes(body, NOTIFY_BODY_LIMIT),
             MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
         )

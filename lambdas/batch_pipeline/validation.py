@@ -14,6 +14,8 @@ needs no change that same view is the model-ready line (the spill writes it stra
 
 from __future__ import annotations
 
+import json
+import re
 from array import array
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
@@ -27,14 +29,128 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MIB = 1024 * 1024
 # Without a backend limit (SageMaker max_payload_mb = 0) a line is still never buffered beyond this.
 UNLIMITED_LINE_CAP = 100 * MIB
+# A line is read whole up to this size whatever the backend's record limit: references and labels are split off and
+# never reach the model, so only the model-ready part counts against that limit (checked after conversion).
+MAX_LINE_BYTES = 32 * MIB
+# Deepest nesting of objects/arrays a record may have. Real requests nest a handful of levels; the bound keeps every
+# later step safe: Python's repr recurses (RecursionError near 1,000) and orjson.dumps refuses more than 255 levels.
+MAX_NESTING = 64
+# Longest reason / field name an error entry carries: reasons quote values, and a report, a notification and a log
+# line must stay bounded whatever the input (SNS refuses messages over 256 KB).
+REASON_LIMIT = 500
+FIELD_LIMIT = 200
 
-# A file whose first bytes say it is not text is rejected at once, with the reason, instead of line by line.
+
+def bounded(text: str, limit: int = REASON_LIMIT) -> str:
+    """`text` cut to at most `limit` characters, with a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    marker = f"... [truncated, {len(text) - limit} more characters]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+_CONTAINERS = frozenset((dict, list))
+
+
+def shape(value: Any, bound: int = MAX_NESTING) -> int:
+    """The number of object keys in `value` (all depths), or -1 when objects/arrays nest deeper than `bound` levels.
+    Iterative: no recursion of its own, whatever the depth."""
+    flat = value.values() if value.__class__ is dict else value
+    keys = len(value) if value.__class__ is dict else 0
+    if _CONTAINERS.isdisjoint(map(type, flat)):
+        return keys  # the common flat record, decided in C without a Python-level loop
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        for child in (node.values() if node.__class__ is dict else node):
+            kind = child.__class__
+            if kind is dict or kind is list:
+                if depth >= bound:
+                    return -1
+                if kind is dict:
+                    keys += len(child)
+                push((child, depth + 1))
+    return keys
+
+
+def nesting_exceeds(value: Any, bound: int = MAX_NESTING) -> bool:
+    """True when objects/arrays in `value` nest deeper than `bound` levels."""
+    return shape(value, bound) < 0
+
+
+# A key is a string followed by optional whitespace and ":". A match of this pattern is a key's end, an escaped quote
+# inside a string followed by ":", or a string opening on ":"; so a line has at most this many keys.
+_KEY_END = re.compile(rb'"[ \t\r]*:')
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def duplicate_key(line: bytes | memoryview, parsed_keys: int) -> str | None:
+    """The first key that appears twice in one object of `line`, or None. orjson keeps the last of duplicate keys
+    silently, so `parsed_keys` (the keys it kept) is compared with cheap upper bounds on the keys in the text first:
+    the key-end pattern's count (one C scan of the line, no copy); only when it exceeds the kept keys is the line
+    re-parsed with a duplicate check (a line with a duplicate, an escaped quote before ":", or a string opening
+    with ":")."""
+    if len(_KEY_END.findall(line)) <= parsed_keys:
+        return None
+    try:
+        json.loads(bytes(line), object_pairs_hook=_no_duplicates)
+    except DuplicateKey as duplicate:
+        return duplicate.key
+    return None
+
+
+# A file whose first bytes say it is not UTF-8 JSON Lines is rejected at once, with the reason, instead of line by
+# line. Longer prefixes first (the UTF-32 LE BOM starts with the UTF-16 LE one). Magic numbers: gzip RFC 1952, zip
+# (PKWARE APPNOTE), zstd RFC 8878, bzip2 "BZh", xz "FD 37 7A 58 5A 00"; byte order marks from the Unicode FAQ.
+_UNCOMPRESSED = "; upload the uncompressed JSON Lines file"
 _MAGIC = (
-    (b"\x1f\x8b", "gzip_compressed", "the file is gzip-compressed; upload the uncompressed JSON Lines file"),
-    (b"PK\x03\x04", "zip_archive", "the file is a ZIP archive; upload the uncompressed JSON Lines file"),
+    (b"\x1f\x8b", "gzip_compressed", "compressed file (gzip): the file is gzip-compressed" + _UNCOMPRESSED),
+    (b"PK\x03\x04", "zip_archive", "compressed file (zip): the file is a ZIP archive" + _UNCOMPRESSED),
+    (b"\x28\xb5\x2f\xfd", "zstd_compressed", "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED),
+    (b"BZh", "bzip2_compressed", "compressed file (bzip2): the file is bzip2-compressed" + _UNCOMPRESSED),
+    (b"\xfd7zXZ\x00", "xz_compressed", "compressed file (xz): the file is xz-compressed" + _UNCOMPRESSED),
+    (b"\xff\xfe\x00\x00", "utf32_encoded",
+     "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8"),
+    (b"\x00\x00\xfe\xff", "utf32_encoded",
+     "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8"),
     (b"\xff\xfe", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FF FE); JSON Lines must be UTF-8"),
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
+MAGIC_BYTES = 6  # the longest prefix above
+
+
+def _encoding_without_bom(head: bytes) -> tuple[str, str] | None:
+    """UTF-16/UTF-32 without a byte order mark, recognised by where the NUL bytes fall around the first ASCII
+    character (JSON text starts with ASCII; RFC 8259 section 8.1 gives this very test)."""
+    if len(head) < 4 or b"\x00" not in head[:4]:
+        return None
+    a, b, c, d = (x == 0 for x in head[:4])
+    if not a and b and c and d:
+        return "utf32_encoded", "the file is UTF-32 (little-endian, no byte order mark); JSON Lines must be UTF-8"
+    if a and b and c and not d:
+        return "utf32_encoded", "the file is UTF-32 (big-endian, no byte order mark); JSON Lines must be UTF-8"
+    if not a and b and not c and d:
+        return "utf16_encoded", "the file is UTF-16 (little-endian, no byte order mark); JSON Lines must be UTF-8"
+    if a and not b and c and not d:
+        return "utf16_encoded", "the file is UTF-16 (big-endian, no byte order mark); JSON Lines must be UTF-8"
+    return None
 
 # (model-ready line ending in "\n": a memoryview of the input chunk when the line passes through unchanged,
 #  references or None)
@@ -94,7 +210,7 @@ def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryvie
             tail += memoryview(chunk)[: newline + 1]
             if tail.endswith(b"\r\n"):
                 del tail[-2]
-            yield bytes(tail)
+            yield bytes(tail) if len(tail) <= cap + 1 else _Overlong(len(tail) - 1)
             tail = bytearray()
             start = newline + 1
         view = memoryview(chunk)
@@ -117,6 +233,14 @@ def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryvie
         yield bytes(tail)
 
 
+def _parses(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 class StreamValidator:
     """Validates one file for one pipeline. Use once: iterate `records(chunks)`, then call `report()`."""
 
@@ -127,7 +251,8 @@ class StreamValidator:
         self.pipeline = pipeline
         self.converter = RecordConverter(pipeline)
         self.record_limit = record_limit_bytes(pipeline)
-        self.line_cap = UNLIMITED_LINE_CAP if self.record_limit is None else 2 * self.record_limit + MIB
+        self.line_cap = (UNLIMITED_LINE_CAP if self.record_limit is None
+                         else max(MAX_LINE_BYTES, 2 * self.record_limit + MIB))
         self.max_records = settings.max_records
         self.max_errors = settings.max_errors_reported
         self.policy = settings.on_invalid
@@ -153,7 +278,8 @@ class StreamValidator:
     def add_error(self, line: int | None, field: str | None, code: str, reason: str) -> None:
         self.counts_by_reason[code] += 1
         if len(self.errors) < self.max_errors:
-            self.errors.append({"line": line, "field": field, "code": code, "reason": reason})
+            self.errors.append({"line": line, "field": None if field is None else bounded(field, FIELD_LIMIT),
+                                "code": code, "reason": bounded(reason)})
 
     def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
         self.invalid += 1
@@ -163,7 +289,7 @@ class StreamValidator:
 
     def add_file_error(self, line: int | None, code: str, reason: str) -> None:
         """A problem with the file as a whole: it is rejected whatever the policy."""
-        self.file_errors.append({"line": line, "field": None, "code": code, "reason": reason})
+        self.file_errors.append({"line": line, "field": None, "code": code, "reason": bounded(reason)})
         self.add_error(line, None, code, reason)
         self._rejected()
 
@@ -192,8 +318,10 @@ class StreamValidator:
                 line_no += 1
                 if line.__class__ is _Overlong:
                     records += 1
-                    self._invalid(line_no, None, "record_too_large",
-                                  f"line is {line.length} bytes, far above the backend's record limit of {limit} bytes")
+                    self._invalid(line_no, None, "line_too_long",
+                                  f"line is {line.length} bytes, above the longest line intake reads "
+                                  f"({self.line_cap} bytes, references included)"
+                                  + (f"; the model-ready record may be at most {limit} bytes" if limit else ""))
                     continue
                 try:
                     record = loads(line)
@@ -217,6 +345,17 @@ class StreamValidator:
                     return
                 if record.__class__ is not dict:
                     self._not_object(line_no, record)
+                    continue
+                keys = shape(record)
+                if keys < 0:
+                    self._invalid(line_no, None, "nested_too_deep",
+                                  f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that")
+                    continue
+                duplicate = duplicate_key(line, keys)
+                if duplicate is not None:
+                    self._invalid(line_no, duplicate, "duplicate_key",
+                                  f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
+                                  "in one object; parsers disagree about which value wins, so each key must be unique")
                     continue
                 try:
                     record_id, model_line, references, assigned = convert(record, line_no, line)
@@ -257,18 +396,19 @@ class StreamValidator:
             counter[0] += len(chunk)
             if first:
                 head += chunk
-                if len(head) < 4:  # the magic numbers are up to 4 bytes long
+                if len(head) < MAGIC_BYTES:
                     continue
                 chunk, first = head, False
-                for magic, code, reason in _MAGIC:
-                    if chunk.startswith(magic):
-                        self.stopped_early = True
-                        self.add_file_error(1, code, reason)
-                        return
+                found = next(((code, reason) for magic, code, reason in _MAGIC if chunk.startswith(magic)), None)
+                found = found or _encoding_without_bom(chunk)
+                if found is not None:
+                    self.stopped_early = True
+                    self.add_file_error(1, *found)
+                    return
                 if chunk.startswith(UTF8_BOM):
                     chunk = chunk[len(UTF8_BOM) :]
             yield chunk
-        if first and head:  # a file shorter than 4 bytes
+        if first and head:  # a file shorter than MAGIC_BYTES
             yield head[len(UTF8_BOM) :] if head.startswith(UTF8_BOM) else head
 
     def _too_many(self, line_no: int) -> None:
@@ -294,6 +434,12 @@ class StreamValidator:
             self._invalid(line_no, None, "invalid_utf8",
                           f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start:bad.start + 1]!r})")
             return False
+        if str(error).startswith("depth limit exceeded"):
+            # orjson stops at 1,024 levels; the same rule as any line nested beyond MAX_NESTING.
+            self._invalid(line_no, None, "nested_too_deep",
+                          f"objects/arrays nest more than {MAX_NESTING} levels deep (over 1,024 here, where the JSON "
+                          "parser stops); no request format needs that")
+            return False
         stripped = text.strip()
         if self.records_seen == 1 and not stripped.startswith(("{", "[")) and ("," in text or "\t" in text):
             self.stopped_early = True
@@ -302,7 +448,11 @@ class StreamValidator:
                                 "the file looks like CSV/TSV (its first line is delimiter-separated text, not JSON); "
                                 "convert it to JSON Lines: one JSON object per line")
             return True
-        if stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
+        if "\r" in text and _parses(line.split(b"\r", 1)[0]):
+            # A raw CR cannot be inside a JSON string; when the text before the first one is a whole value, the
+            # file separates records with bare CRs.
+            reason = ("the file uses CR (old Mac) line endings; JSON Lines separates records with LF or CRLF")
+        elif stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
             reason = ("line is only part of a JSON value: the file looks pretty-printed; "
                       "JSON Lines needs each object complete on one line")
         else:
@@ -322,7 +472,7 @@ class StreamValidator:
             # array.index is a C scan; it only runs for duplicates that make it into the reported errors.
             first = self._first_lines[self._fingerprints.index(fingerprint)]
             origin = " (assigned from the line number)" if assigned else ""
-            reason = f"duplicate {field} {record_id!r}{origin}: first used on line {first}"
+            reason = bounded(f"duplicate {field} {bounded(repr(record_id), 200)}{origin}: first used on line {first}")
         else:
             first, reason = None, ""
         self.invalid += 1
@@ -346,6 +496,13 @@ class StreamValidator:
             notes.append(
                 f"{self.converter.records_with_parameters} records carry their own generation parameters, which the "
                 "JumpStart container ignores because the pipeline sets sagemaker.hyper_params (set it to null to use them)"
+            )
+        if self.converter.labels_outside:
+            lines = ", ".join(map(str, self.converter.labels_outside_lines))
+            more = ", ..." if self.converter.labels_outside > len(self.converter.labels_outside_lines) else ""
+            notes.append(
+                f"{self.converter.labels_outside} records have a label that is not among their candidate_labels "
+                f"(lines {lines}{more}); the model can never predict it, so evaluation counts those records wrong"
             )
         return notes
 

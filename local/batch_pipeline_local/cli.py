@@ -15,6 +15,7 @@ import sys
 from batch_pipeline.config import ConfigError
 
 from . import commands
+from .output import logs_to_stderr, results_only_on_stdout
 
 EXIT_USAGE = 2
 
@@ -39,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logs_to_stderr()
     try:
-        return int(args.run(args) or 0)
+        with results_only_on_stdout(bool(getattr(args, "json", False))):
+            return int(args.run(args) or 0)
     except ConfigError as error:
         print(f"batch-pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from unittest import mock
+from batch_pipeline.jsonl import split_lines
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -406,8 +407,8 @@ def read_lines(bucket: str, key: str) -> list[dict]:
     import boto3  # noqa: PLC0415
 
     s3 = boto3.client("s3", region_name=REGION)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in split_lines(body) if line.strip()]
 
 
 @dataclass

@@ -207,3 +207,25 @@ def test_bedrock_upload_writes_one_file_per_job(aws):
     assert report["route"] == "batch"
     first = orjson.loads(read(aws, report["shards"][0]["key"]).splitlines()[0])
     assert set(first) == {"recordId", "modelInput"}
+
+
+def test_hostile_rejection_writes_a_bounded_report_and_notification(aws):
+    """A 300 KB value, a 400 KB id used twice, a deeply nested line and a long file name: rejected, not crashed."""
+    big_id = "i" * 400_000
+    body = lines({"id": big_id, "text_inputs": "a"}, {"id": big_id, "text_inputs": "b"},
+                 {"id": 3, "text_inputs": "c", "z" * 300_000: 1}) + b'{"id": 4, "text_inputs": "d", "x": ' + \
+        b"[" * 1000 + b"]" * 1000 + b"}\n"
+    key = "t2t/" + "n" * 1100 + ".jsonl"
+    head = put(aws, key, body)
+    [result] = invoke(aws, s3_notification(INPUT, key, head))
+    assert result["status"] == "rejected"
+    report_key = result["report_key"]
+    assert len(report_key.encode()) <= 1024
+    report = json.loads(read(aws, report_key))
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "duplicate_id"), (3, "unknown_field"),
+                                                                 (4, "nested_too_deep")]
+    assert len(json.dumps(report["errors"])) < 5_000
+    copy_key = report_key[: -len(".report.json")]
+    assert read(aws, copy_key) == body and report["rejected_copy"].endswith(copy_key)
+    [notice] = notices(aws)
+    assert len(notice.encode()) < 262_144 and "line 4" in notice

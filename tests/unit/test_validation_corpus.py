@@ -57,3 +57,4 @@ def test_good_file_is_accepted(name):
     assert report["ids_assigned"] is case.get("ids_assigned", False)
     assert report["totals"]["blank_lines"] == case.get("blank_lines", 0)
     assert report["totals"]["bytes"] == len(data)
+    assert len(report["warnings"]) == case.get("warnings", 0), report["warnings"]

@@ -7,6 +7,7 @@ import json
 import orjson
 
 from batch_pipeline.intake import LocalDirSink, run_id_for, run_intake
+from batch_pipeline.validation import MAX_LINE_BYTES, MIB
 from tests.fixtures.intake.pipelines import runtime
 
 
@@ -22,9 +23,10 @@ def test_crlf_split_across_chunks_is_still_a_line_ending():
 
 
 def test_a_line_far_beyond_the_record_limit_is_never_buffered_whole():
-    huge = b'{"recordId": "r", "modelInput": "' + b"x" * (3 * 1024 * 1024) + b'"}\n'
-    report = run_intake([huge[i:i + 65536] for i in range(0, len(huge), 65536)], runtime("claude")).report
-    assert report["errors"][0]["code"] == "record_too_large" and report["errors"][0]["line"] == 1
+    huge = b'{"recordId": "r", "modelInput": "' + b"x" * (MAX_LINE_BYTES + 1024) + b'"}\n'
+    report = run_intake([huge[i:i + MIB] for i in range(0, len(huge), MIB)], runtime("claude")).report
+    assert report["errors"][0]["code"] == "line_too_long" and report["errors"][0]["line"] == 1
+    assert str(MAX_LINE_BYTES) in report["errors"][0]["reason"]
 
 
 def test_only_the_first_n_errors_are_listed_but_all_are_counted():

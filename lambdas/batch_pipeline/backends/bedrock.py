@@ -35,6 +35,7 @@ from batch_pipeline.config import ConfigError, RuntimePipeline
 from batch_pipeline.observability import local_stand_in
 from batch_pipeline.layout import INTERMEDIATE_TAGGING
 from batch_pipeline.outputs import OutputParseError, parse_output_line
+from ..jsonl import body_lines
 
 STATUS_TO_STATE = {
     # Accepted by Bedrock and on their way: not "queued" (which means "not submitted yet, submit again").
@@ -299,7 +300,7 @@ class BedrockBackend(BatchBackend):
             for item in page.get("Contents", []):
                 response = self.s3.get_object(Bucket=bucket, Key=item["Key"])
                 sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
-                for line in response["Body"].iter_lines():
+                for line in body_lines(response["Body"]):
                     if line.strip():
                         record = json.loads(line)
                         answered[record.get("recordId")] = record
@@ -430,7 +431,7 @@ class BedrockBackend(BatchBackend):
     def _stream_lines(self, bucket: str, key: str) -> Iterable[bytes]:
         """The object's non-blank lines, read as they stream; GetObject runs now, so a missing object raises here."""
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-        return (line for line in body.iter_lines() if line.strip())
+        return (line for line in body_lines(body) if line.strip())
 
     def _output_lines(self, bucket: str, key: str) -> Iterable[dict]:
         """The readable lines of an output object, one at a time; none when the object does not exist."""

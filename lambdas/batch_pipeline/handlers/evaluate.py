@@ -17,14 +17,14 @@ from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
 from batch_pipeline.observability import logger, metrics, tracer
+from ..jsonl import body_lines
 
-_CHUNK = 1024 * 1024
 
 
 def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        yield from body.iter_lines(_CHUNK)
+        yield from body_lines(body)
     finally:
         body.close()
 

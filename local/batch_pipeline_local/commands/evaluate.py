@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+
+from ..output import emit_json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         with args.scores_out.open("wb") as out:
             for record_id, scores in per_record.items():
                 out.write(orjson.dumps({"id": record_id, "scores": scores}, option=orjson.OPT_APPEND_NEWLINE))
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    emit_json(report, indent=2) if args.json else print(format_report(report))
     return EXIT_OK if report["scored"] else EXIT_FAILED
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_pipeline import realtime
+from batch_pipeline.jsonl import split_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Fields that describe a record rather than ask the model for something; never sent to the endpoint.
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch-pipeline invoke: --max-payload-bytes must be 1..{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        lines = sys.stdin.buffer.readlines() if args.file == "-" else Path(args.file).read_bytes().splitlines()
+        lines = sys.stdin.buffer.readlines() if args.file == "-" else split_lines(Path(args.file).read_bytes())
     except OSError as error:
         print(f"batch-pipeline invoke: cannot read {args.file}: {error}", file=sys.stderr)
         return EXIT_USAGE

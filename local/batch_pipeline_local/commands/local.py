@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 from pathlib import Path
 
 from batch_pipeline.config import ConfigError
 
 from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
+from ..output import emit_json
 from ..settings import load_pipeline
 
 
@@ -50,7 +50,7 @@ def run_command(args) -> int:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
         injected = list(local.fault_plan.injected)
     if args.json:
-        print(json.dumps(result.manifest or result.rejection or {"status": result.status}, indent=2))
+        emit_json(result.manifest or result.rejection or {"status": result.status}, indent=2)
     else:
         print(describe(result))
         for state, error in injected:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from ..output import emit_json
 
 from .validate import EXIT_ACCEPTED, EXIT_REJECTED, add_common_arguments, summary, validate_file
 
@@ -28,13 +29,13 @@ def run(args: argparse.Namespace) -> int:
     result = validate_file(args)
     plan = result.plan
     if args.json:
-        print(json.dumps({
+        emit_json({
             "accepted": result.accepted,
             "route": plan.route if plan else None,
             "note": plan.note if plan else None,
             "shards": result.shards,
             "report": result.report,
-        }, indent=2, ensure_ascii=False))
+        }, indent=2, ensure_ascii=False)
         return EXIT_ACCEPTED if result.accepted else EXIT_REJECTED
     if not result.accepted or plan is None:
         print(summary(result.report))

@@ -9,6 +9,7 @@ from pathlib import Path
 from batch_pipeline.config import ConfigError
 
 from ..settings import REPO_ROOT, load_config
+from ..output import emit_json
 
 DEFAULT_TEMPLATE = REPO_ROOT / "cdk.out" / "LlmBatchPipeline.template.json"
 
@@ -51,7 +52,7 @@ def run(args) -> int:
         for name, p in config.pipelines.items()
     }
     if args.json:
-        print(json.dumps(summary, indent=2))
+        emit_json(summary, indent=2)
         return 0
     print(f"`cdk deploy` would create {summary['total']} resources:")
     for kind, count in summary["resources"].items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, BinaryIO, Iterator
@@ -12,6 +11,7 @@ from batch_pipeline.config import ConfigError
 from batch_pipeline.intake import IntakeResult, run_intake
 
 from ..settings import load_pipeline
+from ..output import emit_json
 
 CHUNK = 1024 * 1024
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -78,7 +78,7 @@ def validate_file(args: argparse.Namespace) -> IntakeResult:
 def run(args: argparse.Namespace) -> int:
     result = validate_file(args)
     if args.json:
-        print(json.dumps(result.report, indent=2, ensure_ascii=False))
+        emit_json(result.report, indent=2, ensure_ascii=False)
     else:
         print(summary(result.report))
     return EXIT_ACCEPTED if result.accepted else EXIT_REJECTED

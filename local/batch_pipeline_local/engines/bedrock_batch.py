@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote, urlsplit
+from batch_pipeline.jsonl import split_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
 MARKER_OBJECT = "_LOCAL_STAND_IN"
@@ -764,9 +765,9 @@ class BedrockBatchEmulator:
             return
         ids = _record_ids(job.job_id)
         for object_key, relative, _ in objects:
-            text = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode("utf-8", errors="replace")
+            data = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
             records, raw = [], []
-            for number, line in enumerate(text.splitlines(), start=1):
+            for number, line in enumerate((b.decode("utf-8", errors="replace") for b in split_lines(data)), start=1):
                 if not line.strip():
                     continue
                 problem = None

@@ -36,6 +36,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+from batch_pipeline.jsonl import body_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
 MARKER_OBJECT = "_LOCAL_STAND_IN"
@@ -194,7 +195,7 @@ def run_transform(
         if not keys:
             raise EngineFailure(f"ClientError: no input objects under {source['S3Uri']}")
         for key in keys:
-            result.records_received += sum(1 for raw in s3.get_object(Bucket=in_bucket, Key=key)["Body"].iter_lines()
+            result.records_received += sum(1 for raw in body_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"])
                                            if raw.strip())
         rng = random.Random(job_name)
         for key in sorted(keys):
@@ -233,7 +234,7 @@ def _transform_object(s3: Any, bucket: str, key: str, task: str | None, hyper_pa
                       result: TransformResult) -> list[str]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     lines: list[str] = []
-    for number, raw in enumerate(body.iter_lines(), start=1):
+    for number, raw in enumerate(body_lines(body), start=1):
         text = raw.decode("utf-8")
         if not text.strip():
             continue
