@@ -68,12 +68,12 @@ def stubbed(service: str):
 
 
 def request_messages(text: str) -> dict:
-    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+    return {"messages": [{"role": "user", "content": [{"text": text}]}], "inferenceConfig": {"maxTokens": 64}}
 
 
 def described(status: str, **extra) -> dict:
     return {
-        "jobArn": ARN, "jobName": NAME, "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "roleArn": ROLE,
+        "jobArn": ARN, "jobName": NAME, "modelId": "amazon.nova-lite-v1:0", "roleArn": ROLE,
         "status": status, "submitTime": "2026-12-01T00:00:00Z",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"]}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}}, **extra,
@@ -96,8 +96,9 @@ def test_create_request_exact_shape():
     assert model_invocation_job_request(RUN, JOB, pipeline()) == {
         "jobName": NAME,
         "roleArn": ROLE,
+        "modelInvocationType": "InvokeModel",
         "clientRequestToken": client_request_token(RUN_ID, 0),
-        "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+        "modelId": "amazon.nova-lite-v1:0",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"], "s3InputFormat": "JSONL"}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}},
         "timeoutDurationInHours": 24,
@@ -128,7 +129,7 @@ def test_submit_sends_exactly_that_request_and_reports_running():
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     stub.assert_no_pending_responses()
     assert state == {"name": NAME, "arn": ARN, "status": "Submitted", "state": "running", "done": False,
-                     "failure_reason": None, "output_uri": OUTPUT_URI}
+                     "failure_reason": None, "output_uri": OUTPUT_URI, "invocation_type": "InvokeModel"}
 
 
 # ---------------------------------------------------------------- queueing
@@ -268,7 +269,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
                                   service_message="max_tokens exceeds the model's limit", http_status_code=400)
         else:
             stub.add_response("invoke_model", _invoke_response(f"call {i}"), {
-                "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
+                "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
                 "contentType": "application/json", "accept": "application/json"})
     sleeps = []
     backend = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3, sleep=sleeps.append)
@@ -330,7 +331,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     bedrock_stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     runtime, runtime_stub = stubbed("bedrock-runtime")
     runtime_stub.add_response("invoke_model", _invoke_response("call 0, second try"), {
-        "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
+        "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
         "contentType": "application/json", "accept": "application/json"})
     backend = BedrockBackend(pipeline(retry_failed_records=True), bedrock=bedrock, bedrock_runtime=runtime, s3=s3)
     job = {**JOB, "arn": ARN, "status": "InProgress", "state": "running", "done": False}
@@ -394,3 +395,14 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
         assert backend.job_metrics(RUN, job)["successRecordCount"] == 100
         # Stopping a job that already ended answers its final state.
         assert backend.stop(RUN, job)["state"] == "succeeded"
+
+
+def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
+    from batch_pipeline.backends.bedrock import RecordSpool
+
+    with RecordSpool() as spool:
+        for i in range(5000):
+            spool.add(f"r{i}", f"answer {i}".encode())
+        spool.add("r7", b"replaced")
+        assert len(spool) == 5000 and "r4999" in spool and "r5000" not in spool
+        assert spool.get("r7") == b"replaced" and spool.get("missing") is None

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
@@ -111,6 +112,8 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
     return {
         "jobName": name,
         "roleArn": role_arn,
+        # Converse: each modelInput is a Converse request body; InvokeModel: the model's native body.
+        "modelInvocationType": invocation_type(pipeline),
         "clientRequestToken": client_request_token(run["run_id"], index),
         "modelId": pipeline.bedrock_model_id,
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job["input_uri"], "s3InputFormat": "JSONL"}},
@@ -118,6 +121,16 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
         "timeoutDurationInHours": settings.timeout_hours,
         "tags": tags,
     }
+
+
+def invocation_type(pipeline: RuntimePipeline) -> str:
+    settings = pipeline.pipeline.bedrock
+    return "Converse" if settings is not None and settings.converse else "InvokeModel"
+
+
+def converse_output(response: dict) -> dict:
+    """A Converse runtime response as the batch job's modelOutput: the response without the HTTP metadata."""
+    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
 
 
 class BedrockBackend(BatchBackend):
@@ -129,6 +142,8 @@ class BedrockBackend(BatchBackend):
         super().__init__(pipeline)
         self._clients = {"bedrock": bedrock, "bedrock-runtime": bedrock_runtime, "s3": s3}
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._requests_sent = 0
         if pipeline.pipeline.bedrock is None:
             raise ConfigError(f"pipeline {pipeline.name!r} has no bedrock settings")
         self.settings = pipeline.pipeline.bedrock
@@ -174,8 +189,10 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        return job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                         ["s3OutputDataConfig"]["s3Uri"])
+        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
+                          ["s3OutputDataConfig"]["s3Uri"])
+        state["invocation_type"] = request["modelInvocationType"]
+        return state
 
     def _find_arn(self, name: str) -> str | None:
         paginator = self.bedrock.get_paginator("list_model_invocation_jobs")
@@ -204,6 +221,12 @@ class BedrockBackend(BatchBackend):
             state["record_counts"] = counts
         return state
 
+    def find(self, run: dict, job: dict) -> dict | None:
+        if job.get("route") == "on-demand":
+            return None  # no Bedrock job: it ran (or not) inside its submit step
+        arn = job.get("arn") or self._find_arn(self.job_name(run, job))
+        return self.status(run, {**job, "arn": arn}) if arn else None
+
     def stop(self, run: dict, job: dict) -> dict:
         try:
             self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
@@ -222,6 +245,7 @@ class BedrockBackend(BatchBackend):
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
         records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
+        self._requests_sent = 0
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
             lines = list(pool.map(self._invoke_one, records))
         output_uri = job_output_uri(run, job, name)
@@ -241,19 +265,30 @@ class BedrockBackend(BatchBackend):
             state, status, reason = "succeeded", "Completed", None
         result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
         result["mode"] = "on-demand"
+        result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
+        result["model_invocations"] = self._requests_sent
         return result
 
     def _invoke_one(self, record: dict) -> dict:
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": record.get("modelInput")}
+        converse = invocation_type(self.pipeline) == "Converse"
         for attempt in range(ON_DEMAND_ATTEMPTS):
             try:
+                if converse:
+                    # The same identifier as the batch job (foundation model or inference profile).
+                    response = self.runtime.converse(modelId=self.pipeline.bedrock_model_id, **record["modelInput"])
+                    self._count_requests(response)
+                    line["modelOutput"] = converse_output(response)
+                    return line
                 response = self.runtime.invoke_model(
                     modelId=self.pipeline.bedrock_model_id, body=json.dumps(record["modelInput"]).encode(),
                     contentType="application/json", accept="application/json")
+                self._count_requests(response)
                 line["modelOutput"] = json.loads(response["body"].read())
                 return line
             except Exception as error:
+                self._count_requests(getattr(error, "response", None))
                 code = error_code(error)
                 if not code:
                     raise
@@ -265,6 +300,14 @@ class BedrockBackend(BatchBackend):
                 line["error"] = {"errorCode": _http_status(error), "errorMessage": f"{code}: {error_message(error)}"}
                 return line
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_requests(self, response: dict | None) -> None:
+        """InvokeModel/Converse requests sent, botocore's own retries included (the manifest's model_invocations)."""
+        if response is None:
+            return
+        sent = 1 + int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
+        with self._lock:
+            self._requests_sent += sent
 
     # ------------------------------------------------------------------ resubmitting failed records once
 
@@ -282,23 +325,32 @@ class BedrockBackend(BatchBackend):
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
         output_key = next(iter(self.raw_outputs(run, job))).output_key
-        failed = {str(o["recordId"]) for o in self._output_lines(bucket, output_key) if "error" in o}
-        if not failed:
-            return job
         retry_key = input_key.rsplit(".", 1)[0] + "-retry.jsonl"
-        records = [line for line in self._stream_lines(bucket, input_key)
-                   if str(json.loads(line).get("recordId")) in failed]
-        self._put(bucket, retry_key, b"".join(line + b"\n" for line in records), "application/x-ndjson")
+        # Disk-backed, so a job whose every record failed does not hold them all in memory.
+        with RecordSpool() as failed, tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as retry_file:
+            for output in self._output_lines(bucket, output_key):
+                if "error" in output:
+                    failed.add(str(output["recordId"]), b"")
+            if not len(failed):
+                return job
+            records = 0
+            for line in self._stream_lines(bucket, input_key):
+                if str(json.loads(line).get("recordId")) in failed:
+                    retry_file.write(line + b"\n")
+                    records += 1
+            retry_file.flush()
+            self.s3.upload_file(retry_file.name, bucket, retry_key,
+                                ExtraArgs={"ContentType": "application/x-ndjson", "Tagging": INTERMEDIATE_TAGGING})
         index = f"{job['index']}r"
         first = {k: job.get(k) for k in ("name", "arn", "status", "state", "failure_reason", "output_uri", "input_uri",
-                                         "route", "mode", "record_counts")}
+                                         "route", "mode", "record_counts", "model_invocations")}
         retry_job = {key: value for key, value in job.items() if key not in ("queued_at", "submitted_at", "mode",
                                                                              "record_counts", "last_refusal")}
         retry_job.update(job_state(name=bedrock_job_name(run["run_id"], index), arn=None, status="NotSubmitted",
                                    state="queued", output_uri=job["output_uri"]))
         retry_job.update(
-            first_attempt=first, token_index=index, input_uri=s3_uri(bucket, retry_key), records=len(records),
-            route="batch" if len(records) >= self.settings.min_records_per_job else "on-demand",
+            first_attempt=first, token_index=index, input_uri=s3_uri(bucket, retry_key), records=records,
+            route="batch" if records >= self.settings.min_records_per_job else "on-demand",
         )
         return retry_job
 
@@ -307,19 +359,24 @@ class BedrockBackend(BatchBackend):
         first = job["first_attempt"]
         retry_output_key = next(iter(self.raw_outputs(run, job))).output_key
         retry_folder = self._output_folder(run, job)
-        answers = {str(o["recordId"]): o for o in self._output_lines(bucket, retry_output_key) if "error" not in o}
         original = {**job, **first}
         original_output_key = next(iter(self.raw_outputs(run, original))).output_key
         merged_key = (f"{key_in_run_bucket(run, job_output_uri(run, original, first['name']))}merged/"
                       f"{original_output_key.rsplit('/', 1)[-1]}")
         recovered = 0
-        # Streamed through a local file: a job's output can be hundreds of MB.
-        with tempfile.NamedTemporaryFile("wb", suffix=".out") as merged:
+        # Both sides stream: the retried answers go to a disk-backed spool keyed by recordId, the merged output to a
+        # local file (a job's output can be hundreds of MB), so memory does not grow with the number of records.
+        with RecordSpool() as answers, tempfile.NamedTemporaryFile("wb", suffix=".out") as merged:
+            for output in self._output_lines(bucket, retry_output_key):
+                if "error" not in output:
+                    answers.add(str(output["recordId"]), json.dumps(output, ensure_ascii=False).encode())
             for line in self._output_lines(bucket, original_output_key):
-                if "error" in line and str(line.get("recordId")) in answers:
-                    line = answers[str(line["recordId"])]
+                answer = answers.get(str(line.get("recordId"))) if "error" in line else None
+                if answer is not None:
+                    merged.write(answer + b"\n")
                     recovered += 1
-                merged.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                else:
+                    merged.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
             merged.flush()
             self.s3.upload_file(merged.name, bucket, merged_key,
                                 ExtraArgs={"ContentType": "application/x-ndjson", "Tagging": INTERMEDIATE_TAGGING})
@@ -329,7 +386,7 @@ class BedrockBackend(BatchBackend):
             done=True, merged_output_key=merged_key,
             retry={"name": job["name"], "arn": job.get("arn"), "status": job["status"], "state": job["state"],
                    "route": job.get("route"), "records": job.get("records"), "recovered": recovered,
-                   "failure_reason": job.get("failure_reason"),
+                   "failure_reason": job.get("failure_reason"), "model_invocations": job.get("model_invocations"),
                    "manifest_key": retry_folder + MANIFEST_OUT if retry_folder else None},
         )
         return result
@@ -402,6 +459,37 @@ class BedrockBackend(BatchBackend):
     def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
         self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING)
+
+
+class RecordSpool:
+    """recordId -> bytes on local disk (sqlite in a temporary file): a set or map that does not live in memory."""
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        self._db = sqlite3.connect(self._file.name)
+        self._db.execute("CREATE TABLE spool (id TEXT PRIMARY KEY, body BLOB)")
+
+    def add(self, record_id: str, body: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO spool VALUES (?, ?)", (record_id, body))
+
+    def get(self, record_id: str) -> bytes | None:
+        row = self._db.execute("SELECT body FROM spool WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def __contains__(self, record_id: object) -> bool:
+        return self._db.execute("SELECT 1 FROM spool WHERE id = ?", (record_id,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+
+    def __enter__(self) -> RecordSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+        self._file.close()
 
 
 def _count_lines(lines: list[dict]) -> dict[str, int]:
