@@ -96,11 +96,22 @@ def matches(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
-ACCOUNT_REGION = "${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}"
+# How the template names its partition, region and account: pseudo parameters, or literals when the app was
+# synthesized with CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION set (use_environment_of sets them from the stack).
+ENV = {"partition": "${AWS::Partition}", "region": "${AWS::Region}", "account": "${AWS::AccountId}"}
+
+
+def use_environment_of(stack) -> None:
+    ENV.update(partition=render(stack.resolve(stack.partition)), region=render(stack.resolve(stack.region)),
+               account=render(stack.resolve(stack.account)))
 
 
 def arn(service: str, resource: str) -> str:
-    return "arn:" + ACCOUNT_REGION.replace("{service}", service) + ":" + resource
+    return f"arn:{ENV['partition']}:{service}:{ENV['region']}:{ENV['account']}:{resource}"
+
+
+def logs_principal() -> str:
+    return f"logs.{ENV['region']}.amazonaws.com"
 
 
 # --- the checks -------------------------------------------------------------------------------------------
@@ -113,7 +124,7 @@ def log_group_key_problems(tpl: dict) -> list[str]:
     key_id, _ = the_key(tpl)
     groups = {k: v["Properties"] for k, v in resources(tpl, "AWS::Logs::LogGroup").items()
               if "KmsKeyId" in v["Properties"] and uses_key(v["Properties"]["KmsKeyId"], key_id)}
-    statements = [s for s in key_statements(tpl) if "logs.${AWS::Region}.amazonaws.com" in service_principals(s)]
+    statements = [s for s in key_statements(tpl) if logs_principal() in service_principals(s)]
     problems = []
     for group_id, group in groups.items():
         # An unnamed group gets a generated name: only a log-group:* pattern can cover it.
@@ -164,7 +175,7 @@ def alarm_topic_key_problems(tpl: dict) -> list[str]:
                       if "cloudwatch.amazonaws.com" in service_principals(s) and allows(s, action)]
         if not candidates:
             problems.append(f"key policy does not let cloudwatch.amazonaws.com {action} (alarms notify {sorted(topics & notified)})")
-        elif not all(condition(s, ("StringEquals",), "aws:SourceAccount") == ["${AWS::AccountId}"]
+        elif not all(condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]]
                      and any(matches(p, alarm_arn) for p in condition(s, ("ArnLike", "ArnEquals"), "aws:SourceArn"))
                      for s in candidates):
             problems.append(f"cloudwatch.amazonaws.com {action} is not scoped to this account's alarms (confused deputy)")
@@ -237,8 +248,9 @@ def without_statements(tpl: dict, predicate) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tpl(template) -> dict:
-    return template.to_json()
+def tpl(synthesized) -> dict:
+    use_environment_of(synthesized[1])
+    return synthesized[2].to_json()
 
 
 def test_template_has_what_the_checks_look_at(tpl):
@@ -250,12 +262,12 @@ def test_template_has_what_the_checks_look_at(tpl):
 
 def test_1_cloudwatch_logs_may_use_the_key_for_every_encrypted_log_group(tpl):
     assert log_group_key_problems(tpl) == []
-    planted = without_statements(tpl, lambda s: "logs.${AWS::Region}.amazonaws.com" in service_principals(s))
+    planted = without_statements(tpl, lambda s: logs_principal() in service_principals(s))
     assert len(log_group_key_problems(planted)) == 8 * len(LOGS_KEY_ACTIONS)
     # A condition naming a different log group does not cover ours.
     narrowed = copy.deepcopy(tpl)
     for s in key_statements(narrowed):
-        if "logs.${AWS::Region}.amazonaws.com" in service_principals(s):
+        if logs_principal() in service_principals(s):
             s["Condition"] = {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arn("logs", "log-group:other")}}
     assert log_group_key_problems(narrowed)
 
@@ -304,7 +316,7 @@ def test_3_topic_policy_lets_this_accounts_alarms_publish(tpl):
     statements = [s for p in resources(tpl, "AWS::SNS::TopicPolicy").values()
                   for s in p["Properties"]["PolicyDocument"]["Statement"]]
     assert any("cloudwatch.amazonaws.com" in service_principals(s) and allows(s, "sns:Publish")
-               and condition(s, ("StringEquals",), "aws:SourceAccount") == ["${AWS::AccountId}"] for s in statements)
+               and condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]] for s in statements)
 
 
 def test_4_eventbridge_may_use_the_key_and_the_queue_for_the_upload_rules_dead_letters(tpl):
