@@ -8,7 +8,7 @@ from pathlib import Path
 
 from batch_pipeline.config import ConfigError
 
-from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
+from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file, template_from_assembly
 from ..settings import load_pipeline
 
 
@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     run.add_argument("--json", action="store_true", help="print manifest.json (or the rejection report) as JSON")
     run.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                      help="seconds to wait for the execution (default: 120)")
+    run.add_argument("--app", type=Path, metavar="DIR",
+                     help="run against this cloud assembly (e.g. cdk.out from `npx cdk synth`) instead of "
+                     "synthesizing the app in-process")
     run.set_defaults(run=run_command)
 
 
@@ -41,13 +44,27 @@ def run_command(args) -> int:
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
     load_pipeline(args.pipeline)  # a clear error for an unknown pipeline before the emulator starts
-    with local_aws() as local:
+    template = template_from_assembly(args.app) if getattr(args, "app", None) else None
+    with local_aws(template=template) as local:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
+        authorization = local.authorizer.report()
     if args.json:
-        print(json.dumps(result.manifest or result.rejection or {"status": result.status}, indent=2))
+        print(json.dumps({**(result.manifest or result.rejection or {"status": result.status}),
+                          "authorization": authorization}, indent=2))
     else:
         print(describe(result))
-    return 0 if result.status in ("SUCCEEDED", "PARTIAL") else 1
+        print(describe_authorization(authorization))
+    denied = authorization["denied"] > 0
+    return 0 if result.status in ("SUCCEEDED", "PARTIAL") and not denied else 1
+
+
+def describe_authorization(report: dict) -> str:
+    """The authorization tally of a run: every call checked, and each denial with its principal and reason."""
+    lines = [f"authorization: {report['checked']} calls checked, {report['denied']} denied"]
+    lines += [f"  denied: {d['message']}" for d in report["denials"][:20]]
+    if report["denied"] > 20:
+        lines.append(f"  ... and {report['denied'] - 20} more (--json lists all)")
+    return "\n".join(lines)
 
 
 def describe(result: RunResult) -> str:
