@@ -68,12 +68,12 @@ def test_app_with_put_object_removed_from_collect_fails_with_access_denied(templ
 
 def test_a_denied_call_raises_the_services_access_denied_in_the_handler(template):
     edited = _without_action(template, "batch_pipeline.handlers.intake.handler", "states:StartExecution")
-    with local_aws(template=edited) as local:
+    with local_aws(template=edited) as local, pytest.raises(ClientError) as raised:
         run_file(local, EXAMPLES / "classify.jsonl", "classify")
-        intake = next(i for i in local.invocations if "Intake" in i.function)
-        denials = local.authorizer.report()["denials"]
+    denials = local.authorizer.report()["denials"]
     assert [d["action"] for d in denials] == ["states:StartExecution"]
-    assert intake.error and "AccessDeniedException" in intake.error and "states:StartExecution" in intake.error
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "states:StartExecution" in raised.value.response["Error"]["Message"]
 
 
 def test_identity_follows_the_function_each_role_is_its_own(local):
