@@ -28,6 +28,14 @@ from .notifications import grant_publish
 from .nag import acknowledge, arn_evidence
 
 JOB_NAME_PREFIX = "llmbp-"
+# Lambda errors Step Functions reports for a failure of the Lambda service, not of our code: retried on every task.
+# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
+TRANSIENT_LAMBDA_ERRORS = ("Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
+                           "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                           "Lambda.TooManyRequestsException")
+SANDBOX_TIMEOUT = "Sandbox.Timedout"
+# The run fields job control reads (batch_pipeline.backends, batch_pipeline.jobs); intake always sets all four.
+JOB_RUN_FIELDS = ("run_id", "pipeline", "output_bucket", "run_prefix")
 
 
 class Workflow(Construct):
@@ -129,58 +137,99 @@ class Workflow(Construct):
     def _invoke(self, name: str, fn: lambda_.Function, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self, name, lambda_function=fn, payload=sfn.TaskInput.from_object(payload),
-            payload_response_only=True, result_path=result_path, retry_on_service_exceptions=True)
+            payload_response_only=True, result_path=result_path, retry_on_service_exceptions=False)
+        # The transient errors AWS documents for Lambda tasks (Step Functions best practices, "Handle Lambda service
+        # exceptions"): retried on every task, with the interval, attempts and backoff that page recommends.
+        task.add_retry(errors=list(TRANSIENT_LAMBDA_ERRORS), interval=cdk.Duration.seconds(2), max_attempts=6,
+                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        # A function that ran out of time once gets one more try, not six: each try can cost up to its timeout.
+        task.add_retry(errors=[SANDBOX_TIMEOUT], interval=cdk.Duration.seconds(2), max_attempts=1)
         return task
 
-    def _caught(self, task: sfn.TaskStateBase | sfn.Map, on_failure: sfn.IChainable) -> None:
+    def _caught(self, task: sfn.TaskStateBase | sfn.Map, on_failure: sfn.IChainable, jobs_path: str | None) -> None:
+        """Any failure of `task` goes to the failure path with the jobs known at that point (the plan's, or the
+        ended ones), so the run's jobs are stopped and listed in the failure manifest."""
         state = task.state_id
         record = sfn.Pass(
             self, f"{state} failed",
-            parameters={"run.$": "$.run", "failure": {"state": state, "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
+            parameters={"run.$": "$.run", **({"jobs.$": jobs_path} if jobs_path else {"jobs": []}),
+                        "failure": {"state": state, "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
         )
         record.next(on_failure)
         task.add_catch(record, errors=["States.ALL"], result_path="$.error")
 
     def _definition(self, config: AppConfig) -> sfn.IChainable:
+        # ---- the failure path: stop what still runs, write the failure manifest, notify, end red.
+        stop_jobs = self._invoke("Stop the run's jobs", self.job_control_fn,
+                                 {"action": "stop_all", "run.$": "$.run", "jobs.$": "$.jobs"}, "$.stopped")
         write_failure = self._invoke("Write failure manifest", self.finalize_fn,
-                                     {"run.$": "$.run", "failure.$": "$.failure"}, "$.manifest")
+                                     {"run.$": "$.run", "failure.$": "$.failure", "jobs.$": "$.stopped.jobs"},
+                                     "$.manifest")
         notify_failed = self._invoke("Notify run failed", self.notify_fn,
                                      {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
         run_failed = sfn.Fail(self, "Run failed", cause_path="$.manifest.cause", error_path="$.manifest.error")
-        failure_path = write_failure.next(notify_failed).next(run_failed)
+        # Stopping failed too: the manifest still lists every job, as last seen by the workflow.
+        stop_failed = sfn.Pass(self, "Stopping jobs failed", parameters={"jobs.$": "$.jobs"}, result_path="$.stopped")
+        stop_jobs.add_catch(stop_failed, errors=["States.ALL"], result_path="$.stop_error")
+        stop_failed.next(write_failure)
+        no_manifest = sfn.Fail(self, "Run failed without a manifest", error="ManifestNotWritten",
+                               cause="the failure manifest could not be written; see the Write failure manifest step")
+        write_failure.add_catch(no_manifest, errors=["States.ALL"], result_path="$.manifest_error")
+        # A notification that cannot be sent is its own failed step; the run's outcome and manifest stand.
+        failure_unsent = sfn.Pass(self, "Failure notification failed", result_path=sfn.JsonPath.DISCARD)
+        notify_failed.add_catch(failure_unsent, errors=["States.ALL"], result_path="$.notify_error")
+        failure_unsent.next(run_failed)
+        failure_path = stop_jobs.next(write_failure).next(notify_failed).next(run_failed)
 
         start = sfn.Pass(self, "Start run", parameters={"run.$": "$"})
         plan = self._invoke("Plan jobs", self.plan_fn, {"run.$": "$.run"}, "$.plan")
 
+        # ---- one Map iteration per job: submit once, then wait and check until it is done.
         submit = self._invoke("Submit job", self.job_control_fn,
                               {"action": "submit", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
         wait = sfn.Wait(self, "Wait before checking job", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
         check = self._invoke("Check job status", self.job_control_fn,
                              {"action": "status", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
-        ended = sfn.Pass(self, "Job ended")
+        # The iteration's result is the job alone: the run reference is already in the state, once.
+        ended = sfn.Pass(self, "Job ended", output_path="$.job")
+        # Submit goes to the Choice, not to Check: a job that ends inside its submit step (on demand) is done
+        # there, and checking it would run it again.
         loop = sfn.Choice(self, "Job finished?").when(sfn.Condition.boolean_equals("$.job.done", True), ended).otherwise(wait)
+        wait.next(check)
+        check.next(loop)
         run_jobs = sfn.Map(
             self, "Run jobs",
             items_path="$.plan.jobs",
             max_concurrency=config.max_concurrent_jobs_per_run,
-            item_selector={"run.$": "$.run", "job.$": "$$.Map.Item.Value", "attempt": 0},
+            # One job and the small run reference job control reads (where the run lives, which pipeline).
+            item_selector={"run": {key + ".$": f"$.run.{key}" for key in JOB_RUN_FIELDS},
+                           "job.$": "$$.Map.Item.Value", "attempt": 0},
             result_path="$.jobs",
         )
-        run_jobs.item_processor(submit.next(wait).next(check).next(loop))
+        run_jobs.item_processor(submit.next(loop))
 
+        # The plan is done with once every job ended: from here the state carries the run and the ended jobs once.
+        jobs_ended = sfn.Pass(self, "Jobs ended", parameters={"run.$": "$.run", "jobs.$": "$.jobs"})
         collect = self._invoke("Collect outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect")
         evaluate = self._invoke("Evaluate predictions", self.evaluate_fn,
                                 {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation")
         manifest = self._invoke("Write manifest", self.finalize_fn,
-                                {"run.$": "$.run", "plan.$": "$.plan", "jobs.$": "$.jobs", "collect.$": "$.collect",
+                                {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect",
                                  "evaluation.$": "$.evaluation"}, "$.manifest")
         notify_done = self._invoke("Notify run finished", self.notify_fn,
                                    {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
         outcome = (sfn.Choice(self, "Did the run fail?")
                    .when(sfn.Condition.string_equals("$.manifest.status", "FAILED"), run_failed)
                    .otherwise(sfn.Succeed(self, "Run finished")))
+        unsent = sfn.Pass(self, "Notification failed", result_path=sfn.JsonPath.DISCARD)
+        notify_done.add_catch(unsent, errors=["States.ALL"], result_path="$.notify_error")
+        unsent.next(outcome)
 
-        for task in (plan, run_jobs, collect, evaluate, manifest, notify_done):
-            self._caught(task, failure_path)
+        self._caught(plan, failure_path, None)
+        # A failed Map iteration fails the Map, and the other iterations' states are lost: the plan's jobs are
+        # looked up on the backend by name instead.
+        self._caught(run_jobs, failure_path, "$.plan.jobs")
+        for task in (collect, evaluate, manifest):
+            self._caught(task, failure_path, "$.jobs")
         # A FAILED status (all jobs failed) still notifies before the execution ends red.
-        return start.next(plan).next(run_jobs).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)
+        return start.next(plan).next(run_jobs).next(jobs_ended).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)

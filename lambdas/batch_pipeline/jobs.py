@@ -7,7 +7,12 @@ the state machine waits `$.wait_seconds` and calls check again while `$.job.done
 through because the task's result replaces the whole iteration state (ResultPath "$").
 
 A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn;
-the next check submits again, so many uploads queue behind a shared quota instead of failing.
+the next check submits again, so many uploads queue behind a shared quota instead of failing. Only a
+"queued" job is ever submitted again, and a job that is done is never looked at again: each job is
+submitted once, and each record is sent to a model once per attempt, whatever path reaches the step.
+
+Each submitted job carries `model_invocations`, the requests it is billed for: records sent for a batch
+job, InvokeModel requests for an on-demand one (the manifest adds them up).
 """
 
 from __future__ import annotations
@@ -99,13 +104,20 @@ def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = ti
     if "submitted_at" not in job:
         job["submitted_at"] = now()
     job.pop("last_refusal", None)
+    # Billed requests: a batch job is billed per record sent; an on-demand job reports its own InvokeModel count.
+    state.setdefault("model_invocations", int(job.get("records") or 0))
     return _step(run, _merge(job, state), attempt, backend)
 
 
 def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
     """The job's state now; submits a queued job again; stops a job that outran its time limit."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
-    if not job.get("arn"):
+    if job.get("done"):
+        # Already ended (an on-demand job ends inside its submit step and never has an ARN; a replayed or
+        # retried check): asking again would resubmit work that was paid for.
+        return _step(run, job, attempt)
+    if job.get("state") == "queued":
+        # Only a job the backend refused is submitted again; a missing ARN alone says nothing.
         return submit_job({"run": run, "job": job, "attempt": attempt}, backend, now)
     state = backend.status(run, job)
     limit = backend.max_runtime_seconds
@@ -118,3 +130,33 @@ def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = tim
     if state["done"] and job.get("stop_reason") and not state.get("failure_reason"):
         state["failure_reason"] = job["stop_reason"]
     return _step(run, _merge(job, state), attempt, backend)
+
+
+def stop_run_jobs(event: dict, backend: BatchBackend) -> dict:
+    """A failed run's last word on its jobs: every job not known to be done is looked up on the backend by its
+    name and stopped if it still runs, so nothing keeps billing after the run gave up. Returns every job with its
+    last known state and output location; a job the backend does not know was never submitted. A lookup or stop
+    that fails is reported on the job (`stop_error`), never raised: the failure manifest must still be written."""
+    run = event["run"]
+    ended = []
+    for entry in event.get("jobs") or []:
+        job = dict(entry.get("job", entry))  # Map results are iteration states; plan items are jobs
+        job.setdefault("name", backend.job_name(run, job))
+        if not job.get("done"):
+            try:
+                state = backend.find(run, job)
+                if state is None:
+                    state = job_state(name=job["name"], arn=None, status="NotSubmitted", state="queued",
+                                      output_uri=job.get("output_uri"))
+                elif not state["done"]:
+                    state = backend.stop(run, {**job, **state})
+                    job["stop_reason"] = "stopped by job control: the run failed"
+                    if "model_invocations" not in job:
+                        job["model_invocations"] = int(job.get("records") or 0)
+                elif "model_invocations" not in job:
+                    job["model_invocations"] = int(job.get("records") or 0)
+                job.update(state)
+            except Exception as error:  # noqa: BLE001 - reported in the manifest, see above
+                job["stop_error"] = f"{type(error).__name__}: {error}"
+        ended.append(job)
+    return {"jobs": ended}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 
 MANIFEST_VERSION = 1
 RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
@@ -85,6 +85,7 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
         for job in (entry.get("job", entry) for entry in jobs)
     ]
     manifest["jobs"] = job_summaries
+    manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
     failure_reasons = [j["failure_reason"] for j in job_summaries if j.get("failure_reason")]
     if manifest["status"] == "FAILED":
@@ -103,16 +104,77 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     return manifest
 
 
-def failure_manifest(run: dict, failure: dict, finished: datetime | None = None) -> dict:
-    """The manifest of a run stopped by a failed workflow step."""
+def job_invocations(job: dict) -> int:
+    """Billed requests of one job, its retry of failed records included: records sent to a batch job,
+    InvokeModel requests (botocore's retries included) for an on-demand one; 0 for a job never submitted."""
+    retry = job.get("retry") or {}
+    return int(job.get("model_invocations") or 0) + int(retry.get("model_invocations") or 0)
+
+
+def model_invocations(job_summaries: list[dict], jobs: list[dict]) -> dict:
+    """Per-job and total billed requests; also written onto each job summary."""
+    for summary, entry in zip(job_summaries, jobs):
+        summary["model_invocations"] = job_invocations(entry.get("job", entry))
+    return {"total": sum(s["model_invocations"] for s in job_summaries),
+            "by_job": {s["name"]: s["model_invocations"] for s in job_summaries}}
+
+
+def failure_manifest(run: dict, failure: dict, finished: datetime | None = None, *,
+                     jobs: list[dict] | None = None) -> dict:
+    """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
+    state, its output location and what it was billed for, and how to recover the paid-for outputs."""
     manifest = _base(run)
     manifest["status"] = "FAILED"
     manifest["failed_state"] = failure.get("state")
     manifest["error"] = failure.get("error") or "States.TaskFailed"
     manifest["cause"] = _cause_message(failure.get("cause"))
+    # The run did not get to count its records: unknown, not 0 (partial predictions may exist).
+    for field in ("processed", "succeeded", "failed"):
+        manifest["counts"][field] = None
+    job_list = [entry.get("job", entry) for entry in jobs or []]
+    summaries = [
+        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
+        | {key: job[key] for key in ("mode", "retry", "stop_reason", "stop_error") if job.get(key)}
+        # What collect needs to read the job's output again (batch-pipeline recollect).
+        | {key: job[key] for key in RECOLLECT_FIELDS if job.get(key) is not None}
+        for job in job_list
+    ]
+    manifest["jobs"] = summaries
+    manifest["model_invocations"] = model_invocations(summaries, job_list)
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = _locations(run)
+    manifest["recover"] = recovery(run, summaries)
     return manifest
+
+
+RECOLLECT_FIELDS = ("index", "input_uri", "route", "merged_output_key", "done")
+
+
+def run_from_manifest(manifest: dict) -> dict:
+    """The run reference (the execution input the steps read) rebuilt from a manifest, for recollect."""
+    bucket, prefix = split_s3_uri(manifest["outputs"]["run_folder"])
+    counts = manifest.get("counts") or {}
+    return {
+        "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
+        "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
+        "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
+        "ids_assigned": manifest.get("ids_assigned", False), "intake_report_key": prefix + "intake.json",
+        "started_at": (manifest.get("timings") or {}).get("started_at"),
+    }
+
+
+def recovery(run: dict, jobs: list[dict]) -> dict:
+    """How to finish a failed run from what it already paid for, without sending a record again."""
+    folder = _locations(run)["run_folder"]
+    with_output = [job["name"] for job in jobs if job.get("state") in ("succeeded", "partial", "failed", "stopped")]
+    if not with_output:
+        return {"outputs_kept": [], "how": "no job produced output; fix the cause and upload the file again"}
+    return {
+        "outputs_kept": with_output,
+        "command": f"batch-pipeline recollect {folder}",
+        "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect, evaluate, the manifest and "
+               "the notification from them (no model is called again)",
+    }
 
 
 def _cause_message(cause: str | None) -> str:
@@ -158,6 +220,9 @@ def render_summary(manifest: dict) -> str:
     lines += [f"| {name} | {value if value is not None else '-'} |" for name, value in counts.items()]
     if manifest.get("failed_state") or manifest.get("cause"):
         lines += ["", f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}"]
+    recover = manifest.get("recover") or {}
+    if recover.get("command"):
+        lines += ["", f"**Recover** without paying again: `{recover['command']}` ({recover['how']})"]
     headline = manifest.get("evaluation")
     if headline:
         lines += ["", f"## Evaluation ({headline['metric']})", ""]

@@ -19,7 +19,6 @@ import json
 import os
 import threading
 import time
-import traceback
 import uuid
 import warnings
 import zipfile
@@ -169,6 +168,8 @@ class LocalApp:
     invocations: list[Invocation] = field(default_factory=list)
     policies: Any = None  # authorization.policies.PolicyStore: what the template allows
     authorizer: Any = None  # authorization.enforce.Authorizer while local_aws() is active
+    definition: str = "{}"  # the state machine's ASL as deployed
+    fault_plan: Any = None  # moto_hooks.FaultPlan: the rehearsed faults and what was injected
 
     def function_by_handler(self, handler: str) -> LocalFunction:
         return next(f for f in self.functions.values() if f.handler == handler)
@@ -193,25 +194,6 @@ def _acting_as_function(local: LocalApp, function: LocalFunction) -> contextlib.
 
     role = local.policies.role_by_arn(function.role_arn) if local.policies is not None else None
     return acting_as(Identity(role, function.name) if role is not None else None)
-
-
-def _dispatching_invoke(local: LocalApp) -> Callable:
-    def invoke(backend, function_name, qualifier, body, headers, response_headers):  # noqa: ARG001 - moto's signature
-        name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
-        function = local.functions.get(name)
-        if function is None:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": name}).encode()
-        event = json.loads(body) if body else {}
-        try:
-            result = local.invoke(function, event)
-        except Exception as error:  # noqa: BLE001 - reported to Step Functions like Lambda does
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
-                               "stackTrace": traceback.format_exception(error)[-5:]}).encode()
-        return json.dumps(result, default=str).encode()
-
-    return invoke
 
 
 # ---------------------------------------------------------------------------- building the emulated app
@@ -283,7 +265,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
                              type="STANDARD")
     input_bucket, output_bucket = _input_and_output(template, physical)
     topic_arn = next(iter(physical[t] for t in resources_of(template, "AWS::SNS::Topic")))
-    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions,
+    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions, definition=definition,
                     policies=_policy_store(template, resolve, physical, attributes))
 
 
@@ -357,12 +339,12 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
 
 @contextlib.contextmanager
 def local_aws(context_overrides: dict | None = None, template: dict | None = None,
-              bedrock_options: dict | None = None) -> Iterator[LocalApp]:
+              bedrock_options: dict | None = None, faults: list[str] | None = None) -> Iterator[LocalApp]:
     """Emulated AWS with the app deployed into it. Everything is gone when the block ends.
-    bedrock_options: for the Bedrock emulator (engines.bedrock_batch.BedrockBatchEmulator)."""
+    bedrock_options: for the Bedrock emulator (engines.bedrock_batch.BedrockBatchEmulator).
+    faults: rehearsed Lambda faults, "STATE:ERROR:TIMES" each (see moto_hooks)."""
     import boto3  # noqa: PLC0415
     from moto import mock_aws  # noqa: PLC0415
-    from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
 
     template = template or synthesize_template(context_overrides)
     fake_credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
@@ -373,8 +355,8 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
                    for name in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")}
         local = deploy(template, clients)
         with mock.patch.dict(os.environ, shared_environment(local)), \
-                mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
-                install_engines(local, bedrock_options), authorization_enforced(local), warnings.catch_warnings():
+                _lambda_hooks(local, faults), authorization_enforced(local), \
+                install_engines(local, bedrock_options), warnings.catch_warnings():
             # Local mode disables metrics, and Powertools clears dimensions only when it publishes, so handlers that
             # share one process see the previous invocation's 'pipeline' dimension. In Lambda each flush clears it.
             warnings.filterwarnings("ignore", message="Dimension 'pipeline' has already been added")
@@ -394,6 +376,18 @@ def authorization_enforced(local: LocalApp) -> Iterator[None]:
     sm_role_logical = sm_resource["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     sm_identity = Identity(local.policies.roles[sm_role_logical], local.state_machine_arn.rsplit(":", 1)[-1])
     with enforce(local.authorizer, sm_identity):
+        yield
+
+
+@contextlib.contextmanager
+def _lambda_hooks(local: LocalApp, faults: list[str] | None) -> Iterator[None]:
+    """Handlers in-process, Lambda's error names, and rehearsed faults checked against the template's Task states."""
+    from .moto_hooks import Fault, check_fault_states, lambda_and_sfn_hooks, task_state_names  # noqa: PLC0415
+
+    parsed = [Fault.parse(text) for text in faults or []]
+    check_fault_states(parsed, task_state_names(json.loads(local.definition)))
+    with lambda_and_sfn_hooks(local, parsed) as plan:
+        local.fault_plan = plan
         yield
 
 
@@ -482,6 +476,9 @@ class RunResult:
     manifest: dict | None
     rejection: dict | None
     seconds: float
+    # Billed model requests the emulators received during this run (an independent count: the manifest's
+    # model_invocations must equal it).
+    model_requests_received: int = 0
 
     @property
     def status(self) -> str:
@@ -490,10 +487,36 @@ class RunResult:
         return "REJECTED" if self.rejection else "NO RUN"
 
 
+def model_requests_received() -> int:
+    """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
+    batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
+    from .engines.bedrock_batch import active_bedrock_emulator, model_requests_received as bedrock_received  # noqa: PLC0415
+    from .engines.sagemaker_transform import active_sagemaker_engine  # noqa: PLC0415
+
+    total = 0
+    with contextlib.suppress(LookupError):
+        total += bedrock_received(active_bedrock_emulator())
+    with contextlib.suppress(LookupError):
+        total += active_sagemaker_engine().records_received
+    return total
+
+
+# Called with every RunResult run_file returns (the e2e suite checks each run's billed requests here).
+RUN_OBSERVERS: list[Callable[[RunResult], None]] = []
+
+
 def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120.0) -> RunResult:
+    result = _run_file(local, path, pipeline, timeout=timeout)
+    for observer in RUN_OBSERVERS:
+        observer(result)
+    return result
+
+
+def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> RunResult:
     import boto3  # noqa: PLC0415
 
     started = time.monotonic()
+    received_before = model_requests_received()
     event = upload(local, path, pipeline)
     before = {e["executionArn"] for e in boto3.client("stepfunctions", region_name=REGION)
               .list_executions(stateMachineArn=local.state_machine_arn)["executions"]}
@@ -505,7 +528,8 @@ def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120
     execution = executions[0]
     run = json.loads(execution["input"])
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
-    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started)
+    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started,
+                     model_requests_received() - received_before)
 
 
 def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:

@@ -177,3 +177,21 @@ def test_portable_prompt_lines_become_anthropic_requests_with_the_pipelines_para
     predictions = read_lines(local.output_bucket, folder(local, result) + "predictions.jsonl")
     assert {p["id"] for p in predictions} == {f"p{i}" for i in range(100)}
     assert result.manifest["evaluation"]["scored"] == 100
+
+
+def test_a_small_on_demand_file_sends_each_record_to_invoke_model_exactly_once(local, tmp_path):
+    from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
+
+    result = run_file(local, write(tmp_path, "twelve.jsonl", [transcript(i) for i in range(12)]), "bedrock-summarize")
+    assert result.manifest["status"] == "SUCCEEDED"
+    assert active_bedrock_emulator().calls["InvokeModel"] == 12  # was 24: submit ran them, then check ran them again
+    assert result.manifest["model_invocations"] == {"total": 12, "by_job": {result.manifest["jobs"][0]["name"]: 12}}
+    assert job_control_calls(local) == ["submit"]
+
+
+def test_throttled_invoke_model_requests_are_counted_as_sent(template, tmp_path):
+    with local_aws(template=template, bedrock_options={"throttle_invocations": 3}) as local:
+        result = run_file(local, write(tmp_path, "throttled.jsonl", [transcript(i) for i in range(12)]),
+                          "bedrock-summarize")
+    assert result.manifest["counts"]["succeeded"] == 12
+    assert result.manifest["model_invocations"]["total"] == 15 == result.model_requests_received

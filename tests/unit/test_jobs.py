@@ -157,3 +157,26 @@ def test_a_job_running_past_its_runtime_limit_is_stopped_and_says_why():
 def test_job_state_refuses_unknown_states():
     with pytest.raises(ValueError):
         job_state(name="n", arn=None, status="X", state="exploded")
+
+
+def test_a_done_job_without_an_arn_is_never_submitted_again():
+    """An on-demand job ends inside its submit step and has no ARN; a check (replayed, retried, or reached
+    through any path) must not run its records again."""
+    backend = ScriptedBackend()
+    done = {"index": 0, "name": "job-0", "arn": None, "status": "Completed", "state": "succeeded", "done": True,
+            "model_invocations": 12}
+    step = check_job({"run": RUN, "job": done, "attempt": 1}, backend, now=lambda: 0.0)
+    assert backend.calls == []
+    assert step["job"] == done and step["wait_seconds"] == 0
+
+
+def test_only_a_queued_job_is_resubmitted_and_a_running_one_without_an_arn_is_looked_up():
+    backend = ScriptedBackend(["Completed"])
+    running = {"index": 0, "name": "job-0", "arn": None, "status": "Submitted", "state": "running", "done": False}
+    check_job({"run": RUN, "job": running, "attempt": 1}, backend, now=lambda: 0.0)
+    assert backend.calls == ["status"]
+
+
+def test_a_submitted_batch_job_is_billed_for_the_records_it_was_sent():
+    step = submit_job({"run": RUN, "job": {"index": 0, "records": 120}, "attempt": 0}, ScriptedBackend(), now=lambda: 0.0)
+    assert step["job"]["model_invocations"] == 120

@@ -115,6 +115,14 @@ class BatchBackend(ABC):
     def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
         """Every (input object, output object) pair of a job that ended, in a stable order."""
 
+    def find(self, run: dict, job: dict) -> dict | None:
+        """The job's state, looked up on the backend by what the plan knows (its deterministic name); None
+        when the backend has no such job (it was never submitted). Used to stop a failed run's jobs."""
+        try:
+            return self.status(run, job)
+        except LookupError:
+            return None
+
     @property
     def max_runtime_seconds(self) -> int | None:
         """How long a job may run before job control stops it; None when the backend enforces its own limit."""
@@ -177,12 +185,18 @@ def pipeline_from_env(name: str) -> RuntimePipeline:
     return pipelines[name]
 
 
+# Job control polls and submits against shared account quotas; botocore's adaptive mode retries throttling
+# and transient errors with backoff and also slows this client down when the service throttles it.
+CLIENT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
+
+
 @cache
 def default_client(service: str) -> Any:
-    """One boto3 client per service for the life of a Lambda container."""
+    """One boto3 client per service for the life of a Lambda container, with adaptive retries."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client(service)
+    return boto3.client(service, config=Config(retries=dict(CLIENT_RETRIES)))
 
 
 def backend_for_run(run: dict) -> BatchBackend:

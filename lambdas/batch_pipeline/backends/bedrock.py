@@ -23,6 +23,7 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
@@ -129,6 +130,8 @@ class BedrockBackend(BatchBackend):
         super().__init__(pipeline)
         self._clients = {"bedrock": bedrock, "bedrock-runtime": bedrock_runtime, "s3": s3}
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._requests_sent = 0
         if pipeline.pipeline.bedrock is None:
             raise ConfigError(f"pipeline {pipeline.name!r} has no bedrock settings")
         self.settings = pipeline.pipeline.bedrock
@@ -204,6 +207,12 @@ class BedrockBackend(BatchBackend):
             state["record_counts"] = counts
         return state
 
+    def find(self, run: dict, job: dict) -> dict | None:
+        if job.get("route") == "on-demand":
+            return None  # no Bedrock job: it ran (or not) inside its submit step
+        arn = job.get("arn") or self._find_arn(self.job_name(run, job))
+        return self.status(run, {**job, "arn": arn}) if arn else None
+
     def stop(self, run: dict, job: dict) -> dict:
         try:
             self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
@@ -222,6 +231,7 @@ class BedrockBackend(BatchBackend):
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
         records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
+        self._requests_sent = 0
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
             lines = list(pool.map(self._invoke_one, records))
         output_uri = job_output_uri(run, job, name)
@@ -242,6 +252,7 @@ class BedrockBackend(BatchBackend):
         result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
         result["mode"] = "on-demand"
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
+        result["model_invocations"] = self._requests_sent
         return result
 
     def _invoke_one(self, record: dict) -> dict:
@@ -251,9 +262,11 @@ class BedrockBackend(BatchBackend):
                 response = self.runtime.invoke_model(
                     modelId=self.pipeline.bedrock_model_id, body=json.dumps(record["modelInput"]).encode(),
                     contentType="application/json", accept="application/json")
+                self._count_requests(response)
                 line["modelOutput"] = json.loads(response["body"].read())
                 return line
             except Exception as error:
+                self._count_requests(getattr(error, "response", None))
                 code = error_code(error)
                 if not code:
                     raise
@@ -265,6 +278,14 @@ class BedrockBackend(BatchBackend):
                 line["error"] = {"errorCode": _http_status(error), "errorMessage": f"{code}: {error_message(error)}"}
                 return line
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count_requests(self, response: dict | None) -> None:
+        """InvokeModel requests sent, botocore's own retries included (the manifest's model_invocations)."""
+        if response is None:
+            return
+        sent = 1 + int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
+        with self._lock:
+            self._requests_sent += sent
 
     # ------------------------------------------------------------------ resubmitting failed records once
 
@@ -291,7 +312,7 @@ class BedrockBackend(BatchBackend):
         self._put(bucket, retry_key, b"".join(line + b"\n" for line in records), "application/x-ndjson")
         index = f"{job['index']}r"
         first = {k: job.get(k) for k in ("name", "arn", "status", "state", "failure_reason", "output_uri", "input_uri",
-                                         "route", "mode", "record_counts")}
+                                         "route", "mode", "record_counts", "model_invocations")}
         retry_job = {key: value for key, value in job.items() if key not in ("queued_at", "submitted_at", "mode",
                                                                              "record_counts", "last_refusal")}
         retry_job.update(job_state(name=bedrock_job_name(run["run_id"], index), arn=None, status="NotSubmitted",
@@ -329,7 +350,7 @@ class BedrockBackend(BatchBackend):
             done=True, merged_output_key=merged_key,
             retry={"name": job["name"], "arn": job.get("arn"), "status": job["status"], "state": job["state"],
                    "route": job.get("route"), "records": job.get("records"), "recovered": recovered,
-                   "failure_reason": job.get("failure_reason"),
+                   "failure_reason": job.get("failure_reason"), "model_invocations": job.get("model_invocations"),
                    "manifest_key": retry_folder + MANIFEST_OUT if retry_folder else None},
         )
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 
 from batch_pipeline.notifications import run_message
 from batch_pipeline.observability import logger, metrics, tracer
@@ -17,9 +18,14 @@ _sns = boto3.client("sns")
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     subject, text, attributes = run_message(event["manifest"])
-    response = _sns.publish(
-        TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=text,
-        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-    )
+    try:
+        response = _sns.publish(
+            TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=text,
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+    except Exception:
+        # The state machine catches this as its own failed step; the run's status and manifest stay as they are.
+        metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
+        raise
     logger.info("notified", extra={"subject": subject, "message_id": response["MessageId"]})
     return {"message_id": response["MessageId"]}

@@ -9,6 +9,7 @@ import boto3
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
+from batch_pipeline.contracts import PlanResult, RunRef
 from batch_pipeline.observability import logger, metrics, tracer
 from batch_pipeline.plan import plan_jobs
 
@@ -19,10 +20,10 @@ _s3 = boto3.client("s3")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    run = event["run"]
+    run = RunRef.model_validate(event["run"]).model_dump(exclude_none=True)
     pipeline = parse_runtime_pipelines(os.environ["PIPELINES"])[run["pipeline"]]
     key = run.get("intake_report_key") or f"{run_prefix(run)}intake.json"
     report = json.loads(_s3.get_object(Bucket=run_bucket(run), Key=key)["Body"].read())
     jobs = plan_jobs(run, report, pipeline)
     logger.info("planned jobs", extra={"jobs": [j["name"] for j in jobs], "records": sum(j["records"] for j in jobs)})
-    return {"jobs": jobs, "backend": pipeline.backend}
+    return PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend}).model_dump(exclude_none=True)

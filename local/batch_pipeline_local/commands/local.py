@@ -37,6 +37,10 @@ def register(subparsers) -> None:
     run.add_argument("--app", type=Path, metavar="DIR",
                      help="run against this cloud assembly (e.g. cdk.out from `npx cdk synth`) instead of "
                      "synthesizing the app in-process")
+    run.add_argument("--fault", action="append", default=[], metavar="STATE:ERROR:TIMES",
+                     help="rehearse a fault (repeatable): the first TIMES invocations of Task state STATE fail with "
+                     "ERROR as the Lambda service reports it to Step Functions, e.g. "
+                     "'Check job status:Lambda.TooManyRequestsException:2'; the template's Retry/Catch decide")
     run.set_defaults(run=run_command)
 
 
@@ -44,15 +48,19 @@ def run_command(args) -> int:
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
     load_pipeline(args.pipeline)  # a clear error for an unknown pipeline before the emulator starts
+    faults = parse_faults(args.fault)
     template = template_from_assembly(args.app) if getattr(args, "app", None) else None
-    with local_aws(template=template) as local:
+    with local_aws(template=template, faults=faults) as local:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
+        injected = list(local.fault_plan.injected)
         authorization = local.authorizer.report()
     if args.json:
         print(json.dumps({**(result.manifest or result.rejection or {"status": result.status}),
                           "authorization": authorization}, indent=2))
     else:
         print(describe(result))
+        for state, error in injected:
+            print(f"  rehearsed fault: {state}: {error}")
         print(describe_authorization(authorization))
     denied = authorization["denied"] > 0
     return 0 if result.status in ("SUCCEEDED", "PARTIAL") and not denied else 1
@@ -65,6 +73,18 @@ def describe_authorization(report: dict) -> str:
     if report["denied"] > 20:
         lines.append(f"  ... and {report['denied'] - 20} more (--json lists all)")
     return "\n".join(lines)
+
+
+def parse_faults(texts: list[str]) -> list[str]:
+    """--fault values, checked for shape before the emulator starts (state names are checked against the template)."""
+    from ..moto_hooks import Fault, FaultSpecError  # noqa: PLC0415
+
+    try:
+        for text in texts:
+            Fault.parse(text)
+    except FaultSpecError as error:
+        raise ConfigError(str(error)) from None
+    return texts
 
 
 def describe(result: RunResult) -> str:
@@ -81,7 +101,7 @@ def describe(result: RunResult) -> str:
     counts = m["counts"]
     lines = [
         f"{result.key}: {m['status']} in {result.seconds:.1f} s  [{STAND_IN_LABEL}]",
-        "  records: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        "  records: " + ", ".join(f"{k} {v if v is not None else '-'}" for k, v in counts.items()),
     ]
     if m.get("cause"):
         lines.append(f"  failure: {m.get('failed_state') or 'jobs'}: {m.get('error')}: {m['cause']}")
@@ -95,6 +115,10 @@ def describe(result: RunResult) -> str:
         f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
         for j in m.get("jobs", [])]
     lines.append(f"  jobs: {', '.join(jobs)}")
+    if m.get("model_invocations"):
+        lines.append(f"  model invocations (billed requests): {m['model_invocations']['total']}")
+    if (m.get("recover") or {}).get("command"):
+        lines.append(f"  recover without paying again: {m['recover']['command']}")
     if m.get("tokens"):
         lines.append(f"  tokens: {m['tokens'].get('input_tokens')} in, {m['tokens'].get('output_tokens')} out")
     if m.get("backend_counts"):

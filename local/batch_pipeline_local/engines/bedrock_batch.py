@@ -931,6 +931,13 @@ def active_bedrock_emulator() -> BedrockBatchEmulator:
     return _ACTIVE[-1]
 
 
+def model_requests_received(emulator: BedrockBatchEmulator) -> int:
+    """What this emulator was sent that Bedrock bills: every InvokeModel request it answered (throttled ones
+    included, as botocore sent them) plus every record of every batch job it accepted."""
+    with emulator._lock:
+        return emulator.calls["InvokeModel"] + sum(job.total_records for job in emulator.jobs.values())
+
+
 def install_bedrock_engine(**options: Any) -> BedrockBatchEmulator:
     """Answer Bedrock batch inference and InvokeModel under `mock_aws`; use as `with install_bedrock_engine(...) as
     emulator:` (or call .uninstall()). Options: see BedrockBatchEmulator."""

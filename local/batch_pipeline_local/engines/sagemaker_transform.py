@@ -64,6 +64,9 @@ class TransformResult:
     failure_reason: str | None = None
     outputs: list[str] = field(default_factory=list)
     records_in: int = 0
+    # Every non-blank line of every input object the job was handed, counted before any record is answered: what
+    # the job was sent, even when it fails part-way (records_in stops where it failed).
+    records_received: int = 0
     lines_out: int = 0
     dropped: int = 0
 
@@ -190,6 +193,9 @@ def run_transform(
             keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
         if not keys:
             raise EngineFailure(f"ClientError: no input objects under {source['S3Uri']}")
+        for key in keys:
+            result.records_received += sum(1 for raw in s3.get_object(Bucket=in_bucket, Key=key)["Body"].iter_lines()
+                                           if raw.strip())
         rng = random.Random(job_name)
         for key in sorted(keys):
             lines = _transform_object(s3, in_bucket, key, task, hyper_params, result)
@@ -319,6 +325,7 @@ class SageMakerEngineHook:
         create_transform_job.__wrapped__ = original  # type: ignore[attr-defined]
         SageMakerModelBackend.create_transform_job = create_transform_job
         self._original = original
+        _ACTIVE.append(self)
         return self
 
     def uninstall(self) -> None:
@@ -328,12 +335,29 @@ class SageMakerEngineHook:
 
         SageMakerModelBackend.create_transform_job = self._original
         self._original = None
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+
+    @property
+    def records_received(self) -> int:
+        """Records sent to every transform job this hook ran (what the manifest's model_invocations counts)."""
+        return sum(run.records_received for run in self.runs)
 
     def __enter__(self) -> SageMakerEngineHook:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
+
+
+_ACTIVE: list[SageMakerEngineHook] = []
+
+
+def active_sagemaker_engine() -> SageMakerEngineHook:
+    """The hook installed last (e.g. by local mode's `install_engines`), to inspect its runs from a test."""
+    if not _ACTIVE:
+        raise LookupError("no SageMaker engine is installed")
+    return _ACTIVE[-1]
 
 
 def install_sagemaker_engine(**options: Any) -> SageMakerEngineHook:

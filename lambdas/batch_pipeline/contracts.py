@@ -1,0 +1,130 @@
+"""The typed state contract: what each state of the run's state machine receives and returns.
+
+Handlers parse their event with these models at the edge, so a state that is handed the wrong shape fails
+with a validation error naming the field, instead of a KeyError three calls deep. Models allow extra fields
+where a backend adds its own (Bedrock's `record_counts`, a `retry` phase), so the contract says what every
+state can rely on, not everything a backend may carry.
+
+Flow (see stacks/workflow.py):
+  execution input = RunRef  ->  Plan jobs -> PlanResult.jobs: [PlannedJob]
+  Map item = JobStep(run=RunRef, job=PlannedJob, attempt=0)  ->  Submit job / Check job status -> JobStep
+  iteration result = JobState (the `Job ended` state keeps only the job)
+  Collect outputs: (run, jobs=[JobState]) -> CollectSummary
+  Evaluate predictions: (run, collect) -> EvaluationSummary
+  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
+  Notify: (run, manifest) -> {"message_id"}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStateName = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
+RunStatus = Literal["SUCCEEDED", "PARTIAL", "FAILED"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RunRef(_Open):
+    """The run reference every state carries: where the run lives and what it is (the execution input)."""
+
+    run_id: str = Field(min_length=1)
+    pipeline: str = Field(min_length=1)
+    backend: str | None = None
+    model: str | None = None
+    output_bucket: str | None = None
+    run_prefix: str | None = None
+    input: dict[str, Any] | None = None
+    counts: dict[str, int | None] = Field(default_factory=dict)
+    ids_assigned: bool = False
+    intake_report_key: str | None = None
+    started_at: str | None = None
+
+
+class PlannedJob(_Open):
+    """One backend job as planned (batch_pipeline.plan)."""
+
+    index: int | str
+    name: str | None = None
+    input_uri: str | None = None
+    output_uri: str | None = None
+    records: int = Field(default=0, ge=0)
+    bytes: int = Field(default=0, ge=0)
+    shard_keys: list[str] = Field(default_factory=list)
+    route: Literal["batch", "on-demand"] | None = None
+
+
+class JobState(PlannedJob):
+    """A planned job plus its normalised backend state (batch_pipeline.backends.job_state)."""
+
+    name: str
+    arn: str | None = None
+    status: str
+    state: JobStateName
+    done: bool
+    failure_reason: str | None = None
+    model_invocations: int = Field(default=0, ge=0)
+
+
+class JobStep(BaseModel):
+    """Input and output of `Submit job` and `Check job status` (the Map iteration's state)."""
+
+    run: RunRef
+    job: PlannedJob | JobState
+    attempt: int = Field(default=0, ge=0)
+    wait_seconds: int | None = Field(default=None, ge=0)
+
+
+class JobControlEvent(JobStep):
+    action: Literal["submit", "status"]
+
+
+class StopJobsEvent(BaseModel):
+    action: Literal["stop_all"]
+    run: RunRef
+    jobs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PlanResult(BaseModel):
+    jobs: list[PlannedJob] = Field(min_length=1)
+    backend: str
+
+
+class CollectSummary(_Open):
+    processed: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+
+
+class EvaluationSummary(_Open):
+    metric: str | None = None
+
+
+class Failure(BaseModel):
+    state: str
+    error: str | None = None
+    cause: str | None = None
+
+
+class ModelInvocations(BaseModel):
+    total: int = Field(ge=0)
+    by_job: dict[str, int]
+
+
+class Manifest(_Open):
+    """manifest.json (batch_pipeline.manifest); the state machine reads status, error and cause."""
+
+    manifest_version: int
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    counts: dict[str, int | None]
+    jobs: list[dict[str, Any]] = Field(default_factory=list)
+    model_invocations: ModelInvocations
+    outputs: dict[str, str]
+    error: str | None = None
+    cause: str | None = None
