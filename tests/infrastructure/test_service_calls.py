@@ -30,6 +30,11 @@ def verdicts(request):
     return request.param, evaluate_service_calls(_template(request.param))
 
 
+# Today's stack fails this (issue 12 defects 1-4: key policy without logs/cloudwatch/events statements, the state
+# machine's key grant conditioned on an empty name, topic policy without cloudwatch.amazonaws.com). The
+# stack-defects branch fixes them in stacks/ (0 of 79 kms-mode and 0 of 25 s3-mode calls denied on its worktree);
+# this marker goes with that merge (strict: an unexpected pass fails, so it cannot be forgotten).
+@pytest.mark.xfail(strict=True, reason="issue 12 defects 1-4, fixed in stacks/ by the stack-defects branch")
 def test_every_service_side_call_is_allowed(verdicts):
     mode, results = verdicts
     denied = [v.describe() for v in results if not v.allowed]
