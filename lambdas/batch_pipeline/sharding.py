@@ -6,8 +6,10 @@ needs the records themselves. Every shard or job is a contiguous run of records:
 
 - SageMaker hands whole S3 objects to instances, so intake writes instance_count * shards_per_instance
   shards, cut where the bytes are balanced (not the record counts: records vary in length, and time follows bytes).
-- Bedrock jobs must respect the per-job record minimum and maximum and the job size; the records are spread
-  evenly over the fewest jobs that fit, so no last job is left under the minimum.
+- Bedrock jobs must respect the five per-model batch quotas: minimum records per job, records per job, records
+  per input file, input file size and job size. Intake writes one input file per job, so a job's records are
+  bounded by the smaller record maximum and its bytes by the smaller size maximum. The records are spread evenly
+  over the fewest jobs that fit, so no job is left under the minimum.
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     assert settings is not None, "a Bedrock pipeline has bedrock settings (config validates it)"
     count = len(ends)
     total = ends[-1] if count else 0
-    minimum, maximum = settings.min_records_per_job, settings.max_records_per_job
-    max_bytes = settings.max_job_size_mb * MIB
+    minimum, maximum = settings.min_records_per_job, settings.records_per_job_limit
+    max_bytes = settings.bytes_per_job_limit
     if count < minimum:
         if settings.small_file == "reject":
             raise PlanError(
@@ -131,7 +133,8 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     raise PlanError(
         "cannot_plan",
         f"cannot split {count} records ({total} bytes) into Bedrock jobs of {minimum}..{maximum} records and at most "
-        f"{settings.max_job_size_mb} MB each; records are too large for the job size quota"
+        f"{max_bytes // MIB} MB each (the smaller of max_job_size_mb and max_input_file_size_mb); records are too "
+        "large for the size quotas"
     )
 
 
