@@ -47,3 +47,22 @@ def every_run_is_billed_once():
         runner.RUN_OBSERVERS.remove(results.append)
     problems = billed_requests_problems(results)
     assert not problems, "\n".join(problems)
+
+
+# Authorization (issue 12) sees job control list the run's raw/ outputs without s3:ListBucket: defect 5, fixed in
+# stacks/ by the stack-defects branch. Until that merge these runs fail with AccessDenied, as they would on AWS.
+# Strict, so the first run after the fix fails until this block is deleted.
+JOB_CONTROL_LIST_BUCKET_DENIED = {
+    "test_a_small_file_runs_on_demand_through_invoke_model",
+    "test_failed_records_are_resubmitted_once_when_configured",
+    "test_a_small_on_demand_file_sends_each_record_to_invoke_model_exactly_once",
+    "test_throttled_invoke_model_requests_are_counted_as_sent",
+    "test_a_converse_pipeline_runs_a_small_file_on_demand_through_the_converse_api",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name in JOB_CONTROL_LIST_BUCKET_DENIED:
+            item.add_marker(pytest.mark.xfail(strict=True, reason="issue 12 defect 5: job control lacks s3:ListBucket "
+                                              "on raw/ (AccessDenied in local mode); fixed by the stack-defects merge"))
