@@ -76,10 +76,14 @@ class BedrockBatchAccess(Construct):
         job_control.add_environment(OWNER_TAG_ENV, stack.stack_name)
         owner_request_tag = {"StringEquals": {f"aws:RequestTag/{OWNER_TAG_KEY}": stack.stack_name},
                              "ForAllValues:StringEquals": {"aws:TagKeys": list(JOB_TAG_KEYS)}}
+        # Two statements: the request-tag condition holds for the job being created, but the models it names are
+        # not tagged on creation, so a tag condition on them would never match (as with EC2 RunInstances' images).
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="CreateOwnTaggedJobs", actions=["bedrock:CreateModelInvocationJob"], resources=[jobs_arn],
+            conditions=owner_request_tag))
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob"],
-            resources=[jobs_arn, *identifiers, *sorted({arn for _, routed, _ in grants for arn in routed})],
-            conditions=owner_request_tag))
+            resources=[*identifiers, *sorted({arn for _, routed, _ in grants for arn in routed})]))
         # Only this stack's jobs: each carries the owner tag (backends/bedrock.py). Service Authorization Reference,
         # Amazon Bedrock: model-invocation-job supports aws:ResourceTag (Get/Stop); CreateModelInvocationJob and
         # TagResource support aws:RequestTag and aws:TagKeys (TagResource: the tags sent on create).

@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator
 from unittest import mock
 from batch_pipeline.jsonl import split_lines
 
+from batch_pipeline.config import ConfigError
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK_NAME = "LlmBatchPipeline"
@@ -62,6 +64,23 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
         context[key] = value
     app, _ = build_app(copy.deepcopy(context))
     return app.synth().get_stack_by_name(APP_STACK).template
+
+
+def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> dict:
+    """The stack's template from a cloud assembly directory (`npx cdk synth` writes one to cdk.out)."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{directory}: not a cloud assembly (manifest.json: {error})") from None
+    artifact = manifest.get("artifacts", {}).get(stack)
+    if not artifact or artifact.get("type") != "aws:cloudformation:stack":
+        raise ConfigError(f"{directory}: no stack {stack!r} in the cloud assembly")
+    name = artifact.get("properties", {}).get("templateFile", f"{stack}.template.json")
+    try:
+        return json.loads((directory / name).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{directory / name}: cannot read the template: {error}") from None
 
 
 def resources_of(template: dict, kind: str) -> dict[str, dict]:
@@ -112,6 +131,7 @@ class LocalFunction:
     name: str
     handler: str
     environment: dict[str, str]
+    role_arn: str = ""
 
 
 class FakeContext:
@@ -147,6 +167,8 @@ class LocalApp:
     state_machine_arn: str
     functions: dict[str, LocalFunction]
     invocations: list[Invocation] = field(default_factory=list)
+    policies: Any = None  # authorization.policies.PolicyStore: what the template allows
+    authorizer: Any = None  # authorization.enforce.Authorizer while local_aws() is active
     definition: str = "{}"  # the state machine's ASL as deployed
     fault_plan: Any = None  # moto_hooks.FaultPlan: the rehearsed faults and what was injected
 
@@ -160,10 +182,19 @@ class LocalApp:
         module_name, _, attribute = function.handler.rpartition(".")
         handler: Callable = getattr(importlib.import_module(module_name), attribute)
         try:
-            return handler(copy.deepcopy(event), FakeContext(function))
+            with _acting_as_function(self, function):
+                return handler(copy.deepcopy(event), FakeContext(function))
         except Exception as error:
             record.error = f"{type(error).__name__}: {error}"
             raise
+
+
+def _acting_as_function(local: LocalApp, function: LocalFunction) -> contextlib.AbstractContextManager:
+    """Authorization: the handler's AWS calls are made as its own role, as in Lambda."""
+    from .authorization.enforce import Identity, acting_as  # noqa: PLC0415
+
+    role = local.policies.role_by_arn(function.role_arn) if local.policies is not None else None
+    return acting_as(Identity(role, function.name) if role is not None else None)
 
 
 # ---------------------------------------------------------------------------- building the emulated app
@@ -179,14 +210,6 @@ def _dummy_zip() -> bytes:
 def deploy(template: dict, clients: dict) -> LocalApp:
     """Create the template's buckets, topic, models, functions and state machine in moto."""
     s3, sns, iam, lam, sfn, sagemaker = (clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker"))
-    role_arn = iam.create_role(
-        RoleName="local-mode-role",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com",
-                                                         "sagemaker.amazonaws.com"]},
-            "Action": "sts:AssumeRole"}]}),
-    )["Role"]["Arn"]
-
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
     suffix = uuid.uuid4().hex[:8]
@@ -207,11 +230,10 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         attributes[(logical, "Arn")] = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid5(uuid.NAMESPACE_URL, logical)}"
     for logical in resources_of(template, "AWS::SQS::Queue"):
         attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-{logical}"
-    for logical in resources_of(template, "AWS::IAM::Role"):
-        attributes[(logical, "Arn")] = role_arn
+    _create_roles(template, iam, attributes)
     state_machines = resources_of(template, "AWS::StepFunctions::StateMachine")
     (sm_logical, sm_resource), = state_machines.items()
-    sm_name = f"local-run-state-machine-{suffix}"
+    sm_name = sm_resource["Properties"].get("StateMachineName") or f"local-run-state-machine-{suffix}"
     sm_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{sm_name}"
     physical[sm_logical] = sm_arn
     attributes[(sm_logical, "Name")] = sm_name
@@ -223,7 +245,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
 
     for logical, model in resources_of(template, "AWS::SageMaker::Model").items():
         props = resolve(model["Properties"])
-        sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=role_arn,
+        sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=props["ExecutionRoleArn"],
                                PrimaryContainer={k: v for k, v in props["PrimaryContainer"].items()
                                                  if k in ("Image", "ModelDataUrl", "Environment", "Mode")},
                                EnableNetworkIsolation=props.get("EnableNetworkIsolation", False))
@@ -233,16 +255,35 @@ def deploy(template: dict, clients: dict) -> LocalApp:
     for logical, fn in functions_raw.items():
         props = fn["Properties"]
         environment = {k: str(v) for k, v in resolve(props.get("Environment", {}).get("Variables", {})).items()}
+        role_arn = resolve(props["Role"])
         lam.create_function(FunctionName=logical, Runtime=props["Runtime"], Role=role_arn, Handler=props["Handler"],
                             Code={"ZipFile": code}, Description=props.get("Description", "")[:256],
                             Environment={"Variables": environment})
-        functions[logical] = LocalFunction(logical, logical, props["Handler"], environment)
+        functions[logical] = LocalFunction(logical, logical, props["Handler"], environment, role_arn)
 
     definition = resolve(sm_resource["Properties"]["DefinitionString"])
-    sfn.create_state_machine(name=sm_name, definition=definition, roleArn=role_arn, type="STANDARD")
+    sfn.create_state_machine(name=sm_name, definition=definition, roleArn=resolve(sm_resource["Properties"]["RoleArn"]),
+                             type="STANDARD")
     input_bucket, output_bucket = _input_and_output(template, physical)
     topic_arn = next(iter(physical[t] for t in resources_of(template, "AWS::SNS::Topic")))
-    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions, definition=definition)
+    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions, definition=definition,
+                    policies=_policy_store(template, resolve, physical, attributes))
+
+
+def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], str]) -> None:
+    """Authorization: one IAM role per template role, with its trust policy, so each function, the state machine
+    and each service runs as its own principal (as deployed), not as one shared identity."""
+    for logical, role in resources_of(template, "AWS::IAM::Role").items():
+        resolve = Resolver({}, {})
+        trust = resolve(role["Properties"]["AssumeRolePolicyDocument"])
+        name = role["Properties"].get("RoleName") or f"local-{logical}"[:64]
+        attributes[(logical, "Arn")] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+def _policy_store(template: dict, resolve: Resolver, physical: dict[str, str], attributes: dict) -> Any:
+    from .authorization.policies import build_policy_store  # noqa: PLC0415
+
+    return build_policy_store(template, resolve, physical, attributes)
 
 
 def _input_and_output(template: dict, physical: dict[str, str]) -> tuple[str, str]:
@@ -315,13 +356,28 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
                    for name in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")}
         local = deploy(template, clients)
         with mock.patch.dict(os.environ, shared_environment(local)), \
-                _lambda_hooks(local, faults), \
+                _lambda_hooks(local, faults), authorization_enforced(local), \
                 install_engines(local, bedrock_options), warnings.catch_warnings():
             # Local mode disables metrics, and Powertools clears dimensions only when it publishes, so handlers that
             # share one process see the previous invocation's 'pipeline' dimension. In Lambda each flush clears it.
             warnings.filterwarnings("ignore", message="Dimension 'pipeline' has already been added")
             _reset_handler_clients()
             yield local
+
+
+@contextlib.contextmanager
+def authorization_enforced(local: LocalApp) -> Iterator[None]:
+    """Authorization, always on: every call a handler makes is evaluated against the template's policies before
+    moto answers it (authorization/enforce.py); local.authorizer keeps the tally for the run report."""
+    from .authorization.enforce import Authorizer, Identity, enforce  # noqa: PLC0415
+
+    local.authorizer = Authorizer(local.policies)
+    state_machine = resources_of(local.template, "AWS::StepFunctions::StateMachine")
+    (sm_logical, sm_resource), = state_machine.items()
+    sm_role_logical = sm_resource["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    sm_identity = Identity(local.policies.roles[sm_role_logical], local.state_machine_arn.rsplit(":", 1)[-1])
+    with enforce(local.authorizer, sm_identity):
+        yield
 
 
 @contextlib.contextmanager

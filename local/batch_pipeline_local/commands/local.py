@@ -7,8 +7,8 @@ from pathlib import Path
 
 from batch_pipeline.config import ConfigError
 
-from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
 from ..output import emit_json
+from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file, template_from_assembly
 from ..settings import load_pipeline
 
 
@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     run.add_argument("--json", action="store_true", help="print manifest.json (or the rejection report) as JSON")
     run.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                      help="seconds to wait for the execution (default: 120)")
+    run.add_argument("--app", type=Path, metavar="DIR",
+                     help="run against this cloud assembly (e.g. cdk.out from `npx cdk synth`) instead of "
+                     "synthesizing the app in-process")
     run.add_argument("--fault", action="append", default=[], metavar="STATE:ERROR:TIMES",
                      help="rehearse a fault (repeatable): the first TIMES invocations of Task state STATE fail with "
                      "ERROR as the Lambda service reports it to Step Functions, e.g. "
@@ -46,16 +49,30 @@ def run_command(args) -> int:
         raise ConfigError(f"{args.file}: no such file")
     load_pipeline(args.pipeline)  # a clear error for an unknown pipeline before the emulator starts
     faults = parse_faults(args.fault)
-    with local_aws(faults=faults) as local:
+    template = template_from_assembly(args.app) if getattr(args, "app", None) else None
+    with local_aws(template=template, faults=faults) as local:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
         injected = list(local.fault_plan.injected)
+        authorization = local.authorizer.report()
     if args.json:
-        emit_json(result.manifest or result.rejection or {"status": result.status}, indent=2)
+        emit_json({**(result.manifest or result.rejection or {"status": result.status}),
+                   "authorization": authorization}, indent=2)
     else:
         print(describe(result))
         for state, error in injected:
             print(f"  rehearsed fault: {state}: {error}")
-    return 0 if result.status in ("SUCCEEDED", "PARTIAL") else 1
+        print(describe_authorization(authorization))
+    denied = authorization["denied"] > 0
+    return 0 if result.status in ("SUCCEEDED", "PARTIAL") and not denied else 1
+
+
+def describe_authorization(report: dict) -> str:
+    """The authorization tally of a run: every call checked, and each denial with its principal and reason."""
+    lines = [f"authorization: {report['checked']} calls checked, {report['denied']} denied"]
+    lines += [f"  denied: {d['message']}" for d in report["denials"][:20]]
+    if report["denied"] > 20:
+        lines.append(f"  ... and {report['denied'] - 20} more (--json lists all)")
+    return "\n".join(lines)
 
 
 def parse_faults(texts: list[str]) -> list[str]:

@@ -1,0 +1,217 @@
+"""Authorization in local mode: every AWS call a handler makes is evaluated before moto answers it.
+
+- Identity follows the invocation: LocalApp.invoke runs each handler under its function's own role
+  (`acting_as`), held in a context variable, so Step Functions' Map threads and a handler's thread pools
+  (copied context, see `propagate_to_thread_pools`) each carry the right role.
+- The hook wraps botocore's BaseClient._make_api_call, the one funnel every client call goes through (including
+  s3transfer's upload_file and paginators), and asks the evaluator about each IAM request the call implies
+  (operations.py): the role's identity policies, the target's resource policy, the key policy for calls that use
+  the KMS key on the caller's behalf, iam:PassRole with iam:PassedToService.
+- A denied call raises the service's own AccessDenied error in the handler, as AWS does.
+- Calls our local engines make while serving a call (the stand-in transform container writing raw/ outputs) are
+  the service's, not the handler's: they are not attributed to the handler; service_calls.py checks them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import contextvars
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+from unittest import mock
+
+from .evaluator import evaluate
+from .operations import Request, missing_object_listing, requests_for
+from .policies import ACCOUNT, PolicyStore, Role
+
+# The error each service returns for a denied request (code, HTTP status): the codes in each API reference.
+ACCESS_DENIED = {
+    "s3": ("AccessDenied", 403), "sns": ("AuthorizationError", 403), "sqs": ("AccessDenied", 403),
+    "kms": ("AccessDeniedException", 400), "stepfunctions": ("AccessDeniedException", 400),
+    "sagemaker": ("AccessDeniedException", 400), "sagemaker-runtime": ("AccessDeniedException", 400),
+    "bedrock": ("AccessDeniedException", 403), "bedrock-runtime": ("AccessDeniedException", 403),
+    "lambda": ("AccessDeniedException", 403), "iam": ("AccessDenied", 403), "sts": ("AccessDenied", 403),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: Role
+    session: str  # the function name: Lambda names the role session after the function
+
+    @property
+    def principal(self) -> str:
+        return self.role.session_arn(self.session)
+
+
+_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("local_identity", default=None)
+_serving: contextvars.ContextVar[bool] = contextvars.ContextVar("local_serving_call", default=False)
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity | None) -> Iterator[None]:
+    """Run the block as `identity` (a handler invocation): its calls are checked against its role."""
+    tokens = (_identity.set(identity), _serving.set(False))
+    try:
+        yield
+    finally:
+        _serving.reset(tokens[1])
+        _identity.reset(tokens[0])
+
+
+@dataclass
+class Denial:
+    principal: str
+    action: str
+    resource: str
+    operation: str
+    reason: str
+    denied_by: list[dict] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"{self.principal} {self.operation}: {self.action} on {self.resource}: {self.reason}"
+
+
+def simulate(principal: str, request: Request, identity_policies: list[dict], resource_policy: dict | None,
+             extra_context: dict | None = None) -> dict:
+    """One question to the evaluator, shaped as iam-simulate takes it."""
+    simulation = {
+        "request": {"principal": principal, "action": request.action,
+                    "resource": {"resource": request.resource, "accountId": ACCOUNT},
+                    "contextVariables": {**request.context, **(extra_context or {})}},
+        "identityPolicies": identity_policies, "serviceControlPolicies": [], "resourceControlPolicies": [],
+    }
+    if resource_policy is not None:
+        simulation["resourcePolicy"] = resource_policy
+    return evaluate(simulation)
+
+
+def reason_for(verdict: dict, action: str) -> str:
+    """AWS's wording for why (IAM User Guide, "Troubleshoot access denied error messages")."""
+    denials = verdict.get("denials") or []
+    explicit = [d for d in denials if d.get("denialType") == "Explicit"]
+    if explicit:
+        kind = {"identity": "identity-based", "resource": "resource-based"}.get(explicit[0]["policyType"], explicit[0]["policyType"])
+        sid = explicit[0].get("statementId")
+        return f"with an explicit deny in a {kind} policy" + (f" (statement {sid})" if sid else "")
+    kinds = {d.get("policyType") for d in denials}
+    if "resource" in kinds and "identity" not in kinds:
+        return f"because no resource-based policy allows the {action} action"
+    return f"because no identity-based policy allows the {action} action"
+
+
+class Authorizer:
+    """Checks calls against the policies of one deployed template and keeps the tally for the run report."""
+
+    def __init__(self, store: PolicyStore) -> None:
+        self.store = store
+        self.checked = 0
+        self.denials: list[Denial] = []
+        self._lock = threading.Lock()
+
+    def decide(self, principal: str, identity_policies: list[dict], request: Request,
+               extra_context: dict | None = None) -> dict:
+        policy = self.store.key_policies.get(request.resource) if request.via == "kms" else (
+            None if request.action == "iam:PassRole" else self.store.resource_policy(request.resource))
+        return simulate(principal, request, identity_policies, policy, extra_context)
+
+    def check(self, identity: Identity, service: str, operation: str, requests: list[Request]) -> Denial | None:
+        context = {"aws:PrincipalArn": identity.role.arn, "aws:PrincipalAccount": ACCOUNT}
+        for request in requests:
+            verdict = self.decide(identity.principal, identity.role.identity_policies(), request, context)
+            with self._lock:
+                self.checked += 1
+            if verdict["result"] != "Allowed":
+                denial = Denial(identity.principal, request.action, request.resource, f"{service}:{operation}",
+                                reason_for(verdict, request.action), verdict.get("denials") or [])
+                with self._lock:
+                    self.denials.append(denial)
+                return denial
+        return None
+
+    def report(self) -> dict:
+        with self._lock:
+            return {"checked": self.checked, "denied": len(self.denials),
+                    "denials": [asdict(d) | {"message": d.describe()} for d in self.denials]}
+
+
+def access_denied(client: Any, service: str, operation: str, denial: Denial) -> Exception:
+    """The exception botocore raises for the service's AccessDenied response."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    code, status = ACCESS_DENIED.get(service, ("AccessDeniedException", 403))
+    message = f"User: {denial.principal} is not authorized to perform: {denial.action} on resource: {denial.resource} {denial.reason}"
+    if operation == "HeadObject":  # a HEAD response has no body: botocore sees only the status
+        code, message = "403", "Forbidden"
+    response = {"Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+    error_class = client.exceptions.from_code(code) if hasattr(client, "exceptions") else ClientError
+    return error_class(response, operation)
+
+
+_IDENTITY_ATTRIBUTE = "_batch_pipeline_local_identity"
+
+
+@contextlib.contextmanager
+def enforce(authorizer: Authorizer, state_machine_identity: Identity | None = None) -> Iterator[Authorizer]:
+    """Check every call made under an identity for the life of the block."""
+    from botocore.client import BaseClient  # noqa: PLC0415
+
+    original = BaseClient._make_api_call
+
+    def checked_call(client: BaseClient, operation: str, params: dict) -> Any:
+        identity = getattr(client, _IDENTITY_ATTRIBUTE, None) or (None if _serving.get() else _identity.get())
+        if identity is None:
+            return original(client, operation, params)
+        service = client.meta.service_model.service_name
+        requests = requests_for(service, operation, params, authorizer.store)
+        denial = authorizer.check(identity, service, operation, requests)
+        if denial is not None:
+            raise access_denied(client, service, operation, denial)
+        token = _serving.set(True)
+        try:
+            return original(client, operation, params)
+        except client.exceptions.ClientError as error:
+            missing = error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
+            if service == "s3" and operation in ("GetObject", "HeadObject") and missing:
+                listing = authorizer.check(identity, service, operation, [missing_object_listing(params)])
+                if listing is not None:
+                    raise access_denied(client, service, operation, listing) from None
+            raise
+        finally:
+            _serving.reset(token)
+
+    patches = [mock.patch.object(BaseClient, "_make_api_call", checked_call), propagate_to_thread_pools()]
+    if state_machine_identity is not None:
+        patches.append(_state_machine_clients(state_machine_identity))
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        yield authorizer
+
+
+def propagate_to_thread_pools() -> Any:
+    """A handler's thread pool works under the handler's identity, as its threads would in one Lambda sandbox."""
+    original_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001 - ThreadPoolExecutor.submit's signature
+        return original_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    return mock.patch.object(concurrent.futures.ThreadPoolExecutor, "submit", submit)
+
+
+def _state_machine_clients(identity: Identity) -> Any:
+    """moto's Step Functions interpreter calls Lambda through its own boto3 clients: those calls are the state
+    machine role's (lambda:InvokeFunction), so its clients carry that identity."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
+
+    original = lambda_eval_utils.boto_client_for
+
+    def boto_client_for(*args: Any, **kwargs: Any) -> Any:
+        client = original(*args, **kwargs)
+        setattr(client, _IDENTITY_ATTRIBUTE, identity)
+        return client
+
+    return mock.patch.object(lambda_eval_utils, "boto_client_for", boto_client_for)
