@@ -13,7 +13,9 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *, applies_to: str | 
 
 
 def arn_evidence(scope: IConstruct, service: str, resource: str) -> str:
-    """How cdk-nag spells an ARN built with Stack.format_arn: tokens as <AWS::...>, a concrete region as-is."""
+    """How cdk-nag spells an ARN built with Stack.format_arn: tokens as <AWS::...>, a concrete region or account
+    as-is (`cdk deploy` with credentials sets CDK_DEFAULT_ACCOUNT, and app.py pins the stack to it)."""
     stack = cdk.Stack.of(scope)
     region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
-    return f"arn:<AWS::Partition>:{service}:{region}:<AWS::AccountId>:{resource}"
+    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+    return f"arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"

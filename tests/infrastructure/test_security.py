@@ -181,6 +181,16 @@ def test_cdk_nag_has_no_unacknowledged_finding(synthesized):
     app.synth()  # raises on any unacknowledged AwsSolutions finding
 
 
+def test_cdk_nag_passes_in_a_concrete_account_and_region_as_cdk_deploy_synthesizes(default_context, monkeypatch):
+    # `cdk deploy` with credentials sets CDK_DEFAULT_ACCOUNT/REGION and app.py pins the stack to them, so ARNs
+    # render with a literal account: every acknowledgment's evidence must still match (it did not, on main).
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "111122223333")
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "us-east-1")
+    app, stack = build_app(copy.deepcopy(default_context))
+    assert stack.account == "111122223333" and stack.region == "us-east-1"
+    app.synth()  # raises on any unacknowledged AwsSolutions finding
+
+
 def test_cdk_nag_fails_the_synth_on_a_new_finding(default_context):
     app, stack = build_app(copy.deepcopy(default_context))
     sqs.Queue(stack, "UnencryptedQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
