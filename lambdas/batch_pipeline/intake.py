@@ -203,12 +203,35 @@ def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
 def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,
              has_references: bool) -> None:
     whole_file = len(planned.shards) == 1
+    if planned.order is not None:
+        ends = reorder_lines(spill_path, ends, planned.order)
     for shard in planned.shards:
         start = ends[shard.start - 1] if shard.start else 0
         sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file,
                       intermediate=True)
     if has_references:
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
+
+
+def reorder_lines(path: str, ends: array, order: array) -> array:
+    """Rewrite the file of records ending at `ends` with its records in `order`; returns the new ends.
+
+    Records are read with pread, one at a time, into a buffered writer: memory stays one buffer whatever the
+    file (an mmap would keep every touched page of the file in RSS), and the old file is replaced once written."""
+    reordered = path + ".reordered"
+    new_ends = array("q")
+    append = new_ends.append
+    position = 0
+    with open(path, "rb") as source, open(reordered, "wb", buffering=SPILL_BUFFER) as out:
+        pread, fd, write = os.pread, source.fileno(), out.write
+        for index in order:
+            start = ends[index - 1] if index else 0
+            size = ends[index] - start
+            write(pread(fd, size, start))
+            position += size
+            append(position)
+    os.replace(reordered, path)
+    return new_ends
 
 
 class _Spill:

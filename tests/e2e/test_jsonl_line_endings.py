@@ -13,9 +13,8 @@ from tests.e2e.test_bedrock_runs import transcript
 def hostile_lines(count: int) -> bytes:
     out = []
     for i in range(count):
-        record = transcript(i)
+        record = transcript(i, marker=" Line\u2028separator.")  # a raw U+2028 inside the request's text
         del record["reference"]  # so intake passes the line to the shard unchanged, CR and all
-        record["modelInput"]["messages"][0]["content"] += " Line\u2028separator."
         text = json.dumps(record, ensure_ascii=False)
         out.append(text.replace(', "modelInput"', ',\r"modelInput"').encode("utf-8"))  # a bare CR between tokens
     return b"\r\n".join(out) + b"\n"

@@ -406,3 +406,46 @@ def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
         spool.add("r7", b"replaced")
         assert len(spool) == 5000 and "r4999" in spool and "r5000" not in spool
         assert spool.get("r7") == b"replaced" and spool.get("missing") is None
+
+
+class _CountingRuntime:
+    """A bedrock-runtime stand-in that answers InvokeModel, counts what it is sent, and can die mid-way
+    (as a Lambda does when it times out) after a number of requests."""
+
+    def __init__(self, die_after: int | None = None) -> None:
+        self.sent: list[str] = []
+        self.die_after = die_after
+
+    def invoke_model(self, *, modelId, body, contentType, accept):  # noqa: N803 - boto3's keyword names
+        if self.die_after is not None and len(self.sent) >= self.die_after:
+            raise RuntimeError("Sandbox.Timedout: the step died mid-way")
+        self.sent.append(json.loads(body)["messages"][0]["content"][0]["text"])
+        return {**_invoke_response("ok"), "ResponseMetadata": {"RetryAttempts": 0}}
+
+
+def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
+    from batch_pipeline.backends.bedrock import ON_DEMAND_PART_RECORDS
+
+    records = calls(ON_DEMAND_PART_RECORDS * 2 + 5)
+    put_lines(s3, INPUT_KEY, records)
+    job = {**JOB, "route": "on-demand", "records": len(records)}
+    # The first attempt dies after one checkpointed part and a few more requests whose answers it never kept.
+    dying = _CountingRuntime(die_after=ON_DEMAND_PART_RECORDS + 3)
+    with pytest.raises(RuntimeError):
+        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(RUN, job)
+    retried = _CountingRuntime()
+    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(RUN, job)
+    first_part = {f"Summarize: call {i}." for i in range(ON_DEMAND_PART_RECORDS)}
+    assert not first_part & set(retried.sent), "records answered by the first attempt were sent again"
+    assert len(retried.sent) == len(records) - ON_DEMAND_PART_RECORDS
+    assert state["state"] == "succeeded" and state["record_counts"]["successRecordCount"] == len(records)
+    # Billed: the checkpointed part of the first attempt plus everything the retry sent (the 3 lost answers of the
+    # dead attempt were never recorded, as on AWS they would be paid for but unknown to the run).
+    assert state["model_invocations"] == ON_DEMAND_PART_RECORDS + len(retried.sent)
+    lines = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/job-00000.jsonl.out")
+    assert [line["recordId"] for line in lines] == [r["recordId"] for r in records]
+    # A step retried after it finished (its response was lost) sends nothing at all.
+    again = _CountingRuntime()
+    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(RUN, job)
+    assert again.sent == [] and repeat["model_invocations"] == state["model_invocations"]
+    assert repeat["record_counts"] == state["record_counts"]

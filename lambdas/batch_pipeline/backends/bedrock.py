@@ -60,6 +60,10 @@ TRANSIENT_INVOKE_ERRORS = {"ThrottlingException", "ServiceUnavailableException",
 ON_DEMAND_ATTEMPTS = 5
 MANIFEST_OUT = "manifest.json.out"
 ON_DEMAND_FOLDER = "on-demand"
+# On-demand answers are checkpointed in parts this size, so a retried step never sends a record twice.
+ON_DEMAND_PARTS = "parts"
+ON_DEMAND_PART_RECORDS = 25
+ON_DEMAND_SENT_METADATA = "model-invocations"
 # Bedrock's manifest.json.out fields, carried into our manifest as the backend's own counts.
 RECORD_COUNT_FIELDS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
 MANIFEST_FIELDS = (*RECORD_COUNT_FIELDS, "inputTokenCount", "outputTokenCount")
@@ -240,23 +244,38 @@ class BedrockBackend(BatchBackend):
     # ------------------------------------------------------------------ on demand (below the batch minimum)
 
     def run_on_demand(self, run: dict, job: dict) -> dict:
-        """InvokeModel for every record of the job file, at most on_demand_concurrency at a time; output in the
-        batch layout so collect needs no second reader. Re-running it (a retried Lambda) rewrites the same keys."""
+        """InvokeModel (or Converse) for every record of the job file, at most on_demand_concurrency at a time;
+        output in the batch layout so collect needs no second reader.
+
+        Each record is sent once, whatever Step Functions retries: answers are checkpointed in parts of
+        ON_DEMAND_PART_RECORDS records (`<output>/on-demand/parts/`), each carrying the requests it cost, so a
+        retried or re-driven step sends only the records no earlier attempt answered, and a step that already
+        wrote manifest.json.out sends nothing."""
         name = self.job_name(run, job)
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
-        records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
-        self._requests_sent = 0
-        with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
-            lines = list(pool.map(self._invoke_one, records))
         output_uri = job_output_uri(run, job, name)
         folder = key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
-        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-        self._put(bucket, folder + input_key.rsplit("/", 1)[-1] + ".out", body, "application/x-ndjson")
+        output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
+        records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
+        answered, sent_before, part_index = self._on_demand_parts(bucket, folder + ON_DEMAND_PARTS + "/")
+        pending = [record for record in records if record.get("recordId") not in answered]
+        with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
+            for start in range(0, len(pending), ON_DEMAND_PART_RECORDS):
+                self._requests_sent = 0
+                lines = list(pool.map(self._invoke_one, pending[start:start + ON_DEMAND_PART_RECORDS]))
+                key = f"{folder}{ON_DEMAND_PARTS}/part-{part_index:05d}.jsonl"
+                part_index += 1
+                self._put(bucket, key, _jsonl(lines), "application/x-ndjson",
+                          metadata={ON_DEMAND_SENT_METADATA: str(self._requests_sent)})
+                sent_before += self._requests_sent
+                answered.update((line.get("recordId"), line) for line in lines)
+        lines = [answered[record.get("recordId")] for record in records]
+        self._put(bucket, output_key, _jsonl(lines), "application/x-ndjson")
         counts = _count_lines(lines)
         self._put(bucket, folder + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
-        if errors == len(records):
+        if records and errors == len(records):
             first = next(line["error"] for line in lines if "error" in line)
             state, status = "failed", "Failed"
             reason = f"every on-demand request failed; first error {first['errorCode']}: {first['errorMessage']}"
@@ -268,8 +287,25 @@ class BedrockBackend(BatchBackend):
         result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
-        result["model_invocations"] = self._requests_sent
+        result["model_invocations"] = sent_before
         return result
+
+    def _on_demand_parts(self, bucket: str, prefix: str) -> tuple[dict[Any, dict], int, int]:
+        """Earlier attempts of this on-demand step: their answers by recordId, the requests they were billed
+        for, and how many parts they wrote (none on the first attempt)."""
+        answered: dict[Any, dict] = {}
+        sent = parts = 0
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                response = self.s3.get_object(Bucket=bucket, Key=item["Key"])
+                sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
+                for line in response["Body"].iter_lines():
+                    if line.strip():
+                        record = json.loads(line)
+                        answered[record.get("recordId")] = record
+                parts += 1
+        return answered, sent, parts
 
     def _invoke_one(self, record: dict) -> dict:
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": record.get("modelInput")}
@@ -457,9 +493,10 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ S3 helpers
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING,
+                           Metadata=metadata or {})
 
 
 class RecordSpool:
@@ -491,6 +528,10 @@ class RecordSpool:
     def __exit__(self, *exc: object) -> None:
         self._db.close()
         self._file.close()
+
+
+def _jsonl(lines: Iterable[dict]) -> bytes:
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
 
 
 def _count_lines(lines: list[dict]) -> dict[str, int]:
