@@ -17,10 +17,14 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from batch_pipeline.config import AppConfig, BedrockModel
-from batch_pipeline.layout import RUNS_PREFIX
+from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY, RUNS_PREFIX
 
 from .models import grant_data_key
 from .nag import acknowledge, arn_evidence
+
+# Every tag key backends/bedrock.py sends on CreateModelInvocationJob (aws:TagKeys allows these only).
+JOB_TAG_KEYS = ("batch-pipeline:run-id", "batch-pipeline:pipeline", "batch-pipeline:job-index", OWNER_TAG_KEY,
+                "batch-pipeline:engine")
 
 
 
@@ -69,14 +73,23 @@ class BedrockBatchAccess(Construct):
         job_control.add_environment("BEDROCK_ROLE_ARN", self.service_role.role_arn)
         # An inference profile's job or request runs on the foundation model in any Region the profile routes to,
         # so each of those foundation-model ARNs is named ("Prerequisites for inference profiles").
+        job_control.add_environment(OWNER_TAG_ENV, stack.stack_name)
+        owner_request_tag = {"StringEquals": {f"aws:RequestTag/{OWNER_TAG_KEY}": stack.stack_name},
+                             "ForAllValues:StringEquals": {"aws:TagKeys": list(JOB_TAG_KEYS)}}
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob"],
-            resources=[jobs_arn, *identifiers, *sorted({arn for _, routed, _ in grants for arn in routed})]))
-        # TagResource: CreateModelInvocationJob with tags (run id, pipeline, job index) also authorizes tagging the job.
+            resources=[jobs_arn, *identifiers, *sorted({arn for _, routed, _ in grants for arn in routed})],
+            conditions=owner_request_tag))
+        # Only this stack's jobs: each carries the owner tag (backends/bedrock.py). Service Authorization Reference,
+        # Amazon Bedrock: model-invocation-job supports aws:ResourceTag (Get/Stop); CreateModelInvocationJob and
+        # TagResource support aws:RequestTag and aws:TagKeys (TagResource: the tags sent on create).
         job_control.add_to_role_policy(iam.PolicyStatement(
-            sid="ControlInvocationJobs",
-            actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob", "bedrock:TagResource"],
-            resources=[jobs_arn]))
+            sid="ControlOwnInvocationJobs",
+            actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"], resources=[jobs_arn],
+            conditions={"StringEquals": {f"aws:ResourceTag/{OWNER_TAG_KEY}": stack.stack_name}}))
+        job_control.add_to_role_policy(iam.PolicyStatement(
+            sid="TagOwnInvocationJobs", actions=["bedrock:TagResource"], resources=[jobs_arn],
+            conditions=owner_request_tag))
         # ListModelInvocationJobs has no resource-level permissions; it finds a job by name after a conflict.
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="FindInvocationJobs", actions=["bedrock:ListModelInvocationJobs"], resources=["*"]))

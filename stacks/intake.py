@@ -24,8 +24,12 @@ from batch_pipeline.layout import REJECTED_PREFIX, RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import grant_data_key
+from .naming import stack_scoped_name
 from .notifications import grant_publish
 from .nag import acknowledge, arn_evidence
+
+# EventBridge rule names: 1-64 characters.
+RULE_NAME_MAX = 64
 
 
 class Intake(Construct):
@@ -52,6 +56,11 @@ class Intake(Construct):
         pipeline_objects = [input_bucket.arn_for_objects(f"{name}/*") for name in config.pipelines]
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="ReadUploads", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=pipeline_objects))
+        # S3 GetObject reference: a missing object is 404 NoSuchKey only "if you have the s3:ListBucket permission
+        # on the bucket", else 403 AccessDenied, and intake could not tell a deleted upload from a forbidden one.
+        # The documented rule names the bucket, not a prefix, so no s3:prefix condition (it lists key names only).
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="TellMissingUploads", actions=["s3:ListBucket"], resources=[input_bucket.bucket_arn]))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="WriteRunsAndRejects", actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
             resources=[output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"), output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
@@ -70,8 +79,11 @@ class Intake(Construct):
             resources=[_executions_of(state_machine)]))
         grant_publish(topic, key, self.function)
 
+        # A fixed name, so the key policy can name the rule's ARN (a GetAtt would be a cycle: key -> queue -> rule).
+        rule_name = stack_scoped_name(cdk.Stack.of(self).stack_name, "uploads", RULE_NAME_MAX)
         rule = events.Rule(
             self, "UploadRule",
+            rule_name=rule_name,
             description="An object created under a pipeline prefix of the input bucket starts intake",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
@@ -88,6 +100,15 @@ class Intake(Construct):
             max_event_age=cdk.Duration.hours(24),
             retry_attempts=185,
         ))
+        if isinstance(key, kms.Key):
+            # EventBridge guide, "Using dead-letter queues": with a customer managed key on the DLQ, the key
+            # policy must let events.amazonaws.com call kms:Decrypt and kms:GenerateDataKey for the rule.
+            # (CDK's target adds the queue policy statement letting this rule send to the queue.)
+            key.add_to_resource_policy(iam.PolicyStatement(
+                sid="AllowUploadRuleDeadLetters", principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=["*"],
+                conditions={"ArnEquals": {"aws:SourceArn": cdk.Stack.of(self).format_arn(
+                    service="events", resource="rule", resource_name=rule_name)}}))
 
         policy = role.node.find_child("DefaultPolicy")
         stack = cdk.Stack.of(self)

@@ -6,6 +6,7 @@ and the run shards, write only raw/ outputs, pull its image and write its logs. 
 
 from __future__ import annotations
 
+import json
 import re
 
 import aws_cdk as cdk
@@ -18,10 +19,21 @@ from constructs import Construct
 from batch_pipeline.config import AppConfig, SageMakerArtifacts, SageMakerModel
 
 from .nag import acknowledge, arn_evidence
+from .naming import short_hash, stack_scoped_name
 
 SHARDS_PATTERN = "runs/*/*/shards/*"
 RAW_PATTERN = "runs/*/*/raw/*"
+# SageMaker model names: 1-63 characters.
+MODEL_NAME_MAX = 63
 _ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
+
+
+def _configuration_hash(container: sagemaker.CfnModel.ContainerDefinitionProperty, entry: SageMakerModel,
+                        role: iam.Role) -> str:
+    """A short hash of the model's create-only properties (the role by its construct path: its ARN is a token)."""
+    fields = {"image": container.image, "model_data_url": container.model_data_url, "mode": container.mode,
+              "environment": container.environment, "network_isolation": entry.network_isolation, "role": role.node.path}
+    return short_hash(json.dumps(fields, sort_keys=True, default=str))
 
 
 def s3_object_arn(uri: str) -> str:
@@ -63,14 +75,19 @@ class SageMakerModels(Construct):
                 continue
             artifacts = entry.artifacts(region)
             role = self._execution_role(model_key, artifacts.image_uri, artifacts.model_data_uri, output_bucket, key)
-            # A fixed name lets the runtime configuration name the model without a deploy-time lookup.
-            model_name = f"{stack_name}-{model_key}"[:63]
+            # A name the runtime configuration can carry without a deploy-time lookup, that changes whenever a
+            # create-only property does: CloudFormation replaces a model on any change to PrimaryContainer,
+            # ExecutionRoleArn or EnableNetworkIsolation, and refuses to replace a custom-named resource under
+            # the same name. A new name per configuration lets it create the new model, then delete the old.
+            container = container_definition(artifacts)
+            model_name = stack_scoped_name(stack_name, f"{model_key}-{_configuration_hash(container, entry, role)}",
+                                           MODEL_NAME_MAX)
             model = sagemaker.CfnModel(
                 self, f"Model-{model_key}",
                 model_name=model_name,
                 execution_role_arn=role.role_arn,
                 enable_network_isolation=entry.network_isolation,
-                primary_container=container_definition(artifacts),
+                primary_container=container,
             )
             # The container starts with the permissions it needs, not just the role.
             model.node.add_dependency(role.node.find_child("DefaultPolicy"))
@@ -113,6 +130,14 @@ class SageMakerModels(Construct):
             conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
         if key is not None:
             grant_data_key(role, key)
+            # Job control sets TransformResources.VolumeKmsKeyId (backends/sagemaker.py), and SageMaker attaches
+            # the encrypted volume through a KMS grant. SageMaker API permissions reference, CreateTransformJob:
+            # kms:CreateGrant is required when VolumeKmsKeyId is set "and the associated role does not have a
+            # policy that permits this action" -- so the role gets it, as CDK's SageMakerCreateTrainingJob task
+            # grants its role kms:CreateGrant on the volume key. Only grants for AWS resources (the volume).
+            role.add_to_policy(iam.PolicyStatement(
+                sid="GrantVolumeKey", actions=["kms:CreateGrant"], resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
         policy = role.node.find_child("DefaultPolicy")
         for pattern in (SHARDS_PATTERN, RAW_PATTERN):
             acknowledge(policy, "AwsSolutions-IAM5", "Run ids are created per upload; the role is limited to the "

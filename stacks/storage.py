@@ -10,6 +10,7 @@ The access-log bucket is always S3-managed: S3 log delivery cannot write to SSE-
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -33,6 +34,7 @@ class Storage(Construct):
                 enable_key_rotation=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN,
             )
+            self._allow_log_groups(self.key)
 
         self.access_logs = s3.Bucket(
             self, "AccessLogs",
@@ -59,6 +61,24 @@ class Storage(Construct):
             s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),
             s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
         ])
+
+    @staticmethod
+    def _allow_log_groups(key: kms.Key) -> None:
+        """CloudWatch Logs may use the key for this account's log groups only (else creating them fails).
+
+        The statement is the one in the CloudWatch Logs guide "Encrypt log data in CloudWatch Logs using
+        AWS KMS": principal logs.<region>.amazonaws.com, conditioned on the log group ARN in the
+        kms:EncryptionContext:aws:logs:arn encryption context.
+        """
+        stack = cdk.Stack.of(key)
+        key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowCloudWatchLogsForThisAccountsLogGroups",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
+        ))
 
     def _data_bucket(self, name: str, log_prefix: str, lifecycle_rules: list[s3.LifecycleRule]) -> s3.Bucket:
         return s3.Bucket(

@@ -23,11 +23,14 @@ from batch_pipeline.config import AppConfig
 from batch_pipeline.layout import RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
-from .models import grant_data_key
+from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
+from .naming import stack_scoped_name
 from .notifications import grant_publish
 from .nag import acknowledge, arn_evidence
 
 JOB_NAME_PREFIX = "llmbp-"
+# Step Functions state machine names: 1-80 characters.
+STATE_MACHINE_NAME_MAX = 80
 # Lambda errors Step Functions reports for a failure of the Lambda service, not of our code: retried on every task.
 # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
 TRANSIENT_LAMBDA_ERRORS = ("Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
@@ -77,6 +80,7 @@ class Workflow(Construct):
             "Publishes the run's outcome to the notification topic", environment={"TOPIC_ARN": topic.topic_arn})
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
+        self._grant_job_outputs(self.job_control_fn)
 
         definition = self._definition(config)
         log_group = logs.LogGroup(self, "ExecutionLogs", retention=log_retention, encryption_key=key,
@@ -89,6 +93,9 @@ class Workflow(Construct):
             tracing_enabled=True,
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key) if key else None,
             comment="One uploaded file: plan, run backend jobs, collect, evaluate, write the manifest, notify",
+            # Named: CDK conditions the role's key grant on kms:EncryptionContext:aws:states:stateMachineArn built
+            # from this name; unnamed, the condition ends in "stateMachine:" and never matches.
+            state_machine_name=stack_scoped_name(stack.stack_name, "runs", STATE_MACHINE_NAME_MAX),
         )
         acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                     "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
@@ -119,6 +126,23 @@ class Workflow(Construct):
             if self._key is not None:
                 grant_data_key(fn, self._key)
         return fn
+
+    def _grant_job_outputs(self, fn: lambda_.Function) -> None:
+        """Tell a missing job output (404 NoSuchKey) from a forbidden one, and clean up a failed multipart upload.
+
+        S3 answers GetObject of a missing key with NoSuchKey only to a caller with s3:ListBucket on the bucket
+        (GetObject API reference); retry_failed_records reads outputs that may be missing. The rule names the
+        bucket, so no s3:prefix condition; it lists key names, never reads contents.
+        """
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="TellMissingJobOutputs", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn]))
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="AbortJobOutputUploads", actions=["s3:AbortMultipartUpload"],
+            resources=[self._output_bucket.arn_for_objects(RAW_PATTERN), self._output_bucket.arn_for_objects(SHARDS_PATTERN)]))
+        for pattern in (RAW_PATTERN, SHARDS_PATTERN):
+            acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                        "Run ids are created per upload; aborts only job control's own uploads under raw/ and shards/.",
+                        applies_to=f"Resource::<{self._output_id}.Arn>/{pattern}")
 
     def _grant_sagemaker_job_control(self, fn: lambda_.Function) -> None:
         stack = cdk.Stack.of(self)

@@ -63,10 +63,10 @@ def test_job_control_creates_jobs_for_configured_models_only(template):
     invoke = statements["InvokeConfiguredModels"]
     assert _actions(invoke) == ["bedrock:InvokeModel"]
     assert "foundation-model/amazon.nova-lite-v1:0" in _resolve(invoke["Resource"])
-    control = statements["ControlInvocationJobs"]
-    assert sorted(_actions(control)) == ["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob",
-                                         "bedrock:TagResource"]
+    control = statements["ControlOwnInvocationJobs"]
+    assert sorted(_actions(control)) == ["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"]
     assert _resolve(control["Resource"]).endswith(':model-invocation-job/*"]]}')
+    assert _actions(statements["TagOwnInvocationJobs"]) == ["bedrock:TagResource"]  # scope: test_deploy_defects.py
     assert _actions(statements["FindInvocationJobs"]) == ["bedrock:ListModelInvocationJobs"]
 
 

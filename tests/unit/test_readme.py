@@ -452,7 +452,8 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
             if match and match.group(1) not in words:
                 problems.append(f"function {match.group(1)} is not in the diagram")
         elif kind == "AWS::SageMaker::Model":
-            key = resource["Properties"]["ModelName"].split("-", 1)[1]
+            # <stack>-<model key>-<hash of the create-only properties>
+            key = re.sub(r"-[0-9a-f]{8}$", "", resource["Properties"]["ModelName"].split("-", 1)[1])
             if key not in words:
                 problems.append(f"SageMaker model {key} is not in the diagram")
         elif kind == "AWS::S3::Bucket":

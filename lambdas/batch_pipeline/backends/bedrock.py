@@ -33,7 +33,7 @@ from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
 from batch_pipeline.observability import local_stand_in
-from batch_pipeline.layout import INTERMEDIATE_TAGGING
+from batch_pipeline.layout import INTERMEDIATE_TAGGING, OWNER_TAG_ENV, OWNER_TAG_KEY
 from batch_pipeline.outputs import OutputParseError, parse_output_line
 from ..jsonl import body_lines
 
@@ -112,6 +112,9 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
         {"key": "batch-pipeline:pipeline", "value": pipeline.name},
         {"key": "batch-pipeline:job-index", "value": str(index)},
     ]
+    if os.environ.get(OWNER_TAG_ENV):
+        # Job control may only read, stop and tag jobs carrying its stack's tag (stacks/bedrock.py).
+        tags.append({"key": OWNER_TAG_KEY, "value": os.environ[OWNER_TAG_ENV]})
     if local_stand_in():
         tags.append({"key": STAND_IN_TAG[0], "value": STAND_IN_TAG[1]})
     return {
@@ -300,7 +303,7 @@ class BedrockBackend(BatchBackend):
             for item in page.get("Contents", []):
                 response = self.s3.get_object(Bucket=bucket, Key=item["Key"])
                 sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
-                for line in response["Body"].iter_lines():
+                for line in body_lines(response["Body"]):
                     if line.strip():
                         record = json.loads(line)
                         answered[record.get("recordId")] = record
