@@ -107,7 +107,7 @@ def _compressed():
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("a.jsonl", GOOD_LINES)
     zstd = b"\x28\xb5\x2f\xfd" + b"\x00" * 16  # the Zstandard frame magic (RFC 8878) and a frame we never read
-    return [("gzip", gzip.compress(GOOD_LINES)), ("zip", buffer.getvalue()), ("zstd", zstd),
+    return [("gzip", gzip.compress(GOOD_LINES, mtime=0)), ("zip", buffer.getvalue()), ("zstd", zstd),
             ("bzip2", bz2.compress(GOOD_LINES)), ("xz", lzma.compress(GOOD_LINES))]
 
 
