@@ -77,10 +77,32 @@ class JobStep(BaseModel):
     job: PlannedJob | JobState
     attempt: int = Field(default=0, ge=0)
     wait_seconds: int | None = Field(default=None, ge=0)
+    # The task-token wait's TimeoutSecondsPath: when the iteration checks the job itself if no event came.
+    backstop_seconds: int | None = Field(default=None, ge=1)
 
 
-class JobControlEvent(JobStep):
-    action: Literal["submit", "status"]
+class JobRef(BaseModel):
+    """A Map item or iteration result: the job's index; the job itself is in `<run>/jobs/<index>.json`."""
+
+    model_config = ConfigDict(extra="allow")
+    index: int | str
+
+
+class JobControlEvent(BaseModel):
+    action: Literal["submit", "status", "wait"]
+    run: RunRef
+    job: JobRef | PlannedJob | JobState
+    attempt: int = Field(default=0, ge=0)
+    # Only for "wait": the iteration's `$$.Task.Token`.
+    task_token: str | None = None
+
+
+class JobStateEvent(BaseModel):
+    """What the job-state event handler needs from a Bedrock or SageMaker EventBridge event."""
+
+    job_name: str = Field(min_length=1)
+    status: str
+    terminal: bool
 
 
 class StopJobsEvent(BaseModel):
@@ -92,6 +114,14 @@ class StopJobsEvent(BaseModel):
 class PlanResult(BaseModel):
     jobs: list[PlannedJob] = Field(min_length=1)
     backend: str
+
+
+class PlanReferences(BaseModel):
+    """What `Plan jobs` returns to the state: references, one per job."""
+
+    jobs: list[JobRef] = Field(min_length=1)
+    backend: str
+    count: int = Field(ge=1)
 
 
 class CollectSummary(_Open):
