@@ -7,7 +7,7 @@ state can rely on, not everything a backend may carry.
 
 Flow (see stacks/workflow.py):
   execution input = RunRef  ->  Plan jobs -> PlanResult.jobs: [PlannedJob]
-  Map item = JobStep(run=RunRef, job=PlannedJob, attempt=0)  ->  Submit job / Check job status -> JobStep
+  Map item = JobStep(run=RunRef, job=PlannedJob, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   iteration result = JobState (the `Job ended` state keeps only the job)
   Collect outputs: (run, jobs=[JobState]) -> CollectSummary
   Evaluate predictions: (run, collect) -> EvaluationSummary
@@ -71,7 +71,7 @@ class JobState(PlannedJob):
 
 
 class JobStep(BaseModel):
-    """Input and output of `Submit job` and `Check job status` (the Map iteration's state)."""
+    """Input and output of `Submit job` and `Wait for job to end` (the Map iteration's state)."""
 
     run: RunRef
     job: PlannedJob | JobState

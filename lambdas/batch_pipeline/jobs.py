@@ -80,8 +80,11 @@ def _step(run: dict, job: dict, attempt: int, backend: BatchBackend | None = Non
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
         job = backend.finish(run, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
-    backstop = max(1, int(_env_number("JOB_BACKSTOP_SECONDS", DEFAULT_BACKSTOP_SECONDS)))
-    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait, "backstop_seconds": backstop}
+    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait, "backstop_seconds": backstop_seconds()}
+
+
+def backstop_seconds() -> int:
+    return max(1, int(_env_number("JOB_BACKSTOP_SECONDS", DEFAULT_BACKSTOP_SECONDS)))
 
 
 def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:

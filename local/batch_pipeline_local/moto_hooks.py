@@ -63,7 +63,7 @@ class Fault:
         parts = text.rsplit(":", 2)
         if len(parts) != 3 or not parts[0].strip() or not parts[1].strip():
             raise FaultSpecError(f"--fault {text!r}: expected STATE:ERROR:TIMES, e.g. "
-                                 "'Check job status:Lambda.TooManyRequestsException:2'")
+                                 "'Wait for job to end:Lambda.TooManyRequestsException:2'")
         state, error, times = (p.strip() for p in parts)
         if not times.isdigit() or int(times) < 1:
             raise FaultSpecError(f"--fault {text!r}: TIMES must be a whole number of at least 1, got {times!r}")

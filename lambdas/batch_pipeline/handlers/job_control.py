@@ -48,7 +48,8 @@ def handler(event: dict, context: Any) -> dict:
     event = {**event, "job": job}
     if action == "wait":
         save_token(s3, run_bucket(run), job["name"], event["task_token"],
-                   {"run": run, "job": job, "attempt": event.get("attempt", 0)})
+                   {"run": run, "job": job, "attempt": event.get("attempt", 0),
+                    "backstop_seconds": jobs.backstop_seconds()})
     result = ACTIONS[action](event, backend_for_run(run))
     JobStep(run=result["run"], job=JobState.model_validate(result["job"]), attempt=result["attempt"],
             wait_seconds=result["wait_seconds"], backstop_seconds=result["backstop_seconds"])
