@@ -19,8 +19,10 @@ def history(result) -> list[dict]:
 
 
 def failed_tasks(result) -> list[str]:
-    """The error name of every failed Lambda task, as the execution history records it."""
-    return [e["lambdaFunctionFailedEventDetails"]["error"] for e in history(result) if e["type"] == "LambdaFunctionFailed"]
+    """The error name of every failed Lambda task, as the execution history records it (a Lambda service integration
+    such as the `.waitForTaskToken` wait records TaskFailed, a plain Lambda task LambdaFunctionFailed)."""
+    return [e.get("lambdaFunctionFailedEventDetails", e.get("taskFailedEventDetails", {})).get("error")
+            for e in history(result) if e["type"] in ("LambdaFunctionFailed", "TaskFailed")]
 
 
 def entered(result) -> list[str]:
@@ -86,7 +88,9 @@ def test_a_dead_notification_is_its_own_failed_step_and_changes_nothing(template
 
 
 def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_manifest(template, tmp_path):
-    with local_aws(template=template, faults=["Wait for job to end:Lambda.ServiceException:100"]) as local:
+    # The job clock off: the Bedrock job advances only when asked, so it still runs when the run gives up on it.
+    with local_aws(template=template, faults=["Wait for job to end:Lambda.ServiceException:100"],
+                   bedrock_options={"tick_seconds": None}) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         emulator_job = next(iter(active_bedrock_emulator().jobs.values()))
         states = entered(result)
@@ -107,7 +111,7 @@ def test_a_malformed_fault_is_refused(text):
 
 
 def test_a_fault_on_a_state_the_template_does_not_have_is_refused(template):
-    with pytest.raises(FaultSpecError, match="Check job"):
+    with pytest.raises(FaultSpecError, match="names no Task state.*'Check the job'.*Wait for job to end"):
         with local_aws(template=template, faults=["Check the job:Lambda.ServiceException:1"]):
             pass
 

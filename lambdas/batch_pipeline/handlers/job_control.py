@@ -46,11 +46,13 @@ def handler(event: dict, context: Any) -> dict:
     run = event["run"]
     job = load_job(s3, run, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
     event = {**event, "job": job}
-    if action == "wait":
-        save_token(s3, run_bucket(run), job["name"], event["task_token"],
-                   {"run": run, "job": job, "attempt": event.get("attempt", 0),
-                    "backstop_seconds": jobs.backstop_seconds()})
+    if action == "wait" and job.get("state") != "queued":
+        # Before the check, so an event for a job that ends during it still finds the token (a queued job has no
+        # backend job yet, so no event can come for it before the check submits it).
+        _leave_token(s3, event["task_token"], {"run": run, "job": job, "attempt": event.get("attempt", 0)})
     result = ACTIONS[action](event, backend_for_run(run))
+    if action == "wait" and not result["job"]["done"] and result["job"]["state"] != "queued":
+        _leave_token(s3, event["task_token"], result)
     JobStep(run=result["run"], job=JobState.model_validate(result["job"]), attempt=result["attempt"],
             wait_seconds=result["wait_seconds"], backstop_seconds=result["backstop_seconds"])
     save_job(s3, run, result["job"])
@@ -72,6 +74,13 @@ def handler(event: dict, context: Any) -> dict:
         # Ended (or refused for now and must be submitted again after a poll wait): resume the iteration now.
         resume(event["task_token"], result)
     return result
+
+
+def _leave_token(s3: Any, task_token: str, step: dict) -> None:
+    """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
+    step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
+    save_token(s3, run_bucket(step["run"]), step["job"]["name"], task_token,
+               {**step, "backstop_seconds": jobs.backstop_seconds()})
 
 
 def resume(task_token: str, output: dict) -> bool:
