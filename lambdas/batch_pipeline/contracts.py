@@ -6,10 +6,11 @@ where a backend adds its own (Bedrock's `record_counts`, a `retry` phase), so th
 state can rely on, not everything a backend may carry.
 
 Flow (see stacks/workflow.py):
-  execution input = RunRef  ->  Plan jobs -> PlanResult.jobs: [PlannedJob]
-  Map item = JobStep(run=RunRef, job=PlannedJob, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
-  iteration result = JobState (the `Job ended` state keeps only the job)
-  Collect outputs: (run, jobs=[JobState]) -> CollectSummary
+  execution input = RunRef  ->  Plan jobs -> PlanReferences.jobs: [JobRef] (each PlannedJob in <run>/jobs/<i>.json)
+  Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
+  (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
+  iteration result = JobRef (the `Job ended` state keeps only the index)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
   Evaluate predictions: (run, collect) -> EvaluationSummary
   Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
   Notify: (run, manifest) -> {"message_id"}
