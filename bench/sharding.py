@@ -1,11 +1,14 @@
-"""Sharding for throughput: instance load imbalance and mini-batch padding, against naive splits.
+"""Sharding for throughput: instance load imbalance (in time) and mini-batch padding, against the older splits.
 
 Measured on CNN/DailyMail-shaped record lengths (log-normal around ~780 words per article, as the
 articles of that dataset run), in two file orders: shuffled, and drifting (later records longer,
 as when a file concatenates sources). Reported, in the same run:
 
-- load imbalance = bytes of the busiest instance / mean bytes per instance (1.00 is perfect), for
-  a naive contiguous split by record count vs intake's byte-balanced cuts;
+- load imbalance = cost of the busiest shard / mean cost per shard (1.000 is perfect), where a shard's cost is
+  `records * per_record + bytes` (per_record in bytes-equivalent: 0 = time follows bytes only; the mean record
+  size = decode/request overhead as large as the bytes' own cost; 4x the mean = overhead-dominated), for
+  a naive contiguous split by record count, the old byte-balanced contiguous cuts, and intake's
+  whole-file sort by length dealt back and forth (sharding.dealt_order);
 - padding fraction at the pipeline's batch_size = padded token slots / all token slots in the
   container's mini-batches, for file order vs intake's group_by_length (sort within 32 MB windows).
 
@@ -22,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
 from batch_pipeline.intake import GROUP_WINDOW_BYTES  # noqa: E402
-from batch_pipeline.sharding import balanced_cuts, even_count_cuts  # noqa: E402
+from batch_pipeline.sharding import balanced_cuts, dealt_order, even_count_cuts  # noqa: E402
 
 BYTES_PER_WORD = 6  # a word and its space, roughly, in English news text
 
@@ -36,9 +39,13 @@ def article_lengths(count: int, drift: bool, seed: int = 1) -> list[int]:
     return words
 
 
-def imbalance(sizes: list[int], cuts: list[int]) -> float:
-    loads = [sum(sizes[a:b]) for a, b in zip(cuts, cuts[1:])]
+def imbalance(sizes: list[int], shards: list[list[int]] | list[range], per_record: float) -> float:
+    loads = [len(members) * per_record + sum(sizes[i] for i in members) for members in shards]
     return max(loads) / (sum(loads) / len(loads))
+
+
+def contiguous(cuts: list[int]) -> list[range]:
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
 def padding_fraction(words: list[int], batch_size: int) -> float:
@@ -72,9 +79,10 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
-    print(f"{args.records} records, {args.instances} instances, batch_size {args.batch_size}")
-    print(f"{'file order':10s} {'imbalance naive':>16s} {'balanced':>9s} {'ratio':>6s} | "
-          f"{'padding file order':>18s} {'grouped':>8s} {'ratio':>6s}")
+    print(f"{args.records} records, {args.instances} shards, batch_size {args.batch_size}")
+    print("load imbalance = max/mean of per-shard cost, cost = records * per_record + bytes")
+    print(f"{'file order':10s} {'per_record':>10s} {'by count':>9s} {'bytes (old)':>12s} {'dealt (new)':>12s}")
+    paddings = []
     for drift in (False, True):
         words = article_lengths(args.records, drift)
         sizes = [w * BYTES_PER_WORD for w in words]
@@ -82,13 +90,23 @@ def main() -> None:
         for size in sizes:
             total += size
             ends.append(total)
-        naive_cuts = even_count_cuts(len(sizes), args.instances)
+        by_count = contiguous(even_count_cuts(len(sizes), args.instances))
         cuts = balanced_cuts(ends, args.instances)
-        naive, ours = imbalance(sizes, naive_cuts), imbalance(sizes, cuts)
+        old = contiguous(cuts)
+        order, dealt_cuts = dealt_order(ends, args.instances, by_length=True)
+        new = [order[a:b] for a, b in zip(dealt_cuts, dealt_cuts[1:])]
+        mean = total / len(sizes)
+        for label, per_record in (("0", 0.0), ("mean", mean), ("4x mean", 4 * mean)):
+            print(f"{'drifting' if drift else 'shuffled':10s} {label:>10s} {imbalance(sizes, by_count, per_record):9.3f} "
+                  f"{imbalance(sizes, old, per_record):12.3f} {imbalance(sizes, new, per_record):12.3f}")
         pad_file = padding_fraction(words, args.batch_size)
-        pad_grouped = padding_fraction(grouped(words, cuts), args.batch_size)
-        print(f"{'drifting' if drift else 'shuffled':10s} {naive:16.3f} {ours:9.3f} {naive / ours:6.2f} | "
-              f"{pad_file:18.3f} {pad_grouped:8.3f} {pad_file / max(pad_grouped, 1e-9):6.1f}x")
+        pad_window = padding_fraction(grouped(words, cuts), args.batch_size)
+        pad_dealt = padding_fraction([words[i] for i in order], args.batch_size)
+        paddings.append((drift, pad_file, pad_window, pad_dealt))
+    print(f"\npadding fraction at batch_size {args.batch_size} (padded token slots / all slots)")
+    print(f"{'file order':10s} {'file order':>11s} {'32 MB windows (old)':>20s} {'dealt, sorted (new)':>20s}")
+    for drift, pad_file, pad_window, pad_dealt in paddings:
+        print(f"{'drifting' if drift else 'shuffled':10s} {pad_file:11.3f} {pad_window:20.3f} {pad_dealt:20.3f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Writes examples/bedrock-summarize.jsonl: 120 short, invented call-centre transcripts in the `bedrock`
-input format (Anthropic Messages bodies), each with an inline `reference` summary for ROUGE.
+input format (Amazon Nova request bodies, for the default `nova-lite` model), each with an inline `reference` summary for ROUGE.
 
 Seeded and deterministic: the same script writes the same bytes. 120 records is above Bedrock's
 default minimum of 100 records per batch inference job, so the file runs as one real batch job
@@ -161,11 +161,10 @@ def records() -> list[dict]:
         lines.append({
             "recordId": f"call-{number:04d}",
             "modelInput": {
-                "anthropic_version": "bedrock-2023-05-31",
-                "max_tokens": 200,
-                "temperature": 0.2,
-                "system": INSTRUCTION,
-                "messages": [{"role": "user", "content": transcript}],
+                "schemaVersion": "messages-v1",
+                "system": [{"text": INSTRUCTION}],
+                "messages": [{"role": "user", "content": [{"text": transcript}]}],
+                "inferenceConfig": {"maxTokens": 200, "temperature": 0.2},
             },
             "reference": summary,
         })

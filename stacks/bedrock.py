@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import re
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,9 +22,6 @@ from batch_pipeline.layout import RUNS_PREFIX
 from .models import grant_data_key
 from .nag import acknowledge, arn_evidence
 
-# Cross-region inference profile ids start with a geography ("us.anthropic...."); they route to the
-# foundation model in any region of that geography.
-_PROFILE_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca|global)\.")
 
 
 def bedrock_pipelines(config: AppConfig) -> dict[str, BedrockModel]:
@@ -69,12 +64,14 @@ class BedrockBatchAccess(Construct):
                         "job files (shards/) and writes only raw/ of its pipelines' runs.",
                         applies_to=f"Resource::<{bucket_id}.Arn>/{pattern}")
 
-        model_resources = {arn: evidence for model in pipelines.values() for arn, evidence in self._model_arns(model.model_id)}
-        model_arns = sorted(model_resources)
+        grants = [self._model_grants(model) for model in _unique(pipelines.values())]
+        identifiers = sorted({arn for identifier, _, _ in grants for arn in identifier})
         job_control.add_environment("BEDROCK_ROLE_ARN", self.service_role.role_arn)
+        # An inference profile's job or request runs on the foundation model in any Region the profile routes to,
+        # so each of those foundation-model ARNs is named ("Prerequisites for inference profiles").
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="CreateJobsForConfiguredModels", actions=["bedrock:CreateModelInvocationJob"],
-            resources=[jobs_arn, *model_arns]))
+            resources=[jobs_arn, *identifiers, *sorted({arn for _, routed, _ in grants for arn in routed})]))
         # TagResource: CreateModelInvocationJob with tags (run id, pipeline, job index) also authorizes tagging the job.
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="ControlInvocationJobs",
@@ -83,8 +80,21 @@ class BedrockBatchAccess(Construct):
         # ListModelInvocationJobs has no resource-level permissions; it finds a job by name after a conflict.
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="FindInvocationJobs", actions=["bedrock:ListModelInvocationJobs"], resources=["*"]))
+        # bedrock:InvokeModel authorizes both InvokeModel and Converse (on-demand runs of small files).
         job_control.add_to_role_policy(iam.PolicyStatement(
-            sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=model_arns))
+            sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=identifiers))
+        for index, (identifier, routed, profile_arn) in enumerate(g for g in grants if g[2] is not None):
+            # A batch job on an inference profile invokes it as the service role, in any routed Region.
+            self.service_role.add_to_policy(iam.PolicyStatement(
+                sid=f"InvokeProfile{index}", actions=["bedrock:InvokeModel"], resources=identifier))
+            self.service_role.add_to_policy(iam.PolicyStatement(
+                sid=f"InvokeModelsThroughProfile{index}", actions=["bedrock:InvokeModel"], resources=sorted(routed),
+                conditions={"StringLike": {"bedrock:InferenceProfileArn": profile_arn}}))
+            # The foundation models behind a profile, only when the request comes through that profile: the
+            # condition the Bedrock docs show (bedrock:InferenceProfileArn), so the role cannot call them directly.
+            job_control.add_to_role_policy(iam.PolicyStatement(
+                sid=f"InvokeModelsThroughProfile{index}", actions=["bedrock:InvokeModel"], resources=sorted(routed),
+                conditions={"StringLike": {"bedrock:InferenceProfileArn": profile_arn}}))
         job_control.add_to_role_policy(iam.PolicyStatement(
             sid="PassBedrockServiceRole", actions=["iam:PassRole"], resources=[self.service_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}))
@@ -111,18 +121,24 @@ class BedrockBatchAccess(Construct):
                         "only job files and Bedrock's output, and write only raw/ and retry job files of Bedrock "
                         "pipelines' runs.",
                         applies_to=f"Resource::<{bucket_id}.Arn>/{pattern}")
-        for evidence in filter(None, model_resources.values()):
-            acknowledge(policy, "AwsSolutions-IAM5", "A cross-region inference profile routes requests to the same "
-                        "foundation model in any region of its geography.", applies_to=f"Resource::{evidence}")
 
-    def _model_arns(self, model_id: str) -> list[tuple[str, str | None]]:
-        """The IAM resources a model id needs, each with its cdk-nag evidence when it holds a wildcard."""
+    def _model_grants(self, model: BedrockModel) -> tuple[list[str], list[str], str | None]:
+        """(the identifier's ARNs, the foundation-model ARNs in every Region it routes to, the profile ARN or None)."""
         stack = cdk.Stack.of(self)
-        if model_id.startswith("arn:"):
-            return [(model_id, None)]
-        if _PROFILE_PREFIX.match(model_id):
-            base = model_id.split(".", 1)[1]
-            return [(stack.format_arn(service="bedrock", resource="inference-profile", resource_name=model_id), None),
-                    (f"arn:{stack.partition}:bedrock:*::foundation-model/{base}",
-                     f"arn:<AWS::Partition>:bedrock:*::foundation-model/{base}")]
-        return [(stack.format_arn(service="bedrock", account="", resource="foundation-model", resource_name=model_id), None)]
+        if not model.is_profile:
+            arn = stack.format_arn(service="bedrock", account="", resource="foundation-model", resource_name=model.model_id)
+            return [arn], [], None
+        if model.model_id.startswith("arn:"):
+            profile = model.model_id  # an application inference profile
+        else:
+            profile = stack.format_arn(service="bedrock", resource="inference-profile", resource_name=model.model_id)
+        routed = [f"arn:{stack.partition}:bedrock:{region}::foundation-model/{model.base_model_id}"
+                  for region in model.routes_to_regions or []]
+        return [profile], routed, profile
+
+
+def _unique(models) -> list[BedrockModel]:
+    seen: dict[str, BedrockModel] = {}
+    for model in models:
+        seen.setdefault(model.model_id, model)
+    return [seen[key] for key in sorted(seen)]

@@ -1,31 +1,45 @@
-"""Collect: join every ended job's raw outputs to the input records and write the run's results.
+"""Collect: join every ended job's raw outputs to the input records and their references, score each record, and
+write the run's results, in one pass over the data and in memory that does not grow with the number of records.
 
-Writes `predictions.jsonl` (one line per valid input record) and `errors.jsonl` (the records the model
-did not answer, with the reason) into the run folder and returns the counts for the manifest.
+Writes `predictions.jsonl` (one line per valid input record, with its per-record scores) and `errors.jsonl` (the
+records the model did not answer, with the reason) into the run folder, each exactly once, and returns the
+counts for the manifest and the evaluation.
+
+Two stages, both streaming:
+  1. Stage: each S3 object is read once. The ids of a job's input object come from intake's id index
+     (`ids/<shard name>`, one JSON id per line, ~20 bytes a record), so the 4 KB inputs are not re-read; a run
+     written before the index existed, or a derived input (a Bedrock retry file), falls back to the input object.
+     Output lines are parsed and normalised; the references file is read. Each side goes to a staging file on
+     local disk (/tmp), as `<json key>\\t<json payload>` lines.
+  2. Join: when the staged bytes exceed COLLECT_BYTES_PER_PASS (default 32 MiB), every staging file is
+     hash-partitioned on its key (crc32) into as many partitions as make each one fit; one partition at a time
+     is loaded (its outputs and references in dicts), its ids are walked in input order, each record is joined,
+     scored in batches of SCORE_BATCH through rouge-score-rs (evaluation.streaming.RecordScorer) and written
+     to S3 through a multipart upload. So memory is bounded by one partition and one upload part, whatever the
+     run's size or the order outputs arrive in; /tmp holds the staged data (about a fifth of the raw bytes).
+     A run that fits one pass keeps input order; a partitioned one is grouped by partition, input order within.
 
 How output finds its record:
-  - The backend lists (input object, output object) pairs (`BatchBackend.raw_outputs`); each pair is
-    joined on its own, so memory is bounded by one object, not by the run.
-  - join="id": output lines carry the record id (SageMaker text2text echoes `id`, Bedrock `recordId`).
-    Order is free: lines that arrive ahead of their record wait in a dict until it comes up, so an
-    output in input order costs O(1) memory and a shuffled one at most one object's worth.
+  - The backend lists (input object, output object) pairs (`BatchBackend.raw_outputs`); an output line joins a
+    record of its own pair only.
+  - join="id": output lines carry the record id (SageMaker text2text echoes `id`, Bedrock `recordId`), in any
+    order. A second line for the same record counts as a duplicate; it replaces the first only when the first
+    was an error (a retried record).
   - A missing `.out` object means none of its records were answered: SageMaker uploads an object's output
     only when the whole object succeeded, so records of a Failed job carry the job's FailureReason.
   - join="position": the zero-shot container answers without an id. SageMaker Batch Transform with
     SplitType=Line and AssembleWith=Line writes the answers of one input object in that object's order,
     so line i of `<shard>.out` answers line i of the shard. A dropped line would shift every later answer
-    onto the wrong record, so the echoed `sequence` is compared with the record's `sequences`: when they
-    differ and the line matches one of the next few records instead, the skipped records are reported
-    as having no output. A line that matches none of them is trusted by position (the container may
-    have normalised the text).
+    onto the wrong record, so the echoed `sequence` is compared with the record's `sequences` (read from the
+    input object, the one case that needs it): when they differ and the line matches one of the next few
+    records instead, the skipped records are reported as having no output. A line that matches none of them
+    is trusted by position (the container may have normalised the text).
 
-predictions.jsonl lines: `{"id", "prediction", ["labels", "scores"], ["reference"], ["label"],
-["input_tokens", "output_tokens"], ["error"]}`; a record without an answer has `"prediction": null` and
+predictions.jsonl lines: `{"id", "prediction", ["labels", "scores"], ["input_tokens", "output_tokens"], ["error"],
+["reference"], ["label"], ["metrics"]}`; a record without an answer has `"prediction": null` and
 `"error": {"code", "message"}`, and the same record is in errors.jsonl as
 `{"id", "prediction": null, "error": {"code", "message"}, "job", "source"}`. Both files read back through
-outputs.parse_output_line. References (references.jsonl) are joined by id; when that file is larger than
-COLLECT_REFERENCE_BYTES_PER_PASS, the join runs in hash partitions on local disk, so predictions.jsonl is
-then grouped by partition rather than in input order.
+outputs.parse_output_line; `metrics` is described in evaluation.streaming.
 """
 
 from __future__ import annotations
@@ -38,24 +52,33 @@ import tempfile
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import orjson
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.layout import INTERMEDIATE_TAG
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
 
 PREDICTIONS = "predictions.jsonl"
 ERRORS = "errors.jsonl"
 REFERENCES = "references.jsonl"
+# Intake's per-shard id index: `ids/<shard name>` beside `shards/<shard name>`, line i = the id of shard line i.
+SHARDS_FOLDER = "shards/"
+IDS_FOLDER = "ids/"
 # How many upcoming records a zero-shot answer is compared with before it is trusted by position.
 LOOKAHEAD = 8
-# A dict of references costs several times the bytes on disk; 64 MiB of file stays well inside 2 GB.
-DEFAULT_REFERENCE_BYTES_PER_PASS = 64 * 1024 * 1024
+# Staged bytes joined in one pass. A partition's dicts take ~4-6x its bytes in memory: 32 MiB stays ~200 MB.
+DEFAULT_BYTES_PER_PASS = 32 * 1024 * 1024
+BYTES_PER_PASS_ENV = "COLLECT_BYTES_PER_PASS"
+# S3's minimum part size is 5 MiB; 8 MiB parts reach 80 GB within the 10,000-part limit.
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+EXAMPLES_KEPT = 10
 _CHUNK = 1024 * 1024
 _SPACE = re.compile(r"\s+")
+_NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 NO_OUTPUT = "no output line for this record"
 
@@ -72,6 +95,7 @@ class JobTally:
     succeeded: int = 0
     failed: int = 0
     unmatched_outputs: int = 0
+    duplicate_outputs: int = 0
     unreadable_output_lines: int = 0
     missing_output_objects: int = 0
     backend_metrics: dict = field(default_factory=dict)
@@ -81,16 +105,20 @@ class JobTally:
 
 
 @dataclass
-class _Totals:
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    misaligned_checks: int = 0
+class _Object:
+    """One (input, output) pair being collected: what a record's error message needs to say about it."""
 
-    def add_tokens(self, output: dict) -> None:
-        if output.get("input_tokens") is not None:
-            self.input_tokens = (self.input_tokens or 0) + output["input_tokens"]
-        if output.get("output_tokens") is not None:
-            self.output_tokens = (self.output_tokens or 0) + output["output_tokens"]
+    job: dict
+    tally: JobTally
+    raw: RawOutput
+    parse_problems: int = 0
+    first_problem: str | None = None
+
+    def problem(self, text: str) -> None:
+        self.parse_problems += 1
+        self.tally.unreadable_output_lines += 1
+        if self.first_problem is None:
+            self.first_problem = text
 
 
 def job_states(jobs: Iterable[dict]) -> list[dict]:
@@ -98,34 +126,34 @@ def job_states(jobs: Iterable[dict]) -> list[dict]:
     return [item["job"] if isinstance(item.get("job"), dict) else item for item in jobs]
 
 
-def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, workdir: str | None = None) -> dict:
+def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, workdir: str | None = None,
+            scorer: RecordScorer | None = None) -> dict:
+    """Collect a run. `scorer` overrides the pipeline's evaluation (None: from the pipeline's `evaluation`)."""
     bucket, prefix = run_bucket(run), run_prefix(run)
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
     try:
-        joined_path, errors_path = os.path.join(tmp, "joined.jsonl"), os.path.join(tmp, ERRORS)
-        totals = _Totals()
-        tallies = []
-        with open(joined_path, "wb") as joined, open(errors_path, "wb") as errors:
-            for job in job_states(jobs):
-                tally = JobTally(
-                    name=job["name"], state=job.get("state", "failed"), status=job.get("status"),
-                    failure_reason=job.get("failure_reason"), output_uri=job.get("output_uri"),
-                )
-                for raw in backend.raw_outputs(run, job):
-                    _join_object(s3, bucket, raw, job, tally, totals, joined, errors)
-                tally.backend_metrics = backend.job_metrics(run, job) if tally.state != "queued" else {}
-                tallies.append(tally)
+        stage = _Stage(s3, bucket, prefix, tmp)
+        for job in job_states(jobs):
+            tally = JobTally(
+                name=job["name"], state=job.get("state", "failed"), status=job.get("status"),
+                failure_reason=job.get("failure_reason"), output_uri=job.get("output_uri"),
+            )
+            for raw in backend.raw_outputs(run, job):
+                stage.add_object(_Object(job, tally, raw))
+            tally.backend_metrics = backend.job_metrics(run, job) if tally.state != "queued" else {}
+            stage.tallies.append(tally)
+        stage.add_references(f"{prefix}{REFERENCES}")
+        stage.close()
 
-        predictions_path = os.path.join(tmp, PREDICTIONS)
-        references = _attach_references(s3, bucket, f"{prefix}{REFERENCES}", joined_path, predictions_path, tmp)
-
+        scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
         predictions_key, errors_key = f"{prefix}{PREDICTIONS}", f"{prefix}{ERRORS}"
-        for path, key in ((predictions_path, predictions_key), (errors_path, errors_key)):
-            s3.upload_file(path, bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"})
+        with _S3Writer(s3, bucket, predictions_key) as predictions, _S3Writer(s3, bucket, errors_key) as errors:
+            joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
         tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    tallies = stage.tallies
     total = lambda name: sum(getattr(t, name) for t in tallies)  # noqa: E731 - a local shorthand
     return {
         "records": total("records"),
@@ -133,11 +161,18 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "succeeded": total("succeeded"),
         "failed": total("failed"),
         "unmatched_outputs": total("unmatched_outputs"),
+        "duplicate_outputs": total("duplicate_outputs"),
         "unreadable_output_lines": total("unreadable_output_lines"),
-        "positional_mismatches": totals.misaligned_checks,
-        "references_joined": references,
-        "input_tokens": totals.input_tokens,
-        "output_tokens": totals.output_tokens,
+        "positional_mismatches": stage.misaligned_checks,
+        "references_joined": joined.references_joined,
+        "references_unmatched": joined.references_unmatched,
+        "references_unmatched_examples": joined.unmatched_examples,
+        "joined_by": "position" if stage.positional else "id",
+        "id_index_objects": stage.indexed_objects,
+        "join_passes": joined.passes,
+        "scoring": _scoring_summary(scorer),
+        "input_tokens": joined.input_tokens,
+        "output_tokens": joined.output_tokens,
         "outputs": {"predictions": s3_uri(bucket, predictions_key), "errors": s3_uri(bucket, errors_key)},
         "predictions_key": predictions_key,
         "errors_key": errors_key,
@@ -145,6 +180,29 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
     }
+
+
+def _bytes_per_pass() -> int:
+    return max(1, int(os.environ.get(BYTES_PER_PASS_ENV, DEFAULT_BYTES_PER_PASS)))
+
+
+def _pipeline_scorer(backend: BatchBackend, stage: "_Stage") -> RecordScorer | None:
+    settings = getattr(getattr(backend, "pipeline", None), "pipeline", None)
+    metric = getattr(settings, "evaluation", "none")
+    if metric not in ("rouge", "classification") or not stage.references:
+        return None
+    return RecordScorer(metric, known_labels=stage.labels, multi_label=stage.multi_label)
+
+
+def _scoring_summary(scorer: RecordScorer | None) -> dict | None:
+    if scorer is None:
+        return None
+    summary: dict[str, Any] = {"metric": scorer.metric, "scored": scorer.scored,
+                               "options": {"use_stemmer": scorer.use_stemmer}}
+    if scorer.metric == "classification":
+        summary["multi_label"] = scorer.multi_label
+        summary["threshold"] = scorer.threshold
+    return summary
 
 
 def tag_raw_outputs(s3: Any, bucket: str, prefix: str) -> int:
@@ -172,16 +230,23 @@ def backend_counts(tallies: list[JobTally]) -> dict[str, int]:
     return summed
 
 
+def id_index_key(input_key: str) -> str | None:
+    """`<run>/shards/<name>` -> `<run>/ids/<name>`; None for an input that is not one of intake's shards."""
+    head, found, name = input_key.rpartition("/" + SHARDS_FOLDER)
+    if not found or "/" in name:
+        return None
+    return f"{head}/{IDS_FOLDER}{name}"
+
+
 # ---------------------------------------------------------------- reading S3 line by line
 
 
 def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
-    """The object's non-blank lines, streamed; None when the object does not exist."""
+    """The object's non-blank lines, streamed from one GetObject; None when the object does not exist."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     except Exception as error:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if getattr(error, "response", {}).get("Error", {}).get("Code", "") in _NOT_FOUND:
             return None
         raise
 
@@ -202,10 +267,180 @@ def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
     return generate()
 
 
+class _S3Writer:
+    """Lines appended to one S3 object, uploaded in parts as they fill: written once, never held whole."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int | None = None):
+        self.s3, self.bucket, self.key = s3, bucket, key
+        self.part_bytes = part_bytes or UPLOAD_PART_BYTES
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict] = []
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= self.part_bytes:
+            self._upload_part()
+
+    def _upload_part(self) -> None:
+        if self.upload_id is None:
+            self.upload_id = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType="application/x-ndjson")["UploadId"]
+        number = len(self.parts) + 1
+        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                       PartNumber=number, Body=bytes(self.buffer))
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self.buffer = bytearray()
+
+    def __enter__(self) -> "_S3Writer":
+        return self
+
+    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
+        if error_type is not None:
+            if self.upload_id is not None:
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+            return
+        if self.upload_id is None:
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer),
+                               ContentType="application/x-ndjson")
+            return
+        if self.buffer:
+            self._upload_part()
+        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                          MultipartUpload={"Parts": self.parts})
+
+
+# ---------------------------------------------------------------- stage 1: every object read once, staged on disk
+
+
+def _staged(key: str, payload: Any) -> bytes:
+    # A JSON string never holds a raw tab, so the first tab ends the key; partitioning needs no parse.
+    return orjson.dumps(key) + b"\t" + orjson.dumps(payload) + b"\n"
+
+
+def _slim(output: dict) -> dict:
+    """The normalised output without its id and without empty fields: what the join needs, staged small."""
+    return {name: value for name, value in output.items() if value is not None and name != "id"}
+
+
+class _Stage:
+    """Staging files: ids (`[seq, object, id]`, input order), outputs (`[object, output]`), references (`fields`)."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str, tmp: str):
+        self.s3, self.bucket, self.prefix, self.tmp = s3, bucket, prefix, tmp
+        self.paths = {name: os.path.join(tmp, f"{name}.staged") for name in ("ids", "outputs", "references")}
+        self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}
+        self.objects: list[_Object] = []
+        self.tallies: list[JobTally] = []
+        self.seq = 0
+        self.references = 0
+        self.labels: set[str] = set()
+        self.multi_label = False
+        self.misaligned_checks = 0
+        self.positional = False
+        self.indexed_objects = 0
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+    def _record(self, index: int, record_id: Any) -> str:
+        key = str(record_id)
+        self.files["ids"].write(_staged(key, [self.seq, index, record_id]))
+        self.seq += 1
+        return key
+
+    def _output(self, index: int, key: str, output: dict) -> None:
+        if output.get("labels"):
+            self.labels.update(str(label) for label in output["labels"])
+        self.files["outputs"].write(_staged(key, [index, output]))
+
+    def add_object(self, obj: _Object) -> None:
+        index = len(self.objects)
+        self.objects.append(obj)
+        lines = _lines(self.s3, self.bucket, obj.raw.output_key)
+        if lines is None:
+            obj.tally.missing_output_objects += 1
+        if obj.raw.join == "position":
+            self.positional = True
+            self._by_position(index, obj, _outputs(lines, obj.raw.output_key))
+            return
+        for record_id in self._ids(obj.raw):
+            self._record(index, record_id)
+        for output in _outputs(lines, obj.raw.output_key):
+            if output.record is None or output.record["id"] is None:
+                obj.problem(output.problem or "an output line without an id")
+            else:
+                self._output(index, str(output.record["id"]), _slim(output.record))
+
+    def _ids(self, raw: RawOutput) -> Iterator[Any]:
+        index_key = id_index_key(raw.input_key)
+        lines = _lines(self.s3, self.bucket, index_key) if index_key else None
+        if lines is not None:
+            self.indexed_objects += 1
+            return map(orjson.loads, lines)
+        return (record.id for record in _inputs(self.s3, self.bucket, raw))
+
+    def _by_position(self, index: int, obj: _Object, outputs: Iterator[_Output]) -> None:
+        window: deque[_Input] = deque()
+        inputs = _inputs(self.s3, self.bucket, obj.raw)
+
+        def fill() -> None:
+            while len(window) <= LOOKAHEAD:
+                record = next(inputs, None)
+                if record is None:
+                    return
+                window.append(record)
+
+        def take() -> str:
+            return self._record(index, window.popleft().id)
+
+        for output in outputs:
+            fill()
+            if not window:
+                obj.tally.unmatched_outputs += 1
+                continue
+            if output.record is None:
+                # Position still tells whose answer this line was meant to be.
+                obj.tally.unreadable_output_lines += 1
+                self._output(index, take(), {"unreadable": output.problem or "unreadable output line"})
+                continue
+            skip = 0
+            if _matches(window[0], output) is False:
+                later = next((i for i in range(1, len(window)) if _matches(window[i], output)), None)
+                if later is None:
+                    self.misaligned_checks += 1
+                else:
+                    skip = later
+            for _ in range(skip):
+                take()  # no output line: the join reports it missing
+            self._output(index, take(), _slim(output.record))
+        fill()
+        while window:
+            take()
+            fill()
+
+    def add_references(self, key: str) -> None:
+        for number, line in enumerate(_lines(self.s3, self.bucket, key) or (), start=1):
+            try:
+                record = orjson.loads(line)
+                record_id = record["id"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"s3://{self.bucket}/{key} line {number} is not a JSON record with an id") from None
+            fields = {name: record[name] for name in ("reference", "label") if record.get(name) is not None}
+            if not fields:
+                continue
+            label = fields.get("label")
+            if label is not None:
+                self.multi_label |= isinstance(label, list)
+                self.labels.update(map(str, label) if isinstance(label, list) else (str(label),))
+            self.references += 1
+            self.files["references"].write(_staged(str(record_id), fields))
+
+
 @dataclass
 class _Input:
     id: Any
-    key: str
     check: Any
 
 
@@ -221,7 +456,7 @@ def _inputs(s3: Any, bucket: str, raw: RawOutput) -> Iterator[_Input]:
             raise ValueError(
                 f"s3://{bucket}/{raw.input_key} line {number} is not a JSON record with {raw.input_id_field!r}"
             ) from None
-        yield _Input(record_id, str(record_id), record.get(raw.check_field) if raw.check_field else None)
+        yield _Input(record_id, record.get(raw.check_field) if raw.check_field else None)
 
 
 @dataclass
@@ -243,61 +478,163 @@ def _outputs(lines: Iterator[bytes] | None, key: str) -> Iterator[_Output]:
         yield _Output(record, sequence=first.get("sequence") if isinstance(first, dict) else None)
 
 
-# ---------------------------------------------------------------- the join
+def _normal(text: Any) -> Any:
+    return _SPACE.sub(" ", text).strip() if isinstance(text, str) else None
 
 
-class _Sink:
-    """Writes joined records and errors for one object and keeps its job's tally."""
+def _matches(record: _Input, output: _Output) -> bool | None:
+    """True/False when the line can be checked against the record; None when nothing says either way."""
+    if output.record is not None and output.record["id"] is not None:
+        return str(output.record["id"]) == str(record.id)
+    expected, echoed = _normal(record.check), _normal(output.sequence)
+    if expected is None or echoed is None:
+        return None
+    return expected == echoed
 
-    def __init__(self, raw: RawOutput, job: dict, tally: JobTally, totals: _Totals, joined: IO[bytes], errors: IO[bytes]):
-        self.raw, self.job, self.tally, self.totals = raw, job, tally, totals
-        self.joined, self.errors = joined, errors
-        self.parse_problems: list[str] = []
 
-    def answered(self, record: _Input, output: dict) -> None:
-        self.tally.records += 1
-        self.tally.processed += 1
-        self.totals.add_tokens(output)
-        if output["error"] is not None:
-            self._failed(record, output["error"], output)
-            return
-        if output["prediction"] is None:
-            self._failed(record, {"code": "empty-output", "message": "the output line carries no prediction"}, output)
-            return
-        line = {"id": record.id, "prediction": output["prediction"]}
-        if output["labels"] is not None:
-            line["labels"], line["scores"] = output["labels"], output["scores"]
+# ---------------------------------------------------------------- stage 2: the join, one partition at a time
+
+
+def _partition(path: str, parts: int, tmp: str, name: str) -> list[str]:
+    paths = [os.path.join(tmp, f"{name}-{i:04d}") for i in range(parts)]
+    files = [open(p, "wb", buffering=256 * 1024) for p in paths]
+    try:
+        with open(path, "rb") as staged:
+            for line in staged:
+                files[zlib.crc32(line[: line.index(b"\t")]) % parts].write(line)
+    finally:
+        for handle in files:
+            handle.close()
+    os.remove(path)
+    return paths
+
+
+def _payloads(path: str) -> Iterator[tuple[bytes, Any]]:
+    with open(path, "rb") as handle:
+        for line in handle:
+            key, _, payload = line.partition(b"\t")
+            yield key, orjson.loads(payload)
+
+
+@dataclass
+class _Joined:
+    passes: int = 0
+    references_joined: int = 0
+    references_unmatched: int = 0
+    unmatched_examples: list = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def add_tokens(self, output: dict) -> None:
+        if output.get("input_tokens") is not None:
+            self.input_tokens = (self.input_tokens or 0) + output["input_tokens"]
+        if output.get("output_tokens") is not None:
+            self.output_tokens = (self.output_tokens or 0) + output["output_tokens"]
+
+
+def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, errors: _S3Writer,
+          bytes_per_pass: int) -> _Joined:
+    sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
+    parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
+    joined = _Joined(passes=parts)
+    if parts == 1:
+        groups = [tuple(stage.paths[name] for name in ("ids", "outputs", "references"))]
+    else:
+        split = {name: _partition(path, parts, stage.tmp, name) for name, path in stage.paths.items()}
+        groups = list(zip(split["ids"], split["outputs"], split["references"]))
+    for ids_path, outputs_path, references_path in groups:
+        _join_partition(stage, scorer, joined, ids_path, outputs_path, references_path, predictions, errors)
+        for path in (ids_path, outputs_path, references_path):
+            os.remove(path)
+    return joined
+
+
+def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
+                    references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
+    objects = stage.objects
+    answers: dict[tuple[int, bytes], dict] = {}
+    for key, (index, output) in _payloads(outputs_path):
+        previous = answers.get((index, key))
+        if previous is not None:
+            objects[index].tally.duplicate_outputs += 1
+            objects[index].tally.unmatched_outputs += 1
+            if previous.get("error") is None or output.get("error") is not None:
+                continue
+        answers[(index, key)] = output
+    references = dict(_payloads(references_path))
+
+    batch: list[dict] = []
+
+    def flush() -> None:
+        if scorer is not None:
+            scorer.score(batch)
+        predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
+        batch.clear()
+
+    for key, (_, index, record_id) in _payloads(ids_path):
+        obj = objects[index]
+        line = _record_line(obj, record_id, answers.pop((index, key), None), joined, errors)
+        fields = references.pop(key, None)
+        if fields:
+            line.update(fields)
+            joined.references_joined += 1
+        batch.append(line)
+        if len(batch) >= SCORE_BATCH:
+            flush()
+    if batch:
+        flush()
+    for index, _ in answers:
+        objects[index].tally.unmatched_outputs += 1
+    joined.references_unmatched += len(references)
+    for key in references:
+        if len(joined.unmatched_examples) >= EXAMPLES_KEPT:
+            break
+        joined.unmatched_examples.append(orjson.loads(key))
+
+
+def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: _S3Writer) -> dict:
+    tally = obj.tally
+    tally.records += 1
+    if output is None:
+        return _failed(obj, record_id, _missing_error(obj), None, errors)
+    tally.processed += 1
+    if "unreadable" in output:
+        return _failed(obj, record_id, {"code": "parse-error", "message": output["unreadable"]}, None, errors)
+    joined.add_tokens(output)
+    if output.get("error") is not None:
+        return _failed(obj, record_id, output["error"], output, errors)
+    if output.get("prediction") is None:
+        return _failed(obj, record_id, {"code": "empty-output", "message": "the output line carries no prediction"},
+                       output, errors)
+    line = {"id": record_id, "prediction": output["prediction"]}
+    if output.get("labels") is not None:
+        line["labels"], line["scores"] = output["labels"], output.get("scores")
+    _add_tokens(line, output)
+    tally.succeeded += 1
+    return line
+
+
+def _missing_error(obj: _Object) -> dict:
+    state = obj.job.get("state")
+    if state in ("failed", "stopped", "queued", "running"):
+        # The job ended without answering; its own reason says more than "no output line".
+        reason = obj.job.get("failure_reason") or f"the job ended {obj.job.get('status') or state} without a reason"
+        return {"code": f"job-{state}", "message": f"job {obj.job['name']} {obj.job.get('status') or state}: {reason}"}
+    if obj.parse_problems:
+        return {"code": "no-output", "message": (
+            f"{NO_OUTPUT}; {obj.parse_problems} line(s) of {obj.raw.output_key} could not be read "
+            f"(first: {obj.first_problem})")}
+    return {"code": "no-output", "message": NO_OUTPUT}
+
+
+def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, errors: _S3Writer) -> dict:
+    obj.tally.failed += 1
+    line = {"id": record_id, "prediction": None, "error": error}
+    if output is not None:
         _add_tokens(line, output)
-        self.tally.succeeded += 1
-        self.joined.write(orjson.dumps(line) + b"\n")
-
-    def unreadable(self, record: _Input, problem: str) -> None:
-        self.tally.records += 1
-        self.tally.processed += 1
-        self._failed(record, {"code": "parse-error", "message": problem}, None)
-
-    def missing(self, record: _Input) -> None:
-        self.tally.records += 1
-        state = self.job.get("state")
-        if state in ("failed", "stopped", "queued", "running"):
-            # The job ended without answering; its own reason says more than "no output line".
-            reason = self.job.get("failure_reason") or f"the job ended {self.job.get('status') or state} without a reason"
-            error = {"code": f"job-{state}", "message": f"job {self.job['name']} {self.job.get('status') or state}: {reason}"}
-        elif self.parse_problems:
-            error = {"code": "no-output", "message": (
-                f"{NO_OUTPUT}; {len(self.parse_problems)} line(s) of {self.raw.output_key} could not be read "
-                f"(first: {self.parse_problems[0]})")}
-        else:
-            error = {"code": "no-output", "message": NO_OUTPUT}
-        self._failed(record, error, None)
-
-    def _failed(self, record: _Input, error: dict, output: dict | None) -> None:
-        self.tally.failed += 1
-        line = {"id": record.id, "prediction": None, "error": error}
-        if output is not None:
-            _add_tokens(line, output)
-        self.joined.write(orjson.dumps(line) + b"\n")
-        self.errors.write(orjson.dumps({**line, "job": self.job["name"], "source": self.raw.input_key}) + b"\n")
+    errors.write(orjson.dumps({**line, "job": obj.job["name"], "source": obj.raw.input_key},
+                              option=orjson.OPT_APPEND_NEWLINE))
+    return line
 
 
 def _add_tokens(line: dict, output: dict) -> None:
@@ -307,166 +644,5 @@ def _add_tokens(line: dict, output: dict) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-def _join_object(s3: Any, bucket: str, raw: RawOutput, job: dict, tally: JobTally, totals: _Totals,
-                 joined: IO[bytes], errors: IO[bytes]) -> None:
-    sink = _Sink(raw, job, tally, totals, joined, errors)
-    lines = _lines(s3, bucket, raw.output_key)
-    if lines is None:
-        tally.missing_output_objects += 1
-    inputs, outputs = _inputs(s3, bucket, raw), _outputs(lines, raw.output_key)
-    if raw.join == "position":
-        leftovers = _join_by_position(inputs, outputs, sink, totals)
-    else:
-        leftovers = _join_by_id(inputs, outputs, sink)
-    tally.unmatched_outputs += leftovers
-    tally.unreadable_output_lines += len(sink.parse_problems)
-
-
-def _join_by_id(inputs: Iterator[_Input], outputs: Iterator[_Output], sink: _Sink) -> int:
-    ahead: dict[str, dict] = {}
-    duplicates = 0
-    for record in inputs:
-        if record.key in ahead:
-            sink.answered(record, ahead.pop(record.key))
-            continue
-        for output in outputs:
-            if output.record is None or output.record["id"] is None:
-                sink.parse_problems.append(output.problem or "an output line without an id")
-                continue
-            key = str(output.record["id"])
-            if key == record.key:
-                sink.answered(record, output.record)
-                break
-            if key in ahead:
-                duplicates += 1
-            else:
-                ahead[key] = output.record
-        else:
-            sink.missing(record)
-    rest = 0
-    for output in outputs:
-        if output.record is None or output.record["id"] is None:
-            sink.parse_problems.append(output.problem or "an output line without an id")
-        else:
-            rest += 1
-    return len(ahead) + duplicates + rest
-
-
-def _normal(text: Any) -> Any:
-    return _SPACE.sub(" ", text).strip() if isinstance(text, str) else None
-
-
-def _matches(record: _Input, output: _Output) -> bool | None:
-    """True/False when the line can be checked against the record; None when nothing says either way."""
-    if output.record is not None and output.record["id"] is not None:
-        return str(output.record["id"]) == record.key
-    expected, echoed = _normal(record.check), _normal(output.sequence)
-    if expected is None or echoed is None:
-        return None
-    return expected == echoed
-
-
-def _join_by_position(inputs: Iterator[_Input], outputs: Iterator[_Output], sink: _Sink, totals: _Totals) -> int:
-    window: deque[_Input] = deque()
-    leftovers = 0
-
-    def fill() -> None:
-        while len(window) <= LOOKAHEAD:
-            record = next(inputs, None)
-            if record is None:
-                return
-            window.append(record)
-
-    for output in outputs:
-        fill()
-        if not window:
-            leftovers += 1
-            continue
-        if output.record is None:
-            # Position still tells whose answer this line was meant to be.
-            sink.unreadable(window.popleft(), output.problem or "unreadable output line")
-            continue
-        skip = 0
-        if _matches(window[0], output) is False:
-            later = next((i for i in range(1, len(window)) if _matches(window[i], output)), None)
-            if later is None:
-                totals.misaligned_checks += 1
-            else:
-                skip = later
-        for _ in range(skip):
-            sink.missing(window.popleft())
-        sink.answered(window.popleft(), output.record)
-    fill()
-    while window:
-        sink.missing(window.popleft())
-        fill()
-    return leftovers
-
-
-# ---------------------------------------------------------------- references
-
-
-def _reference_fields(line: bytes) -> tuple[str, dict] | None:
-    record = orjson.loads(line)
-    fields = {name: record[name] for name in ("reference", "label") if record.get(name) is not None}
-    return (str(record["id"]), fields) if fields else None
-
-
-def _attach_references(s3: Any, bucket: str, key: str, joined_path: str, out_path: str, tmp: str) -> int:
-    """Copy joined -> out, adding reference/label by id. Returns how many records got one."""
-    try:
-        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-    except Exception as error:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-        if code not in ("NoSuchKey", "404", "NotFound"):
-            raise
-        os.replace(joined_path, out_path)
-        return 0
-    budget = int(os.environ.get("COLLECT_REFERENCE_BYTES_PER_PASS", DEFAULT_REFERENCE_BYTES_PER_PASS))
-    passes = max(1, math.ceil(size / max(budget, 1)))
-    references = _lines(s3, bucket, key) or iter(())
-    if passes == 1:
-        table = dict(filter(None, map(_reference_fields, references)))
-        with open(joined_path, "rb") as joined, open(out_path, "wb") as out:
-            return _annotate(joined, table, out)
-
-    # Hash-partition both sides on disk so each pass holds 1/passes of the references in memory.
-    def partition(lines: Iterable[bytes], name: str, key_of) -> list[str]:
-        paths = [os.path.join(tmp, f"{name}-{i:04d}") for i in range(passes)]
-        files = [open(path, "wb") for path in paths]
-        try:
-            for line in lines:
-                files[zlib.crc32(key_of(line).encode()) % passes].write(line.rstrip(b"\n") + b"\n")
-        finally:
-            for handle in files:
-                handle.close()
-        return paths
-
-    reference_parts = partition(references, "references", lambda line: str(orjson.loads(line)["id"]))
-    with open(joined_path, "rb") as joined:
-        joined_parts = partition(joined, "joined", lambda line: str(orjson.loads(line)["id"]))
-    os.remove(joined_path)
-    attached = 0
-    with open(out_path, "wb") as out:
-        for reference_part, joined_part in zip(reference_parts, joined_parts):
-            with open(reference_part, "rb") as handle:
-                table = dict(filter(None, map(_reference_fields, handle)))
-            with open(joined_part, "rb") as joined:
-                attached += _annotate(joined, table, out)
-            os.remove(reference_part)
-            os.remove(joined_part)
-    return attached
-
-
-def _annotate(joined: IO[bytes], table: dict[str, dict], out: IO[bytes]) -> int:
-    attached = 0
-    for line in joined:
-        if table:
-            record = orjson.loads(line)
-            fields = table.get(str(record["id"]))
-            if fields:
-                record.update(fields)
-                attached += 1
-                line = orjson.dumps(record) + b"\n"
-        out.write(line)
-    return attached
+__all__ = ["ERRORS", "NO_OUTPUT", "PREDICTIONS", "JobTally", "collect", "id_index_key", "job_states",
+           "tag_raw_outputs"]

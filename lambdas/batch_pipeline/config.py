@@ -14,8 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 CONTEXT_KEY = "batch-pipeline"
 
-InputFormat = Literal["jumpstart-text2text", "zero-shot", "bedrock", "prompt"]
+InputFormat = Literal["jumpstart-text2text", "zero-shot", "bedrock", "prompt", "messages"]
 Backend = Literal["sagemaker", "bedrock"]
+InvocationType = Literal["InvokeModel", "Converse"]
+BedrockFamily = Literal["anthropic", "nova", "titan-text"]
+
+# A system-defined cross-Region inference profile id starts with its geography ("us.amazon.nova-lite-v1:0");
+# an application inference profile is named by its ARN.
+PROFILE_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca|global)\.")
+APPLICATION_PROFILE_ARN = re.compile(
+    r"^arn:aws(-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:application-inference-profile/[a-z0-9]+$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 # A pipeline name is the first key segment of an upload and part of resource names.
 PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -76,10 +85,54 @@ class SageMakerModel(_Model):
 
 
 class BedrockModel(_Model):
+    """A Bedrock model as the catalog knows it: the identifier every call uses, its request schema family, the
+    limits from its model card, and, for an inference profile, the foundation model and Regions it routes to."""
+
     backend: Literal["bedrock"]
+    # A foundation-model id (in-Region), a system-defined cross-Region inference profile id (us./eu./apac./
+    # global. prefix) or an application inference profile ARN; CreateModelInvocationJob, InvokeModel and
+    # Converse all take it as modelId.
     model_id: str = Field(min_length=1)
     # Decides the request schema that `bedrock` lines are checked against and that `prompt` lines become.
-    family: Literal["anthropic", "nova", "titan-text"]
+    family: BedrockFamily
+    # From the model card: the largest max_tokens a request may ask for, and the context window in tokens.
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    context_window: int | None = Field(default=None, ge=1)
+    # For an inference profile: the foundation model it serves, and every Region it routes requests to (IAM
+    # must allow the foundation model in each of them). Derived from a system profile id when omitted.
+    foundation_model_id: str | None = None
+    routes_to_regions: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _profile_complete(self) -> BedrockModel:
+        if self.model_id.startswith("arn:") and not APPLICATION_PROFILE_ARN.match(self.model_id):
+            raise ValueError(f"model_id {self.model_id!r}: an ARN must be an application inference profile ARN "
+                             "(arn:aws:bedrock:<region>:<account>:application-inference-profile/<id>)")
+        if self.is_profile:
+            if not self.routes_to_regions:
+                raise ValueError(f"model_id {self.model_id!r} is an inference profile: set routes_to_regions to every "
+                                 "Region it routes to (see the profile in the Bedrock console or GetInferenceProfile)")
+            if self.model_id.startswith("arn:") and not self.foundation_model_id:
+                raise ValueError(f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id")
+        elif self.routes_to_regions or self.foundation_model_id:
+            raise ValueError("routes_to_regions and foundation_model_id apply to inference profiles only")
+        for region in self.routes_to_regions or []:
+            if not REGION.match(region):
+                raise ValueError(f"routes_to_regions: {region!r} is not a Region code")
+        return self
+
+    @property
+    def is_profile(self) -> bool:
+        return self.model_id.startswith("arn:") or bool(PROFILE_PREFIX.match(self.model_id))
+
+    @property
+    def base_model_id(self) -> str:
+        """The foundation model behind the identifier (the identifier itself for an in-Region model)."""
+        if self.foundation_model_id:
+            return self.foundation_model_id
+        if PROFILE_PREFIX.match(self.model_id):
+            return self.model_id.split(".", 1)[1]
+        return self.model_id
 
 
 ModelEntry = Annotated[Union[SageMakerModel, BedrockModel], Field(discriminator="backend")]
@@ -105,13 +158,22 @@ class SageMakerSettings(_Model):
 
 
 class BedrockSettings(_Model):
-    """Quotas per Bedrock's documentation for batch inference (see README, "Bedrock quotas")."""
+    """The five per-model batch quotas under Bedrock's names (see README, "Bedrock quotas"), and how to run."""
 
+    # Minimum number of records per batch inference job.
     min_records_per_job: int = Field(default=100, ge=1)
+    # Records per batch inference job, and records per input file per batch inference job (intake writes one
+    # input file per job, so a job holds at most the smaller of the two).
     max_records_per_job: int = Field(default=50_000, ge=1)
-    max_job_size_mb: int = Field(default=1024, ge=1)
+    max_records_per_input_file: int = Field(default=50_000, ge=1)
+    # Batch inference job size, and batch inference input file size.
+    max_job_size_mb: int = Field(default=5 * 1024, ge=1)
+    max_input_file_size_mb: int = Field(default=1024, ge=1)
     max_record_size_kb: int = Field(default=1024, ge=1)
     timeout_hours: int = Field(default=24, ge=24, le=168)
+    # "InvokeModel": each modelInput is the model's native body; "Converse": a Converse request body, the same
+    # for every model. None means InvokeModel (the only type `bedrock` lines written natively can mean).
+    invocation_type: InvocationType | None = None
     # Below the minimum, run through InvokeModel under this cap, or reject with a report.
     small_file: Literal["on-demand", "reject"] = "on-demand"
     on_demand_concurrency: int = Field(default=4, ge=1, le=64)
@@ -121,9 +183,21 @@ class BedrockSettings(_Model):
 
     @model_validator(mode="after")
     def _min_below_max(self) -> BedrockSettings:
-        if self.min_records_per_job > self.max_records_per_job:
-            raise ValueError("min_records_per_job must not exceed max_records_per_job")
+        if self.min_records_per_job > self.records_per_job_limit:
+            raise ValueError("min_records_per_job must not exceed max_records_per_job or max_records_per_input_file")
         return self
+
+    @property
+    def records_per_job_limit(self) -> int:
+        return min(self.max_records_per_job, self.max_records_per_input_file)
+
+    @property
+    def bytes_per_job_limit(self) -> int:
+        return min(self.max_job_size_mb, self.max_input_file_size_mb) * 1024 * 1024
+
+    @property
+    def converse(self) -> bool:
+        return self.invocation_type == "Converse"
 
 
 class Pipeline(_Model):
@@ -223,8 +297,19 @@ def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerMode
             problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
         if pipeline.sagemaker is not None:
             problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
-        if pipeline.input_format not in ("bedrock", "prompt"):
-            problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; use 'bedrock' or 'prompt'")
+        if pipeline.input_format not in ("bedrock", "prompt", "messages"):
+            problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
+                            "use 'bedrock', 'prompt' or 'messages'")
+        converse = pipeline.bedrock is not None and pipeline.bedrock.converse
+        if pipeline.input_format == "messages" and not converse:
+            problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
+        params = pipeline.bedrock.inference_params if pipeline.bedrock is not None else {}
+        limit = model.max_output_tokens
+        for name in ("max_tokens", "max_new_tokens"):
+            value = params.get(name)
+            if limit is not None and isinstance(value, int) and value > limit:
+                problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
+                                f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
     return problems
 
 
@@ -260,9 +345,11 @@ class RuntimePipeline(_Model):
     # SageMaker: the task decides the output contract; the CfnModel name is set by the stack.
     task: Literal["text2text", "zero-shot"] | None = None
     sagemaker_model_name: str | None = None
-    # Bedrock: the foundation model and its request schema family.
+    # Bedrock: the identifier calls use (foundation model or inference profile), its request schema family,
+    # and the model card's output maximum.
     bedrock_model_id: str | None = None
-    bedrock_family: Literal["anthropic", "nova", "titan-text"] | None = None
+    bedrock_family: BedrockFamily | None = None
+    bedrock_max_output_tokens: int | None = None
 
 
 def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] | None = None) -> dict[str, RuntimePipeline]:
@@ -273,7 +360,8 @@ def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] |
         if isinstance(model, SageMakerModel):
             extra = {"task": model.task, "sagemaker_model_name": names.get(pipeline.model)}
         else:
-            extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family}
+            extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family,
+                     "bedrock_max_output_tokens": model.max_output_tokens}
         result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra)
     return result
 

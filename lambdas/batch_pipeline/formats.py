@@ -23,21 +23,13 @@ from typing import Any, Callable
 
 import orjson
 
+from .bedrock_schemas import ANTHROPIC_VERSION, BEDROCK_SCHEMAS, RecordError
 from .config import ConfigError, RuntimePipeline
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
+__all__ = ["ANTHROPIC_VERSION", "BEDROCK_SCHEMAS", "RecordError", "RecordConverter", "bedrock_request_from_prompt",
+           "converse_request"]
 REFERENCE_FIELDS = ("reference", "label")
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
-
-
-class RecordError(Exception):
-    """One invalid record: a stable `code` (counted per reason), the offending `field`, a human `reason`."""
-
-    def __init__(self, code: str, field: str | None, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.field = field
-        self.reason = reason
 
 
 # ---------------------------------------------------------------- value checks
@@ -98,6 +90,8 @@ _BEDROCK_PARAMETER_NAMES = {
     "titan-text": {"max_new_tokens": "maxTokenCount", "max_tokens": "maxTokenCount", "temperature": "temperature",
                    "top_p": "topP", "stop_sequences": "stopSequences"},
 }
+_BEDROCK_PARAMETER_NAMES["converse"] = {"max_new_tokens": "maxTokens", "max_tokens": "maxTokens",
+                                        "temperature": "temperature", "top_p": "topP", "stop_sequences": "stopSequences"}
 _BEDROCK_ONLY_PARAMETERS: dict[str, _Check] = {
     "max_tokens": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
     "stop_sequences": (lambda v: type(v) is list and all(type(s) is str for s in v), "array of strings", None, ""),
@@ -129,137 +123,8 @@ def _text(record: dict, field: str, where: str = "") -> str:
     return value
 
 
-# ---------------------------------------------------------------- Bedrock request schemas
-
-
-def _content_blocks(blocks: Any, where: str) -> None:
-    if type(blocks) is not list or not blocks:
-        raise RecordError("invalid_model_input", where, f"{where} must be a non-empty array of content blocks")
-    for index, block in enumerate(blocks):
-        here = f"{where}[{index}]"
-        if type(block) is not dict:
-            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(block)}")
-        block_type = block.get("type")
-        if type(block_type) is not str:
-            raise RecordError("invalid_model_input", f"{here}.type", f"{here}.type must be a string such as 'text'")
-        if block_type == "text":
-            _text(block, "text", f"{here}.")
-
-
-def check_anthropic_messages(body: Any, where: str = "modelInput") -> None:
-    """Anthropic Messages API on Bedrock: anthropic_version, max_tokens, messages (+ optional sampling fields)."""
-    if type(body) is not dict:
-        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
-    version = body.get("anthropic_version")
-    if version != ANTHROPIC_VERSION:
-        got = "it is missing" if "anthropic_version" not in body else f"got {orjson.dumps(version).decode()}"
-        raise RecordError("invalid_model_input", f"{where}.anthropic_version",
-                          f"{where}.anthropic_version must be {ANTHROPIC_VERSION!r}; {got}")
-    max_tokens = body.get("max_tokens")
-    if not _is_int(max_tokens) or max_tokens < 1:
-        raise RecordError("invalid_model_input", f"{where}.max_tokens",
-                          f"{where}.max_tokens must be an integer >= 1, got {max_tokens!r}")
-    messages = body.get("messages")
-    if type(messages) is not list or not messages:
-        raise RecordError("invalid_model_input", f"{where}.messages", f"{where}.messages must be a non-empty array")
-    for index, message in enumerate(messages):
-        here = f"{where}.messages[{index}]"
-        if type(message) is not dict:
-            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(message)}")
-        if message.get("role") not in ("user", "assistant"):
-            raise RecordError("invalid_model_input", f"{here}.role",
-                              f"{here}.role must be 'user' or 'assistant', got {message.get('role')!r}")
-        content = message.get("content")
-        if type(content) is str:
-            if _is_blank(content):
-                raise RecordError("blank_text", f"{here}.content", f"{here}.content is empty or only whitespace")
-        else:
-            _content_blocks(content, f"{here}.content")
-    system = body.get("system")
-    if system is not None and type(system) is not str:
-        _content_blocks(system, f"{where}.system")
-    _optional_numbers(body, where, {"temperature": _is_number, "top_p": _is_number, "top_k": _is_int})
-    _optional_string_list(body, "stop_sequences", where)
-
-
-def check_nova_messages(body: Any, where: str = "modelInput") -> None:
-    """Amazon Nova Invoke API: messages with content blocks, optional system and inferenceConfig."""
-    if type(body) is not dict:
-        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
-    messages = body.get("messages")
-    if type(messages) is not list or not messages:
-        raise RecordError("invalid_model_input", f"{where}.messages", f"{where}.messages must be a non-empty array")
-    for index, message in enumerate(messages):
-        here = f"{where}.messages[{index}]"
-        if type(message) is not dict:
-            raise RecordError("invalid_model_input", here, f"{here} must be an object, got {_type_name(message)}")
-        role = message.get("role")
-        if role not in ("user", "assistant") or (index == 0 and role != "user"):
-            raise RecordError("invalid_model_input", f"{here}.role",
-                              f"{here}.role must be 'user' or 'assistant' and the first turn 'user', got {role!r}")
-        content = message.get("content")
-        if type(content) is not list or not content:
-            raise RecordError("invalid_model_input", f"{here}.content",
-                              f"{here}.content must be a non-empty array of blocks such as {{\"text\": ...}}")
-        for block_index, block in enumerate(content):
-            block_where = f"{here}.content[{block_index}]"
-            if type(block) is not dict or not block:
-                raise RecordError("invalid_model_input", block_where, f"{block_where} must be a non-empty object")
-            if "text" in block:
-                _text(block, "text", f"{block_where}.")
-    system = body.get("system")
-    if system is not None:
-        if type(system) is not list or not all(type(block) is dict and type(block.get("text")) is str for block in system):
-            raise RecordError("invalid_model_input", f"{where}.system", f"{where}.system must be an array of {{\"text\": string}}")
-    config = body.get("inferenceConfig")
-    if config is not None:
-        here = f"{where}.inferenceConfig"
-        if type(config) is not dict:
-            raise RecordError("invalid_model_input", here, f"{here} must be an object")
-        max_tokens = config.get("maxTokens")
-        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-            raise RecordError("invalid_model_input", f"{here}.maxTokens", f"{here}.maxTokens must be an integer >= 1")
-        _optional_numbers(config, here, {"temperature": _is_number, "topP": _is_number, "topK": _is_int})
-        _optional_string_list(config, "stopSequences", here)
-
-
-def check_titan_text(body: Any, where: str = "modelInput") -> None:
-    """Amazon Titan Text: inputText and an optional textGenerationConfig."""
-    if type(body) is not dict:
-        raise RecordError("invalid_model_input", where, f"{where} must be an object, got {_type_name(body)}")
-    _text(body, "inputText", f"{where}.")
-    config = body.get("textGenerationConfig")
-    if config is not None:
-        here = f"{where}.textGenerationConfig"
-        if type(config) is not dict:
-            raise RecordError("invalid_model_input", here, f"{here} must be an object")
-        count = config.get("maxTokenCount")
-        if count is not None and (not _is_int(count) or count < 1):
-            raise RecordError("invalid_model_input", f"{here}.maxTokenCount", f"{here}.maxTokenCount must be an integer >= 1")
-        _optional_numbers(config, here, {"temperature": _is_number, "topP": _is_number})
-        _optional_string_list(config, "stopSequences", here)
-
-
-def _optional_numbers(body: dict, where: str, checks: dict[str, Callable[[Any], bool]]) -> None:
-    for name, is_type in checks.items():
-        if name in body and not is_type(body[name]):
-            kind = "an integer" if is_type is _is_int else "a number"
-            raise RecordError("invalid_model_input", f"{where}.{name}",
-                              f"{where}.{name} must be {kind}, got {_type_name(body[name])}")
-
-
-def _optional_string_list(body: dict, name: str, where: str) -> None:
-    if name in body:
-        value = body[name]
-        if type(value) is not list or not all(type(item) is str for item in value):
-            raise RecordError("invalid_model_input", f"{where}.{name}", f"{where}.{name} must be an array of strings")
-
-
-BEDROCK_SCHEMAS: dict[str, Callable[[Any, str], None]] = {
-    "anthropic": check_anthropic_messages,
-    "nova": check_nova_messages,
-    "titan-text": check_titan_text,
-}
+# ---------------------------------------------------------------- Bedrock request bodies
+# The strict per-family schemas live in bedrock_schemas; this module builds bodies from portable lines.
 
 
 def bedrock_request_from_prompt(family: str, prompt: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +149,23 @@ def bedrock_request_from_prompt(family: str, prompt: str, params: dict[str, Any]
     if native:
         body["textGenerationConfig"] = native
     return body
+
+
+def converse_request(messages: list, system: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """A Converse request body (no modelId: the job names the model); `params` use our portable names."""
+    body: dict[str, Any] = {"messages": messages}
+    if system is None:
+        system = params.get("system")
+    if system is not None:
+        body["system"] = [{"text": system}]
+    config = {_CONVERSE_PARAMETER_NAMES[key]: value for key, value in params.items() if key in _CONVERSE_PARAMETER_NAMES}
+    if config:
+        body["inferenceConfig"] = config
+    return body
+
+
+# Converse's inferenceConfig takes maxTokens, temperature, topP and stopSequences (top_k is model-specific).
+_CONVERSE_PARAMETER_NAMES = _BEDROCK_PARAMETER_NAMES["converse"]
 
 
 # ---------------------------------------------------------------- ids and references
@@ -347,10 +229,13 @@ class RecordConverter:
         if pipeline.backend == "bedrock":
             if settings.bedrock is None or pipeline.bedrock_family is None:
                 raise ConfigError(f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family")
-            self.family = pipeline.bedrock_family
+            # With the Converse invocation type every modelInput is a Converse body, whatever the model family.
+            self.converse = settings.bedrock.converse
+            self.family = "converse" if self.converse else pipeline.bedrock_family
+            self.max_output = pipeline.bedrock_max_output_tokens
             self.bedrock_params = self._check_inference_params(dict(settings.bedrock.inference_params))
             self.schema = BEDROCK_SCHEMAS[self.family]
-            self._native = self._bedrock_native
+            self._native = self._messages_native if self.input_format == "messages" else self._bedrock_native
             self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family]))
         elif pipeline.task == "zero-shot":
             self._native = self._zero_shot_native
@@ -358,7 +243,8 @@ class RecordConverter:
         else:
             self._native = self._text2text_native
             self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
-        self.native_field = {"jumpstart-text2text": "text_inputs", "zero-shot": "sequences", "bedrock": "modelInput"}.get(
+        self.native_field = {"jumpstart-text2text": "text_inputs", "zero-shot": "sequences", "bedrock": "modelInput",
+                             "messages": "messages"}.get(
             self.input_format
         )
         # Records that carried their own generation parameters (ignored by JumpStart when HYPER_PARAMS is set).
@@ -483,7 +369,7 @@ class RecordConverter:
     def _bedrock_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
         record_id, assigned = _take_id(record, "recordId", line_no)
         model_input = record["modelInput"]
-        self.schema(model_input, "modelInput")
+        self.schema(model_input, "modelInput", self.max_output)
         references = None
         for name in record:
             if name == "recordId" or name == "modelInput":
@@ -499,6 +385,27 @@ class RecordConverter:
         # Bedrock documents recordId as a string; the join key everywhere is str(id) anyway.
         line = orjson.dumps({"recordId": str(record_id), "modelInput": model_input}, option=_DUMPS_OPTIONS)
         return record_id, line, references, assigned
+
+    _MESSAGES_FIELDS = frozenset(("id", "messages", "system", *REFERENCE_FIELDS))
+
+    def _messages_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+        """`{"id", "messages": [...], "system"?}` -> a Converse body with the pipeline's inference parameters."""
+        record_id, assigned = _take_id(record, "id", line_no)
+        references = None
+        for name in record:
+            if name in REFERENCE_FIELDS:
+                if references is None:
+                    references = {"id": record_id}
+                references[name] = _reference_value(record, name)
+            elif name not in self._MESSAGES_FIELDS:
+                raise _unknown_field(name, self._MESSAGES_FIELDS, "messages")
+        system = record.get("system")
+        if system is not None and (type(system) is not str or _is_blank(system)):
+            raise RecordError("wrong_type", "system", f"system must be a non-blank string, got {_type_name(system)}")
+        request = converse_request(record["messages"], system, self.bedrock_params)
+        self.schema(request, "request", self.max_output)
+        model = {"recordId": str(record_id), "modelInput": request}
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
 
     # -- the portable prompt format
 
@@ -520,7 +427,8 @@ class RecordConverter:
                 parameters[name] = record[name]
             elif name in GENERATION_PARAMETERS or name in _BEDROCK_ONLY_PARAMETERS:
                 if self.backend == "bedrock":
-                    target = f"Bedrock {self.family} (use max_new_tokens, temperature, top_p, top_k, stop_sequences)"
+                    names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
+                    target = f"Bedrock {self.family} (use {names})"
                 elif self.pipeline.task == "zero-shot":
                     target = "a zero-shot classification model"
                 else:
@@ -531,7 +439,13 @@ class RecordConverter:
         if parameters:
             self.records_with_parameters += 1
         if self.backend == "bedrock":
-            request = bedrock_request_from_prompt(self.family, prompt, {**self.bedrock_params, **parameters})
+            params = {**self.bedrock_params, **parameters}
+            if self.converse:
+                request = converse_request([{"role": "user", "content": [{"text": prompt}]}], None, params)
+            else:
+                request = bedrock_request_from_prompt(self.family, prompt, params)
+            if parameters:
+                self.schema(request, "modelInput", self.max_output)  # a line's own max_tokens may exceed the model's
             model = {"recordId": str(record_id), "modelInput": request}
         elif self.pipeline.task == "zero-shot":
             if self.candidate_labels is None:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from array import array
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
@@ -37,6 +37,8 @@ GROUP_WINDOW_BYTES = 32 * 1024 * 1024
 REFERENCES_KEY = "references.jsonl"
 INTAKE_REPORT_KEY = "intake.json"
 SHARDS_PREFIX = "shards/"
+# One JSON id per line for each shard, line i = shard line i, so collect learns ids without re-reading the shards.
+IDS_PREFIX = "ids/"
 
 
 class RunSink(Protocol):
@@ -154,14 +156,16 @@ def run_intake(
     group_window = GROUP_WINDOW_BYTES if sagemaker is not None and sagemaker.group_by_length else 0
     with tempfile.TemporaryDirectory(prefix="intake-", dir=workdir) as scratch:
         spill_path = os.path.join(scratch, "model.jsonl")
+        ids_path = os.path.join(scratch, "ids.jsonl")
         references_path = os.path.join(scratch, REFERENCES_KEY)
-        spill = _Spill(spill_path, references_path, write=sink is not None, group_window=group_window)
+        spill = _Spill(spill_path, references_path, write=sink is not None, group_window=group_window,
+                       ids_path=ids_path, string_ids=pipeline.backend == "bedrock")
         # Once the file is certain to be rejected, stop paying for disk writes; validation goes on for the report.
         validator = StreamValidator(pipeline, on_rejected=spill.stop_writing)
         try:
             add = spill.add
             for model_line, record_references in validator.records(chunks):
-                add(model_line, record_references)
+                add(model_line, record_references, validator.last_id)
         finally:
             spill.close()
         ends = spill.ends
@@ -191,6 +195,7 @@ def run_intake(
             )
         if accepted and sink is not None and planned is not None:
             _publish(sink, planned, ends, spill_path, references_path, validator.references > 0)
+            _publish_id_index(sink, planned, ids_path, scratch)
             sink.put_bytes(INTAKE_REPORT_KEY, orjson.dumps(intake, option=orjson.OPT_INDENT_2))
     return IntakeResult(accepted=accepted, report=report, plan=planned, intake=intake)
 
@@ -203,6 +208,8 @@ def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
 def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,
              has_references: bool) -> None:
     whole_file = len(planned.shards) == 1
+    if planned.order is not None:
+        ends = reorder_lines(spill_path, ends, planned.order)
     for shard in planned.shards:
         start = ends[shard.start - 1] if shard.start else 0
         sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file,
@@ -211,11 +218,61 @@ def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, referen
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
 
 
+def reorder_lines(path: str, ends: array, order: array) -> array:
+    """Rewrite the file of records ending at `ends` with its records in `order`; returns the new ends.
+
+    Records are read with pread, one at a time, into a buffered writer: memory stays one buffer whatever the
+    file (an mmap would keep every touched page of the file in RSS), and the old file is replaced once written."""
+    reordered = path + ".reordered"
+    new_ends = array("q")
+    append = new_ends.append
+    position = 0
+    with open(path, "rb") as source, open(reordered, "wb", buffering=SPILL_BUFFER) as out:
+        pread, fd, write = os.pread, source.fileno(), out.write
+        for index in order:
+            start = ends[index - 1] if index else 0
+            size = ends[index] - start
+            write(pread(fd, size, start))
+            position += size
+            append(position)
+    os.replace(reordered, path)
+    return new_ends
+
+
+def _line_ends(path: str) -> array:
+    """The end offset of every line of a file of one-line JSON values (binary iteration splits on \\n only)."""
+    ends = array("q")
+    position = 0
+    with open(path, "rb", buffering=SPILL_BUFFER) as lines:
+        for line in lines:
+            position += len(line)
+            ends.append(position)
+    return ends
+
+
+def _publish_id_index(sink: RunSink, planned: Plan, ids_path: str, scratch: str) -> None:
+    """ids/<shard name>: the ids of each shard's lines, cut from the id file in the shards' order (each shard is a
+    contiguous run of the planned order, so the id file is dealt the same way as the spill before it is cut)."""
+    if planned.order is not None:
+        reorder_lines(ids_path, _line_ends(ids_path), planned.order)
+    with open(ids_path, "rb") as ids:
+        for shard in planned.shards:
+            part = os.path.join(scratch, "ids-part")
+            with open(part, "wb") as out:
+                out.writelines(islice(ids, shard.records))
+            sink.put_file(IDS_PREFIX + shard.name, part, consume=True, intermediate=True)
+
+
 class _Spill:
     """Model-ready lines and references on local disk, with the end offset of every line (in spill order)."""
 
-    def __init__(self, path: str, references_path: str, *, write: bool, group_window: int):
+    def __init__(self, path: str, references_path: str, *, write: bool, group_window: int,
+                 ids_path: str | None = None, string_ids: bool = False):
         self.ends = array("q")
+        # The id of each spilled line, in spill order (Bedrock shards carry recordId as a string).
+        self._ids = open(ids_path, "wb", buffering=SPILL_BUFFER) if write and ids_path else None
+        self._string_ids = string_ids
+        self._window_ids: list[Any] = []
         self.position = 0
         self.writing = write
         self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None
@@ -238,15 +295,21 @@ class _Spill:
         self._arena_fill = 0
         self.add = self._add_grouped if group_window else self._add
 
-    def _add(self, line: bytes | memoryview, references: dict[str, Any] | None) -> None:
+    def _write_id(self, record_id: Any) -> None:
+        if self._ids is not None and self.writing:
+            self._ids.write(orjson.dumps(str(record_id) if self._string_ids else record_id,
+                                         option=orjson.OPT_APPEND_NEWLINE))
+
+    def _add(self, line: bytes | memoryview, references: dict[str, Any] | None, record_id: Any = None) -> None:
         self.position += len(line)
         self.ends.append(self.position)
         if self.writing:
+            self._write_id(record_id)
             self._out.write(line)
             if references is not None:
                 self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
 
-    def _add_grouped(self, line: bytes | memoryview, references: dict[str, Any] | None) -> None:
+    def _add_grouped(self, line: bytes | memoryview, references: dict[str, Any] | None, record_id: Any = None) -> None:
         if references is not None and self.writing:
             self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
         size = len(line)
@@ -256,12 +319,14 @@ class _Spill:
                 self.position += size
                 self.ends.append(self.position)
                 if self.writing:
+                    self._write_id(record_id)
                     self._out.write(line)
                 return
         self._window_fill += size
         self._lengths.append(size)
         if not self.writing:
             return
+        self._window_ids.append(record_id)
         if line.__class__ is memoryview:
             chunk = line.obj
             if chunk is self._last_chunk:
@@ -299,9 +364,12 @@ class _Spill:
             # Through the file object's buffer: measured faster than os.writev of the views, whose per-piece
             # cost in the kernel outweighs the one copy it saves.
             self._out.writelines(map(self._lines.__getitem__, order))
+            for index in order:
+                self._write_id(self._window_ids[index])
         self._window_fill = 0
         self._lengths = []
         self._lines = []
+        self._window_ids = []
         self._pinned = 0
         self._last_chunk = None
         self._arena_fill = 0
@@ -321,3 +389,5 @@ class _Spill:
         if self._out is not None:
             self._out.close()
             self._references.close()
+        if self._ids is not None:
+            self._ids.close()

@@ -81,7 +81,7 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     job_summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
         # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal.
-        | {key: job[key] for key in ("mode", "retry", "last_refusal") if job.get(key)}
+        | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type") if job.get(key)}
         for job in (entry.get("job", entry) for entry in jobs)
     ]
     manifest["jobs"] = job_summaries

@@ -160,12 +160,16 @@ def _model_text(output: dict, record_id: Any) -> tuple[str, int | None, int | No
                 return block["text"], _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
         raise OutputParseError(f"Anthropic modelOutput has no text content block (recordId {record_id!r})")
     if isinstance(output.get("output"), dict):
-        # Amazon Nova (and Converse-shaped output): output.message.content[0].text, camelCase usage.
-        try:
-            text = output["output"]["message"]["content"][0]["text"]
-        except (KeyError, IndexError, TypeError):
-            raise OutputParseError(f"Nova modelOutput has no output.message.content[0].text (recordId {record_id!r})") from None
-        return str(text), _int(usage.get("inputTokens")), _int(usage.get("outputTokens"))
+        # Amazon Nova and Converse: output.message.content[] blocks, camelCase usage, stopReason. The answer is the
+        # first text block (a reasoningContent block may precede it).
+        message = output["output"].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                return block["text"], _int(usage.get("inputTokens")), _int(usage.get("outputTokens"))
+        raise OutputParseError(
+            f"Nova/Converse modelOutput has no text block in output.message.content (recordId {record_id!r}, "
+            f"stopReason {output.get('stopReason')!r})")
     if isinstance(output.get("results"), list):
         # Titan Text: results[0].outputText, with token counts outside a usage object.
         try:

@@ -5,15 +5,25 @@ Plans are computed from `ends`, the cumulative byte offset after each model-read
 needs the records themselves. Every shard or job is a contiguous run of records: [start, stop).
 
 - SageMaker hands whole S3 objects to instances, so intake writes instance_count * shards_per_instance
-  shards, cut where the bytes are balanced (not the record counts: records vary in length, and time follows bytes).
-- Bedrock jobs must respect the per-job record minimum and maximum and the job size; the records are spread
-  evenly over the fewest jobs that fit, so no last job is left under the minimum.
+  shards. Time per shard is roughly a cost per record (decode, per-request overhead) plus a cost per byte, so
+  byte-equal contiguous cuts of a length-skewed file are still unequal in time (one shard gets many short
+  records). Instead the whole file is sorted by length and dealt out like cards (`dealt_order`): every shard
+  then has the same number of records (within one) and the same bytes (within one record), whatever the mix of
+  the two costs. The plan carries that order (`Plan.order`); intake writes the records in it, so each shard is
+  still a contiguous run [start, stop) of the reordered records.
+- Bedrock jobs must respect the five per-model batch quotas: minimum records per job, records per job, records
+  per input file, input file size and job size. Intake writes one input file per job, so a job's records are
+  bounded by the smaller record maximum and its bytes by the smaller size maximum. The records are spread evenly
+  over the fewest jobs that fit, so no job is left under the minimum.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
+from itertools import accumulate, chain
+from operator import sub
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -49,6 +59,9 @@ class Plan:
     shards: tuple[Shard, ...]
     # Set when the plan could not give what the configuration asks for (e.g. fewer records than instances).
     note: str | None = None
+    # When set, the records are published in this order (order[i] = spill index of published record i) and the
+    # shards' start/stop index this order; None means spill order. 4 bytes per record.
+    order: array | None = None
 
     @property
     def route(self) -> str:
@@ -91,17 +104,56 @@ def even_count_cuts(count: int, parts: int) -> list[int]:
     return [round(count * part / parts) for part in range(parts + 1)]
 
 
+def record_sizes(ends: Sequence[int]) -> array:
+    """Bytes of each record, from the cumulative ends (C-speed: no Python loop per record)."""
+    return array("q", map(sub, ends, chain((0,), ends)))
+
+
+def dealt_order(ends: Sequence[int], parts: int, *, by_length: bool) -> tuple[array, list[int]]:
+    """(order, cuts): the records sorted by size, longest first, dealt round-robin into `parts` shards.
+
+    The deal goes back and forth (0..k-1, then k-1..0), so no shard is first to receive in every round: shard
+    sizes then differ by less than one record's size, and record counts by at most one. Returned as one
+    permutation of record indexes with shard p at order[cuts[p]:cuts[p+1]]. Inside a shard the records keep file
+    order, or stay sorted longest first when `by_length` (mini-batches of like lengths carry less padding).
+
+    Memory: the sort holds a Python list of the n indexes (about 70 bytes per record, transient); the result is
+    4 bytes per record."""
+    count = len(ends)
+    parts = max(1, min(parts, count))
+    sizes = record_sizes(ends)
+    ranked = sorted(range(count), key=sizes.__getitem__, reverse=True)  # stable: equal sizes keep file order
+    order = array("I" if count < 2**32 else "q")
+    cuts = [0]
+    for part in range(parts):
+        # Forward rounds give shard `part` rank part, 2k+part, ...; backward rounds rank 2k-1-part, 4k-1-part, ...
+        members = ranked[part :: 2 * parts] + ranked[2 * parts - 1 - part :: 2 * parts]
+        if by_length:
+            members.sort(key=sizes.__getitem__, reverse=True)
+        else:
+            members.sort()
+        order.extend(members)
+        cuts.append(len(order))
+    return order, cuts
+
+
 def plan_sagemaker(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     settings = pipeline.pipeline.sagemaker
     assert settings is not None, "a SageMaker pipeline has sagemaker settings (config validates it)"
     wanted = settings.instance_count * settings.shards_per_instance
-    cuts = balanced_cuts(ends, wanted)
-    shards = _shards("part", ends, cuts)
+    order = None
+    if min(wanted, len(ends)) > 1:
+        order, cuts = dealt_order(ends, wanted, by_length=settings.group_by_length)
+        published = array("q", accumulate(map(record_sizes(ends).__getitem__, order)))
+        shards = _shards("part", published, cuts)
+    else:
+        cuts = [0, len(ends)]
+        shards = _shards("part", ends, cuts)
     note = None
     if len(shards) < wanted:
         note = (f"{len(ends)} records make {len(shards)} shards, fewer than instance_count * shards_per_instance "
                 f"= {wanted}; some instances will have no work")
-    return Plan("sagemaker-shards", shards, note)
+    return Plan("sagemaker-shards", shards, note, order)
 
 
 def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
@@ -110,8 +162,8 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     assert settings is not None, "a Bedrock pipeline has bedrock settings (config validates it)"
     count = len(ends)
     total = ends[-1] if count else 0
-    minimum, maximum = settings.min_records_per_job, settings.max_records_per_job
-    max_bytes = settings.max_job_size_mb * MIB
+    minimum, maximum = settings.min_records_per_job, settings.records_per_job_limit
+    max_bytes = settings.bytes_per_job_limit
     if count < minimum:
         if settings.small_file == "reject":
             raise PlanError(
@@ -131,7 +183,8 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     raise PlanError(
         "cannot_plan",
         f"cannot split {count} records ({total} bytes) into Bedrock jobs of {minimum}..{maximum} records and at most "
-        f"{settings.max_job_size_mb} MB each; records are too large for the job size quota"
+        f"{max_bytes // MIB} MB each (the smaller of max_job_size_mb and max_input_file_size_mb); records are too "
+        "large for the size quotas"
     )
 
 

@@ -139,6 +139,7 @@ class StreamValidator:
         self.invalid = 0
         self.ids_assigned = 0
         self.references = 0
+        self.last_id: Any = None  # the id of the record records() yielded last
         self.errors: list[dict[str, Any]] = []
         self.counts_by_reason: Counter[str] = Counter()
         self.file_errors: list[dict[str, Any]] = []
@@ -238,6 +239,7 @@ class StreamValidator:
                     assigned_ids += 1
                 if references is not None:
                     with_references += 1
+                self.last_id = record_id  # intake's per-shard id index reads it (collect never re-parses shards)
                 yield model_line, references
         finally:
             self.lines = line_no

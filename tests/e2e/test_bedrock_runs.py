@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON
 from tests.e2e.test_local_runs import run_folder as folder, write
@@ -34,9 +35,9 @@ def transcript(i: int, marker: str = "") -> dict:
     return {
         "recordId": f"call-{i:04d}",
         "modelInput": {
-            "anthropic_version": "bedrock-2023-05-31", "max_tokens": 40,
-            "messages": [{"role": "user", "content": f"Summarize this call transcript: Caller {i} asked for a refund "
-                                                     f"of order {i}. The agent refunded it.{marker}"}],
+            "messages": [{"role": "user", "content": [{"text": f"Summarize this call transcript: Caller {i} asked for "
+                                                                f"a refund of order {i}. The agent refunded it.{marker}"}]}],
+            "inferenceConfig": {"maxTokens": 40},
         },
         "reference": f"Caller {i} asked for a refund of order {i}.",
     }
@@ -51,7 +52,7 @@ def test_bedrock_summarize_runs_from_upload_to_manifest_with_bedrocks_counts(loc
     manifest = result.manifest
     records = sum(1 for line in (EXAMPLES / "bedrock-summarize.jsonl").read_text().splitlines() if line.strip())
     assert result.execution["status"] == "SUCCEEDED" and manifest["status"] == "SUCCEEDED"
-    assert manifest["backend"] == "bedrock" and manifest["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert manifest["backend"] == "bedrock" and manifest["model"] == "amazon.nova-lite-v1:0"
     assert manifest["counts"]["succeeded"] == records and manifest["counts"]["failed"] == 0
     (job,) = manifest["jobs"]
     assert job["arn"].startswith("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/")
@@ -163,7 +164,7 @@ def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, t
     assert manifest["backend_counts"]["errorRecordCount"] == 2
 
 
-def test_portable_prompt_lines_become_anthropic_requests_with_the_pipelines_parameters(local, tmp_path):
+def test_portable_prompt_lines_become_nova_requests_with_the_pipelines_parameters(local, tmp_path):
     records = [{"id": f"p{i}", "prompt": f"Summarize this call transcript: Caller {i} moved house. The agent "
                                          f"updated the address.", "reference": f"Caller {i} moved house."}
                for i in range(100)]
@@ -172,8 +173,7 @@ def test_portable_prompt_lines_become_anthropic_requests_with_the_pipelines_para
     shard = read_lines(local.output_bucket, folder(local, result) + "shards/job-00000.jsonl")
     body = shard[0]["modelInput"]
     assert shard[0]["recordId"] == "p0"
-    assert body["anthropic_version"] == "bedrock-2023-05-31"
-    assert body["max_tokens"] == 512 and body["temperature"] == 0.2  # bedrock.inference_params in cdk.json
+    assert body["inferenceConfig"] == {"maxTokens": 512, "temperature": 0.2}  # bedrock.inference_params in cdk.json
     assert body["messages"][0]["role"] == "user" and "Caller 0 moved house" in json.dumps(body["messages"])
     predictions = read_lines(local.output_bucket, folder(local, result) + "predictions.jsonl")
     assert {p["id"] for p in predictions} == {f"p{i}" for i in range(100)}
@@ -181,7 +181,6 @@ def test_portable_prompt_lines_become_anthropic_requests_with_the_pipelines_para
 
 
 def test_a_small_on_demand_file_sends_each_record_to_invoke_model_exactly_once(local, tmp_path):
-    from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 
     result = run_file(local, write(tmp_path, "twelve.jsonl", [transcript(i) for i in range(12)]), "bedrock-summarize")
     assert result.manifest["status"] == "SUCCEEDED"
@@ -196,3 +195,42 @@ def test_throttled_invoke_model_requests_are_counted_as_sent(template, tmp_path)
                           "bedrock-summarize")
     assert result.manifest["counts"]["succeeded"] == 12
     assert result.manifest["model_invocations"]["total"] == 15 == result.model_requests_received
+
+
+def prompts(count: int) -> list[dict]:
+    return [{"id": f"c{i}", "prompt": f"Summarize this call transcript: Caller {i} lost a parcel. The agent sent "
+                                      f"a new one.", "reference": f"Caller {i} lost a parcel."} for i in range(count)]
+
+
+def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tmp_path):
+    result = run_file(local, write(tmp_path, "converse.jsonl", prompts(100)), "bedrock-converse")
+    manifest = result.manifest
+    assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 100
+    (job,) = manifest["jobs"]
+    assert job["invocation_type"] == "Converse" and job["arn"]
+    # The emulator received modelInvocationType and echoes it, as GetModelInvocationJob does.
+    described = active_bedrock_emulator().job(job["arn"]).describe()
+    assert described["modelInvocationType"] == "Converse"
+    run = folder(local, result)
+    shard = read_lines(local.output_bucket, f"{run}shards/job-00000.jsonl")
+    assert shard[0]["modelInput"] == {"messages": [{"role": "user", "content": [{"text": prompts(1)[0]["prompt"]}]}],
+                                      "inferenceConfig": {"maxTokens": 512, "temperature": 0.2}}
+    raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job['arn'].rsplit('/', 1)[1]}/job-00000.jsonl.out")
+    assert all(set(line["modelOutput"]) >= {"output", "stopReason", "usage"} for line in raw)
+    predictions = read_lines(local.output_bucket, run + "predictions.jsonl")
+    assert len(predictions) == 100 and all(p["prediction"].startswith("Caller") for p in predictions)
+    assert manifest["tokens"]["output_tokens"] > 0
+
+
+def test_a_converse_pipeline_runs_a_small_file_on_demand_through_the_converse_api(local, tmp_path):
+    result = run_file(local, write(tmp_path, "converse-small.jsonl", prompts(7)), "bedrock-converse")
+    manifest = result.manifest
+    assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 7
+    (job,) = manifest["jobs"]
+    assert job["mode"] == "on-demand" and job["invocation_type"] == "Converse"
+    raw = read_lines(local.output_bucket, f"{folder(local, result)}raw/{job['name']}/on-demand/job-00000.jsonl.out")
+    assert len(raw) == 7 and all(line["modelOutput"]["output"]["message"]["role"] == "assistant" for line in raw)
+    calls = active_bedrock_emulator().calls
+    # Every record went through Converse exactly once, none through InvokeModel.
+    assert calls["Converse"] == 7 and calls["InvokeModel"] == 0
+    assert manifest["model_invocations"]["total"] == 7

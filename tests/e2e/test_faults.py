@@ -48,7 +48,7 @@ def test_a_handlers_exception_reaches_step_functions_under_its_class_name(templa
     from unittest import mock
 
     with local_aws(template=template) as local, \
-            mock.patch("batch_pipeline.evaluation.core.evaluate_joined", side_effect=KeyError("rouge")):
+            mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=KeyError("rouge")):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
         errors = failed_tasks(result)
     assert errors == ["KeyError"]  # not retried: our code's error, not the Lambda service's

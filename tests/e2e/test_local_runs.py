@@ -102,7 +102,7 @@ def test_a_duplicate_event_starts_no_second_run(local):
 
 
 def test_a_failing_step_ends_in_a_failure_manifest_and_a_failed_execution(local):
-    with mock.patch("batch_pipeline.evaluation.core.evaluate_joined", side_effect=RuntimeError("scorer exploded")):
+    with mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=RuntimeError("scorer exploded")):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
     assert result.execution["status"] == "FAILED"
     manifest = result.manifest

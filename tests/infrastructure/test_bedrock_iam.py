@@ -50,6 +50,7 @@ def test_service_role_reads_only_bedrock_job_files_and_writes_only_their_raw_fol
     everything = _resolve(list(statements.values()))
     assert "runs/summarize/" not in everything and "runs/classify/" not in everything
     assert not any(a.startswith("bedrock:") or a == "iam:PassRole" for s in statements.values() for a in _actions(s))
+    # (an in-Region model needs no invoke grant on the service role; inference profiles do, see below)
 
 
 def test_job_control_creates_jobs_for_configured_models_only(template):
@@ -57,11 +58,11 @@ def test_job_control_creates_jobs_for_configured_models_only(template):
     create = statements["CreateJobsForConfiguredModels"]
     assert _actions(create) == ["bedrock:CreateModelInvocationJob"]
     resources = _resolve(create["Resource"])
-    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in resources
+    assert "foundation-model/amazon.nova-lite-v1:0" in resources
     assert "foundation-model/*" not in resources
     invoke = statements["InvokeConfiguredModels"]
     assert _actions(invoke) == ["bedrock:InvokeModel"]
-    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in _resolve(invoke["Resource"])
+    assert "foundation-model/amazon.nova-lite-v1:0" in _resolve(invoke["Resource"])
     control = statements["ControlInvocationJobs"]
     assert sorted(_actions(control)) == ["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob",
                                          "bedrock:TagResource"]
@@ -86,20 +87,68 @@ def test_job_control_knows_the_service_role_and_has_time_for_on_demand_runs(temp
     assert job_control["Properties"]["Timeout"] == 900
 
 
-def test_inference_profile_models_grant_the_profile_and_its_foundation_model(default_context):
+PROFILE_REGIONS = ["us-east-1", "us-east-2", "us-west-2"]
+
+
+def _profile_context(default_context, model_id: str, **extra) -> dict:
     context = copy.deepcopy(default_context)
-    context["batch-pipeline"]["models"]["claude-3-haiku"]["model_id"] = "us.anthropic.claude-3-haiku-20240307-v1:0"
-    app, _, template = synth(context)
-    app.synth()  # cdk-nag: the wildcard region of the profile's foundation model is acknowledged with a reason
+    context["batch-pipeline"]["models"]["haiku-4-5"] = {
+        "backend": "bedrock", "model_id": model_id, "family": "anthropic", "max_output_tokens": 8192,
+        "routes_to_regions": PROFILE_REGIONS, **extra}
+    context["batch-pipeline"]["pipelines"]["bedrock-claude"] = {
+        "model": "haiku-4-5", "input_format": "prompt", "bedrock": {"invocation_type": "Converse"}}
+    return context
+
+
+def test_a_cross_region_profile_grants_the_profile_and_its_foundation_model_in_every_routed_region(default_context):
+    app, _, template = synth(_profile_context(default_context, "us.anthropic.claude-haiku-4-5-20251001-v1:0"))
+    app.synth()  # cdk-nag: no unacknowledged finding (no wildcard Region is left to acknowledge)
     statements = _by_sid(_policy_statements(template, "FunctionsJobControlRole"))
-    resources = _resolve(statements["InvokeConfiguredModels"]["Resource"])
-    assert ":inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0" in resources
-    assert ":bedrock:*::foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in resources
+    invoke = _resolve(statements["InvokeConfiguredModels"]["Resource"])
+    assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in invoke
+    assert "foundation-model/anthropic.claude-haiku" not in invoke  # never unconditioned
+    through = statements["InvokeModelsThroughProfile0"]
+    assert _actions(through) == ["bedrock:InvokeModel"]
+    routed = through["Resource"] if isinstance(through["Resource"], list) else [through["Resource"]]
+    assert sorted(_resolve(r) for r in routed) == sorted(
+        _resolve({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                    f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"]]})
+        for region in PROFILE_REGIONS)
+    condition = _resolve(through["Condition"]["StringLike"]["bedrock:InferenceProfileArn"])
+    assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in condition
+    service = _by_sid(_policy_statements(template, "BedrockBatchServiceRole"))
+    assert service["InvokeModelsThroughProfile0"]["Condition"] == through["Condition"]
+    assert ":inference-profile/us.anthropic" in _resolve(service["InvokeProfile0"]["Resource"])
+    create = _resolve(statements["CreateJobsForConfiguredModels"]["Resource"])
+    assert all(f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5" in create for region in PROFILE_REGIONS)
+    assert ":bedrock:*:" not in create and ":bedrock:*:" not in _resolve(routed)
+
+
+def test_an_application_inference_profile_arn_is_granted_as_is_with_its_foundation_model(default_context):
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abcdef123456"
+    context = _profile_context(default_context, arn, foundation_model_id="anthropic.claude-haiku-4-5-20251001-v1:0")
+    app, _, template = synth(context)
+    app.synth()
+    statements = _by_sid(_policy_statements(template, "FunctionsJobControlRole"))
+    assert arn in _resolve(statements["InvokeConfiguredModels"]["Resource"])
+    assert statements["InvokeModelsThroughProfile0"]["Condition"] == {"StringLike": {"bedrock:InferenceProfileArn": arn}}
+
+
+def test_a_profile_without_its_regions_is_a_configuration_error(default_context):
+    import pytest
+
+    from batch_pipeline.config import ConfigError, load_app_config
+
+    context = _profile_context(default_context, "us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    del context["batch-pipeline"]["models"]["haiku-4-5"]["routes_to_regions"]
+    with pytest.raises(ConfigError, match="routes_to_regions"):
+        load_app_config(context["batch-pipeline"])
 
 
 def test_no_bedrock_pipeline_means_no_bedrock_role_or_grants(default_context):
     context = copy.deepcopy(default_context)
     del context["batch-pipeline"]["pipelines"]["bedrock-summarize"]
+    del context["batch-pipeline"]["pipelines"]["bedrock-converse"]
     _, _, template = synth(context)
     assert not [n for n in template.find_resources("AWS::IAM::Role") if n.startswith("BedrockBatch")]
     statements = _policy_statements(template, "FunctionsJobControlRole")

@@ -68,12 +68,12 @@ def stubbed(service: str):
 
 
 def request_messages(text: str) -> dict:
-    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+    return {"messages": [{"role": "user", "content": [{"text": text}]}], "inferenceConfig": {"maxTokens": 64}}
 
 
 def described(status: str, **extra) -> dict:
     return {
-        "jobArn": ARN, "jobName": NAME, "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "roleArn": ROLE,
+        "jobArn": ARN, "jobName": NAME, "modelId": "amazon.nova-lite-v1:0", "roleArn": ROLE,
         "status": status, "submitTime": "2026-12-01T00:00:00Z",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"]}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}}, **extra,
@@ -96,8 +96,9 @@ def test_create_request_exact_shape():
     assert model_invocation_job_request(RUN, JOB, pipeline()) == {
         "jobName": NAME,
         "roleArn": ROLE,
+        "modelInvocationType": "InvokeModel",
         "clientRequestToken": client_request_token(RUN_ID, 0),
-        "modelId": "anthropic.claude-3-haiku-20240307-v1:0",
+        "modelId": "amazon.nova-lite-v1:0",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"], "s3InputFormat": "JSONL"}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}},
         "timeoutDurationInHours": 24,
@@ -128,7 +129,7 @@ def test_submit_sends_exactly_that_request_and_reports_running():
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     stub.assert_no_pending_responses()
     assert state == {"name": NAME, "arn": ARN, "status": "Submitted", "state": "running", "done": False,
-                     "failure_reason": None, "output_uri": OUTPUT_URI}
+                     "failure_reason": None, "output_uri": OUTPUT_URI, "invocation_type": "InvokeModel"}
 
 
 # ---------------------------------------------------------------- queueing
@@ -268,7 +269,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
                                   service_message="max_tokens exceeds the model's limit", http_status_code=400)
         else:
             stub.add_response("invoke_model", _invoke_response(f"call {i}"), {
-                "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
+                "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
                 "contentType": "application/json", "accept": "application/json"})
     sleeps = []
     backend = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3, sleep=sleeps.append)
@@ -330,7 +331,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     bedrock_stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     runtime, runtime_stub = stubbed("bedrock-runtime")
     runtime_stub.add_response("invoke_model", _invoke_response("call 0, second try"), {
-        "modelId": "anthropic.claude-3-haiku-20240307-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
+        "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
         "contentType": "application/json", "accept": "application/json"})
     backend = BedrockBackend(pipeline(retry_failed_records=True), bedrock=bedrock, bedrock_runtime=runtime, s3=s3)
     job = {**JOB, "arn": ARN, "status": "InProgress", "state": "running", "done": False}
@@ -394,3 +395,57 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
         assert backend.job_metrics(RUN, job)["successRecordCount"] == 100
         # Stopping a job that already ended answers its final state.
         assert backend.stop(RUN, job)["state"] == "succeeded"
+
+
+def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
+    from batch_pipeline.backends.bedrock import RecordSpool
+
+    with RecordSpool() as spool:
+        for i in range(5000):
+            spool.add(f"r{i}", f"answer {i}".encode())
+        spool.add("r7", b"replaced")
+        assert len(spool) == 5000 and "r4999" in spool and "r5000" not in spool
+        assert spool.get("r7") == b"replaced" and spool.get("missing") is None
+
+
+class _CountingRuntime:
+    """A bedrock-runtime stand-in that answers InvokeModel, counts what it is sent, and can die mid-way
+    (as a Lambda does when it times out) after a number of requests."""
+
+    def __init__(self, die_after: int | None = None) -> None:
+        self.sent: list[str] = []
+        self.die_after = die_after
+
+    def invoke_model(self, *, modelId, body, contentType, accept):  # noqa: N803 - boto3's keyword names
+        if self.die_after is not None and len(self.sent) >= self.die_after:
+            raise RuntimeError("Sandbox.Timedout: the step died mid-way")
+        self.sent.append(json.loads(body)["messages"][0]["content"][0]["text"])
+        return {**_invoke_response("ok"), "ResponseMetadata": {"RetryAttempts": 0}}
+
+
+def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
+    from batch_pipeline.backends.bedrock import ON_DEMAND_PART_RECORDS
+
+    records = calls(ON_DEMAND_PART_RECORDS * 2 + 5)
+    put_lines(s3, INPUT_KEY, records)
+    job = {**JOB, "route": "on-demand", "records": len(records)}
+    # The first attempt dies after one checkpointed part and a few more requests whose answers it never kept.
+    dying = _CountingRuntime(die_after=ON_DEMAND_PART_RECORDS + 3)
+    with pytest.raises(RuntimeError):
+        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(RUN, job)
+    retried = _CountingRuntime()
+    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(RUN, job)
+    first_part = {f"Summarize: call {i}." for i in range(ON_DEMAND_PART_RECORDS)}
+    assert not first_part & set(retried.sent), "records answered by the first attempt were sent again"
+    assert len(retried.sent) == len(records) - ON_DEMAND_PART_RECORDS
+    assert state["state"] == "succeeded" and state["record_counts"]["successRecordCount"] == len(records)
+    # Billed: the checkpointed part of the first attempt plus everything the retry sent (the 3 lost answers of the
+    # dead attempt were never recorded, as on AWS they would be paid for but unknown to the run).
+    assert state["model_invocations"] == ON_DEMAND_PART_RECORDS + len(retried.sent)
+    lines = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/job-00000.jsonl.out")
+    assert [line["recordId"] for line in lines] == [r["recordId"] for r in records]
+    # A step retried after it finished (its response was lost) sends nothing at all.
+    again = _CountingRuntime()
+    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(RUN, job)
+    assert again.sent == [] and repeat["model_invocations"] == state["model_invocations"]
+    assert repeat["record_counts"] == state["record_counts"]

@@ -495,3 +495,15 @@ def test_uninstall_gives_the_routes_back_to_moto_and_forgets_the_jobs(aws):
     # moto's other Bedrock APIs keep working while the emulator is installed.
     with install_bedrock_engine():
         assert bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"] == []
+
+
+def test_a_converse_record_with_tool_config_is_a_record_error_like_bedrocks_400():
+    import pytest as _pytest
+
+    from batch_pipeline_local.engines.bedrock_batch import RecordFailure, answer
+
+    body = {"messages": [{"role": "user", "content": [{"text": "Hi."}]}], "toolConfig": {"tools": []}}
+    with _pytest.raises(RecordFailure, match="toolConfig"):
+        answer("amazon.nova-lite-v1:0", body, "Converse")
+    response, _, _ = answer("amazon.nova-lite-v1:0", {k: v for k, v in body.items() if k != "toolConfig"}, "Converse")
+    assert set(response) == {"output", "stopReason", "usage", "metrics"}

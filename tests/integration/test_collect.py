@@ -165,11 +165,11 @@ def test_reference_join_in_partitions_gives_the_same_records(aws, monkeypatch):
     references = [{"id": i, "reference": f"ref {i}", "label": "x"} for i in range(25) if i != 7]
     run, backend, step = _run_job(s3, sagemaker, "summarize", shards, references)
     single = _by_id(read_lines(s3, collect(run, [step], backend, s3)["predictions_key"]))
-    monkeypatch.setenv("COLLECT_REFERENCE_BYTES_PER_PASS", "100")  # ~10 passes over 1 KB of references
+    monkeypatch.setenv("COLLECT_BYTES_PER_PASS", "300")  # ~10 passes over the staged bytes
     result = collect(run, [step], backend, s3)
     partitioned = _by_id(read_lines(s3, result["predictions_key"]))
     assert partitioned == single and len(partitioned) == 25
-    assert result["references_joined"] == 24 and "reference" not in partitioned["7"]
+    assert result["join_passes"] > 1 and result["references_joined"] == 24 and "reference" not in partitioned["7"]
 
 
 def test_collect_handler_takes_the_maps_iteration_states(aws, monkeypatch):

@@ -30,9 +30,9 @@ def config(**changes):
     return raw
 
 
-def test_default_configuration_has_the_three_default_pipelines():
+def test_default_configuration_has_the_four_default_pipelines():
     app = load_app_config(CONTEXT)
-    assert set(app.pipelines) == {"summarize", "classify", "bedrock-summarize"}
+    assert set(app.pipelines) == {"summarize", "classify", "bedrock-summarize", "bedrock-converse"}
     assert app.backend_of("summarize") == "sagemaker"
     assert app.backend_of("bedrock-summarize") == "bedrock"
     assert app.pipelines["summarize"].sagemaker.hyper_params == {
@@ -78,7 +78,8 @@ def test_runtime_pipelines_round_trip_through_the_environment_variable():
     assert parsed == pipelines
     assert parsed["summarize"].sagemaker_model_name == "Stack-flan-t5-large"
     assert parsed["summarize"].task == "text2text"
-    assert parsed["bedrock-summarize"].bedrock_family == "anthropic"
+    assert parsed["bedrock-summarize"].bedrock_family == "nova"
+    assert parsed["bedrock-converse"].pipeline.bedrock.invocation_type == "Converse"
     assert "image_uri" not in text  # the catalog's artifacts stay at synth time
 
 

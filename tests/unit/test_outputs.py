@@ -159,3 +159,26 @@ def test_python_expressions_are_never_evaluated():
         parse_output_line("__import__('os').system('echo pwned')")
     with pytest.raises(OutputParseError):
         parse_output_line("{'id': 1, 'generated_texts': [open('/etc/passwd').read()]}")
+
+
+def test_converse_output_reads_the_first_text_block_and_camel_case_usage():
+    from batch_pipeline.outputs import parse_output_line
+
+    line = {"recordId": "c1", "modelInput": {"messages": []}, "modelOutput": {
+        "output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "thinking"}}}, {"text": "The answer."}]}},
+        "stopReason": "end_turn", "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15},
+        "metrics": {"latencyMs": 120}}}
+    parsed = parse_output_line(json.dumps(line))
+    assert (parsed["id"], parsed["prediction"], parsed["input_tokens"], parsed["output_tokens"]) == ("c1", "The answer.", 12, 3)
+
+
+def test_converse_output_without_a_text_block_names_the_stop_reason():
+    import pytest
+
+    from batch_pipeline.outputs import OutputParseError, parse_output_line
+
+    line = {"recordId": "c2", "modelOutput": {"output": {"message": {"role": "assistant", "content": []}},
+                                              "stopReason": "content_filtered", "usage": {}}}
+    with pytest.raises(OutputParseError, match="content_filtered"):
+        parse_output_line(json.dumps(line))

@@ -614,7 +614,7 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "function JobControl is not in the diagram" in diagram
     assert "SageMaker model flan-t5-large is not in the diagram" in diagram
     assert "the output bucket is not in the diagram" in diagram
-    assert "Bedrock model claude-3-haiku is not in the diagram" in diagram
+    assert "Bedrock model nova-lite is not in the diagram" in diagram
     assert "`Plan the jobs`: no such state in the state machine" in diagram
     assert "`Start run`" not in diagram
 

@@ -14,19 +14,19 @@ def ends(sizes):
     return list(accumulate(sizes))
 
 
-def test_sagemaker_shards_balance_bytes_not_records():
-    # Ten short records then two long ones: an even split by count would put most bytes in one shard.
+def test_sagemaker_shards_balance_bytes_and_records():
+    # Ten short records then two long ones: a split by count or contiguous bytes leaves one shard far busier.
     sizes = [100] * 10 + [1000, 1000]
     planned = plan(runtime("t2t"), ends(sizes))  # 2 instances
-    assert [s.records for s in planned.shards] == [11, 1]
-    assert [s.bytes for s in planned.shards] == [2000, 1000]
-    assert sum(s.records for s in planned.shards) == 12
+    assert [s.records for s in planned.shards] == [6, 6]
+    assert [s.bytes for s in planned.shards] == [1500, 1500]
+    assert sorted(planned.order) == list(range(12))
 
 
 def test_one_shard_per_instance_times_shards_per_instance():
     planned = plan(runtime("t2t", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 3,
                                              "shards_per_instance": 2}), ends([50] * 60))
-    assert [s.records for s in planned.shards] == [10] * 6
+    assert [s.records for s in planned.shards] == [10] * 6 and [s.bytes for s in planned.shards] == [500] * 6
     assert [s.name for s in planned.shards][:2] == ["part-00000.jsonl", "part-00001.jsonl"]
 
 

@@ -117,8 +117,8 @@ def test_a_window_keeps_only_a_bounded_amount_of_input_and_copies_the_rest(tmp_p
     spilled = []
     original_add = intake._Spill._add_grouped
 
-    def add(self, line, references):
-        original_add(self, line, references)
+    def add(self, line, references, *record_id):
+        original_add(self, line, references, *record_id)
         spilled.append(self._pinned)
 
     monkeypatch.setattr(intake._Spill, "_add_grouped", add)

@@ -59,6 +59,10 @@ TRANSIENT_INVOKE_ERRORS = {"ThrottlingException", "ServiceUnavailableException",
 ON_DEMAND_ATTEMPTS = 5
 MANIFEST_OUT = "manifest.json.out"
 ON_DEMAND_FOLDER = "on-demand"
+# On-demand answers are checkpointed in parts this size, so a retried step never sends a record twice.
+ON_DEMAND_PARTS = "parts"
+ON_DEMAND_PART_RECORDS = 25
+ON_DEMAND_SENT_METADATA = "model-invocations"
 # Bedrock's manifest.json.out fields, carried into our manifest as the backend's own counts.
 RECORD_COUNT_FIELDS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
 MANIFEST_FIELDS = (*RECORD_COUNT_FIELDS, "inputTokenCount", "outputTokenCount")
@@ -112,6 +116,8 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
     return {
         "jobName": name,
         "roleArn": role_arn,
+        # Converse: each modelInput is a Converse request body; InvokeModel: the model's native body.
+        "modelInvocationType": invocation_type(pipeline),
         "clientRequestToken": client_request_token(run["run_id"], index),
         "modelId": pipeline.bedrock_model_id,
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job["input_uri"], "s3InputFormat": "JSONL"}},
@@ -119,6 +125,16 @@ def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline
         "timeoutDurationInHours": settings.timeout_hours,
         "tags": tags,
     }
+
+
+def invocation_type(pipeline: RuntimePipeline) -> str:
+    settings = pipeline.pipeline.bedrock
+    return "Converse" if settings is not None and settings.converse else "InvokeModel"
+
+
+def converse_output(response: dict) -> dict:
+    """A Converse runtime response as the batch job's modelOutput: the response without the HTTP metadata."""
+    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
 
 
 class BedrockBackend(BatchBackend):
@@ -177,8 +193,10 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        return job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                         ["s3OutputDataConfig"]["s3Uri"])
+        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
+                          ["s3OutputDataConfig"]["s3Uri"])
+        state["invocation_type"] = request["modelInvocationType"]
+        return state
 
     def _find_arn(self, name: str) -> str | None:
         paginator = self.bedrock.get_paginator("list_model_invocation_jobs")
@@ -225,23 +243,38 @@ class BedrockBackend(BatchBackend):
     # ------------------------------------------------------------------ on demand (below the batch minimum)
 
     def run_on_demand(self, run: dict, job: dict) -> dict:
-        """InvokeModel for every record of the job file, at most on_demand_concurrency at a time; output in the
-        batch layout so collect needs no second reader. Re-running it (a retried Lambda) rewrites the same keys."""
+        """InvokeModel (or Converse) for every record of the job file, at most on_demand_concurrency at a time;
+        output in the batch layout so collect needs no second reader.
+
+        Each record is sent once, whatever Step Functions retries: answers are checkpointed in parts of
+        ON_DEMAND_PART_RECORDS records (`<output>/on-demand/parts/`), each carrying the requests it cost, so a
+        retried or re-driven step sends only the records no earlier attempt answered, and a step that already
+        wrote manifest.json.out sends nothing."""
         name = self.job_name(run, job)
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
-        records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
-        self._requests_sent = 0
-        with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
-            lines = list(pool.map(self._invoke_one, records))
         output_uri = job_output_uri(run, job, name)
         folder = key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
-        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-        self._put(bucket, folder + input_key.rsplit("/", 1)[-1] + ".out", body, "application/x-ndjson")
+        output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
+        records = [json.loads(line) for line in self._stream_lines(bucket, input_key)]
+        answered, sent_before, part_index = self._on_demand_parts(bucket, folder + ON_DEMAND_PARTS + "/")
+        pending = [record for record in records if record.get("recordId") not in answered]
+        with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
+            for start in range(0, len(pending), ON_DEMAND_PART_RECORDS):
+                self._requests_sent = 0
+                lines = list(pool.map(self._invoke_one, pending[start:start + ON_DEMAND_PART_RECORDS]))
+                key = f"{folder}{ON_DEMAND_PARTS}/part-{part_index:05d}.jsonl"
+                part_index += 1
+                self._put(bucket, key, _jsonl(lines), "application/x-ndjson",
+                          metadata={ON_DEMAND_SENT_METADATA: str(self._requests_sent)})
+                sent_before += self._requests_sent
+                answered.update((line.get("recordId"), line) for line in lines)
+        lines = [answered[record.get("recordId")] for record in records]
+        self._put(bucket, output_key, _jsonl(lines), "application/x-ndjson")
         counts = _count_lines(lines)
         self._put(bucket, folder + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
-        if errors == len(records):
+        if records and errors == len(records):
             first = next(line["error"] for line in lines if "error" in line)
             state, status = "failed", "Failed"
             reason = f"every on-demand request failed; first error {first['errorCode']}: {first['errorMessage']}"
@@ -251,14 +284,39 @@ class BedrockBackend(BatchBackend):
             state, status, reason = "succeeded", "Completed", None
         result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
         result["mode"] = "on-demand"
+        result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
-        result["model_invocations"] = self._requests_sent
+        result["model_invocations"] = sent_before
         return result
+
+    def _on_demand_parts(self, bucket: str, prefix: str) -> tuple[dict[Any, dict], int, int]:
+        """Earlier attempts of this on-demand step: their answers by recordId, the requests they were billed
+        for, and how many parts they wrote (none on the first attempt)."""
+        answered: dict[Any, dict] = {}
+        sent = parts = 0
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                response = self.s3.get_object(Bucket=bucket, Key=item["Key"])
+                sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
+                for line in response["Body"].iter_lines():
+                    if line.strip():
+                        record = json.loads(line)
+                        answered[record.get("recordId")] = record
+                parts += 1
+        return answered, sent, parts
 
     def _invoke_one(self, record: dict) -> dict:
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": record.get("modelInput")}
+        converse = invocation_type(self.pipeline) == "Converse"
         for attempt in range(ON_DEMAND_ATTEMPTS):
             try:
+                if converse:
+                    # The same identifier as the batch job (foundation model or inference profile).
+                    response = self.runtime.converse(modelId=self.pipeline.bedrock_model_id, **record["modelInput"])
+                    self._count_requests(response)
+                    line["modelOutput"] = converse_output(response)
+                    return line
                 response = self.runtime.invoke_model(
                     modelId=self.pipeline.bedrock_model_id, body=json.dumps(record["modelInput"]).encode(),
                     contentType="application/json", accept="application/json")
@@ -280,7 +338,7 @@ class BedrockBackend(BatchBackend):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _count_requests(self, response: dict | None) -> None:
-        """InvokeModel requests sent, botocore's own retries included (the manifest's model_invocations)."""
+        """InvokeModel/Converse requests sent, botocore's own retries included (the manifest's model_invocations)."""
         if response is None:
             return
         sent = 1 + int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
@@ -303,13 +361,22 @@ class BedrockBackend(BatchBackend):
         bucket = run_bucket(run)
         input_key = key_in_run_bucket(run, job["input_uri"])
         output_key = next(iter(self.raw_outputs(run, job))).output_key
-        failed = {str(o["recordId"]) for o in self._output_lines(bucket, output_key) if "error" in o}
-        if not failed:
-            return job
         retry_key = input_key.rsplit(".", 1)[0] + "-retry.jsonl"
-        records = [line for line in self._stream_lines(bucket, input_key)
-                   if str(json.loads(line).get("recordId")) in failed]
-        self._put(bucket, retry_key, b"".join(line + b"\n" for line in records), "application/x-ndjson")
+        # Disk-backed, so a job whose every record failed does not hold them all in memory.
+        with RecordSpool() as failed, tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as retry_file:
+            for output in self._output_lines(bucket, output_key):
+                if "error" in output:
+                    failed.add(str(output["recordId"]), b"")
+            if not len(failed):
+                return job
+            records = 0
+            for line in self._stream_lines(bucket, input_key):
+                if str(json.loads(line).get("recordId")) in failed:
+                    retry_file.write(line + b"\n")
+                    records += 1
+            retry_file.flush()
+            self.s3.upload_file(retry_file.name, bucket, retry_key,
+                                ExtraArgs={"ContentType": "application/x-ndjson", "Tagging": INTERMEDIATE_TAGGING})
         index = f"{job['index']}r"
         first = {k: job.get(k) for k in ("name", "arn", "status", "state", "failure_reason", "output_uri", "input_uri",
                                          "route", "mode", "record_counts", "model_invocations")}
@@ -318,8 +385,8 @@ class BedrockBackend(BatchBackend):
         retry_job.update(job_state(name=bedrock_job_name(run["run_id"], index), arn=None, status="NotSubmitted",
                                    state="queued", output_uri=job["output_uri"]))
         retry_job.update(
-            first_attempt=first, token_index=index, input_uri=s3_uri(bucket, retry_key), records=len(records),
-            route="batch" if len(records) >= self.settings.min_records_per_job else "on-demand",
+            first_attempt=first, token_index=index, input_uri=s3_uri(bucket, retry_key), records=records,
+            route="batch" if records >= self.settings.min_records_per_job else "on-demand",
         )
         return retry_job
 
@@ -328,19 +395,24 @@ class BedrockBackend(BatchBackend):
         first = job["first_attempt"]
         retry_output_key = next(iter(self.raw_outputs(run, job))).output_key
         retry_folder = self._output_folder(run, job)
-        answers = {str(o["recordId"]): o for o in self._output_lines(bucket, retry_output_key) if "error" not in o}
         original = {**job, **first}
         original_output_key = next(iter(self.raw_outputs(run, original))).output_key
         merged_key = (f"{key_in_run_bucket(run, job_output_uri(run, original, first['name']))}merged/"
                       f"{original_output_key.rsplit('/', 1)[-1]}")
         recovered = 0
-        # Streamed through a local file: a job's output can be hundreds of MB.
-        with tempfile.NamedTemporaryFile("wb", suffix=".out") as merged:
+        # Both sides stream: the retried answers go to a disk-backed spool keyed by recordId, the merged output to a
+        # local file (a job's output can be hundreds of MB), so memory does not grow with the number of records.
+        with RecordSpool() as answers, tempfile.NamedTemporaryFile("wb", suffix=".out") as merged:
+            for output in self._output_lines(bucket, retry_output_key):
+                if "error" not in output:
+                    answers.add(str(output["recordId"]), json.dumps(output, ensure_ascii=False).encode())
             for line in self._output_lines(bucket, original_output_key):
-                if "error" in line and str(line.get("recordId")) in answers:
-                    line = answers[str(line["recordId"])]
+                answer = answers.get(str(line.get("recordId"))) if "error" in line else None
+                if answer is not None:
+                    merged.write(answer + b"\n")
                     recovered += 1
-                merged.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                else:
+                    merged.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
             merged.flush()
             self.s3.upload_file(merged.name, bucket, merged_key,
                                 ExtraArgs={"ContentType": "application/x-ndjson", "Tagging": INTERMEDIATE_TAGGING})
@@ -420,9 +492,45 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ S3 helpers
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING,
+                           Metadata=metadata or {})
+
+
+class RecordSpool:
+    """recordId -> bytes on local disk (sqlite in a temporary file): a set or map that does not live in memory."""
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        self._db = sqlite3.connect(self._file.name)
+        self._db.execute("CREATE TABLE spool (id TEXT PRIMARY KEY, body BLOB)")
+
+    def add(self, record_id: str, body: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO spool VALUES (?, ?)", (record_id, body))
+
+    def get(self, record_id: str) -> bytes | None:
+        row = self._db.execute("SELECT body FROM spool WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def __contains__(self, record_id: object) -> bool:
+        return self._db.execute("SELECT 1 FROM spool WHERE id = ?", (record_id,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+
+    def __enter__(self) -> RecordSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+        self._file.close()
+
+
+def _jsonl(lines: Iterable[dict]) -> bytes:
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
 
 
 def _count_lines(lines: list[dict]) -> dict[str, int]:

@@ -31,9 +31,13 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "OTHER_LABEL",
     "LabelMatcher",
+    "MultiLabelCounts",
     "multi_label_metrics",
     "predicted_label_set",
+    "answered_label_set",
+    "single_answer",
     "single_label_metrics",
+    "single_label_metrics_from_pairs",
 ]
 
 OTHER_LABEL = "<other>"
@@ -68,6 +72,21 @@ class LabelMatcher:
         return frozenset(self.match(part) for part in parts)
 
 
+def single_answer(record: dict) -> str:
+    """A normalised prediction record's one answer: its text, or else its top-scored label (as zero-shot ranks them)."""
+    if record.get("prediction") is not None:
+        return record["prediction"]
+    scores = record["scores"]
+    return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
+
+
+def answered_label_set(record: dict, matcher: "LabelMatcher", threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+    """A normalised prediction record's multi-label answer: scored labels above `threshold`, else its free text."""
+    if record.get("labels") and record.get("scores") is not None:
+        return predicted_label_set(record["labels"], record["scores"], threshold)
+    return matcher.match_many(record["prediction"])
+
+
 def predicted_label_set(labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
     """The multi-label decision rule: every label scored at least `threshold`."""
     return frozenset(str(label) for label, score in zip(labels, scores) if score >= threshold)
@@ -91,11 +110,20 @@ def single_label_metrics(true_labels: Sequence[str], predicted_labels: Sequence[
     """accuracy, macro_f1, per_class {precision, recall, f1, support} and confusion_matrix."""
     if len(true_labels) != len(predicted_labels):
         raise ValueError(f"{len(true_labels)} true labels but {len(predicted_labels)} predictions")
-    count = len(true_labels)
-    classes = _ordered([*true_labels, *predicted_labels])
-    pairs = Counter(zip(true_labels, predicted_labels))
-    support = Counter(true_labels)
-    predicted = Counter(predicted_labels)
+    return single_label_metrics_from_pairs(Counter(zip(true_labels, predicted_labels)))
+
+
+def single_label_metrics_from_pairs(pairs: Counter) -> dict:
+    """single_label_metrics from the confusion counts alone: {(true, predicted): records}.
+
+    Everything the report says follows from these counts, so a streaming evaluation keeps only them."""
+    count = sum(pairs.values())
+    classes = _ordered(label for pair in pairs for label in pair)
+    support: Counter = Counter()
+    predicted: Counter = Counter()
+    for (true, pred), records in pairs.items():
+        support[true] += records
+        predicted[pred] += records
     per_class = {}
     for label in classes:
         tp = pairs[(label, label)]
@@ -125,38 +153,58 @@ def multi_label_metrics(true_sets: Sequence[frozenset[str]], predicted_sets: Seq
     """Subset accuracy, macro/micro F1, hamming loss, per-label scores and per-label 2x2 matrices."""
     if len(true_sets) != len(predicted_sets):
         raise ValueError(f"{len(true_sets)} true label sets but {len(predicted_sets)} predictions")
-    count = len(true_sets)
-    labels = _ordered(label for labels in (*true_sets, *predicted_sets) for label in labels)
-    tp, fp, fn = Counter(), Counter(), Counter()
+    counts = MultiLabelCounts()
     for truth, prediction in zip(true_sets, predicted_sets):
-        tp.update(truth & prediction)
-        fp.update(prediction - truth)
-        fn.update(truth - prediction)
-    per_class, matrices = {}, []
-    for label in labels:
-        tn = count - tp[label] - fp[label] - fn[label]
-        per_class[label] = {
-            "precision": _ratio(tp[label], tp[label] + fp[label]),
-            "recall": _ratio(tp[label], tp[label] + fn[label]),
-            "f1": _f1(tp[label], fp[label], fn[label]),
-            "support": tp[label] + fn[label],
+        counts.add(truth, prediction)
+    return counts.metrics()
+
+
+class MultiLabelCounts:
+    """The counts multi_label_metrics needs, added one record at a time (memory grows with labels, not records)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.exact = 0
+        self.labels: set[str] = set()
+        self.tp: Counter = Counter()
+        self.fp: Counter = Counter()
+        self.fn: Counter = Counter()
+
+    def add(self, truth: frozenset[str], prediction: frozenset[str]) -> None:
+        self.count += 1
+        self.exact += truth == prediction
+        self.labels.update(truth, prediction)
+        self.tp.update(truth & prediction)
+        self.fp.update(prediction - truth)
+        self.fn.update(truth - prediction)
+
+    def metrics(self) -> dict:
+        count, tp, fp, fn = self.count, self.tp, self.fp, self.fn
+        labels = _ordered(self.labels)
+        per_class, matrices = {}, []
+        for label in labels:
+            tn = count - tp[label] - fp[label] - fn[label]
+            per_class[label] = {
+                "precision": _ratio(tp[label], tp[label] + fp[label]),
+                "recall": _ratio(tp[label], tp[label] + fn[label]),
+                "f1": _f1(tp[label], fp[label], fn[label]),
+                "support": tp[label] + fn[label],
+            }
+            matrices.append([[tn, fp[label]], [fn[label], tp[label]]])
+        total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
+        decisions = count * len(labels)
+        return {
+            "multi_label": True,
+            "accuracy": _ratio(self.exact, count) if count else None,
+            "macro_f1": sum(c["f1"] for c in per_class.values()) / len(labels) if labels else None,
+            "micro_precision": _ratio(total_tp, total_tp + total_fp),
+            "micro_recall": _ratio(total_tp, total_tp + total_fn),
+            "micro_f1": _f1(total_tp, total_fp, total_fn),
+            "hamming_loss": _ratio(total_fp + total_fn, decisions) if count else None,
+            "per_class": per_class,
+            "confusion_matrix": {
+                "layout": "per label [[tn, fp], [fn, tp]]",
+                "labels": labels,
+                "matrix": matrices,
+            },
         }
-        matrices.append([[tn, fp[label]], [fn[label], tp[label]]])
-    total_tp, total_fp, total_fn = sum(tp.values()), sum(fp.values()), sum(fn.values())
-    exact = sum(1 for truth, prediction in zip(true_sets, predicted_sets) if truth == prediction)
-    decisions = count * len(labels)
-    return {
-        "multi_label": True,
-        "accuracy": _ratio(exact, count) if count else None,
-        "macro_f1": sum(c["f1"] for c in per_class.values()) / len(labels) if labels else None,
-        "micro_precision": _ratio(total_tp, total_tp + total_fp),
-        "micro_recall": _ratio(total_tp, total_tp + total_fn),
-        "micro_f1": _f1(total_tp, total_fp, total_fn),
-        "hamming_loss": _ratio(total_fp + total_fn, decisions) if count else None,
-        "per_class": per_class,
-        "confusion_matrix": {
-            "layout": "per label [[tn, fp], [fn, tp]]",
-            "labels": labels,
-            "matrix": matrices,
-        },
-    }

@@ -180,29 +180,16 @@ def _classification(
     per_record: dict[str, dict] = {}
     if not multi_label:
         truth = [label if isinstance(label, str) else ",".join(label) for label in true_labels]
-        predicted = [matcher.match(_single_answer(record)) for _, record in usable]
+        predicted = [matcher.match(classification.single_answer(record)) for _, record in usable]
         metrics = classification.single_label_metrics(truth, predicted)
         for (ref, _), true, pred in zip(usable, truth, predicted):
             per_record[ref.id] = {"label": true, "predicted": pred, "correct": true == pred}
     else:
         truth_sets = [frozenset(label) if isinstance(label, tuple) else frozenset((label,)) for label in true_labels]
-        predicted_sets = [_predicted_set(record, matcher, threshold) for _, record in usable]
+        predicted_sets = [classification.answered_label_set(record, matcher, threshold) for _, record in usable]
         metrics = classification.multi_label_metrics(truth_sets, predicted_sets)
         metrics["threshold"] = threshold
         for (ref, _), true, pred in zip(usable, truth_sets, predicted_sets):
             per_record[ref.id] = {"label": sorted(true), "predicted": sorted(pred), "correct": true == pred}
     return metrics, per_record
 
-
-def _single_answer(record: dict) -> str:
-    if record.get("prediction") is not None:
-        return record["prediction"]
-    # Labels and scores without a chosen label: the top-scored one, as the zero-shot container ranks them.
-    scores = record["scores"]
-    return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
-
-
-def _predicted_set(record: dict, matcher: classification.LabelMatcher, threshold: float) -> frozenset[str]:
-    if record.get("labels") and record.get("scores") is not None:
-        return classification.predicted_label_set(record["labels"], record["scores"], threshold)
-    return matcher.match_many(record["prediction"])

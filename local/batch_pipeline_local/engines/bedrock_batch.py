@@ -4,10 +4,10 @@ moto 5 has no model-invocation-job APIs (its `bedrock` backend answers every unk
 catch-all) and its bedrock-runtime InvokeModel returns `{}`. This module answers, over moto's S3:
 
   - bedrock   CreateModelInvocationJob, GetModelInvocationJob, ListModelInvocationJobs, StopModelInvocationJob
-  - bedrock-runtime   InvokeModel (POST /model/{modelId}/invoke)
+  - bedrock-runtime   InvokeModel (POST /model/{modelId}/invoke) and Converse (POST /model/{modelId}/converse)
 
 How it hooks in: it wraps `process_request` of moto's one `BotocoreStubber` (the `before-send` handler that
-`mock_aws` registers for every botocore client) and answers the five routes above before moto's URL table
+`mock_aws` registers for every botocore client) and answers the six routes above before moto's URL table
 is consulted; everything else falls through to moto unchanged. So botocore still validates parameters and
 serializes a real rest-json HTTP request, and still parses our HTTP status, headers and JSON body with the
 service model: errors arrive as `client.exceptions.ServiceQuotaExceededException` and the like. A botocore
@@ -216,6 +216,9 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
     if ERROR_RECORD in json.dumps(body, ensure_ascii=False):
         raise RecordFailure(f"Malformed input request: {ENGINE_LABEL} rejects requests carrying {ERROR_RECORD}")
     family = family_of(model_id, body, invocation_type)
+    if family == "converse" and "toolConfig" in body:
+        # Bedrock: records of a Converse-type job that include toolConfig fail with a 400 error.
+        raise RecordFailure("Malformed input request: toolConfig is not supported for Converse batch inference")
     if family == "anthropic":
         if not isinstance(body.get("anthropic_version"), str):
             raise RecordFailure("Malformed input request: #: required key [anthropic_version] not found")
@@ -552,6 +555,9 @@ class BedrockBatchEmulator:
             if method == "POST" and len(parts) == 3 and parts[0] == "model" and parts[2] == "invoke":
                 return self._respond("InvokeModel", lambda: self.invoke_model(
                     runtime["region"], unquote(parts[1]), _header(request, "Content-Type"), _body(request)))
+            if method == "POST" and len(parts) == 3 and parts[0] == "model" and parts[2] == "converse":
+                return self._respond("Converse", lambda: self.converse(runtime["region"], unquote(parts[1]),
+                                                                        _body(request)))
             return None
         control = _BEDROCK_URL.match(url)
         if not control:
@@ -706,6 +712,24 @@ class BedrockBatchEmulator:
             "X-Amzn-Bedrock-Input-Token-Count": str(input_tokens),
             "X-Amzn-Bedrock-Output-Token-Count": str(output_tokens),
         }
+
+    def converse(self, region: str, model_id: str, body: bytes) -> tuple[bytes, dict]:
+        """Converse (POST /model/{modelId}/converse): the request body is a Converse request, the answer is in
+        Converse's response shape (output.message, stopReason, usage, metrics)."""
+        _check_request("bedrock-runtime", "Converse", {"modelId": model_id})
+        with self._lock:
+            if self.throttle_invocations > 0:
+                self.throttle_invocations -= 1
+                raise ApiError("ThrottlingException", 429, "Too many requests, please wait before trying again.")
+        request = json.loads(body or b"{}")
+        if "toolConfig" in request:
+            raise _validation("toolConfig is not supported by " + ENGINE_LABEL)
+        try:
+            response, _, _ = answer(model_id, request, "Converse")
+        except RecordFailure as failure:
+            raise _validation(str(failure)) from None
+        log.info("%s: Converse %s in %s", ENGINE_LABEL, model_id, region)
+        return json.dumps(response).encode(), {"Content-Type": "application/json"}
 
     # ------------------------------------------------------------ job life
 
@@ -984,9 +1008,10 @@ def active_bedrock_emulator() -> BedrockBatchEmulator:
 
 def model_requests_received(emulator: BedrockBatchEmulator) -> int:
     """What this emulator was sent that Bedrock bills: every InvokeModel request it answered (throttled ones
-    included, as botocore sent them) plus every record of every batch job it accepted."""
+    included, as botocore sent them), every Converse request, plus every record of every batch job it accepted."""
     with emulator._lock:
-        return emulator.calls["InvokeModel"] + sum(job.total_records for job in emulator.jobs.values())
+        return emulator.calls["InvokeModel"] + emulator.calls["Converse"] + sum(
+            job.total_records for job in emulator.jobs.values())
 
 
 def install_bedrock_engine(**options: Any) -> BedrockBatchEmulator:
