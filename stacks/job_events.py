@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -40,7 +41,8 @@ def execution_evidence(scope: Construct, state_machine: sfn.StateMachine) -> str
 
 class JobEvents(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, functions: FunctionFactory, output_bucket: s3.IBucket,
-                 state_machine: sfn.StateMachine, job_name_prefix: str, bedrock: bool) -> None:
+                 state_machine: sfn.StateMachine, job_name_prefix: str, bedrock: bool,
+                 job_control: lambda_.Function) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.handler = functions.create(FunctionSpec(
@@ -58,6 +60,13 @@ class JobEvents(Construct):
             sid="ResumeOwnExecutions",
             actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
             resources=[state_machine.state_machine_arn, executions]))
+        # Job control's wait resumes its own iteration when the job already ended. A policy of its own, not the
+        # function's default policy: the function depends on that one, and the state machine on the function.
+        resume_own = iam.Policy(self, "JobControlResumesOwnWait", roles=[job_control.role], statements=[
+            iam.PolicyStatement(sid="ResumeOwnWait", actions=["states:SendTaskSuccess"],
+                                resources=[state_machine.state_machine_arn, executions])])
+        acknowledge(resume_own, "AwsSolutions-IAM5", "Executions are named per upload at run time; only this state "
+                    "machine's executions.", applies_to=f"Resource::{execution_evidence(self, state_machine)}")
         policy = self.handler.role.node.find_child("DefaultPolicy")
         acknowledge(policy, "AwsSolutions-IAM5", "One token object per job, named by the job at run time; reads stay "
                     "inside job-tokens/.", applies_to=f"Resource::<{stack.get_logical_id(output_bucket.node.default_child)}.Arn>/{TOKENS_PREFIX}*")

@@ -53,3 +53,14 @@ def test_the_handler_can_resume_only_this_state_machines_executions_and_read_onl
                                           (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
     assert [s["Action"] for s in reads] == ["s3:GetObject"]
     assert "job-tokens/*" in json.dumps(reads[0]["Resource"])
+
+
+def test_job_control_may_resume_its_own_wait_on_this_state_machine_only(template):
+    """The wait step calls SendTaskSuccess itself for a job that already ended; without it a real run would fail."""
+    policies = [p["Properties"] for p in template.find_resources("AWS::IAM::Policy").values()
+                if any(s.get("Sid") == "ResumeOwnWait" for s in p["Properties"]["PolicyDocument"]["Statement"])]
+    (policy,) = policies
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "states:SendTaskSuccess"
+    assert "RunStateMachine" in json.dumps(statement["Resource"]) and '"*"' not in json.dumps(statement["Resource"])
+    assert any("JobControl" in role["Ref"] for role in policy["Roles"])
