@@ -12,11 +12,12 @@ from .bedrock import BedrockBatchAccess, bedrock_pipelines
 from .endpoints import RealtimeEndpoints
 from .functions import FunctionFactory
 from .intake import Intake
+from .job_events import JobEvents
 from .models import SageMakerModels
 from .monitoring import Monitoring
 from .notifications import Notifications
 from .storage import Storage
-from .workflow import Workflow
+from .workflow import JOB_NAME_PREFIX, Workflow
 
 # Lambda allows 4 KB of environment variables per function, all names and values together.
 LAMBDA_ENVIRONMENT_LIMIT = 4096
@@ -64,6 +65,9 @@ class BatchPipelineStack(cdk.Stack):
             self, "Workflow", config=config, functions=self.functions, output_bucket=self.storage.output_bucket,
             key=self.storage.key, topic=self.notifications.topic,
             log_retention=RETENTION[config.log_retention_days])
+        self.job_events = JobEvents(self, "JobEvents", functions=self.functions, output_bucket=self.storage.output_bucket,
+                                    state_machine=self.workflow.state_machine, job_name_prefix=JOB_NAME_PREFIX,
+                                    bedrock=bool(bedrock_pipelines(config)), job_control=self.workflow.job_control_fn)
         self.bedrock = None
         if bedrock_pipelines(config):
             self.bedrock = BedrockBatchAccess(self, "BedrockBatch", config=config, output_bucket=self.storage.output_bucket,

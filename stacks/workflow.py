@@ -1,8 +1,9 @@
-"""The run's state machine: plan, run the jobs (submit, wait, check), collect, evaluate, manifest, notify.
+"""The run's state machine: plan, run the jobs (submit, wait for the job's end), collect, evaluate, manifest, notify.
 
-Job control is a Lambda step plus a Wait/poll loop for both backends: Step Functions has no `.sync`
-integration for Bedrock batch jobs, and the same shape runs unchanged on moto's interpreter in local
-mode. Every task's failure is caught and ends in a failure manifest and a notification, never in a
+Step Functions has no `.sync` integration for Bedrock batch jobs, so job control is a Lambda submit step plus a
+`.waitForTaskToken` wait for both backends: the backend's EventBridge job-state event resumes the iteration
+(stacks/job_events.py), and the wait's timeout is the backstop that checks the job directly if an event is lost.
+The same shape runs unchanged on moto's interpreter in local mode. Every task's failure is caught and ends in a failure manifest and a notification, never in a
 silently failed execution.
 """
 
@@ -20,6 +21,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from batch_pipeline.config import AppConfig
+from batch_pipeline.job_store import TOKENS_PREFIX
 from batch_pipeline.layout import RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
@@ -61,7 +63,7 @@ class Workflow(Construct):
             "and the next poll delay",
             # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
             # and a retry of failed records merges a job's output through /tmp.
-            timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096,
+            timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096, read=True, write=True,
             environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
                          **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})
         self.collect_fn = self._function(
@@ -81,6 +83,12 @@ class Workflow(Construct):
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
         self._grant_job_outputs(self.job_control_fn)
+        # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler.
+        self.job_control_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="WriteJobTokens", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")]))
+        acknowledge(self.job_control_fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                    "One token object per job, named by the job at run time; writes stay inside job-tokens/.",
+                    applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*")
 
         definition = self._definition(config)
         log_group = logs.LogGroup(self, "ExecutionLogs", retention=log_retention, encryption_key=key,
@@ -162,13 +170,17 @@ class Workflow(Construct):
         task = tasks.LambdaInvoke(
             self, name, lambda_function=fn, payload=sfn.TaskInput.from_object(payload),
             payload_response_only=True, result_path=result_path, retry_on_service_exceptions=False)
+        self._retry(task)
+        return task
+
+    @staticmethod
+    def _retry(task: tasks.LambdaInvoke) -> None:
         # The transient errors AWS documents for Lambda tasks (Step Functions best practices, "Handle Lambda service
         # exceptions"): retried on every task, with the interval, attempts and backoff that page recommends.
         task.add_retry(errors=list(TRANSIENT_LAMBDA_ERRORS), interval=cdk.Duration.seconds(2), max_attempts=6,
                        backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
         # A function that ran out of time once gets one more try, not six: each try can cost up to its timeout.
         task.add_retry(errors=[SANDBOX_TIMEOUT], interval=cdk.Duration.seconds(2), max_attempts=1)
-        return task
 
     def _caught(self, task: sfn.TaskStateBase | sfn.Map, on_failure: sfn.IChainable, jobs_path: str | None) -> None:
         """Any failure of `task` goes to the failure path with the jobs known at that point (the plan's, or the
@@ -208,24 +220,39 @@ class Workflow(Construct):
         start = sfn.Pass(self, "Start run", parameters={"run.$": "$"})
         plan = self._invoke("Plan jobs", self.plan_fn, {"run.$": "$.run"}, "$.plan")
 
-        # ---- one Map iteration per job: submit once, then wait and check until it is done.
+        # ---- one Map iteration per job: submit once, then wait for the job's end (event or backstop).
         submit = self._invoke("Submit job", self.job_control_fn,
                               {"action": "submit", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
-        wait = sfn.Wait(self, "Wait before checking job", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
-        check = self._invoke("Check job status", self.job_control_fn,
-                             {"action": "status", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
-        # The iteration's result is the job alone: the run reference is already in the state, once.
-        ended = sfn.Pass(self, "Job ended", output_path="$.job")
-        # Submit goes to the Choice, not to Check: a job that ends inside its submit step (on demand) is done
+        # The job control function stores the task token for the job-state event handler and checks the job once;
+        # the iteration then sleeps until SendTaskSuccess (the event, or the function itself for a job that already
+        # ended). Its timeout is the backstop: a lost event costs one check per backstop period, not a poll loop.
+        wait_for_end = tasks.LambdaInvoke(
+            self, "Wait for job to end", lambda_function=self.job_control_fn,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object({"action": "wait", "run.$": "$.run", "job.$": "$.job",
+                                               "attempt.$": "$.attempt", "task_token": sfn.JsonPath.task_token}),
+            task_timeout=sfn.Timeout.at("$.backstop_seconds"), result_path="$", retry_on_service_exceptions=False)
+        self._retry(wait_for_end)
+        backstop = sfn.Pass(self, "No job event: check the job", result_path=sfn.JsonPath.DISCARD)
+        wait_for_end.add_catch(backstop, errors=["States.Timeout"], result_path="$.backstop")
+        backstop.next(wait_for_end)
+        # A submission the backend refused for now (quota, throttling) waits with backoff before it is tried again.
+        wait = sfn.Wait(self, "Wait before submitting again", time=sfn.WaitTime.seconds_path("$.wait_seconds"))
+        wait.next(wait_for_end)
+        # The iteration's result is the job's index alone: its state is in the run's jobs/ folder (job_store).
+        ended = sfn.Pass(self, "Job ended", parameters={"index.$": "$.job.index"})
+        # Submit goes to the Choice, not to the wait: a job that ends inside its submit step (on demand) is done
         # there, and checking it would run it again.
-        loop = sfn.Choice(self, "Job finished?").when(sfn.Condition.boolean_equals("$.job.done", True), ended).otherwise(wait)
-        wait.next(check)
-        check.next(loop)
+        loop = (sfn.Choice(self, "Job finished?")
+                .when(sfn.Condition.boolean_equals("$.job.done", True), ended)
+                .when(sfn.Condition.string_equals("$.job.state", "queued"), wait)
+                .otherwise(wait_for_end))
+        wait_for_end.next(loop)
         run_jobs = sfn.Map(
             self, "Run jobs",
             items_path="$.plan.jobs",
             max_concurrency=config.max_concurrent_jobs_per_run,
-            # One job and the small run reference job control reads (where the run lives, which pipeline).
+            # One job reference and the small run reference job control reads (where the run lives, which pipeline).
             item_selector={"run": {key + ".$": f"$.run.{key}" for key in JOB_RUN_FIELDS},
                            "job.$": "$$.Map.Item.Value", "attempt": 0},
             result_path="$.jobs",

@@ -6,10 +6,11 @@ where a backend adds its own (Bedrock's `record_counts`, a `retry` phase), so th
 state can rely on, not everything a backend may carry.
 
 Flow (see stacks/workflow.py):
-  execution input = RunRef  ->  Plan jobs -> PlanResult.jobs: [PlannedJob]
-  Map item = JobStep(run=RunRef, job=PlannedJob, attempt=0)  ->  Submit job / Check job status -> JobStep
-  iteration result = JobState (the `Job ended` state keeps only the job)
-  Collect outputs: (run, jobs=[JobState]) -> CollectSummary
+  execution input = RunRef  ->  Plan jobs -> PlanReferences.jobs: [JobRef] (each PlannedJob in <run>/jobs/<i>.json)
+  Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
+  (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
+  iteration result = JobRef (the `Job ended` state keeps only the index)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
   Evaluate predictions: (run, collect) -> EvaluationSummary
   Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
   Notify: (run, manifest) -> {"message_id"}
@@ -71,16 +72,38 @@ class JobState(PlannedJob):
 
 
 class JobStep(BaseModel):
-    """Input and output of `Submit job` and `Check job status` (the Map iteration's state)."""
+    """Input and output of `Submit job` and `Wait for job to end` (the Map iteration's state)."""
 
     run: RunRef
     job: PlannedJob | JobState
     attempt: int = Field(default=0, ge=0)
     wait_seconds: int | None = Field(default=None, ge=0)
+    # The task-token wait's TimeoutSecondsPath: when the iteration checks the job itself if no event came.
+    backstop_seconds: int | None = Field(default=None, ge=1)
 
 
-class JobControlEvent(JobStep):
-    action: Literal["submit", "status"]
+class JobRef(BaseModel):
+    """A Map item or iteration result: the job's index; the job itself is in `<run>/jobs/<index>.json`."""
+
+    model_config = ConfigDict(extra="allow")
+    index: int | str
+
+
+class JobControlEvent(BaseModel):
+    action: Literal["submit", "status", "wait"]
+    run: RunRef
+    job: JobRef | PlannedJob | JobState
+    attempt: int = Field(default=0, ge=0)
+    # Only for "wait": the iteration's `$$.Task.Token`.
+    task_token: str | None = None
+
+
+class JobStateEvent(BaseModel):
+    """What the job-state event handler needs from a Bedrock or SageMaker EventBridge event."""
+
+    job_name: str = Field(min_length=1)
+    status: str
+    terminal: bool
 
 
 class StopJobsEvent(BaseModel):
@@ -92,6 +115,14 @@ class StopJobsEvent(BaseModel):
 class PlanResult(BaseModel):
     jobs: list[PlannedJob] = Field(min_length=1)
     backend: str
+
+
+class PlanReferences(BaseModel):
+    """What `Plan jobs` returns to the state: references, one per job."""
+
+    jobs: list[JobRef] = Field(min_length=1)
+    backend: str
+    count: int = Field(ge=1)
 
 
 class CollectSummary(_Open):

@@ -29,6 +29,9 @@ DEFAULT_MAX_SECONDS = 600
 DEFAULT_JITTER = 0.2
 # How long a job may stay queued behind a quota before the run gives up on it.
 DEFAULT_QUEUE_TIMEOUT_HOURS = 24
+# How long a waiting iteration sleeps on its task token before it checks the job itself (the backstop for a lost
+# job-state event); JOB_BACKSTOP_SECONDS overrides it (local mode rehearses a lost event with a short one).
+DEFAULT_BACKSTOP_SECONDS = 3600
 
 
 def _env_number(name: str, default: float) -> float:
@@ -77,7 +80,11 @@ def _step(run: dict, job: dict, attempt: int, backend: BatchBackend | None = Non
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
         job = backend.finish(run, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
-    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait}
+    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait, "backstop_seconds": backstop_seconds()}
+
+
+def backstop_seconds() -> int:
+    return max(1, int(_env_number("JOB_BACKSTOP_SECONDS", DEFAULT_BACKSTOP_SECONDS)))
 
 
 def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:

@@ -51,3 +51,8 @@ def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list
             "route": route,
         })
     return jobs
+
+
+def plan_references(jobs: list[dict], backend: str) -> dict:
+    """What `Plan jobs` returns to the state: one `{"index"}` per job (the jobs themselves are in S3)."""
+    return {"backend": backend, "count": len(jobs), "jobs": [{"index": job["index"]} for job in jobs]}

@@ -63,7 +63,7 @@ class Fault:
         parts = text.rsplit(":", 2)
         if len(parts) != 3 or not parts[0].strip() or not parts[1].strip():
             raise FaultSpecError(f"--fault {text!r}: expected STATE:ERROR:TIMES, e.g. "
-                                 "'Check job status:Lambda.TooManyRequestsException:2'")
+                                 "'Wait for job to end:Lambda.TooManyRequestsException:2'")
         state, error, times = (p.strip() for p in parts)
         if not times.isdigit() or int(times) < 1:
             raise FaultSpecError(f"--fault {text!r}: TIMES must be a whole number of at least 1, got {times!r}")
@@ -221,9 +221,17 @@ def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> 
         StateTaskLambda,
     )
 
+    # The `.waitForTaskToken` wait is a Lambda service integration (arn:aws:states:::lambda:invoke...): its own class,
+    # which already names Lambda errors Lambda.<code> (recorded as TaskFailed, as on AWS), but must be told its state.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: PLC0415
+        StateTaskServiceLambda,
+    )
+
     plan = FaultPlan(list(faults or []))
     with mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
             mock.patch.object(StateTaskLambda, "_eval_execution", _remember_state(StateTaskLambda._eval_execution)), \
+            mock.patch.object(StateTaskServiceLambda, "_eval_execution",
+                              _remember_state(StateTaskServiceLambda._eval_execution)), \
             mock.patch.object(StateTaskLambda, "_from_error", _lambda_error_names(StateTaskLambda._from_error)), \
             mock.patch.object(lambda_eval_utils, "execute_lambda_function_integration",
                               _faulty_invoke(plan, lambda_eval_utils.execute_lambda_function_integration)), \

@@ -333,9 +333,19 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
     quotas = [p.pipeline.bedrock for p in pipelines.values() if p.pipeline.bedrock is not None]
     bedrock = {"min_records": min(q.min_records_per_job for q in quotas),
                "max_records": max(q.max_records_per_job for q in quotas)} if quotas else {}
+    # The emulators' job-state events reach the template's EventBridge rules, as on AWS (events.LocalEventBus); the
+    # Bedrock jobs run on a clock, so a run that waits for events sees them end without polling.
+    bus = local_event_bus(local)
+    bedrock = {**bedrock, "on_event": bus.put, "tick_seconds": 0.05}
     with install_sagemaker_engine(task_for_model=tasks, **sagemaker_options), \
             install_bedrock_engine(**{**bedrock, **(bedrock_options or {})}):
         yield
+
+
+def local_event_bus(local: LocalApp) -> Any:
+    from .events import LocalEventBus  # noqa: PLC0415
+
+    return LocalEventBus(local.template, lambda logical, event: local.invoke(local.functions[logical], event))
 
 
 @contextlib.contextmanager

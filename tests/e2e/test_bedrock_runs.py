@@ -92,8 +92,9 @@ def test_quota_refusals_queue_the_job_until_bedrock_takes_it(template, tmp_path)
                           "bedrock-summarize")
     assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
     calls = job_control_calls(local)
-    # Refused three times (submit, then two checks that submitted again), then taken and polled to the end.
-    assert calls[0] == "submit" and calls.count("status") >= 3
+    # Refused three times (submit, then two waits that submitted again after a backoff), then taken; its end event
+    # resumed the wait, whose check saw it done.
+    assert calls[0] == "submit" and calls.count("wait") >= 3
     submissions = [i for i in local.invocations if i.function.startswith("FunctionsJobControl") and not i.event["job"].get("arn")]
     assert len(submissions) == 4
 

@@ -19,8 +19,10 @@ def history(result) -> list[dict]:
 
 
 def failed_tasks(result) -> list[str]:
-    """The error name of every failed Lambda task, as the execution history records it."""
-    return [e["lambdaFunctionFailedEventDetails"]["error"] for e in history(result) if e["type"] == "LambdaFunctionFailed"]
+    """The error name of every failed Lambda task, as the execution history records it (a Lambda service integration
+    such as the `.waitForTaskToken` wait records TaskFailed, a plain Lambda task LambdaFunctionFailed)."""
+    return [e.get("lambdaFunctionFailedEventDetails", e.get("taskFailedEventDetails", {})).get("error")
+            for e in history(result) if e["type"] in ("LambdaFunctionFailed", "TaskFailed")]
 
 
 def entered(result) -> list[str]:
@@ -32,13 +34,13 @@ def batch_file(tmp_path, name="batch.jsonl"):
 
 
 def test_a_throttled_check_is_retried_by_the_template_and_the_run_succeeds(template, tmp_path):
-    with local_aws(template=template, faults=["Check job status:Lambda.TooManyRequestsException:2"]) as local:
+    with local_aws(template=template, faults=["Wait for job to end:Lambda.TooManyRequestsException:2"]) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         errors = failed_tasks(result)
         injected = list(local.fault_plan.injected)
     assert result.execution["status"] == "SUCCEEDED" and result.manifest["status"] == "SUCCEEDED"
     assert errors == ["Lambda.TooManyRequestsException"] * 2  # the real name, so the Retry on it fired
-    assert injected == [("Check job status", "Lambda.TooManyRequestsException")] * 2
+    assert injected == [("Wait for job to end", "Lambda.TooManyRequestsException")] * 2
     assert result.manifest["model_invocations"]["total"] == 100
 
 
@@ -86,7 +88,9 @@ def test_a_dead_notification_is_its_own_failed_step_and_changes_nothing(template
 
 
 def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_manifest(template, tmp_path):
-    with local_aws(template=template, faults=["Check job status:Lambda.ServiceException:100"]) as local:
+    # The job clock off: the Bedrock job advances only when asked, so it still runs when the run gives up on it.
+    with local_aws(template=template, faults=["Wait for job to end:Lambda.ServiceException:100"],
+                   bedrock_options={"tick_seconds": None}) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         emulator_job = next(iter(active_bedrock_emulator().jobs.values()))
         states = entered(result)
@@ -100,14 +104,14 @@ def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_m
     assert job["stop_reason"] and job["model_invocations"] == 100
 
 
-@pytest.mark.parametrize("text", ["Check job status", "Check job status:Lambda.X:0", ":Lambda.X:1", "A:B:two"])
+@pytest.mark.parametrize("text", ["Wait for job to end", "Wait for job to end:Lambda.X:0", ":Lambda.X:1", "A:B:two"])
 def test_a_malformed_fault_is_refused(text):
     with pytest.raises(FaultSpecError):
         Fault.parse(text)
 
 
 def test_a_fault_on_a_state_the_template_does_not_have_is_refused(template):
-    with pytest.raises(FaultSpecError, match="Check job"):
+    with pytest.raises(FaultSpecError, match="names no Task state.*'Check the job'.*Wait for job to end"):
         with local_aws(template=template, faults=["Check the job:Lambda.ServiceException:1"]):
             pass
 
@@ -116,7 +120,7 @@ def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):
     from batch_pipeline_local.cli import main
 
     code = main(["local", "run", str(EXAMPLES / "summarize.jsonl"), "--pipeline", "summarize",
-                 "--fault", "Check job status:Lambda.TooManyRequestsException:1",
+                 "--fault", "Wait for job to end:Lambda.TooManyRequestsException:1",
                  "--fault", "Submit job:Lambda.ServiceException:1"])
     out = capsys.readouterr().out
     assert code == 0 and "SUCCEEDED" in out
@@ -127,7 +131,7 @@ def test_the_cli_refuses_a_malformed_fault_before_starting(capsys):
     from batch_pipeline_local.cli import main
 
     assert main(["local", "run", str(EXAMPLES / "summarize.jsonl"), "--pipeline", "summarize",
-                 "--fault", "Check job status"]) == 2
+                 "--fault", "Wait for job to end"]) == 2
     assert "STATE:ERROR:TIMES" in capsys.readouterr().err
 
 

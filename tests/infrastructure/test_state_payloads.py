@@ -14,7 +14,7 @@ from batch_pipeline import jobs as job_loop
 from batch_pipeline.backends import BatchBackend, job_state
 from batch_pipeline.handlers.finalize import state_summary
 from batch_pipeline.manifest import build_manifest
-from batch_pipeline.plan import plan_jobs
+from batch_pipeline.plan import plan_jobs, plan_references
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
@@ -107,14 +107,21 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
 
     document = {"run": RUN}
     seen("Start run", RUN, document)
-    document = task("Plan jobs", document, {"jobs": plan_jobs(RUN, report, pipeline), "backend": "bedrock"})
+    planned = plan_jobs(RUN, report, pipeline)
+    # What the plan handler returns to the state; the planned jobs themselves go to <run>/jobs/ (job_store).
+    document = task("Plan jobs", document, plan_references(planned, "bedrock"))
     run_jobs = states["Run jobs"]
     results = []
     for item in get(document, run_jobs["ItemsPath"]):
         step = parameters(run_jobs["ItemSelector"], document, {"Map": {"Item": {"Value": item}}})
-        step = job_loop.submit_job(parameters(states["Submit job"]["Parameters"], step), DoneBackend(), now=lambda: 0.0)
         seen("Submit job", step)
-        results.append(get(step, states["Job ended"].get("OutputPath", "$")))
+        submit = parameters(states["Submit job"]["Parameters"], step)
+        # job control reads the referenced job from S3 (handlers/job_control.py), here from the plan itself
+        submit["job"] = planned[submit["job"]["index"]]
+        step = job_loop.submit_job(submit, DoneBackend(), now=lambda: 0.0)
+        seen("Submit job", step)
+        ended = states["Job ended"]
+        results.append(parameters(ended["Parameters"], step) if "Parameters" in ended else get(step, ended.get("OutputPath", "$")))
     document = put(document, run_jobs["ResultPath"], results)
     seen("Run jobs", document)
     document = parameters(states[run_jobs["Next"]]["Parameters"], document)
@@ -128,7 +135,10 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
                                                                                            "rougeLsum")}}
     document = task("Evaluate predictions", document, evaluation)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
-    manifest = state_summary(build_manifest(manifest_input["run"], manifest_input["jobs"], collect, evaluation))
+    # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
+    final = [job_loop.submit_job({"run": manifest_input["run"], "job": job}, DoneBackend(), now=lambda: 0.0)["job"]
+             for job in planned]
+    manifest = state_summary(build_manifest(manifest_input["run"], final, collect, evaluation))
     document = task("Write manifest", document, manifest)
     task("Notify run finished", document, {"message_id": "m"})
     return sizes
@@ -144,7 +154,8 @@ def states(template):
 def test_the_manifest_step_carries_the_job_list_once(states):
     write = states["Write manifest"]["Parameters"]
     assert "plan.$" not in write and write["jobs.$"] == "$.jobs"
-    assert states["Job ended"]["OutputPath"] == "$.job"  # an iteration's result is its job, not the run again
+    # An iteration's result is its job's index: the job's state is in the run's jobs/ folder, not in the state.
+    assert states["Job ended"]["Parameters"] == {"index.$": "$.job.index"}
 
 
 @pytest.mark.parametrize("jobs_count", [50])
@@ -154,8 +165,15 @@ def test_every_state_payload_stays_under_256_kb(states, jobs_count):
     assert not over, over
 
 
-@pytest.mark.xfail(strict=True, reason="not met yet: the plan and every job's state are carried in the state; "
-               "1,000 jobs need job references instead of job lists (issue 13, typed state contract)")
 def test_a_1000_job_run_stays_under_256_kb_in_every_state(states):
     sizes = payloads(states, 1000)
     assert max(sizes.values()) <= QUOTA, sizes
+
+
+def test_the_payload_measurement_fires_when_the_map_keeps_every_job(states):
+    """Planted defect: `Job ended` keeps the whole job (as before references), so the Map's result grows per job."""
+    import copy as _copy
+
+    planted = _copy.deepcopy(states)
+    planted["Job ended"] = {"Type": "Pass", "OutputPath": "$.job", "End": True}
+    assert max(payloads(planted, 1000).values()) > QUOTA

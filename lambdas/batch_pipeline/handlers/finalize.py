@@ -8,6 +8,7 @@ import boto3
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
+from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 
@@ -19,10 +20,12 @@ _s3 = boto3.client("s3")
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
+    # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
+    jobs = resolve_jobs(_s3, run, event.get("jobs"))
     if "failure" in event:
-        manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=event.get("jobs"))
+        manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
-        manifest = build_manifest(run, event.get("jobs", []), event.get("collect", {}), event.get("evaluation"))
+        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"))
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     run.add_argument("--fault", action="append", default=[], metavar="STATE:ERROR:TIMES",
                      help="rehearse a fault (repeatable): the first TIMES invocations of Task state STATE fail with "
                      "ERROR as the Lambda service reports it to Step Functions, e.g. "
-                     "'Check job status:Lambda.TooManyRequestsException:2'; the template's Retry/Catch decide")
+                     "'Wait for job to end:Lambda.TooManyRequestsException:2'; the template's Retry/Catch decide")
     run.set_defaults(run=run_command)
 
 

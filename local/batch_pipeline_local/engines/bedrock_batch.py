@@ -449,6 +449,9 @@ class BedrockBatchEmulator:
         max_active_jobs: int | None = None,
         account_id: str | None = None,
         s3_client: Callable[[str], Any] | None = None,
+        on_event: Callable[[dict], None] | None = None,
+        tick_seconds: float | None = None,
+        lose_events: int = 0,
     ) -> None:
         if end_state is not None and end_state not in FORCEABLE_END_STATES:
             raise ValueError(f"end_state must be one of {FORCEABLE_END_STATES}, got {end_state!r}")
@@ -473,6 +476,16 @@ class BedrockBatchEmulator:
         self._s3_clients: dict[str, Any] = {}
         self._original: Callable | None = None
         self._had_instance_attribute = False
+        # EventBridge: each status change becomes a "Batch Inference Job State Change" event, delivered to `on_event`
+        # on its own thread (delivery is asynchronous and best effort); the first `lose_events` are dropped.
+        self.on_event = on_event
+        self.lose_events = lose_events
+        self.events_emitted: list[dict] = []
+        # A job clock: with tick_seconds, unfinished jobs also advance one status per tick, not only per Get, so a
+        # run that waits for events (and never polls) still sees its jobs end.
+        self.tick_seconds = tick_seconds
+        self._ticker: threading.Thread | None = None
+        self._stop_ticking = threading.Event()
 
     # ------------------------------------------------------------ for tests
 
@@ -518,6 +531,7 @@ class BedrockBatchEmulator:
         else:
             vars(botocore_stubber).pop("process_request", None)
         self._original = None
+        self._stop_ticking.set()
         with self._lock:
             self.jobs.clear()
             self._s3_clients.clear()
@@ -625,6 +639,10 @@ class BedrockBatchEmulator:
                 self._finish(job)
             else:
                 job.status = job.path[0]
+            self._emit(job)
+            if self.tick_seconds and self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="bedrock-job-clock", daemon=True)
+                self._ticker.start()
             return {"jobArn": job.arn}
 
     def get_job(self, region: str, identifier: str) -> dict:
@@ -643,6 +661,7 @@ class BedrockBatchEmulator:
             job.stopped_while = job.status
             job.status = "Stopping"
             job.last_modified_time = _now()
+            self._emit(job)
             log.info("%s: stopping batch inference job %s (was %s)", ENGINE_LABEL, job.name, job.stopped_while)
             return {}
 
@@ -722,6 +741,38 @@ class BedrockBatchEmulator:
         return job
 
     def _advance(self, job: InvocationJob) -> None:
+        before = job.status
+        self._advance_once(job)
+        if job.status != before:
+            self._emit(job)
+
+    def _emit(self, job: InvocationJob) -> None:
+        """The job's state-change event in EventBridge's envelope, as Bedrock publishes it
+        (https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html)."""
+        if self.on_event is None:
+            return
+        account = job.arn.split(":")[4]
+        detail: dict[str, Any] = {"version": "0.0", "accountId": account, "batchJobName": job.name,
+                                  "batchJobArn": job.arn, "batchModelId": job.model_id, "status": job.status}
+        if job.message:
+            detail["failureMessage"] = job.message
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Batch Inference Job State Change",
+                 "source": "aws.bedrock", "account": account, "time": _timestamp(_now()), "region": job.region,
+                 "resources": [job.arn], "detail": detail}
+        self.events_emitted.append(event)
+        if self.lose_events > 0:
+            self.lose_events -= 1
+            log.info("%s: lost the %s event of %s (rehearsing a lost event)", ENGINE_LABEL, job.status, job.name)
+            return
+        threading.Thread(target=self.on_event, args=(event,), name=f"event-{job.name}", daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._stop_ticking.wait(self.tick_seconds or 0):
+            with self._lock:
+                for job in list(self.jobs.values()):
+                    self._advance(job)
+
+    def _advance_once(self, job: InvocationJob) -> None:
         if job.done:
             return
         if job.status == "Stopping":

@@ -1,0 +1,75 @@
+"""Each job's state as a small S3 object in the run folder, so the workflow's state carries references, not lists.
+
+A state's payload is at most 256 KB (Step Functions quotas), so a run's job list cannot travel in the state once a
+run has a few hundred jobs. `Plan jobs` writes each planned job to `<run>/jobs/<index>.json` and hands the Map only
+`{"index": i}`; job control reads its job from there and writes the job's latest state back after every step; stop,
+collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are used as they
+are, so both shapes resolve the same way.
+
+Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
+alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from batch_pipeline.backends import error_code
+from batch_pipeline.backends.runs import run_bucket, run_prefix
+
+JOBS_FOLDER = "jobs/"
+TOKENS_PREFIX = "job-tokens/"
+
+
+def job_key(run: dict, index: int | str) -> str:
+    return f"{run_prefix(run)}{JOBS_FOLDER}{index}.json"
+
+
+def token_key(job_name: str) -> str:
+    return f"{TOKENS_PREFIX}{job_name}.json"
+
+
+def is_reference(job: dict) -> bool:
+    """A Map item or iteration result that names a job by index only (no name/state of its own)."""
+    return "index" in job and "name" not in job
+
+
+def save_job(s3: Any, run: dict, job: dict) -> None:
+    s3.put_object(Bucket=run_bucket(run), Key=job_key(run, job["index"]), ContentType="application/json",
+                  Body=json.dumps(job, separators=(",", ":")).encode())
+
+
+def load_job(s3: Any, run: dict, index: int | str) -> dict:
+    return json.loads(s3.get_object(Bucket=run_bucket(run), Key=job_key(run, index))["Body"].read())
+
+
+def load_jobs(s3: Any, run: dict) -> list[dict]:
+    """Every job of the run, in index order, from the `jobs/` folder."""
+    bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
+    keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])]
+    found = [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+    return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
+
+
+def resolve_jobs(s3: Any, run: dict, jobs: Iterable[dict] | None) -> list[dict]:
+    """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
+    given = [dict(entry.get("job", entry)) for entry in (jobs or [])]
+    if given and not any(is_reference(job) for job in given):
+        return given
+    return load_jobs(s3, run)
+
+
+def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict) -> None:
+    s3.put_object(Bucket=bucket, Key=token_key(job_name), ContentType="application/json",
+                  Body=json.dumps({"task_token": token, "step": step}, separators=(",", ":")).encode())
+
+
+def load_token(s3: Any, bucket: str, job_name: str) -> dict | None:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=token_key(job_name))["Body"].read())
+    except Exception as error:  # noqa: BLE001 - narrowed below: only "no such key" means "not ours"
+        if error_code(error) in ("NoSuchKey", "404"):
+            return None
+        raise

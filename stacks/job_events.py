@@ -1,0 +1,88 @@
+"""Event-driven job completion: EventBridge rules for the backends' job-state events, and the handler that resumes
+the Map iteration waiting on the job through its task token (lambdas/batch_pipeline/handlers/job_events.py).
+
+Events are best effort (EventBridge's Bedrock and SageMaker event references say so); the state machine's wait has a
+backstop timeout that checks the job directly, so a lost event delays a run by at most that, and never loses it.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from batch_pipeline.job_store import TOKENS_PREFIX
+
+from .functions import FunctionFactory, FunctionSpec
+from .nag import acknowledge, arn_evidence
+
+# https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html
+BEDROCK_PATTERN = {"source": ["aws.bedrock"], "detail_type": ["Batch Inference Job State Change"],
+                   "name_field": "batchJobName", "status_field": "status",
+                   "terminal": ["Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"]}
+# https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+SAGEMAKER_PATTERN = {"source": ["aws.sagemaker"], "detail_type": ["SageMaker Transform Job State Change"],
+                     "name_field": "TransformJobName", "status_field": "TransformJobStatus",
+                     "terminal": ["Completed", "Failed", "Stopped"]}
+
+
+def execution_evidence(scope: Construct, state_machine: sfn.StateMachine) -> str:
+    """How cdk-nag spells the executions ARN in its finding (see stacks/nag.arn_evidence)."""
+    name = state_machine.state_machine_name
+    if cdk.Token.is_unresolved(name):
+        name = f"<{cdk.Stack.of(scope).get_logical_id(state_machine.node.default_child)}.Name>"
+    return arn_evidence(scope, "states", f"execution:{name}:*")
+
+
+class JobEvents(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, functions: FunctionFactory, output_bucket: s3.IBucket,
+                 state_machine: sfn.StateMachine, job_name_prefix: str, bedrock: bool,
+                 job_control: lambda_.Function) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.handler = functions.create(FunctionSpec(
+            name="JobEvents", handler="batch_pipeline.handlers.job_events.handler",
+            description="Resumes the run waiting on a backend job when the job's EventBridge state-change event says "
+                        "it ended"))
+        tokens = output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")
+        self.handler.add_to_role_policy(iam.PolicyStatement(sid="ReadJobTokens", actions=["s3:GetObject"],
+                                                            resources=[tokens]))
+        # The task token belongs to one execution of this state machine: callbacks are authorized on its executions.
+        executions = stack.format_arn(service="states", resource="execution",
+                                      resource_name=f"{state_machine.state_machine_name}:*",
+                                      arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+        self.handler.add_to_role_policy(iam.PolicyStatement(
+            sid="ResumeOwnExecutions",
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+            resources=[state_machine.state_machine_arn, executions]))
+        # Job control's wait resumes its own iteration when the job already ended. A policy of its own, not the
+        # function's default policy: the function depends on that one, and the state machine on the function.
+        resume_own = iam.Policy(self, "JobControlResumesOwnWait", roles=[job_control.role], statements=[
+            iam.PolicyStatement(sid="ResumeOwnWait", actions=["states:SendTaskSuccess"],
+                                resources=[state_machine.state_machine_arn, executions])])
+        acknowledge(resume_own, "AwsSolutions-IAM5", "Executions are named per upload at run time; only this state "
+                    "machine's executions.", applies_to=f"Resource::{execution_evidence(self, state_machine)}")
+        policy = self.handler.role.node.find_child("DefaultPolicy")
+        acknowledge(policy, "AwsSolutions-IAM5", "One token object per job, named by the job at run time; reads stay "
+                    "inside job-tokens/.", applies_to=f"Resource::<{stack.get_logical_id(output_bucket.node.default_child)}.Arn>/{TOKENS_PREFIX}*")
+        acknowledge(policy, "AwsSolutions-IAM5", "Executions are named per upload at run time; only this state "
+                    "machine's executions.", applies_to=f"Resource::{execution_evidence(self, state_machine)}")
+        patterns = [BEDROCK_PATTERN, SAGEMAKER_PATTERN] if bedrock else [SAGEMAKER_PATTERN]
+        self.rules = []
+        for pattern in patterns:
+            rule = events.Rule(
+                self, f"{pattern['source'][0].split('.')[1].title()}JobEnded",
+                description=f"{pattern['detail_type'][0]} for this stack's jobs, ended: resume the waiting run",
+                event_pattern=events.EventPattern(
+                    source=pattern["source"], detail_type=pattern["detail_type"],
+                    # Only this stack's jobs (their names start with the prefix), only terminal states.
+                    detail={pattern["name_field"]: [{"prefix": job_name_prefix}],
+                            pattern["status_field"]: pattern["terminal"]}))
+            rule.add_target(targets.LambdaFunction(self.handler, retry_attempts=4,
+                                                   max_event_age=cdk.Duration.hours(2)))
+            self.rules.append(rule)
