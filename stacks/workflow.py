@@ -83,6 +83,13 @@ class Workflow(Construct):
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
         self._grant_job_outputs(self.job_control_fn)
+        # Plan writes each planned job to <run>/jobs/<index>.json (the state carries only its index).
+        jobs_pattern = "runs/*/*/jobs/*"
+        self.plan_fn.add_to_role_policy(iam.PolicyStatement(
+            sid="WritePlannedJobs", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(jobs_pattern)]))
+        acknowledge(self.plan_fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
+                    "Run ids are created per upload; plan writes only the run's jobs/ references.",
+                    applies_to=f"Resource::<{self._output_id}.Arn>/{jobs_pattern}")
         # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler.
         self.job_control_fn.add_to_role_policy(iam.PolicyStatement(
             sid="WriteJobTokens", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")]))

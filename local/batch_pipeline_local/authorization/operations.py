@@ -181,6 +181,14 @@ def states_describe_execution(params: dict, store: PolicyStore) -> list[Request]
     return [Request("states:DescribeExecution", params["executionArn"], SECURE)]
 
 
+def states_task_callback(action: str) -> Mapper:
+    """SendTaskSuccess/Failure/Heartbeat: the Service Authorization Reference lists no resource type for them, so
+    they are authorized on "*" (a policy naming the state machine would not allow them)."""
+    def mapper(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+        return [Request(action, "*", SECURE)]
+    return mapper
+
+
 def states_list_executions(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
     return [Request("states:ListExecutions", params["stateMachineArn"], SECURE)]
 
@@ -295,6 +303,9 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("stepfunctions", "StartExecution"): states_start,
     ("stepfunctions", "DescribeExecution"): states_describe_execution,
     ("stepfunctions", "ListExecutions"): states_list_executions,
+    ("stepfunctions", "SendTaskSuccess"): states_task_callback("states:SendTaskSuccess"),
+    ("stepfunctions", "SendTaskFailure"): states_task_callback("states:SendTaskFailure"),
+    ("stepfunctions", "SendTaskHeartbeat"): states_task_callback("states:SendTaskHeartbeat"),
     ("sagemaker", "CreateTransformJob"): sagemaker_create_transform,
     ("sagemaker", "DescribeTransformJob"): sagemaker_transform("sagemaker:DescribeTransformJob"),
     ("sagemaker", "StopTransformJob"): sagemaker_transform("sagemaker:StopTransformJob"),
