@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
@@ -19,6 +20,7 @@ from constructs import Construct
 from batch_pipeline.job_store import TOKENS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
+from .models import grant_data_key
 from .nag import acknowledge
 
 # https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html
@@ -34,7 +36,7 @@ SAGEMAKER_PATTERN = {"source": ["aws.sagemaker"], "detail_type": ["SageMaker Tra
 class JobEvents(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, functions: FunctionFactory, output_bucket: s3.IBucket,
                  state_machine: sfn.StateMachine, job_name_prefix: str, bedrock: bool,
-                 job_control: lambda_.Function) -> None:
+                 job_control: lambda_.Function, key: kms.IKey | None = None) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.handler = functions.create(FunctionSpec(
@@ -44,6 +46,9 @@ class JobEvents(Construct):
         tokens = output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")
         self.handler.add_to_role_policy(iam.PolicyStatement(sid="ReadJobTokens", actions=["s3:GetObject"],
                                                             resources=[tokens]))
+        if key is not None:
+            # Token objects are SSE-KMS like everything in the output bucket: reading one decrypts with the key.
+            grant_data_key(self.handler, key)
         # SendTaskSuccess/Failure/Heartbeat have no resource types in the Service Authorization Reference (Step
         # Functions): a statement naming the state machine or its executions would never allow them. The token itself
         # is the capability, and only this app's waits hand theirs out (job-tokens/ in the output bucket).

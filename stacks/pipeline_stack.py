@@ -67,7 +67,8 @@ class BatchPipelineStack(cdk.Stack):
             log_retention=RETENTION[config.log_retention_days])
         self.job_events = JobEvents(self, "JobEvents", functions=self.functions, output_bucket=self.storage.output_bucket,
                                     state_machine=self.workflow.state_machine, job_name_prefix=JOB_NAME_PREFIX,
-                                    bedrock=bool(bedrock_pipelines(config)), job_control=self.workflow.job_control_fn)
+                                    bedrock=bool(bedrock_pipelines(config)), job_control=self.workflow.job_control_fn,
+                                    key=self.storage.key)
         self.bedrock = None
         if bedrock_pipelines(config):
             self.bedrock = BedrockBatchAccess(self, "BedrockBatch", config=config, output_bucket=self.storage.output_bucket,
