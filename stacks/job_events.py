@@ -46,6 +46,10 @@ class JobEvents(Construct):
         tokens = output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")
         self.handler.add_to_role_policy(iam.PolicyStatement(sid="ReadJobTokens", actions=["s3:GetObject"],
                                                             resources=[tokens]))
+        # An event for a job with no token (another run's, or one already resumed) must read as NoSuchKey, which S3
+        # answers only to a caller with s3:ListBucket on the bucket (GetObject API reference); else AccessDenied.
+        self.handler.add_to_role_policy(iam.PolicyStatement(sid="TellMissingTokens", actions=["s3:ListBucket"],
+                                                            resources=[output_bucket.bucket_arn]))
         if key is not None:
             # Token objects are SSE-KMS like everything in the output bucket: reading one decrypts with the key.
             grant_data_key(self.handler, key)
