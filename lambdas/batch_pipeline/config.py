@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONTEXT_KEY = "batch-pipeline"
 
@@ -40,6 +41,65 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# ---------------------------------------------------------------- prices
+
+# Where a price was read and when: a plain https URL (no spaces) and a calendar date.
+PRICE_SOURCE = r"^https://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/[^\s]*)?$"
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+
+
+def _checked_date(value: str) -> str:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"as_of {value!r} is not a date (YYYY-MM-DD)") from None
+    if day.isoformat() != value:
+        raise ValueError(f"as_of {value!r} must be written YYYY-MM-DD")
+    if day > datetime.now(timezone.utc).date():
+        raise ValueError(f"as_of {value} is in the future: prices are recorded as read, with the day they were read")
+    return value
+
+
+class _Priced(_Model):
+    """When and where the prices were read. `note` says how far to trust them (e.g. not verified on the page)."""
+
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    source: str = Field(pattern=PRICE_SOURCE)
+    note: str | None = Field(default=None, max_length=200)
+
+    @field_validator("as_of")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        return _checked_date(value)
+
+
+class TokenPrices(_Model):
+    """USD per 1,000 tokens."""
+
+    input_per_1k: float = Field(ge=0, allow_inf_nan=False)
+    output_per_1k: float = Field(ge=0, allow_inf_nan=False)
+
+
+class BedrockPricing(_Priced):
+    """Bedrock's price per 1,000 input and output tokens, on demand (InvokeModel, which the small-file route uses)
+    and for batch inference (CreateModelInvocationJob). None for batch means the price is unknown, not free."""
+
+    on_demand: TokenPrices
+    batch: TokenPrices | None = None
+
+
+class SageMakerPricing(_Priced):
+    """The on-demand price per instance-hour of Batch Transform, per instance type a pipeline uses.
+
+    `records_per_second` is a planning assumption per instance (not a price): `batch-pipeline plan` turns records
+    into instance-hours with it unless --records-per-second is given."""
+
+    instance_hourly_usd: dict[Annotated[str, Field(pattern=INSTANCE_TYPE)],
+                              Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1)
+    records_per_second: dict[Annotated[str, Field(pattern=INSTANCE_TYPE)],
+                             Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+
+
 # ---------------------------------------------------------------- model catalog
 
 
@@ -61,6 +121,8 @@ class SageMakerModel(_Model):
     # JumpStart prepacked artifacts carry their code and weights, so the container needs no network.
     network_isolation: bool = True
     regions: dict[str, SageMakerArtifacts] = Field(min_length=1)
+    # Batch Transform instance prices; without them manifests and plans carry no cost.
+    pricing: SageMakerPricing | None = None
 
     @model_validator(mode="after")
     def _weights_reachable(self) -> SageMakerModel:
@@ -102,6 +164,12 @@ class BedrockModel(_Model):
     # must allow the foundation model in each of them). Derived from a system profile id when omitted.
     foundation_model_id: str | None = None
     routes_to_regions: list[str] | None = None
+    # Token prices; without them manifests and plans carry no cost.
+    pricing: BedrockPricing | None = None
+    # Whether bedrock-runtime CountTokens counts this model's input. The Bedrock User Guide lists the supported
+    # models (https://docs.aws.amazon.com/bedrock/latest/userguide/count-tokens.html: Anthropic Claude models;
+    # Amazon Nova is not among them), so the default is no and `batch-pipeline plan` uses its heuristic.
+    count_tokens: bool = False
 
     @model_validator(mode="after")
     def _profile_complete(self) -> BedrockModel:
@@ -292,6 +360,11 @@ def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerMode
             )
         if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
             problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
+        instance_type = pipeline.sagemaker.instance_type if pipeline.sagemaker is not None else None
+        if model.pricing is not None and instance_type and instance_type not in model.pricing.instance_hourly_usd:
+            problems.append(f"{where}.sagemaker.instance_type: {instance_type} has no price in "
+                            f"models.{pipeline.model}.pricing.instance_hourly_usd (priced: "
+                            f"{', '.join(sorted(model.pricing.instance_hourly_usd))})")
     else:
         if pipeline.bedrock is None:
             problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
@@ -335,6 +408,26 @@ def load_app_config(raw: Any) -> AppConfig:
 # ---------------------------------------------------------------- what a Lambda sees
 
 
+class RuntimePricing(_Priced):
+    """The prices one pipeline's runs are charged at, resolved from the catalog: token prices (Bedrock) or the
+    hourly price of the pipeline's instance type (SageMaker). The manifest computes the run's cost from them."""
+
+    on_demand: TokenPrices | None = None
+    batch: TokenPrices | None = None
+    instance_hourly_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+def runtime_pricing(model: SageMakerModel | BedrockModel, pipeline: Pipeline) -> RuntimePricing | None:
+    if model.pricing is None:
+        return None
+    # The note stays in the catalog (and `batch-pipeline plan`): PIPELINES must fit Lambda's 4 KB of variables.
+    common = {"as_of": model.pricing.as_of, "source": model.pricing.source}
+    if isinstance(model.pricing, BedrockPricing):
+        return RuntimePricing(**common, on_demand=model.pricing.on_demand, batch=model.pricing.batch)
+    instance_type = pipeline.sagemaker.instance_type if pipeline.sagemaker is not None else None
+    return RuntimePricing(**common, instance_hourly_usd=model.pricing.instance_hourly_usd.get(instance_type or ""))
+
+
 class RuntimePipeline(_Model):
     """One pipeline with its catalog model resolved to what a handler needs (no image URIs or weights)."""
 
@@ -350,6 +443,7 @@ class RuntimePipeline(_Model):
     bedrock_model_id: str | None = None
     bedrock_family: BedrockFamily | None = None
     bedrock_max_output_tokens: int | None = None
+    pricing: RuntimePricing | None = None
 
 
 def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] | None = None) -> dict[str, RuntimePipeline]:
@@ -362,7 +456,8 @@ def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] |
         else:
             extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family,
                      "bedrock_max_output_tokens": model.max_output_tokens}
-        result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra)
+        result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline,
+                                       pricing=runtime_pricing(model, pipeline), **extra)
     return result
 
 

@@ -139,11 +139,27 @@ class Failure(BaseModel):
     state: str
     error: str | None = None
     cause: str | None = None
+    cost: RunCost | None = None
 
 
 class ModelInvocations(BaseModel):
     total: int = Field(ge=0)
     by_job: dict[str, int]
+
+
+class RunCost(BaseModel):
+    """manifest["cost"]: what the run cost at the catalog's prices (batch_pipeline.pricing), with where the prices
+    come from and how the number was computed (`basis`)."""
+
+    usd: float = Field(ge=0)
+    input_usd: float = Field(ge=0)
+    output_usd: float = Field(ge=0)
+    instance_usd: float | None = Field(default=None, ge=0)
+    route: Literal["batch", "on_demand", "sagemaker"]
+    model: str
+    prices_as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    source: str = Field(pattern=r"^https://")
+    basis: str
 
 
 class Manifest(_Open):
@@ -159,3 +175,4 @@ class Manifest(_Open):
     outputs: dict[str, str]
     error: str | None = None
     cause: str | None = None
+    cost: RunCost | None = None

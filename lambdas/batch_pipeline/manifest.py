@@ -10,6 +10,8 @@ import json
 from datetime import datetime, timezone
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.config import RuntimePipeline
+from batch_pipeline.pricing import bedrock_run_cost, sagemaker_run_cost
 
 MANIFEST_VERSION = 1
 RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
@@ -72,16 +74,18 @@ def run_status(jobs: list[dict], counts: dict) -> str:
 
 
 def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict | None,
-                   finished: datetime | None = None) -> dict:
-    """The manifest of a run whose jobs ended (whatever their outcome)."""
+                   finished: datetime | None = None, *, pipeline: RuntimePipeline | None = None) -> dict:
+    """The manifest of a run whose jobs ended (whatever their outcome); with the run's pipeline, its cost."""
     manifest = _base(run)
     counts = manifest["counts"]
     for field in ("processed", "succeeded", "failed"):
         counts[field] = int(collect.get(field, 0))
     job_summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal.
-        | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type") if job.get(key)}
+        # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal,
+        # when the backend ran it (SageMaker's TransformStartTime / TransformEndTime).
+        | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
+           if job.get(key)}
         for job in (entry.get("job", entry) for entry in jobs)
     ]
     manifest["jobs"] = job_summaries
@@ -94,6 +98,9 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     for field in ("input_tokens", "output_tokens"):
         if collect.get(field):  # SageMaker reports no token counts
             manifest.setdefault("tokens", {})[field] = collect[field]
+    cost = run_cost(pipeline, [entry.get("job", entry) for entry in jobs], manifest.get("tokens"))
+    if cost is not None:
+        manifest["cost"] = cost
     if collect.get("backend_counts"):
         manifest["backend_counts"] = collect["backend_counts"]
     if collect.get("errors_by_reason"):
@@ -102,6 +109,20 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = _locations(run)
     return manifest
+
+
+def run_cost(pipeline: RuntimePipeline | None, jobs: list[dict], tokens: dict | None) -> dict | None:
+    """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
+    transform jobs' instance time. None when the pipeline has no prices or the run reported nothing to price."""
+    if pipeline is None or pipeline.pricing is None:
+        return None
+    if pipeline.backend == "bedrock":
+        if not tokens:  # no token counts: nothing to price, and 0 would claim the run was free
+            return None
+        return bedrock_run_cost(pipeline.pricing, pipeline.model_key, jobs, int(tokens.get("input_tokens") or 0),
+                                int(tokens.get("output_tokens") or 0))
+    settings = pipeline.pipeline.sagemaker
+    return sagemaker_run_cost(pipeline.pricing, pipeline.model_key, jobs, settings.instance_count if settings else 1)
 
 
 def job_invocations(job: dict) -> int:
@@ -234,6 +255,10 @@ def render_summary(manifest: dict) -> str:
     tokens = manifest.get("tokens")
     if tokens:
         lines += ["", f"Tokens: {tokens.get('input_tokens')} in, {tokens.get('output_tokens')} out"]
+    cost = manifest.get("cost")
+    if cost:
+        lines += ["", f"Cost: {cost['usd']:.6f} USD ({cost['route'].replace('_', '-')}, model {cost['model']}): "
+                      f"{cost['basis']}. Prices as of {cost['prices_as_of']}, {cost['source']}"]
     if manifest.get("jobs"):
         lines += ["", "## Jobs", ""]
         lines += [f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")

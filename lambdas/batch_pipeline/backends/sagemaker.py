@@ -256,7 +256,7 @@ class SageMakerBackend(BatchBackend):
     @staticmethod
     def _state(described: dict) -> dict:
         status = described["TransformJobStatus"]
-        return job_state(
+        state = job_state(
             name=described["TransformJobName"],
             arn=described.get("TransformJobArn"),
             status=status,
@@ -264,3 +264,10 @@ class SageMakerBackend(BatchBackend):
             failure_reason=described.get("FailureReason"),
             output_uri=described.get("TransformOutput", {}).get("S3OutputPath"),
         )
+        # When the instances ran (what Batch Transform bills; the manifest's cost uses them), as ISO-8601 strings
+        # because the state travels as JSON. Absent until SageMaker reports them.
+        for field, key in (("TransformStartTime", "started_at"), ("TransformEndTime", "ended_at")):
+            value = described.get(field)
+            if value is not None:
+                state[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        return state

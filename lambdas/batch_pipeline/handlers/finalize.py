@@ -6,7 +6,9 @@ import json
 
 import boto3
 
+from batch_pipeline.backends import pipeline_from_env
 from batch_pipeline.backends.runs import run_bucket, run_prefix
+from batch_pipeline.config import ConfigError, RuntimePipeline
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
@@ -25,7 +27,8 @@ def handler(event: dict, context) -> dict:
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
-        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"))
+        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"),
+                                  pipeline=_priced_pipeline(run["pipeline"]))
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
@@ -44,6 +47,16 @@ def handler(event: dict, context) -> dict:
     # The state machine reads status, error and cause; the notification reads counts, evaluation and outputs. The
     # job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
     return state_summary(manifest)
+
+
+def _priced_pipeline(name: str) -> RuntimePipeline | None:
+    """The run's pipeline, whose catalog prices the manifest's cost uses (PIPELINES); None for a pipeline no longer
+    configured (a recollected old run): the manifest is then written without a cost rather than not at all."""
+    try:
+        return pipeline_from_env(name)
+    except ConfigError as error:
+        logger.warning("no prices for this run's pipeline; the manifest has no cost", extra={"reason": str(error)})
+        return None
 
 
 def state_summary(manifest: dict) -> dict:
