@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,7 +55,7 @@ def _checked_date(value: str) -> str:
         raise ValueError(f"as_of {value!r} is not a date (YYYY-MM-DD)") from None
     if day.isoformat() != value:
         raise ValueError(f"as_of {value!r} must be written YYYY-MM-DD")
-    if day > datetime.now(timezone.utc).date():
+    if day > datetime.now(UTC).date():
         raise ValueError(f"as_of {value} is in the future: prices are recorded as read, with the day they were read")
     return value
 
@@ -418,14 +418,15 @@ class RuntimePricing(_Priced):
 
 
 def runtime_pricing(model: SageMakerModel | BedrockModel, pipeline: Pipeline) -> RuntimePricing | None:
+    # The note stays in the catalog (and `batch-pipeline plan`): PIPELINES must fit Lambda's 4 KB of variables.
     if model.pricing is None:
         return None
-    # The note stays in the catalog (and `batch-pipeline plan`): PIPELINES must fit Lambda's 4 KB of variables.
-    common = {"as_of": model.pricing.as_of, "source": model.pricing.source}
     if isinstance(model.pricing, BedrockPricing):
-        return RuntimePricing(**common, on_demand=model.pricing.on_demand, batch=model.pricing.batch)
-    instance_type = pipeline.sagemaker.instance_type if pipeline.sagemaker is not None else None
-    return RuntimePricing(**common, instance_hourly_usd=model.pricing.instance_hourly_usd.get(instance_type or ""))
+        return RuntimePricing(as_of=model.pricing.as_of, source=model.pricing.source,
+                              on_demand=model.pricing.on_demand, batch=model.pricing.batch)
+    instance_type = pipeline.sagemaker.instance_type if pipeline.sagemaker is not None else ""
+    return RuntimePricing(as_of=model.pricing.as_of, source=model.pricing.source,
+                          instance_hourly_usd=model.pricing.instance_hourly_usd.get(instance_type))
 
 
 class RuntimePipeline(_Model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 from batch_pipeline.config import RuntimePipeline
@@ -111,7 +112,8 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     return manifest
 
 
-def run_cost(pipeline: RuntimePipeline | None, jobs: list[dict], tokens: dict | None) -> dict | None:
+def run_cost(pipeline: RuntimePipeline | None, jobs: list[dict[str, Any]],
+             tokens: dict[str, Any] | None) -> dict[str, Any] | None:
     """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
     transform jobs' instance time. None when the pipeline has no prices or the run reported nothing to price."""
     if pipeline is None or pipeline.pricing is None:

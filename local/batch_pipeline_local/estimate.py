@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -180,8 +181,9 @@ def default_count_tokens_client() -> Any:
     from botocore.config import Config
 
     region = boto3.session.Session().region_name or os.environ.get("AWS_REGION") or "us-east-1"
-    return boto3.client("bedrock-runtime", region_name=region,
-                        config=Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3}))
+    # Short timeouts: a plan should fall back to the heuristic quickly when Bedrock cannot be reached.
+    config = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("bedrock-runtime", region_name=region, config=config)
 
 
 def _token_method_reason(settings: EstimateSettings, pipeline: RuntimePipeline, model: Any) -> str | None:
@@ -248,8 +250,8 @@ def estimate_tokens(tally: _Tally, pipeline: RuntimePipeline, model: Any, settin
     reason = _token_method_reason(settings, pipeline, model)
     if reason is None:
         try:
-            total, details = _counted_input(tally, client_factory(), model, bool(pipeline.pipeline.bedrock and
-                                                                               pipeline.pipeline.bedrock.converse))
+            converse = bool(pipeline.pipeline.bedrock and pipeline.pipeline.bedrock.converse)
+            total, details = _counted_input(tally, client_factory(), model, converse)
         except Exception as error:  # noqa: BLE001 - botocore errors; the heuristic still gives an answer
             if settings.tokens == "count-tokens":
                 raise EstimateError(f"CountTokens failed: {type(error).__name__}: {error}") from error

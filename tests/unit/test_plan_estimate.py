@@ -133,7 +133,8 @@ def test_the_request_builder_is_what_the_service_model_accepts():
 def test_a_refused_count_tokens_falls_back_to_the_heuristic_and_says_why(tmp_path):
     shards, route, folder = planned("haiku", [anthropic_record(i) for i in range(10)], tmp_path)
     client, stubber = stubbed_runtime()
-    stubber.add_client_error("count_tokens", "ValidationException", "The provided model doesn't support counting tokens")
+    refusal = "The provided model doesn't support counting tokens"
+    stubber.add_client_error("count_tokens", "ValidationException", refusal)
     with stubber:
         result = estimate(CONFIG, RUNTIME["haiku"], route, folder, shards, EstimateSettings(),
                           client_factory=lambda: client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from batch_pipeline.manifest import build_manifest, render_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = json.loads((ROOT / "cdk.json").read_text())["context"]["batch-pipeline"]
-FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=timezone.utc)
+FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 
 def config_with(path: list[str], value: object) -> dict:
@@ -76,14 +76,15 @@ def test_a_bad_price_is_rejected_by_key(path, value, expected):
 
 
 def test_a_price_dated_in_the_future_is_rejected():
-    tomorrow = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
     with pytest.raises(ConfigError, match="in the future"):
         load_app_config(config_with(["models", "nova-lite", "pricing", "as_of"], tomorrow))
 
 
 def test_an_instance_type_without_a_price_is_named():
     raw = config_with(["pipelines", "summarize", "sagemaker", "instance_type"], "ml.g5.xlarge")
-    with pytest.raises(ConfigError, match=r"pipelines\.summarize\.sagemaker\.instance_type: ml\.g5\.xlarge has no price"):
+    expected = r"pipelines\.summarize\.sagemaker\.instance_type: ml\.g5\.xlarge has no price"
+    with pytest.raises(ConfigError, match=expected):
         load_app_config(raw)
 
 
