@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, dump_runtime_pipelines, runtime_pipelines
+from batch_pipeline.config import AppConfig, dump_runtime_pipelines, dump_runtime_prices, runtime_pipelines, runtime_prices
 
 from .bedrock import BedrockBatchAccess, bedrock_pipelines
 from .endpoints import RealtimeEndpoints
@@ -44,10 +44,13 @@ class BatchPipelineStack(cdk.Stack):
                                       output_bucket=self.storage.output_bucket, key=self.storage.key)
 
         pipelines_json = dump_runtime_pipelines(runtime_pipelines(config, self.models.model_names))
-        if len(pipelines_json) > LAMBDA_ENVIRONMENT_LIMIT - 512:
+        # The manifest function carries the most: PIPELINES and the catalog's PRICES (stacks/workflow.py).
+        prices_bytes = len(dump_runtime_prices(runtime_prices(config)))
+        if len(pipelines_json) + prices_bytes > LAMBDA_ENVIRONMENT_LIMIT - 512:
             raise ValueError(
-                f"the pipelines configuration is {len(pipelines_json)} bytes as JSON; Lambda environment variables "
-                f"are limited to {LAMBDA_ENVIRONMENT_LIMIT} bytes in all. Remove unused pipelines or parameters."
+                f"the pipelines configuration is {len(pipelines_json)} bytes as JSON and the prices {prices_bytes}; "
+                f"Lambda environment variables are limited to {LAMBDA_ENVIRONMENT_LIMIT} bytes in all. Remove unused "
+                "pipelines or parameters."
             )
         self.functions = FunctionFactory(
             self, "Functions",

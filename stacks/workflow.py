@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig
+from batch_pipeline.config import AppConfig, dump_runtime_prices, runtime_prices
 from batch_pipeline.job_store import TOKENS_PREFIX
 from batch_pipeline.layout import RUNS_PREFIX
 
@@ -76,7 +76,9 @@ class Workflow(Construct):
             read=True, write=True, memory_mb=2048, timeout=cdk.Duration.minutes(15))
         self.finalize_fn = self._function(
             "WriteManifest", "batch_pipeline.handlers.finalize.handler",
-            "Writes manifest.json and summary.md for a finished or failed run", read=True, write=True)
+            "Writes manifest.json and summary.md for a finished or failed run", read=True, write=True,
+            # The catalog's prices, from which the manifest computes the run's cost (only this function needs them).
+            environment={"PRICES": dump_runtime_prices(runtime_prices(config))})
         self.notify_fn = self._function(
             "Notify", "batch_pipeline.handlers.notify.handler",
             "Publishes the run's outcome to the notification topic", environment={"TOPIC_ARN": topic.topic_arn})

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
-from batch_pipeline.config import RuntimePipeline
+from batch_pipeline.config import RuntimePipeline, RuntimePricing
 from batch_pipeline.pricing import bedrock_run_cost, sagemaker_run_cost
 
 MANIFEST_VERSION = 1
@@ -75,8 +75,9 @@ def run_status(jobs: list[dict], counts: dict) -> str:
 
 
 def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict | None,
-                   finished: datetime | None = None, *, pipeline: RuntimePipeline | None = None) -> dict:
-    """The manifest of a run whose jobs ended (whatever their outcome); with the run's pipeline, its cost."""
+                   finished: datetime | None = None, *, pipeline: RuntimePipeline | None = None,
+                   pricing: RuntimePricing | None = None) -> dict:
+    """The manifest of a run whose jobs ended (whatever their outcome); with the pipeline and its prices, its cost."""
     manifest = _base(run)
     counts = manifest["counts"]
     for field in ("processed", "succeeded", "failed"):
@@ -99,7 +100,7 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     for field in ("input_tokens", "output_tokens"):
         if collect.get(field):  # SageMaker reports no token counts
             manifest.setdefault("tokens", {})[field] = collect[field]
-    cost = run_cost(pipeline, [entry.get("job", entry) for entry in jobs], manifest.get("tokens"))
+    cost = run_cost(pipeline, pricing, [entry.get("job", entry) for entry in jobs], manifest.get("tokens"))
     if cost is not None:
         manifest["cost"] = cost
     if collect.get("backend_counts"):
@@ -112,19 +113,21 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     return manifest
 
 
-def run_cost(pipeline: RuntimePipeline | None, jobs: list[dict[str, Any]],
+def run_cost(pipeline: RuntimePipeline | None, pricing: RuntimePricing | None, jobs: list[dict[str, Any]],
              tokens: dict[str, Any] | None) -> dict[str, Any] | None:
     """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
-    transform jobs' instance time. None when the pipeline has no prices or the run reported nothing to price."""
-    if pipeline is None or pipeline.pricing is None:
+    transform jobs' instance time. None when the model has no prices or the run reported nothing to price."""
+    if pipeline is None or pricing is None:
         return None
     if pipeline.backend == "bedrock":
         if not tokens:  # no token counts: nothing to price, and 0 would claim the run was free
             return None
-        return bedrock_run_cost(pipeline.pricing, pipeline.model_key, jobs, int(tokens.get("input_tokens") or 0),
+        return bedrock_run_cost(pricing, pipeline.model_key, jobs, int(tokens.get("input_tokens") or 0),
                                 int(tokens.get("output_tokens") or 0))
     settings = pipeline.pipeline.sagemaker
-    return sagemaker_run_cost(pipeline.pricing, pipeline.model_key, jobs, settings.instance_count if settings else 1)
+    if settings is None:
+        return None
+    return sagemaker_run_cost(pricing, pipeline.model_key, jobs, settings.instance_type, settings.instance_count)
 
 
 def job_invocations(job: dict) -> int:

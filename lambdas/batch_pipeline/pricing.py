@@ -25,6 +25,11 @@ def _usd(value: float) -> float:
     return round(value, USD_DECIMALS)
 
 
+def _price(value: float) -> str:
+    """A price as people write it (0.00003, not 3e-05)."""
+    return f"{value:.10f}".rstrip("0").rstrip(".")
+
+
 def token_prices(pricing: RuntimePricing, route: Route) -> TokenPrices | None:
     return pricing.batch if route == "batch" else pricing.on_demand
 
@@ -91,7 +96,8 @@ def bedrock_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, A
     usd_in, usd_out = token_cost(prices, input_tokens, output_tokens)
     name = "batch inference" if route == "batch" else "on-demand (InvokeModel)"
     basis = (f"{input_tokens} input and {output_tokens} output tokens as the model reported them, at the {name} "
-             f"price of {prices.input_per_1k} / {prices.output_per_1k} USD per 1,000 input / output tokens")
+             f"price of {_price(prices.input_per_1k)} / {_price(prices.output_per_1k)} USD per 1,000 input / output "
+             "tokens")
     retried = [job.get("retry") or {} for job in jobs]
     if any(retry.get("route") and retry["route"] != ("on-demand" if route == "on_demand" else "batch")
            for retry in retried):
@@ -99,18 +105,19 @@ def bedrock_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, A
     return _cost(usd_in, usd_out, None, route, model, pricing, basis)
 
 
-def sagemaker_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]],
+def sagemaker_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], instance_type: str,
                        instance_count: int) -> dict[str, Any] | None:
     """The manifest's `cost` for a SageMaker run; None when the instance type has no price."""
-    if pricing.instance_hourly_usd is None:
+    hourly = pricing.hourly_usd(instance_type)
+    if hourly is None:
         return None
     seconds, unknown = instance_seconds(jobs, instance_count)
     hours = seconds / 3600
     basis = (f"{hours:.4f} instance-hours (TransformEndTime - TransformStartTime of each transform job, times its "
-             f"{instance_count} instance(s)) at {pricing.instance_hourly_usd} USD per instance-hour")
+             f"{instance_count} x {instance_type}) at {_price(hourly)} USD per instance-hour")
     if unknown:
         basis += f"; no start/end time for {', '.join(unknown)}, so their time is not counted"
-    return _cost(0.0, 0.0, hours * pricing.instance_hourly_usd, "sagemaker", model, pricing, basis)
+    return _cost(0.0, 0.0, hours * hourly, "sagemaker", model, pricing, basis)
 
 
 # ---------------------------------------------------------------- before the run
@@ -145,12 +152,12 @@ def planned_bedrock_cost(pricing: RuntimePricing, model: str, route: Route, inpu
 
 
 def planned_sagemaker_cost(pricing: RuntimePricing, model: str, records: int, records_per_second: float,
-                           instance_count: int) -> dict[str, Any]:
+                           instance_type: str, instance_count: int) -> dict[str, Any]:
     """Instance-hours from a throughput: records / (records per second per instance x instances), on every
     instance for that long (intake balances the shards, so the instances finish together)."""
     wall_seconds = records / (records_per_second * instance_count)
     instance_hours = wall_seconds * instance_count / 3600
-    hourly = pricing.instance_hourly_usd
+    hourly = pricing.hourly_usd(instance_type)
     instance_usd = None if hourly is None else _usd(instance_hours * hourly)
     result: dict[str, Any] = {
         "usd": instance_usd,
@@ -163,10 +170,11 @@ def planned_sagemaker_cost(pricing: RuntimePricing, model: str, records: int, re
         "source": pricing.source,
         "instance_hours": round(instance_hours, 4),
         "wall_clock_hours": round(wall_seconds / 3600, 4),
+        "instance_type": instance_type,
         "instance_hourly_usd": hourly,
         "records_per_second_per_instance": records_per_second,
         "instance_count": instance_count,
     }
     if hourly is None:
-        result["unpriced"] = f"the catalog has no hourly price for this pipeline's instance type ({model})"
+        result["unpriced"] = f"the catalog has no hourly price for {instance_type} ({model})"
     return result

@@ -33,7 +33,15 @@ from typing import Any, Literal
 
 import orjson
 
-from batch_pipeline.config import AppConfig, BedrockModel, ConfigError, RuntimePipeline, SageMakerModel
+from batch_pipeline.config import (
+    AppConfig,
+    BedrockModel,
+    ConfigError,
+    RuntimePipeline,
+    RuntimePricing,
+    SageMakerModel,
+    runtime_prices,
+)
 from batch_pipeline.pricing import planned_bedrock_cost, planned_sagemaker_cost
 
 TokenMethod = Literal["auto", "count-tokens", "heuristic"]
@@ -281,9 +289,8 @@ def _output_tokens(tally: _Tally, pipeline: RuntimePipeline, settings: EstimateS
     return math.ceil(tally.output_max * settings.output_ratio), basis
 
 
-def _cost(pipeline: RuntimePipeline, model: Any, route: str, records: int, tokens: dict[str, Any],
-          settings: EstimateSettings) -> dict[str, Any] | None:
-    pricing = pipeline.pricing
+def _cost(pipeline: RuntimePipeline, pricing: RuntimePricing | None, model: Any, route: str, records: int,
+          tokens: dict[str, Any], settings: EstimateSettings) -> dict[str, Any] | None:
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
@@ -302,13 +309,12 @@ def _cost(pipeline: RuntimePipeline, model: Any, route: str, records: int, token
             return {"usd": None, "route": "sagemaker", "model": pipeline.model_key, "prices_as_of": pricing.as_of,
                     "source": pricing.source, "unpriced": f"no throughput for {instance_type}: pass "
                     "--records-per-second (records per second per instance, e.g. from a past run's timings)"}
-        cost = planned_sagemaker_cost(pricing, pipeline.model_key, records, throughput,
+        cost = planned_sagemaker_cost(pricing, pipeline.model_key, records, throughput, instance_type,
                                       settings_sm.instance_count if settings_sm else 1)
-        cost["instance_type"] = instance_type
         origin = "given" if settings.records_per_second else "the catalog's planning assumption, not a measurement"
         cost["basis"] = (f"{records} records / ({throughput:g} records per second per instance, {origin}) on "
                          f"{cost['instance_count']} x {instance_type} = {cost['instance_hours']} instance-hours at "
-                         f"{pricing.instance_hourly_usd} USD per instance-hour; instance start-up time is billed "
+                         f"{cost['instance_hourly_usd']} USD per instance-hour; instance start-up time is billed "
                          "too and not included")
     if isinstance(model, (BedrockModel, SageMakerModel)) and model.pricing and model.pricing.note:
         cost["price_note"] = model.pricing.note
@@ -326,7 +332,8 @@ def estimate(config: AppConfig, pipeline: RuntimePipeline, route: str, run_folde
     tally = _tally(model_ready_records(run_folder, shards), pipeline, positions)
     tokens = estimate_tokens(tally, pipeline, model, settings, client_factory)
     tokens["output"], tokens["output_basis"] = _output_tokens(tally, pipeline, settings)
-    cost = _cost(pipeline, model, route, tally.records, tokens, settings)
+    cost = _cost(pipeline, runtime_prices(config).get(pipeline.model_key), model, route, tally.records, tokens,
+                 settings)
     assumptions = [f"input tokens: {tokens['input_basis']}", f"output tokens: {tokens['output_basis']}"]
     if cost is None:
         assumptions.append(f"cost: the catalog has no prices for {pipeline.model_key} (models.{pipeline.model_key}"

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from batch_pipeline.config import (
     ConfigError,
-    dump_runtime_pipelines,
+    dump_runtime_prices,
     load_app_config,
-    parse_runtime_pipelines,
+    parse_runtime_prices,
     runtime_pipelines,
+    runtime_prices,
 )
 from batch_pipeline.contracts import Manifest
 from batch_pipeline.manifest import build_manifest, render_summary
@@ -38,12 +39,22 @@ def pipelines(raw: dict | None = None) -> dict:
     return runtime_pipelines(load_app_config(raw or DEFAULTS), {"flan-t5-large": "m1", "bart-large-mnli": "m2"})
 
 
+def prices(raw: dict | None = None) -> dict:
+    return runtime_prices(load_app_config(raw or DEFAULTS))
+
+
+def priced(name: str, raw: dict | None = None) -> dict:
+    """build_manifest's keyword arguments for pipeline `name`: the pipeline and its model's prices."""
+    pipeline = pipelines(raw)[name]
+    return {"pipeline": pipeline, "pricing": prices(raw).get(pipeline.model_key)}
+
+
 # ---------------------------------------------------------------- the catalog
 
 
 def test_every_default_batch_pipeline_is_priced_with_a_date_and_the_pricing_page():
     for name, pipeline in pipelines().items():
-        pricing = pipeline.pricing
+        pricing = prices().get(pipeline.model_key)
         assert pricing is not None, name
         assert pricing.source.startswith("https://aws.amazon.com/"), name
         datetime.strptime(pricing.as_of, "%Y-%m-%d")
@@ -52,7 +63,7 @@ def test_every_default_batch_pipeline_is_priced_with_a_date_and_the_pricing_page
             assert pricing.batch.input_per_1k == pytest.approx(pricing.on_demand.input_per_1k / 2)
             assert pricing.batch.output_per_1k == pytest.approx(pricing.on_demand.output_per_1k / 2)
         else:
-            assert pricing.instance_hourly_usd and pricing.instance_hourly_usd > 0
+            assert (pricing.hourly_usd(pipeline.pipeline.sagemaker.instance_type) or 0) > 0
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
@@ -91,15 +102,27 @@ def test_an_instance_type_without_a_price_is_named():
 def test_a_model_without_prices_is_allowed_and_carries_none():
     raw = copy.deepcopy(DEFAULTS)
     del raw["models"]["nova-lite"]["pricing"]
-    assert pipelines(raw)["bedrock-summarize"].pricing is None
+    assert "nova-lite" not in prices(raw)
+    manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
+                              **priced("bedrock-summarize", raw))
+    assert "cost" not in manifest
 
 
-def test_prices_reach_the_lambdas_through_the_pipelines_variable():
-    parsed = parse_runtime_pipelines(dump_runtime_pipelines(pipelines()))
-    assert parsed["bedrock-summarize"].pricing.batch.input_per_1k == DEFAULTS["models"]["nova-lite"]["pricing"][
-        "batch"]["input_per_1k"]
-    assert parsed["summarize"].pricing.instance_hourly_usd == DEFAULTS["models"]["flan-t5-large"]["pricing"][
+def test_prices_reach_the_manifest_function_through_its_prices_variable():
+    parsed = parse_runtime_prices(dump_runtime_prices(prices()))
+    catalog = DEFAULTS["models"]
+    assert parsed["nova-lite"].batch.input_per_1k == catalog["nova-lite"]["pricing"]["batch"]["input_per_1k"]
+    assert parsed["flan-t5-large"].hourly_usd("ml.p3.2xlarge") == catalog["flan-t5-large"]["pricing"][
         "instance_hourly_usd"]["ml.p3.2xlarge"]
+    assert parsed["nova-lite"].note is None  # the note stays in the catalog: the variable must stay small
+    with pytest.raises(ConfigError, match="PRICES"):
+        parse_runtime_prices('{"nova-lite": {"as_of": "yesterday"}}')
+
+
+def test_only_the_instance_types_pipelines_use_are_carried():
+    raw = config_with(["models", "flan-t5-large", "pricing", "instance_hourly_usd"],
+                      {"ml.p3.2xlarge": 3.825, "ml.g5.xlarge": 1.0})
+    assert prices(raw)["flan-t5-large"].instance_hourly_usd == {"ml.p3.2xlarge": 3.825}
 
 
 # ---------------------------------------------------------------- the manifest's cost
@@ -127,8 +150,7 @@ COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_00
 @pytest.mark.parametrize(("route", "expected_route", "prices"), [
     ("batch", "batch", "batch"), ("on-demand", "on_demand", "on_demand")])
 def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_route, prices):
-    pipeline = pipelines()["bedrock-summarize"]
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job(route)], COLLECT, None, FINISHED, pipeline=pipeline)
+    manifest = build_manifest(BEDROCK_RUN, [bedrock_job(route)], COLLECT, None, FINISHED, **priced("bedrock-summarize"))
     price = DEFAULTS["models"]["nova-lite"]["pricing"][prices]
     cost = manifest["cost"]
     assert cost["route"] == expected_route
@@ -144,27 +166,26 @@ def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_
 
 
 def test_on_demand_costs_twice_batch_for_the_same_tokens():
-    pipeline = pipelines()["bedrock-summarize"]
-    batch = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, pipeline=pipeline)["cost"]
+    batch = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
+                           **priced("bedrock-summarize"))["cost"]
     on_demand = build_manifest(BEDROCK_RUN, [bedrock_job("on-demand")], COLLECT, None, FINISHED,
-                               pipeline=pipeline)["cost"]
+                               **priced("bedrock-summarize"))["cost"]
     assert on_demand["usd"] == pytest.approx(2 * batch["usd"])
 
 
 def test_a_bedrock_run_without_token_counts_claims_no_cost():
     collect = {"processed": 120, "succeeded": 120, "failed": 0}
     manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], collect, None, FINISHED,
-                              pipeline=pipelines()["bedrock-summarize"])
+                              **priced("bedrock-summarize"))
     assert "cost" not in manifest and "Cost:" not in render_summary(manifest)
 
 
 def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
     raw = config_with(["pipelines", "summarize", "sagemaker", "instance_count"], 2)
-    pipeline = pipelines(raw)["summarize"]
     jobs = [transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T10:30:00+00:00"),
             transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00", "llmbp-calls-1")]
     collect = {"processed": 40, "succeeded": 40, "failed": 0}
-    manifest = build_manifest(SAGEMAKER_RUN, jobs, collect, None, FINISHED, pipeline=pipeline)
+    manifest = build_manifest(SAGEMAKER_RUN, jobs, collect, None, FINISHED, **priced("summarize", raw))
     cost = manifest["cost"]
     hourly = DEFAULTS["models"]["flan-t5-large"]["pricing"]["instance_hourly_usd"]["ml.p3.2xlarge"]
     # (0.5 h + 1 h) x 2 instances
@@ -177,23 +198,24 @@ def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
 
 
 def test_a_transform_job_without_times_is_named_in_the_basis_not_counted_as_free():
-    pipeline = pipelines()["summarize"]
     jobs = [transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T10:06:00+00:00"), transform_job(None, None, "j-1")]
-    cost = build_manifest(SAGEMAKER_RUN, jobs, {"succeeded": 20}, None, FINISHED, pipeline=pipeline)["cost"]
-    assert cost["instance_usd"] == pytest.approx(0.1 * pipeline.pricing.instance_hourly_usd)
+    cost = build_manifest(SAGEMAKER_RUN, jobs, {"succeeded": 20}, None, FINISHED, **priced("summarize"))["cost"]
+    assert cost["instance_usd"] == pytest.approx(0.1 * 3.825)
     assert "no start/end time for j-1" in cost["basis"]
 
 
-def test_a_manifest_without_the_pipeline_has_no_cost():
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED)
-    assert "cost" not in manifest
+def test_a_manifest_without_the_pipeline_or_its_prices_has_no_cost():
+    assert "cost" not in build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED)
+    pipeline = pipelines()["bedrock-summarize"]
+    assert "cost" not in build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
+                                        pipeline=pipeline, pricing=None)
 
 
 @pytest.mark.parametrize(("field", "value"), [("route", "spot"), ("usd", -1.0), ("prices_as_of", "Sept 2026"),
                                               ("source", "aws pricing page")])
 def test_the_manifest_contract_holds_the_agreed_cost_shape(field, value):
     manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
-                              pipeline=pipelines()["bedrock-summarize"])
+                              **priced("bedrock-summarize"))
     manifest["cost"][field] = value
     with pytest.raises(ValidationError):
         Manifest.model_validate(manifest)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from functools import cache
 
 import boto3
 
 from batch_pipeline.backends import pipeline_from_env
 from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.config import ConfigError, RuntimePipeline
+from batch_pipeline.config import ConfigError, RuntimePipeline, RuntimePricing, parse_runtime_prices
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
@@ -27,8 +29,9 @@ def handler(event: dict, context) -> dict:
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
-        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"),
-                                  pipeline=_priced_pipeline(run["pipeline"]))
+        pipeline = _pipeline(run["pipeline"])
+        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"), pipeline=pipeline,
+                                  pricing=_prices().get(pipeline.model_key) if pipeline else None)
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
@@ -49,14 +52,24 @@ def handler(event: dict, context) -> dict:
     return state_summary(manifest)
 
 
-def _priced_pipeline(name: str) -> RuntimePipeline | None:
-    """The run's pipeline, whose catalog prices the manifest's cost uses (PIPELINES); None for a pipeline no longer
-    configured (a recollected old run): the manifest is then written without a cost rather than not at all."""
+def _pipeline(name: str) -> RuntimePipeline | None:
+    """The run's pipeline (PIPELINES); None for a pipeline no longer configured (a recollected old run): the manifest
+    is then written without a cost rather than not at all."""
     try:
         return pipeline_from_env(name)
     except ConfigError as error:
-        logger.warning("no prices for this run's pipeline; the manifest has no cost", extra={"reason": str(error)})
+        logger.warning("unknown pipeline; the manifest has no cost", extra={"reason": str(error)})
         return None
+
+
+def _prices() -> dict[str, RuntimePricing]:
+    """The catalog's prices by model (PRICES, set by the stack from cdk.json)."""
+    return _parsed_prices(os.environ.get("PRICES") or "{}")
+
+
+@cache
+def _parsed_prices(text: str) -> dict[str, RuntimePricing]:
+    return parse_runtime_prices(text)  # once per container (per value, for local mode's in-process runs)
 
 
 def state_summary(manifest: dict) -> dict:
