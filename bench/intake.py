@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import random
+import re
 import shutil
 import statistics
 import subprocess

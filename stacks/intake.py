@@ -24,9 +24,9 @@ from batch_pipeline.layout import REJECTED_PREFIX, RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import grant_data_key
+from .nag import acknowledge, arn_evidence
 from .naming import stack_scoped_name
 from .notifications import grant_publish
-from .nag import acknowledge, arn_evidence
 
 # EventBridge rule names: 1-64 characters.
 RULE_NAME_MAX = 64

@@ -26,9 +26,9 @@ from batch_pipeline.layout import RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
+from .nag import acknowledge, arn_evidence
 from .naming import stack_scoped_name
 from .notifications import grant_publish
-from .nag import acknowledge, arn_evidence
 
 JOB_NAME_PREFIX = "llmbp-"
 # Step Functions state machine names: 1-80 characters.

@@ -20,7 +20,8 @@ Every reason names its rule: `rule <family>.<rule>: ...`, so a report groups by 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 

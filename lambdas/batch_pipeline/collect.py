@@ -51,8 +51,9 @@ import shutil
 import tempfile
 import zlib
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -187,7 +188,7 @@ def _bytes_per_pass() -> int:
     return max(1, int(os.environ.get(BYTES_PER_PASS_ENV, DEFAULT_BYTES_PER_PASS)))
 
 
-def _pipeline_scorer(backend: BatchBackend, stage: "_Stage") -> RecordScorer | None:
+def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
     settings = getattr(getattr(backend, "pipeline", None), "pipeline", None)
     metric = getattr(settings, "evaluation", "none")
     if metric not in ("rouge", "classification") or not stage.references:
@@ -287,7 +288,7 @@ class _S3Writer:
         self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
         self.buffer = bytearray()
 
-    def __enter__(self) -> "_S3Writer":
+    def __enter__(self) -> _S3Writer:
         return self
 
     def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -135,7 +135,7 @@ class BedrockModel(_Model):
         return self.model_id
 
 
-ModelEntry = Annotated[Union[SageMakerModel, BedrockModel], Field(discriminator="backend")]
+ModelEntry = Annotated[SageMakerModel | BedrockModel, Field(discriminator="backend")]
 
 
 # ---------------------------------------------------------------- pipelines

@@ -21,15 +21,17 @@ import re
 import shutil
 import tempfile
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate, islice
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from .config import RuntimePipeline
-from .sharding import Plan, PlanError, Shard, plan as make_plan
+from .sharding import Plan, PlanError, Shard
+from .sharding import plan as make_plan
 from .validation import StreamValidator
 
 SPILL_BUFFER = 1024 * 1024

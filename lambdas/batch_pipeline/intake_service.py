@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -140,7 +141,7 @@ class IntakeService:
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "ids_assigned": report["ids_assigned"],
             "intake_report_key": prefix + INTAKE_REPORT_KEY,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         try:
             started = self.sfn.start_execution(

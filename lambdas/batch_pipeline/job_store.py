@@ -13,7 +13,8 @@ alone (`job-tokens/<job name>.json`), because an EventBridge job-state event nam
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from batch_pipeline.backends import error_code
 from batch_pipeline.backends.runs import run_bucket, run_prefix

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from batch_pipeline.backends import BatchBackend, SubmitDeferred, job_state
 

@@ -7,7 +7,7 @@ job ended partially; FAILED when no record succeeded, every job failed, or a wor
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 
@@ -16,7 +16,7 @@ RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifes
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _timings(run: dict, finished: datetime) -> dict:

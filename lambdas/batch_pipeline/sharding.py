@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import accumulate, chain
 from operator import sub
-from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from .config import RuntimePipeline
 

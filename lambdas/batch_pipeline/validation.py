@@ -18,7 +18,8 @@ import json
 import re
 from array import array
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 

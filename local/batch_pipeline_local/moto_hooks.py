@@ -27,8 +27,9 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from batch_pipeline.config import ConfigError
@@ -217,14 +218,14 @@ def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> 
     from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
-        StateTaskLambda,
-    )
 
     # The `.waitForTaskToken` wait is a Lambda service integration (arn:aws:states:::lambda:invoke...): its own class,
     # which already names Lambda errors Lambda.<code> (recorded as TaskFailed, as on AWS), but must be told its state.
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: PLC0415
         StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
+        StateTaskLambda,
     )
 
     plan = FaultPlan(list(faults or []))

@@ -17,19 +17,19 @@ import importlib
 import io
 import json
 import os
-import threading
 import time
 import uuid
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from unittest import mock
-from batch_pipeline.jsonl import split_lines
 
 from batch_pipeline.config import ConfigError
+from batch_pipeline.jsonl import split_lines
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -56,7 +56,8 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # app.py and stacks/ live at the repository root
-    from app import STACK_NAME as APP_STACK, build_app  # noqa: PLC0415 - jsii start-up only when needed
+    from app import STACK_NAME as APP_STACK  # noqa: PLC0415 - jsii start-up only when needed
+    from app import build_app
 
     context = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]
     context["aws:cdk:bundling-stacks"] = []
@@ -416,7 +417,7 @@ def _reset_handler_clients() -> None:
 
 def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
     """The event S3 sends to EventBridge for a new object (the shape the intake rule delivers)."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     obj = {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'), "sequencer": uuid.uuid4().hex[:18].upper()}
     if head.get("VersionId") and head["VersionId"] != "null":
         obj["version-id"] = head["VersionId"]
@@ -501,7 +502,8 @@ class RunResult:
 def model_requests_received() -> int:
     """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
     batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
-    from .engines.bedrock_batch import active_bedrock_emulator, model_requests_received as bedrock_received  # noqa: PLC0415
+    from .engines.bedrock_batch import active_bedrock_emulator  # noqa: PLC0415
+    from .engines.bedrock_batch import model_requests_received as bedrock_received
     from .engines.sagemaker_transform import active_sagemaker_engine  # noqa: PLC0415
 
     total = 0

@@ -15,7 +15,8 @@ import pytest
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON
-from tests.e2e.test_local_runs import run_folder as folder, write
+from tests.e2e.test_local_runs import run_folder as folder
+from tests.e2e.test_local_runs import write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MULTI = "bedrock-multi"

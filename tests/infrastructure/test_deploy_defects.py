@@ -21,8 +21,8 @@ Sources (AWS documentation unless noted):
 from __future__ import annotations
 
 import copy
-import json
 import fnmatch
+import json
 
 import pytest
 
@@ -518,7 +518,6 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     from batch_pipeline.backends.bedrock import model_invocation_job_request
     from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY
     from batch_pipeline_local.settings import load_pipeline
-
     from stacks.bedrock import JOB_TAG_KEYS
 
     (job_control,) = [f for k, f in resources(tpl, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")]

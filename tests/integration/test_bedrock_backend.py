@@ -11,6 +11,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import SubmitDeferred, backend_for
 from batch_pipeline.backends.bedrock import (
@@ -20,7 +21,6 @@ from batch_pipeline.backends.bedrock import (
     model_invocation_job_request,
 )
 from batch_pipeline.jobs import check_job, submit_job
-from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 from batch_pipeline_local.settings import load_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"

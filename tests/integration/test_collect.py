@@ -3,6 +3,18 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
+from sagemaker_helpers import (
+    BUCKET,
+    LambdaContext,
+    article,
+    make_run,
+    pipeline,
+    prefix,
+    put_lines,
+    read_lines,
+    tweet,
+    write_shards,
+)
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.sagemaker import SageMakerBackend, transform_job_name
@@ -11,7 +23,6 @@ from batch_pipeline.config import dump_runtime_pipelines
 from batch_pipeline.jobs import check_job, submit_job
 from batch_pipeline.outputs import parse_output_line
 from batch_pipeline_local.engines import install_sagemaker_engine
-from sagemaker_helpers import BUCKET, LambdaContext, article, make_run, pipeline, prefix, put_lines, read_lines, tweet, write_shards
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import boto3
 import orjson
 import pytest
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.collect import collect, id_index_key
 from batch_pipeline.evaluation.streaming import RecordScorer
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.intake import LocalDirSink, run_intake
-from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
 
 @pytest.fixture

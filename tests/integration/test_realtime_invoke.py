@@ -225,8 +225,9 @@ def test_out_of_order_completion_keeps_input_order():
 
 
 def _streaming(data: bytes):
-    from botocore.response import StreamingBody
     import io
+
+    from botocore.response import StreamingBody
 
     return StreamingBody(io.BytesIO(data), len(data))
 

@@ -5,12 +5,17 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_run, pipeline, prefix, write_shards
 
 from batch_pipeline.backends import RawOutput, SubmitDeferred, backend_for
-from batch_pipeline.backends.sagemaker import SageMakerBackend, has_local_storage, transform_job_name, transform_job_request
+from batch_pipeline.backends.sagemaker import (
+    SageMakerBackend,
+    has_local_storage,
+    transform_job_name,
+    transform_job_request,
+)
 from batch_pipeline.config import ConfigError
 from batch_pipeline.jobs import check_job, submit_job
-from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_run, pipeline, prefix, write_shards
 
 NAME = transform_job_name(RUN_ID, 0)
 RAW = f"s3://{BUCKET}/runs/summarize/{RUN_ID}/raw/{NAME}/"

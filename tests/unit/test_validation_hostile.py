@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batch_pipeline.intake_service import NOTIFY_BODY_LIMIT, S3_KEY_LIMIT, bounded_bytes, rejected_name
 from batch_pipeline.intake import run_intake
+from batch_pipeline.intake_service import NOTIFY_BODY_LIMIT, S3_KEY_LIMIT, bounded_bytes, rejected_name
 from batch_pipeline.validation import MAX_NESTING, REASON_LIMIT, bounded, nesting_exceeds
 from tests.fixtures.intake.pipelines import runtime
 
@@ -101,7 +101,11 @@ GOOD_LINES = b'{"id": 1, "text_inputs": "a"}\n{"id": 2, "text_inputs": "b"}\n'
 
 
 def _compressed():
-    import bz2, gzip, lzma, zipfile, io
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

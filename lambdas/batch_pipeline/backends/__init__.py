@@ -19,9 +19,10 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from batch_pipeline.config import ConfigError, RuntimePipeline, parse_runtime_pipelines
 

@@ -25,16 +25,18 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, s3_uri
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
-from batch_pipeline.observability import local_stand_in
 from batch_pipeline.layout import INTERMEDIATE_TAGGING, OWNER_TAG_ENV, OWNER_TAG_KEY
+from batch_pipeline.observability import local_stand_in
 from batch_pipeline.outputs import OutputParseError, parse_output_line
+
 from ..jsonl import body_lines
 
 STATUS_TO_STATE = {

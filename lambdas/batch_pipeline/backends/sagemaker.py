@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri

@@ -80,7 +80,7 @@ def single_answer(record: dict) -> str:
     return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
 
 
-def answered_label_set(record: dict, matcher: "LabelMatcher", threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+def answered_label_set(record: dict, matcher: LabelMatcher, threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
     """A normalised prediction record's multi-label answer: scored labels above `threshold`, else its free text."""
     if record.get("labels") and record.get("scores") is not None:
         return predicted_label_set(record["labels"], record["scores"], threshold)

@@ -9,8 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline.collect import collect
 from batch_pipeline.backends import backend_for_run, default_client
+from batch_pipeline.collect import collect
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.observability import logger, metrics, tracer
 

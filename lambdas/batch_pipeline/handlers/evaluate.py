@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from batch_pipeline.backends import default_client
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
 from batch_pipeline.observability import logger, metrics, tracer
-from ..jsonl import body_lines
 
+from ..jsonl import body_lines
 
 
 def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:

@@ -10,8 +10,9 @@ the system temp dir, i.e. /tmp sized by the function's ephemeral storage).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit

@@ -21,11 +21,11 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from batch_pipeline.backends import default_client
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.handlers.job_control import resume
 from batch_pipeline.job_store import load_token
 from batch_pipeline.observability import logger, metrics, tracer
-from batch_pipeline.backends import default_client
 
 BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")

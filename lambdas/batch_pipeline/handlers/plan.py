@@ -13,8 +13,8 @@ import boto3
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.contracts import PlanResult, RunRef
-from batch_pipeline.observability import logger, metrics, tracer
 from batch_pipeline.job_store import save_job
+from batch_pipeline.observability import logger, metrics, tracer
 from batch_pipeline.plan import plan_jobs, plan_references
 
 _s3 = boto3.client("s3")

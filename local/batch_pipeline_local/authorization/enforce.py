@@ -18,8 +18,9 @@ import concurrent.futures
 import contextlib
 import contextvars
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 from .evaluator import evaluate

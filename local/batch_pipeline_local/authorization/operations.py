@@ -20,8 +20,9 @@ Sources for the implied KMS calls and their encryption context:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .policies import ACCOUNT, REGION, PolicyStore
 

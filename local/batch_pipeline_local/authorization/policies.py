@@ -4,8 +4,9 @@ with the local names resolved, so the evaluator sees the policies CloudFormation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -18,7 +18,6 @@ principal, or a role the service assumes), what, on which resource, with the con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .enforce import reason_for, simulate
 from .operations import Request, missing_object_listing, s3_create_multipart, s3_get, s3_put

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-
-from ..output import emit_json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +12,8 @@ import orjson
 
 from batch_pipeline.evaluation import EvaluationError, evaluate_files
 from batch_pipeline.evaluation.rouge import MEASURES, ROUGE_TYPES
+
+from ..output import emit_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

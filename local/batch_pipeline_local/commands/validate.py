@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from batch_pipeline.config import ConfigError
 from batch_pipeline.intake import IntakeResult, run_intake
 
-from ..settings import load_pipeline
 from ..output import emit_json
+from ..settings import load_pipeline
 
 CHUNK = 1024 * 1024
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2

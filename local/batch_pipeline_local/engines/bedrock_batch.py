@@ -74,10 +74,12 @@ import string
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
 from batch_pipeline.jsonl import split_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
@@ -149,9 +151,8 @@ def _block_texts(content: Any, where: str, typed: bool) -> list[str]:
     for block in content:
         if not isinstance(block, dict):
             raise RecordFailure(f"Malformed input request: {where}.content blocks must be objects")
-        if typed and block.get("type") == "text" and isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        elif not typed and isinstance(block.get("text"), str):
+        # Typed blocks count only when they are text blocks; untyped ones whenever they carry text.
+        if isinstance(block.get("text"), str) and (not typed or block.get("type") == "text"):
             texts.append(block["text"])
     return texts
 
@@ -324,7 +325,7 @@ def _check_request(service: str, operation: str, params: dict) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _timestamp(moment: datetime | None) -> str | None:
@@ -968,10 +969,10 @@ def _parse_time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         try:
-            moment = datetime.fromtimestamp(float(value), timezone.utc)
+            moment = datetime.fromtimestamp(float(value), UTC)
         except ValueError:
             raise _validation(f"Invalid timestamp {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _header(request: Any, name: str) -> str | None:

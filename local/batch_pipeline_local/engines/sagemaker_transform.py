@@ -34,8 +34,10 @@ import json
 import logging
 import random
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+
 from batch_pipeline.jsonl import body_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
