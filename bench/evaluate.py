@@ -131,7 +131,9 @@ def end_to_end(records: int, bootstrap: int) -> dict:
         "rougeLsum_fmeasure": report["rouge"]["rougeLsum"]["fmeasure"],
         "in_process_s": round(in_process_s, 2),
         "fresh_process_s": round(process_s, 2),
-        "with_bootstrap": None if bootstrap_s is None else {"resamples": bootstrap, "in_process_s": round(bootstrap_s, 2)},
+        "with_bootstrap": None
+        if bootstrap_s is None
+        else {"resamples": bootstrap, "in_process_s": round(bootstrap_s, 2)},
     }
 
 

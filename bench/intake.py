@@ -321,8 +321,11 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
         for variant in variants:
             result = measure(variant, source, args.pipeline)
             runs[variant].append(result)
-            print(f"{case} round {round_number + 1}: {variant:<11} {size / MB / result['wall']:7.1f} MB/s wall  "
-                  f"{size / MB / result['cpu']:7.1f} MB/s cpu  {result['peak_rss_mb']:6.1f} MB peak RSS", file=sys.stderr)
+            print(
+                f"{case} round {round_number + 1}: {variant:<11} {size / MB / result['wall']:7.1f} MB/s wall  "
+                f"{size / MB / result['cpu']:7.1f} MB/s cpu  {result['peak_rss_mb']:6.1f} MB peak RSS",
+                file=sys.stderr,
+            )
     median = statistics.median
     floor = min(FLOORS, key=lambda v: median(r["cpu"] for r in runs[v]))
     print(f"\ncase {case}: {source.name}, {size / MB:.0f} MB, {runs['intake'][0]['records']} records; pipeline "

@@ -102,7 +102,9 @@ def _pipeline(name: str):
     from batch_pipeline_local.settings import load_pipeline
 
     loaded = load_pipeline(name)
-    return loaded.model_copy(update={"sagemaker_model_name": loaded.sagemaker_model_name or f"llmbp-{loaded.model_key}"})
+    return loaded.model_copy(
+        update={"sagemaker_model_name": loaded.sagemaker_model_name or f"llmbp-{loaded.model_key}"}
+    )
 
 
 def step_intake(root: Path, pipeline_name: str, tmp: str) -> int:

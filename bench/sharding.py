@@ -97,8 +97,10 @@ def main() -> None:
         new = [order[a:b] for a, b in zip(dealt_cuts, dealt_cuts[1:])]
         mean = total / len(sizes)
         for label, per_record in (("0", 0.0), ("mean", mean), ("4x mean", 4 * mean)):
-            print(f"{'drifting' if drift else 'shuffled':10s} {label:>10s} {imbalance(sizes, by_count, per_record):9.3f} "
-                  f"{imbalance(sizes, old, per_record):12.3f} {imbalance(sizes, new, per_record):12.3f}")
+            print(
+                f"{'drifting' if drift else 'shuffled':10s} {label:>10s} {imbalance(sizes, by_count, per_record):9.3f} "
+                f"{imbalance(sizes, old, per_record):12.3f} {imbalance(sizes, new, per_record):12.3f}"
+            )
         pad_file = padding_fraction(words, args.batch_size)
         pad_window = padding_fraction(grouped(words, cuts), args.batch_size)
         pad_dealt = padding_fraction([words[i] for i in order], args.batch_size)

@@ -61,9 +61,16 @@ class Intake(Construct):
         # The documented rule names the bucket, not a prefix, so no s3:prefix condition (it lists key names only).
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="TellMissingUploads", actions=["s3:ListBucket"], resources=[input_bucket.bucket_arn]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="WriteRunsAndRejects", actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
-            resources=[output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"), output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteRunsAndRejects",
+                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+                resources=[
+                    output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"),
+                    output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*"),
+                ],
+            )
+        )
         # A replayed rejection finds its report and sends no second notice.
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="FindExistingRejection", actions=["s3:GetObject"],
@@ -118,10 +125,18 @@ class Intake(Construct):
             acknowledge(policy, "AwsSolutions-IAM5", "Uploads are named by users; reads are limited to the configured "
                         "pipeline prefixes.", applies_to=f"Resource::<{input_id}.Arn>/{name}/*")
         for prefix in (RUNS_PREFIX, REJECTED_PREFIX):
-            acknowledge(policy, "AwsSolutions-IAM5", "Each upload gets its own run or reject folder, named at run time.",
-                        applies_to=f"Resource::<{output_id}.Arn>/{prefix}*")
-        acknowledge(policy, "AwsSolutions-IAM5", "Execution names are run ids known only at run time; limited to "
-                    "executions of this app's state machine.", applies_to=f"Resource::{_executions_of_evidence(state_machine)}")
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                "Each upload gets its own run or reject folder, named at run time.",
+                applies_to=f"Resource::<{output_id}.Arn>/{prefix}*",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Execution names are run ids known only at run time; limited to executions of this app's state machine.",
+            applies_to=f"Resource::{_executions_of_evidence(state_machine)}",
+        )
 
 
 def _executions_of(state_machine: sfn.IStateMachine) -> str:

@@ -160,8 +160,12 @@ def _anthropic_blocks(content: Any, where: str) -> None:
             source = _object(_require(block, "source", family, here), family, f"{here}.source")
             if source.get("type") != "base64" or source.get("media_type") not in _IMAGE_MEDIA_TYPES \
                     or type(source.get("data")) is not str:
-                raise _fail(family, "image-source", f"{here}.source",
-                            f"must be {{type: 'base64', media_type: one of {', '.join(_IMAGE_MEDIA_TYPES)}, data: string}}")
+                raise _fail(
+                    family,
+                    "image-source",
+                    f"{here}.source",
+                    f"must be {{type: 'base64', media_type: one of {', '.join(_IMAGE_MEDIA_TYPES)}, data: string}}",
+                )
 
 
 def check_anthropic_messages(body: Any, where: str = "modelInput", max_output: int | None = None) -> None:
@@ -170,7 +174,9 @@ def check_anthropic_messages(body: Any, where: str = "modelInput", max_output: i
     _keys(body, _ANTHROPIC_KEYS, family, where)
     version = _require(body, "anthropic_version", family, where)
     if version != ANTHROPIC_VERSION:
-        raise _fail(family, "anthropic-version", f"{where}.anthropic_version", f"must be {ANTHROPIC_VERSION!r}, got {version!r}")
+        raise _fail(
+            family, "anthropic-version", f"{where}.anthropic_version", f"must be {ANTHROPIC_VERSION!r}, got {version!r}"
+        )
     _require(body, "max_tokens", family, where)
     _int_range(body, "max_tokens", family, where, 1, max_output, "max-tokens")
     _messages(body, family, where, _anthropic_blocks)
@@ -223,7 +229,9 @@ def _single_key_blocks(content: Any, where: str, family: str, kinds: frozenset[s
             _keys(media, _MEDIA_KEYS[kind], family, f"{here}.{kind}")
             source = _object(_require(media, "source", family, f"{here}.{kind}"), family, f"{here}.{kind}.source")
             if len(source) != 1 or next(iter(source)) not in _SOURCE_KEYS:
-                raise _fail(family, "media-source", f"{here}.{kind}.source", "must hold exactly one of bytes, s3Location")
+                raise _fail(
+                    family, "media-source", f"{here}.{kind}.source", "must hold exactly one of bytes, s3Location"
+                )
 
 
 def _system_blocks(body: dict, where: str, family: str, kinds: frozenset[str]) -> None:
@@ -265,7 +273,9 @@ def check_nova_messages(body: Any, where: str = "modelInput", max_output: int | 
     body = _object(body, family, where)
     _keys(body, _NOVA_KEYS, family, where)
     if "schemaVersion" in body and body["schemaVersion"] != "messages-v1":
-        raise _fail(family, "schema-version", f"{where}.schemaVersion", f"must be 'messages-v1', got {body['schemaVersion']!r}")
+        raise _fail(
+            family, "schema-version", f"{where}.schemaVersion", f"must be 'messages-v1', got {body['schemaVersion']!r}"
+        )
     _messages(body, family, where, lambda content, here: _single_key_blocks(content, here, family, _NOVA_BLOCKS))
     _system_blocks(body, where, family, frozenset(("text",)))
     _inference_config(body, "inferenceConfig", _NOVA_INFERENCE, family, where, max_output, "maxTokens")

@@ -113,7 +113,9 @@ class BedrockModel(_Model):
                 raise ValueError(f"model_id {self.model_id!r} is an inference profile: set routes_to_regions to every "
                                  "Region it routes to (see the profile in the Bedrock console or GetInferenceProfile)")
             if self.model_id.startswith("arn:") and not self.foundation_model_id:
-                raise ValueError(f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id")
+                raise ValueError(
+                    f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id"
+                )
         elif self.routes_to_regions or self.foundation_model_id:
             raise ValueError("routes_to_regions and foundation_model_id apply to inference profiles only")
         for region in self.routes_to_regions or []:
@@ -263,7 +265,9 @@ class AppConfig(_Model):
             problems += _check_pipeline_backend(where, pipeline, model)
         for name, endpoint in self.endpoints.items():
             if not ENDPOINT_NAME.match(name):
-                problems.append(f"endpoints.{name}: name must match {ENDPOINT_NAME.pattern} (it names the SageMaker endpoint)")
+                problems.append(
+                    f"endpoints.{name}: name must match {ENDPOINT_NAME.pattern} (it names the SageMaker endpoint)"
+                )
             model = self.models.get(endpoint.model)
             if not isinstance(model, SageMakerModel):
                 problems.append(f"endpoints.{name}.model: {endpoint.model!r} is not a SageMaker catalog model")
@@ -278,7 +282,9 @@ class AppConfig(_Model):
 def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerModel | BedrockModel) -> list[str]:
     problems = []
     if model.backend == "sagemaker" and model.task == "text-generation":
-        problems.append(f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only")
+        problems.append(
+            f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only"
+        )
     elif model.backend == "sagemaker":
         if pipeline.sagemaker is None:
             problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
@@ -352,7 +358,9 @@ class RuntimePipeline(_Model):
     bedrock_max_output_tokens: int | None = None
 
 
-def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] | None = None) -> dict[str, RuntimePipeline]:
+def runtime_pipelines(
+    config: AppConfig, sagemaker_model_names: dict[str, str] | None = None
+) -> dict[str, RuntimePipeline]:
     names = sagemaker_model_names or {}
     result = {}
     for name, pipeline in config.pipelines.items():
@@ -362,7 +370,9 @@ def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] |
         else:
             extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family,
                      "bedrock_max_output_tokens": model.max_output_tokens}
-        result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra)
+        result[name] = RuntimePipeline(
+            name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra
+        )
     return result
 
 

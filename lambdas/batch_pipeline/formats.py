@@ -92,8 +92,13 @@ _BEDROCK_PARAMETER_NAMES = {
     "titan-text": {"max_new_tokens": "maxTokenCount", "max_tokens": "maxTokenCount", "temperature": "temperature",
                    "top_p": "topP", "stop_sequences": "stopSequences"},
 }
-_BEDROCK_PARAMETER_NAMES["converse"] = {"max_new_tokens": "maxTokens", "max_tokens": "maxTokens",
-                                        "temperature": "temperature", "top_p": "topP", "stop_sequences": "stopSequences"}
+_BEDROCK_PARAMETER_NAMES["converse"] = {
+    "max_new_tokens": "maxTokens",
+    "max_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop_sequences": "stopSequences",
+}
 _BEDROCK_ONLY_PARAMETERS: dict[str, _Check] = {
     "max_tokens": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
     "stop_sequences": (lambda v: type(v) is list and all(type(s) is str for s in v), "array of strings", None, ""),
@@ -104,7 +109,9 @@ def check_parameter(name: str, value: Any, checks: dict[str, _Check] = GENERATIO
     is_type, type_label, in_range, range_label = checks[name]
     field = f"{where}{name}"
     if not is_type(value):
-        raise RecordError("invalid_parameter", field, f"{field} must be {_article(type_label)}, got {_type_name(value)}")
+        raise RecordError(
+            "invalid_parameter", field, f"{field} must be {_article(type_label)}, got {_type_name(value)}"
+        )
     if in_range is not None and not in_range(value):
         raise RecordError("parameter_out_of_range", field, f"{field} must be {range_label}, got {value!r}")
 
@@ -160,7 +167,9 @@ def converse_request(messages: list, system: str | None, params: dict[str, Any])
         system = params.get("system")
     if system is not None:
         body["system"] = [{"text": system}]
-    config = {_CONVERSE_PARAMETER_NAMES[key]: value for key, value in params.items() if key in _CONVERSE_PARAMETER_NAMES}
+    config = {
+        _CONVERSE_PARAMETER_NAMES[key]: value for key, value in params.items() if key in _CONVERSE_PARAMETER_NAMES
+    }
     if config:
         body["inferenceConfig"] = config
     return body
@@ -249,7 +258,9 @@ class RecordConverter:
         self.candidate_labels = list(settings.candidate_labels) if settings.candidate_labels else None
         if pipeline.backend == "bedrock":
             if settings.bedrock is None or pipeline.bedrock_family is None:
-                raise ConfigError(f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family")
+                raise ConfigError(
+                    f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family"
+                )
             # With the Converse invocation type every modelInput is a Converse body, whatever the model family.
             self.converse = settings.bedrock.converse
             self.family = "converse" if self.converse else pipeline.bedrock_family
@@ -257,7 +268,9 @@ class RecordConverter:
             self.bedrock_params = self._check_inference_params(dict(settings.bedrock.inference_params))
             self.schema = BEDROCK_SCHEMAS[self.family]
             self._native = self._messages_native if self.input_format == "messages" else self._bedrock_native
-            self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family]))
+            self._prompt_allowed = frozenset(
+                ("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family])
+            )
         elif pipeline.task == "zero-shot":
             self._native = self._zero_shot_native
             self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS))
@@ -364,7 +377,9 @@ class RecordConverter:
             self._check_labels(labels)
         multi_class = record.get("multi_class", False)
         if not _is_bool(multi_class):
-            raise RecordError("wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}")
+            raise RecordError(
+                "wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}"
+            )
         references = None
         allowed = frozenset(("id", "sequences", "candidate_labels", "multi_class", *REFERENCE_FIELDS))
         for name in record:
@@ -377,8 +392,11 @@ class RecordConverter:
                     references[name] = _reference_value(record, name)
             elif name not in allowed:
                 if name in GENERATION_PARAMETERS:
-                    raise RecordError("unsupported_parameter", name,
-                                      f"generation parameter {name!r} does not apply to a zero-shot classification model")
+                    raise RecordError(
+                        "unsupported_parameter",
+                        name,
+                        f"generation parameter {name!r} does not apply to a zero-shot classification model",
+                    )
                 raise _unknown_field(name, allowed, "zero-shot")
         model = {"id": record_id, "sequences": sequences, "candidate_labels": labels, "multi_class": multi_class}
         return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
@@ -503,9 +521,17 @@ class RecordConverter:
             model = {"recordId": str(record_id), "modelInput": request}
         elif self.pipeline.task == "zero-shot":
             if self.candidate_labels is None:
-                raise RecordError("missing_field", "candidate_labels",
-                                  "prompt lines on a zero-shot model need the pipeline's candidate_labels (none configured)")
-            model = {"id": record_id, "sequences": prompt, "candidate_labels": self.candidate_labels, "multi_class": False}
+                raise RecordError(
+                    "missing_field",
+                    "candidate_labels",
+                    "prompt lines on a zero-shot model need the pipeline's candidate_labels (none configured)",
+                )
+            model = {
+                "id": record_id,
+                "sequences": prompt,
+                "candidate_labels": self.candidate_labels,
+                "multi_class": False,
+            }
         else:
             model = {"id": record_id, "text_inputs": prompt, **parameters}
         return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned

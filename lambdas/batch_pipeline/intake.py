@@ -204,7 +204,12 @@ def run_intake(
 
 def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
     key = SHARDS_PREFIX + shard.name
-    return {"key": sink.location(key) if sink else key, "name": shard.name, "records": shard.records, "bytes": shard.bytes}
+    return {
+        "key": sink.location(key) if sink else key,
+        "name": shard.name,
+        "records": shard.records,
+        "bytes": shard.bytes,
+    }
 
 
 def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,

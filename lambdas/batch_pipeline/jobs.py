@@ -80,7 +80,13 @@ def _step(run: dict, job: dict, attempt: int, backend: BatchBackend | None = Non
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
         job = backend.finish(run, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
-    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait, "backstop_seconds": backstop_seconds()}
+    return {
+        "run": run,
+        "job": job,
+        "attempt": attempt + 1,
+        "wait_seconds": wait,
+        "backstop_seconds": backstop_seconds(),
+    }
 
 
 def backstop_seconds() -> int:

@@ -219,7 +219,10 @@ def render_summary(manifest: dict) -> str:
     lines += ["", "| records | count |", "| --- | ---: |"]
     lines += [f"| {name} | {value if value is not None else '-'} |" for name, value in counts.items()]
     if manifest.get("failed_state") or manifest.get("cause"):
-        lines += ["", f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}"]
+        lines += [
+            "",
+            f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}",
+        ]
     recover = manifest.get("recover") or {}
     if recover.get("command"):
         lines += ["", f"**Recover** without paying again: `{recover['command']}` ({recover['how']})"]
@@ -236,8 +239,10 @@ def render_summary(manifest: dict) -> str:
         lines += ["", f"Tokens: {tokens.get('input_tokens')} in, {tokens.get('output_tokens')} out"]
     if manifest.get("jobs"):
         lines += ["", "## Jobs", ""]
-        lines += [f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")
-                  for j in manifest["jobs"]]
+        lines += [
+            f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")
+            for j in manifest["jobs"]
+        ]
     timings = manifest.get("timings", {})
     lines += ["", f"Started {timings.get('started_at')}, finished {timings.get('finished_at')}"
               + (f", {timings['duration_seconds']} s" if "duration_seconds" in timings else ""), "", "## Files", ""]

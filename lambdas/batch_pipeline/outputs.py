@@ -127,7 +127,9 @@ def _text2text(obj: dict) -> dict:
 def _zero_shot(obj: dict) -> dict:
     labels, scores = obj["labels"], obj["scores"]
     if not isinstance(labels, (list, tuple)) or not isinstance(scores, (list, tuple)):
-        raise OutputParseError(f"zero-shot labels and scores must be lists, got {type(labels).__name__}/{type(scores).__name__}")
+        raise OutputParseError(
+            f"zero-shot labels and scores must be lists, got {type(labels).__name__}/{type(scores).__name__}"
+        )
     if len(labels) != len(scores) or not labels:
         raise OutputParseError(f"zero-shot output has {len(labels)} labels and {len(scores)} scores")
     try:
@@ -136,7 +138,9 @@ def _zero_shot(obj: dict) -> dict:
         raise OutputParseError(f"zero-shot scores must be numbers, got {scores!r:.{_QUOTE_CHARS}}") from None
     # The container sorts labels by score already; taking the maximum does not rely on it.
     top = max(range(len(scores)), key=scores.__getitem__)
-    return _record(id=obj.get("id"), prediction=str(labels[top]), labels=[str(label) for label in labels], scores=scores)
+    return _record(
+        id=obj.get("id"), prediction=str(labels[top]), labels=[str(label) for label in labels], scores=scores
+    )
 
 
 def _bedrock(obj: dict) -> dict:

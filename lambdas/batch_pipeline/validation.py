@@ -124,13 +124,23 @@ _UNCOMPRESSED = "; upload the uncompressed JSON Lines file"
 _MAGIC = (
     (b"\x1f\x8b", "gzip_compressed", "compressed file (gzip): the file is gzip-compressed" + _UNCOMPRESSED),
     (b"PK\x03\x04", "zip_archive", "compressed file (zip): the file is a ZIP archive" + _UNCOMPRESSED),
-    (b"\x28\xb5\x2f\xfd", "zstd_compressed", "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED),
+    (
+        b"\x28\xb5\x2f\xfd",
+        "zstd_compressed",
+        "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED,
+    ),
     (b"BZh", "bzip2_compressed", "compressed file (bzip2): the file is bzip2-compressed" + _UNCOMPRESSED),
     (b"\xfd7zXZ\x00", "xz_compressed", "compressed file (xz): the file is xz-compressed" + _UNCOMPRESSED),
-    (b"\xff\xfe\x00\x00", "utf32_encoded",
-     "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8"),
-    (b"\x00\x00\xfe\xff", "utf32_encoded",
-     "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8"),
+    (
+        b"\xff\xfe\x00\x00",
+        "utf32_encoded",
+        "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8",
+    ),
+    (
+        b"\x00\x00\xfe\xff",
+        "utf32_encoded",
+        "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8",
+    ),
     (b"\xff\xfe", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FF FE); JSON Lines must be UTF-8"),
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
@@ -349,14 +359,22 @@ class StreamValidator:
                     continue
                 keys = shape(record)
                 if keys < 0:
-                    self._invalid(line_no, None, "nested_too_deep",
-                                  f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that")
+                    self._invalid(
+                        line_no,
+                        None,
+                        "nested_too_deep",
+                        f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that",
+                    )
                     continue
                 duplicate = duplicate_key(line, keys)
                 if duplicate is not None:
-                    self._invalid(line_no, duplicate, "duplicate_key",
-                                  f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
-                                  "in one object; parsers disagree about which value wins, so each key must be unique")
+                    self._invalid(
+                        line_no,
+                        duplicate,
+                        "duplicate_key",
+                        f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
+                        "in one object; parsers disagree about which value wins, so each key must be unique",
+                    )
                     continue
                 try:
                     record_id, model_line, references, assigned = convert(record, line_no, line)
@@ -364,8 +382,12 @@ class StreamValidator:
                     self._invalid(line_no, error.field, error.code, error.reason)
                     continue
                 if len(model_line) > size_cap:
-                    self._invalid(line_no, None, "record_too_large",
-                                  f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}")
+                    self._invalid(
+                        line_no,
+                        None,
+                        "record_too_large",
+                        f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}",
+                    )
                     continue
                 fingerprint = hash(record_id if record_id.__class__ is str else str(record_id))
                 if fingerprint in seen:
@@ -423,7 +445,10 @@ class StreamValidator:
         )
 
     def _unparsable(self, line_no: int, line: bytes) -> bool:
-        """Records why a line (without its newline) is not JSON; returns True when the file is clearly not JSON Lines."""
+        """Records why a line (without its newline) is not JSON.
+
+        Returns True when the file is clearly not JSON Lines.
+        """
         try:
             orjson.loads(line)
             error: Exception = ValueError("unparsable")  # not reached: the line failed to parse with its newline
@@ -432,8 +457,12 @@ class StreamValidator:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as bad:
-            self._invalid(line_no, None, "invalid_utf8",
-                          f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start:bad.start + 1]!r})")
+            self._invalid(
+                line_no,
+                None,
+                "invalid_utf8",
+                f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start : bad.start + 1]!r})",
+            )
             return False
         if str(error).startswith("depth limit exceeded"):
             # orjson stops at 1,024 levels; the same rule as any line nested beyond MAX_NESTING.
@@ -496,7 +525,8 @@ class StreamValidator:
         if self.converter.records_with_parameters and sagemaker is not None and sagemaker.hyper_params is not None:
             notes.append(
                 f"{self.converter.records_with_parameters} records carry their own generation parameters, which the "
-                "JumpStart container ignores because the pipeline sets sagemaker.hyper_params (set it to null to use them)"
+                "JumpStart container ignores because the pipeline sets sagemaker.hyper_params "
+                "(set it to null to use them)"
             )
         if self.converter.labels_outside:
             lines = ", ".join(map(str, self.converter.labels_outside_lines))

@@ -210,7 +210,9 @@ def _dummy_zip() -> bytes:
 
 def deploy(template: dict, clients: dict) -> LocalApp:
     """Create the template's buckets, topic, models, functions and state machine in moto."""
-    s3, sns, iam, lam, sfn, sagemaker = (clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker"))
+    s3, sns, iam, lam, sfn, sagemaker = (
+        clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")
+    )
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
     suffix = uuid.uuid4().hex[:8]
@@ -278,7 +280,9 @@ def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], st
         resolve = Resolver({}, {})
         trust = resolve(role["Properties"]["AssumeRolePolicyDocument"])
         name = role["Properties"].get("RoleName") or f"local-{logical}"[:64]
-        attributes[(logical, "Arn")] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        attributes[(logical, "Arn")] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
 
 
 def _policy_store(template: dict, resolve: Resolver, physical: dict[str, str], attributes: dict) -> Any:
@@ -418,14 +422,32 @@ def _reset_handler_clients() -> None:
 def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
     """The event S3 sends to EventBridge for a new object (the shape the intake rule delivers)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    obj = {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'), "sequencer": uuid.uuid4().hex[:18].upper()}
+    obj = {
+        "key": key,
+        "size": head["ContentLength"],
+        "etag": head["ETag"].strip('"'),
+        "sequencer": uuid.uuid4().hex[:18].upper(),
+    }
     if head.get("VersionId") and head["VersionId"] != "null":
         obj["version-id"] = head["VersionId"]
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
-        "account": ACCOUNT, "time": now, "region": REGION, "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj, "request-id": uuid.uuid4().hex[:16].upper(),
-                   "requester": ACCOUNT, "source-ip-address": "127.0.0.1", "reason": "PutObject"},
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": now,
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
     }
 
 
@@ -537,7 +559,9 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
     executions = [e for e in wait_for_executions(local, timeout) if e["executionArn"] not in before]
     key = event["detail"]["object"]["key"]
     if not executions:
-        return RunResult(pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started)
+        return RunResult(
+            pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started
+        )
     execution = executions[0]
     run = json.loads(execution["input"])
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")

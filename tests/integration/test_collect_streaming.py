@@ -65,8 +65,11 @@ def folder(run, shards, outputs, references=(), index=True):
             s3_client().put_object(Bucket=BUCKET, Key=id_index_key(key),
                                    Body=b"".join(orjson.dumps(r["id"]) + b"\n" for r in records))
         if answers is not None:
-            s3_client().put_object(Bucket=BUCKET, Key=f"{prefix(run)}raw/job/part-{number:05d}.jsonl.out",
-                                   Body="".join(a if isinstance(a, str) else json.dumps(a) + "\n" for a in answers).encode())
+            s3_client().put_object(
+                Bucket=BUCKET,
+                Key=f"{prefix(run)}raw/job/part-{number:05d}.jsonl.out",
+                Body="".join(a if isinstance(a, str) else json.dumps(a) + "\n" for a in answers).encode(),
+            )
         keys.append(key)
     if references:
         put_lines(s3_client(), f"{prefix(run)}references.jsonl", list(references))
@@ -183,7 +186,10 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
     evaluation = evaluate_run(run, result, "classification", s3)
     predicted = [p["metrics"]["predicted"] for p in read_lines(s3, result["predictions_key"])]
     expected = single_label_metrics(truth, predicted)
-    assert evaluation["accuracy"] == expected["accuracy"] and evaluation["confusion_matrix"] == expected["confusion_matrix"]
+    assert (
+        evaluation["accuracy"] == expected["accuracy"]
+        and evaluation["confusion_matrix"] == expected["confusion_matrix"]
+    )
 
 
 def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_grouped_by_length(tmp_path):

@@ -55,8 +55,15 @@ def _run_folder(s3, records, rng):
         s3.put_object(Bucket=BUCKET, Key=key.replace("/shards/", "/raw/job/") + ".out",
                       Body=b"".join(orjson.dumps({"id": i, "generated_texts": [_text(rng)]}) + b"\n" for i in shuffled))
         keys.append(key)
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}references.jsonl", Body=b"".join(
-        orjson.dumps({"id": f"doc-{s}-{i}", "reference": _text(rng)}) + b"\n" for s in range(4) for i in range(per_shard)))
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}references.jsonl",
+        Body=b"".join(
+            orjson.dumps({"id": f"doc-{s}-{i}", "reference": _text(rng)}) + b"\n"
+            for s in range(4)
+            for i in range(per_shard)
+        ),
+    )
     return run, {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
 
 

@@ -92,7 +92,9 @@ def fuzz_text(rng: random.Random) -> str:
     if shape < 0.5:
         # Word-like runs, so tokens repeat and n-grams match across the pair.
         words = [
-            "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 6))) if rng.random() < 0.3 else rng.choice(WORDS)
+            "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 6)))
+            if rng.random() < 0.3
+            else rng.choice(WORDS)
             for _ in range(rng.randint(0, 40))
         ]
         separators = [" ", " ", " ", "\n", "\r\n", "\n\n", ", ", " . "]
@@ -100,7 +102,23 @@ def fuzz_text(rng: random.Random) -> str:
     return "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 120)))
 
 
-WORDS = ("running", "runs", "ran", "the", "cats", "cat", "ponies", "pony", "relational", "relate", "x", "a1", "42", "Über", "naïve")
+WORDS = (
+    "running",
+    "runs",
+    "ran",
+    "the",
+    "cats",
+    "cat",
+    "ponies",
+    "pony",
+    "relational",
+    "relate",
+    "x",
+    "a1",
+    "42",
+    "Über",
+    "naïve",
+)
 
 FIXED_CASES = [
     ("", ""),

@@ -37,8 +37,10 @@ def test_nesting_bound_is_exact_and_iterative(depth):
     ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "unknown": ', 500, b"}")),
 ])
 def test_deep_nesting_anywhere_is_rejected_with_its_line_not_a_crash(pipeline, line):
-    good = {"zs": b'{"id": 7, "sequences": "s", "candidate_labels": ["a"]}\n', "t2t": b'{"id": 7, "text_inputs": "f"}\n'}.get(
-        pipeline, b"")
+    good = {
+        "zs": b'{"id": 7, "sequences": "s", "candidate_labels": ["a"]}\n',
+        "t2t": b'{"id": 7, "text_inputs": "f"}\n',
+    }.get(pipeline, b"")
     report = run_intake([good + line], runtime(pipeline)).report
     [error] = report["errors"]
     assert error["code"] == "nested_too_deep" and error["line"] == (2 if good else 1)

@@ -74,7 +74,10 @@ STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
 
 
 def bedrock_job_name(run_id: str, index: int | str) -> str:
-    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs; it also fits Bedrock's jobName pattern."""
+    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs.
+
+    It also fits Bedrock's jobName pattern.
+    """
     return transform_job_name(run_id, index)
 
 
@@ -199,8 +202,13 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                          ["s3OutputDataConfig"]["s3Uri"])
+        state = job_state(
+            name=name,
+            arn=arn,
+            status="Submitted",
+            state="running",
+            output_uri=request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
+        )
         state["invocation_type"] = request["modelInvocationType"]
         return state
 
@@ -285,10 +293,16 @@ class BedrockBackend(BatchBackend):
             state, status = "failed", "Failed"
             reason = f"every on-demand request failed; first error {first['errorCode']}: {first['errorMessage']}"
         elif errors:
-            state, status, reason = "partial", "PartiallyCompleted", f"{errors} of {len(records)} on-demand requests failed"
+            state, status, reason = (
+                "partial",
+                "PartiallyCompleted",
+                f"{errors} of {len(records)} on-demand requests failed",
+            )
         else:
             state, status, reason = "succeeded", "Completed", None
-        result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
+        result = job_state(
+            name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri
+        )
         result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
@@ -498,7 +512,9 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ S3 helpers
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    def _put(
+        self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
         self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING,
                            Metadata=metadata or {})

@@ -43,7 +43,10 @@ def key_in_run_bucket(run: dict, uri: str) -> str:
 
 
 def job_output_uri(run: dict, job: dict, name: str) -> str:
-    """The plan's `output_uri` (checked to lie in the run bucket, ending in "/"), else s3://<bucket>/<run prefix>raw/<job name>/."""
+    """The plan's `output_uri` (checked to lie in the run bucket, ending in "/").
+
+    Else s3://<bucket>/<run prefix>raw/<job name>/.
+    """
     if job.get("output_uri"):
         key_in_run_bucket(run, job["output_uri"])
         return job["output_uri"] if job["output_uri"].endswith("/") else job["output_uri"] + "/"

@@ -99,7 +99,9 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
             "InvocationsMaxRetries": INVOCATIONS_MAX_RETRIES,
         },
         "TransformInput": {
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}},
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}
+            },
             "ContentType": CONTENT_TYPE,
             "CompressionType": "None",
             # Line/Line: each JSON line is a record and each answer one line of <shard>.out, in input order.
@@ -133,8 +135,12 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
 
 
 def _is_not_found(error: Exception) -> bool:
-    # DescribeTransformJob answers ValidationException "Could not find requested job with name ..." (moto: "... job '<arn>'").
-    return error_code(error) in ("ValidationException", "ResourceNotFound") and "could not find" in error_message(error).lower()
+    # DescribeTransformJob answers ValidationException "Could not find requested job with name ..."
+    # (moto: "... job '<arn>'").
+    return (
+        error_code(error) in ("ValidationException", "ResourceNotFound")
+        and "could not find" in error_message(error).lower()
+    )
 
 
 def _is_name_taken(error: Exception) -> bool:

@@ -87,7 +87,9 @@ def answered_label_set(record: dict, matcher: LabelMatcher, threshold: float = D
     return matcher.match_many(record["prediction"])
 
 
-def predicted_label_set(labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+def predicted_label_set(
+    labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD
+) -> frozenset[str]:
     """The multi-label decision rule: every label scored at least `threshold`."""
     return frozenset(str(label) for label, score in zip(labels, scores) if score >= threshold)
 

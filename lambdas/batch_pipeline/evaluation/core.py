@@ -151,7 +151,9 @@ def _rouge(
         # F-measure only, the figure ROUGE is reported by: resampling is the slow part
         # (~7 ms per resample of 50,000 records for four series), and three times the series
         # would cost three times that for intervals nobody quotes.
-        series = {rouge_type: [scores[rouge_type].fmeasure for scores in pair_scores] for rouge_type in rouge.ROUGE_TYPES}
+        series = {
+            rouge_type: [scores[rouge_type].fmeasure for scores in pair_scores] for rouge_type in rouge.ROUGE_TYPES
+        }
         intervals = bootstrap_mean_intervals(series, samples=bootstrap_samples, confidence=confidence, seed=seed)
         section["rouge_bootstrap"] = {
             "samples": bootstrap_samples,

@@ -65,7 +65,9 @@ def created_objects(event: dict[str, Any]) -> Iterator[tuple[str, str, str, str 
         logger.warning("not an S3 object-created event; ignored", extra={"event_keys": sorted(event)})
 
 
-@logger.inject_lambda_context(correlation_id_path='"detail"."request-id" || Records[0].responseElements."x-amz-request-id"')
+@logger.inject_lambda_context(
+    correlation_id_path='"detail"."request-id" || Records[0].responseElements."x-amz-request-id"'
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

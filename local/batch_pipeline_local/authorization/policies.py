@@ -47,7 +47,11 @@ class PolicyStore:
         return next((r for r in self.roles.values() if r.arn == arn), None)
 
     def bucket_of(self, arn: str) -> Bucket | None:
-        return self.buckets.get(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]) if arn.startswith("arn:aws:s3:::") else None
+        return (
+            self.buckets.get(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+            if arn.startswith("arn:aws:s3:::")
+            else None
+        )
 
     def resource_policy(self, arn: str) -> dict | None:
         bucket = self.bucket_of(arn)
@@ -128,16 +132,22 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
 
 def log_group_arn(template: dict, logical: str, physical: dict[str, str]) -> str:
     """The log group's ARN as KMS sees it in the encryption context (aws:logs:arn): no trailing `:*`."""
-    name = template["Resources"][logical]["Properties"].get("LogGroupName") or physical.get(logical) or f"local-{logical}"
+    name = (
+        template["Resources"][logical]["Properties"].get("LogGroupName") or physical.get(logical) or f"local-{logical}"
+    )
     return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
 
 
 def _queue_arn(reference: Any, attributes: dict[tuple[str, str], str]) -> str:
-    return attributes[(reference["Ref"], "Arn")] if isinstance(reference, dict) and "Ref" in reference else str(reference)
+    return (
+        attributes[(reference["Ref"], "Arn")] if isinstance(reference, dict) and "Ref" in reference else str(reference)
+    )
 
 
 def _function_arn(name_or_arn: str) -> str:
-    return name_or_arn if name_or_arn.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+    return (
+        name_or_arn if name_or_arn.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+    )
 
 
 def _permission_statement(logical: str, props: dict) -> dict:

@@ -191,8 +191,14 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
                                          source_arn=source))
             queue = (target.get("DeadLetterConfig") or {}).get("Arn")
             if queue:
-                calls.append(ServiceCall(f"rule {logical} dead-lettering", _service("events"),
-                                         Request("sqs:SendMessage", queue, _service_context(source)), source_arn=source))
+                calls.append(
+                    ServiceCall(
+                        f"rule {logical} dead-lettering",
+                        _service("events"),
+                        Request("sqs:SendMessage", queue, _service_context(source)),
+                        source_arn=source,
+                    )
+                )
                 key = store.kms_keys.get(queue)
                 if key:
                     context = {"kms:EncryptionContext:aws:sqs:arn": queue, **_service_context(source)}
@@ -241,7 +247,10 @@ def evaluate_service_calls(template: dict) -> list[Verdict]:
                  {"aws:PrincipalServiceName": call.principal, "aws:PrincipalIsAWSService": "true"})
         verdict = simulate(call.principal, request, identity, policy, extra)
         if not call.role:  # a service principal has no identity policies: only the resource policy can allow it
-            verdict = {**verdict, "denials": [d for d in verdict.get("denials") or [] if d.get("policyType") != "identity"]}
+            verdict = {
+                **verdict,
+                "denials": [d for d in verdict.get("denials") or [] if d.get("policyType") != "identity"],
+            }
         allowed = verdict["result"] == "Allowed"
         verdicts.append(Verdict(call, allowed, "" if allowed else reason_for(verdict, request.action),
                                 "" if allowed else _missing(call, request)))

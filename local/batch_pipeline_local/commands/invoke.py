@@ -134,10 +134,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch-pipeline invoke: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.max_concurrency < 1 or args.max_texts_per_request < 1:
-        print("batch-pipeline invoke: --max-concurrency and --max-texts-per-request must be at least 1", file=sys.stderr)
+        print(
+            "batch-pipeline invoke: --max-concurrency and --max-texts-per-request must be at least 1", file=sys.stderr
+        )
         return EXIT_USAGE
     if not 0 < args.max_payload_bytes <= realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES:
-        print(f"batch-pipeline invoke: --max-payload-bytes must be 1..{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES}", file=sys.stderr)
+        print(
+            f"batch-pipeline invoke: --max-payload-bytes must be 1..{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         lines = sys.stdin.buffer.readlines() if args.file == "-" else split_lines(Path(args.file).read_bytes())
