@@ -338,7 +338,7 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
               f"{max(r['peak_rss_mb'] for r in results):>13.1f}{mark}")
 
     def ratio(numerator: str, denominator: str, clock: str) -> tuple[float, float, float]:
-        per_round = [n[clock] / d[clock] for n, d in zip(runs[denominator], runs[numerator])]
+        per_round = [n[clock] / d[clock] for n, d in zip(runs[denominator], runs[numerator], strict=True)]
         return median(per_round), min(per_round), max(per_round)
 
     for clock in ("wall", "cpu"):

@@ -537,7 +537,7 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
         groups = [tuple(stage.paths[name] for name in ("ids", "outputs", "references"))]
     else:
         split = {name: _partition(path, parts, stage.tmp, name) for name, path in stage.paths.items()}
-        groups = list(zip(split["ids"], split["outputs"], split["references"]))
+        groups = list(zip(split["ids"], split["outputs"], split["references"], strict=True))
     for ids_path, outputs_path, references_path in groups:
         _join_partition(stage, scorer, joined, ids_path, outputs_path, references_path, predictions, errors)
         for path in (ids_path, outputs_path, references_path):

@@ -113,7 +113,7 @@ def job_invocations(job: dict) -> int:
 
 def model_invocations(job_summaries: list[dict], jobs: list[dict]) -> dict:
     """Per-job and total billed requests; also written onto each job summary."""
-    for summary, entry in zip(job_summaries, jobs):
+    for summary, entry in zip(job_summaries, jobs, strict=True):
         summary["model_invocations"] = job_invocations(entry.get("job", entry))
     return {"total": sum(s["model_invocations"] for s in job_summaries),
             "by_job": {s["name"]: s["model_invocations"] for s in job_summaries}}

@@ -24,7 +24,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from operator import sub
 from typing import Literal
 
@@ -76,7 +76,7 @@ def _bytes_between(ends: Sequence[int], start: int, stop: int) -> int:
 def _shards(prefix: str, ends: Sequence[int], cuts: list[int]) -> tuple[Shard, ...]:
     return tuple(
         Shard(f"{prefix}-{index:05d}.jsonl", start, stop, _bytes_between(ends, start, stop))
-        for index, (start, stop) in enumerate(zip(cuts, cuts[1:]))
+        for index, (start, stop) in enumerate(pairwise(cuts))
     )
 
 
@@ -190,7 +190,7 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
 
 
 def _fits(ends: Sequence[int], cuts: list[int], minimum: int, maximum: int, max_bytes: int) -> bool:
-    for start, stop in zip(cuts, cuts[1:]):
+    for start, stop in pairwise(cuts):
         if not minimum <= stop - start <= maximum or _bytes_between(ends, start, stop) > max_bytes:
             return False
     return True

@@ -58,7 +58,7 @@ class OneObjectPerShard(BatchBackend):
 def folder(run, shards, outputs, references=(), index=True):
     """A run folder: shards (+ ids/ index) and the job's raw outputs (lists of lines per shard)."""
     keys = []
-    for number, (records, answers) in enumerate(zip(shards, outputs)):
+    for number, (records, answers) in enumerate(zip(shards, outputs, strict=True)):
         key = f"{prefix(run)}shards/part-{number:05d}.jsonl"
         put_lines(s3_client(), key, records)
         if index:

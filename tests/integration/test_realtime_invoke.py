@@ -15,6 +15,7 @@ import json
 import struct
 import threading
 import time
+from itertools import pairwise
 
 import boto3
 import pytest
@@ -124,7 +125,7 @@ def test_requests_fit_the_payload_limit(runtime):
     assert all(len(body) <= limit for body in bodies)
     # Greedy packing: adding the next input to any request would have broken the limit.
     sent = [request["text_inputs"] for request, _ in recorded_requests()]
-    for batch, following in zip(sent, sent[1:]):
+    for batch, following in pairwise(sent):
         grown = json.dumps(
             {"text_inputs": [*batch, following[0]], "max_length": 20}, ensure_ascii=False, separators=(",", ":")
         )
@@ -143,7 +144,7 @@ def test_planned_requests_are_exactly_at_most_the_limit_and_greedy():
         per_request = rng.randint(1, 12)
         plan = plan_requests(inputs, params, max_payload_bytes=limit, max_texts_per_request=per_request)
         assert [i for span in plan for i in span] == list(range(len(inputs)))
-        for span, following in zip(plan, [*plan[1:], None]):
+        for span, following in zip(plan, [*plan[1:], None], strict=True):
             body = realtime._dumps({"text_inputs": [inputs[i] for i in span], **params})
             assert len(body) <= limit, f"trial {trial}"
             assert len(span) <= per_request

@@ -71,7 +71,7 @@ def test_multi_label_subset_accuracy_macro_micro_and_per_label_matrices():
         (0.75, 0.75, 0.75)
     )
     assert metrics["hamming_loss"] == pytest.approx(2 / (4 * 3))
-    matrix = dict(zip(metrics["confusion_matrix"]["labels"], metrics["confusion_matrix"]["matrix"]))
+    matrix = dict(zip(metrics["confusion_matrix"]["labels"], metrics["confusion_matrix"]["matrix"], strict=True))
     assert matrix["sports"] == [[2, 0], [0, 2]]
     assert matrix["tech"] == [[2, 1], [1, 0]]
     assert metrics["multi_label"] is True

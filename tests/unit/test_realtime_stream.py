@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -77,7 +78,7 @@ def events(chunks: list[bytes]) -> list[dict]:
 
 def cut(data: bytes, positions: list[int]) -> list[bytes]:
     bounds = [0, *sorted(positions), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in pairwise(bounds)]
 
 
 def test_sample_streams_hold_multibyte_characters_split_by_some_cut():

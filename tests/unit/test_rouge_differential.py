@@ -32,7 +32,7 @@ def google_scores(reference, prediction, use_stemmer):
 def assert_identical(references, predictions, use_stemmer):
     ours = score_pairs(references, predictions, use_stemmer=use_stemmer)
     assert len(ours) == len(references)
-    for index, (reference, prediction, scores) in enumerate(zip(references, predictions, ours)):
+    for index, (reference, prediction, scores) in enumerate(zip(references, predictions, ours, strict=True)):
         expected = google_scores(reference, prediction, use_stemmer)
         got = {rouge_type: tuple(scores[rouge_type]) for rouge_type in ROUGE_TYPES}
         # Exact float equality: "identical per pair", not "close".
@@ -61,7 +61,7 @@ def test_generated_pairs_really_overlap_and_stemming_changes_scores():
     fmeasures = [scores["rougeLsum"].fmeasure for scores in plain]
     assert 0.2 < sum(fmeasures) / len(fmeasures) < 0.9
     assert any(0.0 < f < 1.0 for f in fmeasures)
-    assert any(a["rouge1"] != b["rouge1"] for a, b in zip(plain, stemmed))
+    assert any(a["rouge1"] != b["rouge1"] for a, b in zip(plain, stemmed, strict=True))
     assert any(a["rougeLsum"] != a["rougeL"] for a in plain)
 
 

@@ -91,7 +91,7 @@ def predicted_label_set(
     labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD
 ) -> frozenset[str]:
     """The multi-label decision rule: every label scored at least `threshold`."""
-    return frozenset(str(label) for label, score in zip(labels, scores) if score >= threshold)
+    return frozenset(str(label) for label, score in zip(labels, scores, strict=True) if score >= threshold)
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -112,7 +112,7 @@ def single_label_metrics(true_labels: Sequence[str], predicted_labels: Sequence[
     """accuracy, macro_f1, per_class {precision, recall, f1, support} and confusion_matrix."""
     if len(true_labels) != len(predicted_labels):
         raise ValueError(f"{len(true_labels)} true labels but {len(predicted_labels)} predictions")
-    return single_label_metrics_from_pairs(Counter(zip(true_labels, predicted_labels)))
+    return single_label_metrics_from_pairs(Counter(zip(true_labels, predicted_labels, strict=True)))
 
 
 def single_label_metrics_from_pairs(pairs: Counter) -> dict:
@@ -156,7 +156,7 @@ def multi_label_metrics(true_sets: Sequence[frozenset[str]], predicted_sets: Seq
     if len(true_sets) != len(predicted_sets):
         raise ValueError(f"{len(true_sets)} true label sets but {len(predicted_sets)} predictions")
     counts = MultiLabelCounts()
-    for truth, prediction in zip(true_sets, predicted_sets):
+    for truth, prediction in zip(true_sets, predicted_sets, strict=True):
         counts.add(truth, prediction)
     return counts.metrics()
 

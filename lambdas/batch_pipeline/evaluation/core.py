@@ -163,7 +163,7 @@ def _rouge(
         }
     per_record = {
         ref.id: {rouge_type: scores[rouge_type].fmeasure for rouge_type in rouge.ROUGE_TYPES}
-        for (ref, _), scores in zip(usable, pair_scores)
+        for (ref, _), scores in zip(usable, pair_scores, strict=True)
     }
     return section, per_record
 
@@ -184,14 +184,14 @@ def _classification(
         truth = [label if isinstance(label, str) else ",".join(label) for label in true_labels]
         predicted = [matcher.match(classification.single_answer(record)) for _, record in usable]
         metrics = classification.single_label_metrics(truth, predicted)
-        for (ref, _), true, pred in zip(usable, truth, predicted):
+        for (ref, _), true, pred in zip(usable, truth, predicted, strict=True):
             per_record[ref.id] = {"label": true, "predicted": pred, "correct": true == pred}
     else:
         truth_sets = [frozenset(label) if isinstance(label, tuple) else frozenset((label,)) for label in true_labels]
         predicted_sets = [classification.answered_label_set(record, matcher, threshold) for _, record in usable]
         metrics = classification.multi_label_metrics(truth_sets, predicted_sets)
         metrics["threshold"] = threshold
-        for (ref, _), true, pred in zip(usable, truth_sets, predicted_sets):
+        for (ref, _), true, pred in zip(usable, truth_sets, predicted_sets, strict=True):
             per_record[ref.id] = {"label": sorted(true), "predicted": sorted(pred), "correct": true == pred}
     return metrics, per_record
 

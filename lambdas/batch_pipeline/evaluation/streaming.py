@@ -121,7 +121,7 @@ class RecordScorer:
                 return
             pairs = rouge.score_pairs([_text(r["reference"]) for r in usable], [r["prediction"] for r in usable],
                                       use_stemmer=self.use_stemmer)
-            for record, scores in zip(usable, pairs):
+            for record, scores in zip(usable, pairs, strict=True):
                 record["metrics"] = {
                     t: {"precision": s.precision, "recall": s.recall, "fmeasure": s.fmeasure} for t, s in scores.items()
                 }

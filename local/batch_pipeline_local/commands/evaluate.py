@@ -186,12 +186,12 @@ def _classification_tables(report: dict) -> list[str]:
         lines.append("")
         if multi:
             lines.append(f"{'label':{width}} {'tn':>7} {'fp':>7} {'fn':>7} {'tp':>7}")
-            for label, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["matrix"]):
+            for label, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["matrix"], strict=True):
                 lines.append(f"{label:{width}} {tn:>7} {fp:>7} {fn:>7} {tp:>7}")
         else:
             cell = max(7, *(len(label) for label in matrix["labels"]))
             lines.append("confusion matrix (rows: true, columns: predicted)")
             lines.append(f"{'':{width}} " + " ".join(f"{label:>{cell}}" for label in matrix["labels"]))
-            for label, row in zip(matrix["labels"], matrix["matrix"]):
+            for label, row in zip(matrix["labels"], matrix["matrix"], strict=True):
                 lines.append(f"{label:{width}} " + " ".join(f"{count:>{cell}}" for count in row))
     return lines

@@ -122,7 +122,9 @@ def generate(endpoint: str, records: list[dict[str, Any]], client: Any, **limits
     for indexes in groups.values():
         params = records[indexes[0]]["params"]
         texts = [records[i]["text"] for i in indexes]
-        for index, output in zip(indexes, realtime.invoke_batch(endpoint, texts, client=client, **limits, **params)):
+        for index, output in zip(
+            indexes, realtime.invoke_batch(endpoint, texts, client=client, **limits, **params), strict=True
+        ):
             outputs[index] = output
     return outputs
 
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     with (open(args.output, "w", encoding="utf-8") if args.output else nullcontext(sys.stdout)) as out:
-        for index, (record, output) in enumerate(zip(records, outputs)):
+        for index, (record, output) in enumerate(zip(records, outputs, strict=True)):
             key = "generated_texts" if isinstance(output, list) else "generated_text"
             out.write(json.dumps({"id": record["id"], "index": index, key: output}, ensure_ascii=False) + "\n")
     if args.output:

@@ -867,8 +867,10 @@ class BedrockBatchEmulator:
             job.end_status = "Expired"
             job.message = f"The batch inference job did not start within its timeout of {hours} hours."
         else:
-            marked = next(((f, r) for f in job.files for r, line in zip(f.records, f.raw_text) if FAIL_JOB in line),
-                          None)
+            marked = next(
+                ((f, r) for f in job.files for r, line in zip(f.records, f.raw_text, strict=True) if FAIL_JOB in line),
+                None,
+            )
             if marked:
                 job.end_status = "Failed"
                 job.message = (f"{ENGINE_LABEL} failed the job on purpose: record {marked[1]['recordId']!r} in "
