@@ -52,6 +52,7 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,7 +326,8 @@ class _Stage:
     def __init__(self, s3: Any, bucket: str, prefix: str, tmp: str):
         self.s3, self.bucket, self.prefix, self.tmp = s3, bucket, prefix, tmp
         self.paths = {name: os.path.join(tmp, f"{name}.staged") for name in ("ids", "outputs", "references")}
-        self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}
+        # Open for the stage's lifetime (written by add_*, closed before the join), so no `with` here.
+        self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}  # noqa: SIM115
         self.objects: list[_Object] = []
         self.tallies: list[JobTally] = []
         self.seq = 0
@@ -493,14 +495,11 @@ def _matches(record: _Input, output: _Output) -> bool | None:
 
 def _partition(path: str, parts: int, tmp: str, name: str) -> list[str]:
     paths = [os.path.join(tmp, f"{name}-{i:04d}") for i in range(parts)]
-    files = [open(p, "wb", buffering=256 * 1024) for p in paths]
-    try:
+    with ExitStack() as stack:
+        files = [stack.enter_context(open(p, "wb", buffering=256 * 1024)) for p in paths]
         with open(path, "rb") as staged:
             for line in staged:
                 files[zlib.crc32(line[: line.index(b"\t")]) % parts].write(line)
-    finally:
-        for handle in files:
-            handle.close()
     os.remove(path)
     return paths
 

@@ -277,13 +277,14 @@ class _Spill:
                  ids_path: str | None = None, string_ids: bool = False):
         self.ends = array("q")
         # The id of each spilled line, in spill order (Bedrock shards carry recordId as a string).
-        self._ids = open(ids_path, "wb", buffering=SPILL_BUFFER) if write and ids_path else None
+        # The spill's files stay open while lines are added and are closed by the spill, so no `with` here.
+        self._ids = open(ids_path, "wb", buffering=SPILL_BUFFER) if write and ids_path else None  # noqa: SIM115
         self._string_ids = string_ids
         self._window_ids: list[Any] = []
         self.position = 0
         self.writing = write
-        self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None
-        self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None
+        self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None  # noqa: SIM115
+        self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None  # noqa: SIM115
         # A window holds its lines as memoryviews, not copies: a line that passes through unchanged is a view of
         # the input chunk it was read from (the window keeps those chunks alive, up to `_pin_limit` bytes of them),
         # any other line is copied into one arena the size of the window. Holding line objects instead would

@@ -6,6 +6,7 @@ job ended partially; FAILED when no record succeeded, every job failed, or a wor
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 
@@ -23,10 +24,8 @@ def _timings(run: dict, finished: datetime) -> dict:
     started = run.get("started_at")
     timings = {"started_at": started, "finished_at": finished.isoformat(timespec="seconds")}
     if started:
-        try:
+        with contextlib.suppress(ValueError):
             timings["duration_seconds"] = round((finished - datetime.fromisoformat(started)).total_seconds(), 3)
-        except ValueError:
-            pass
     return timings
 
 

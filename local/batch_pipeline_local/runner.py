@@ -246,7 +246,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
     resolve = Resolver(physical, attributes)
 
-    for logical, model in resources_of(template, "AWS::SageMaker::Model").items():
+    for model in resources_of(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=props["ExecutionRoleArn"],
                                PrimaryContainer={k: v for k, v in props["PrimaryContainer"].items()

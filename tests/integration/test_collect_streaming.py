@@ -4,6 +4,7 @@ rewrites them; intake's id index spares collect the shards. S3 requests are coun
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import orjson
@@ -206,5 +207,5 @@ def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_group
     assert len(result.shards) >= 2
     for shard in result.shards:
         ids = [orjson.loads(line) for line in (tmp_path / "ids" / shard["name"]).read_bytes().splitlines()]
-        shard_ids = [orjson.loads(line)["id"] for line in open(shard["key"], "rb")]
+        shard_ids = [orjson.loads(line)["id"] for line in Path(shard["key"]).read_bytes().splitlines()]
         assert ids == shard_ids and len(ids) == shard["records"]

@@ -238,7 +238,7 @@ def resolve(segments: list[str], models: list[type[BaseModel]]) -> list | None:
     """The FieldInfos a dotted path ends on (several for a union), [] for a free-form key; None if it does not exist."""
     fields: list = []
     nodes: list = [("models", models)]
-    for index, segment in enumerate(segments):
+    for segment in segments:
         next_nodes, fields = [], []
         for kind, payload in nodes:
             if kind == _OPEN:
@@ -469,9 +469,12 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
             for part, name in BUCKET_NAMES.items():
                 if logical_id.startswith(f"Storage{part}") and name not in diagram:
                     problems.append(f"the {name} is not in the diagram")
-        elif kind == "AWS::IAM::Role" and logical_id.startswith("BedrockBatchServiceRole"):
-            if "Bedrock service role" not in diagram:
-                problems.append("the Bedrock service role is not in the diagram")
+        elif (
+            kind == "AWS::IAM::Role"
+            and logical_id.startswith("BedrockBatchServiceRole")
+            and "Bedrock service role" not in diagram
+        ):
+            problems.append("the Bedrock service role is not in the diagram")
         if kind in DIAGRAM_NAMES and DIAGRAM_NAMES[kind] not in diagram:
             problems.append(f"{kind} ({DIAGRAM_NAMES[kind]}) is not in the diagram")
     present = {r["Type"] for r in resources.values()}

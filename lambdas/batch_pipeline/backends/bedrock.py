@@ -526,7 +526,8 @@ class RecordSpool:
     def __init__(self) -> None:
         import sqlite3
 
-        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        # Lives as long as the spool: the database is in this file, deleted when the spool closes it.
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")  # noqa: SIM115
         self._db = sqlite3.connect(self._file.name)
         self._db.execute("CREATE TABLE spool (id TEXT PRIMARY KEY, body BLOB)")
 

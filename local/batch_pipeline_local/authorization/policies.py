@@ -100,7 +100,7 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         props = resolve(resource["Properties"])
         policies[f"arn:aws:s3:::{props['Bucket']}"] = props["PolicyDocument"]
     for kind, targets in (("AWS::SNS::TopicPolicy", "Topics"), ("AWS::SQS::QueuePolicy", "Queues")):
-        for logical, resource in _of_type(template, kind).items():
+        for resource in _of_type(template, kind).values():
             props = resource["Properties"]
             for target in props[targets]:
                 arn = _queue_arn(target, attributes) if kind == "AWS::SQS::QueuePolicy" else resolve(target)

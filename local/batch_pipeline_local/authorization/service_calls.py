@@ -207,7 +207,7 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
 
     pipelines = _pipelines(template)
     bucket = _output_bucket(store, template, physical)
-    for logical, model in _of_type(template, "AWS::SageMaker::Model").items():
+    for model in _of_type(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         role = store.role_by_arn(props["ExecutionRoleArn"])
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/llmbp-local-check"

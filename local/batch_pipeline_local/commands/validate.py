@@ -45,7 +45,7 @@ def open_input(path: str) -> tuple[BinaryIO, int | None]:
     if path == "-":
         return sys.stdin.buffer, None
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     return handle, os.fstat(handle.fileno()).st_size

@@ -307,10 +307,9 @@ def check_constraints(shape: Any, value: Any, path: str = "") -> list[str]:
         if shape.enum and value not in shape.enum:
             problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum "
                             f"value set: [{', '.join(shape.enum)}]")
-    elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if "max" in meta and value > meta["max"]:
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
-                            f"less than or equal to {meta['max']}")
+    elif shape.type_name in ("integer", "long") and isinstance(value, int) and "max" in meta and value > meta["max"]:
+        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
+                        f"less than or equal to {meta['max']}")
     return problems
 
 
