@@ -547,15 +547,7 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
 def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
                     references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
     objects = stage.objects
-    answers: dict[tuple[int, bytes], dict] = {}
-    for key, (index, output) in _payloads(outputs_path):
-        previous = answers.get((index, key))
-        if previous is not None:
-            objects[index].tally.duplicate_outputs += 1
-            objects[index].tally.unmatched_outputs += 1
-            if previous.get("error") is None or output.get("error") is not None:
-                continue
-        answers[(index, key)] = output
+    answers = _partition_answers(objects, outputs_path)
     references = dict(_payloads(references_path))
 
     batch: list[dict] = []
@@ -585,6 +577,20 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
         if len(joined.unmatched_examples) >= EXAMPLES_KEPT:
             break
         joined.unmatched_examples.append(orjson.loads(key))
+
+
+def _partition_answers(objects: list[_Object], outputs_path: str) -> dict[tuple[int, bytes], dict[str, Any]]:
+    """(object index, id key) -> output. A duplicate counts as unmatched; it replaces an error, never an answer."""
+    answers: dict[tuple[int, bytes], dict[str, Any]] = {}
+    for key, (index, output) in _payloads(outputs_path):
+        previous = answers.get((index, key))
+        if previous is not None:
+            objects[index].tally.duplicate_outputs += 1
+            objects[index].tally.unmatched_outputs += 1
+            if previous.get("error") is None or output.get("error") is not None:
+                continue
+        answers[(index, key)] = output
+    return answers
 
 
 def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: _S3Writer) -> dict:

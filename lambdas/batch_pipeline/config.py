@@ -280,42 +280,49 @@ class AppConfig(_Model):
 
 
 def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerModel | BedrockModel) -> list[str]:
-    problems = []
     if model.backend == "sagemaker" and model.task == "text-generation":
+        return [f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only"]
+    if model.backend == "sagemaker":
+        return _check_sagemaker_pipeline(where, pipeline, model)
+    return _check_bedrock_pipeline(where, pipeline, model)
+
+
+def _check_sagemaker_pipeline(where: str, pipeline: Pipeline, model: SageMakerModel) -> list[str]:
+    problems = []
+    if pipeline.sagemaker is None:
+        problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
+    if pipeline.bedrock is not None:
+        problems.append(f"{where}.bedrock: not allowed for SageMaker model {pipeline.model!r}")
+    native = {"text2text": "jumpstart-text2text", "zero-shot": "zero-shot"}[model.task]
+    if pipeline.input_format not in (native, "prompt"):
         problems.append(
-            f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only"
+            f"{where}.input_format: {pipeline.input_format!r} does not fit a {model.task} model; "
+            f"use {native!r} or 'prompt'"
         )
-    elif model.backend == "sagemaker":
-        if pipeline.sagemaker is None:
-            problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
-        if pipeline.bedrock is not None:
-            problems.append(f"{where}.bedrock: not allowed for SageMaker model {pipeline.model!r}")
-        native = {"text2text": "jumpstart-text2text", "zero-shot": "zero-shot"}[model.task]
-        if pipeline.input_format not in (native, "prompt"):
-            problems.append(
-                f"{where}.input_format: {pipeline.input_format!r} does not fit a {model.task} model; "
-                f"use {native!r} or 'prompt'"
-            )
-        if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
-            problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
-    else:
-        if pipeline.bedrock is None:
-            problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
-        if pipeline.sagemaker is not None:
-            problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
-        if pipeline.input_format not in ("bedrock", "prompt", "messages"):
-            problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
-                            "use 'bedrock', 'prompt' or 'messages'")
-        converse = pipeline.bedrock is not None and pipeline.bedrock.converse
-        if pipeline.input_format == "messages" and not converse:
-            problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
-        params = pipeline.bedrock.inference_params if pipeline.bedrock is not None else {}
-        limit = model.max_output_tokens
-        for name in ("max_tokens", "max_new_tokens"):
-            value = params.get(name)
-            if limit is not None and isinstance(value, int) and value > limit:
-                problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
-                                f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
+    if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
+        problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
+    return problems
+
+
+def _check_bedrock_pipeline(where: str, pipeline: Pipeline, model: BedrockModel) -> list[str]:
+    problems = []
+    if pipeline.bedrock is None:
+        problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
+    if pipeline.sagemaker is not None:
+        problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
+    if pipeline.input_format not in ("bedrock", "prompt", "messages"):
+        problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
+                        "use 'bedrock', 'prompt' or 'messages'")
+    converse = pipeline.bedrock is not None and pipeline.bedrock.converse
+    if pipeline.input_format == "messages" and not converse:
+        problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
+    params = pipeline.bedrock.inference_params if pipeline.bedrock is not None else {}
+    limit = model.max_output_tokens
+    for name in ("max_tokens", "max_new_tokens"):
+        value = params.get(name)
+        if limit is not None and isinstance(value, int) and value > limit:
+            problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
+                            f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
     return problems
 
 

@@ -320,7 +320,8 @@ class RecordConverter:
 
     _TEXT2TEXT_FIELDS = frozenset(("id", "text_inputs", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
 
-    def _text2text_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    # Inlined on purpose (the hot path, see below): split into helpers it would pay a call per field per line.
+    def _text2text_native(self, record: dict, line_no: int, raw: bytes) -> Converted:  # noqa: C901
         # The hot path of the common summarization upload: inline checks for the usual case, the helpers
         # (which build the error) only when a check fails.
         text = record.get("text_inputs")
@@ -498,18 +499,27 @@ class RecordConverter:
                 check_parameter(name, record[name], checks)
                 parameters[name] = record[name]
             elif name in GENERATION_PARAMETERS or name in _BEDROCK_ONLY_PARAMETERS:
-                if self.backend == "bedrock":
-                    names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
-                    target = f"Bedrock {self.family} (use {names})"
-                elif self.pipeline.task == "zero-shot":
-                    target = "a zero-shot classification model"
-                else:
-                    target = "a JumpStart text2text model (use max_new_tokens or max_length)"
-                raise RecordError("unsupported_parameter", name, f"parameter {name!r} has no equivalent for {target}")
+                raise self._unsupported_parameter(name)
             else:
                 raise _unknown_field(name, self._prompt_allowed, "prompt")
         if parameters:
             self.records_with_parameters += 1
+        model = self._prompt_model(record_id, prompt, parameters)
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    def _unsupported_parameter(self, name: str) -> RecordError:
+        """A known generation parameter that this pipeline's model has no equivalent for."""
+        if self.backend == "bedrock":
+            names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
+            target = f"Bedrock {self.family} (use {names})"
+        elif self.pipeline.task == "zero-shot":
+            target = "a zero-shot classification model"
+        else:
+            target = "a JumpStart text2text model (use max_new_tokens or max_length)"
+        return RecordError("unsupported_parameter", name, f"parameter {name!r} has no equivalent for {target}")
+
+    def _prompt_model(self, record_id: Any, prompt: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The model line for a prompt record: a Bedrock record, a zero-shot request or a text2text request."""
         if self.backend == "bedrock":
             params = {**self.bedrock_params, **parameters}
             if self.converse:
@@ -534,4 +544,4 @@ class RecordConverter:
             }
         else:
             model = {"id": record_id, "text_inputs": prompt, **parameters}
-        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+        return model

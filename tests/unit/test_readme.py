@@ -446,6 +446,34 @@ def state_names(template: dict) -> set[str]:
     return names
 
 
+def _resource_diagram_problems(logical_id: str, resource: dict, diagram: str, words: set[str]) -> list[str]:
+    """What the diagram lacks for one template resource: its function, model, bucket, role or kind."""
+    problems = []
+    kind = resource["Type"]
+    if kind == "AWS::Lambda::Function":
+        match = re.fullmatch(r"Functions([A-Za-z]+?)[0-9A-F]{8}", logical_id)
+        if match and match.group(1) not in words:
+            problems.append(f"function {match.group(1)} is not in the diagram")
+    elif kind == "AWS::SageMaker::Model":
+        # <stack>-<model key>-<hash of the create-only properties>
+        key = re.sub(r"-[0-9a-f]{8}$", "", resource["Properties"]["ModelName"].split("-", 1)[1])
+        if key not in words:
+            problems.append(f"SageMaker model {key} is not in the diagram")
+    elif kind == "AWS::S3::Bucket":
+        for part, name in BUCKET_NAMES.items():
+            if logical_id.startswith(f"Storage{part}") and name not in diagram:
+                problems.append(f"the {name} is not in the diagram")
+    elif (
+        kind == "AWS::IAM::Role"
+        and logical_id.startswith("BedrockBatchServiceRole")
+        and "Bedrock service role" not in diagram
+    ):
+        problems.append("the Bedrock service role is not in the diagram")
+    if kind in DIAGRAM_NAMES and DIAGRAM_NAMES[kind] not in diagram:
+        problems.append(f"{kind} ({DIAGRAM_NAMES[kind]}) is not in the diagram")
+    return problems
+
+
 def diagram_problems(text: str, template: dict, app_config) -> list[str]:
     diagrams = [body for lang, body in fenced_blocks(text) if lang == "mermaid"]
     if not diagrams:
@@ -455,28 +483,7 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
     words = set(re.findall(r"[\w-]+", diagram))
     resources = template["Resources"]
     for logical_id, resource in resources.items():
-        kind = resource["Type"]
-        if kind == "AWS::Lambda::Function":
-            match = re.fullmatch(r"Functions([A-Za-z]+?)[0-9A-F]{8}", logical_id)
-            if match and match.group(1) not in words:
-                problems.append(f"function {match.group(1)} is not in the diagram")
-        elif kind == "AWS::SageMaker::Model":
-            # <stack>-<model key>-<hash of the create-only properties>
-            key = re.sub(r"-[0-9a-f]{8}$", "", resource["Properties"]["ModelName"].split("-", 1)[1])
-            if key not in words:
-                problems.append(f"SageMaker model {key} is not in the diagram")
-        elif kind == "AWS::S3::Bucket":
-            for part, name in BUCKET_NAMES.items():
-                if logical_id.startswith(f"Storage{part}") and name not in diagram:
-                    problems.append(f"the {name} is not in the diagram")
-        elif (
-            kind == "AWS::IAM::Role"
-            and logical_id.startswith("BedrockBatchServiceRole")
-            and "Bedrock service role" not in diagram
-        ):
-            problems.append("the Bedrock service role is not in the diagram")
-        if kind in DIAGRAM_NAMES and DIAGRAM_NAMES[kind] not in diagram:
-            problems.append(f"{kind} ({DIAGRAM_NAMES[kind]}) is not in the diagram")
+        problems += _resource_diagram_problems(logical_id, resource, diagram, words)
     present = {r["Type"] for r in resources.values()}
     for kind, name in DIAGRAM_NAMES.items():
         if kind not in present and name in diagram:

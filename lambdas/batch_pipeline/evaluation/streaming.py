@@ -179,8 +179,7 @@ def summarize_predictions(
             record = orjson.loads(line)
         except orjson.JSONDecodeError as error:
             invalid += 1
-            if len(invalid_examples) < EXAMPLES_KEPT:
-                invalid_examples.append(f"line {lines_read}: {error}")
+            _keep_example(invalid_examples, f"line {lines_read}: {error}")
             continue
         if record.get("input_tokens") is not None:
             input_tokens = (input_tokens or 0) + record["input_tokens"]
@@ -225,22 +224,45 @@ def summarize_predictions(
         "output_tokens": output_tokens,
     }
     if totals is not None:
-        report["rouge"] = totals.means()
-        report["rouge_options"] = {**{"use_stemmer": False, "tokenizer": "rouge-score default",
-                                      "sentence_split": "newline"}, **(collect.get("scoring") or {}).get("options", {})}
-        if bootstrap_samples > 0 and totals.count:
-            intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
-                                                 seed=seed)
-            report["rouge_bootstrap"] = {
-                "samples": bootstrap_samples, "confidence": confidence, "seed": seed,
-                "values": "per-record F-measures kept as 32-bit floats",
-                **{t: {"fmeasure": intervals[t]._asdict()} for t in rouge.ROUGE_TYPES},
-            }
-    elif multi_label:
-        if pairs:
-            raise EvaluationError("predictions.jsonl mixes single-label and multi-label scores")
-        report.update(multi.metrics())
-        report["threshold"] = (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD)
+        report.update(_rouge_sections(totals, collect, bootstrap_samples, confidence, seed))
     else:
-        report.update(classification.single_label_metrics_from_pairs(pairs))
+        report.update(_classification_sections(pairs, multi if multi_label else None, collect))
     return report
+
+
+def _classification_sections(
+    pairs: Counter[tuple[Any, Any]], multi: classification.MultiLabelCounts | None, collect: dict[str, Any]
+) -> dict[str, Any]:
+    """Single-label metrics from (label, predicted) counts, or multi-label ones (with the threshold) if any."""
+    if multi is None:
+        return classification.single_label_metrics_from_pairs(pairs)
+    if pairs:
+        raise EvaluationError("predictions.jsonl mixes single-label and multi-label scores")
+    return {**multi.metrics(),
+            "threshold": (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD)}
+
+
+def _keep_example(examples: list[str], example: str) -> None:
+    """Keeps the first EXAMPLES_KEPT examples for the report; the count says how many there were."""
+    if len(examples) < EXAMPLES_KEPT:
+        examples.append(example)
+
+
+def _rouge_sections(
+    totals: RougeTotals, collect: dict[str, Any], bootstrap_samples: int, confidence: float, seed: int
+) -> dict[str, Any]:
+    """The report's rouge means, the options they were scored with and, when asked for, bootstrap intervals."""
+    sections: dict[str, Any] = {
+        "rouge": totals.means(),
+        "rouge_options": {**{"use_stemmer": False, "tokenizer": "rouge-score default", "sentence_split": "newline"},
+                          **(collect.get("scoring") or {}).get("options", {})},
+    }
+    if bootstrap_samples > 0 and totals.count:
+        intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
+                                             seed=seed)
+        sections["rouge_bootstrap"] = {
+            "samples": bootstrap_samples, "confidence": confidence, "seed": seed,
+            "values": "per-record F-measures kept as 32-bit floats",
+            **{t: {"fmeasure": intervals[t]._asdict()} for t in rouge.ROUGE_TYPES},
+        }
+    return sections

@@ -72,6 +72,18 @@ def _as_list(value: Any) -> list:
 
 def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
                        attributes: dict[tuple[str, str], str]) -> PolicyStore:
+    roles = _roles(template, resolve, attributes)
+    buckets = _buckets(template, resolve, physical)
+    policies = _resource_policies(template, resolve, attributes)
+    kms_keys = _encryption_keys(template, resolve, physical, attributes)
+    key_policies = {attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
+                    for logical, resource in _of_type(template, "AWS::KMS::Key").items()}
+    policies.update(key_policies)
+    return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
+
+
+def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]) -> dict[str, Role]:
+    """Every role by logical id, with its inline policies and the AWS::IAM::Policy documents attached to it."""
     roles: dict[str, Role] = {}
     for logical, resource in _of_type(template, "AWS::IAM::Role").items():
         props = resolve(resource["Properties"])
@@ -85,7 +97,11 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         document = resolve(props["PolicyDocument"])
         for reference in props.get("Roles", []):
             roles[reference["Ref"]].policies[props.get("PolicyName", logical)] = document
+    return roles
 
+
+def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str]) -> dict[str, Bucket]:
+    """Every bucket by name, with its default encryption key (SSE-KMS only) and whether S3 Bucket Keys are on."""
     buckets: dict[str, Bucket] = {}
     for logical, resource in _of_type(template, "AWS::S3::Bucket").items():
         props = resolve(resource["Properties"])
@@ -94,7 +110,12 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         kms = default.get("KMSMasterKeyID") if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse") else None
         name = physical[logical]
         buckets[name] = Bucket(name, f"arn:aws:s3:::{name}", kms, bool(rule.get("BucketKeyEnabled")))
+    return buckets
 
+
+def _resource_policies(template: dict, resolve: Callable[[Any], Any],
+                       attributes: dict[tuple[str, str], str]) -> dict[str, dict]:
+    """Resource ARN -> resource policy: bucket, topic and queue policies, and Lambda permissions as one policy."""
     policies: dict[str, dict] = {}
     for resource in _of_type(template, "AWS::S3::BucketPolicy").values():
         props = resolve(resource["Properties"])
@@ -109,7 +130,12 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         props = resolve(resource["Properties"])
         policies.setdefault(_function_arn(props["FunctionName"]), {"Version": "2012-10-17", "Statement": []})[
             "Statement"].append(_permission_statement(logical, props))
+    return policies
 
+
+def _encryption_keys(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
+                     attributes: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Resource -> the KMS key it is encrypted with: topics, queues, log groups and state machines."""
     kms_keys: dict[str, str] = {}
     for logical, resource in _of_type(template, "AWS::SNS::Topic").items():
         if "KmsMasterKeyId" in resource["Properties"]:
@@ -124,10 +150,7 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         encryption = resource["Properties"].get("EncryptionConfiguration") or {}
         if encryption.get("Type") == "CUSTOMER_MANAGED_KMS_KEY":
             kms_keys[physical[logical]] = resolve(encryption["KmsKeyId"])
-    key_policies = {attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
-                    for logical, resource in _of_type(template, "AWS::KMS::Key").items()}
-    policies.update(key_policies)
-    return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
+    return kms_keys
 
 
 def log_group_arn(template: dict, logical: str, physical: dict[str, str]) -> str:

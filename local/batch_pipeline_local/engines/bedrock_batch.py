@@ -821,17 +821,7 @@ class BedrockBatchEmulator:
             for number, line in enumerate((b.decode("utf-8", errors="replace") for b in split_lines(data)), start=1):
                 if not line.strip():
                     continue
-                problem = None
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record, problem = None, "is not valid JSON"
-                if problem is None and not isinstance(record, dict):
-                    problem = "is not a JSON object"
-                elif problem is None and not isinstance(record.get("modelInput"), dict):
-                    problem = "has no modelInput object"
-                elif problem is None and "recordId" in record and not isinstance(record["recordId"], str):
-                    problem = "has a recordId that is not a string"
+                record, problem = _input_record(line)
                 if problem:
                     job.validation_error = f"Line {number} of {object_key} {problem}. Each record must be a JSON " \
                                            f"object with a recordId and a modelInput."
@@ -974,6 +964,21 @@ def _parse_time(value: str | None) -> datetime | None:
         except ValueError:
             raise _validation(f"Invalid timestamp {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _input_record(line: str) -> tuple[Any, str | None]:
+    """An input line's record and, if Bedrock's validation would refuse it, what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None, "is not valid JSON"
+    if not isinstance(record, dict):
+        return record, "is not a JSON object"
+    if not isinstance(record.get("modelInput"), dict):
+        return record, "has no modelInput object"
+    if "recordId" in record and not isinstance(record["recordId"], str):
+        return record, "has a recordId that is not a string"
+    return record, None
 
 
 def _header(request: Any, name: str) -> str | None:
