@@ -48,20 +48,20 @@ def _fail(family: str, rule: str, field: str, message: str) -> RecordError:
     return RecordError("invalid_model_input", field, f"rule {family}.{rule}: {field} {message}")
 
 
-def _object(value: Any, family: str, where: str) -> dict:
+def _object(value: Any, family: str, where: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise _fail(family, "object", where, f"must be an object, got {type_name(value)}")
     return value
 
 
-def _keys(body: dict, allowed: frozenset[str], family: str, where: str) -> None:
+def _keys(body: dict[str, Any], allowed: frozenset[str], family: str, where: str) -> None:
     for key in body:
         if key not in allowed:
             raise _fail(family, "extraneous-key", f"{where}.{key}",
                         f"is not permitted: extraneous key [{key}] (allowed: {', '.join(sorted(allowed))})")
 
 
-def _require(body: dict, key: str, family: str, where: str) -> Any:
+def _require(body: dict[str, Any], key: str, family: str, where: str) -> Any:
     if key not in body:
         raise _fail(family, "required-key", f"{where}.{key}", "is required")
     return body[key]
@@ -74,7 +74,7 @@ def _text_value(value: Any, family: str, where: str) -> None:
         raise RecordError("blank_text", where, f"rule {family}.text: {where} is empty or only whitespace")
 
 
-def _int_range(body: dict, key: str, family: str, where: str, low: int, high: int | None, rule: str) -> None:
+def _int_range(body: dict[str, Any], key: str, family: str, where: str, low: int, high: int | None, rule: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -87,7 +87,7 @@ def _int_range(body: dict, key: str, family: str, where: str, low: int, high: in
         raise _fail(family, rule, field, f"must be {bound}{limit}, got {value}")
 
 
-def _unit_interval(body: dict, key: str, family: str, where: str, rule: str) -> None:
+def _unit_interval(body: dict[str, Any], key: str, family: str, where: str, rule: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -98,7 +98,7 @@ def _unit_interval(body: dict, key: str, family: str, where: str, rule: str) -> 
         raise _fail(family, rule, field, f"must be between 0 and 1, got {value!r}")
 
 
-def _string_list(body: dict, key: str, family: str, where: str) -> None:
+def _string_list(body: dict[str, Any], key: str, family: str, where: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -106,7 +106,7 @@ def _string_list(body: dict, key: str, family: str, where: str) -> None:
         raise _fail(family, "stop-sequences", f"{where}.{key}", "must be an array of non-empty strings")
 
 
-def _messages(body: dict, family: str, where: str, check_content: Callable[[Any, str], None]) -> None:
+def _messages(body: dict[str, Any], family: str, where: str, check_content: Callable[[Any, str], None]) -> None:
     messages = _require(body, "messages", family, where)
     field = f"{where}.messages"
     if type(messages) is not list or not messages:
@@ -234,7 +234,7 @@ def _single_key_blocks(content: Any, where: str, family: str, kinds: frozenset[s
                 )
 
 
-def _system_blocks(body: dict, where: str, family: str, kinds: frozenset[str]) -> None:
+def _system_blocks(body: dict[str, Any], where: str, family: str, kinds: frozenset[str]) -> None:
     if "system" not in body:
         return
     system = body["system"]
@@ -250,8 +250,15 @@ def _system_blocks(body: dict, where: str, family: str, kinds: frozenset[str]) -
             _text_value(block["text"], family, f"{here}.text")
 
 
-def _inference_config(body: dict, key: str, allowed: frozenset[str], family: str, where: str, max_output: int | None,
-                      max_name: str) -> None:
+def _inference_config(
+    body: dict[str, Any],
+    key: str,
+    allowed: frozenset[str],
+    family: str,
+    where: str,
+    max_output: int | None,
+    max_name: str,
+) -> None:
     if key not in body:
         return
     here = f"{where}.{key}"

@@ -101,9 +101,9 @@ class JobTally:
     duplicate_outputs: int = 0
     unreadable_output_lines: int = 0
     missing_output_objects: int = 0
-    backend_metrics: dict = field(default_factory=dict)
+    backend_metrics: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -111,7 +111,7 @@ class JobTally:
 class _Object:
     """One (input, output) pair being collected: what a record's error message needs to say about it."""
 
-    job: dict
+    job: dict[str, Any]
     tally: JobTally
     raw: RawOutput
     parse_problems: int = 0
@@ -124,13 +124,20 @@ class _Object:
             self.first_problem = text
 
 
-def job_states(jobs: Iterable[dict]) -> list[dict]:
+def job_states(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Map's result items are whole iteration states (`{"run", "job", ...}`); plain job states work too."""
     return [item["job"] if isinstance(item.get("job"), dict) else item for item in jobs]
 
 
-def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, workdir: str | None = None,
-            scorer: RecordScorer | None = None) -> dict:
+def collect(
+    run: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    backend: BatchBackend,
+    s3: Any,
+    *,
+    workdir: str | None = None,
+    scorer: RecordScorer | None = None,
+) -> dict[str, Any]:
     """Collect a run. `scorer` overrides the pipeline's evaluation (None: from the pipeline's `evaluation`)."""
     bucket, prefix = run_bucket(run), run_prefix(run)
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
@@ -157,7 +164,10 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         shutil.rmtree(tmp, ignore_errors=True)
 
     tallies = stage.tallies
-    total = lambda name: sum(getattr(t, name) for t in tallies)  # noqa: E731 - a local shorthand
+
+    def total(name: str) -> int:
+        return sum(getattr(t, name) for t in tallies)
+
     return {
         "records": total("records"),
         "processed": total("processed"),
@@ -197,7 +207,7 @@ def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | Non
     return RecordScorer(metric, known_labels=stage.labels, multi_label=stage.multi_label)
 
 
-def _scoring_summary(scorer: RecordScorer | None) -> dict | None:
+def _scoring_summary(scorer: RecordScorer | None) -> dict[str, Any] | None:
     if scorer is None:
         return None
     summary: dict[str, Any] = {"metric": scorer.metric, "scored": scorer.scored,
@@ -272,7 +282,7 @@ class _S3Writer:
         self.part_bytes = part_bytes or UPLOAD_PART_BYTES
         self.buffer = bytearray()
         self.upload_id: str | None = None
-        self.parts: list[dict] = []
+        self.parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> None:
         self.buffer += data
@@ -315,7 +325,7 @@ def _staged(key: str, payload: Any) -> bytes:
     return orjson.dumps(key) + b"\t" + orjson.dumps(payload) + b"\n"
 
 
-def _slim(output: dict) -> dict:
+def _slim(output: dict[str, Any]) -> dict[str, Any]:
     """The normalised output without its id and without empty fields: what the join needs, staged small."""
     return {name: value for name, value in output.items() if value is not None and name != "id"}
 
@@ -348,7 +358,7 @@ class _Stage:
         self.seq += 1
         return key
 
-    def _output(self, index: int, key: str, output: dict) -> None:
+    def _output(self, index: int, key: str, output: dict[str, Any]) -> None:
         if output.get("labels"):
             self.labels.update(str(label) for label in output["labels"])
         self.files["outputs"].write(_staged(key, [index, output]))
@@ -459,7 +469,7 @@ def _inputs(s3: Any, bucket: str, raw: RawOutput) -> Iterator[_Input]:
 
 @dataclass
 class _Output:
-    record: dict | None
+    record: dict[str, Any] | None
     sequence: Any = None
     problem: str | None = None
 
@@ -487,7 +497,8 @@ def _matches(record: _Input, output: _Output) -> bool | None:
     expected, echoed = _normal(record.check), _normal(output.sequence)
     if expected is None or echoed is None:
         return None
-    return expected == echoed
+    same: bool = expected == echoed
+    return same
 
 
 # ---------------------------------------------------------------- stage 2: the join, one partition at a time
@@ -516,11 +527,11 @@ class _Joined:
     passes: int = 0
     references_joined: int = 0
     references_unmatched: int = 0
-    unmatched_examples: list = field(default_factory=list)
+    unmatched_examples: list[Any] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
 
-    def add_tokens(self, output: dict) -> None:
+    def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
             self.input_tokens = (self.input_tokens or 0) + output["input_tokens"]
         if output.get("output_tokens") is not None:
@@ -550,7 +561,7 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
     answers = _partition_answers(objects, outputs_path)
     references = dict(_payloads(references_path))
 
-    batch: list[dict] = []
+    batch: list[dict[str, Any]] = []
 
     def flush() -> None:
         if scorer is not None:
@@ -593,7 +604,9 @@ def _partition_answers(objects: list[_Object], outputs_path: str) -> dict[tuple[
     return answers
 
 
-def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: _S3Writer) -> dict:
+def _record_line(
+    obj: _Object, record_id: Any, output: dict[str, Any] | None, joined: _Joined, errors: _S3Writer
+) -> dict[str, Any]:
     tally = obj.tally
     tally.records += 1
     if output is None:
@@ -615,7 +628,7 @@ def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joi
     return line
 
 
-def _missing_error(obj: _Object) -> dict:
+def _missing_error(obj: _Object) -> dict[str, Any]:
     state = obj.job.get("state")
     if state in ("failed", "stopped", "queued", "running"):
         # The job ended without answering; its own reason says more than "no output line".
@@ -628,7 +641,9 @@ def _missing_error(obj: _Object) -> dict:
     return {"code": "no-output", "message": NO_OUTPUT}
 
 
-def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, errors: _S3Writer) -> dict:
+def _failed(
+    obj: _Object, record_id: Any, error: dict[str, Any], output: dict[str, Any] | None, errors: _S3Writer
+) -> dict[str, Any]:
     obj.tally.failed += 1
     line = {"id": record_id, "prediction": None, "error": error}
     if output is not None:
@@ -638,7 +653,7 @@ def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, erro
     return line
 
 
-def _add_tokens(line: dict, output: dict) -> None:
+def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
     if output.get("input_tokens") is not None:
         line["input_tokens"] = output["input_tokens"]
     if output.get("output_tokens") is not None:

@@ -372,6 +372,7 @@ def runtime_pipelines(
     result = {}
     for name, pipeline in config.pipelines.items():
         model = config.models[pipeline.model]
+        extra: dict[str, Any]
         if isinstance(model, SageMakerModel):
             extra = {"task": model.task, "sagemaker_model_name": names.get(pipeline.model)}
         else:

@@ -120,7 +120,7 @@ def _article(type_label: str) -> str:
     return f"an {type_label}" if type_label[0] in "aeiou" else f"a {type_label}"
 
 
-def _text(record: dict, field: str, where: str = "") -> str:
+def _text(record: dict[str, Any], field: str, where: str = "") -> str:
     value = record.get(field)
     name = f"{where}{field}"
     if type(value) is not str:
@@ -160,7 +160,7 @@ def bedrock_request_from_prompt(family: str, prompt: str, params: dict[str, Any]
     return body
 
 
-def converse_request(messages: list, system: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def converse_request(messages: list[Any], system: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """A Converse request body (no modelId: the job names the model); `params` use our portable names."""
     body: dict[str, Any] = {"messages": messages}
     if system is None:
@@ -182,7 +182,7 @@ _CONVERSE_PARAMETER_NAMES = _BEDROCK_PARAMETER_NAMES["converse"]
 # ---------------------------------------------------------------- ids and references
 
 
-def _take_id(record: dict, field: str, line_no: int) -> tuple[str | int, bool]:
+def _take_id(record: dict[str, Any], field: str, line_no: int) -> tuple[str | int, bool]:
     """The record's id, or `line-<n>` when it has none (the report then says ids were assigned)."""
     if field not in record:
         return f"line-{line_no}", True
@@ -216,7 +216,7 @@ def _id_too_large(field: str, value: int | float) -> str:
             "so quote the id as a string")
 
 
-def _reference_value(record: dict, field: str) -> str:
+def _reference_value(record: dict[str, Any], field: str) -> str:
     value = record[field]
     if type(value) is not str:
         raise RecordError("wrong_type", field, f"{field} must be a string, got {_type_name(value)}")
@@ -301,14 +301,14 @@ class RecordConverter:
             )
         return params
 
-    def convert(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def convert(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         """`raw` is the line as read, ending in its newline (bytes, or a memoryview of the input chunk); it is the
         model line as-is when the record needs no change.
 
         Replaced per instance by the pipeline's native converter when it has one (one call less per line)."""
         return self._dispatch(record, line_no, raw)
 
-    def _dispatch(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _dispatch(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         if self.native_field is not None and self.native_field in record:
             return self._native(record, line_no, raw)
         if "prompt" in record:
@@ -321,7 +321,7 @@ class RecordConverter:
     _TEXT2TEXT_FIELDS = frozenset(("id", "text_inputs", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
 
     # Inlined on purpose (the hot path, see below): split into helpers it would pay a call per field per line.
-    def _text2text_native(self, record: dict, line_no: int, raw: bytes) -> Converted:  # noqa: C901
+    def _text2text_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:  # noqa: C901
         # The hot path of the common summarization upload: inline checks for the usual case, the helpers
         # (which build the error) only when a check fails.
         text = record.get("text_inputs")
@@ -337,7 +337,7 @@ class RecordConverter:
             record_id, assigned = _take_id(record, "id", line_no)
         if len(record) == 2 and not assigned:
             return record_id, raw, None, False
-        references = None
+        references: dict[str, Any] | None = None
         has_parameters = False
         for name in record:
             if name == "id" or name == "text_inputs":
@@ -365,7 +365,7 @@ class RecordConverter:
             record = {"id": record_id, **record}
         return record_id, orjson.dumps(record, option=_DUMPS_OPTIONS), references, assigned
 
-    def _zero_shot_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _zero_shot_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         record_id, assigned = _take_id(record, "id", line_no)
         sequences = _text(record, "sequences")
         labels = record.get("candidate_labels")
@@ -381,7 +381,7 @@ class RecordConverter:
             raise RecordError(
                 "wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}"
             )
-        references = None
+        references: dict[str, Any] | None = None
         allowed = frozenset(("id", "sequences", "candidate_labels", "multi_class", *REFERENCE_FIELDS))
         for name in record:
             if name in REFERENCE_FIELDS:
@@ -412,18 +412,19 @@ class RecordConverter:
                 if type(item) is not str or _is_blank(item):
                     raise RecordError("wrong_type", f"label[{index}]",
                                       f"label[{index}] must be a non-blank string, got {_type_name(item)}")
+            label: str | list[str] = value
             outside = candidates is not None and not set(value) <= set(candidates)
         elif type(value) is list:
             raise RecordError("wrong_type", "label",
                               "label is a list, which needs multi_class: true (one string label per record otherwise)")
         else:
-            value = _reference_value({"label": value}, "label")
-            outside = candidates is not None and value not in candidates
+            label = _reference_value({"label": value}, "label")
+            outside = candidates is not None and label not in candidates
         if outside:
             self.labels_outside += 1
             if len(self.labels_outside_lines) < LABEL_WARNING_LINES:
                 self.labels_outside_lines.append(line_no)
-        return value
+        return label
 
     @staticmethod
     def _check_labels(labels: Any) -> None:
@@ -436,11 +437,11 @@ class RecordConverter:
         if len(set(labels)) != len(labels):
             raise RecordError("wrong_type", "candidate_labels", "candidate_labels has repeated labels")
 
-    def _bedrock_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _bedrock_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         record_id, assigned = _take_id(record, "recordId", line_no)
         model_input = record["modelInput"]
         self.schema(model_input, "modelInput", self.max_output)
-        references = None
+        references: dict[str, Any] | None = None
         for name in record:
             if name == "recordId" or name == "modelInput":
                 continue
@@ -458,10 +459,10 @@ class RecordConverter:
 
     _MESSAGES_FIELDS = frozenset(("id", "messages", "system", *REFERENCE_FIELDS))
 
-    def _messages_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _messages_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         """`{"id", "messages": [...], "system"?}` -> a Converse body with the pipeline's inference parameters."""
         record_id, assigned = _take_id(record, "id", line_no)
-        references = None
+        references: dict[str, Any] | None = None
         for name in record:
             if name in REFERENCE_FIELDS:
                 if references is None:
@@ -479,10 +480,10 @@ class RecordConverter:
 
     # -- the portable prompt format
 
-    def _prompt(self, record: dict, line_no: int) -> Converted:
+    def _prompt(self, record: dict[str, Any], line_no: int) -> Converted:
         record_id, assigned = _take_id(record, "id", line_no)
         prompt = _text(record, "prompt")
-        references = None
+        references: dict[str, Any] | None = None
         parameters: dict[str, Any] = {}
         for name in record:
             if name == "id" or name == "prompt":
@@ -528,7 +529,7 @@ class RecordConverter:
                 request = bedrock_request_from_prompt(self.family, prompt, params)
             if parameters:
                 self.schema(request, "modelInput", self.max_output)  # a line's own max_tokens may exceed the model's
-            model = {"recordId": str(record_id), "modelInput": request}
+            model: dict[str, Any] = {"recordId": str(record_id), "modelInput": request}
         elif self.pipeline.task == "zero-shot":
             if self.candidate_labels is None:
                 raise RecordError(

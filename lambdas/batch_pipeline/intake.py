@@ -137,7 +137,8 @@ class IntakeResult:
 
     @property
     def shards(self) -> list[dict[str, Any]]:
-        return self.intake.get("shards", [])
+        shards: list[dict[str, Any]] = self.intake.get("shards", [])
+        return shards
 
 
 def run_intake(
@@ -212,7 +213,7 @@ def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
     }
 
 
-def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,
+def _publish(sink: RunSink, planned: Plan, ends: array[int], spill_path: str, references_path: str,
              has_references: bool) -> None:
     whole_file = len(planned.shards) == 1
     if planned.order is not None:
@@ -225,7 +226,7 @@ def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, referen
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
 
 
-def reorder_lines(path: str, ends: array, order: array) -> array:
+def reorder_lines(path: str, ends: array[int], order: array[int]) -> array[int]:
     """Rewrite the file of records ending at `ends` with its records in `order`; returns the new ends.
 
     Records are read with pread, one at a time, into a buffered writer: memory stays one buffer whatever the
@@ -246,7 +247,7 @@ def reorder_lines(path: str, ends: array, order: array) -> array:
     return new_ends
 
 
-def _line_ends(path: str) -> array:
+def _line_ends(path: str) -> array[int]:
     """The end offset of every line of a file of one-line JSON values (binary iteration splits on \\n only)."""
     ends = array("q")
     position = 0
@@ -312,6 +313,7 @@ class _Spill:
         self.position += len(line)
         self.ends.append(self.position)
         if self.writing:
+            assert self._out is not None and self._references is not None  # open whenever writing
             self._write_id(record_id)
             self._out.write(line)
             if references is not None:
@@ -319,6 +321,7 @@ class _Spill:
 
     def _add_grouped(self, line: bytes | memoryview, references: dict[str, Any] | None, record_id: Any = None) -> None:
         if references is not None and self.writing:
+            assert self._references is not None  # open whenever writing
             self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
         size = len(line)
         if self._window_fill + size > self._window_bytes:
@@ -327,6 +330,7 @@ class _Spill:
                 self.position += size
                 self.ends.append(self.position)
                 if self.writing:
+                    assert self._out is not None  # open whenever writing
                     self._write_id(record_id)
                     self._out.write(line)
                 return
@@ -352,13 +356,14 @@ class _Spill:
         """A re-serialised or joined line, or one whose chunk the window cannot keep: copied into the arena.
 
         The arena never overflows: it only holds lines of the current window, whose total is at most its size."""
-        if self._arena is None:
+        view = self._arena_view
+        if view is None:
             self._arena = mmap.mmap(-1, self._window_bytes)
-            self._arena_view = memoryview(self._arena)
+            view = self._arena_view = memoryview(self._arena)
         start = self._arena_fill
-        self._arena_view[start : start + size] = line
+        view[start : start + size] = line
         self._arena_fill = start + size
-        return self._arena_view[start : start + size]
+        return view[start : start + size]
 
     def _flush_window(self) -> None:
         # Every per-line step runs in C (sorted, map, accumulate, writelines): no Python loop over the lines.
@@ -369,6 +374,7 @@ class _Spill:
         self.ends.extend(running)
         self.position += self._window_fill
         if self.writing and self._lines:
+            assert self._out is not None  # open whenever writing
             # Through the file object's buffer: measured faster than os.writev of the views, whose per-piece
             # cost in the kernel outweighs the one copy it saves.
             self._out.writelines(map(self._lines.__getitem__, order))
@@ -392,10 +398,12 @@ class _Spill:
             self._flush_window()
         if self._arena_view is not None:
             self._arena_view.release()
+        if self._arena is not None:
             self._arena.close()
-            self._arena = self._arena_view = None
+        self._arena = self._arena_view = None
         if self._out is not None:
             self._out.close()
+        if self._references is not None:
             self._references.close()
         if self._ids is not None:
             self._ids.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
-def run_message(manifest: dict) -> tuple[str, str, dict[str, str]]:
+def run_message(manifest: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """(subject, body, message attributes) for a finished, failed or rejected run."""
     status = manifest["status"]
     subject = f"llm-batch-pipeline {manifest['pipeline']}: {status} {manifest['run_id']}"[:SUBJECT_LIMIT]

@@ -345,9 +345,9 @@ def _token_of_line(raw: bytes, include_special: bool) -> str | None:
         kind = message.get("error_type") or "error"
         raise StreamError(f"endpoint reported {kind}: {_shown(message['error'])}")
     token = message.get("token") if isinstance(message, dict) else None
-    text = token.get("text") if isinstance(token, dict) else None
-    if not isinstance(text, str):
+    if not isinstance(token, dict) or not isinstance(token.get("text"), str):
         raise StreamError(f"stream line has no token text: {_shown(raw)}")
+    text: str = token["text"]
     if token.get("special") and not include_special:
         return None
     return text

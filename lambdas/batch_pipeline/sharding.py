@@ -62,7 +62,7 @@ class Plan:
     note: str | None = None
     # When set, the records are published in this order (order[i] = spill index of published record i) and the
     # shards' start/stop index this order; None means spill order. 4 bytes per record.
-    order: array | None = None
+    order: array[int] | None = None
 
     @property
     def route(self) -> str:
@@ -105,12 +105,12 @@ def even_count_cuts(count: int, parts: int) -> list[int]:
     return [round(count * part / parts) for part in range(parts + 1)]
 
 
-def record_sizes(ends: Sequence[int]) -> array:
+def record_sizes(ends: Sequence[int]) -> array[int]:
     """Bytes of each record, from the cumulative ends (C-speed: no Python loop per record)."""
     return array("q", map(sub, ends, chain((0,), ends)))
 
 
-def dealt_order(ends: Sequence[int], parts: int, *, by_length: bool) -> tuple[array, list[int]]:
+def dealt_order(ends: Sequence[int], parts: int, *, by_length: bool) -> tuple[array[int], list[int]]:
     """(order, cuts): the records sorted by size, longest first, dealt round-robin into `parts` shards.
 
     The deal goes back and forth (0..k-1, then k-1..0), so no shard is first to receive in every round: shard

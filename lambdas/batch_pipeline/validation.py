@@ -19,7 +19,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, final
 
 import orjson
 
@@ -179,6 +179,7 @@ def record_limit_bytes(pipeline: RuntimePipeline) -> int | None:
     return None
 
 
+@final  # so that `type(line) is _Overlong` narrows the other branch to bytes | memoryview
 class _Overlong:
     """Stands in for a line that was too long to buffer; only its length is known."""
 
@@ -329,7 +330,7 @@ class StreamValidator:
         try:
             for line in split_lines(self._sniffed(chunks), self.line_cap):
                 line_no += 1
-                if line.__class__ is _Overlong:
+                if type(line) is _Overlong:
                     records += 1
                     self._invalid(line_no, None, "line_too_long",
                                   f"line is {line.length} bytes, above the longest line intake reads "
@@ -580,7 +581,8 @@ class StreamValidator:
 
     def _summary(self) -> str:
         if self.file_errors:
-            return self.file_errors[0]["reason"]
+            reason: str = self.file_errors[0]["reason"]
+            return reason
         reasons = ", ".join(f"{code} x{count}" for code, count in self.counts_by_reason.most_common())
         return (f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
                 f"the pipeline's on_invalid policy is {self.policy!r}")

@@ -70,7 +70,9 @@ class RougeTotals:
     def __init__(self, keep_series: bool = False) -> None:
         self.count = 0
         self._sums = {(t, m): ExactSum() for t in rouge.ROUGE_TYPES for m in rouge.MEASURES}
-        self.series: dict[str, array] | None = {t: array("f") for t in rouge.ROUGE_TYPES} if keep_series else None
+        self.series: dict[str, array[float]] | None = (
+            {t: array("f") for t in rouge.ROUGE_TYPES} if keep_series else None
+        )
 
     def add(self, metrics: dict[str, dict[str, float]]) -> None:
         self.count += 1
@@ -88,7 +90,7 @@ class RougeTotals:
         }
 
 
-def _answer(record: dict, metric: str) -> bool:
+def _answer(record: dict[str, Any], metric: str) -> bool:
     if record.get("error") is not None:
         return False
     if record.get("prediction") is not None:
@@ -114,7 +116,7 @@ class RecordScorer:
         self.matcher = classification.LabelMatcher(known_labels)
         self.scored = 0
 
-    def score(self, records: list[dict]) -> None:
+    def score(self, records: list[dict[str, Any]]) -> None:
         if self.metric == "rouge":
             usable = [r for r in records if r.get("reference") is not None and _answer(r, "rouge")]
             if not usable:
@@ -150,11 +152,11 @@ def summarize_predictions(
     lines: Iterable[bytes],
     metric: str,
     *,
-    collect: dict | None = None,
+    collect: dict[str, Any] | None = None,
     bootstrap_samples: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """The evaluation report from predictions.jsonl lines carrying collect's per-record `metrics`, in one pass.
 
     `collect` is collect's result: what it alone saw (references with no record, outputs that matched no record,
@@ -164,10 +166,10 @@ def summarize_predictions(
     collect = collect or {}
     target_field, other_field = ("reference", "label") if metric == "rouge" else ("label", "reference")
     totals = RougeTotals(keep_series=bootstrap_samples > 0) if metric == "rouge" else None
-    pairs: Counter = Counter()
+    pairs: Counter[tuple[Any, Any]] = Counter()
     multi = classification.MultiLabelCounts()
     multi_label = False
-    codes: Counter = Counter()
+    codes: Counter[str] = Counter()
     records = scored = without_target = lines_read = invalid = 0
     invalid_examples: list[str] = []
     input_tokens = output_tokens = None
@@ -257,7 +259,7 @@ def _rouge_sections(
         "rouge_options": {**{"use_stemmer": False, "tokenizer": "rouge-score default", "sentence_split": "newline"},
                           **(collect.get("scoring") or {}).get("options", {})},
     }
-    if bootstrap_samples > 0 and totals.count:
+    if bootstrap_samples > 0 and totals.count and totals.series is not None:
         intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
                                              seed=seed)
         sections["rouge_bootstrap"] = {

@@ -18,7 +18,7 @@ from batch_pipeline.observability import logger, metrics, tracer
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
     s3 = default_client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
