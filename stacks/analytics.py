@@ -112,14 +112,13 @@ MANIFESTS = TableSpec(
                          "failed:bigint>", "record counts"),
         Column("jobs", "array<struct<name:string,arn:string,status:string,state:string,failure_reason:string,"
                        "output_uri:string,records:bigint,invocation_type:string,model_invocations:bigint,"
-                       "index:int,input_uri:string,route:string,done:boolean>>", "the run's backend jobs"),
+                       "index:int,input_uri:string,done:boolean>>", "the run's backend jobs"),
         Column("model_invocations", "struct<total:bigint,by_job:map<string,bigint>>", "billed model requests"),
         Column("status", "string", "SUCCEEDED, PARTIAL or FAILED"),
         Column("tokens", "struct<input_tokens:bigint,output_tokens:bigint>", "token counts (Bedrock)"),
         Column("backend_counts", "struct<totalrecordcount:bigint,processedrecordcount:bigint,"
                                  "successrecordcount:bigint,errorrecordcount:bigint,inputtokencount:bigint,"
                                  "outputtokencount:bigint>", "Bedrock's manifest.json.out counts"),
-        Column("errors_by_reason", "map<string,bigint>", "failed records per error code"),
         Column("evaluation", "struct<metric:string,records:bigint,scored:bigint,missing:bigint,errors:bigint,"
                              "accuracy:double,macro_f1:double,rouge_f:struct<rouge1:double,rouge2:double,"
                              "rougel:double,rougelsum:double>>", "the evaluation headline"),
@@ -154,8 +153,10 @@ class Analytics(Construct):
                 description="llm-batch-pipeline runs: predictions, errors and manifests (partition projection)"))
         self.tables = {spec.name: self._table(spec, pipelines) for spec in TABLES}
 
+        # The output bucket is versioned: the expired result's noncurrent version goes a day later.
         output_bucket.add_lifecycle_rule(id="ExpireQueryResults", prefix=RESULTS_PREFIX,
-                                         expiration=cdk.Duration.days(RESULTS_EXPIRY_DAYS))
+                                         expiration=cdk.Duration.days(RESULTS_EXPIRY_DAYS),
+                                         noncurrent_version_expiration=cdk.Duration.days(1))
         encryption = athena.CfnWorkGroup.EncryptionConfigurationProperty(
             encryption_option="SSE_KMS", kms_key=key.key_arn) if key else \
             athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
