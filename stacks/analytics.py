@@ -258,7 +258,7 @@ class Analytics(Construct):
                 resources=[key.key_arn],
                 conditions={
                     "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
-                    "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [
                         bucket.bucket_arn, bucket.arn_for_objects(f"{RUNS_PREFIX}*"),
                         bucket.arn_for_objects(f"{RESULTS_PREFIX}*")]}}))
         policy = iam.ManagedPolicy(
