@@ -40,8 +40,8 @@ from constructs import Construct
 
 from batch_pipeline.layout import ERRORS_FOLDER, MANIFESTS_FOLDER, PREDICTIONS_FOLDER, RUNS_PREFIX
 
-from .naming import stack_scoped_name
 from .nag import acknowledge
+from .naming import stack_scoped_name
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
 TEXT_INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
@@ -54,8 +54,8 @@ BYTES_SCANNED_CUTOFF = 100 * 1024**3
 WORKGROUP_NAME_MAX = 128
 
 _ROUGE_SCORE = "struct<precision:double,recall:double,fmeasure:double>"
-_METRICS = ("struct<rouge1:{r},rouge2:{r},rougel:{r},rougelsum:{r},label:string,predicted:string,correct:boolean>"
-            .format(r=_ROUGE_SCORE))
+_METRICS = (f"struct<rouge1:{_ROUGE_SCORE},rouge2:{_ROUGE_SCORE},rougel:{_ROUGE_SCORE},rougelsum:{_ROUGE_SCORE},"
+            "label:string,predicted:string,correct:boolean>")
 _ERROR = "struct<code:string,message:string>"
 
 
@@ -85,7 +85,8 @@ PREDICTIONS = TableSpec(
         Column("output_tokens", "bigint", "Bedrock: tokens in the answer"),
         Column("error", _ERROR, "why the record has no prediction"),
         Column("reference", "string", "the reference summary, when the input carried one"),
-        Column("label", "string", "the true label, when the input carried one"),
+        Column("label", "string", "the true label, when the input carried one (a multi-label list reads as its "
+                                  "JSON text: the SerDe renders a non-string value with toString())"),
         Column("metrics", _METRICS, "per-record scores: ROUGE precision/recall/F, or label/predicted/correct"),
     ), "One line per valid input record of a run; query with run = '<run id>' (injected partition)")
 

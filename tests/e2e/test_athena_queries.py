@@ -26,13 +26,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.e2e.test_athena_schema import (  # noqa: F401 - fixtures used by name
+from tests.e2e.test_athena_schema import (
     AthenaRuns,
     Table,
-    athena_runs,
+    glue_tables,
+    json_lines,
+    local_athena_runs,
     parse_type,
     partition_values,
-    tables,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -94,6 +95,16 @@ def create_view(connection: duckdb.DuckDBPyConnection, table: Table, staged: Pat
 
 
 @pytest.fixture(scope="module")
+def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
+    return local_athena_runs(template, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tables(template: dict) -> dict[str, Table]:
+    return glue_tables(template)
+
+
+@pytest.fixture(scope="module")
 def stand_in(athena_runs: AthenaRuns, tables: dict[str, Table], tmp_path_factory: pytest.TempPathFactory):
     staged = tmp_path_factory.mktemp("staged")
     connection = duckdb.connect()
@@ -107,12 +118,7 @@ def stand_in(athena_runs: AthenaRuns, tables: dict[str, Table], tmp_path_factory
 def rows(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = connection.execute(sql)
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-def _lines(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted(folder.rglob("*")) if path.is_file()
-            for line in path.read_text().splitlines() if line.strip()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 # ---------------------------------------------------------------- the README's queries (DuckDB stand-in)
@@ -127,8 +133,9 @@ def test_mean_rouge_l_per_pipeline_per_day_with_the_duckdb_stand_in(stand_in, at
             continue
         day = (manifest["pipeline"], manifest["timings"]["finished_at"][:10])
         runs[day] += 1
-        folder = athena_runs.root / tables["predictions"].location(pipeline=manifest["pipeline"], run=manifest["run_id"])
-        scores[day] += [p["metrics"]["rougeL"]["fmeasure"] for p in _lines(folder) if p.get("metrics")]
+        partition = {"pipeline": manifest["pipeline"], "run": manifest["run_id"]}
+        folder = athena_runs.root / tables["predictions"].location(**partition)
+        scores[day] += [p["metrics"]["rougeL"]["fmeasure"] for p in json_lines(folder) if p.get("metrics")]
     assert len(scores) >= 2  # SageMaker summarize and Bedrock summarize
     got = rows(stand_in, readme_queries()["mean ROUGE-L per pipeline per day"])
     assert [(r["pipeline"], r["day"]) for r in got] == sorted(scores)
@@ -146,7 +153,7 @@ def test_the_failed_records_of_one_run_with_the_duckdb_stand_in(run_name, stand_
     sql = sql.replace(README_RUN_ID, manifest["run_id"]).replace("'summarize'", f"'{manifest['pipeline']}'")
     got = rows(stand_in, sql)
     folder = athena_runs.root / tables["errors"].location(pipeline=manifest["pipeline"], run=manifest["run_id"])
-    expected = sorted(_lines(folder), key=lambda e: str(e["id"]))
+    expected = sorted(json_lines(folder), key=lambda e: str(e["id"]))
     assert len(got) == manifest["counts"]["failed"] > 0
     assert [(r["id"], r["code"], r["message"], r["job"]) for r in got] == [
         (str(e["id"]), e["error"]["code"], e["error"]["message"], e["job"]) for e in expected]

@@ -145,30 +145,27 @@ class Check:
         if isinstance(hive, str):
             if not _primitive_fits(value, hive):
                 self.problems.append(f"{where}: {path} is {json.dumps(value)[:80]}, not a {hive}")
-            return
-        kind = hive[0]
-        if kind == "struct":
-            if not isinstance(value, dict):
-                self.problems.append(f"{where}: {path} is not an object (declared {kind})")
-                return
-            fields = dict(hive[1])
-            for key, child in lower_keys(value, path, where, self.problems).items():
-                if key not in fields:
-                    self.problems.append(f"{where}: {path}.{key} is written but not declared")
-                else:
-                    self.value(child, fields[key], f"{path}.{key}", where)
-        elif kind == "array":
-            if not isinstance(value, list):
-                self.problems.append(f"{where}: {path} is not an array")
-                return
+        elif hive[0] == "struct":
+            self._struct(value, dict(hive[1]), path, where)
+        elif not isinstance(value, list if hive[0] == "array" else dict):
+            self.problems.append(f"{where}: {path} is not {'an array' if hive[0] == 'array' else 'an object'} "
+                                 f"(declared {hive[0]})")
+        elif hive[0] == "array":
             for item in value:
                 self.value(item, hive[1], f"{path}[]", where)
-        elif kind == "map":
-            if not isinstance(value, dict):
-                self.problems.append(f"{where}: {path} is not an object (declared map)")
-                return
+        else:
             for item in value.values():
                 self.value(item, hive[2], f"{path}{{}}", where)
+
+    def _struct(self, value: Any, fields: dict[str, Any], path: str, where: str) -> None:
+        if not isinstance(value, dict):
+            self.problems.append(f"{where}: {path} is not an object (declared struct)")
+            return
+        for key, child in lower_keys(value, path, where, self.problems).items():
+            if key not in fields:
+                self.problems.append(f"{where}: {path}.{key} is written but not declared")
+            else:
+                self.value(child, fields[key], f"{path}.{key}", where)
 
 
 def _primitive_fits(value: Any, hive: str) -> bool:
@@ -261,8 +258,7 @@ class AthenaRuns:
     manifests: dict[str, dict[str, Any]]  # what each run's manifest.json says, by a name for the run
 
 
-@pytest.fixture(scope="module")
-def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
+def local_athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
     """Local runs on every path that writes something different, copied out of emulated S3 into one folder."""
     inputs = tmp_path_factory.mktemp("inputs")
     root = tmp_path_factory.mktemp("bucket")
@@ -292,6 +288,11 @@ def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> Ath
 
 
 @pytest.fixture(scope="module")
+def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
+    return local_athena_runs(template, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def tables(template: dict) -> dict[str, Table]:
     return glue_tables(template)
 
@@ -318,16 +319,17 @@ def test_the_tables_hold_every_record_and_every_run(tables, athena_runs):
     root = athena_runs.root
     for manifest in athena_runs.manifests.values():
         partition = {"pipeline": manifest["pipeline"], "run": manifest["run_id"]}
-        predictions = _lines(root / tables["predictions"].location(**partition))
-        errors = _lines(root / tables["errors"].location(**partition))
+        predictions = json_lines(root / tables["predictions"].location(**partition))
+        errors = json_lines(root / tables["errors"].location(**partition))
         if manifest["status"] != "FAILED":
             assert len(predictions) == manifest["counts"]["valid"]
             assert len(errors) == manifest["counts"]["failed"]
-        (row,) = [r for r in _lines(root / tables["manifests"].location(**partition)) if r["run_id"] == manifest["run_id"]]
+        rows = json_lines(root / tables["manifests"].location(**partition))
+        (row,) = [r for r in rows if r["run_id"] == manifest["run_id"]]
         assert row == manifest
 
 
-def _lines(folder: Path) -> list[dict[str, Any]]:
+def json_lines(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for path in sorted(folder.rglob("*")) if path.is_file()
             for line in path.read_bytes().splitlines() if line.strip()]
 

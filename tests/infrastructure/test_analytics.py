@@ -46,8 +46,9 @@ def test_one_database_three_tables_and_no_crawler(template):
 def test_every_table_reads_json_lines_with_the_openx_serde(template):
     for name, table in tables(template).items():
         storage = table["TableInput"]["StorageDescriptor"]
-        assert storage["SerdeInfo"] == {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
-                                        "Parameters": {"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"}}, name
+        serde = {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
+                 "Parameters": {"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"}}
+        assert storage["SerdeInfo"] == serde, name
         assert storage["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat", name
         assert table["TableInput"]["TableType"] == "EXTERNAL_TABLE", name
         assert all(c["Name"] == c["Name"].lower() and c["Type"] for c in storage["Columns"]), name
@@ -71,7 +72,7 @@ def test_partition_projection_pipeline_enum_run_injected_where_a_run_is_named(te
     ("errors", lambda p, r: errors_key(run_prefix(p, r))),
     ("manifests", manifest_row_key),
 ])
-def test_each_location_template_is_the_folder_the_writer_writes_into_and_holds_nothing_else(template, table, writer_key):
+def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(template, table, writer_key):
     """The rendered location is exactly the folder of the writer's key (layout.py), and no other file of the run
     (shards, raw output, manifest.json, ...) is under it: Athena would read those as rows."""
     parameters = tables(template)[table]["TableInput"]["Parameters"]
@@ -97,8 +98,10 @@ def test_the_workgroup_encrypts_results_with_the_stack_key_and_enforces_its_sett
     assert config["EnforceWorkGroupConfiguration"] is True
     key_id, _ = only(template, "AWS::KMS::Key")
     results = config["ResultConfiguration"]
-    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_KMS", "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]}}
-    assert results["OutputLocation"] == {"Fn::Join": ["", ["s3://", {"Ref": output_bucket_id(template)}, f"/{RESULTS_PREFIX}"]]}
+    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_KMS",
+                                                  "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]}}
+    bucket = {"Ref": output_bucket_id(template)}
+    assert results["OutputLocation"] == {"Fn::Join": ["", ["s3://", bucket, f"/{RESULTS_PREFIX}"]]}
     assert results["ExpectedBucketOwner"] == {"Ref": "AWS::AccountId"}
     assert config["BytesScannedCutoffPerQuery"] > 0
     assert config["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
@@ -206,7 +209,8 @@ def test_the_query_policy_uses_the_key_only_through_s3_for_this_bucket(query_pol
     assert allowed(query_policy, "kms:Decrypt", KEY_ARN, _kms(None))  # with S3 Bucket Keys: the bucket ARN
     assert allowed(query_policy, "kms:Decrypt", KEY_ARN, _kms(key))
     assert allowed(query_policy, "kms:GenerateDataKey", KEY_ARN, _kms(f"{RESULTS_PREFIX}abc.csv"))
-    assert not allowed(query_policy, "kms:Decrypt", KEY_ARN, {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}"})
-    assert not allowed(query_policy, "kms:Decrypt", KEY_ARN, {**_kms(None),
-                                                              "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::other"})
-    assert not allowed(query_policy, "kms:Decrypt", KEY_ARN, {**_kms(None), "kms:ViaService": "sqs.us-east-1.amazonaws.com"})
+    not_through_s3 = {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}"}
+    another_bucket = {**_kms(None), "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::other"}
+    through_sqs = {**_kms(None), "kms:ViaService": "sqs.us-east-1.amazonaws.com"}
+    for context in (not_through_s3, another_bucket, through_sqs):
+        assert not allowed(query_policy, "kms:Decrypt", KEY_ARN, context), context
