@@ -31,7 +31,6 @@ from tests.e2e.test_athena_schema import (
     Table,
     glue_tables,
     json_lines,
-    local_athena_runs,
     parse_type,
     partition_values,
 )
@@ -92,11 +91,6 @@ def create_view(connection: duckdb.DuckDBPyConnection, table: Table, staged: Pat
     connection.execute(
         f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)}, {partitions} "
         f"FROM read_json('{source}', format = 'newline_delimited', columns = {columns!r}, filename = true)")
-
-
-@pytest.fixture(scope="module")
-def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
-    return local_athena_runs(template, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -288,11 +288,6 @@ def local_athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) -> AthenaRuns:
-    return local_athena_runs(template, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def tables(template: dict) -> dict[str, Table]:
     return glue_tables(template)
 
