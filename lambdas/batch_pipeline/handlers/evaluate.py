@@ -16,8 +16,8 @@ from typing import Any
 from batch_pipeline.backends import default_client
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
-from batch_pipeline.layout import predictions_key
 from batch_pipeline.evaluation.streaming import summarize_predictions
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.observability import logger, metrics, tracer
 
 from ..jsonl import body_lines
