@@ -113,10 +113,14 @@ MANIFESTS = TableSpec(
                          "failed:bigint>", "record counts"),
         Column("jobs", "array<struct<name:string,arn:string,status:string,state:string,failure_reason:string,"
                        "output_uri:string,records:bigint,invocation_type:string,model_invocations:bigint,"
-                       "index:int,input_uri:string,done:boolean>>", "the run's backend jobs"),
+                       "index:int,input_uri:string,done:boolean,started_at:string,ended_at:string>>",
+               "the run's backend jobs (started_at/ended_at: SageMaker's TransformStartTime/TransformEndTime)"),
         Column("model_invocations", "struct<total:bigint,by_job:map<string,bigint>>", "billed model requests"),
         Column("status", "string", "SUCCEEDED, PARTIAL or FAILED"),
         Column("tokens", "struct<input_tokens:bigint,output_tokens:bigint>", "token counts (Bedrock)"),
+        Column("cost", "struct<usd:double,input_usd:double,output_usd:double,instance_usd:double,route:string,"
+                       "model:string,prices_as_of:string,source:string,basis:string>",
+               "the run's cost at the catalog's prices (batch_pipeline.pricing)"),
         Column("backend_counts", "struct<totalrecordcount:bigint,processedrecordcount:bigint,"
                                  "successrecordcount:bigint,errorrecordcount:bigint,inputtokencount:bigint,"
                                  "outputtokencount:bigint>", "Bedrock's manifest.json.out counts"),
