@@ -3,8 +3,12 @@
 Order matters for retries (the Lambda is invoked asynchronously and retried on error):
 - the deterministic execution name is checked first, so a duplicate or replayed event does no work;
 - a rejected file's `<name>.report.json` is written last and doubles as the "already handled" marker;
-- an accepted file's run folder is written before StartExecution, and ExecutionAlreadyExists is a no-op,
-  so a crash between the two is repaired by the retry.
+- an accepted file's run folder (its planned jobs in jobs/ included) is written before StartExecution, and
+  ExecutionAlreadyExists is a no-op, so a crash between the two is repaired by the retry.
+
+The run is planned here (batch_pipeline.plan), from what the pass just measured: each job goes to
+`<run>/jobs/<index>.json` and the execution input carries one `{"index"}` reference per job, so the workflow starts
+running jobs without reading anything back (intake.json stays as the human-readable intake report).
 The original object is only ever read (GetObject, and CopyObject as the source); nothing is deleted.
 """
 
@@ -19,9 +23,12 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from .config import RuntimePipeline
-from .intake import INTAKE_REPORT_KEY, object_version_token, run_id_for, run_intake
+from .contracts import ExecutionInput, PlanResult
+from .intake import object_version_token, run_id_for, run_intake
+from .job_store import save_job
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
+from .plan import plan_jobs, plan_references
 from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
 
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
@@ -60,6 +67,13 @@ def execution_arn(state_machine_arn: str, run_id: str) -> str:
     if len(parts) != 7 or parts[5] != "stateMachine":
         raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
     return ":".join([*parts[:5], "execution", parts[6], run_id])
+
+
+def execution_input(run: dict[str, Any], jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+    """StartExecution's input: the run reference and one `{"index"}` per planned job (the jobs are in jobs/)."""
+    document = {"run": run, "plan": plan_references(jobs, backend)}
+    ExecutionInput.model_validate(document)
+    return document
 
 
 @dataclass
@@ -128,7 +142,7 @@ class IntakeService:
         if not outcome.accepted:
             return {**result, **self._reject(pipeline, run_id, source, name, report)}
 
-        execution_input = {
+        run = {
             "run_id": run_id,
             "pipeline": pipeline.name,
             "backend": pipeline.backend,
@@ -139,12 +153,17 @@ class IntakeService:
             "input": source,
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "ids_assigned": report["ids_assigned"],
-            "intake_report_key": prefix + INTAKE_REPORT_KEY,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        jobs = plan_jobs(run, outcome.intake, pipeline)
+        PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend})
+        for job in jobs:
+            save_job(self.s3, run, job)
+        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job["records"] for job in jobs))
+        start_input = execution_input(run, jobs, pipeline.backend)
         try:
             started = self.sfn.start_execution(
-                stateMachineArn=self.settings.state_machine_arn, name=run_id, input=json.dumps(execution_input)
+                stateMachineArn=self.settings.state_machine_arn, name=run_id, input=json.dumps(start_input)
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
@@ -154,8 +173,8 @@ class IntakeService:
         self.log("info", "run started", run_id=run_id, execution_arn=started["executionArn"],
                  records=report["records"], valid=report["valid"], invalid=report["invalid"],
                  shards=len(outcome.shards))
-        return {**result, "status": "started", "execution_arn": started["executionArn"], "counts": execution_input["counts"],
-                "shards": len(outcome.shards)}
+        return {**result, "status": "started", "execution_arn": started["executionArn"], "counts": run["counts"],
+                "shards": len(outcome.shards), "jobs": len(jobs)}
 
     def _already_rejected(self, report_key: str) -> bool:
         try:

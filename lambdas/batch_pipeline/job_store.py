@@ -1,8 +1,8 @@
 """Each job's state as a small S3 object in the run folder, so the workflow's state carries references, not lists.
 
 A state's payload is at most 256 KB (Step Functions quotas), so a run's job list cannot travel in the state once a
-run has a few hundred jobs. `Plan jobs` writes each planned job to `<run>/jobs/<index>.json` and hands the Map only
-`{"index": i}`; job control reads its job from there and writes the job's latest state back after every step; stop,
+run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index>.json` and starts the run with only
+`{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every step; stop,
 collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are used as they
 are, so both shapes resolve the same way.
 

@@ -158,7 +158,7 @@ def run_from_manifest(manifest: dict) -> dict:
         "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
         "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
         "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
-        "ids_assigned": manifest.get("ids_assigned", False), "intake_report_key": prefix + "intake.json",
+        "ids_assigned": manifest.get("ids_assigned", False),
         "started_at": (manifest.get("timings") or {}).get("started_at"),
     }
 
