@@ -60,7 +60,7 @@ class Workflow(Construct):
             "Submits one backend job idempotently (a small Bedrock file runs on demand here), or reports its status "
             "and the next poll delay",
             # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
-            # and a retry of failed records merges a job's output through /tmp.
+            # and a retry of failed records writes its input file through /tmp (collect merges the retry's answers).
             timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096, read=True, write=True,
             environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
                          **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})

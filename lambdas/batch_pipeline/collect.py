@@ -25,6 +25,10 @@ How output finds its record:
   - join="id": output lines carry the record id (SageMaker text2text echoes `id`, Bedrock `recordId`), in any
     order. A second line for the same record counts as a duplicate; it replaces the first only when the first
     was an error (a retried record).
+  - A pair may name the output of a retry of its failed records (`RawOutput.retry_output_key`, Bedrock's
+    `retry_failed_records`): its lines are staged after the pair's own, and a retried answer takes the place of
+    its record's error (counted per job as `recovered_by_retry`); the retry's own errors, and answers for records
+    that had no error, are ignored. This is the retry merge: nothing else rewrites a job's output.
   - A missing `.out` object means none of its records were answered: SageMaker uploads an object's output
     only when the whole object succeeded, so records of a Failed job carry the job's FailureReason.
   - join="position": the zero-shot container answers without an id. SageMaker Batch Transform with
@@ -82,6 +86,8 @@ _SPACE = re.compile(r"\s+")
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 NO_OUTPUT = "no output line for this record"
+# The third field of a staged output line that came from a retry of failed records.
+RETRIED = 1
 
 
 @dataclass
@@ -99,6 +105,8 @@ class JobTally:
     duplicate_outputs: int = 0
     unreadable_output_lines: int = 0
     missing_output_objects: int = 0
+    retried: bool = False
+    recovered_by_retry: int = 0
     backend_metrics: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -178,6 +186,8 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "predictions_key": predictions_key,
         "errors_key": errors_key,
         "jobs": [t.as_dict() for t in tallies],
+        # Per job that resubmitted its failed records: how many retried answers took the place of an error.
+        "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
     }
@@ -345,10 +355,10 @@ class _Stage:
         self.seq += 1
         return key
 
-    def _output(self, index: int, key: str, output: dict) -> None:
+    def _output(self, index: int, key: str, output: dict, *, retried: bool = False) -> None:
         if output.get("labels"):
             self.labels.update(str(label) for label in output["labels"])
-        self.files["outputs"].write(_staged(key, [index, output]))
+        self.files["outputs"].write(_staged(key, [index, output, RETRIED] if retried else [index, output]))
 
     def add_object(self, obj: _Object) -> None:
         index = len(self.objects)
@@ -367,6 +377,17 @@ class _Stage:
                 obj.problem(output.problem or "an output line without an id")
             else:
                 self._output(index, str(output.record["id"]), _slim(output.record))
+        if obj.raw.retry_output_key:
+            obj.tally.retried = True
+            self._add_retry(index, obj.raw.retry_output_key)
+
+    def _add_retry(self, index: int, key: str) -> None:
+        """The answers of the retry of this pair's failed records, staged after the pair's own (so the join sees
+        them second, in every partition). Unreadable lines and errors are left out: the first error stands."""
+        for output in _outputs(_lines(self.s3, self.bucket, key), key):
+            record = output.record
+            if record is not None and record["id"] is not None and record.get("error") is None:
+                self._output(index, str(record["id"]), _slim(record), retried=True)
 
     def _ids(self, raw: RawOutput) -> Iterator[Any]:
         index_key = id_index_key(raw.input_key)
@@ -548,8 +569,14 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
                     references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
     objects = stage.objects
     answers: dict[tuple[int, bytes], dict] = {}
-    for key, (index, output) in _payloads(outputs_path):
+    for key, (index, output, *retried) in _payloads(outputs_path):
         previous = answers.get((index, key))
+        if retried:
+            # A retried answer replaces its record's error, and nothing else.
+            if previous is not None and previous.get("error") is not None:
+                answers[(index, key)] = output
+                objects[index].tally.recovered_by_retry += 1
+            continue
         if previous is not None:
             objects[index].tally.duplicate_outputs += 1
             objects[index].tally.unmatched_outputs += 1

@@ -84,6 +84,7 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
         | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type") if job.get(key)}
         for job in (entry.get("job", entry) for entry in jobs)
     ]
+    _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
@@ -102,6 +103,14 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = _locations(run)
     return manifest
+
+
+def _add_recovered(job_summaries: list[dict], collect: dict) -> None:
+    """A retry's `recovered`: how many of its answers took the place of an error, as collect counted them."""
+    recovered = collect.get("recovered_by_retry") or {}
+    for summary in job_summaries:
+        if summary.get("retry"):
+            summary["retry"] = {**summary["retry"], "recovered": recovered.get(summary["name"], 0)}
 
 
 def job_invocations(job: dict) -> int:

@@ -81,6 +81,9 @@ class RawOutput:
     join: Literal["id", "position"]
     input_id_field: str = "id"
     check_field: str | None = None
+    # The output of one retry of this object's failed records (join="id" only): collect puts its answers in place
+    # of the errors in output_key (Bedrock retry_failed_records, backends/bedrock_retry.py).
+    retry_output_key: str | None = None
 
 
 class BatchBackend(ABC):
@@ -130,7 +133,8 @@ class BatchBackend(ABC):
 
     def finish(self, run: dict, job: dict) -> dict:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
-        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. Default: the job as is."""
+        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. It never rewrites a job's
+        output (collect merges a retry's answers), so job control stays a quick step. Default: the job as is."""
         return job
 
     def job_metrics(self, run: dict, job: dict) -> dict[str, Any]:
