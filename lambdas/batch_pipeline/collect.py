@@ -60,11 +60,12 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from batch_pipeline import s3io
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
-from batch_pipeline.jsonl import body_lines
 from batch_pipeline.layout import INTERMEDIATE_TAG
+from batch_pipeline.s3io import LineWriter
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
 
 PREDICTIONS = "predictions.jsonl"
@@ -83,7 +84,6 @@ UPLOAD_PART_BYTES = 8 * 1024 * 1024
 EXAMPLES_KEPT = 10
 _CHUNK = 1024 * 1024
 _SPACE = re.compile(r"\s+")
-_NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 NO_OUTPUT = "no output line for this record"
 # The third field of a staged output line that came from a retry of failed records.
@@ -156,7 +156,8 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
 
         scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
         predictions_key, errors_key = f"{prefix}{PREDICTIONS}", f"{prefix}{ERRORS}"
-        with _S3Writer(s3, bucket, predictions_key) as predictions, _S3Writer(s3, bucket, errors_key) as errors:
+        with LineWriter(s3, bucket, predictions_key, UPLOAD_PART_BYTES) as predictions, \
+                LineWriter(s3, bucket, errors_key, UPLOAD_PART_BYTES) as errors:
             joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
         tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
@@ -222,12 +223,9 @@ def tag_raw_outputs(s3: Any, bucket: str, prefix: str) -> int:
     SageMaker and Bedrock write their output objects without our tag, and a lifecycle rule cannot match a
     prefix in the middle of a key (runs/<pipeline>/<run>/raw/); predictions.jsonl keeps the joined results."""
     count = 0
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}raw/"):
-        for item in page.get("Contents", []):
-            s3.put_object_tagging(Bucket=bucket, Key=item["Key"], Tagging={"TagSet": [
-                {"Key": INTERMEDIATE_TAG[0], "Value": INTERMEDIATE_TAG[1]}]})
-            count += 1
+    for key in s3io.list_keys(s3, bucket, f"{prefix}raw/"):
+        s3io.tag_object(s3, bucket, key, INTERMEDIATE_TAG)
+        count += 1
     return count
 
 
@@ -247,72 +245,6 @@ def id_index_key(input_key: str) -> str | None:
     if not found or "/" in name:
         return None
     return f"{head}/{IDS_FOLDER}{name}"
-
-
-# ---------------------------------------------------------------- reading S3 line by line
-
-
-def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
-    """The object's non-blank lines, streamed from one GetObject; None when the object does not exist."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except Exception as error:
-        if getattr(error, "response", {}).get("Error", {}).get("Code", "") in _NOT_FOUND:
-            return None
-        raise
-
-    def generate() -> Iterator[bytes]:
-        try:
-            for line in body_lines(body, _CHUNK):
-                if line.strip():
-                    yield line
-        finally:
-            body.close()
-
-    return generate()
-
-
-class _S3Writer:
-    """Lines appended to one S3 object, uploaded in parts as they fill: written once, never held whole."""
-
-    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int | None = None):
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self.part_bytes = part_bytes or UPLOAD_PART_BYTES
-        self.buffer = bytearray()
-        self.upload_id: str | None = None
-        self.parts: list[dict] = []
-
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= self.part_bytes:
-            self._upload_part()
-
-    def _upload_part(self) -> None:
-        if self.upload_id is None:
-            self.upload_id = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType="application/x-ndjson")["UploadId"]
-        number = len(self.parts) + 1
-        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                       PartNumber=number, Body=bytes(self.buffer))
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        self.buffer = bytearray()
-
-    def __enter__(self) -> "_S3Writer":
-        return self
-
-    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
-        if error_type is not None:
-            if self.upload_id is not None:
-                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-            return
-        if self.upload_id is None:
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer),
-                               ContentType="application/x-ndjson")
-            return
-        if self.buffer:
-            self._upload_part()
-        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                          MultipartUpload={"Parts": self.parts})
 
 
 # ---------------------------------------------------------------- stage 1: every object read once, staged on disk
@@ -363,7 +295,7 @@ class _Stage:
     def add_object(self, obj: _Object) -> None:
         index = len(self.objects)
         self.objects.append(obj)
-        lines = _lines(self.s3, self.bucket, obj.raw.output_key)
+        lines = s3io.lines_if_exists(self.s3, self.bucket, obj.raw.output_key)
         if lines is None:
             obj.tally.missing_output_objects += 1
         if obj.raw.join == "position":
@@ -384,14 +316,14 @@ class _Stage:
     def _add_retry(self, index: int, key: str) -> None:
         """The answers of the retry of this pair's failed records, staged after the pair's own (so the join sees
         them second, in every partition). Unreadable lines and errors are left out: the first error stands."""
-        for output in _outputs(_lines(self.s3, self.bucket, key), key):
+        for output in _outputs(s3io.lines_if_exists(self.s3, self.bucket, key), key):
             record = output.record
             if record is not None and record["id"] is not None and record.get("error") is None:
                 self._output(index, str(record["id"]), _slim(record), retried=True)
 
     def _ids(self, raw: RawOutput) -> Iterator[Any]:
         index_key = id_index_key(raw.input_key)
-        lines = _lines(self.s3, self.bucket, index_key) if index_key else None
+        lines = s3io.lines_if_exists(self.s3, self.bucket, index_key) if index_key else None
         if lines is not None:
             self.indexed_objects += 1
             return map(orjson.loads, lines)
@@ -437,7 +369,7 @@ class _Stage:
             fill()
 
     def add_references(self, key: str) -> None:
-        for number, line in enumerate(_lines(self.s3, self.bucket, key) or (), start=1):
+        for number, line in enumerate(s3io.lines_if_exists(self.s3, self.bucket, key) or (), start=1):
             try:
                 record = orjson.loads(line)
                 record_id = record["id"]
@@ -461,7 +393,7 @@ class _Input:
 
 
 def _inputs(s3: Any, bucket: str, raw: RawOutput) -> Iterator[_Input]:
-    lines = _lines(s3, bucket, raw.input_key)
+    lines = s3io.lines_if_exists(s3, bucket, raw.input_key)
     if lines is None:
         raise FileNotFoundError(f"input object s3://{bucket}/{raw.input_key} of a job is missing")
     for number, line in enumerate(lines, start=1):
@@ -548,7 +480,7 @@ class _Joined:
             self.output_tokens = (self.output_tokens or 0) + output["output_tokens"]
 
 
-def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, errors: _S3Writer,
+def _join(stage: _Stage, scorer: RecordScorer | None, predictions: LineWriter, errors: LineWriter,
           bytes_per_pass: int) -> _Joined:
     sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
     parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
@@ -566,7 +498,7 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
 
 
 def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
-                    references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
+                    references_path: str, predictions: LineWriter, errors: LineWriter) -> None:
     objects = stage.objects
     answers: dict[tuple[int, bytes], dict] = {}
     for key, (index, output, *retried) in _payloads(outputs_path):
@@ -614,7 +546,7 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
         joined.unmatched_examples.append(orjson.loads(key))
 
 
-def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: _S3Writer) -> dict:
+def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: LineWriter) -> dict:
     tally = obj.tally
     tally.records += 1
     if output is None:
@@ -649,7 +581,7 @@ def _missing_error(obj: _Object) -> dict:
     return {"code": "no-output", "message": NO_OUTPUT}
 
 
-def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, errors: _S3Writer) -> dict:
+def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, errors: LineWriter) -> dict:
     obj.tally.failed += 1
     line = {"id": record_id, "prediction": None, "error": error}
     if output is not None:

@@ -29,7 +29,7 @@ from .job_store import save_job
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
 from .plan import plan_jobs, plan_references
-from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
+from .s3io import JSON, S3RunSink, copy_object, describe_object, error_code, iter_object_chunks, object_exists, put_bytes
 
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
@@ -180,7 +180,7 @@ class IntakeService:
         try:
             return object_exists(self.s3, self.settings.output_bucket, report_key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+            if error_code(error) not in ("403", "AccessDenied"):
                 raise
             # Without s3:GetObject on rejected/* the check cannot be made; a replay then only repeats the notice.
             self.log("warning", "cannot check for an earlier rejection (needs s3:GetObject on rejected/*)",
@@ -222,7 +222,7 @@ class IntakeService:
         copy_object(self.s3, source, bucket, prefix + copy_name)
         self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
-        self.s3.put_object(Bucket=bucket, Key=report_key, Body=report_body, ContentType="application/json")
+        put_bytes(self.s3, bucket, report_key, report_body, JSON)
         self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
                  counts_by_reason=report["counts_by_reason"], report_key=report_key)
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}

@@ -12,10 +12,9 @@ alone (`job-tokens/<job name>.json`), because an EventBridge job-state event nam
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
-from batch_pipeline.backends import error_code
+from batch_pipeline import s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 
 JOBS_FOLDER = "jobs/"
@@ -36,20 +35,17 @@ def is_reference(job: dict) -> bool:
 
 
 def save_job(s3: Any, run: dict, job: dict) -> None:
-    s3.put_object(Bucket=run_bucket(run), Key=job_key(run, job["index"]), ContentType="application/json",
-                  Body=json.dumps(job, separators=(",", ":")).encode())
+    s3io.put_json(s3, run_bucket(run), job_key(run, job["index"]), job)
 
 
 def load_job(s3: Any, run: dict, index: int | str) -> dict:
-    return json.loads(s3.get_object(Bucket=run_bucket(run), Key=job_key(run, index))["Body"].read())
+    return s3io.read_json(s3, run_bucket(run), job_key(run, index))
 
 
 def load_jobs(s3: Any, run: dict) -> list[dict]:
     """Every job of the run, in index order, from the `jobs/` folder."""
     bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
-    keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])]
-    found = [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+    found = [s3io.read_json(s3, bucket, key) for key in s3io.list_keys(s3, bucket, prefix)]
     return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
 
 
@@ -62,14 +58,9 @@ def resolve_jobs(s3: Any, run: dict, jobs: Iterable[dict] | None) -> list[dict]:
 
 
 def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict) -> None:
-    s3.put_object(Bucket=bucket, Key=token_key(job_name), ContentType="application/json",
-                  Body=json.dumps({"task_token": token, "step": step}, separators=(",", ":")).encode())
+    s3io.put_json(s3, bucket, token_key(job_name), {"task_token": token, "step": step})
 
 
 def load_token(s3: Any, bucket: str, job_name: str) -> dict | None:
-    try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=token_key(job_name))["Body"].read())
-    except Exception as error:  # noqa: BLE001 - narrowed below: only "no such key" means "not ours"
-        if error_code(error) in ("NoSuchKey", "404"):
-            return None
-        raise
+    """The waiting iteration's token, or None when no run of this stack waits on the job (no such object)."""
+    return s3io.read_json_if_exists(s3, bucket, token_key(job_name))

@@ -24,6 +24,8 @@ from functools import cache
 from typing import Any, Iterable, Literal
 
 from batch_pipeline.config import ConfigError, RuntimePipeline, parse_runtime_pipelines
+# The backends match AWS errors on their code; the storage module owns the helper.
+from batch_pipeline.s3io import error_code as error_code
 
 State = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "partial", "failed", "stopped")
@@ -33,11 +35,6 @@ OUTPUT_STATES: tuple[str, ...] = ("succeeded", "partial", "failed", "stopped")
 
 class SubmitDeferred(Exception):
     """The backend cannot take the job now (quota, throttling); submit again after a wait."""
-
-
-def error_code(error: Exception) -> str:
-    """A botocore ClientError's code ("" for anything else); matched on the code so botocore stays a lazy import."""
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
 
 
 def error_message(error: Exception) -> str:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from batch_pipeline import s3io
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.bedrock_on_demand import (
     MANIFEST_FIELDS,
@@ -283,14 +284,11 @@ class BedrockBackend(BatchBackend):
         return metrics
 
     def _manifest_out(self, bucket: str, key: str) -> dict[str, Any]:
+        response = s3io.get_object(self.s3, bucket, key)
+        if response is None:
+            return {}
         try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as error:
-            if error_code(error) in ("NoSuchKey", "404"):
-                return {}
-            raise
-        try:
-            data = json.loads(body)
+            data = json.loads(response["Body"].read())
         except ValueError:
             return {"unreadable_manifest": key}
         return {field: data[field] for field in MANIFEST_FIELDS if isinstance(data.get(field), int)}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from batch_pipeline import s3io
 from batch_pipeline.backends import error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket
 from batch_pipeline.config import RuntimePipeline
@@ -74,8 +75,7 @@ class OnDemandRunner:
         output_uri = job_output_uri(run, job, name)
         folder = key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
         output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
-        body = self.s3.get_object(Bucket=bucket, Key=input_key)["Body"]
-        records = [json.loads(line) for line in body_lines(body) if line.strip()]
+        records = [json.loads(line) for line in s3io.lines(self.s3, bucket, input_key)]
         answered, sent_before, part_index = self._parts(bucket, folder + ON_DEMAND_PARTS + "/")
         pending = [record for record in records if record.get("recordId") not in answered]
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
@@ -113,16 +113,16 @@ class OnDemandRunner:
         for, and how many parts they wrote (none on the first attempt)."""
         answered: dict[Any, dict[str, Any]] = {}
         sent = parts = 0
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                response = self.s3.get_object(Bucket=bucket, Key=item["Key"])
-                sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
-                for line in body_lines(response["Body"]):
-                    if line.strip():
-                        record = json.loads(line)
-                        answered[record.get("recordId")] = record
-                parts += 1
+        for key in s3io.list_keys(self.s3, bucket, prefix):
+            response = s3io.get_object(self.s3, bucket, key)
+            if response is None:
+                continue  # listed, then gone: nothing of it to reuse
+            sent += int(response.get("Metadata", {}).get(ON_DEMAND_SENT_METADATA, "0"))
+            for line in body_lines(response["Body"]):
+                if line.strip():
+                    record = json.loads(line)
+                    answered[record.get("recordId")] = record
+            parts += 1
         return answered, sent, parts
 
     def _invoke_one(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +165,8 @@ class OnDemandRunner:
             self._requests_sent += sent
 
     def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
-        # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING,
-                           Metadata=metadata or {})
+        # The tag lets the lifecycle rule expire raw output like Bedrock's.
+        s3io.put_bytes(self.s3, bucket, key, body, content_type, tagging=INTERMEDIATE_TAGGING, metadata=metadata)
 
 
 def _jsonl(lines: Iterable[dict[str, Any]]) -> bytes:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from batch_pipeline.backends import RawOutput, error_code, job_state
+from batch_pipeline import s3io
+from batch_pipeline.backends import RawOutput, job_state
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
-from batch_pipeline.jsonl import body_lines
 from batch_pipeline.layout import INTERMEDIATE_TAGGING
 
 # The retry's job index: the original's with this suffix (job names allow one trailing letter).
@@ -52,13 +52,12 @@ def start_retry(s3: Any, run: dict[str, Any], job: dict[str, Any], output: RawOu
         if not len(failed):
             return None
         records = 0
-        for raw in _stream_lines(s3, bucket, output.input_key):
+        for raw in s3io.lines(s3, bucket, output.input_key):
             if str(json.loads(raw).get("recordId")) in failed:
                 retry_file.write(raw + b"\n")
                 records += 1
         retry_file.flush()
-        s3.upload_file(retry_file.name, bucket, retry_key,
-                       ExtraArgs={"ContentType": "application/x-ndjson", "Tagging": INTERMEDIATE_TAGGING})
+        s3io.upload_file(s3, retry_file.name, bucket, retry_key, s3io.JSONL, tagging=INTERMEDIATE_TAGGING)
     retry_job = {key: value for key, value in job.items() if key not in NOT_CARRIED}
     # The retry writes under its own raw/<retry name>/: an on-demand original's checkpoint parts and
     # manifest.json.out stay its own, so the retry neither reads them as its answers nor overwrites them.
@@ -93,21 +92,9 @@ def in_retry(job: dict[str, Any]) -> bool:
     return "first_attempt" in job
 
 
-def _stream_lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
-    """The object's non-blank lines, read as they stream; GetObject runs now, so a missing object raises here."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    return (line for line in body_lines(body) if line.strip())
-
-
 def output_lines(s3: Any, bucket: str, key: str) -> Iterable[dict[str, Any]]:
     """The readable lines of an output object, one at a time; none when the object does not exist."""
-    try:
-        lines = _stream_lines(s3, bucket, key)
-    except Exception as error:
-        if error_code(error) in ("NoSuchKey", "404"):
-            return
-        raise
-    for line in lines:
+    for line in s3io.lines_if_exists(s3, bucket, key) or ():
         try:
             yield json.loads(line)
         except ValueError:

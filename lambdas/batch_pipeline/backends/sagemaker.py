@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any, Iterable
 
+from batch_pipeline import s3io
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 from batch_pipeline.config import ConfigError, RuntimePipeline
@@ -239,11 +240,7 @@ class SageMakerBackend(BatchBackend):
         shards = job.get("shard_keys") or job.get("shards")
         if shards:
             return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
-        keys = []
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=run_bucket(run), Prefix=input_prefix):
-            keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
-        return sorted(keys)
+        return sorted(key for key in s3io.list_keys(self.s3, run_bucket(run), input_prefix) if not key.endswith("/"))
 
     def _describe(self, name: str) -> dict | None:
         try:

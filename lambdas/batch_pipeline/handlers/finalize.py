@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 
+from batch_pipeline import s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
@@ -30,10 +29,8 @@ def handler(event: dict, context) -> dict:
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
-    _s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json", ContentType="application/json",
-                   Body=json.dumps(manifest, indent=2).encode())
-    _s3.put_object(Bucket=bucket, Key=f"{prefix}summary.md", ContentType="text/markdown; charset=utf-8",
-                   Body=render_summary(manifest).encode())
+    s3io.put_json(_s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
+    s3io.put_bytes(_s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
