@@ -60,7 +60,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from batch_pipeline import s3io
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
@@ -76,9 +76,8 @@ SHARDS_FOLDER = "shards/"
 IDS_FOLDER = "ids/"
 # How many upcoming records a zero-shot answer is compared with before it is trusted by position.
 LOOKAHEAD = 8
-# Staged bytes joined in one pass. A partition's dicts take ~4-6x its bytes in memory: 32 MiB stays ~200 MB.
-DEFAULT_BYTES_PER_PASS = 32 * 1024 * 1024
-BYTES_PER_PASS_ENV = "COLLECT_BYTES_PER_PASS"
+# Staged bytes joined in one pass (COLLECT_BYTES_PER_PASS, default 32 MiB, batch_pipeline.environment). A partition's
+# dicts take ~4-6x its bytes in memory: 32 MiB stays ~200 MB.
 # S3's minimum part size is 5 MiB; 8 MiB parts reach 80 GB within the 10,000-part limit.
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 EXAMPLES_KEPT = 10
@@ -195,7 +194,7 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
 
 
 def _bytes_per_pass() -> int:
-    return max(1, int(os.environ.get(BYTES_PER_PASS_ENV, DEFAULT_BYTES_PER_PASS)))
+    return max(1, environment.current().collect_bytes_per_pass)
 
 
 def _pipeline_scorer(backend: BatchBackend, stage: "_Stage") -> RecordScorer | None:

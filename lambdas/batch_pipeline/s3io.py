@@ -153,7 +153,8 @@ def put_json(client: Any, bucket: str, key: str, value: Any, *, indent: int | No
     put_bytes(client, bucket, key, text.encode(), JSON)
 
 
-def upload_file(client: Any, path: str, bucket: str, key: str, content_type: str, *, tagging: str | None = None) -> None:
+def upload_file(client: Any, path: str, bucket: str, key: str, content_type: str, *,
+                tagging: str | None = None) -> None:
     """A local file through the managed transfer (multipart above its threshold)."""
     extra = {"ContentType": content_type}
     if tagging:

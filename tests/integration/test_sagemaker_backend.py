@@ -296,7 +296,7 @@ def test_job_control_handler_submits_and_checks(aws, monkeypatch):
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"summarize": pipeline("summarize")}))
     monkeypatch.setenv("POLL_INITIAL_SECONDS", "30")
     monkeypatch.setenv("POLL_JITTER", "0")
-    monkeypatch.setattr("batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
+    monkeypatch.setattr("batch_pipeline.environment.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
     run = make_run("summarize")
     submitted = job_control.handler({"action": "submit", "run": run, "job": {"index": 0, "name": NAME, "records": 3}, "attempt": 0}, LambdaContext())
     assert submitted["run"] == run and submitted["attempt"] == 1 and submitted["wait_seconds"] == 30

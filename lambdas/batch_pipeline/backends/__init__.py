@@ -17,13 +17,12 @@ object joins to its input object, so collect reads every layout with one streami
 from __future__ import annotations
 
 import importlib
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Iterable, Literal
 
-from batch_pipeline.config import ConfigError, RuntimePipeline, parse_runtime_pipelines
+from batch_pipeline import environment
+from batch_pipeline.config import ConfigError, RuntimePipeline
 # The backends match AWS errors on their code; the storage module owns the helper.
 from batch_pipeline.s3io import error_code as error_code
 
@@ -169,39 +168,8 @@ def backend_for(pipeline: RuntimePipeline, **clients: Any) -> BatchBackend:
     return cls(pipeline, **{name: client for name, client in clients.items() if name in wanted})
 
 
-_PIPELINES_CACHE: dict[str, dict[str, RuntimePipeline]] = {}
-
-
-def pipeline_from_env(name: str) -> RuntimePipeline:
-    """The runtime pipeline `name` from the PIPELINES environment variable (parsed once per container)."""
-    text = os.environ.get("PIPELINES")
-    if not text:
-        raise ConfigError("the PIPELINES environment variable is not set")
-    if text not in _PIPELINES_CACHE:
-        _PIPELINES_CACHE.clear()
-        _PIPELINES_CACHE[text] = parse_runtime_pipelines(text)
-    pipelines = _PIPELINES_CACHE[text]
-    if name not in pipelines:
-        raise ConfigError(f"unknown pipeline {name!r}; configured: {', '.join(sorted(pipelines))}")
-    return pipelines[name]
-
-
-# Job control polls and submits against shared account quotas; botocore's adaptive mode retries throttling
-# and transient errors with backoff and also slows this client down when the service throttles it.
-CLIENT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
-
-
-@cache
-def default_client(service: str) -> Any:
-    """One boto3 client per service for the life of a Lambda container, with adaptive retries."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(service, config=Config(retries=dict(CLIENT_RETRIES)))
-
-
 def backend_for_run(run: dict) -> BatchBackend:
-    """The backend of `run["pipeline"]` (from PIPELINES) with this container's boto3 clients."""
-    pipeline = pipeline_from_env(run["pipeline"])
+    """The backend of `run["pipeline"]` (from PIPELINES) with this container's clients (batch_pipeline.environment)."""
+    pipeline = environment.current().pipeline(run["pipeline"])
     services = backend_class(pipeline.backend).CLIENTS
-    return backend_for(pipeline, **{service.replace("-", "_"): default_client(service) for service in services})
+    return backend_for(pipeline, **{service.replace("-", "_"): environment.client(service) for service in services})

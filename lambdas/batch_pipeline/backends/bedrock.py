@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from batch_pipeline import s3io
-from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
+from batch_pipeline import environment, s3io
+from batch_pipeline.backends import BatchBackend, RawOutput, State, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.bedrock_on_demand import (
     MANIFEST_FIELDS,
     MANIFEST_OUT,
@@ -39,10 +38,10 @@ from batch_pipeline.backends.bedrock_retry import end_retry, in_retry, retry_ind
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
-from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY
+from batch_pipeline.layout import OWNER_TAG_KEY
 from batch_pipeline.observability import local_stand_in
 
-STATUS_TO_STATE = {
+STATUS_TO_STATE: dict[str, State] = {
     # Accepted by Bedrock and on their way: not "queued" (which means "not submitted yet, submit again").
     "Submitted": "running",
     "Validating": "running",
@@ -64,7 +63,9 @@ STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
 
 
 def bedrock_job_name(run_id: str, index: int | str) -> str:
-    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs; it also fits Bedrock's jobName pattern."""
+    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs.
+
+    It also fits Bedrock's jobName pattern."""
     return transform_job_name(run_id, index)
 
 
@@ -83,26 +84,24 @@ def model_invocation_job_request(run: dict[str, Any], job: dict[str, Any], pipel
     settings = pipeline.pipeline.bedrock
     if settings is None or pipeline.backend != "bedrock" or not pipeline.bedrock_model_id:
         raise ConfigError(f"pipeline {pipeline.name!r} is not a Bedrock pipeline")
-    role_arn = os.environ.get("BEDROCK_ROLE_ARN")
-    if not role_arn:
-        raise ConfigError("the BEDROCK_ROLE_ARN environment variable is not set (the Bedrock service role)")
+    env = environment.current()
+    role_arn = env.require("bedrock_role_arn")  # the Bedrock service role
     index = job.get("token_index", job["index"])
     name = job.get("name") or bedrock_job_name(run["run_id"], index)
     if not job.get("input_uri"):
         raise ValueError(f"job {name} has no input_uri")
     key_in_run_bucket(run, job["input_uri"])
     output: dict[str, Any] = {"s3Uri": job_output_uri(run, job, name)}
-    kms_key = os.environ.get("OUTPUT_KMS_KEY_ARN")
-    if kms_key:
-        output["s3EncryptionKeyId"] = kms_key
+    if env.output_kms_key_arn:
+        output["s3EncryptionKeyId"] = env.output_kms_key_arn
     tags = [
         {"key": "batch-pipeline:run-id", "value": str(run["run_id"])},
         {"key": "batch-pipeline:pipeline", "value": pipeline.name},
         {"key": "batch-pipeline:job-index", "value": str(index)},
     ]
-    if os.environ.get(OWNER_TAG_ENV):
+    if env.owner_stack:
         # Job control may only read, stop and tag jobs carrying its stack's tag (stacks/bedrock.py).
-        tags.append({"key": OWNER_TAG_KEY, "value": os.environ[OWNER_TAG_ENV]})
+        tags.append({"key": OWNER_TAG_KEY, "value": env.owner_stack})
     if local_stand_in():
         tags.append({"key": STAND_IN_TAG[0], "value": STAND_IN_TAG[1]})
     return {
@@ -134,9 +133,7 @@ class BedrockBackend(BatchBackend):
 
     def _client(self, service: str) -> Any:
         if self._clients[service] is None:
-            import boto3
-
-            self._clients[service] = boto3.client(service)
+            self._clients[service] = environment.client(service)
         return self._clients[service]
 
     @property
@@ -173,8 +170,8 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                          ["s3OutputDataConfig"]["s3Uri"])
+        output_uri = request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=output_uri)
         state["invocation_type"] = request["modelInvocationType"]
         return state
 

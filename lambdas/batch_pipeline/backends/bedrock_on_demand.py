@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from batch_pipeline import s3io
-from batch_pipeline.backends import error_code, error_message, job_state
+from batch_pipeline.backends import State, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket
 from batch_pipeline.config import RuntimePipeline
 from batch_pipeline.jsonl import body_lines
@@ -93,15 +93,19 @@ class OnDemandRunner:
         counts = count_lines(lines)
         self._put(bucket, folder + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
+        state: State
+        reason: str | None
         if records and errors == len(records):
             first = next(line["error"] for line in lines if "error" in line)
             state, status = "failed", "Failed"
             reason = f"every on-demand request failed; first error {first['errorCode']}: {first['errorMessage']}"
         elif errors:
-            state, status, reason = "partial", "PartiallyCompleted", f"{errors} of {len(records)} on-demand requests failed"
+            state, status = "partial", "PartiallyCompleted"
+            reason = f"{errors} of {len(records)} on-demand requests failed"
         else:
             state, status, reason = "succeeded", "Completed", None
-        result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
+        result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason,
+                           output_uri=output_uri)
         result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
@@ -164,7 +168,8 @@ class OnDemandRunner:
         with self._lock:
             self._requests_sent += sent
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str,
+             metadata: dict[str, str] | None = None) -> None:
         # The tag lets the lifecycle rule expire raw output like Bedrock's.
         s3io.put_bytes(self.s3, bucket, key, body, content_type, tagging=INTERMEDIATE_TAGGING, metadata=metadata)
 

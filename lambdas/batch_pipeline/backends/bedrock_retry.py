@@ -105,7 +105,8 @@ class RecordSpool:
     """recordId -> bytes on local disk (sqlite in a temporary file): a set or map that does not live in memory."""
 
     def __init__(self) -> None:
-        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        # Owned past the constructor: closed (and deleted) in __exit__.
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")  # noqa: SIM115
         self._db = sqlite3.connect(self._file.name)
         self._db.execute("CREATE TABLE spool (id TEXT PRIMARY KEY, body BLOB)")
 

@@ -8,11 +8,10 @@ intake writes at least one shard per instance.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from typing import Any, Iterable
 
-from batch_pipeline import s3io
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 from batch_pipeline.config import ConfigError, RuntimePipeline
@@ -44,7 +43,7 @@ _DEFERRABLE = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "To
 
 
 def job_name_prefix() -> str:
-    return os.environ.get("JOB_NAME_PREFIX", DEFAULT_JOB_NAME_PREFIX)
+    return environment.current().job_name_prefix
 
 
 def transform_job_name(run_id: str, index: int | str, prefix: str | None = None) -> str:
@@ -87,7 +86,7 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
         raise ConfigError(f"pipeline {pipeline.name!r} has no sagemaker_model_name in PIPELINES")
     name = job.get("name") or transform_job_name(run["run_id"], job["index"])
     bucket = run_bucket(run)
-    kms_key = os.environ.get("OUTPUT_KMS_KEY_ARN")
+    kms_key = environment.current().output_kms_key_arn
 
     request: dict[str, Any] = {
         "TransformJobName": name,
@@ -156,17 +155,13 @@ class SageMakerBackend(BatchBackend):
     @property
     def sagemaker(self) -> Any:
         if self._sagemaker is None:
-            import boto3
-
-            self._sagemaker = boto3.client("sagemaker")
+            self._sagemaker = environment.client("sagemaker")
         return self._sagemaker
 
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
+            self._s3 = environment.client("s3")
         return self._s3
 
     @property

@@ -8,13 +8,10 @@ references.jsonl, so its memory does not grow with the number of records.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from batch_pipeline import s3io
-from batch_pipeline.backends import default_client
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
 from batch_pipeline.observability import logger, metrics, tracer
 
@@ -41,8 +38,8 @@ def evaluate_run(run: dict, collect: dict | None, metric: str, s3: Any) -> dict:
 @metrics.log_metrics
 def handler(event: dict, context: Any) -> dict:
     run = event["run"]
-    pipeline = parse_runtime_pipelines(os.environ["PIPELINES"])[run["pipeline"]].pipeline
-    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, default_client("s3"))
+    pipeline = environment.current().pipeline(run["pipeline"]).pipeline
+    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, environment.client("s3"))
     if evaluation.get("metric"):
         metrics.add_dimension(name="pipeline", value=run["pipeline"])
         for name, values in (evaluation.get("rouge") or {}).items():

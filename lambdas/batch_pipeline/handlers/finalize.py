@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import boto3
-
-from batch_pipeline import s3io
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
-
-_s3 = boto3.client("s3")
-
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
@@ -20,7 +15,8 @@ _s3 = boto3.client("s3")
 def handler(event: dict, context) -> dict:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
-    jobs = resolve_jobs(_s3, run, event.get("jobs"))
+    s3 = environment.client("s3")
+    jobs = resolve_jobs(s3, run, event.get("jobs"))
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
@@ -29,8 +25,8 @@ def handler(event: dict, context) -> dict:
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
-    s3io.put_json(_s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
-    s3io.put_bytes(_s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
+    s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
+    s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)

@@ -16,16 +16,15 @@ did not start (no token) and spent tokens (a duplicate event, or the backstop fi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from batch_pipeline import environment
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.handlers.job_control import resume
 from batch_pipeline.job_store import load_token
 from batch_pipeline.observability import logger, metrics, tracer
-from batch_pipeline.backends import default_client
 
 BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")
@@ -48,7 +47,7 @@ def parse(event: dict) -> JobStateEvent | None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: Any) -> dict:
-    return handle(event, default_client("s3"), os.environ["OUTPUT_BUCKET"])
+    return handle(event, environment.client("s3"), environment.current().require("output_bucket"))
 
 
 def handle(event: dict, s3: Any, bucket: str) -> dict:
