@@ -8,6 +8,7 @@ references.jsonl, so its memory does not grow with the number of records.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from batch_pipeline import environment, s3io
@@ -16,12 +17,12 @@ from batch_pipeline.evaluation.streaming import summarize_predictions
 from batch_pipeline.observability import logger, metrics, tracer
 
 
-def evaluate_run(run: dict, collect: dict | None, metric: str, s3: Any) -> dict:
+def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
     """The report for a collected run; `metric` is the pipeline's evaluation ("rouge", "classification", "none")."""
     collect = collect or {}
     bucket, prefix = run_bucket(run), run_prefix(run)
     if metric == "none":
-        evaluation: dict = {"metric": None, "skipped": "evaluation is off for this pipeline"}
+        evaluation: dict[str, Any] = {"metric": None, "skipped": "evaluation is off for this pipeline"}
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
@@ -36,7 +37,7 @@ def evaluate_run(run: dict, collect: dict | None, metric: str, s3: Any) -> dict:
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
     pipeline = environment.current().pipeline(run["pipeline"]).pipeline
     evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, environment.client("s3"))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
@@ -12,7 +16,7 @@ from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     s3 = environment.client("s3")
@@ -39,7 +43,7 @@ def handler(event: dict, context) -> dict:
     return state_summary(manifest)
 
 
-def state_summary(manifest: dict) -> dict:
+def state_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     """manifest.json without what grows with the number of jobs."""
     summary = {key: value for key, value in manifest.items() if key not in ("jobs", "model_invocations")}
     summary["jobs_count"] = len(manifest.get("jobs", []))

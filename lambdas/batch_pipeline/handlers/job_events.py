@@ -30,7 +30,7 @@ BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Exp
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")
 
 
-def parse(event: dict) -> JobStateEvent | None:
+def parse(event: dict[str, Any]) -> JobStateEvent | None:
     """The job and status an event names, or None for an event of another kind."""
     detail = event.get("detail") or {}
     if event.get("source") == "aws.bedrock" and event.get("detail-type") == "Batch Inference Job State Change":
@@ -46,11 +46,11 @@ def parse(event: dict) -> JobStateEvent | None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(event, environment.client("s3"), environment.current().require("output_bucket"))
 
 
-def handle(event: dict, s3: Any, bucket: str) -> dict:
+def handle(event: dict[str, Any], s3: Any, bucket: str) -> dict[str, Any]:
     job = parse(event)
     if job is None:
         logger.warning("not a job-state event", extra={"source": event.get("source"), "type": event.get("detail-type")})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline import environment
 from batch_pipeline.notifications import run_message
@@ -12,7 +14,7 @@ from batch_pipeline.observability import logger, metrics, tracer
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     subject, text, attributes = run_message(event["manifest"])
     try:
         response = environment.client("sns").publish(
