@@ -67,8 +67,8 @@ from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.layout import INTERMEDIATE_TAG
-from batch_pipeline.s3io import LineWriter
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
+from batch_pipeline.s3io import LineWriter
 
 PREDICTIONS = "predictions.jsonl"
 ERRORS = "errors.jsonl"

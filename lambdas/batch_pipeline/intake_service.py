@@ -30,7 +30,16 @@ from .job_store import save_job
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
 from .plan import plan_jobs, plan_references
-from .s3io import JSON, S3RunSink, copy_object, describe_object, error_code, iter_object_chunks, object_exists, put_bytes
+from .s3io import (
+    JSON,
+    S3RunSink,
+    copy_object,
+    describe_object,
+    error_code,
+    iter_object_chunks,
+    object_exists,
+    put_bytes,
+)
 
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.

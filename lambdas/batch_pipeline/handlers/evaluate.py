@@ -8,7 +8,6 @@ references.jsonl, so its memory does not grow with the number of records.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from batch_pipeline import environment, s3io

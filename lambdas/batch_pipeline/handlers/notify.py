@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
