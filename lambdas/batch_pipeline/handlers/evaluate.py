@@ -13,6 +13,7 @@ from typing import Any
 from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.evaluation.streaming import summarize_predictions
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.observability import logger, metrics, tracer
 
 
@@ -25,8 +26,8 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
-        predictions_key = collect.get("predictions_key") or f"{prefix}predictions.jsonl"
-        evaluation = summarize_predictions(s3io.lines(s3, bucket, predictions_key), metric, collect=collect)
+        key = collect.get("predictions_key") or predictions_key(prefix)
+        evaluation = summarize_predictions(s3io.lines(s3, bucket, key), metric, collect=collect)
         if not evaluation["records"] and not evaluation["references_without_target"]:
             evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     s3io.put_json(s3, bucket, f"{prefix}evaluation.json", evaluation, indent=2)

@@ -1,7 +1,9 @@
-"""Write manifest: manifest.json and summary.md for a finished run, or for one a step failed."""
+"""Write manifest: manifest.json and summary.md for a finished run, or for one a step failed, and the run's row
+in the manifests table (batch_pipeline.layout.manifest_row_key)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -10,6 +12,7 @@ from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
+from batch_pipeline.layout import manifest_row_key
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 
@@ -31,6 +34,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
     s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
+    # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
+    s3io.put_bytes(s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n",
+                   s3io.JSON)
     s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
