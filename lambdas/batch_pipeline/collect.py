@@ -204,6 +204,23 @@ def collect(
     }
 
 
+# What collect's result holds per job: kept in the run folder (COLLECT_DETAILS_FILE), not in the state, which would
+# otherwise grow by about 665 bytes a job and pass Step Functions' 256 KB payload quota near 390 jobs.
+PER_JOB_FIELDS = ("jobs", "recovered_by_retry")
+COLLECT_DETAILS_FILE = "collect.json"
+
+
+def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
+    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key."""
+    state = {key: value for key, value in result.items() if key not in PER_JOB_FIELDS}
+    return state | {"details_key": details_key, "jobs_collected": len(result.get("jobs", []))}
+
+
+def with_details(collect_state: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of state_result, for the manifest step: the state's totals with the per-job tallies read back."""
+    return collect_state | {key: details[key] for key in PER_JOB_FIELDS if key in details}
+
+
 def _bytes_per_pass() -> int:
     return max(1, environment.current().collect_bytes_per_pass)
 

@@ -11,7 +11,8 @@ Flow (see stacks/workflow.py):
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
-  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
+    tallies to <run>/collect.json, details_key)
   Evaluate predictions: (run, collect) -> EvaluationSummary
   Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
   Notify: (run, manifest) -> {"message_id"}
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JobStateName = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
 RunStatus = Literal["SUCCEEDED", "PARTIAL", "FAILED"]
@@ -139,6 +140,15 @@ class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
+    # Where the per-job tallies are (batch_pipeline.collect.PER_JOB_FIELDS): never in the state itself.
+    details_key: str | None = None
+    jobs_collected: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_per_job_lists(self) -> CollectSummary:
+        if "jobs" in (self.model_extra or {}):
+            raise ValueError("collect's per-job tallies belong at details_key, not in the state")
+        return self
 
 
 class EvaluationSummary(_Open):

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
+from batch_pipeline.collect import with_details
 from batch_pipeline.contracts import Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.layout import manifest_row_key
@@ -28,7 +29,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
-        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"))
+        collect = event.get("collect", {})
+        if collect.get("details_key"):  # the per-job tallies collect kept out of the state
+            collect = with_details(collect, s3io.read_json(s3, run_bucket(run), collect["details_key"]))
+        manifest = build_manifest(run, jobs, collect, event.get("evaluation"))
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
