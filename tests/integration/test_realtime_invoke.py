@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from batch_pipeline import realtime
-from batch_pipeline.realtime import RealtimeError, StreamError, invoke_batch, plan_requests, stream
+from batch_pipeline_local import realtime
+from batch_pipeline_local.realtime import RealtimeError, StreamError, invoke_batch, plan_requests, stream
 from batch_pipeline_local import cli
 
 ENDPOINT = "flan-t5-realtime"
