@@ -25,7 +25,7 @@ Behaviour, from the Bedrock user guide and API reference:
     processedRecordCount, successRecordCount, errorRecordCount, inputTokenCount, outputTokenCount.
   - Statuses move one step per GetModelInvocationJob: Submitted -> Validating -> Scheduled -> InProgress -> end
     (`steps`, default 4, is how many Gets a job takes to end; 0 ends it inside Create; with `tick_seconds`, also one
-    step per tick once the job was got once). Validation failures
+    step per tick once the job was got once or `start_after_seconds` after its submit). Validation failures
     (fewer than `min_records` or more than `max_records` records, a line that is not a JSON object or has no
     object `modelInput`, no `.jsonl` input, a missing bucket) end the job Failed after Validating, with `message`.
     Failed records do not change the status: the job is Completed with errorRecordCount > 0 (PartiallyCompleted
@@ -432,6 +432,8 @@ class BedrockBatchEmulator:
         ServiceQuotaExceededException / ThrottlingException. throttle_invocations: the same for InvokeModel.
     max_active_jobs: at most this many unfinished jobs per model; beyond, ServiceQuotaExceededException.
     account_id: the account in job ARNs. s3_client: region -> boto3 S3 client (default boto3.client("s3")).
+    on_event: receives each "Batch Inference Job State Change" event; lose_events: drop the first N.
+    tick_seconds: a job clock (None: jobs advance per Get only); start_after_seconds: see the module docstring.
     """
 
     def __init__(
@@ -454,6 +456,7 @@ class BedrockBatchEmulator:
         s3_client: Callable[[str], Any] | None = None,
         on_event: Callable[[dict], None] | None = None,
         tick_seconds: float | None = None,
+        start_after_seconds: float = 2.0,
         lose_events: int = 0,
     ) -> None:
         if end_state is not None and end_state not in FORCEABLE_END_STATES:
@@ -487,6 +490,7 @@ class BedrockBatchEmulator:
         # A job clock: with tick_seconds, unfinished jobs also advance one status per tick once they were checked once,
         # not only per Get, so a run that waits for events (and never polls) still sees its jobs end.
         self.tick_seconds = tick_seconds
+        self.start_after_seconds = start_after_seconds
         self._ticker: threading.Thread | None = None
         self._stop_ticking = threading.Event()
 
@@ -759,10 +763,12 @@ class BedrockBatchEmulator:
     def _tick(self) -> None:
         while not self._stop_ticking.wait(self.tick_seconds or 0):
             with self._lock:
-                # Only jobs someone has looked at since they were made: on Bedrock a job takes minutes at least, so
-                # the first status check after the submit finds it running (and a run that checks, then waits for
-                # the event, is resumed by the event, whatever the machine's speed).
-                for job in [j for j in self.jobs.values() if j.checked]:
+                # Only jobs someone has looked at since they were made, or made `start_after_seconds` ago (a job
+                # submitted by a wait step is not checked again before the wait sleeps): on Bedrock a job takes
+                # minutes at least, so the first status check after the submit finds it running, and a run that
+                # checks, then waits for the event, is resumed by the event, whatever the machine's speed.
+                started = _now() - timedelta(seconds=self.start_after_seconds)
+                for job in [j for j in self.jobs.values() if j.checked or j.submit_time <= started]:
                     self._advance(job)
 
     def _advance_once(self, job: InvocationJob) -> None:

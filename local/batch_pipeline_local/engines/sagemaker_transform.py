@@ -322,7 +322,7 @@ class SageMakerEngineHook:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         asynchronous: bool = False,
         run_delay_seconds: float = 0.05,
-        start_after_seconds: float = 5.0,
+        start_after_seconds: float = 2.0,
     ) -> None:
         self.task_for_model = task_for_model
         self.shuffle = shuffle
