@@ -54,11 +54,10 @@ def test_a_lost_event_still_completes_through_the_backstop(template, tmp_path):
 
 @pytest.mark.parametrize(("pipeline", "source"), [("summarize", "aws.sagemaker"), ("classify", "aws.sagemaker"),
                                                    ("bedrock-summarize", "aws.bedrock")])
-def test_every_pipelines_jobs_resume_their_run_through_their_end_events(template, tmp_path, pipeline, source):
-    path = (write(tmp_path, "batch.jsonl", records(100)) if pipeline == "bedrock-summarize"
-            else EXAMPLES / f"{pipeline}.jsonl")
+def test_every_pipelines_jobs_resume_their_run_through_their_end_events(template, pipeline, source):
+    # The demo's sample files (make demo runs these, the same way).
     with local_aws(template=template) as local:
-        result = run_file(local, path, pipeline)
+        result = run_file(local, EXAMPLES / f"{pipeline}.jsonl", pipeline)
         states = entered(result)
         waits = states.count("Wait for job to end")
     jobs = [job["name"] for job in result.manifest["jobs"]]
