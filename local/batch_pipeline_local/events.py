@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class DeliveryFailure:
     def describe(self) -> str:
         detail = self.event.get("detail") or {}
         job = detail.get("batchJobName") or detail.get("TransformJobName") or "?"
-        return (f"{self.event.get('detail-type')} of {job} ({detail.get('status') or detail.get('TransformJobStatus')}) "
+        status = detail.get("status") or detail.get("TransformJobStatus")
+        return (f"{self.event.get('detail-type')} of {job} ({status}) "
                 f"matched rule {self.rule}, and its target {self.function} raised:\n{self.trace}")
 
 

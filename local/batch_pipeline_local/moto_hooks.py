@@ -42,9 +42,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from batch_pipeline.config import ConfigError
@@ -233,14 +234,14 @@ def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> 
     from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
-        StateTaskLambda,
-    )
 
     # The `.waitForTaskToken` wait is a Lambda service integration (arn:aws:states:::lambda:invoke...): its own class,
     # which already names Lambda errors Lambda.<code> (recorded as TaskFailed, as on AWS), but must be told its state.
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: PLC0415
         StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
+        StateTaskLambda,
     )
 
     plan = FaultPlan(list(faults or []))
@@ -365,7 +366,7 @@ class TransformJobRecord:
 
     def set_status(self, status: str, failure_reason: str | None = None) -> None:
         """What DescribeTransformJob answers from now on; an ended job gets its TransformEndTime."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self._job.transform_job_status = status
         self._job.failure_reason = failure_reason or ""
         self._job.last_modified_time = now
@@ -396,9 +397,9 @@ def transform_job_hooks(on_create: Callable[[TransformJobRecord], None],
     after moto answered a DescribeTransformJob for it (the engine learns the job was checked); `on_stop(job)` answers
     StopTransformJob, raising StopRefused for a job that cannot be stopped. Stopping a job that does not exist
     answers ValidationException worded like DescribeTransformJob's."""
+    from moto.core.responses import EmptyResult  # noqa: PLC0415
     from moto.sagemaker.exceptions import ValidationError  # noqa: PLC0415
     from moto.sagemaker.models import FakeTransformJob, SageMakerModelBackend  # noqa: PLC0415
-    from moto.core.responses import EmptyResult  # noqa: PLC0415
     from moto.sagemaker.responses import SageMakerResponse  # noqa: PLC0415
 
     original_create = SageMakerModelBackend.create_transform_job

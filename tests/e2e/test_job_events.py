@@ -94,8 +94,8 @@ def test_a_transform_jobs_events_mirror_describe_transform_job_and_only_ended_on
 
 @pytest.mark.not_event_driven("the event handler raises: the run never resumes")
 def test_an_event_handler_that_raises_fails_the_caller_with_its_traceback(template):
+    expected = "(?s)SageMaker Transform Job State Change.*Completed.*token store down"
     with local_aws(template=template) as local, \
-            mock.patch("batch_pipeline.handlers.job_events.load_token", side_effect=RuntimeError("token store down")):
-        with pytest.raises(EventDeliveryError, match="(?s)SageMaker Transform Job State Change.*Completed.*"
-                                                     "token store down"):
-            run_file(local, EXAMPLES / "summarize.jsonl", "summarize", timeout=60)
+            mock.patch("batch_pipeline.handlers.job_events.load_token", side_effect=RuntimeError("token store down")), \
+            pytest.raises(EventDeliveryError, match=expected):
+        run_file(local, EXAMPLES / "summarize.jsonl", "summarize", timeout=60)

@@ -52,9 +52,9 @@ def private_uses(tree: ast.AST) -> list[tuple[int, str]]:
             texts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if name in PATCHERS:
                 found += [(node.lineno, f"{name}({text!r})") for text in texts if text.startswith("moto.")]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "moto":
-            if node.attr not in PUBLIC["moto"]:
-                found.append((node.lineno, f"moto.{node.attr}"))
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "moto"
+              and node.attr not in PUBLIC["moto"]):
+            found.append((node.lineno, f"moto.{node.attr}"))
     return found
 
 

@@ -1,9 +1,9 @@
 """A local stand-in for a JumpStart transform container: it exercises the pipeline, not a model.
 
 moto accepts CreateTransformJob, reports it Completed at once, writes nothing, emits no event and has no
-StopTransformJob. This engine (hooked in through moto_hooks.transform_job_hooks) reads the job's input objects from (moto) S3 line by line and writes `<object name>.out` under the job's output
-path the way SageMaker Batch Transform with SplitType=Line / AssembleWith=Line does, honouring the
-JumpStart output contracts:
+StopTransformJob. This engine (hooked in through moto_hooks.transform_job_hooks) reads the job's input objects
+from (moto) S3 line by line and writes `<object name>.out` under the job's output path the way SageMaker Batch
+Transform with SplitType=Line / AssembleWith=Line does, honouring the JumpStart output contracts:
 
   - text2text: Python-literal lines `{'id': ..., 'generated_texts': [...]}`. The "summary" is the first
     sentence(s) of the text, with a leading instruction ("Briefly summarize this text: ") removed,
@@ -43,9 +43,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from batch_pipeline.jsonl import body_lines
 
@@ -293,7 +294,7 @@ def transform_job_event(job: Any) -> dict[str, Any]:
     detail.setdefault("Tags", {})
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Transform Job State Change",
             "source": "aws.sagemaker", "account": job.account,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": job.region,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": job.region,
             "resources": [job.arn], "detail": detail}
 
 
