@@ -336,6 +336,8 @@ class SageMakerEngineHook:
         self.runs: list[TransformResult] = []
         self.events_emitted: list[dict[str, Any]] = []
         self._checked: dict[str, threading.Event] = {}  # job name -> set once the job was described
+        self._workers: list[threading.Thread] = []
+        self._closed = False
         self._lock = threading.RLock()
         self._hooks: contextlib.ExitStack | None = None
 
@@ -368,7 +370,9 @@ class SageMakerEngineHook:
             self._run(job)
             return
         self._checked[job.name] = threading.Event()
-        threading.Thread(target=self._run_when_checked, args=(job,), name=f"transform-{job.name}", daemon=True).start()
+        worker = threading.Thread(target=self._run_when_checked, args=(job,), name=f"transform-{job.name}", daemon=True)
+        self._workers.append(worker)
+        worker.start()
 
     def _described(self, job: Any) -> None:
         checked = self._checked.get(job.name)
@@ -378,6 +382,8 @@ class SageMakerEngineHook:
     def _run_when_checked(self, job: Any) -> None:
         self._checked[job.name].wait(self.start_after_seconds)
         time.sleep(self.run_delay_seconds)
+        if self._closed:  # the session ended first: its S3 is gone, and no run waits on the job any more
+            return
         try:
             self._run(job)
         except Exception as error:
@@ -435,8 +441,11 @@ class SageMakerEngineHook:
             return
         self._hooks.close()
         self._hooks = None
+        self._closed = True
         for checked in self._checked.values():
-            checked.set()  # jobs still waiting for a check start now and end against whatever is left
+            checked.set()  # jobs still waiting for their first check give up now
+        for worker in self._workers:
+            worker.join(10)  # a job still running finishes while moto's S3 is still there
         if self in _ACTIVE:
             _ACTIVE.remove(self)
 
