@@ -62,6 +62,7 @@ from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.jsonl import body_lines
 from batch_pipeline.layout import INTERMEDIATE_TAG
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
+from batch_pipeline.report import ReportTally
 
 PREDICTIONS = "predictions.jsonl"
 ERRORS = "errors.jsonl"
@@ -180,6 +181,7 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         "jobs": [t.as_dict() for t in tallies],
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
+        "report": joined.report.summary(),
     }
 
 
@@ -519,6 +521,8 @@ class _Joined:
     unmatched_examples: list = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # What report.html shows of the records (histogram, best/worst, errors by code), gathered in this same pass.
+    report: ReportTally = field(default_factory=ReportTally)
 
     def add_tokens(self, output: dict) -> None:
         if output.get("input_tokens") is not None:
@@ -563,6 +567,7 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
     def flush() -> None:
         if scorer is not None:
             scorer.score(batch)
+        joined.report.add(batch)
         predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
         batch.clear()
 

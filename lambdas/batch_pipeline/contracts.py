@@ -10,9 +10,10 @@ Flow (see stacks/workflow.py):
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
-  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; carries the
+    bounded ReportAggregates report.html shows)
   Evaluate predictions: (run, collect) -> EvaluationSummary
-  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
+  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
   Notify: (run, manifest) -> {"message_id"}
 """
 
@@ -125,10 +126,47 @@ class PlanReferences(BaseModel):
     count: int = Field(ge=1)
 
 
+class ReportExample(BaseModel):
+    """One of the best or worst records, its texts clipped (batch_pipeline.report.aggregate)."""
+
+    id: str
+    score: float | None = None
+    prediction: str
+    reference: str
+    correct: bool | None = None
+
+
+class ReportErrorCode(BaseModel):
+    code: str
+    records: int = Field(ge=0)
+    example: str | None = None
+
+
+class ReportHistogram(BaseModel):
+    bins: int = Field(ge=1)
+    low: float
+    high: float
+    counts: list[int]
+
+
+class ReportAggregates(BaseModel):
+    """What collect gathered for report.html in its one pass; bounded in size whatever the run's size."""
+
+    records: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    score: Literal["rougeL F1", "confidence"] | None = None
+    scored: int = Field(ge=0)
+    histogram: ReportHistogram | None = None
+    best: list[ReportExample] = Field(max_length=10)
+    worst: list[ReportExample] = Field(max_length=10)
+    errors_by_code: list[ReportErrorCode] = Field(max_length=51)
+
+
 class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
+    report: ReportAggregates | None = None
 
 
 class EvaluationSummary(_Open):

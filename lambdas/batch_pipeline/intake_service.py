@@ -22,6 +22,7 @@ from .config import RuntimePipeline
 from .intake import INTAKE_REPORT_KEY, object_version_token, run_id_for, run_intake
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
+from .report import REJECTION_SUFFIX, put_report, render_rejection_report
 from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
 
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
@@ -186,6 +187,9 @@ class IntakeService:
         # Everything that could fail on the input's content is built before anything is written, so a retry never
         # finds a copy without its report.
         report_body = json.dumps({**report, "rejected_copy": f"s3://{bucket}/{prefix}{copy_name}"}, indent=2).encode()
+        page_key = prefix + copy_name + REJECTION_SUFFIX
+        page = render_rejection_report(report, rejected_copy=f"s3://{bucket}/{prefix}{copy_name}",
+                                       report_json=f"s3://{bucket}/{report_key}", run_id=run_id)
         manifest = {
             "status": "rejected",
             "run_id": run_id,
@@ -193,7 +197,7 @@ class IntakeService:
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "error": "InputRejected",
             "cause": report["reason"],
-            "outputs": {"report": f"s3://{bucket}/{report_key}"},
+            "outputs": {"report": f"s3://{bucket}/{report_key}", "report_html": f"s3://{bucket}/{page_key}"},
         }
         subject, body, attributes = run_message(manifest)
         first_errors = "\n".join(
@@ -201,6 +205,7 @@ class IntakeService:
         )
         message = f"{body}\n\nFirst errors:\n{first_errors}\n"
         copy_object(self.s3, source, bucket, prefix + copy_name)
+        put_report(self.s3, bucket, page_key, page)
         self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
         self.s3.put_object(Bucket=bucket, Key=report_key, Body=report_body, ContentType="application/json")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 
 MANIFEST_VERSION = 1
-RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
+RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md", "report.html")
 
 
 def _now() -> datetime:

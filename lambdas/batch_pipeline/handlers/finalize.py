@@ -1,4 +1,4 @@
-"""Write manifest: manifest.json and summary.md for a finished run, or for one a step failed."""
+"""Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 import boto3
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.contracts import Failure, Manifest, RunRef
+from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
+from batch_pipeline.report import REPORT_FILE, put_report, render_run_report
 
 _s3 = boto3.client("s3")
 
@@ -22,6 +23,7 @@ def handler(event: dict, context) -> dict:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     jobs = resolve_jobs(_s3, run, event.get("jobs"))
+    collect = CollectSummary.model_validate(event["collect"]) if event.get("collect") else None
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
@@ -34,6 +36,8 @@ def handler(event: dict, context) -> dict:
                    Body=json.dumps(manifest, indent=2).encode())
     _s3.put_object(Bucket=bucket, Key=f"{prefix}summary.md", ContentType="text/markdown; charset=utf-8",
                    Body=render_summary(manifest).encode())
+    aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
+    put_report(_s3, bucket, f"{prefix}{REPORT_FILE}", render_run_report(manifest, event.get("evaluation"), aggregates))
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
