@@ -15,6 +15,7 @@ from batch_pipeline.backends import BatchBackend, job_state
 from batch_pipeline.handlers.finalize import state_summary
 from batch_pipeline.manifest import build_manifest
 from batch_pipeline.plan import plan_jobs, plan_references
+from batch_pipeline.report import ReportTally
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
@@ -88,6 +89,18 @@ def size(value) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
+def worst_case_report() -> dict:
+    """report.html's aggregates (collect's `report`) at their largest: every kept text escapes to its byte budget."""
+    tally = ReportTally()
+    text = "\U0001F600\x01" * 5000
+    scores = {"precision": 0.5, "recall": 0.5, "fmeasure": 0.5}
+    tally.add([{"id": text + str(i), "prediction": text, "reference": text,
+                "metrics": {t: scores | {"fmeasure": i / 100} for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
+               for i in range(100)])
+    tally.add([{"id": i, "prediction": None, "error": {"code": text + str(i), "message": text}} for i in range(100)])
+    return tally.summary()
+
+
 def payloads(states: dict, jobs_count: int) -> dict[str, int]:
     """The largest input or output of each main-path state, run with the real code on `jobs_count` jobs."""
     pipeline = load_pipeline("bedrock-summarize")
@@ -128,7 +141,7 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
     seen(run_jobs["Next"], document)
     collect = {"processed": 50_000 * jobs_count, "succeeded": 50_000 * jobs_count, "failed": 0,
                "input_tokens": 10**10, "output_tokens": 10**9, "predictions_key": RUN["run_prefix"] + "predictions.jsonl",
-               "backend_counts": {"totalRecordCount": 50_000 * jobs_count}}
+               "backend_counts": {"totalRecordCount": 50_000 * jobs_count}, "report": worst_case_report()}
     document = task("Collect outputs", document, collect)
     evaluation = {"metric": "rouge", "records": 50_000 * jobs_count, "scored": 50_000 * jobs_count,
                   "rouge": {k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL",
