@@ -45,8 +45,8 @@ def export_run(result: RunResult, out: Path, s3: Any | None = None) -> Path | No
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             relative = item["Key"][len(prefix):]
-            path = (target / relative).resolve()
-            if not relative or target.resolve() not in path.parents:
+            path = target / relative
+            if not relative or target.resolve() not in path.resolve().parents:
                 continue  # a key that would land outside the run's folder (``..``) is not copied
             path.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(path))

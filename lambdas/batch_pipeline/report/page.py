@@ -30,8 +30,7 @@ main { max-width: 1100px; margin: 0 auto; padding: 28px 24px 48px; }
 header { margin-bottom: 20px; }
 h1 { font-size: 22px; margin: 0 0 6px; font-weight: 650; letter-spacing: -0.01em; word-break: break-all; }
 h2 { font-size: 16px; margin: 0 0 12px; font-weight: 650; }
-h3 { font-size: 13px; margin: 16px 0 8px; font-weight: 650; color: var(--muted); text-transform: uppercase;
-     letter-spacing: 0.04em; }
+h3 { font-size: 13px; margin: 18px 0 8px; font-weight: 650; color: var(--muted); }
 .meta { color: var(--muted); margin: 2px 0; word-break: break-all; }
 .meta b { color: var(--ink); font-weight: 600; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 999px; font-size: 12px; font-weight: 700;
@@ -46,7 +45,7 @@ h3 { font-size: 13px; margin: 16px 0 8px; font-weight: 650; color: var(--muted);
 section { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 18px 20px; margin: 16px 0; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(112px, 1fr)); gap: 10px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; background: #fff; }
-.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; }
+.card .label { color: var(--muted); font-size: 12px; font-weight: 600; }
 .card .value { font-size: 22px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .note { color: var(--muted); font-size: 12px; }
 .grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
