@@ -44,7 +44,8 @@ RENDER = {
     "vl-convert-python": f"""
 import vl_convert
 counts = {_HISTOGRAM_COUNTS}
-histogram = {{"data": {{"values": [{{"start": i / 20, "end": (i + 1) / 20, "records": n}} for i, n in enumerate(counts)]}},
+values = [{{"start": i / 20, "end": (i + 1) / 20, "records": n}} for i, n in enumerate(counts)]
+histogram = {{"data": {{"values": values}},
   "mark": "bar", "encoding": {{"x": {{"field": "start", "type": "quantitative", "bin": {{"binned": True}},
   "title": "ROUGE-L F1"}}, "x2": {{"field": "end"}}, "y": {{"field": "records", "type": "quantitative"}}}}}}
 cells = [{{"reference": a, "predicted": b, "records": (i * 3 + j * 5) % 7}} for i, a in enumerate("abc")

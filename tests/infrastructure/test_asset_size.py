@@ -46,7 +46,8 @@ def test_the_asset_bundles_the_chart_library_for_the_lambda_platform(dependencie
     binaries = list((dependencies / "vl_convert").glob("*.so"))
     # ELF header: e_machine (little-endian, offset 18) is 183 for AArch64, the functions' architecture.
     headers = [path.open("rb").read(20) for path in binaries]
-    assert binaries and all(h[:4] == b"\x7fELF" and int.from_bytes(h[18:20], "little") == 183 for h in headers), binaries
+    assert binaries, "no native library in vl_convert"
+    assert all(h[:4] == b"\x7fELF" and int.from_bytes(h[18:20], "little") == 183 for h in headers), binaries
 
 
 def test_the_size_check_fails_for_an_asset_over_the_limit():

@@ -33,7 +33,7 @@ CONFIDENCE_SCORE = "confidence"
 
 
 def clip(value: Any, budget: int) -> str:
-    """`value` as text (JSON for a non-string), cut so that its ASCII-escaped JSON string takes at most `budget` bytes."""
+    """`value` as text (JSON for a non-string), cut so its ASCII-escaped JSON string takes at most `budget` bytes."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if len(json.dumps(text)) <= budget:
         return text

@@ -34,6 +34,9 @@ _UNSAFE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "image",
 _CSS_LOADS = re.compile(r"@import|@font-face|url\(\s*['\"]?(?!#)", re.IGNORECASE)
 
 
+_COUNT_AXIS = {"tickMinStep": 1, "format": "d"}  # record counts: whole numbers only
+
+
 class ChartError(RuntimeError):
     """A chart could not be rendered safely; the report shows its table without it."""
 
@@ -85,13 +88,14 @@ def histogram(counts: list[int], low: float, high: float, title: str) -> str:
             "x": {"field": "start", "type": "quantitative", "bin": {"binned": True, "step": width},
                   "title": title, "scale": {"domain": [low, high]}, "axis": {"format": ".2f"}},
             "x2": {"field": "end"},
-            "y": {"field": "records", "type": "quantitative", "title": "records", "axis": {"tickMinStep": 1, "format": "d"}},
+            "y": {"field": "records", "type": "quantitative", "title": "records", "axis": _COUNT_AXIS},
             "tooltip": [{"field": "start", "title": "from"}, {"field": "end", "title": "to"}, {"field": "records"}],
         },
     })
 
 
-def fold_classes(labels: list[str], matrix: list[list[int]], limit: int = MAX_CLASSES) -> tuple[list[str], list[list[int]]]:
+def fold_classes(labels: list[str], matrix: list[list[int]],
+                 limit: int = MAX_CLASSES) -> tuple[list[str], list[list[int]]]:
     """The `limit` - 1 classes with the most records (true or predicted) kept; the rest summed into OTHER_CLASS."""
     if len(labels) <= limit:
         return labels, matrix
@@ -110,7 +114,7 @@ def heatmap(labels: list[str], matrix: list[list[int]]) -> str:
     cells = [{"reference": true, "predicted": predicted, "records": matrix[i][j]}
              for i, true in enumerate(labels) for j, predicted in enumerate(labels)]
     size = max(160, min(520, 44 * len(labels)))
-    peak = max((cell["records"] for cell in cells), default=0)
+    peak = max((max(row) for row in matrix if row), default=0)
     axis_order = {"sort": labels}
     return render({
         "width": size, "height": size, "data": {"values": cells},
@@ -145,6 +149,6 @@ def bars(rows: list[tuple[str, int]], title: str, color: str = ACCENT) -> str:
         ],
         "encoding": {
             "y": {"field": "label", "type": "nominal", "title": None, "sort": "-x"},
-            "x": {"field": "records", "type": "quantitative", "title": title, "axis": {"tickMinStep": 1, "format": "d"}},
+            "x": {"field": "records", "type": "quantitative", "title": title, "axis": _COUNT_AXIS},
         },
     })

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -109,8 +109,8 @@ def _cards(items: Iterable[tuple[str, Any, str | None]]) -> str:
 
 def _table(headers: list[tuple[str, str]], rows: Iterable[list[str]]) -> str:
     head = "".join(f'<th class="{cls}">{_e(name)}</th>' for name, cls in headers)
-    body = "".join("<tr>" + "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(headers, row))
-                   + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f'<td class="{cls}">{cell}</td>'
+                                    for (_, cls), cell in zip(headers, row, strict=True)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -123,7 +123,7 @@ def _chart(name: str, draw: Callable[[], str]) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -209,11 +209,13 @@ def _tokens_section(manifest: dict[str, Any]) -> str:
         return ""
     cards: list[tuple[str, Any, str | None]] = []
     if tokens:
-        cards += [("input tokens", tokens.get("input_tokens"), None), ("output tokens", tokens.get("output_tokens"), None)]
+        cards += [("input tokens", tokens.get("input_tokens"), None),
+                  ("output tokens", tokens.get("output_tokens"), None)]
     if cost.get("usd") is not None:
         cards.append(("cost", f"${cost['usd']:,.4f}" if isinstance(cost["usd"], (int, float)) else cost["usd"],
                       f"{cost.get('route') or ''} {cost.get('model') or ''}".strip() or None))
-        for key, label in (("input_usd", "input cost"), ("output_usd", "output cost"), ("instance_usd", "instance cost")):
+        parts = (("input_usd", "input cost"), ("output_usd", "output cost"), ("instance_usd", "instance cost"))
+        for key, label in parts:
             if isinstance(cost.get(key), (int, float)):
                 cards.append((label, f"${cost[key]:,.4f}", None))
     notes = []
@@ -231,6 +233,7 @@ def _evaluation_section(evaluation: dict[str, Any], aggregates: dict[str, Any]) 
         reason = evaluation.get("skipped") or "the run was not evaluated"
         histogram = _histogram(aggregates)
         return f"<section><h2>Evaluation</h2><p class=\"hint\">Not evaluated: {_e(reason)}.</p>{histogram}</section>"
+    headline: list[tuple[str, Any, str | None]]
     if metric == "rouge":
         rouge = evaluation.get("rouge") or {}
         headline = [(f"{name} F1", (rouge.get(name) or {}).get("fmeasure"), "mean over records")
@@ -238,8 +241,8 @@ def _evaluation_section(evaluation: dict[str, Any], aggregates: dict[str, Any]) 
     else:
         headline = [(name.replace("_", " "), evaluation.get(name), None)
                     for name in ("accuracy", "macro_f1", "micro_f1", "hamming_loss") if name in evaluation]
-    summary = _cards([*headline,
-                      ("records", evaluation.get("records"), "with a reference" if metric == "rouge" else "with a label"),
+    target = "with a reference" if metric == "rouge" else "with a label"
+    summary = _cards([*headline, ("records", evaluation.get("records"), target),
                       ("scored", evaluation.get("scored"), None), ("errors", evaluation.get("errors"), "not scored"),
                       ("missing", evaluation.get("missing"), "reference without a record")])
     body = _rouge(evaluation) if metric == "rouge" else _classification(evaluation)
@@ -254,7 +257,7 @@ def _rouge(evaluation: dict[str, Any]) -> str:
         headers.append((f"F1 {round(100 * float(bootstrap.get('confidence', 0.95)))}% interval", "num"))
     rows = []
     for name, values in rouge.items():
-        row = [_e(name), _number(values.get("fmeasure")), _number(values.get("precision")), _number(values.get("recall"))]
+        row = [_e(name), *(_number(values.get(measure)) for measure in ("fmeasure", "precision", "recall"))]
         if bootstrap:
             interval = (bootstrap.get(name) or {}).get("fmeasure") or {}
             row.append(f"{_number(interval.get('low'))} &ndash; {_number(interval.get('high'))}" if interval else "-")
@@ -294,7 +297,8 @@ def _histogram(aggregates: dict[str, Any]) -> str:
     return (f"<h3>Distribution of per-record {_e(score)}</h3>"
             + _chart(f"{score} histogram", lambda: charts.histogram(histogram["counts"], histogram["low"],
                                                                     histogram["high"], title))
-            + f'<p class="hint">{_number(aggregates.get("scored"))} scored records in {_e(histogram["bins"])} bins.</p>')
+            + f'<p class="hint">{_number(aggregates.get("scored"))} scored records in '
+            f'{_e(histogram["bins"])} bins.</p>')
 
 
 def _errors_section(manifest: dict[str, Any], aggregates: dict[str, Any]) -> str:

@@ -10,8 +10,14 @@ import pytest
 
 from batch_pipeline.contracts import ReportAggregates
 from batch_pipeline.notifications import run_message
-from batch_pipeline.report import ReportTally, console_url, render_rejection_report, render_run_report
-from batch_pipeline.report import aggregate, charts
+from batch_pipeline.report import (
+    ReportTally,
+    aggregate,
+    charts,
+    console_url,
+    render_rejection_report,
+    render_run_report,
+)
 from tests.unit.report_html import loading_problems
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
