@@ -232,3 +232,15 @@ def test_console_links_only_where_the_console_is_the_commercial_one():
     assert console_url("s3://b/runs/", "us-east-1") == (
         "https://us-east-1.console.aws.amazon.com/s3/buckets/b?region=us-east-1&prefix=runs%2F")
     assert console_url("s3://b/k", "cn-north-1") is None and console_url("s3://b/k", "us-gov-west-1") is None
+
+
+def test_a_report_that_cannot_render_never_costs_the_run_its_manifest(monkeypatch):
+    from batch_pipeline.handlers import finalize
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("renderer down")
+
+    monkeypatch.setattr(finalize, "render_run_report", broken)
+    manifest = {"outputs": {"manifest": "s3://b/m.json", "report": "s3://b/report.html"}}
+    assert finalize.report_page(manifest, None, None) is None
+    assert manifest["outputs"] == {"manifest": "s3://b/m.json"}  # the manifest names no report it does not have

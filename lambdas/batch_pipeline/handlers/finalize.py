@@ -32,12 +32,14 @@ def handler(event: dict, context) -> dict:
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
+    aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
+    page = report_page(manifest, event.get("evaluation"), aggregates)
     _s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json", ContentType="application/json",
                    Body=json.dumps(manifest, indent=2).encode())
     _s3.put_object(Bucket=bucket, Key=f"{prefix}summary.md", ContentType="text/markdown; charset=utf-8",
                    Body=render_summary(manifest).encode())
-    aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
-    put_report(_s3, bucket, f"{prefix}{REPORT_FILE}", render_run_report(manifest, event.get("evaluation"), aggregates))
+    if page is not None:
+        put_report(_s3, bucket, f"{prefix}{REPORT_FILE}", page)
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
@@ -48,6 +50,18 @@ def handler(event: dict, context) -> dict:
     # The state machine reads status, error and cause; the notification reads counts, evaluation and outputs. The
     # job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
     return state_summary(manifest)
+
+
+def report_page(manifest: dict, evaluation: dict | None, aggregates: dict | None) -> str | None:
+    """report.html for the run, or None (and no `report` in the manifest's outputs) if it cannot be rendered:
+    the page is for people, and must never cost the run its manifest or change its outcome."""
+    try:
+        return render_run_report(manifest, evaluation, aggregates)
+    except Exception:
+        logger.exception("report.html could not be rendered; the manifest and summary.md are written without it")
+        metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
+        manifest.get("outputs", {}).pop("report", None)
+        return None
 
 
 def state_summary(manifest: dict) -> dict:

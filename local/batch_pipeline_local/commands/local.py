@@ -101,6 +101,8 @@ def describe(result: RunResult) -> str:
         for error in report.get("errors", [])[:10]:
             lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
         lines.append(f"  report: {report.get('report_uri')}")
+        if str(report.get("report_uri", "")).endswith(".report.json"):
+            lines.append(f"  report page: {report['report_uri'].removesuffix('.json')}.html")
         return "\n".join(lines)
     if result.manifest is None:
         return f"{result.key}: no run started and no rejection report found (see the intake log above)"
