@@ -28,7 +28,12 @@ synth: setup
 	npx cdk synth --quiet
 	$(VENV)/bin/cfn-lint cdk.out/LlmBatchPipeline.template.json
 
-test: synth
+# Lint and type-check before anything slow; any finding fails the build.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint synth
 	@if command -v chromium >/dev/null 2>&1; then \
 		echo "browser test: runs (chromium at $$(command -v chromium)): tests/e2e/test_report_browser.py"; \
 	else \

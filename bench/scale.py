@@ -21,6 +21,7 @@ to the largest one. This is a measurement, not a timed test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -102,7 +103,9 @@ def _pipeline(name: str):
     from batch_pipeline_local.settings import load_pipeline
 
     loaded = load_pipeline(name)
-    return loaded.model_copy(update={"sagemaker_model_name": loaded.sagemaker_model_name or f"llmbp-{loaded.model_key}"})
+    return loaded.model_copy(
+        update={"sagemaker_model_name": loaded.sagemaker_model_name or f"llmbp-{loaded.model_key}"}
+    )
 
 
 def step_intake(root: Path, pipeline_name: str, tmp: str) -> int:
@@ -189,10 +192,8 @@ def _tree_bytes(path: str) -> int:
     total = 0
     for folder, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(folder, name))
-            except OSError:
-                pass
     return total
 
 
