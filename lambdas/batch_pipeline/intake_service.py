@@ -225,7 +225,7 @@ class IntakeService:
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
 
     def _rejection_page(self, report: dict[str, Any], copy_uri: str, report_uri: str, run_id: str) -> str | None:
-        """The rejection's report.html, or None if it cannot be rendered: the JSON report and the notice still go out."""
+        """The rejection's report.html, or None if it cannot be rendered (the JSON report and notice still go out)."""
         try:
             return render_rejection_report(report, rejected_copy=copy_uri, report_json=report_uri, run_id=run_id)
         except Exception as error:

@@ -7,9 +7,10 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from ..export import export_run, prepare_demo_folder
-from ..runner import STAND_IN_LABEL, local_aws, run_file
+from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
 from ..settings import REPO_ROOT, load_config
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -123,6 +124,25 @@ def format_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def print_locations(rows: list[dict[str, Any]], results: list[RunResult], out: Path) -> None:
+    """Where each manifest or rejection report is in emulated S3, the rejections' first lines, and each report.html."""
+    for row in rows:
+        tokens = row["tokens"] or {}
+        extra = (f"  (tokens: {tokens.get('input_tokens') or 0:,} in, {tokens.get('output_tokens') or 0:,} out)"
+                 if tokens else "")
+        print(f"{row['file']}: {row['where']}{extra}")
+        if row["failure"]:
+            print(f"  failure: {row['failure']}")
+    for result in results:
+        if result.rejection:
+            print(f"\nRejection report for {result.key}:")
+            for error in result.rejection.get("errors", [])[:10]:
+                print(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
+    print(f"\nReports (open in a browser; each run's files are beside its report, under {out}/):")
+    for row in rows:
+        print(f"  {row['report'] or '-'}")
+
+
 def run(args) -> int:
     runs, skipped, problems = plan_runs(set(load_config().pipelines))
     # The interpreter logs every failed state at ERROR; a failed run's cause is printed below instead.
@@ -152,21 +172,7 @@ def run(args) -> int:
     print(f"\nLocal mode: emulated AWS (moto); every model is played by a {STAND_IN_LABEL}.\n")
     print("\n".join(format_table(rows)))
     print()
-    for row in rows:
-        tokens = row["tokens"] or {}
-        extra = (f"  (tokens: {tokens.get('input_tokens') or 0:,} in, {tokens.get('output_tokens') or 0:,} out)"
-                 if tokens else "")
-        print(f"{row['file']}: {row['where']}{extra}")
-        if row["failure"]:
-            print(f"  failure: {row['failure']}")
-    for result in results:
-        if result.rejection:
-            print(f"\nRejection report for {result.key}:")
-            for error in result.rejection.get("errors", [])[:10]:
-                print(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
-    print(f"\nReports (open in a browser; each run's files are beside its report, under {out}/):")
-    for row in rows:
-        print(f"  {row['report'] or '-'}")
+    print_locations(rows, results, out)
     for note in skipped:
         print(f"\n{note}")
     print(f"\n{len(rows)} runs in {time.monotonic() - started:.1f} s. The metrics come from the {STAND_IN_LABEL}:\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from batch_pipeline.config import ConfigError
 
@@ -93,16 +94,19 @@ def parse_faults(texts: list[str]) -> list[str]:
     return texts
 
 
+def describe_rejection(key: str, report: dict[str, Any]) -> str:
+    lines = [f"{key}: REJECTED ({report.get('invalid')} of {report.get('records')} lines invalid)"]
+    for error in report.get("errors", [])[:10]:
+        lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
+    lines.append(f"  report: {report.get('report_uri')}")
+    if str(report.get("report_uri", "")).endswith(".report.json"):
+        lines.append(f"  report page: {report['report_uri'].removesuffix('.json')}.html")
+    return "\n".join(lines)
+
+
 def describe(result: RunResult) -> str:
     if result.rejection is not None:
-        report = result.rejection
-        lines = [f"{result.key}: REJECTED ({report.get('invalid')} of {report.get('records')} lines invalid)"]
-        for error in report.get("errors", [])[:10]:
-            lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
-        lines.append(f"  report: {report.get('report_uri')}")
-        if str(report.get("report_uri", "")).endswith(".report.json"):
-            lines.append(f"  report page: {report['report_uri'].removesuffix('.json')}.html")
-        return "\n".join(lines)
+        return describe_rejection(result.key, result.rejection)
     if result.manifest is None:
         return f"{result.key}: no run started and no rejection report found (see the intake log above)"
     m = result.manifest
