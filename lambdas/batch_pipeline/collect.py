@@ -1,8 +1,9 @@
 """Collect: join every ended job's raw outputs to the input records and their references, score each record, and
 write the run's results, in one pass over the data and in memory that does not grow with the number of records.
 
-Writes `predictions.jsonl` (one line per valid input record, with its per-record scores) and `errors.jsonl` (the
-records the model did not answer, with the reason) into the run folder, each exactly once, and returns the
+Writes `predictions/predictions.jsonl` (one line per valid input record, with its per-record scores) and
+`errors/errors.jsonl` (the records the model did not answer, with the reason) into the run folder (keys from
+batch_pipeline.layout: each in a folder of its own, which the Athena tables read), each exactly once, and returns the
 counts for the manifest and the evaluation.
 
 Two stages, both streaming:
@@ -62,12 +63,10 @@ from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.jsonl import body_lines
-from batch_pipeline.layout import INTERMEDIATE_TAG
+from batch_pipeline.layout import INTERMEDIATE_TAG, errors_key, predictions_key
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
 from batch_pipeline.report import ReportTally
 
-PREDICTIONS = "predictions.jsonl"
-ERRORS = "errors.jsonl"
 REFERENCES = "references.jsonl"
 # Intake's per-shard id index: `ids/<shard name>` beside `shards/<shard name>`, line i = the id of shard line i.
 SHARDS_FOLDER = "shards/"
@@ -157,8 +156,8 @@ def collect(
         stage.close()
 
         scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
-        predictions_key, errors_key = f"{prefix}{PREDICTIONS}", f"{prefix}{ERRORS}"
-        with _S3Writer(s3, bucket, predictions_key) as predictions, _S3Writer(s3, bucket, errors_key) as errors:
+        predictions_at, errors_at = predictions_key(prefix), errors_key(prefix)
+        with _S3Writer(s3, bucket, predictions_at) as predictions, _S3Writer(s3, bucket, errors_at) as errors:
             joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
         tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
@@ -187,9 +186,9 @@ def collect(
         "scoring": _scoring_summary(scorer),
         "input_tokens": joined.input_tokens,
         "output_tokens": joined.output_tokens,
-        "outputs": {"predictions": s3_uri(bucket, predictions_key), "errors": s3_uri(bucket, errors_key)},
-        "predictions_key": predictions_key,
-        "errors_key": errors_key,
+        "outputs": {"predictions": s3_uri(bucket, predictions_at), "errors": s3_uri(bucket, errors_at)},
+        "predictions_key": predictions_at,
+        "errors_key": errors_at,
         "jobs": [t.as_dict() for t in tallies],
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
@@ -665,5 +664,5 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["ERRORS", "NO_OUTPUT", "PREDICTIONS", "JobTally", "collect", "id_index_key", "job_states",
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "job_states",
            "tag_raw_outputs"]

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.layout import errors_key, predictions_key
 
 MANIFEST_VERSION = 1
-RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md", "report.html")
+# Files directly in the run folder; predictions and errors have folders of their own (batch_pipeline.layout).
+RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md", "report.html")
 
 
 def _now() -> datetime:
@@ -36,6 +38,8 @@ def _locations(run: dict[str, Any]) -> dict[str, Any]:
         "run_folder": s3_uri(bucket, prefix),
         "shards": s3_uri(bucket, f"{prefix}shards/"),
         "raw": s3_uri(bucket, f"{prefix}raw/"),
+        "predictions": s3_uri(bucket, predictions_key(prefix)),
+        "errors": s3_uri(bucket, errors_key(prefix)),
         **{name.split(".")[0]: s3_uri(bucket, prefix + name) for name in RESULT_FILES},
     }
 

@@ -86,12 +86,12 @@ def test_out_copies_the_run_folder_and_the_readme_evaluate_example_works_on_it(l
     report = export_run(result, tmp_path)
     folder = tmp_path / result.manifest["run_id"]
     assert report == folder / "report.html"
-    for name in ("manifest.json", "predictions.jsonl", "references.jsonl", "evaluation.json", "summary.md",
-                 "intake.json"):
+    for name in ("manifest.json", "predictions/predictions.jsonl", "references.jsonl", "evaluation.json",
+                 "summary.md", "intake.json"):
         assert (folder / name).is_file(), name
     assert any((folder / "raw").rglob("*.out")) and any((folder / "shards").iterdir())
     capsys.readouterr()
-    assert main(["evaluate", "--predictions", str(folder / "predictions.jsonl"),
+    assert main(["evaluate", "--predictions", str(folder / "predictions" / "predictions.jsonl"),
                  "--references", str(folder / "references.jsonl"), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["rouge"]["rougeL"]["fmeasure"] == pytest.approx(

@@ -13,6 +13,7 @@ import pytest
 from batch_pipeline import jobs as job_loop
 from batch_pipeline.backends import BatchBackend, job_state
 from batch_pipeline.handlers.finalize import state_summary
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.manifest import build_manifest
 from batch_pipeline.plan import plan_jobs, plan_references
 from batch_pipeline.report import ReportTally
@@ -147,7 +148,7 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
         "failed": 0,
         "input_tokens": 10**10,
         "output_tokens": 10**9,
-        "predictions_key": RUN["run_prefix"] + "predictions.jsonl",
+        "predictions_key": predictions_key(RUN["run_prefix"]),
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
         "report": worst_case_report(),
     }

@@ -17,6 +17,7 @@ from batch_pipeline.backends import default_client
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.observability import logger, metrics, tracer
 
 from ..jsonl import body_lines
@@ -39,8 +40,8 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
-        predictions_key = collect.get("predictions_key") or f"{prefix}predictions.jsonl"
-        evaluation = summarize_predictions(_lines(s3, bucket, predictions_key), metric, collect=collect)
+        key = collect.get("predictions_key") or predictions_key(prefix)
+        evaluation = summarize_predictions(_lines(s3, bucket, key), metric, collect=collect)
         if not evaluation["records"] and not evaluation["references_without_target"]:
             evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     s3.put_object(Bucket=bucket, Key=f"{prefix}evaluation.json", ContentType="application/json",

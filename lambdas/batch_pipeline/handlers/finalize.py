@@ -1,4 +1,5 @@
-"""Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed."""
+"""Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed, and the
+run's row in the manifests table (batch_pipeline.layout.manifest_row_key)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
+from batch_pipeline.layout import manifest_row_key
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.report import REPORT_FILE, put_report, render_run_report
@@ -38,6 +40,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     page = report_page(manifest, event.get("evaluation"), aggregates)
     _s3.put_object(Bucket=bucket, Key=f"{prefix}manifest.json", ContentType="application/json",
                    Body=json.dumps(manifest, indent=2).encode())
+    # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
+    _s3.put_object(Bucket=bucket, Key=manifest_row_key(run["pipeline"], run["run_id"]), ContentType="application/json",
+                   Body=json.dumps(manifest).encode() + b"\n")
     _s3.put_object(Bucket=bucket, Key=f"{prefix}summary.md", ContentType="text/markdown; charset=utf-8",
                    Body=render_summary(manifest).encode())
     if page is not None:
