@@ -1,7 +1,7 @@
 """`--out DIR`: a local run's folder copied from emulated S3 to disk, to open report.html and try the CLI on real files.
 
 A run lands in DIR/<run-id>/ with the layout of its S3 folder (`runs/<pipeline>/<run-id>/`: report.html,
-manifest.json, predictions.jsonl, references.jsonl, shards/, raw/ ...); a rejected file in DIR/<run-id>/ with
+manifest.json, predictions/, references.jsonl, shards/, raw/ ...); a rejected file in DIR/<run-id>/ with
 its copy, `<name>.report.json` and `<name>.report.html` (`rejected/<pipeline>/<run-id>/`).
 """
 
