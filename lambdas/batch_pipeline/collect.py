@@ -69,6 +69,7 @@ from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.layout import INTERMEDIATE_TAG, errors_key, predictions_key
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
+from batch_pipeline.report import ReportTally
 from batch_pipeline.s3io import LineWriter
 
 REFERENCES = "references.jsonl"
@@ -201,6 +202,7 @@ def collect(
         "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
+        "report": joined.report.summary(),
     }
 
 
@@ -498,6 +500,8 @@ class _Joined:
     unmatched_examples: list[Any] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # What report.html shows of the records (histogram, best/worst, errors by code), gathered in this same pass.
+    report: ReportTally = field(default_factory=ReportTally)
 
     def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
@@ -534,6 +538,7 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
     def flush() -> None:
         if scorer is not None:
             scorer.score(batch)
+        joined.report.add(batch)
         predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
         batch.clear()
 

@@ -12,9 +12,9 @@ Flow (see stacks/workflow.py):
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
   Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
-    tallies to <run>/collect.json, details_key)
+    tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
   Evaluate predictions: (run, collect) -> EvaluationSummary
-  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
+  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
   Notify: (run, manifest) -> {"message_id"}
 """
 
@@ -136,10 +136,47 @@ class ExecutionInput(BaseModel):
     plan: PlanReferences
 
 
+class ReportExample(BaseModel):
+    """One of the best or worst records, its texts clipped (batch_pipeline.report.aggregate)."""
+
+    id: str
+    score: float | None = None
+    prediction: str
+    reference: str
+    correct: bool | None = None
+
+
+class ReportErrorCode(BaseModel):
+    code: str
+    records: int = Field(ge=0)
+    example: str | None = None
+
+
+class ReportHistogram(BaseModel):
+    bins: int = Field(ge=1)
+    low: float
+    high: float
+    counts: list[int]
+
+
+class ReportAggregates(BaseModel):
+    """What collect gathered for report.html in its one pass; bounded in size whatever the run's size."""
+
+    records: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    score: Literal["rougeL F1", "confidence"] | None = None
+    scored: int = Field(ge=0)
+    histogram: ReportHistogram | None = None
+    best: list[ReportExample] = Field(max_length=10)
+    worst: list[ReportExample] = Field(max_length=10)
+    errors_by_code: list[ReportErrorCode] = Field(max_length=51)
+
+
 class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
+    report: ReportAggregates | None = None
     # Where the per-job tallies are (batch_pipeline.collect.PER_JOB_FIELDS): never in the state itself.
     details_key: str | None = None
     jobs_collected: int = Field(default=0, ge=0)

@@ -21,6 +21,7 @@ from batch_pipeline.intake_service import execution_input
 from batch_pipeline.layout import predictions_key
 from batch_pipeline.manifest import build_manifest
 from batch_pipeline.plan import plan_jobs
+from batch_pipeline.report import ReportTally
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
@@ -94,6 +95,18 @@ def size(value) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
+def worst_case_report() -> dict:
+    """report.html's aggregates (collect's `report`) at their largest: every kept text escapes to its byte budget."""
+    tally = ReportTally()
+    text = "\U0001F600\x01" * 5000
+    scores = {"precision": 0.5, "recall": 0.5, "fmeasure": 0.5}
+    tally.add([{"id": text + str(i), "prediction": text, "reference": text,
+                "metrics": {t: scores | {"fmeasure": i / 100} for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
+               for i in range(100)])
+    tally.add([{"id": i, "prediction": None, "error": {"code": text + str(i), "message": text}} for i in range(100)])
+    return tally.summary()
+
+
 def payloads(states: dict, jobs_count: int, start=execution_input, to_state=state_result) -> dict[str, int]:
     """The largest input or output of each main-path state, run with the real code on `jobs_count` jobs; `start`
     builds the StartExecution input from the run and its planned jobs (intake's own function by default), and
@@ -153,6 +166,7 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
         "jobs": [tally.as_dict() for tally in tallies],
         "recovered_by_retry": {tally.name: tally.recovered_by_retry for tally in tallies},
+        "report": worst_case_report(),
     }
     collect = to_state(collected, f"{RUN['run_prefix']}{COLLECT_DETAILS_FILE}")
     document = task("Collect outputs", document, collect)
