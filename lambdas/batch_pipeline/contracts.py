@@ -6,13 +6,15 @@ where a backend adds its own (Bedrock's `record_counts`, a `retry` phase), so th
 state can rely on, not everything a backend may carry.
 
 Flow (see stacks/workflow.py):
-  execution input = RunRef  ->  Plan jobs -> PlanReferences.jobs: [JobRef] (each PlannedJob in <run>/jobs/<i>.json)
+  execution input = ExecutionInput (run=RunRef, plan=PlanReferences): intake planned the jobs, wrote each PlannedJob
+    to <run>/jobs/<i>.json and started the run with one JobRef per job, so planning reads nothing back from S3
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
-  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
+    tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
   Evaluate predictions: (run, collect) -> EvaluationSummary
-  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
+  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
   Notify: (run, manifest) -> {"message_id"}
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JobStateName = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
 RunStatus = Literal["SUCCEEDED", "PARTIAL", "FAILED"]
@@ -42,7 +44,6 @@ class RunRef(_Open):
     input: dict[str, Any] | None = None
     counts: dict[str, int | None] = Field(default_factory=dict)
     ids_assigned: bool = False
-    intake_report_key: str | None = None
     started_at: str | None = None
 
 
@@ -118,17 +119,73 @@ class PlanResult(BaseModel):
 
 
 class PlanReferences(BaseModel):
-    """What `Plan jobs` returns to the state: references, one per job."""
+    """The planned jobs as the state carries them: references, one per job (batch_pipeline.plan.plan_references)."""
 
     jobs: list[JobRef] = Field(min_length=1)
     backend: str
     count: int = Field(ge=1)
 
 
+class ExecutionInput(BaseModel):
+    """The StartExecution input intake sends: the run and its planned jobs, as references.
+
+    StartExecution's input is at most 256 KB like every state's (Step Functions quotas), which is why the jobs travel
+    as `{"index"}` references: 1,000 jobs are about 14 KB (tests/infrastructure/test_state_payloads.py)."""
+
+    run: RunRef
+    plan: PlanReferences
+
+
+class ReportExample(BaseModel):
+    """One of the best or worst records, its texts clipped (batch_pipeline.report.aggregate)."""
+
+    id: str
+    score: float | None = None
+    prediction: str
+    reference: str
+    correct: bool | None = None
+
+
+class ReportErrorCode(BaseModel):
+    code: str
+    records: int = Field(ge=0)
+    example: str | None = None
+
+
+class ReportHistogram(BaseModel):
+    bins: int = Field(ge=1)
+    low: float
+    high: float
+    counts: list[int]
+
+
+class ReportAggregates(BaseModel):
+    """What collect gathered for report.html in its one pass; bounded in size whatever the run's size."""
+
+    records: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    score: Literal["rougeL F1", "confidence"] | None = None
+    scored: int = Field(ge=0)
+    histogram: ReportHistogram | None = None
+    best: list[ReportExample] = Field(max_length=10)
+    worst: list[ReportExample] = Field(max_length=10)
+    errors_by_code: list[ReportErrorCode] = Field(max_length=51)
+
+
 class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
+    report: ReportAggregates | None = None
+    # Where the per-job tallies are (batch_pipeline.collect.PER_JOB_FIELDS): never in the state itself.
+    details_key: str | None = None
+    jobs_collected: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_per_job_lists(self) -> CollectSummary:
+        if "jobs" in (self.model_extra or {}):
+            raise ValueError("collect's per-job tallies belong at details_key, not in the state")
+        return self
 
 
 class EvaluationSummary(_Open):

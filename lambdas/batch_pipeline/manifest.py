@@ -18,7 +18,7 @@ from batch_pipeline.pricing import bedrock_run_cost, sagemaker_run_cost
 
 MANIFEST_VERSION = 1
 # Files directly in the run folder; predictions and errors have folders of their own (batch_pipeline.layout).
-RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md")
+RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md", "report.html")
 
 
 def _now() -> datetime:
@@ -100,6 +100,7 @@ def build_manifest(
            if job.get(key)}
         for job in (entry.get("job", entry) for entry in jobs)
     ]
+    _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
@@ -138,6 +139,14 @@ def run_cost(pipeline: RuntimePipeline | None, pricing: RuntimePricing | None, j
     if settings is None:
         return None
     return sagemaker_run_cost(pricing, pipeline.model_key, jobs, settings.instance_type, settings.instance_count)
+
+
+def _add_recovered(job_summaries: list[dict[str, Any]], collect: dict[str, Any]) -> None:
+    """A retry's `recovered`: how many of its answers took the place of an error, as collect counted them."""
+    recovered = collect.get("recovered_by_retry") or {}
+    for summary in job_summaries:
+        if summary.get("retry"):
+            summary["retry"] = {**summary["retry"], "recovered": recovered.get(summary["name"], 0)}
 
 
 def job_invocations(job: dict[str, Any]) -> int:
@@ -194,7 +203,7 @@ def run_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
         "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
         "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
         "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
-        "ids_assigned": manifest.get("ids_assigned", False), "intake_report_key": prefix + "intake.json",
+        "ids_assigned": manifest.get("ids_assigned", False),
         "started_at": (manifest.get("timings") or {}).get("started_at"),
     }
 
