@@ -44,6 +44,7 @@ and collect and evaluate peak RSS growing at most 1.5x from the baseline. A meas
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -54,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +171,11 @@ class Bench:
         return run
 
     def backend(self) -> Any:
-        from batch_pipeline.backends import backend_for
+        from batch_pipeline.backends import backend_class, backend_for
 
-        return backend_for(self.pipeline, s3=self.s3, sagemaker=self.aws.client("sagemaker"),
-                           bedrock=self.aws.client("bedrock"), bedrock_runtime=self.aws.client("bedrock-runtime"))
+        services = [service for service in backend_class(self.pipeline.backend).CLIENTS if service != "s3"]
+        clients = {service.replace("-", "_"): self.aws.client(service) for service in services}
+        return backend_for(self.pipeline, s3=self.s3, **clients)
 
     def jobs(self) -> list[dict[str, Any]]:
         from batch_pipeline.job_store import resolve_jobs
@@ -302,19 +304,25 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
         counts = {"totalRecordCount": 0, "processedRecordCount": 0, "successRecordCount": 0, "errorRecordCount": 0}
         for raw in backend.raw_outputs(bench.run, job):
             body = bench.s3.get_object(Bucket=BUCKET, Key=raw.input_key)["Body"]
-            records = [orjson.loads(line) for line in body.iter_lines() if line.strip()]
-            lines = _answers(bench, records, answers, rng, retry)
-            if raw.join == "id":
-                rng.shuffle(lines)  # order is not guaranteed: the join is by id
+            records = (orjson.loads(line) for line in body.iter_lines() if line.strip())
             path = bench.root / "s3" / BUCKET / raw.output_key
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"".join(lines))
-            errors = sum(b'"error"' in line[:40] for line in lines) if bench.pipeline.backend == "bedrock" else 0
-            counts = {"totalRecordCount": counts["totalRecordCount"] + len(records),
-                      "processedRecordCount": counts["processedRecordCount"] + len(records),
-                      "successRecordCount": counts["successRecordCount"] + len(records) - errors,
+            written = errors = 0
+            with open(path, "wb") as out:
+                lines = _answers(bench, records, answers, rng, retry)
+                if raw.join == "id":
+                    # Order is not guaranteed (the join is by id): shuffled. Held whole here, in the stand-in only.
+                    lines = list(lines)
+                    rng.shuffle(lines)
+                for line in lines:
+                    out.write(line)
+                    written += 1
+                    errors += line.startswith(b'{"recordId"') and b'"error":{' in line
+            counts = {"totalRecordCount": counts["totalRecordCount"] + written,
+                      "processedRecordCount": counts["processedRecordCount"] + written,
+                      "successRecordCount": counts["successRecordCount"] + written - errors,
                       "errorRecordCount": counts["errorRecordCount"] + errors}
-            count += len(records)
+            count += written
             if bench.pipeline.backend == "bedrock":
                 manifest = {**counts, "inputTokenCount": 1000 * counts["successRecordCount"],
                             "outputTokenCount": 50 * counts["successRecordCount"]}
@@ -323,8 +331,8 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": count}]
 
 
-def _answers(bench: Bench, records: list[dict[str, Any]], answers: list[str], rng: random.Random,
-             retry: bool) -> list[bytes]:
+def _answers(bench: Bench, records: Iterator[dict[str, Any]], answers: list[str], rng: random.Random,
+             retry: bool) -> Iterator[bytes]:
     import orjson
 
     from bench.aws_stand_in import fails, nova_output
@@ -332,26 +340,24 @@ def _answers(bench: Bench, records: list[dict[str, Any]], answers: list[str], rn
     pipeline = bench.pipeline
     if pipeline.backend == "bedrock":
         share = bench.retry_failed_share if retry else bench.failed_share
-        lines = []
         for record in records:
             line: dict[str, Any] = {"recordId": record["recordId"], "modelInput": record["modelInput"]}
             if fails(record["recordId"], share, salt="retry" if retry else "first"):
                 line["error"] = {"errorCode": 400, "errorMessage": "stand-in model refused the record"}
             else:
                 line["modelOutput"] = nova_output(answers[rng.randrange(512)])
-            lines.append(orjson.dumps(line) + b"\n")
-        return lines
-    if pipeline.task == "zero-shot":
-        lines = []
+            yield orjson.dumps(line) + b"\n"
+    elif pipeline.task == "zero-shot":
         for record in records:
             labels = list(record["candidate_labels"])
             rng.shuffle(labels)
             scores = sorted((rng.random() for _ in labels), reverse=True)
-            lines.append(orjson.dumps({"sequence": record["sequences"], "labels": labels,
-                                       "scores": [score / sum(scores) for score in scores]}) + b"\n")
-        return lines
-    # JumpStart text2text writes Python literals, not JSON.
-    return [(repr({"id": r["id"], "generated_texts": [answers[rng.randrange(512)]]}) + "\n").encode() for r in records]
+            yield orjson.dumps({"sequence": record["sequences"], "labels": labels,
+                                "scores": [score / sum(scores) for score in scores]}) + b"\n"
+    else:
+        # JumpStart text2text writes Python literals, not JSON.
+        for record in records:
+            yield (repr({"id": record["id"], "generated_texts": [answers[rng.randrange(512)]]}) + "\n").encode()
 
 
 STEPS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
@@ -367,10 +373,8 @@ def _tree_bytes(path: str) -> int:
     total = 0
     for folder, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # a file the step removed meanwhile
                 total += os.path.getsize(os.path.join(folder, name))
-            except OSError:
-                pass
     return total
 
 
@@ -396,22 +400,26 @@ def child(step: str, root: Path, pipeline_name: str, failed_share: float, retry_
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    # CPU of the step's own work (its module imports included), not of this interpreter's start-up.
+    started = time.process_time()
     invocations = STEPS[step](Bench(root, pipeline_name, failed_share, retry_failed_share))
+    cpu = time.process_time() - started
     done.set()
     sampler.join()
     peak[0] = max(peak[0], _tree_bytes(tmp))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"invocations": invocations, "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
-                      "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "tmp_mb": round(peak[0] / 2**20, 1)}))
+                      "cpu_s": round(cpu, 2), "tmp_mb": round(peak[0] / 2**20, 1)}))
 
 
 # ---------------------------------------------------------------- the parent: sizes x pipelines x steps
 
 
-def limits_from_template() -> dict[str, dict[str, int]]:
-    from batch_pipeline_local.runner import resources_of, synthesize_template
+def limits_from_template(assembly: str | None = None) -> dict[str, dict[str, int]]:
+    """Each step's MemorySize, Timeout and EphemeralStorage: from a cloud assembly (`cdk synth` writes cdk.out)
+    when given, else from a synthesis of the app now."""
+    from batch_pipeline_local.runner import resources_of, synthesize_template, template_from_assembly
 
-    template = synthesize_template()
+    template = template_from_assembly(assembly) if assembly else synthesize_template()
     by_handler = {}
     for resource_ in resources_of(template, "AWS::Lambda::Function").values():
         props = resource_["Properties"]
@@ -467,7 +475,7 @@ def measure(records: int, pipeline_name: str, limits: dict[str, dict[str, int]],
     for step, row in rows.items():
         row = {"pipeline": pipeline_name, "step": step, "records": records, **row, **limits.get(step, {})}
         if step in limits:
-            row["lambda_seconds"] = round(max(row["cpu_s"], row["cpu_s"] * 1769 / row["memory_mb"]), 1)
+            row["lambda_seconds"] = round(max(row["cpu_s"], row["cpu_s"] * 1769 / row["memory_mb"]), 2)
             row["memory_share"] = round(row["peak_rss_mb"] / row["memory_mb"], 3)
             row["timeout_share"] = round(row["lambda_seconds"] / row["timeout_s"], 3)
             row["ephemeral_share"] = round(row["tmp_mb"] / row["ephemeral_mb"], 3)
@@ -542,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", nargs="+", default=["summarize"])
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument("--workdir", help="where the generated runs go (default: the system temp dir)")
+    parser.add_argument("--assembly", help="read the limits from this cloud assembly (e.g. cdk.out) instead of "
+                                           "synthesizing the app")
     parser.add_argument("--failed-share", type=float, default=0.02, help="Bedrock records failed on the first try")
     parser.add_argument("--retry-failed-share", type=float, default=0.1, help="retried records that fail again")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -550,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, Path(args.root), args.pipeline[0], args.failed_share, args.retry_failed_share)
         return 0
-    limits = limits_from_template()
+    limits = limits_from_template(args.assembly)
     rows: list[dict[str, Any]] = []
     for pipeline_name in args.pipeline:
         for records in sorted(args.records):
