@@ -9,9 +9,10 @@ would AWS's (an answer missing a required field or of the wrong type fails the p
 
 State (the jobs created and their status) is a JSON file, so the benchmark's steps, each in its own process,
 see the same jobs. A job stays InProgress until the benchmark's model stand-in has written its output and calls
-`complete(name, counts)`. Runtime calls answer a ~300-character summary in the model's native shape; a share of
-records (chosen by a hash of the request text, so reproducible) answers a ThrottlingException-free 400
-ValidationException, as a record the model refused.
+`complete(name, counts)`. Runtime calls (on-demand records) answer a short summary in Nova's native shape, which
+is also Converse's; a share of them, chosen by a hash of the request body so that it is reproducible, answers a
+400 ValidationException, as for a record the model refused. Step Functions: intake's StartExecution is recorded
+(its input is the run reference every later step reads) and DescribeExecution finds no earlier run.
 """
 
 from __future__ import annotations
