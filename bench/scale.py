@@ -4,7 +4,7 @@
         bedrock-converse [--json] [--workdir DIR] [--assembly cdk.out] [--failed-share 0.02] [--retry-failed-share 0.1]
 
 Exit status 0 when the goal below is met at the largest size measured, 1 when it is not. At 1M records a run
-writes about 20 GB per pipeline under --workdir (removed as it goes) and takes some ten minutes per pipeline.
+writes about 20 GB per pipeline under --workdir (removed after each run) and takes five to six CPU-minutes per pipeline.
 
 For each pipeline and size, a seeded generator writes the upload in the pipeline's input format: ~4 KB articles
 with quotes, newlines and non-ASCII, and a ~300-character reference (ROUGE pipelines) or a label (classification)
