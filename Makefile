@@ -28,7 +28,12 @@ synth: setup
 	npx cdk synth --quiet
 	$(VENV)/bin/cfn-lint cdk.out/LlmBatchPipeline.template.json
 
-test: synth
+# Lint and type-check before anything slow; any finding fails the build.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint synth
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
 demo: synth

@@ -23,8 +23,13 @@ def build_app(context: dict | None = None) -> tuple[cdk.App, BatchPipelineStack]
     app = cdk.App(context=context) if context is not None else cdk.App()
     config = config_from_context(app)
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    stack = BatchPipelineStack(app, STACK_NAME, config=config, env=env,
-                               description="llm-batch-pipeline: JSONL in S3 -> validated, evaluated LLM batch inference")
+    stack = BatchPipelineStack(
+        app,
+        STACK_NAME,
+        config=config,
+        env=env,
+        description="llm-batch-pipeline: JSONL in S3 -> validated, evaluated LLM batch inference",
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
 

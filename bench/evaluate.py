@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.synthetic_summaries import make_pairs  # noqa: E402
 from batch_pipeline.evaluation.rouge import ROUGE_TYPES, _scorer, score_pairs  # noqa: E402
+from bench.synthetic_summaries import make_pairs  # noqa: E402
 
 SPEED_TARGET = 30.0
 END_TO_END_TARGET_S = 10.0
@@ -63,7 +63,7 @@ def scoring(pairs: list[tuple[str, str]], use_stemmer: bool, rounds: int) -> dic
     google_rates, batch_rates, single_rates, mismatches = [], [], [], 0
     for start in range(0, len(pairs), slice_size):
         chunk = pairs[start:start + slice_size]
-        google_scores, google_s = timed(lambda: [google.score(r, p) for r, p in chunk])
+        google_scores, google_s = timed(lambda pairs_: [google.score(r, p) for r, p in pairs_], chunk)
         ours, batch_s = timed(score_pairs, references, predictions, use_stemmer=use_stemmer)
         # One pair per call on one thread: the engine without the batch call's parallelism.
         _, single_s = timed(lambda: [native.score(r, p) for r, p in pairs])
@@ -93,7 +93,7 @@ def write_run_files(directory: Path, records: int) -> tuple[Path, Path]:
     references = directory / "references.jsonl"
     predictions = directory / "part-00000.jsonl.out"
     with references.open("w") as refs, predictions.open("w") as preds:
-        for record_id, (reference, prediction) in enumerate(pairs):
+        for record_id, (reference, _prediction) in enumerate(pairs):
             refs.write(json.dumps({"id": record_id, "reference": reference}) + "\n")
         # Batch Transform output is in no particular order across shards; reverse it so the join works.
         for record_id in reversed(range(records)):
@@ -131,7 +131,9 @@ def end_to_end(records: int, bootstrap: int) -> dict:
         "rougeLsum_fmeasure": report["rouge"]["rougeLsum"]["fmeasure"],
         "in_process_s": round(in_process_s, 2),
         "fresh_process_s": round(process_s, 2),
-        "with_bootstrap": None if bootstrap_s is None else {"resamples": bootstrap, "in_process_s": round(bootstrap_s, 2)},
+        "with_bootstrap": None
+        if bootstrap_s is None
+        else {"resamples": bootstrap, "in_process_s": round(bootstrap_s, 2)},
     }
 
 

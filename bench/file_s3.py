@@ -16,8 +16,9 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
@@ -114,7 +115,7 @@ class FileS3:
                 contents.append({"Key": key, "Size": path.stat().st_size})
         return {"Contents": contents, "KeyCount": len(contents), "IsTruncated": False}
 
-    def get_paginator(self, operation: str) -> "_Paginator":
+    def get_paginator(self, operation: str) -> _Paginator:
         if operation != "list_objects_v2":
             raise NotImplementedError(operation)
         return _Paginator(self)

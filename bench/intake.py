@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -321,8 +321,11 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
         for variant in variants:
             result = measure(variant, source, args.pipeline)
             runs[variant].append(result)
-            print(f"{case} round {round_number + 1}: {variant:<11} {size / MB / result['wall']:7.1f} MB/s wall  "
-                  f"{size / MB / result['cpu']:7.1f} MB/s cpu  {result['peak_rss_mb']:6.1f} MB peak RSS", file=sys.stderr)
+            print(
+                f"{case} round {round_number + 1}: {variant:<11} {size / MB / result['wall']:7.1f} MB/s wall  "
+                f"{size / MB / result['cpu']:7.1f} MB/s cpu  {result['peak_rss_mb']:6.1f} MB peak RSS",
+                file=sys.stderr,
+            )
     median = statistics.median
     floor = min(FLOORS, key=lambda v: median(r["cpu"] for r in runs[v]))
     print(f"\ncase {case}: {source.name}, {size / MB:.0f} MB, {runs['intake'][0]['records']} records; pipeline "
@@ -335,7 +338,7 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
               f"{max(r['peak_rss_mb'] for r in results):>13.1f}{mark}")
 
     def ratio(numerator: str, denominator: str, clock: str) -> tuple[float, float, float]:
-        per_round = [n[clock] / d[clock] for n, d in zip(runs[denominator], runs[numerator])]
+        per_round = [n[clock] / d[clock] for n, d in zip(runs[denominator], runs[numerator], strict=True)]
         return median(per_round), min(per_round), max(per_round)
 
     for clock in ("wall", "cpu"):

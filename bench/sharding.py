@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
@@ -45,7 +46,7 @@ def imbalance(sizes: list[int], shards: list[list[int]] | list[range], per_recor
 
 
 def contiguous(cuts: list[int]) -> list[range]:
-    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+    return [range(a, b) for a, b in pairwise(cuts)]
 
 
 def padding_fraction(words: list[int], batch_size: int) -> float:
@@ -60,7 +61,7 @@ def padding_fraction(words: list[int], batch_size: int) -> float:
 def grouped(words: list[int], cuts: list[int]) -> list[int]:
     """Intake's group_by_length: within each shard, sort records by length in windows of GROUP_WINDOW_BYTES."""
     result: list[int] = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in pairwise(cuts):
         window: list[int] = []
         size = 0
         for w in words[a:b]:
@@ -94,11 +95,13 @@ def main() -> None:
         cuts = balanced_cuts(ends, args.instances)
         old = contiguous(cuts)
         order, dealt_cuts = dealt_order(ends, args.instances, by_length=True)
-        new = [order[a:b] for a, b in zip(dealt_cuts, dealt_cuts[1:])]
+        new = [order[a:b] for a, b in pairwise(dealt_cuts)]
         mean = total / len(sizes)
         for label, per_record in (("0", 0.0), ("mean", mean), ("4x mean", 4 * mean)):
-            print(f"{'drifting' if drift else 'shuffled':10s} {label:>10s} {imbalance(sizes, by_count, per_record):9.3f} "
-                  f"{imbalance(sizes, old, per_record):12.3f} {imbalance(sizes, new, per_record):12.3f}")
+            print(
+                f"{'drifting' if drift else 'shuffled':10s} {label:>10s} {imbalance(sizes, by_count, per_record):9.3f} "
+                f"{imbalance(sizes, old, per_record):12.3f} {imbalance(sizes, new, per_record):12.3f}"
+            )
         pad_file = padding_fraction(words, args.batch_size)
         pad_window = padding_fraction(grouped(words, cuts), args.batch_size)
         pad_dealt = padding_fraction([words[i] for i in order], args.batch_size)

@@ -1,5 +1,6 @@
 """Writes examples/bedrock-summarize.jsonl: 120 short, invented call-centre transcripts in the `bedrock`
-input format (Amazon Nova request bodies, for the default `nova-lite` model), each with an inline `reference` summary for ROUGE.
+input format (Amazon Nova request bodies, for the default `nova-lite` model), each with an inline
+`reference` summary for ROUGE.
 
 Seeded and deterministic: the same script writes the same bytes. 120 records is above Bedrock's
 default minimum of 100 records per batch inference job, so the file runs as one real batch job

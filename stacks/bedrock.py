@@ -143,7 +143,9 @@ class BedrockBatchAccess(Construct):
         """(the identifier's ARNs, the foundation-model ARNs in every Region it routes to, the profile ARN or None)."""
         stack = cdk.Stack.of(self)
         if not model.is_profile:
-            arn = stack.format_arn(service="bedrock", account="", resource="foundation-model", resource_name=model.model_id)
+            arn = stack.format_arn(
+                service="bedrock", account="", resource="foundation-model", resource_name=model.model_id
+            )
             return [arn], [], None
         if model.model_id.startswith("arn:"):
             profile = model.model_id  # an application inference profile

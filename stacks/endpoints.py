@@ -169,9 +169,14 @@ class RealtimeEndpoints(Construct):
         acknowledge(policy, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; "
                     "cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition to /aws/sagemaker/*.",
                     applies_to="Resource::*")
-        acknowledge(policy, "AwsSolutions-IAM5", "Log streams are created per instance inside this endpoint's own "
-                    "log group; the wildcard covers its streams only.",
-                    applies_to=f"Resource::{arn_evidence(self, 'logs', f'log-group:/aws/sagemaker/Endpoints/{endpoint_name}:*')}")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Log streams are created per instance inside this endpoint's own "
+            "log group; the wildcard covers its streams only.",
+            applies_to="Resource::"
+            + arn_evidence(self, "logs", f"log-group:/aws/sagemaker/Endpoints/{endpoint_name}:*"),
+        )
         if endpoint.data_capture:
             bucket_id = cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)
             acknowledge(policy, "AwsSolutions-IAM5", "SageMaker names capture files by variant, hour and request; "

@@ -1,7 +1,7 @@
 """The one Lambda function factory: runtime, architecture, memory, timeout, logs, tracing, role and DLQ.
 
-Python 3.14 (the newest Lambda runtime) on arm64 (Graviton): about 20% cheaper per GB-second than x86_64, and every bundled
-dependency (pydantic-core, orjson) ships aarch64 wheels. Powertools comes from the AWS-managed layer,
+Python 3.14 (the newest Lambda runtime) on arm64 (Graviton): about 20% cheaper per GB-second than x86_64, and
+every bundled dependency (pydantic-core, orjson) ships aarch64 wheels. Powertools comes from the AWS-managed layer,
 whose ARN is resolved at deploy time from the public SSM parameter, so no version is hard-coded here.
 """
 

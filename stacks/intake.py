@@ -24,9 +24,9 @@ from batch_pipeline.layout import REJECTED_PREFIX, RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import grant_data_key
+from .nag import acknowledge, arn_evidence
 from .naming import stack_scoped_name
 from .notifications import grant_publish
-from .nag import acknowledge, arn_evidence
 
 # EventBridge rule names: 1-64 characters.
 RULE_NAME_MAX = 64
@@ -61,9 +61,16 @@ class Intake(Construct):
         # The documented rule names the bucket, not a prefix, so no s3:prefix condition (it lists key names only).
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="TellMissingUploads", actions=["s3:ListBucket"], resources=[input_bucket.bucket_arn]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="WriteRunsAndRejects", actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
-            resources=[output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"), output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteRunsAndRejects",
+                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+                resources=[
+                    output_bucket.arn_for_objects(f"{RUNS_PREFIX}*"),
+                    output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*"),
+                ],
+            )
+        )
         # A replayed rejection finds its report and sends no second notice.
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="FindExistingRejection", actions=["s3:GetObject"],
@@ -118,10 +125,18 @@ class Intake(Construct):
             acknowledge(policy, "AwsSolutions-IAM5", "Uploads are named by users; reads are limited to the configured "
                         "pipeline prefixes.", applies_to=f"Resource::<{input_id}.Arn>/{name}/*")
         for prefix in (RUNS_PREFIX, REJECTED_PREFIX):
-            acknowledge(policy, "AwsSolutions-IAM5", "Each upload gets its own run or reject folder, named at run time.",
-                        applies_to=f"Resource::<{output_id}.Arn>/{prefix}*")
-        acknowledge(policy, "AwsSolutions-IAM5", "Execution names are run ids known only at run time; limited to "
-                    "executions of this app's state machine.", applies_to=f"Resource::{_executions_of_evidence(state_machine)}")
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                "Each upload gets its own run or reject folder, named at run time.",
+                applies_to=f"Resource::<{output_id}.Arn>/{prefix}*",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Execution names are run ids known only at run time; limited to executions of this app's state machine.",
+            applies_to=f"Resource::{_executions_of_evidence(state_machine)}",
+        )
 
 
 def _executions_of(state_machine: sfn.IStateMachine) -> str:

@@ -67,8 +67,12 @@ class JobEvents(Construct):
                            "Authorization Reference); the token, kept under job-tokens/, is the capability.")
         acknowledge(resume_own, "AwsSolutions-IAM5", callback_reason, applies_to="Resource::*")
         policy = self.handler.role.node.find_child("DefaultPolicy")
-        acknowledge(policy, "AwsSolutions-IAM5", "One token object per job, named by the job at run time; reads stay "
-                    "inside job-tokens/.", applies_to=f"Resource::<{stack.get_logical_id(output_bucket.node.default_child)}.Arn>/{TOKENS_PREFIX}*")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "One token object per job, named by the job at run time; reads stay inside job-tokens/.",
+            applies_to=f"Resource::<{stack.get_logical_id(output_bucket.node.default_child)}.Arn>/{TOKENS_PREFIX}*",
+        )
         acknowledge(policy, "AwsSolutions-IAM5", callback_reason, applies_to="Resource::*")
         patterns = [BEDROCK_PATTERN, SAGEMAKER_PATTERN] if bedrock else [SAGEMAKER_PATTERN]
         self.rules = []

@@ -25,14 +25,22 @@ SHARDS_PATTERN = "runs/*/*/shards/*"
 RAW_PATTERN = "runs/*/*/raw/*"
 # SageMaker model names: 1-63 characters.
 MODEL_NAME_MAX = 63
-_ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)")
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)"
+)
 
 
 def _configuration_hash(container: sagemaker.CfnModel.ContainerDefinitionProperty, entry: SageMakerModel,
                         role: iam.Role) -> str:
     """A short hash of the model's create-only properties (the role by its construct path: its ARN is a token)."""
-    fields = {"image": container.image, "model_data_url": container.model_data_url, "mode": container.mode,
-              "environment": container.environment, "network_isolation": entry.network_isolation, "role": role.node.path}
+    fields = {
+        "image": container.image,
+        "model_data_url": container.model_data_url,
+        "mode": container.mode,
+        "environment": container.environment,
+        "network_isolation": entry.network_isolation,
+        "role": role.node.path,
+    }
     return short_hash(json.dumps(fields, sort_keys=True, default=str))
 
 
@@ -44,7 +52,9 @@ def s3_object_arn(uri: str) -> str:
 def ecr_repository_arn(image_uri: str) -> str:
     match = _ECR_IMAGE.match(image_uri)
     if not match:
-        raise ValueError(f"image_uri {image_uri!r} is not an ECR image URI (account.dkr.ecr.region.amazonaws.com/repo:tag)")
+        raise ValueError(
+            f"image_uri {image_uri!r} is not an ECR image URI (account.dkr.ecr.region.amazonaws.com/repo:tag)"
+        )
     return f"arn:{cdk.Aws.PARTITION}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
 
 
@@ -114,9 +124,13 @@ class SageMakerModels(Construct):
         role.add_to_policy(iam.PolicyStatement(
             sid="WriteRawOutputs", actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resources=[output_bucket.arn_for_objects(RAW_PATTERN)]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="PullImage", actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[ecr_repository_arn(image_uri)]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[ecr_repository_arn(image_uri)],
+            )
+        )
         # GetAuthorizationToken has no resource-level permissions.
         role.add_to_policy(iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         role.add_to_policy(iam.PolicyStatement(

@@ -42,13 +42,30 @@ class Monitoring(Construct):
                                      period=cdk.Duration.hours(1),
                                      dimensions_map={"service": SERVICE_NAME, **(dimensions or {})})
 
-        self.dashboard = cloudwatch.Dashboard(self, "RunsDashboard", dashboard_name=f"{cdk.Stack.of(self).stack_name}-runs")
+        self.dashboard = cloudwatch.Dashboard(
+            self, "RunsDashboard", dashboard_name=f"{cdk.Stack.of(self).stack_name}-runs"
+        )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Executions", width=12, left=[
-                state_machine.metric_started(period=five_minutes), state_machine.metric_succeeded(period=five_minutes),
-                failed, timed_out]),
-            cloudwatch.GraphWidget(title="Records", width=12, left=[
-                custom("RecordsValid"), custom("RecordsRejected"), custom("RecordsSucceeded"), custom("RecordsFailed")]),
+            cloudwatch.GraphWidget(
+                title="Executions",
+                width=12,
+                left=[
+                    state_machine.metric_started(period=five_minutes),
+                    state_machine.metric_succeeded(period=five_minutes),
+                    failed,
+                    timed_out,
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Records",
+                width=12,
+                left=[
+                    custom("RecordsValid"),
+                    custom("RecordsRejected"),
+                    custom("RecordsSucceeded"),
+                    custom("RecordsFailed"),
+                ],
+            ),
         )
         # Deferred submissions are jobs queued behind a quota (Bedrock concurrent jobs, SageMaker instances).
         self.dashboard.add_widgets(

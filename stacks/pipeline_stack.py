@@ -65,14 +65,27 @@ class BatchPipelineStack(cdk.Stack):
             self, "Workflow", config=config, functions=self.functions, output_bucket=self.storage.output_bucket,
             key=self.storage.key, topic=self.notifications.topic,
             log_retention=RETENTION[config.log_retention_days])
-        self.job_events = JobEvents(self, "JobEvents", functions=self.functions, output_bucket=self.storage.output_bucket,
-                                    state_machine=self.workflow.state_machine, job_name_prefix=JOB_NAME_PREFIX,
-                                    bedrock=bool(bedrock_pipelines(config)), job_control=self.workflow.job_control_fn,
-                                    key=self.storage.key)
+        self.job_events = JobEvents(
+            self,
+            "JobEvents",
+            functions=self.functions,
+            output_bucket=self.storage.output_bucket,
+            state_machine=self.workflow.state_machine,
+            job_name_prefix=JOB_NAME_PREFIX,
+            bedrock=bool(bedrock_pipelines(config)),
+            job_control=self.workflow.job_control_fn,
+            key=self.storage.key,
+        )
         self.bedrock = None
         if bedrock_pipelines(config):
-            self.bedrock = BedrockBatchAccess(self, "BedrockBatch", config=config, output_bucket=self.storage.output_bucket,
-                                              key=self.storage.key, job_control=self.workflow.job_control_fn)
+            self.bedrock = BedrockBatchAccess(
+                self,
+                "BedrockBatch",
+                config=config,
+                output_bucket=self.storage.output_bucket,
+                key=self.storage.key,
+                job_control=self.workflow.job_control_fn,
+            )
         self.intake = Intake(
             self, "Intake", config=config, functions=self.functions, input_bucket=self.storage.input_bucket,
             output_bucket=self.storage.output_bucket, key=self.storage.key, topic=self.notifications.topic,

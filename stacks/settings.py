@@ -43,7 +43,9 @@ def apply_overrides(raw: Any, context: dict[str, Any]) -> Any:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 where = ".".join([CONTEXT_KEY, *parents[: index + 1]])
-                raise ConfigError(f"invalid configuration: context key {key!r} goes below {where}, which is not an object")
+                raise ConfigError(
+                    f"invalid configuration: context key {key!r} goes below {where}, which is not an object"
+                )
             node = child
         node[leaf] = _value(value)
     return result

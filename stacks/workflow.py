@@ -3,8 +3,8 @@
 Step Functions has no `.sync` integration for Bedrock batch jobs, so job control is a Lambda submit step plus a
 `.waitForTaskToken` wait for both backends: the backend's EventBridge job-state event resumes the iteration
 (stacks/job_events.py), and the wait's timeout is the backstop that checks the job directly if an event is lost.
-The same shape runs unchanged on moto's interpreter in local mode. Every task's failure is caught and ends in a failure manifest and a notification, never in a
-silently failed execution.
+The same shape runs unchanged on moto's interpreter in local mode. Every task's failure is caught and ends in a
+failure manifest and a notification, never in a silently failed execution.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from batch_pipeline.layout import RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
+from .nag import acknowledge, arn_evidence
 from .naming import stack_scoped_name
 from .notifications import grant_publish
-from .nag import acknowledge, arn_evidence
 
 JOB_NAME_PREFIX = "llmbp-"
 # Step Functions state machine names: 1-80 characters.
@@ -91,8 +91,13 @@ class Workflow(Construct):
                     "Run ids are created per upload; plan writes only the run's jobs/ references.",
                     applies_to=f"Resource::<{self._output_id}.Arn>/{jobs_pattern}")
         # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler.
-        self.job_control_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="WriteJobTokens", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")]))
+        self.job_control_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="WriteJobTokens",
+                actions=["s3:PutObject"],
+                resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")],
+            )
+        )
         acknowledge(self.job_control_fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                     "One token object per job, named by the job at run time; writes stay inside job-tokens/.",
                     applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*")
@@ -115,7 +120,14 @@ class Workflow(Construct):
         acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                     "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
                     "have no resource-level permissions.", applies_to="Resource::*")
-        for fn in (self.plan_fn, self.job_control_fn, self.collect_fn, self.evaluate_fn, self.finalize_fn, self.notify_fn):
+        for fn in (
+            self.plan_fn,
+            self.job_control_fn,
+            self.collect_fn,
+            self.evaluate_fn,
+            self.finalize_fn,
+            self.notify_fn,
+        ):
             acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                         "Invoking any published version of the app's own function.",
                         applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*")
@@ -130,7 +142,9 @@ class Workflow(Construct):
             ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"] if write else [])
         if actions:
             object_actions = [a for a in actions if a != "s3:ListBucket"]
-            fn.add_to_role_policy(iam.PolicyStatement(sid="RunFolder", actions=object_actions, resources=[self._run_objects]))
+            fn.add_to_role_policy(
+                iam.PolicyStatement(sid="RunFolder", actions=object_actions, resources=[self._run_objects])
+            )
             if read:
                 fn.add_to_role_policy(iam.PolicyStatement(
                     sid="ListRunFolder", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn],
@@ -151,9 +165,16 @@ class Workflow(Construct):
         """
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="TellMissingJobOutputs", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn]))
-        fn.add_to_role_policy(iam.PolicyStatement(
-            sid="AbortJobOutputUploads", actions=["s3:AbortMultipartUpload"],
-            resources=[self._output_bucket.arn_for_objects(RAW_PATTERN), self._output_bucket.arn_for_objects(SHARDS_PATTERN)]))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="AbortJobOutputUploads",
+                actions=["s3:AbortMultipartUpload"],
+                resources=[
+                    self._output_bucket.arn_for_objects(RAW_PATTERN),
+                    self._output_bucket.arn_for_objects(SHARDS_PATTERN),
+                ],
+            )
+        )
         for pattern in (RAW_PATTERN, SHARDS_PATTERN):
             acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                         "Run ids are created per upload; aborts only job control's own uploads under raw/ and shards/.",
@@ -290,4 +311,13 @@ class Workflow(Construct):
         for task in (collect, evaluate, manifest):
             self._caught(task, failure_path, "$.jobs")
         # A FAILED status (all jobs failed) still notifies before the execution ends red.
-        return start.next(plan).next(run_jobs).next(jobs_ended).next(collect).next(evaluate).next(manifest).next(notify_done).next(outcome)
+        return (
+            start.next(plan)
+            .next(run_jobs)
+            .next(jobs_ended)
+            .next(collect)
+            .next(evaluate)
+            .next(manifest)
+            .next(notify_done)
+            .next(outcome)
+        )

@@ -20,7 +20,8 @@ Every reason names its rule: `rule <family>.<rule>: ...`, so a report groups by 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
@@ -47,20 +48,20 @@ def _fail(family: str, rule: str, field: str, message: str) -> RecordError:
     return RecordError("invalid_model_input", field, f"rule {family}.{rule}: {field} {message}")
 
 
-def _object(value: Any, family: str, where: str) -> dict:
+def _object(value: Any, family: str, where: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise _fail(family, "object", where, f"must be an object, got {type_name(value)}")
     return value
 
 
-def _keys(body: dict, allowed: frozenset[str], family: str, where: str) -> None:
+def _keys(body: dict[str, Any], allowed: frozenset[str], family: str, where: str) -> None:
     for key in body:
         if key not in allowed:
             raise _fail(family, "extraneous-key", f"{where}.{key}",
                         f"is not permitted: extraneous key [{key}] (allowed: {', '.join(sorted(allowed))})")
 
 
-def _require(body: dict, key: str, family: str, where: str) -> Any:
+def _require(body: dict[str, Any], key: str, family: str, where: str) -> Any:
     if key not in body:
         raise _fail(family, "required-key", f"{where}.{key}", "is required")
     return body[key]
@@ -73,7 +74,7 @@ def _text_value(value: Any, family: str, where: str) -> None:
         raise RecordError("blank_text", where, f"rule {family}.text: {where} is empty or only whitespace")
 
 
-def _int_range(body: dict, key: str, family: str, where: str, low: int, high: int | None, rule: str) -> None:
+def _int_range(body: dict[str, Any], key: str, family: str, where: str, low: int, high: int | None, rule: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -86,7 +87,7 @@ def _int_range(body: dict, key: str, family: str, where: str, low: int, high: in
         raise _fail(family, rule, field, f"must be {bound}{limit}, got {value}")
 
 
-def _unit_interval(body: dict, key: str, family: str, where: str, rule: str) -> None:
+def _unit_interval(body: dict[str, Any], key: str, family: str, where: str, rule: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -97,7 +98,7 @@ def _unit_interval(body: dict, key: str, family: str, where: str, rule: str) -> 
         raise _fail(family, rule, field, f"must be between 0 and 1, got {value!r}")
 
 
-def _string_list(body: dict, key: str, family: str, where: str) -> None:
+def _string_list(body: dict[str, Any], key: str, family: str, where: str) -> None:
     if key not in body:
         return
     value = body[key]
@@ -105,7 +106,7 @@ def _string_list(body: dict, key: str, family: str, where: str) -> None:
         raise _fail(family, "stop-sequences", f"{where}.{key}", "must be an array of non-empty strings")
 
 
-def _messages(body: dict, family: str, where: str, check_content: Callable[[Any, str], None]) -> None:
+def _messages(body: dict[str, Any], family: str, where: str, check_content: Callable[[Any, str], None]) -> None:
     messages = _require(body, "messages", family, where)
     field = f"{where}.messages"
     if type(messages) is not list or not messages:
@@ -159,8 +160,12 @@ def _anthropic_blocks(content: Any, where: str) -> None:
             source = _object(_require(block, "source", family, here), family, f"{here}.source")
             if source.get("type") != "base64" or source.get("media_type") not in _IMAGE_MEDIA_TYPES \
                     or type(source.get("data")) is not str:
-                raise _fail(family, "image-source", f"{here}.source",
-                            f"must be {{type: 'base64', media_type: one of {', '.join(_IMAGE_MEDIA_TYPES)}, data: string}}")
+                raise _fail(
+                    family,
+                    "image-source",
+                    f"{here}.source",
+                    f"must be {{type: 'base64', media_type: one of {', '.join(_IMAGE_MEDIA_TYPES)}, data: string}}",
+                )
 
 
 def check_anthropic_messages(body: Any, where: str = "modelInput", max_output: int | None = None) -> None:
@@ -169,7 +174,9 @@ def check_anthropic_messages(body: Any, where: str = "modelInput", max_output: i
     _keys(body, _ANTHROPIC_KEYS, family, where)
     version = _require(body, "anthropic_version", family, where)
     if version != ANTHROPIC_VERSION:
-        raise _fail(family, "anthropic-version", f"{where}.anthropic_version", f"must be {ANTHROPIC_VERSION!r}, got {version!r}")
+        raise _fail(
+            family, "anthropic-version", f"{where}.anthropic_version", f"must be {ANTHROPIC_VERSION!r}, got {version!r}"
+        )
     _require(body, "max_tokens", family, where)
     _int_range(body, "max_tokens", family, where, 1, max_output, "max-tokens")
     _messages(body, family, where, _anthropic_blocks)
@@ -222,10 +229,12 @@ def _single_key_blocks(content: Any, where: str, family: str, kinds: frozenset[s
             _keys(media, _MEDIA_KEYS[kind], family, f"{here}.{kind}")
             source = _object(_require(media, "source", family, f"{here}.{kind}"), family, f"{here}.{kind}.source")
             if len(source) != 1 or next(iter(source)) not in _SOURCE_KEYS:
-                raise _fail(family, "media-source", f"{here}.{kind}.source", "must hold exactly one of bytes, s3Location")
+                raise _fail(
+                    family, "media-source", f"{here}.{kind}.source", "must hold exactly one of bytes, s3Location"
+                )
 
 
-def _system_blocks(body: dict, where: str, family: str, kinds: frozenset[str]) -> None:
+def _system_blocks(body: dict[str, Any], where: str, family: str, kinds: frozenset[str]) -> None:
     if "system" not in body:
         return
     system = body["system"]
@@ -241,8 +250,15 @@ def _system_blocks(body: dict, where: str, family: str, kinds: frozenset[str]) -
             _text_value(block["text"], family, f"{here}.text")
 
 
-def _inference_config(body: dict, key: str, allowed: frozenset[str], family: str, where: str, max_output: int | None,
-                      max_name: str) -> None:
+def _inference_config(
+    body: dict[str, Any],
+    key: str,
+    allowed: frozenset[str],
+    family: str,
+    where: str,
+    max_output: int | None,
+    max_name: str,
+) -> None:
     if key not in body:
         return
     here = f"{where}.{key}"
@@ -264,7 +280,9 @@ def check_nova_messages(body: Any, where: str = "modelInput", max_output: int | 
     body = _object(body, family, where)
     _keys(body, _NOVA_KEYS, family, where)
     if "schemaVersion" in body and body["schemaVersion"] != "messages-v1":
-        raise _fail(family, "schema-version", f"{where}.schemaVersion", f"must be 'messages-v1', got {body['schemaVersion']!r}")
+        raise _fail(
+            family, "schema-version", f"{where}.schemaVersion", f"must be 'messages-v1', got {body['schemaVersion']!r}"
+        )
     _messages(body, family, where, lambda content, here: _single_key_blocks(content, here, family, _NOVA_BLOCKS))
     _system_blocks(body, where, family, frozenset(("text",)))
     _inference_config(body, "inferenceConfig", _NOVA_INFERENCE, family, where, max_output, "maxTokens")

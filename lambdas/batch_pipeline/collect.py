@@ -50,8 +50,10 @@ import shutil
 import tempfile
 import zlib
 from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -97,9 +99,9 @@ class JobTally:
     duplicate_outputs: int = 0
     unreadable_output_lines: int = 0
     missing_output_objects: int = 0
-    backend_metrics: dict = field(default_factory=dict)
+    backend_metrics: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -107,7 +109,7 @@ class JobTally:
 class _Object:
     """One (input, output) pair being collected: what a record's error message needs to say about it."""
 
-    job: dict
+    job: dict[str, Any]
     tally: JobTally
     raw: RawOutput
     parse_problems: int = 0
@@ -120,13 +122,20 @@ class _Object:
             self.first_problem = text
 
 
-def job_states(jobs: Iterable[dict]) -> list[dict]:
+def job_states(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Map's result items are whole iteration states (`{"run", "job", ...}`); plain job states work too."""
     return [item["job"] if isinstance(item.get("job"), dict) else item for item in jobs]
 
 
-def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, workdir: str | None = None,
-            scorer: RecordScorer | None = None) -> dict:
+def collect(
+    run: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    backend: BatchBackend,
+    s3: Any,
+    *,
+    workdir: str | None = None,
+    scorer: RecordScorer | None = None,
+) -> dict[str, Any]:
     """Collect a run. `scorer` overrides the pipeline's evaluation (None: from the pipeline's `evaluation`)."""
     bucket, prefix = run_bucket(run), run_prefix(run)
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
@@ -153,7 +162,10 @@ def collect(run: dict, jobs: list[dict], backend: BatchBackend, s3: Any, *, work
         shutil.rmtree(tmp, ignore_errors=True)
 
     tallies = stage.tallies
-    total = lambda name: sum(getattr(t, name) for t in tallies)  # noqa: E731 - a local shorthand
+
+    def total(name: str) -> int:
+        return sum(getattr(t, name) for t in tallies)
+
     return {
         "records": total("records"),
         "processed": total("processed"),
@@ -185,7 +197,7 @@ def _bytes_per_pass() -> int:
     return max(1, int(os.environ.get(BYTES_PER_PASS_ENV, DEFAULT_BYTES_PER_PASS)))
 
 
-def _pipeline_scorer(backend: BatchBackend, stage: "_Stage") -> RecordScorer | None:
+def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
     settings = getattr(getattr(backend, "pipeline", None), "pipeline", None)
     metric = getattr(settings, "evaluation", "none")
     if metric not in ("rouge", "classification") or not stage.references:
@@ -193,7 +205,7 @@ def _pipeline_scorer(backend: BatchBackend, stage: "_Stage") -> RecordScorer | N
     return RecordScorer(metric, known_labels=stage.labels, multi_label=stage.multi_label)
 
 
-def _scoring_summary(scorer: RecordScorer | None) -> dict | None:
+def _scoring_summary(scorer: RecordScorer | None) -> dict[str, Any] | None:
     if scorer is None:
         return None
     summary: dict[str, Any] = {"metric": scorer.metric, "scored": scorer.scored,
@@ -268,7 +280,7 @@ class _S3Writer:
         self.part_bytes = part_bytes or UPLOAD_PART_BYTES
         self.buffer = bytearray()
         self.upload_id: str | None = None
-        self.parts: list[dict] = []
+        self.parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> None:
         self.buffer += data
@@ -285,7 +297,7 @@ class _S3Writer:
         self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
         self.buffer = bytearray()
 
-    def __enter__(self) -> "_S3Writer":
+    def __enter__(self) -> _S3Writer:
         return self
 
     def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
@@ -311,7 +323,7 @@ def _staged(key: str, payload: Any) -> bytes:
     return orjson.dumps(key) + b"\t" + orjson.dumps(payload) + b"\n"
 
 
-def _slim(output: dict) -> dict:
+def _slim(output: dict[str, Any]) -> dict[str, Any]:
     """The normalised output without its id and without empty fields: what the join needs, staged small."""
     return {name: value for name, value in output.items() if value is not None and name != "id"}
 
@@ -322,7 +334,8 @@ class _Stage:
     def __init__(self, s3: Any, bucket: str, prefix: str, tmp: str):
         self.s3, self.bucket, self.prefix, self.tmp = s3, bucket, prefix, tmp
         self.paths = {name: os.path.join(tmp, f"{name}.staged") for name in ("ids", "outputs", "references")}
-        self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}
+        # Open for the stage's lifetime (written by add_*, closed before the join), so no `with` here.
+        self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}  # noqa: SIM115
         self.objects: list[_Object] = []
         self.tallies: list[JobTally] = []
         self.seq = 0
@@ -343,7 +356,7 @@ class _Stage:
         self.seq += 1
         return key
 
-    def _output(self, index: int, key: str, output: dict) -> None:
+    def _output(self, index: int, key: str, output: dict[str, Any]) -> None:
         if output.get("labels"):
             self.labels.update(str(label) for label in output["labels"])
         self.files["outputs"].write(_staged(key, [index, output]))
@@ -454,7 +467,7 @@ def _inputs(s3: Any, bucket: str, raw: RawOutput) -> Iterator[_Input]:
 
 @dataclass
 class _Output:
-    record: dict | None
+    record: dict[str, Any] | None
     sequence: Any = None
     problem: str | None = None
 
@@ -486,7 +499,8 @@ def _matches(record: _Input, output: _Output) -> bool | None:
     expected, echoed = _normal(record.check), _normal(output.sequence)
     if expected is None or echoed is None:
         return None
-    return expected == echoed
+    same: bool = expected == echoed
+    return same
 
 
 # ---------------------------------------------------------------- stage 2: the join, one partition at a time
@@ -494,14 +508,11 @@ def _matches(record: _Input, output: _Output) -> bool | None:
 
 def _partition(path: str, parts: int, tmp: str, name: str) -> list[str]:
     paths = [os.path.join(tmp, f"{name}-{i:04d}") for i in range(parts)]
-    files = [open(p, "wb", buffering=256 * 1024) for p in paths]
-    try:
+    with ExitStack() as stack:
+        files = [stack.enter_context(open(p, "wb", buffering=256 * 1024)) for p in paths]
         with open(path, "rb") as staged:
             for line in staged:
                 files[zlib.crc32(line[: line.index(b"\t")]) % parts].write(line)
-    finally:
-        for handle in files:
-            handle.close()
     os.remove(path)
     return paths
 
@@ -518,11 +529,11 @@ class _Joined:
     passes: int = 0
     references_joined: int = 0
     references_unmatched: int = 0
-    unmatched_examples: list = field(default_factory=list)
+    unmatched_examples: list[Any] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
 
-    def add_tokens(self, output: dict) -> None:
+    def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
             self.input_tokens = (self.input_tokens or 0) + output["input_tokens"]
         if output.get("output_tokens") is not None:
@@ -538,7 +549,7 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
         groups = [tuple(stage.paths[name] for name in ("ids", "outputs", "references"))]
     else:
         split = {name: _partition(path, parts, stage.tmp, name) for name, path in stage.paths.items()}
-        groups = list(zip(split["ids"], split["outputs"], split["references"]))
+        groups = list(zip(split["ids"], split["outputs"], split["references"], strict=True))
     for ids_path, outputs_path, references_path in groups:
         _join_partition(stage, scorer, joined, ids_path, outputs_path, references_path, predictions, errors)
         for path in (ids_path, outputs_path, references_path):
@@ -549,18 +560,10 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
 def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
                     references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
     objects = stage.objects
-    answers: dict[tuple[int, bytes], dict] = {}
-    for key, (index, output) in _payloads(outputs_path):
-        previous = answers.get((index, key))
-        if previous is not None:
-            objects[index].tally.duplicate_outputs += 1
-            objects[index].tally.unmatched_outputs += 1
-            if previous.get("error") is None or output.get("error") is not None:
-                continue
-        answers[(index, key)] = output
+    answers = _partition_answers(objects, outputs_path)
     references = dict(_payloads(references_path))
 
-    batch: list[dict] = []
+    batch: list[dict[str, Any]] = []
 
     def flush() -> None:
         if scorer is not None:
@@ -589,7 +592,23 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
         joined.unmatched_examples.append(orjson.loads(key))
 
 
-def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joined, errors: _S3Writer) -> dict:
+def _partition_answers(objects: list[_Object], outputs_path: str) -> dict[tuple[int, bytes], dict[str, Any]]:
+    """(object index, id key) -> output. A duplicate counts as unmatched; it replaces an error, never an answer."""
+    answers: dict[tuple[int, bytes], dict[str, Any]] = {}
+    for key, (index, output) in _payloads(outputs_path):
+        previous = answers.get((index, key))
+        if previous is not None:
+            objects[index].tally.duplicate_outputs += 1
+            objects[index].tally.unmatched_outputs += 1
+            if previous.get("error") is None or output.get("error") is not None:
+                continue
+        answers[(index, key)] = output
+    return answers
+
+
+def _record_line(
+    obj: _Object, record_id: Any, output: dict[str, Any] | None, joined: _Joined, errors: _S3Writer
+) -> dict[str, Any]:
     tally = obj.tally
     tally.records += 1
     if output is None:
@@ -611,7 +630,7 @@ def _record_line(obj: _Object, record_id: Any, output: dict | None, joined: _Joi
     return line
 
 
-def _missing_error(obj: _Object) -> dict:
+def _missing_error(obj: _Object) -> dict[str, Any]:
     state = obj.job.get("state")
     if state in ("failed", "stopped", "queued", "running"):
         # The job ended without answering; its own reason says more than "no output line".
@@ -624,7 +643,9 @@ def _missing_error(obj: _Object) -> dict:
     return {"code": "no-output", "message": NO_OUTPUT}
 
 
-def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, errors: _S3Writer) -> dict:
+def _failed(
+    obj: _Object, record_id: Any, error: dict[str, Any], output: dict[str, Any] | None, errors: _S3Writer
+) -> dict[str, Any]:
     obj.tally.failed += 1
     line = {"id": record_id, "prediction": None, "error": error}
     if output is not None:
@@ -634,7 +655,7 @@ def _failed(obj: _Object, record_id: Any, error: dict, output: dict | None, erro
     return line
 
 
-def _add_tokens(line: dict, output: dict) -> None:
+def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
     if output.get("input_tokens") is not None:
         line["input_tokens"] = output["input_tokens"]
     if output.get("output_tokens") is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -113,7 +113,9 @@ class BedrockModel(_Model):
                 raise ValueError(f"model_id {self.model_id!r} is an inference profile: set routes_to_regions to every "
                                  "Region it routes to (see the profile in the Bedrock console or GetInferenceProfile)")
             if self.model_id.startswith("arn:") and not self.foundation_model_id:
-                raise ValueError(f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id")
+                raise ValueError(
+                    f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id"
+                )
         elif self.routes_to_regions or self.foundation_model_id:
             raise ValueError("routes_to_regions and foundation_model_id apply to inference profiles only")
         for region in self.routes_to_regions or []:
@@ -135,7 +137,7 @@ class BedrockModel(_Model):
         return self.model_id
 
 
-ModelEntry = Annotated[Union[SageMakerModel, BedrockModel], Field(discriminator="backend")]
+ModelEntry = Annotated[SageMakerModel | BedrockModel, Field(discriminator="backend")]
 
 
 # ---------------------------------------------------------------- pipelines
@@ -263,7 +265,9 @@ class AppConfig(_Model):
             problems += _check_pipeline_backend(where, pipeline, model)
         for name, endpoint in self.endpoints.items():
             if not ENDPOINT_NAME.match(name):
-                problems.append(f"endpoints.{name}: name must match {ENDPOINT_NAME.pattern} (it names the SageMaker endpoint)")
+                problems.append(
+                    f"endpoints.{name}: name must match {ENDPOINT_NAME.pattern} (it names the SageMaker endpoint)"
+                )
             model = self.models.get(endpoint.model)
             if not isinstance(model, SageMakerModel):
                 problems.append(f"endpoints.{name}.model: {endpoint.model!r} is not a SageMaker catalog model")
@@ -276,40 +280,49 @@ class AppConfig(_Model):
 
 
 def _check_pipeline_backend(where: str, pipeline: Pipeline, model: SageMakerModel | BedrockModel) -> list[str]:
-    problems = []
     if model.backend == "sagemaker" and model.task == "text-generation":
-        problems.append(f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only")
-    elif model.backend == "sagemaker":
-        if pipeline.sagemaker is None:
-            problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
-        if pipeline.bedrock is not None:
-            problems.append(f"{where}.bedrock: not allowed for SageMaker model {pipeline.model!r}")
-        native = {"text2text": "jumpstart-text2text", "zero-shot": "zero-shot"}[model.task]
-        if pipeline.input_format not in (native, "prompt"):
-            problems.append(
-                f"{where}.input_format: {pipeline.input_format!r} does not fit a {model.task} model; "
-                f"use {native!r} or 'prompt'"
-            )
-        if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
-            problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
-    else:
-        if pipeline.bedrock is None:
-            problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
-        if pipeline.sagemaker is not None:
-            problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
-        if pipeline.input_format not in ("bedrock", "prompt", "messages"):
-            problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
-                            "use 'bedrock', 'prompt' or 'messages'")
-        converse = pipeline.bedrock is not None and pipeline.bedrock.converse
-        if pipeline.input_format == "messages" and not converse:
-            problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
-        params = pipeline.bedrock.inference_params if pipeline.bedrock is not None else {}
-        limit = model.max_output_tokens
-        for name in ("max_tokens", "max_new_tokens"):
-            value = params.get(name)
-            if limit is not None and isinstance(value, int) and value > limit:
-                problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
-                                f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
+        return [f"{where}.model: {pipeline.model!r} is a text-generation model, served by real-time endpoints only"]
+    if model.backend == "sagemaker":
+        return _check_sagemaker_pipeline(where, pipeline, model)
+    return _check_bedrock_pipeline(where, pipeline, model)
+
+
+def _check_sagemaker_pipeline(where: str, pipeline: Pipeline, model: SageMakerModel) -> list[str]:
+    problems = []
+    if pipeline.sagemaker is None:
+        problems.append(f"{where}.sagemaker: required for SageMaker model {pipeline.model!r}")
+    if pipeline.bedrock is not None:
+        problems.append(f"{where}.bedrock: not allowed for SageMaker model {pipeline.model!r}")
+    native = {"text2text": "jumpstart-text2text", "zero-shot": "zero-shot"}[model.task]
+    if pipeline.input_format not in (native, "prompt"):
+        problems.append(
+            f"{where}.input_format: {pipeline.input_format!r} does not fit a {model.task} model; "
+            f"use {native!r} or 'prompt'"
+        )
+    if model.task == "zero-shot" and pipeline.input_format == "prompt" and not pipeline.candidate_labels:
+        problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
+    return problems
+
+
+def _check_bedrock_pipeline(where: str, pipeline: Pipeline, model: BedrockModel) -> list[str]:
+    problems = []
+    if pipeline.bedrock is None:
+        problems.append(f"{where}.bedrock: required for Bedrock model {pipeline.model!r}")
+    if pipeline.sagemaker is not None:
+        problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
+    if pipeline.input_format not in ("bedrock", "prompt", "messages"):
+        problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
+                        "use 'bedrock', 'prompt' or 'messages'")
+    converse = pipeline.bedrock is not None and pipeline.bedrock.converse
+    if pipeline.input_format == "messages" and not converse:
+        problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
+    params = pipeline.bedrock.inference_params if pipeline.bedrock is not None else {}
+    limit = model.max_output_tokens
+    for name in ("max_tokens", "max_new_tokens"):
+        value = params.get(name)
+        if limit is not None and isinstance(value, int) and value > limit:
+            problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
+                            f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
     return problems
 
 
@@ -352,17 +365,22 @@ class RuntimePipeline(_Model):
     bedrock_max_output_tokens: int | None = None
 
 
-def runtime_pipelines(config: AppConfig, sagemaker_model_names: dict[str, str] | None = None) -> dict[str, RuntimePipeline]:
+def runtime_pipelines(
+    config: AppConfig, sagemaker_model_names: dict[str, str] | None = None
+) -> dict[str, RuntimePipeline]:
     names = sagemaker_model_names or {}
     result = {}
     for name, pipeline in config.pipelines.items():
         model = config.models[pipeline.model]
+        extra: dict[str, Any]
         if isinstance(model, SageMakerModel):
             extra = {"task": model.task, "sagemaker_model_name": names.get(pipeline.model)}
         else:
             extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family,
                      "bedrock_max_output_tokens": model.max_output_tokens}
-        result[name] = RuntimePipeline(name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra)
+        result[name] = RuntimePipeline(
+            name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra
+        )
     return result
 
 

@@ -19,7 +19,8 @@ serialised again.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -91,8 +92,13 @@ _BEDROCK_PARAMETER_NAMES = {
     "titan-text": {"max_new_tokens": "maxTokenCount", "max_tokens": "maxTokenCount", "temperature": "temperature",
                    "top_p": "topP", "stop_sequences": "stopSequences"},
 }
-_BEDROCK_PARAMETER_NAMES["converse"] = {"max_new_tokens": "maxTokens", "max_tokens": "maxTokens",
-                                        "temperature": "temperature", "top_p": "topP", "stop_sequences": "stopSequences"}
+_BEDROCK_PARAMETER_NAMES["converse"] = {
+    "max_new_tokens": "maxTokens",
+    "max_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop_sequences": "stopSequences",
+}
 _BEDROCK_ONLY_PARAMETERS: dict[str, _Check] = {
     "max_tokens": (_is_int, "integer", lambda v: v >= 1, ">= 1"),
     "stop_sequences": (lambda v: type(v) is list and all(type(s) is str for s in v), "array of strings", None, ""),
@@ -103,7 +109,9 @@ def check_parameter(name: str, value: Any, checks: dict[str, _Check] = GENERATIO
     is_type, type_label, in_range, range_label = checks[name]
     field = f"{where}{name}"
     if not is_type(value):
-        raise RecordError("invalid_parameter", field, f"{field} must be {_article(type_label)}, got {_type_name(value)}")
+        raise RecordError(
+            "invalid_parameter", field, f"{field} must be {_article(type_label)}, got {_type_name(value)}"
+        )
     if in_range is not None and not in_range(value):
         raise RecordError("parameter_out_of_range", field, f"{field} must be {range_label}, got {value!r}")
 
@@ -112,7 +120,7 @@ def _article(type_label: str) -> str:
     return f"an {type_label}" if type_label[0] in "aeiou" else f"a {type_label}"
 
 
-def _text(record: dict, field: str, where: str = "") -> str:
+def _text(record: dict[str, Any], field: str, where: str = "") -> str:
     value = record.get(field)
     name = f"{where}{field}"
     if type(value) is not str:
@@ -152,14 +160,16 @@ def bedrock_request_from_prompt(family: str, prompt: str, params: dict[str, Any]
     return body
 
 
-def converse_request(messages: list, system: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def converse_request(messages: list[Any], system: str | None, params: dict[str, Any]) -> dict[str, Any]:
     """A Converse request body (no modelId: the job names the model); `params` use our portable names."""
     body: dict[str, Any] = {"messages": messages}
     if system is None:
         system = params.get("system")
     if system is not None:
         body["system"] = [{"text": system}]
-    config = {_CONVERSE_PARAMETER_NAMES[key]: value for key, value in params.items() if key in _CONVERSE_PARAMETER_NAMES}
+    config = {
+        _CONVERSE_PARAMETER_NAMES[key]: value for key, value in params.items() if key in _CONVERSE_PARAMETER_NAMES
+    }
     if config:
         body["inferenceConfig"] = config
     return body
@@ -172,7 +182,7 @@ _CONVERSE_PARAMETER_NAMES = _BEDROCK_PARAMETER_NAMES["converse"]
 # ---------------------------------------------------------------- ids and references
 
 
-def _take_id(record: dict, field: str, line_no: int) -> tuple[str | int, bool]:
+def _take_id(record: dict[str, Any], field: str, line_no: int) -> tuple[str | int, bool]:
     """The record's id, or `line-<n>` when it has none (the report then says ids were assigned)."""
     if field not in record:
         return f"line-{line_no}", True
@@ -206,7 +216,7 @@ def _id_too_large(field: str, value: int | float) -> str:
             "so quote the id as a string")
 
 
-def _reference_value(record: dict, field: str) -> str:
+def _reference_value(record: dict[str, Any], field: str) -> str:
     value = record[field]
     if type(value) is not str:
         raise RecordError("wrong_type", field, f"{field} must be a string, got {_type_name(value)}")
@@ -248,7 +258,9 @@ class RecordConverter:
         self.candidate_labels = list(settings.candidate_labels) if settings.candidate_labels else None
         if pipeline.backend == "bedrock":
             if settings.bedrock is None or pipeline.bedrock_family is None:
-                raise ConfigError(f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family")
+                raise ConfigError(
+                    f"pipeline {pipeline.name!r}: a Bedrock pipeline needs bedrock settings and a model family"
+                )
             # With the Converse invocation type every modelInput is a Converse body, whatever the model family.
             self.converse = settings.bedrock.converse
             self.family = "converse" if self.converse else pipeline.bedrock_family
@@ -256,7 +268,9 @@ class RecordConverter:
             self.bedrock_params = self._check_inference_params(dict(settings.bedrock.inference_params))
             self.schema = BEDROCK_SCHEMAS[self.family]
             self._native = self._messages_native if self.input_format == "messages" else self._bedrock_native
-            self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family]))
+            self._prompt_allowed = frozenset(
+                ("id", "prompt", *REFERENCE_FIELDS, *_BEDROCK_PARAMETER_NAMES[self.family])
+            )
         elif pipeline.task == "zero-shot":
             self._native = self._zero_shot_native
             self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS))
@@ -287,14 +301,14 @@ class RecordConverter:
             )
         return params
 
-    def convert(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def convert(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         """`raw` is the line as read, ending in its newline (bytes, or a memoryview of the input chunk); it is the
         model line as-is when the record needs no change.
 
         Replaced per instance by the pipeline's native converter when it has one (one call less per line)."""
         return self._dispatch(record, line_no, raw)
 
-    def _dispatch(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _dispatch(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         if self.native_field is not None and self.native_field in record:
             return self._native(record, line_no, raw)
         if "prompt" in record:
@@ -306,7 +320,8 @@ class RecordConverter:
 
     _TEXT2TEXT_FIELDS = frozenset(("id", "text_inputs", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
 
-    def _text2text_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    # Inlined on purpose (the hot path, see below): split into helpers it would pay a call per field per line.
+    def _text2text_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:  # noqa: C901
         # The hot path of the common summarization upload: inline checks for the usual case, the helpers
         # (which build the error) only when a check fails.
         text = record.get("text_inputs")
@@ -322,7 +337,7 @@ class RecordConverter:
             record_id, assigned = _take_id(record, "id", line_no)
         if len(record) == 2 and not assigned:
             return record_id, raw, None, False
-        references = None
+        references: dict[str, Any] | None = None
         has_parameters = False
         for name in record:
             if name == "id" or name == "text_inputs":
@@ -350,7 +365,7 @@ class RecordConverter:
             record = {"id": record_id, **record}
         return record_id, orjson.dumps(record, option=_DUMPS_OPTIONS), references, assigned
 
-    def _zero_shot_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _zero_shot_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         record_id, assigned = _take_id(record, "id", line_no)
         sequences = _text(record, "sequences")
         labels = record.get("candidate_labels")
@@ -363,8 +378,10 @@ class RecordConverter:
             self._check_labels(labels)
         multi_class = record.get("multi_class", False)
         if not _is_bool(multi_class):
-            raise RecordError("wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}")
-        references = None
+            raise RecordError(
+                "wrong_type", "multi_class", f"multi_class must be a boolean, got {_type_name(multi_class)}"
+            )
+        references: dict[str, Any] | None = None
         allowed = frozenset(("id", "sequences", "candidate_labels", "multi_class", *REFERENCE_FIELDS))
         for name in record:
             if name in REFERENCE_FIELDS:
@@ -376,8 +393,11 @@ class RecordConverter:
                     references[name] = _reference_value(record, name)
             elif name not in allowed:
                 if name in GENERATION_PARAMETERS:
-                    raise RecordError("unsupported_parameter", name,
-                                      f"generation parameter {name!r} does not apply to a zero-shot classification model")
+                    raise RecordError(
+                        "unsupported_parameter",
+                        name,
+                        f"generation parameter {name!r} does not apply to a zero-shot classification model",
+                    )
                 raise _unknown_field(name, allowed, "zero-shot")
         model = {"id": record_id, "sequences": sequences, "candidate_labels": labels, "multi_class": multi_class}
         return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
@@ -392,18 +412,19 @@ class RecordConverter:
                 if type(item) is not str or _is_blank(item):
                     raise RecordError("wrong_type", f"label[{index}]",
                                       f"label[{index}] must be a non-blank string, got {_type_name(item)}")
+            label: str | list[str] = value
             outside = candidates is not None and not set(value) <= set(candidates)
         elif type(value) is list:
             raise RecordError("wrong_type", "label",
                               "label is a list, which needs multi_class: true (one string label per record otherwise)")
         else:
-            value = _reference_value({"label": value}, "label")
-            outside = candidates is not None and value not in candidates
+            label = _reference_value({"label": value}, "label")
+            outside = candidates is not None and label not in candidates
         if outside:
             self.labels_outside += 1
             if len(self.labels_outside_lines) < LABEL_WARNING_LINES:
                 self.labels_outside_lines.append(line_no)
-        return value
+        return label
 
     @staticmethod
     def _check_labels(labels: Any) -> None:
@@ -416,11 +437,11 @@ class RecordConverter:
         if len(set(labels)) != len(labels):
             raise RecordError("wrong_type", "candidate_labels", "candidate_labels has repeated labels")
 
-    def _bedrock_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _bedrock_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         record_id, assigned = _take_id(record, "recordId", line_no)
         model_input = record["modelInput"]
         self.schema(model_input, "modelInput", self.max_output)
-        references = None
+        references: dict[str, Any] | None = None
         for name in record:
             if name == "recordId" or name == "modelInput":
                 continue
@@ -438,10 +459,10 @@ class RecordConverter:
 
     _MESSAGES_FIELDS = frozenset(("id", "messages", "system", *REFERENCE_FIELDS))
 
-    def _messages_native(self, record: dict, line_no: int, raw: bytes) -> Converted:
+    def _messages_native(self, record: dict[str, Any], line_no: int, raw: bytes | memoryview) -> Converted:
         """`{"id", "messages": [...], "system"?}` -> a Converse body with the pipeline's inference parameters."""
         record_id, assigned = _take_id(record, "id", line_no)
-        references = None
+        references: dict[str, Any] | None = None
         for name in record:
             if name in REFERENCE_FIELDS:
                 if references is None:
@@ -459,10 +480,10 @@ class RecordConverter:
 
     # -- the portable prompt format
 
-    def _prompt(self, record: dict, line_no: int) -> Converted:
+    def _prompt(self, record: dict[str, Any], line_no: int) -> Converted:
         record_id, assigned = _take_id(record, "id", line_no)
         prompt = _text(record, "prompt")
-        references = None
+        references: dict[str, Any] | None = None
         parameters: dict[str, Any] = {}
         for name in record:
             if name == "id" or name == "prompt":
@@ -479,18 +500,27 @@ class RecordConverter:
                 check_parameter(name, record[name], checks)
                 parameters[name] = record[name]
             elif name in GENERATION_PARAMETERS or name in _BEDROCK_ONLY_PARAMETERS:
-                if self.backend == "bedrock":
-                    names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
-                    target = f"Bedrock {self.family} (use {names})"
-                elif self.pipeline.task == "zero-shot":
-                    target = "a zero-shot classification model"
-                else:
-                    target = "a JumpStart text2text model (use max_new_tokens or max_length)"
-                raise RecordError("unsupported_parameter", name, f"parameter {name!r} has no equivalent for {target}")
+                raise self._unsupported_parameter(name)
             else:
                 raise _unknown_field(name, self._prompt_allowed, "prompt")
         if parameters:
             self.records_with_parameters += 1
+        model = self._prompt_model(record_id, prompt, parameters)
+        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+
+    def _unsupported_parameter(self, name: str) -> RecordError:
+        """A known generation parameter that this pipeline's model has no equivalent for."""
+        if self.backend == "bedrock":
+            names = ", ".join(sorted(_BEDROCK_PARAMETER_NAMES[self.family]))
+            target = f"Bedrock {self.family} (use {names})"
+        elif self.pipeline.task == "zero-shot":
+            target = "a zero-shot classification model"
+        else:
+            target = "a JumpStart text2text model (use max_new_tokens or max_length)"
+        return RecordError("unsupported_parameter", name, f"parameter {name!r} has no equivalent for {target}")
+
+    def _prompt_model(self, record_id: Any, prompt: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The model line for a prompt record: a Bedrock record, a zero-shot request or a text2text request."""
         if self.backend == "bedrock":
             params = {**self.bedrock_params, **parameters}
             if self.converse:
@@ -499,12 +529,20 @@ class RecordConverter:
                 request = bedrock_request_from_prompt(self.family, prompt, params)
             if parameters:
                 self.schema(request, "modelInput", self.max_output)  # a line's own max_tokens may exceed the model's
-            model = {"recordId": str(record_id), "modelInput": request}
+            model: dict[str, Any] = {"recordId": str(record_id), "modelInput": request}
         elif self.pipeline.task == "zero-shot":
             if self.candidate_labels is None:
-                raise RecordError("missing_field", "candidate_labels",
-                                  "prompt lines on a zero-shot model need the pipeline's candidate_labels (none configured)")
-            model = {"id": record_id, "sequences": prompt, "candidate_labels": self.candidate_labels, "multi_class": False}
+                raise RecordError(
+                    "missing_field",
+                    "candidate_labels",
+                    "prompt lines on a zero-shot model need the pipeline's candidate_labels (none configured)",
+                )
+            model = {
+                "id": record_id,
+                "sequences": prompt,
+                "candidate_labels": self.candidate_labels,
+                "multi_class": False,
+            }
         else:
             model = {"id": record_id, "text_inputs": prompt, **parameters}
-        return record_id, orjson.dumps(model, option=_DUMPS_OPTIONS), references, assigned
+        return model

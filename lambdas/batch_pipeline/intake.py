@@ -21,15 +21,17 @@ import re
 import shutil
 import tempfile
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate, islice
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from .config import RuntimePipeline
-from .sharding import Plan, PlanError, Shard, plan as make_plan
+from .sharding import Plan, PlanError, Shard
+from .sharding import plan as make_plan
 from .validation import StreamValidator
 
 SPILL_BUFFER = 1024 * 1024
@@ -135,7 +137,8 @@ class IntakeResult:
 
     @property
     def shards(self) -> list[dict[str, Any]]:
-        return self.intake.get("shards", [])
+        shards: list[dict[str, Any]] = self.intake.get("shards", [])
+        return shards
 
 
 def run_intake(
@@ -202,10 +205,15 @@ def run_intake(
 
 def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
     key = SHARDS_PREFIX + shard.name
-    return {"key": sink.location(key) if sink else key, "name": shard.name, "records": shard.records, "bytes": shard.bytes}
+    return {
+        "key": sink.location(key) if sink else key,
+        "name": shard.name,
+        "records": shard.records,
+        "bytes": shard.bytes,
+    }
 
 
-def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, references_path: str,
+def _publish(sink: RunSink, planned: Plan, ends: array[int], spill_path: str, references_path: str,
              has_references: bool) -> None:
     whole_file = len(planned.shards) == 1
     if planned.order is not None:
@@ -218,7 +226,7 @@ def _publish(sink: RunSink, planned: Plan, ends: array, spill_path: str, referen
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
 
 
-def reorder_lines(path: str, ends: array, order: array) -> array:
+def reorder_lines(path: str, ends: array[int], order: array[int]) -> array[int]:
     """Rewrite the file of records ending at `ends` with its records in `order`; returns the new ends.
 
     Records are read with pread, one at a time, into a buffered writer: memory stays one buffer whatever the
@@ -239,7 +247,7 @@ def reorder_lines(path: str, ends: array, order: array) -> array:
     return new_ends
 
 
-def _line_ends(path: str) -> array:
+def _line_ends(path: str) -> array[int]:
     """The end offset of every line of a file of one-line JSON values (binary iteration splits on \\n only)."""
     ends = array("q")
     position = 0
@@ -270,13 +278,14 @@ class _Spill:
                  ids_path: str | None = None, string_ids: bool = False):
         self.ends = array("q")
         # The id of each spilled line, in spill order (Bedrock shards carry recordId as a string).
-        self._ids = open(ids_path, "wb", buffering=SPILL_BUFFER) if write and ids_path else None
+        # The spill's files stay open while lines are added and are closed by the spill, so no `with` here.
+        self._ids = open(ids_path, "wb", buffering=SPILL_BUFFER) if write and ids_path else None  # noqa: SIM115
         self._string_ids = string_ids
         self._window_ids: list[Any] = []
         self.position = 0
         self.writing = write
-        self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None
-        self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None
+        self._out = open(path, "wb", buffering=SPILL_BUFFER) if write else None  # noqa: SIM115
+        self._references = open(references_path, "wb", buffering=SPILL_BUFFER) if write else None  # noqa: SIM115
         # A window holds its lines as memoryviews, not copies: a line that passes through unchanged is a view of
         # the input chunk it was read from (the window keeps those chunks alive, up to `_pin_limit` bytes of them),
         # any other line is copied into one arena the size of the window. Holding line objects instead would
@@ -304,6 +313,7 @@ class _Spill:
         self.position += len(line)
         self.ends.append(self.position)
         if self.writing:
+            assert self._out is not None and self._references is not None  # open whenever writing
             self._write_id(record_id)
             self._out.write(line)
             if references is not None:
@@ -311,6 +321,7 @@ class _Spill:
 
     def _add_grouped(self, line: bytes | memoryview, references: dict[str, Any] | None, record_id: Any = None) -> None:
         if references is not None and self.writing:
+            assert self._references is not None  # open whenever writing
             self._references.write(orjson.dumps(references, option=orjson.OPT_APPEND_NEWLINE))
         size = len(line)
         if self._window_fill + size > self._window_bytes:
@@ -319,6 +330,7 @@ class _Spill:
                 self.position += size
                 self.ends.append(self.position)
                 if self.writing:
+                    assert self._out is not None  # open whenever writing
                     self._write_id(record_id)
                     self._out.write(line)
                 return
@@ -344,13 +356,14 @@ class _Spill:
         """A re-serialised or joined line, or one whose chunk the window cannot keep: copied into the arena.
 
         The arena never overflows: it only holds lines of the current window, whose total is at most its size."""
-        if self._arena is None:
+        view = self._arena_view
+        if view is None:
             self._arena = mmap.mmap(-1, self._window_bytes)
-            self._arena_view = memoryview(self._arena)
+            view = self._arena_view = memoryview(self._arena)
         start = self._arena_fill
-        self._arena_view[start : start + size] = line
+        view[start : start + size] = line
         self._arena_fill = start + size
-        return self._arena_view[start : start + size]
+        return view[start : start + size]
 
     def _flush_window(self) -> None:
         # Every per-line step runs in C (sorted, map, accumulate, writelines): no Python loop over the lines.
@@ -361,6 +374,7 @@ class _Spill:
         self.ends.extend(running)
         self.position += self._window_fill
         if self.writing and self._lines:
+            assert self._out is not None  # open whenever writing
             # Through the file object's buffer: measured faster than os.writev of the views, whose per-piece
             # cost in the kernel outweighs the one copy it saves.
             self._out.writelines(map(self._lines.__getitem__, order))
@@ -384,10 +398,12 @@ class _Spill:
             self._flush_window()
         if self._arena_view is not None:
             self._arena_view.release()
+        if self._arena is not None:
             self._arena.close()
-            self._arena = self._arena_view = None
+        self._arena = self._arena_view = None
         if self._out is not None:
             self._out.close()
+        if self._references is not None:
             self._references.close()
         if self._ids is not None:
             self._ids.close()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -80,7 +81,9 @@ class IntakeService:
         self.settings = settings
         self.log = log or (lambda level, message, **keys: None)
 
-    def process(self, bucket: str, key: str, version_id: str | None = None, raw_key: str | None = None) -> dict[str, Any]:
+    def process(
+        self, bucket: str, key: str, version_id: str | None = None, raw_key: str | None = None
+    ) -> dict[str, Any]:
         """Handle one ObjectCreated object; returns what happened as {"status", ...} (never raises for bad input).
 
         `key` is the decoded key; `raw_key` the key as the event carried it, tried when the decoded one is not found
@@ -140,7 +143,7 @@ class IntakeService:
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "ids_assigned": report["ids_assigned"],
             "intake_report_key": prefix + INTAKE_REPORT_KEY,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         try:
             started = self.sfn.start_execution(
@@ -154,8 +157,13 @@ class IntakeService:
         self.log("info", "run started", run_id=run_id, execution_arn=started["executionArn"],
                  records=report["records"], valid=report["valid"], invalid=report["invalid"],
                  shards=len(outcome.shards))
-        return {**result, "status": "started", "execution_arn": started["executionArn"], "counts": execution_input["counts"],
-                "shards": len(outcome.shards)}
+        return {
+            **result,
+            "status": "started",
+            "execution_arn": started["executionArn"],
+            "counts": execution_input["counts"],
+            "shards": len(outcome.shards),
+        }
 
     def _already_rejected(self, report_key: str) -> bool:
         try:
@@ -197,7 +205,8 @@ class IntakeService:
         }
         subject, body, attributes = run_message(manifest)
         first_errors = "\n".join(
-            f"  line {error['line']}: {error['field'] or '-'}: {error['reason']}" for error in report["errors"][:NOTIFY_ERRORS]
+            f"  line {error['line']}: {error['field'] or '-'}: {error['reason']}"
+            for error in report["errors"][:NOTIFY_ERRORS]
         )
         message = f"{body}\n\nFirst errors:\n{first_errors}\n"
         copy_object(self.s3, source, bucket, prefix + copy_name)
@@ -211,7 +220,9 @@ class IntakeService:
     def _unknown_pipeline(self, bucket: str, key: str, pipeline_name: str) -> dict[str, Any]:
         known = ", ".join(sorted(self.settings.pipelines))
         if pipeline_name:
-            reason = f"the first key segment {pipeline_name!r} names no configured pipeline; upload under one of: {known}"
+            reason = (
+                f"the first key segment {pipeline_name!r} names no configured pipeline; upload under one of: {known}"
+            )
         else:
             reason = f"the object is not under a pipeline prefix; upload under one of: {known}"
         self.log("error", "upload for an unknown pipeline: no run started", bucket=bucket, key=key, reason=reason)
@@ -227,6 +238,10 @@ class IntakeService:
         # SNS subjects must be printable ASCII without line breaks, at most 100 characters.
         ascii_subject = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]
         self.sns.publish(
-            TopicArn=self.settings.topic_arn, Subject=ascii_subject, Message=bounded_bytes(body, NOTIFY_BODY_LIMIT),
-            MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()},
+            TopicArn=self.settings.topic_arn,
+            Subject=ascii_subject,
+            Message=bounded_bytes(body, NOTIFY_BODY_LIMIT),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            },
         )

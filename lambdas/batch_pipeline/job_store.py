@@ -13,7 +13,8 @@ alone (`job-tokens/<job name>.json`), because an EventBridge job-state event nam
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from batch_pipeline.backends import error_code
 from batch_pipeline.backends.runs import run_bucket, run_prefix
@@ -22,7 +23,7 @@ JOBS_FOLDER = "jobs/"
 TOKENS_PREFIX = "job-tokens/"
 
 
-def job_key(run: dict, index: int | str) -> str:
+def job_key(run: dict[str, Any], index: int | str) -> str:
     return f"{run_prefix(run)}{JOBS_FOLDER}{index}.json"
 
 
@@ -30,21 +31,22 @@ def token_key(job_name: str) -> str:
     return f"{TOKENS_PREFIX}{job_name}.json"
 
 
-def is_reference(job: dict) -> bool:
+def is_reference(job: dict[str, Any]) -> bool:
     """A Map item or iteration result that names a job by index only (no name/state of its own)."""
     return "index" in job and "name" not in job
 
 
-def save_job(s3: Any, run: dict, job: dict) -> None:
+def save_job(s3: Any, run: dict[str, Any], job: dict[str, Any]) -> None:
     s3.put_object(Bucket=run_bucket(run), Key=job_key(run, job["index"]), ContentType="application/json",
                   Body=json.dumps(job, separators=(",", ":")).encode())
 
 
-def load_job(s3: Any, run: dict, index: int | str) -> dict:
-    return json.loads(s3.get_object(Bucket=run_bucket(run), Key=job_key(run, index))["Body"].read())
+def load_job(s3: Any, run: dict[str, Any], index: int | str) -> dict[str, Any]:
+    job: dict[str, Any] = json.loads(s3.get_object(Bucket=run_bucket(run), Key=job_key(run, index))["Body"].read())
+    return job
 
 
-def load_jobs(s3: Any, run: dict) -> list[dict]:
+def load_jobs(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     """Every job of the run, in index order, from the `jobs/` folder."""
     bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
     keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -53,7 +55,7 @@ def load_jobs(s3: Any, run: dict) -> list[dict]:
     return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
 
 
-def resolve_jobs(s3: Any, run: dict, jobs: Iterable[dict] | None) -> list[dict]:
+def resolve_jobs(s3: Any, run: dict[str, Any], jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
     given = [dict(entry.get("job", entry)) for entry in (jobs or [])]
     if given and not any(is_reference(job) for job in given):
@@ -61,14 +63,15 @@ def resolve_jobs(s3: Any, run: dict, jobs: Iterable[dict] | None) -> list[dict]:
     return load_jobs(s3, run)
 
 
-def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict) -> None:
+def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict[str, Any]) -> None:
     s3.put_object(Bucket=bucket, Key=token_key(job_name), ContentType="application/json",
                   Body=json.dumps({"task_token": token, "step": step}, separators=(",", ":")).encode())
 
 
-def load_token(s3: Any, bucket: str, job_name: str) -> dict | None:
+def load_token(s3: Any, bucket: str, job_name: str) -> dict[str, Any] | None:
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=token_key(job_name))["Body"].read())
+        token: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=token_key(job_name))["Body"].read())
+        return token
     except Exception as error:  # noqa: BLE001 - narrowed below: only "no such key" means "not ours"
         if error_code(error) in ("NoSuchKey", "404"):
             return None

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from batch_pipeline.backends import BatchBackend, SubmitDeferred, job_state
 
@@ -71,23 +72,31 @@ def backoff_seconds(
     return max(0, int(round(delay * (1 - jitter * rng.random()))))
 
 
-def _merge(job: dict, state: dict) -> dict:
+def _merge(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     return {**job, **state}
 
 
-def _step(run: dict, job: dict, attempt: int, backend: BatchBackend | None = None) -> dict:
+def _step(
+    run: dict[str, Any], job: dict[str, Any], attempt: int, backend: BatchBackend | None = None
+) -> dict[str, Any]:
     if job["done"] and backend is not None:
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
         job = backend.finish(run, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
-    return {"run": run, "job": job, "attempt": attempt + 1, "wait_seconds": wait, "backstop_seconds": backstop_seconds()}
+    return {
+        "run": run,
+        "job": job,
+        "attempt": attempt + 1,
+        "wait_seconds": wait,
+        "backstop_seconds": backstop_seconds(),
+    }
 
 
 def backstop_seconds() -> int:
     return max(1, int(_env_number("JOB_BACKSTOP_SECONDS", DEFAULT_BACKSTOP_SECONDS)))
 
 
-def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
+def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
     """Start the job (or find the one a previous try started); a deferral leaves it queued."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
     name = backend.job_name(run, job)
@@ -116,7 +125,7 @@ def submit_job(event: dict, backend: BatchBackend, now: Callable[[], float] = ti
     return _step(run, _merge(job, state), attempt, backend)
 
 
-def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = time.time) -> dict:
+def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
     """The job's state now; submits a queued job again; stops a job that outran its time limit."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
     if job.get("done"):
@@ -139,7 +148,7 @@ def check_job(event: dict, backend: BatchBackend, now: Callable[[], float] = tim
     return _step(run, _merge(job, state), attempt, backend)
 
 
-def stop_run_jobs(event: dict, backend: BatchBackend) -> dict:
+def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
     """A failed run's last word on its jobs: every job not known to be done is looked up on the backend by its
     name and stopped if it still runs, so nothing keeps billing after the run gave up. Returns every job with its
     last known state and output location; a job the backend does not know was never submitted. A lookup or stop

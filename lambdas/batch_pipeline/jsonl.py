@@ -9,7 +9,8 @@ Lines are yielded without their ending; blank lines are yielded too, so position
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 CHUNK_BYTES = 1024 * 1024
 

@@ -6,8 +6,10 @@ job ended partially; FAILED when no record succeeded, every job failed, or a wor
 
 from __future__ import annotations
 
+import contextlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
 
@@ -16,21 +18,19 @@ RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifes
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def _timings(run: dict, finished: datetime) -> dict:
+def _timings(run: dict[str, Any], finished: datetime) -> dict[str, Any]:
     started = run.get("started_at")
     timings = {"started_at": started, "finished_at": finished.isoformat(timespec="seconds")}
     if started:
-        try:
+        with contextlib.suppress(ValueError):
             timings["duration_seconds"] = round((finished - datetime.fromisoformat(started)).total_seconds(), 3)
-        except ValueError:
-            pass
     return timings
 
 
-def _locations(run: dict) -> dict:
+def _locations(run: dict[str, Any]) -> dict[str, Any]:
     bucket, prefix = run_bucket(run), run_prefix(run)
     return {
         "run_folder": s3_uri(bucket, prefix),
@@ -40,7 +40,7 @@ def _locations(run: dict) -> dict:
     }
 
 
-def _base(run: dict) -> dict:
+def _base(run: dict[str, Any]) -> dict[str, Any]:
     counts = run.get("counts", {})
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -62,7 +62,7 @@ def _base(run: dict) -> dict:
     }
 
 
-def run_status(jobs: list[dict], counts: dict) -> str:
+def run_status(jobs: list[dict[str, Any]], counts: dict[str, Any]) -> str:
     states = [job.get("state") for job in jobs]
     if counts["succeeded"] == 0 or (states and all(s in ("failed", "stopped") for s in states)):
         return "FAILED"
@@ -71,8 +71,13 @@ def run_status(jobs: list[dict], counts: dict) -> str:
     return "SUCCEEDED"
 
 
-def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict | None,
-                   finished: datetime | None = None) -> dict:
+def build_manifest(
+    run: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    collect: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    finished: datetime | None = None,
+) -> dict[str, Any]:
     """The manifest of a run whose jobs ended (whatever their outcome)."""
     manifest = _base(run)
     counts = manifest["counts"]
@@ -104,23 +109,23 @@ def build_manifest(run: dict, jobs: list[dict], collect: dict, evaluation: dict 
     return manifest
 
 
-def job_invocations(job: dict) -> int:
+def job_invocations(job: dict[str, Any]) -> int:
     """Billed requests of one job, its retry of failed records included: records sent to a batch job,
     InvokeModel requests (botocore's retries included) for an on-demand one; 0 for a job never submitted."""
     retry = job.get("retry") or {}
     return int(job.get("model_invocations") or 0) + int(retry.get("model_invocations") or 0)
 
 
-def model_invocations(job_summaries: list[dict], jobs: list[dict]) -> dict:
+def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-job and total billed requests; also written onto each job summary."""
-    for summary, entry in zip(job_summaries, jobs):
+    for summary, entry in zip(job_summaries, jobs, strict=True):
         summary["model_invocations"] = job_invocations(entry.get("job", entry))
     return {"total": sum(s["model_invocations"] for s in job_summaries),
             "by_job": {s["name"]: s["model_invocations"] for s in job_summaries}}
 
 
-def failure_manifest(run: dict, failure: dict, finished: datetime | None = None, *,
-                     jobs: list[dict] | None = None) -> dict:
+def failure_manifest(run: dict[str, Any], failure: dict[str, Any], finished: datetime | None = None, *,
+                     jobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
     state, its output location and what it was billed for, and how to recover the paid-for outputs."""
     manifest = _base(run)
@@ -150,7 +155,7 @@ def failure_manifest(run: dict, failure: dict, finished: datetime | None = None,
 RECOLLECT_FIELDS = ("index", "input_uri", "route", "merged_output_key", "done")
 
 
-def run_from_manifest(manifest: dict) -> dict:
+def run_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     """The run reference (the execution input the steps read) rebuilt from a manifest, for recollect."""
     bucket, prefix = split_s3_uri(manifest["outputs"]["run_folder"])
     counts = manifest.get("counts") or {}
@@ -163,7 +168,7 @@ def run_from_manifest(manifest: dict) -> dict:
     }
 
 
-def recovery(run: dict, jobs: list[dict]) -> dict:
+def recovery(run: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """How to finish a failed run from what it already paid for, without sending a record again."""
     folder = _locations(run)["run_folder"]
     with_output = [job["name"] for job in jobs if job.get("state") in ("succeeded", "partial", "failed", "stopped")]
@@ -190,7 +195,7 @@ def _cause_message(cause: str | None) -> str:
     return cause
 
 
-def _headline(evaluation: dict | None) -> dict | None:
+def _headline(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
     """The few numbers a notification or a glance needs; evaluation.json has the rest."""
     if not evaluation or not evaluation.get("metric"):
         return None
@@ -204,7 +209,7 @@ def _headline(evaluation: dict | None) -> dict | None:
     return headline
 
 
-def render_summary(manifest: dict) -> str:
+def render_summary(manifest: dict[str, Any]) -> str:
     """summary.md: counts, metrics, timings and links, for a person."""
     counts = manifest["counts"]
     lines = [
@@ -219,7 +224,10 @@ def render_summary(manifest: dict) -> str:
     lines += ["", "| records | count |", "| --- | ---: |"]
     lines += [f"| {name} | {value if value is not None else '-'} |" for name, value in counts.items()]
     if manifest.get("failed_state") or manifest.get("cause"):
-        lines += ["", f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}"]
+        lines += [
+            "",
+            f"**Failure**: {manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest.get('cause')}",
+        ]
     recover = manifest.get("recover") or {}
     if recover.get("command"):
         lines += ["", f"**Recover** without paying again: `{recover['command']}` ({recover['how']})"]
@@ -236,8 +244,10 @@ def render_summary(manifest: dict) -> str:
         lines += ["", f"Tokens: {tokens.get('input_tokens')} in, {tokens.get('output_tokens')} out"]
     if manifest.get("jobs"):
         lines += ["", "## Jobs", ""]
-        lines += [f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")
-                  for j in manifest["jobs"]]
+        lines += [
+            f"- `{j['name']}`: {j.get('status')}" + (f" ({j['failure_reason']})" if j.get("failure_reason") else "")
+            for j in manifest["jobs"]
+        ]
     timings = manifest.get("timings", {})
     lines += ["", f"Started {timings.get('started_at')}, finished {timings.get('finished_at')}"
               + (f", {timings['duration_seconds']} s" if "duration_seconds" in timings else ""), "", "## Files", ""]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
-def run_message(manifest: dict) -> tuple[str, str, dict[str, str]]:
+def run_message(manifest: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """(subject, body, message attributes) for a finished, failed or rejected run."""
     status = manifest["status"]
     subject = f"llm-batch-pipeline {manifest['pipeline']}: {status} {manifest['run_id']}"[:SUBJECT_LIMIT]
@@ -17,10 +18,14 @@ def run_message(manifest: dict) -> tuple[str, str, dict[str, str]]:
         "Records: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v is not None),
     ]
     if manifest.get("cause"):
-        lines.append(f"Why: {manifest.get('failed_state') or ''} {manifest.get('error')}: {manifest['cause']}".replace("  ", " "))
+        lines.append(
+            f"Why: {manifest.get('failed_state') or ''} {manifest.get('error')}: {manifest['cause']}".replace("  ", " ")
+        )
     headline = manifest.get("evaluation") or {}
     if headline.get("rouge_f"):
-        lines.append("ROUGE F1: " + ", ".join(f"{k} {v:.4f}" for k, v in headline["rouge_f"].items() if isinstance(v, float)))
+        lines.append(
+            "ROUGE F1: " + ", ".join(f"{k} {v:.4f}" for k, v in headline["rouge_f"].items() if isinstance(v, float))
+        )
     for key in ("accuracy", "macro_f1"):
         if isinstance(headline.get(key), float):
             lines.append(f"{key}: {headline[key]:.4f}")

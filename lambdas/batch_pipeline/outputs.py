@@ -29,7 +29,7 @@ class OutputParseError(ValueError):
     """A line that is none of the accepted output shapes; the message names what arrived."""
 
 
-def parse_output_line(line: str | bytes) -> dict:
+def parse_output_line(line: str | bytes) -> dict[str, Any]:
     """Normalise one output line to
     `{"id", "prediction", "labels", "scores", "error", "input_tokens", "output_tokens"}`."""
     return normalise_output(load_output_line(line))
@@ -41,7 +41,7 @@ def load_output_line(line: str | bytes) -> Any:
     return _load(line)
 
 
-def normalise_output(obj: Any) -> dict:
+def normalise_output(obj: Any) -> dict[str, Any]:
     """Normalise an already loaded output line; see parse_output_line."""
     if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict):
         # Hugging Face pipelines answer a one-element list when the request carried a list.
@@ -67,12 +67,12 @@ def normalise_output(obj: Any) -> dict:
 def _record(
     id: Any = None,
     prediction: str | None = None,
-    labels: list | None = None,
-    scores: list | None = None,
-    error: dict | None = None,
+    labels: list[Any] | None = None,
+    scores: list[Any] | None = None,
+    error: dict[str, Any] | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     return {
         "id": id,
         "prediction": prediction,
@@ -113,7 +113,7 @@ def _quote(line: Any) -> str:
     return repr(text[:_QUOTE_CHARS] + ("..." if len(text) > _QUOTE_CHARS else ""))
 
 
-def _text2text(obj: dict) -> dict:
+def _text2text(obj: dict[str, Any]) -> dict[str, Any]:
     texts = obj.get("generated_texts", obj.get("generated_text"))
     if isinstance(texts, str):
         prediction = texts
@@ -124,10 +124,12 @@ def _text2text(obj: dict) -> dict:
     return _record(id=obj.get("id"), prediction=prediction)
 
 
-def _zero_shot(obj: dict) -> dict:
+def _zero_shot(obj: dict[str, Any]) -> dict[str, Any]:
     labels, scores = obj["labels"], obj["scores"]
     if not isinstance(labels, (list, tuple)) or not isinstance(scores, (list, tuple)):
-        raise OutputParseError(f"zero-shot labels and scores must be lists, got {type(labels).__name__}/{type(scores).__name__}")
+        raise OutputParseError(
+            f"zero-shot labels and scores must be lists, got {type(labels).__name__}/{type(scores).__name__}"
+        )
     if len(labels) != len(scores) or not labels:
         raise OutputParseError(f"zero-shot output has {len(labels)} labels and {len(scores)} scores")
     try:
@@ -136,10 +138,12 @@ def _zero_shot(obj: dict) -> dict:
         raise OutputParseError(f"zero-shot scores must be numbers, got {scores!r:.{_QUOTE_CHARS}}") from None
     # The container sorts labels by score already; taking the maximum does not rely on it.
     top = max(range(len(scores)), key=scores.__getitem__)
-    return _record(id=obj.get("id"), prediction=str(labels[top]), labels=[str(label) for label in labels], scores=scores)
+    return _record(
+        id=obj.get("id"), prediction=str(labels[top]), labels=[str(label) for label in labels], scores=scores
+    )
 
 
-def _bedrock(obj: dict) -> dict:
+def _bedrock(obj: dict[str, Any]) -> dict[str, Any]:
     record_id = obj.get("recordId")
     error = obj.get("error")
     if error is not None:
@@ -151,8 +155,8 @@ def _bedrock(obj: dict) -> dict:
     return _record(id=record_id, prediction=text, input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def _model_text(output: dict, record_id: Any) -> tuple[str, int | None, int | None]:
-    usage = output.get("usage") if isinstance(output.get("usage"), dict) else {}
+def _model_text(output: dict[str, Any], record_id: Any) -> tuple[str, int | None, int | None]:
+    usage: dict[str, Any] = output["usage"] if isinstance(output.get("usage"), dict) else {}
     if isinstance(output.get("content"), list):
         # Anthropic Messages: the answer is the first text block (thinking or tool blocks may precede it).
         for block in output["content"]:
@@ -184,7 +188,7 @@ def _model_text(output: dict, record_id: Any) -> tuple[str, int | None, int | No
     )
 
 
-def _error(error: Any) -> dict:
+def _error(error: Any) -> dict[str, Any]:
     if isinstance(error, dict):
         code = error.get("errorCode", error.get("code", "unknown"))
         message = error.get("errorMessage", error.get("message", ""))
@@ -192,7 +196,7 @@ def _error(error: Any) -> dict:
     return {"code": "unknown", "message": str(error)}
 
 
-def _ours(obj: dict) -> dict:
+def _ours(obj: dict[str, Any]) -> dict[str, Any]:
     prediction = obj.get("prediction")
     error = obj.get("error")
     return _record(

@@ -8,6 +8,8 @@ already sized to the quotas; a file under the batch minimum is one "on-demand" j
 
 from __future__ import annotations
 
+from typing import Any
+
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import RuntimePipeline
@@ -17,7 +19,7 @@ class PlanningError(ValueError):
     """The intake report cannot be planned (no shards): a bug or a tampered run folder."""
 
 
-def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list[dict]:
+def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: RuntimePipeline) -> list[dict[str, Any]]:
     shards = intake_report.get("shards") or []
     if not shards:
         raise PlanningError(f"intake report of run {run['run_id']} lists no shards")
@@ -53,6 +55,6 @@ def plan_jobs(run: dict, intake_report: dict, pipeline: RuntimePipeline) -> list
     return jobs
 
 
-def plan_references(jobs: list[dict], backend: str) -> dict:
+def plan_references(jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
     """What `Plan jobs` returns to the state: one `{"index"}` per job (the jobs themselves are in S3)."""
     return {"backend": backend, "count": len(jobs), "jobs": [{"index": job["index"]} for job in jobs]}

@@ -191,7 +191,9 @@ def invoke_batch(
     if max_payload_bytes > SAGEMAKER_PAYLOAD_LIMIT_BYTES:
         raise ValueError(f"max_payload_bytes {max_payload_bytes} is over SageMaker's {SAGEMAKER_PAYLOAD_LIMIT_BYTES}")
     sequences = int(params.get("num_return_sequences") or 1)
-    ranges = plan_requests(texts, params, max_payload_bytes=max_payload_bytes, max_texts_per_request=max_texts_per_request)
+    ranges = plan_requests(
+        texts, params, max_payload_bytes=max_payload_bytes, max_texts_per_request=max_texts_per_request
+    )
     if not ranges:
         return []
     workers = min(max_concurrency, len(ranges))
@@ -267,7 +269,9 @@ def _tokens_from_response(endpoint: str, events: Any, include_special: bool) -> 
     except EventStreamError as error:
         # boto3 raises the service's in-stream error events while iterating instead of yielding them.
         info = error.response.get("Error", {})
-        raise StreamError(f"endpoint {endpoint!r} stream failed: {info.get('Code')}: {_shown(info.get('Message'))}") from error
+        raise StreamError(
+            f"endpoint {endpoint!r} stream failed: {info.get('Code')}: {_shown(info.get('Message'))}"
+        ) from error
     finally:
         close = getattr(events, "close", None)
         if close is not None:
@@ -341,9 +345,9 @@ def _token_of_line(raw: bytes, include_special: bool) -> str | None:
         kind = message.get("error_type") or "error"
         raise StreamError(f"endpoint reported {kind}: {_shown(message['error'])}")
     token = message.get("token") if isinstance(message, dict) else None
-    text = token.get("text") if isinstance(token, dict) else None
-    if not isinstance(text, str):
+    if not isinstance(token, dict) or not isinstance(token.get("text"), str):
         raise StreamError(f"stream line has no token text: {_shown(raw)}")
+    text: str = token["text"]
     if token.get("special") and not include_special:
         return None
     return text

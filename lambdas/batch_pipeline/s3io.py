@@ -7,8 +7,9 @@ parts are read from the local file by each worker (os.pread), so memory stays at
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 

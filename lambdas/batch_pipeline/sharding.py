@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left
-from itertools import accumulate, chain
-from operator import sub
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from itertools import accumulate, chain, pairwise
+from operator import sub
+from typing import Literal
 
 from .config import RuntimePipeline
 
@@ -61,7 +62,7 @@ class Plan:
     note: str | None = None
     # When set, the records are published in this order (order[i] = spill index of published record i) and the
     # shards' start/stop index this order; None means spill order. 4 bytes per record.
-    order: array | None = None
+    order: array[int] | None = None
 
     @property
     def route(self) -> str:
@@ -75,7 +76,7 @@ def _bytes_between(ends: Sequence[int], start: int, stop: int) -> int:
 def _shards(prefix: str, ends: Sequence[int], cuts: list[int]) -> tuple[Shard, ...]:
     return tuple(
         Shard(f"{prefix}-{index:05d}.jsonl", start, stop, _bytes_between(ends, start, stop))
-        for index, (start, stop) in enumerate(zip(cuts, cuts[1:]))
+        for index, (start, stop) in enumerate(pairwise(cuts))
     )
 
 
@@ -104,12 +105,12 @@ def even_count_cuts(count: int, parts: int) -> list[int]:
     return [round(count * part / parts) for part in range(parts + 1)]
 
 
-def record_sizes(ends: Sequence[int]) -> array:
+def record_sizes(ends: Sequence[int]) -> array[int]:
     """Bytes of each record, from the cumulative ends (C-speed: no Python loop per record)."""
     return array("q", map(sub, ends, chain((0,), ends)))
 
 
-def dealt_order(ends: Sequence[int], parts: int, *, by_length: bool) -> tuple[array, list[int]]:
+def dealt_order(ends: Sequence[int], parts: int, *, by_length: bool) -> tuple[array[int], list[int]]:
     """(order, cuts): the records sorted by size, longest first, dealt round-robin into `parts` shards.
 
     The deal goes back and forth (0..k-1, then k-1..0), so no shard is first to receive in every round: shard
@@ -189,7 +190,7 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
 
 
 def _fits(ends: Sequence[int], cuts: list[int], minimum: int, maximum: int, max_bytes: int) -> bool:
-    for start, stop in zip(cuts, cuts[1:]):
+    for start, stop in pairwise(cuts):
         if not minimum <= stop - start <= maximum or _bytes_between(ends, start, stop) > max_bytes:
             return False
     return True

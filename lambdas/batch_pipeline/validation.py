@@ -18,7 +18,8 @@ import json
 import re
 from array import array
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, final
 
 import orjson
 
@@ -123,13 +124,23 @@ _UNCOMPRESSED = "; upload the uncompressed JSON Lines file"
 _MAGIC = (
     (b"\x1f\x8b", "gzip_compressed", "compressed file (gzip): the file is gzip-compressed" + _UNCOMPRESSED),
     (b"PK\x03\x04", "zip_archive", "compressed file (zip): the file is a ZIP archive" + _UNCOMPRESSED),
-    (b"\x28\xb5\x2f\xfd", "zstd_compressed", "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED),
+    (
+        b"\x28\xb5\x2f\xfd",
+        "zstd_compressed",
+        "compressed file (zstd): the file is Zstandard-compressed" + _UNCOMPRESSED,
+    ),
     (b"BZh", "bzip2_compressed", "compressed file (bzip2): the file is bzip2-compressed" + _UNCOMPRESSED),
     (b"\xfd7zXZ\x00", "xz_compressed", "compressed file (xz): the file is xz-compressed" + _UNCOMPRESSED),
-    (b"\xff\xfe\x00\x00", "utf32_encoded",
-     "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8"),
-    (b"\x00\x00\xfe\xff", "utf32_encoded",
-     "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8"),
+    (
+        b"\xff\xfe\x00\x00",
+        "utf32_encoded",
+        "the file is UTF-32 encoded (byte order mark FF FE 00 00); JSON Lines must be UTF-8",
+    ),
+    (
+        b"\x00\x00\xfe\xff",
+        "utf32_encoded",
+        "the file is UTF-32 encoded (byte order mark 00 00 FE FF); JSON Lines must be UTF-8",
+    ),
     (b"\xff\xfe", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FF FE); JSON Lines must be UTF-8"),
     (b"\xfe\xff", "utf16_encoded", "the file is UTF-16 encoded (byte order mark FE FF); JSON Lines must be UTF-8"),
 )
@@ -168,6 +179,7 @@ def record_limit_bytes(pipeline: RuntimePipeline) -> int | None:
     return None
 
 
+@final  # so that `type(line) is _Overlong` narrows the other branch to bytes | memoryview
 class _Overlong:
     """Stands in for a line that was too long to buffer; only its length is known."""
 
@@ -177,7 +189,8 @@ class _Overlong:
         self.length = length
 
 
-def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryview | _Overlong]:
+# One state machine over the chunks (`tail` and `discarding` are shared by every branch): kept whole on purpose.
+def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes | memoryview | _Overlong]:  # noqa: C901
     """Physical lines, each ending in a single "\\n" ("\\r\\n" becomes "\\n"; one is added to a last line without it).
 
     A line inside one chunk is a memoryview of that chunk (no copy: the spill writes it out from there); a line
@@ -300,7 +313,8 @@ class StreamValidator:
 
     # ------------------------------------------------------------ the pass
 
-    def records(self, chunks: Iterable[bytes]) -> Iterator[RecordTuple]:
+    # The per-line hot loop, inlined on purpose (local aliases, no call per check): a split pays a call per line.
+    def records(self, chunks: Iterable[bytes]) -> Iterator[RecordTuple]:  # noqa: C901
         """Valid records as (model-ready line, references or None), in file order."""
         convert = self.converter.convert
         loads = orjson.loads
@@ -316,7 +330,7 @@ class StreamValidator:
         try:
             for line in split_lines(self._sniffed(chunks), self.line_cap):
                 line_no += 1
-                if line.__class__ is _Overlong:
+                if type(line) is _Overlong:
                     records += 1
                     self._invalid(line_no, None, "line_too_long",
                                   f"line is {line.length} bytes, above the longest line intake reads "
@@ -348,14 +362,22 @@ class StreamValidator:
                     continue
                 keys = shape(record)
                 if keys < 0:
-                    self._invalid(line_no, None, "nested_too_deep",
-                                  f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that")
+                    self._invalid(
+                        line_no,
+                        None,
+                        "nested_too_deep",
+                        f"objects/arrays nest more than {MAX_NESTING} levels deep; no request format needs that",
+                    )
                     continue
                 duplicate = duplicate_key(line, keys)
                 if duplicate is not None:
-                    self._invalid(line_no, duplicate, "duplicate_key",
-                                  f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
-                                  "in one object; parsers disagree about which value wins, so each key must be unique")
+                    self._invalid(
+                        line_no,
+                        duplicate,
+                        "duplicate_key",
+                        f"key {bounded(json.dumps(duplicate, ensure_ascii=False), FIELD_LIMIT)} appears twice "
+                        "in one object; parsers disagree about which value wins, so each key must be unique",
+                    )
                     continue
                 try:
                     record_id, model_line, references, assigned = convert(record, line_no, line)
@@ -363,8 +385,12 @@ class StreamValidator:
                     self._invalid(line_no, error.field, error.code, error.reason)
                     continue
                 if len(model_line) > size_cap:
-                    self._invalid(line_no, None, "record_too_large",
-                                  f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}")
+                    self._invalid(
+                        line_no,
+                        None,
+                        "record_too_large",
+                        f"the model-ready record is {len(model_line) - 1} bytes; the backend accepts at most {limit}",
+                    )
                     continue
                 fingerprint = hash(record_id if record_id.__class__ is str else str(record_id))
                 if fingerprint in seen:
@@ -422,7 +448,10 @@ class StreamValidator:
         )
 
     def _unparsable(self, line_no: int, line: bytes) -> bool:
-        """Records why a line (without its newline) is not JSON; returns True when the file is clearly not JSON Lines."""
+        """Records why a line (without its newline) is not JSON.
+
+        Returns True when the file is clearly not JSON Lines.
+        """
         try:
             orjson.loads(line)
             error: Exception = ValueError("unparsable")  # not reached: the line failed to parse with its newline
@@ -431,8 +460,12 @@ class StreamValidator:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as bad:
-            self._invalid(line_no, None, "invalid_utf8",
-                          f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start:bad.start + 1]!r})")
+            self._invalid(
+                line_no,
+                None,
+                "invalid_utf8",
+                f"line is not valid UTF-8 (byte {bad.start + 1} of the line: {line[bad.start : bad.start + 1]!r})",
+            )
             return False
         if str(error).startswith("depth limit exceeded"):
             # orjson stops at 1,024 levels; the same rule as any line nested beyond MAX_NESTING.
@@ -495,7 +528,8 @@ class StreamValidator:
         if self.converter.records_with_parameters and sagemaker is not None and sagemaker.hyper_params is not None:
             notes.append(
                 f"{self.converter.records_with_parameters} records carry their own generation parameters, which the "
-                "JumpStart container ignores because the pipeline sets sagemaker.hyper_params (set it to null to use them)"
+                "JumpStart container ignores because the pipeline sets sagemaker.hyper_params "
+                "(set it to null to use them)"
             )
         if self.converter.labels_outside:
             lines = ", ".join(map(str, self.converter.labels_outside_lines))
@@ -547,7 +581,8 @@ class StreamValidator:
 
     def _summary(self) -> str:
         if self.file_errors:
-            return self.file_errors[0]["reason"]
+            reason: str = self.file_errors[0]["reason"]
+            return reason
         reasons = ", ".join(f"{code} x{count}" for code, count in self.counts_by_reason.most_common())
         return (f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
                 f"the pipeline's on_invalid policy is {self.policy!r}")

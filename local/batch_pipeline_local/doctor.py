@@ -14,8 +14,9 @@ The clients are parameters so the tests hand in botocore Stubber clients; the CL
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from batch_pipeline.config import AppConfig, BedrockModel, BedrockSettings
 

@@ -9,11 +9,12 @@ nowhere else (a moto upgrade that moves one breaks this module and its tests, no
    `{"errorType": <exception class>, "errorMessage", "stackTrace"}`), so moto's interpreter names the error after
    the exception class, as Step Functions does on AWS. And `StateTaskLambda._from_error`: moto names a failed
    Invoke API call (throttling, a Lambda service error) `Exception`; Step Functions names it `Lambda.<code>`.
-2. `StateTaskLambda._eval_execution` and `lambda_eval_utils.execute_lambda_function_integration`: rehearsed faults (`--fault STATE:ERROR:TIMES`). The first TIMES
-   invocations of that Task state fail before the function runs, the way the Lambda service reports them to Step
-   Functions: a `Lambda.<Code>` error is an Invoke API error with that code (moto's interpreter then names it
-   `Lambda.<Code>`, as Step Functions does); any other name (`Sandbox.Timedout`, an exception class) is an unhandled function error with that errorType. The template's own Retry
-   and Catch then decide what happens.
+2. `StateTaskLambda._eval_execution` and `lambda_eval_utils.execute_lambda_function_integration`: rehearsed
+   faults (`--fault STATE:ERROR:TIMES`). The first TIMES invocations of that Task state fail before the
+   function runs, the way the Lambda service reports them to Step Functions: a `Lambda.<Code>` error is an
+   Invoke API error with that code (moto's interpreter then names it `Lambda.<Code>`, as Step Functions does);
+   any other name (`Sandbox.Timedout`, an exception class) is an unhandled function error with that errorType.
+   The template's own Retry and Catch then decide what happens.
 3. The Retry wait: moto's retrier sleeps IntervalSeconds for real. Local mode compresses those waits as it
    compresses poll waits (jobs end at once here), by RETRY_TIME_SCALE; the number and order of attempts is
    the template's.
@@ -27,8 +28,9 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from batch_pipeline.config import ConfigError
@@ -193,9 +195,14 @@ def _lambda_error_names(original: Callable) -> Callable:
         error = f"Lambda.{code}"
         cause = (f"{ex.response['Error']['Message']} (Service: AWSLambda; Status Code: {meta.get('HTTPStatusCode')}; "
                  f"Error Code: {code}; Request ID: {meta.get('RequestId')}; Proxy: null)")
-        return FailureEvent(env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.LambdaFunctionFailed,
-                            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
-                                error=error, cause=cause)))
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
+            ),
+        )
 
     return _from_error
 
@@ -217,14 +224,14 @@ def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> 
     from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
-        StateTaskLambda,
-    )
 
     # The `.waitForTaskToken` wait is a Lambda service integration (arn:aws:states:::lambda:invoke...): its own class,
     # which already names Lambda errors Lambda.<code> (recorded as TaskFailed, as on AWS), but must be told its state.
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: PLC0415
         StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
+        StateTaskLambda,
     )
 
     plan = FaultPlan(list(faults or []))

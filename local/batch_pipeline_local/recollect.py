@@ -9,7 +9,8 @@ handler in-process (`runner.local_invoker`), against AWS the deployed function (
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from batch_pipeline.backends import OUTPUT_STATES
 from batch_pipeline.backends.runs import split_s3_uri

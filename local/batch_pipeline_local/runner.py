@@ -17,19 +17,19 @@ import importlib
 import io
 import json
 import os
-import threading
 import time
 import uuid
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from unittest import mock
-from batch_pipeline.jsonl import split_lines
 
 from batch_pipeline.config import ConfigError
+from batch_pipeline.jsonl import split_lines
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -56,7 +56,8 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # app.py and stacks/ live at the repository root
-    from app import STACK_NAME as APP_STACK, build_app  # noqa: PLC0415 - jsii start-up only when needed
+    from app import STACK_NAME as APP_STACK  # noqa: PLC0415 - jsii start-up only when needed
+    from app import build_app
 
     context = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]
     context["aws:cdk:bundling-stacks"] = []
@@ -209,7 +210,9 @@ def _dummy_zip() -> bytes:
 
 def deploy(template: dict, clients: dict) -> LocalApp:
     """Create the template's buckets, topic, models, functions and state machine in moto."""
-    s3, sns, iam, lam, sfn, sagemaker = (clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker"))
+    s3, sns, iam, lam, sfn, sagemaker = (
+        clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")
+    )
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
     suffix = uuid.uuid4().hex[:8]
@@ -243,7 +246,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
     resolve = Resolver(physical, attributes)
 
-    for logical, model in resources_of(template, "AWS::SageMaker::Model").items():
+    for model in resources_of(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=props["ExecutionRoleArn"],
                                PrimaryContainer={k: v for k, v in props["PrimaryContainer"].items()
@@ -277,7 +280,9 @@ def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], st
         resolve = Resolver({}, {})
         trust = resolve(role["Properties"]["AssumeRolePolicyDocument"])
         name = role["Properties"].get("RoleName") or f"local-{logical}"[:64]
-        attributes[(logical, "Arn")] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        attributes[(logical, "Arn")] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
 
 
 def _policy_store(template: dict, resolve: Resolver, physical: dict[str, str], attributes: dict) -> Any:
@@ -416,15 +421,33 @@ def _reset_handler_clients() -> None:
 
 def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
     """The event S3 sends to EventBridge for a new object (the shape the intake rule delivers)."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    obj = {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'), "sequencer": uuid.uuid4().hex[:18].upper()}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    obj = {
+        "key": key,
+        "size": head["ContentLength"],
+        "etag": head["ETag"].strip('"'),
+        "sequencer": uuid.uuid4().hex[:18].upper(),
+    }
     if head.get("VersionId") and head["VersionId"] != "null":
         obj["version-id"] = head["VersionId"]
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
-        "account": ACCOUNT, "time": now, "region": REGION, "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj, "request-id": uuid.uuid4().hex[:16].upper(),
-                   "requester": ACCOUNT, "source-ip-address": "127.0.0.1", "reason": "PutObject"},
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": now,
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
     }
 
 
@@ -501,7 +524,8 @@ class RunResult:
 def model_requests_received() -> int:
     """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
     batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
-    from .engines.bedrock_batch import active_bedrock_emulator, model_requests_received as bedrock_received  # noqa: PLC0415
+    from .engines.bedrock_batch import active_bedrock_emulator  # noqa: PLC0415
+    from .engines.bedrock_batch import model_requests_received as bedrock_received
     from .engines.sagemaker_transform import active_sagemaker_engine  # noqa: PLC0415
 
     total = 0
@@ -535,7 +559,9 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
     executions = [e for e in wait_for_executions(local, timeout) if e["executionArn"] not in before]
     key = event["detail"]["object"]["key"]
     if not executions:
-        return RunResult(pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started)
+        return RunResult(
+            pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started
+        )
     execution = executions[0]
     run = json.loads(execution["input"])
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")

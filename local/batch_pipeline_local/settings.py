@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batch_pipeline.config import CONTEXT_KEY, AppConfig, ConfigError, RuntimePipeline, load_app_config, runtime_pipelines
+from batch_pipeline.config import (
+    CONTEXT_KEY,
+    AppConfig,
+    ConfigError,
+    RuntimePipeline,
+    load_app_config,
+    runtime_pipelines,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CDK_JSON = REPO_ROOT / "cdk.json"

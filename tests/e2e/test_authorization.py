@@ -56,7 +56,9 @@ def test_a_run_checks_every_call_and_denies_none(local):
 def test_app_with_put_object_removed_from_collect_fails_with_access_denied(template, tmp_path, capsys):
     edited = _without_action(template, "batch_pipeline.handlers.collect.handler", "s3:PutObject")
     app = _assembly(tmp_path / "cdk.out", edited)
-    code = main(["local", "run", str(EXAMPLES / "classify.jsonl"), "--pipeline", "classify", "--app", str(app), "--json"])
+    code = main(
+        ["local", "run", str(EXAMPLES / "classify.jsonl"), "--pipeline", "classify", "--app", str(app), "--json"]
+    )
     report = json.loads(capsys.readouterr().out)["authorization"]
     assert code == 1
     assert report["denied"] >= 1

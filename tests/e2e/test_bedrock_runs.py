@@ -15,7 +15,8 @@ import pytest
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON
-from tests.e2e.test_local_runs import run_folder as folder, write
+from tests.e2e.test_local_runs import run_folder as folder
+from tests.e2e.test_local_runs import write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MULTI = "bedrock-multi"
@@ -35,8 +36,17 @@ def transcript(i: int, marker: str = "") -> dict:
     return {
         "recordId": f"call-{i:04d}",
         "modelInput": {
-            "messages": [{"role": "user", "content": [{"text": f"Summarize this call transcript: Caller {i} asked for "
-                                                                f"a refund of order {i}. The agent refunded it.{marker}"}]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "text": f"Summarize this call transcript: Caller {i} asked for "
+                            f"a refund of order {i}. The agent refunded it.{marker}"
+                        }
+                    ],
+                }
+            ],
             "inferenceConfig": {"maxTokens": 40},
         },
         "reference": f"Caller {i} asked for a refund of order {i}.",
@@ -60,7 +70,10 @@ def test_bedrock_summarize_runs_from_upload_to_manifest_with_bedrocks_counts(loc
     counts = manifest["backend_counts"]
     assert counts["totalRecordCount"] == counts["successRecordCount"] == records and counts["errorRecordCount"] == 0
     assert counts["inputTokenCount"] > 0 and counts["outputTokenCount"] > 0
-    assert manifest["tokens"] == {"input_tokens": counts["inputTokenCount"], "output_tokens": counts["outputTokenCount"]}
+    assert manifest["tokens"] == {
+        "input_tokens": counts["inputTokenCount"],
+        "output_tokens": counts["outputTokenCount"],
+    }
     run = folder(local, result)
     job_id = job["arn"].rsplit("/", 1)[1]
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job_id}/job-00000.jsonl.out")
@@ -80,7 +93,9 @@ def test_error_records_land_in_errors_jsonl_and_the_run_is_partial(local, tmp_pa
     manifest = result.manifest
     assert manifest["status"] == "PARTIAL"
     assert manifest["counts"]["succeeded"] == 118 and manifest["counts"]["failed"] == 2
-    assert manifest["backend_counts"]["errorRecordCount"] == 2 and manifest["backend_counts"]["successRecordCount"] == 118
+    assert (
+        manifest["backend_counts"]["errorRecordCount"] == 2 and manifest["backend_counts"]["successRecordCount"] == 118
+    )
     errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
     assert sorted(e["id"] for e in errors) == ["call-0003", "call-0007"]
     assert all(e["error"]["code"] == "400" and e["error"]["message"] for e in errors)
@@ -95,7 +110,9 @@ def test_quota_refusals_queue_the_job_until_bedrock_takes_it(template, tmp_path)
     # Refused three times (submit, then two waits that submitted again after a backoff), then taken; its end event
     # resumed the wait, whose check saw it done.
     assert calls[0] == "submit" and calls.count("wait") >= 3
-    submissions = [i for i in local.invocations if i.function.startswith("FunctionsJobControl") and not i.event["job"].get("arn")]
+    submissions = [
+        i for i in local.invocations if i.function.startswith("FunctionsJobControl") and not i.event["job"].get("arn")
+    ]
     assert len(submissions) == 4
 
 

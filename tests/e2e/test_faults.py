@@ -111,9 +111,11 @@ def test_a_malformed_fault_is_refused(text):
 
 
 def test_a_fault_on_a_state_the_template_does_not_have_is_refused(template):
-    with pytest.raises(FaultSpecError, match="names no Task state.*'Check the job'.*Wait for job to end"):
-        with local_aws(template=template, faults=["Check the job:Lambda.ServiceException:1"]):
-            pass
+    with (
+        pytest.raises(FaultSpecError, match="names no Task state.*'Check the job'.*Wait for job to end"),
+        local_aws(template=template, faults=["Check the job:Lambda.ServiceException:1"]),
+    ):
+        pass
 
 
 def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):

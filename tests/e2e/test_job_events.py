@@ -34,8 +34,10 @@ def test_a_batch_job_resumes_its_run_through_its_end_event(template, tmp_path):
 
 def test_a_lost_event_still_completes_through_the_backstop(template, tmp_path):
     # Every event is lost; a 2-second backstop (JOB_BACKSTOP_SECONDS, the template's default is an hour) checks the job.
+    # A one-second job clock keeps the job running past the first wait even on a loaded machine: with the default
+    # 0.05 s the job could end before "Wait for job to end" began, which then resumes at once and never times out.
     with mock.patch.dict(os.environ, {"JOB_BACKSTOP_SECONDS": "2"}), \
-            local_aws(template=template, bedrock_options={"lose_events": 10_000}) as local:
+            local_aws(template=template, bedrock_options={"lose_events": 10_000, "tick_seconds": 1.0}) as local:
         result = run_file(local, write(tmp_path, "lost.jsonl", records(100)), "bedrock-summarize")
         delivered = resumed_by_event(local)
         states, events = entered(result), history(result)

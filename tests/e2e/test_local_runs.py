@@ -45,7 +45,14 @@ def test_summarize_runs_from_upload_to_manifest(local):
     manifest = result.manifest
     assert result.execution["status"] == "SUCCEEDED"
     assert manifest["status"] == "SUCCEEDED"
-    assert manifest["counts"] == {"total": 20, "valid": 20, "rejected": 0, "processed": 20, "succeeded": 20, "failed": 0}
+    assert manifest["counts"] == {
+        "total": 20,
+        "valid": 20,
+        "rejected": 0,
+        "processed": 20,
+        "succeeded": 20,
+        "failed": 0,
+    }
     assert manifest["local_stand_in"] is True
     assert manifest["jobs"][0]["name"].startswith("llmbp-")
     assert manifest["input"]["key"] == "summarize/summarize.jsonl" and manifest["input"]["version_id"]
@@ -102,7 +109,9 @@ def test_a_duplicate_event_starts_no_second_run(local):
 
 
 def test_a_failing_step_ends_in_a_failure_manifest_and_a_failed_execution(local):
-    with mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=RuntimeError("scorer exploded")):
+    with mock.patch(
+        "batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=RuntimeError("scorer exploded")
+    ):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
     assert result.execution["status"] == "FAILED"
     manifest = result.manifest
@@ -140,7 +149,9 @@ def test_a_multi_instance_plan_writes_balanced_shards_and_joins_every_record(mul
     with local_aws(template=multi_instance_template) as local:
         result = run_file(local, write(tmp_path, "many.jsonl", records), "summarize")
         s3 = boto3.client("s3", region_name=REGION)
-        shards = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=run_folder(local, result) + "shards/")["Contents"]
+        shards = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=run_folder(local, result) + "shards/")[
+            "Contents"
+        ]
         predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
     assert len(shards) >= 6
     assert result.manifest["status"] == "SUCCEEDED"
@@ -152,7 +163,9 @@ def test_every_outcome_notifies_the_topic(local, tmp_path):
     sns = boto3.client("sns", region_name=REGION)
     queue = sqs.create_queue(QueueName="run-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=local.topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    sns.subscribe(
+        TopicArn=local.topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
     records = lines_of(EXAMPLES / "summarize.jsonl")[:3]
     failing = [dict(records[0], text_inputs=records[0]["text_inputs"] + " [[fail-job]]")]
     run_file(local, write(tmp_path, "good.jsonl", records), "summarize")

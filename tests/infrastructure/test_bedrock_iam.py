@@ -30,7 +30,9 @@ def _actions(statement: dict) -> list[str]:
 
 
 def test_service_role_trusts_only_bedrock_for_this_accounts_invocation_jobs(template):
-    roles = {n: r for n, r in template.find_resources("AWS::IAM::Role").items() if n.startswith("BedrockBatchServiceRole")}
+    roles = {
+        n: r for n, r in template.find_resources("AWS::IAM::Role").items() if n.startswith("BedrockBatchServiceRole")
+    }
     assert len(roles) == 1
     (trust,) = next(iter(roles.values()))["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
@@ -120,7 +122,9 @@ def test_a_cross_region_profile_grants_the_profile_and_its_foundation_model_in_e
     assert service["InvokeModelsThroughProfile0"]["Condition"] == through["Condition"]
     assert ":inference-profile/us.anthropic" in _resolve(service["InvokeProfile0"]["Resource"])
     create = _resolve(statements["CreateJobsForConfiguredModels"]["Resource"])
-    assert all(f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5" in create for region in PROFILE_REGIONS)
+    assert all(
+        f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5" in create for region in PROFILE_REGIONS
+    )
     assert ":bedrock:*:" not in create and ":bedrock:*:" not in _resolve(routed)
 
 
@@ -131,7 +135,9 @@ def test_an_application_inference_profile_arn_is_granted_as_is_with_its_foundati
     app.synth()
     statements = _by_sid(_policy_statements(template, "FunctionsJobControlRole"))
     assert arn in _resolve(statements["InvokeConfiguredModels"]["Resource"])
-    assert statements["InvokeModelsThroughProfile0"]["Condition"] == {"StringLike": {"bedrock:InferenceProfileArn": arn}}
+    assert statements["InvokeModelsThroughProfile0"]["Condition"] == {
+        "StringLike": {"bedrock:InferenceProfileArn": arn}
+    }
 
 
 def test_a_profile_without_its_regions_is_a_configuration_error(default_context):

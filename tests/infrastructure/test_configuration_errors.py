@@ -61,7 +61,9 @@ def test_dotted_context_keys_override_single_values(default_context):
     assert stack.config.pipelines["summarize"].sagemaker.instance_count == 3
     assert stack.config.pipelines["bedrock-summarize"].bedrock.retry_failed_records is True
     # The rest of cdk.json is untouched.
-    assert stack.config.pipelines["classify"] == build_app(copy.deepcopy(default_context))[1].config.pipelines["classify"]
+    assert (
+        stack.config.pipelines["classify"] == build_app(copy.deepcopy(default_context))[1].config.pipelines["classify"]
+    )
 
 
 def test_a_dotted_override_is_validated_like_the_file(default_context):

@@ -21,8 +21,8 @@ Sources (AWS documentation unless noted):
 from __future__ import annotations
 
 import copy
-import json
 import fnmatch
+import json
 
 import pytest
 
@@ -135,7 +135,9 @@ def log_group_key_problems(tpl: dict) -> list[str]:
             if not any(allows(s, action) and any(matches(p, group_arn) for p in condition(
                     s, ("ArnLike", "ArnEquals", "StringLike", "StringEquals"), "kms:EncryptionContext:aws:logs:arn"))
                        for s in statements):
-                problems.append(f"{group_id}: key policy does not let logs.<region>.amazonaws.com {action} for {group_arn}")
+                problems.append(
+                    f"{group_id}: key policy does not let logs.<region>.amazonaws.com {action} for {group_arn}"
+                )
     return problems
 
 
@@ -151,12 +153,25 @@ def state_machine_key_problems(tpl: dict) -> list[str]:
             continue
         sm_arn = arn("states", f"stateMachine:{render(name)}")
         role_id = props["RoleArn"]["Fn::GetAtt"][0]
-        statements = [s for p in resources(tpl, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-                      for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        statements = [
+            s
+            for p in resources(tpl, "AWS::IAM::Policy").values()
+            if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        ]
         for action in ("kms:Decrypt", "kms:GenerateDataKey"):
-            if not any(allows(s, action) and any(matches(v, sm_arn) for v in condition(
-                    s, ("StringEquals", "ArnEquals", "ArnLike", "StringLike"), "kms:EncryptionContext:aws:states:stateMachineArn"))
-                       for s in statements):
+            if not any(
+                allows(s, action)
+                and any(
+                    matches(v, sm_arn)
+                    for v in condition(
+                        s,
+                        ("StringEquals", "ArnEquals", "ArnLike", "StringLike"),
+                        "kms:EncryptionContext:aws:states:stateMachineArn",
+                    )
+                )
+                for s in statements
+            ):
                 problems.append(f"{sm_id}: role may not {action} with encryption context stateMachineArn={sm_arn}")
     return problems
 
@@ -175,11 +190,15 @@ def alarm_topic_key_problems(tpl: dict) -> list[str]:
         candidates = [s for s in key_statements(tpl)
                       if "cloudwatch.amazonaws.com" in service_principals(s) and allows(s, action)]
         if not candidates:
-            problems.append(f"key policy does not let cloudwatch.amazonaws.com {action} (alarms notify {sorted(topics & notified)})")
+            problems.append(
+                f"key policy does not let cloudwatch.amazonaws.com {action} (alarms notify {sorted(topics & notified)})"
+            )
         elif not all(condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]]
                      and any(matches(p, alarm_arn) for p in condition(s, ("ArnLike", "ArnEquals"), "aws:SourceArn"))
                      for s in candidates):
-            problems.append(f"cloudwatch.amazonaws.com {action} is not scoped to this account's alarms (confused deputy)")
+            problems.append(
+                f"cloudwatch.amazonaws.com {action} is not scoped to this account's alarms (confused deputy)"
+            )
     return problems
 
 
@@ -202,10 +221,15 @@ def dead_letter_key_problems(tpl: dict) -> list[str]:
                            for s in key_statements(tpl)):
                     problems.append(f"{rule_id}: key policy does not let events.amazonaws.com {action} for the rule "
                                     f"(its dead-letter queue {queue_id} is encrypted)")
-            sends = [s for p in resources(tpl, "AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]
-                     for s in p["Properties"]["PolicyDocument"]["Statement"]
-                     if "events.amazonaws.com" in service_principals(s) and allows(s, "sqs:SendMessage")
-                     and set(condition(s, ("ArnEquals", "ArnLike"), "aws:SourceArn")) & rule_arns]
+            sends = [
+                s
+                for p in resources(tpl, "AWS::SQS::QueuePolicy").values()
+                if {"Ref": queue_id} in p["Properties"]["Queues"]
+                for s in p["Properties"]["PolicyDocument"]["Statement"]
+                if "events.amazonaws.com" in service_principals(s)
+                and allows(s, "sqs:SendMessage")
+                and set(condition(s, ("ArnEquals", "ArnLike"), "aws:SourceArn")) & rule_arns
+            ]
             if not sends:
                 problems.append(f"{rule_id}: queue policy of {queue_id} does not let the rule send dead letters")
     return problems
@@ -228,7 +252,9 @@ def list_bucket_problems(tpl: dict) -> list[str]:
         problems.append("intake: no s3:ListBucket on the input bucket (a missing upload reads as AccessDenied)")
     job_control = role_statements(tpl, "FunctionsJobControl")
     if not _grants(job_control, "s3:ListBucket", f"${{{output_bucket}.Arn}}"):
-        problems.append("job control: no s3:ListBucket on the output bucket (a missing raw/ output reads as AccessDenied)")
+        problems.append(
+            "job control: no s3:ListBucket on the output bucket (a missing raw/ output reads as AccessDenied)"
+        )
     if not _grants(job_control, "s3:AbortMultipartUpload", f"${{{output_bucket}.Arn}}/runs/p/r/raw/part-0.out"):
         problems.append("job control: no s3:AbortMultipartUpload on raw/ outputs")
     return problems
@@ -258,7 +284,11 @@ def test_template_has_what_the_checks_look_at(tpl):
     encrypted_groups = [g for g in resources(tpl, "AWS::Logs::LogGroup").values() if "KmsKeyId" in g["Properties"]]
     assert len(encrypted_groups) >= 8
     assert resources(tpl, "AWS::CloudWatch::Alarm")
-    assert any("DeadLetterConfig" in t for r in resources(tpl, "AWS::Events::Rule").values() for t in r["Properties"]["Targets"])
+    assert any(
+        "DeadLetterConfig" in t
+        for r in resources(tpl, "AWS::Events::Rule").values()
+        for t in r["Properties"]["Targets"]
+    )
 
 
 def test_1_cloudwatch_logs_may_use_the_key_for_every_encrypted_log_group(tpl):
@@ -332,7 +362,9 @@ def test_4_eventbridge_may_use_the_key_and_the_queue_for_the_upload_rules_dead_l
         if "events.amazonaws.com" in service_principals(s):
             s["Condition"]["ArnEquals"]["aws:SourceArn"] = arn("events", "rule/someone-elses")
     assert dead_letter_key_problems(other_rule)
-    no_send = without_statements(tpl, lambda s: "events.amazonaws.com" in service_principals(s) and allows(s, "sqs:SendMessage"))
+    no_send = without_statements(
+        tpl, lambda s: "events.amazonaws.com" in service_principals(s) and allows(s, "sqs:SendMessage")
+    )
     (upload_rule,) = [r for r, rule in resources(tpl, "AWS::Events::Rule").items()
                       if any("DeadLetterConfig" in t for t in rule["Properties"].get("Targets", []))]
     assert dead_letter_key_problems(no_send) == [
@@ -342,7 +374,9 @@ def test_4_eventbridge_may_use_the_key_and_the_queue_for_the_upload_rules_dead_l
 
 def test_5_intake_and_job_control_can_tell_a_missing_object_from_a_forbidden_one(tpl):
     assert list_bucket_problems(tpl) == []
-    planted = without_statements(tpl, lambda s: allows(s, "s3:ListBucket") and s.get("Sid", "").startswith("TellMissing"))
+    planted = without_statements(
+        tpl, lambda s: allows(s, "s3:ListBucket") and s.get("Sid", "").startswith("TellMissing")
+    )
     assert len(list_bucket_problems(planted)) == 2
     no_abort = without_statements(tpl, lambda s: allows(s, "s3:AbortMultipartUpload"))
     assert list_bucket_problems(no_abort) == ["job control: no s3:AbortMultipartUpload on raw/ outputs"]
@@ -360,11 +394,17 @@ def volume_key_problems(tpl: dict) -> list[str]:
     problems = []
     for model_id, model in resources(tpl, "AWS::SageMaker::Model").items():
         role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        statements = [s for p in resources(tpl, "AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-                      for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        statements = [
+            s
+            for p in resources(tpl, "AWS::IAM::Policy").values()
+            if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+        ]
         if not any(allows(s, "kms:CreateGrant") and any(uses_key(r, key_id) for r in as_list(s["Resource"]))
                    and s.get("Condition") == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in statements):
-            problems.append(f"{model_id}: execution role {role_id} may not kms:CreateGrant (for AWS resources) on the volume key")
+            problems.append(
+                f"{model_id}: execution role {role_id} may not kms:CreateGrant (for AWS resources) on the volume key"
+            )
     return problems
 
 
@@ -391,7 +431,9 @@ def create_only(resource_type: str) -> list[str]:
     from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
 
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
-    return [path.removeprefix("/properties/") for path in schema.get("createOnlyProperties", []) if path.count("/") == 2]
+    return [
+        path.removeprefix("/properties/") for path in schema.get("createOnlyProperties", []) if path.count("/") == 2
+    ]
 
 
 def replacement_problems(before: dict, after: dict) -> list[str]:
@@ -417,7 +459,10 @@ def changed_image(default_context) -> dict:
 
     model, region = "flan-t5-large", "us-east-1"
     image = default_context["batch-pipeline"]["models"][model]["regions"][region]["image_uri"]
-    context = {**default_context, f"batch-pipeline.models.{model}.regions.{region}.image_uri": image.replace(":1.13.1-", ":2.0.0-")}
+    context = {
+        **default_context,
+        f"batch-pipeline.models.{model}.regions.{region}.image_uri": image.replace(":1.13.1-", ":2.0.0-"),
+    }
     return synth(context)[2].to_json()
 
 
@@ -428,7 +473,9 @@ def _model(tpl: dict, key: str) -> dict:
 
 
 def test_update_safety_a_catalog_change_replaces_only_what_cloudformation_can_replace(tpl, changed_image):
-    assert _model(tpl, "flan-t5-large")["PrimaryContainer"] != _model(changed_image, "flan-t5-large")["PrimaryContainer"]
+    assert (
+        _model(tpl, "flan-t5-large")["PrimaryContainer"] != _model(changed_image, "flan-t5-large")["PrimaryContainer"]
+    )
     assert replacement_problems(tpl, changed_image) == []
     # Planted: main's fixed name (the same before and after the change) is refused.
     fixed = copy.deepcopy(changed_image)
@@ -443,10 +490,14 @@ def test_7_model_name_changes_with_the_model_and_reaches_job_control(tpl, change
     before, after = _model(tpl, "flan-t5-large"), _model(changed_image, "flan-t5-large")
     assert before["ModelName"] != after["ModelName"]
     assert _model(tpl, "bart-large-mnli")["ModelName"] == _model(changed_image, "bart-large-mnli")["ModelName"]
-    assert all(len(render(m["Properties"]["ModelName"])) <= 63 for m in resources(tpl, "AWS::SageMaker::Model").values())
+    assert all(
+        len(render(m["Properties"]["ModelName"])) <= 63 for m in resources(tpl, "AWS::SageMaker::Model").values()
+    )
     for template in (tpl, changed_image):
         names = {render(m["Properties"]["ModelName"]) for m in resources(template, "AWS::SageMaker::Model").values()}
-        (job_control,) = [f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")]
+        (job_control,) = [
+            f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")
+        ]
         pipelines = json.loads(job_control["Properties"]["Environment"]["Variables"]["PIPELINES"])
         used = {p["sagemaker_model_name"] for p in pipelines.values() if p["backend"] == "sagemaker"}
         assert used and used <= names
@@ -493,7 +544,9 @@ def job_scope_problems(tpl: dict, stack_name: str) -> list[str]:
             for operator in s.get("Condition", {}).values():
                 for used in operator:
                     if not any(used.startswith(k) for k in SUPPORTED_CONDITION_KEYS[action] | set(GLOBAL_KEYS)):
-                        problems.append(f"{action} ({s.get('Sid')}): condition key {used} is not supported by the action")
+                        problems.append(
+                            f"{action} ({s.get('Sid')}): condition key {used} is not supported by the action"
+                        )
     return problems
 
 
@@ -518,10 +571,11 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     from batch_pipeline.backends.bedrock import model_invocation_job_request
     from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY
     from batch_pipeline_local.settings import load_pipeline
-
     from stacks.bedrock import JOB_TAG_KEYS
 
-    (job_control,) = [f for k, f in resources(tpl, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")]
+    (job_control,) = [
+        f for k, f in resources(tpl, "AWS::Lambda::Function").items() if k.startswith("FunctionsJobControl")
+    ]
     environment = job_control["Properties"]["Environment"]["Variables"]
     assert environment[OWNER_TAG_ENV] == "LlmBatchPipeline"
     monkeypatch.setenv(OWNER_TAG_ENV, environment[OWNER_TAG_ENV])
@@ -529,6 +583,8 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
     run = {"run_id": "r1", "pipeline": "bedrock-summarize", "output_bucket": "out"}
     job = {"index": 0, "input_uri": "s3://out/runs/bedrock-summarize/r1/shards/job-00000.jsonl", "records": 1}
-    tags = {t["key"]: t["value"] for t in model_invocation_job_request(run, job, load_pipeline("bedrock-summarize"))["tags"]}
+    tags = {
+        t["key"]: t["value"] for t in model_invocation_job_request(run, job, load_pipeline("bedrock-summarize"))["tags"]
+    }
     assert tags[OWNER_TAG_KEY] == "LlmBatchPipeline"
     assert set(tags) <= set(JOB_TAG_KEYS)

@@ -126,7 +126,10 @@ def test_one_model_config_endpoint_and_role_per_configured_endpoint(built, templ
 def test_models_come_from_the_catalog_for_the_region(template):
     flan = resources_of(template, "AWS::SageMaker::Model", "flan-t5-realtime")["Properties"]
     assert flan["EnableNetworkIsolation"] is True
-    assert flan["PrimaryContainer"]["ModelDataUrl"] == BASE["models"]["flan-t5-large"]["regions"]["us-east-1"]["model_data_uri"]
+    assert (
+        flan["PrimaryContainer"]["ModelDataUrl"]
+        == BASE["models"]["flan-t5-large"]["regions"]["us-east-1"]["model_data_uri"]
+    )
     assert flan["PrimaryContainer"]["Image"] == BASE["models"]["flan-t5-large"]["regions"]["us-east-1"]["image_uri"]
 
     falcon = resources_of(template, "AWS::SageMaker::Model", "falcon-stream")["Properties"]
@@ -145,7 +148,9 @@ def test_each_model_runs_as_its_own_role_and_waits_for_its_policy(template):
                      if key.replace("-", "") in k.replace("-", ""))
         role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
         assert role_id in roles
-        policy_id = next(k for k in template.find_resources("AWS::IAM::Policy") if key.replace("-", "") in k.replace("-", ""))
+        policy_id = next(
+            k for k in template.find_resources("AWS::IAM::Policy") if key.replace("-", "") in k.replace("-", "")
+        )
         assert policy_id in model["DependsOn"]
         role_of[key] = role_id
     assert role_of["flan-t5-realtime"] != role_of["falcon-stream"]
@@ -168,7 +173,9 @@ def test_realtime_role_reads_only_its_model_data_and_writes_only_its_capture_pre
                                "WriteDataCapture", "UseDataKey"}
     model_data = BASE["models"]["flan-t5-large"]["regions"]["us-east-1"]["model_data_uri"].removeprefix("s3://")
     assert statements["ReadModelData"]["Action"] == "s3:GetObject"
-    assert statements["ReadModelData"]["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{model_data}"]]}
+    assert statements["ReadModelData"]["Resource"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{model_data}"]]
+    }
     assert sorted(statements["WriteDataCapture"]["Action"]) == ["s3:AbortMultipartUpload", "s3:PutObject"]
     assert statements["WriteDataCapture"]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id(template), "Arn"]}, "/datacapture/flan-t5-realtime/*"]]}
@@ -217,7 +224,9 @@ def test_data_capture_goes_encrypted_to_the_endpoints_prefix(template):
     capture = flan["DataCaptureConfig"]
     assert capture["EnableCapture"] is True
     assert capture["InitialSamplingPercentage"] == 50
-    assert capture["DestinationS3Uri"] == {"Fn::Join": ["", ["s3://", {"Ref": bucket_id(template)}, "/datacapture/flan-t5-realtime"]]}
+    assert capture["DestinationS3Uri"] == {
+        "Fn::Join": ["", ["s3://", {"Ref": bucket_id(template)}, "/datacapture/flan-t5-realtime"]]
+    }
     assert capture["KmsKeyId"] == key_arn_ref(template)
     assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
     assert capture["CaptureContentTypeHeader"] == {"JsonContentTypes": ["application/json"]}
@@ -252,16 +261,27 @@ def test_without_a_key_nothing_names_one(tmp_path):
 def test_autoscaling_tracks_invocations_per_instance(template):
     template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 1)
     [target_id] = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
-    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalableTarget", {
-        "ServiceNamespace": "sagemaker",
-        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-        "MinCapacity": 1,
-        "MaxCapacity": 4,
-        "ResourceId": {"Fn::Join": ["", ["endpoint/", {"Fn::GetAtt": [Match.string_like_regexp("flant5realtime"), "EndpointName"]},
-                                         "/variant/AllTraffic"]]},
-        # No RoleARN: SageMaker scaling uses Application Auto Scaling's service-linked role.
-        "RoleARN": Match.absent(),
-    })
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ServiceNamespace": "sagemaker",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 1,
+            "MaxCapacity": 4,
+            "ResourceId": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "endpoint/",
+                        {"Fn::GetAtt": [Match.string_like_regexp("flant5realtime"), "EndpointName"]},
+                        "/variant/AllTraffic",
+                    ],
+                ]
+            },
+            # No RoleARN: SageMaker scaling uses Application Auto Scaling's service-linked role.
+            "RoleARN": Match.absent(),
+        },
+    )
     template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
         "PolicyType": "TargetTrackingScaling",
         "ScalingTargetId": {"Ref": target_id},
@@ -295,7 +315,12 @@ def test_a_supplied_role_is_used_and_given_the_same_statements():
 def test_no_endpoints_configured_means_no_resources():
     _, _, endpoints, template = build(raw_config(endpoints={}))
     assert endpoints.endpoint_names == {}
-    for kind in ("AWS::SageMaker::Model", "AWS::SageMaker::Endpoint", "AWS::IAM::Role", "AWS::ApplicationAutoScaling::ScalableTarget"):
+    for kind in (
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::Endpoint",
+        "AWS::IAM::Role",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+    ):
         template.resource_count_is(kind, 0)
 
 

@@ -102,7 +102,9 @@ def test_functions_run_arm64_latest_python_with_tracing_dlq_and_encrypted_enviro
 
 def test_powertools_layer_is_resolved_from_the_public_ssm_parameter(template):
     parameters = template.to_json()["Parameters"]
-    ssm = [p for p in parameters.values() if p.get("Default") == "/aws/service/powertools/python/arm64/python3.14/latest"]
+    ssm = [
+        p for p in parameters.values() if p.get("Default") == "/aws/service/powertools/python/arm64/python3.14/latest"
+    ]
     assert ssm and ssm[0]["Type"] == "AWS::SSM::Parameter::Value<String>"
 
 

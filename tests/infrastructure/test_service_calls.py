@@ -47,17 +47,24 @@ def test_the_service_side_calls_cover_each_kind(verdicts):
         assert kind in purposes
     if mode == "kms":
         assert "CloudWatch Logs encrypting" in purposes
-        assert any(v.call.request.via == "kms" and "states:stateMachineArn" in str(v.call.request.context) for v in results)
+        assert any(
+            v.call.request.via == "kms" and "states:stateMachineArn" in str(v.call.request.context) for v in results
+        )
 
 
 def test_a_removed_trust_condition_match_is_reported_with_principal_action_resource_and_statement():
     """Planted defect: the Bedrock service role trusts another account's jobs only -> the job cannot assume it."""
     template = _template("kms")
-    role = next(r for r in template["Resources"].values()
-                if r["Type"] == "AWS::IAM::Role" and "bedrock.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"]))
+    role = next(
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role" and "bedrock.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
+    )
     for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "999999999999"}}
-    denied = [v for v in evaluate_service_calls(template) if not v.allowed and v.call.request.action == "sts:AssumeRole"]
+    denied = [
+        v for v in evaluate_service_calls(template) if not v.allowed and v.call.request.action == "sts:AssumeRole"
+    ]
     assert len(denied) == 1
     message = denied[0].describe()
     assert "bedrock.amazonaws.com" in message and "sts:AssumeRole" in message and ":role/" in message

@@ -121,18 +121,31 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
         step = job_loop.submit_job(submit, DoneBackend(), now=lambda: 0.0)
         seen("Submit job", step)
         ended = states["Job ended"]
-        results.append(parameters(ended["Parameters"], step) if "Parameters" in ended else get(step, ended.get("OutputPath", "$")))
+        results.append(
+            parameters(ended["Parameters"], step) if "Parameters" in ended else get(step, ended.get("OutputPath", "$"))
+        )
     document = put(document, run_jobs["ResultPath"], results)
     seen("Run jobs", document)
     document = parameters(states[run_jobs["Next"]]["Parameters"], document)
     seen(run_jobs["Next"], document)
-    collect = {"processed": 50_000 * jobs_count, "succeeded": 50_000 * jobs_count, "failed": 0,
-               "input_tokens": 10**10, "output_tokens": 10**9, "predictions_key": RUN["run_prefix"] + "predictions.jsonl",
-               "backend_counts": {"totalRecordCount": 50_000 * jobs_count}}
+    collect = {
+        "processed": 50_000 * jobs_count,
+        "succeeded": 50_000 * jobs_count,
+        "failed": 0,
+        "input_tokens": 10**10,
+        "output_tokens": 10**9,
+        "predictions_key": RUN["run_prefix"] + "predictions.jsonl",
+        "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
+    }
     document = task("Collect outputs", document, collect)
-    evaluation = {"metric": "rouge", "records": 50_000 * jobs_count, "scored": 50_000 * jobs_count,
-                  "rouge": {k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL",
-                                                                                           "rougeLsum")}}
+    evaluation = {
+        "metric": "rouge",
+        "records": 50_000 * jobs_count,
+        "scored": 50_000 * jobs_count,
+        "rouge": {
+            k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")
+        },
+    }
     document = task("Evaluate predictions", document, evaluation)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
     # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.

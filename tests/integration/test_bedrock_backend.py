@@ -11,6 +11,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import SubmitDeferred, backend_for
 from batch_pipeline.backends.bedrock import (
@@ -20,7 +21,6 @@ from batch_pipeline.backends.bedrock import (
     model_invocation_job_request,
 )
 from batch_pipeline.jobs import check_job, submit_job
-from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 from batch_pipeline_local.settings import load_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
@@ -109,7 +109,9 @@ def test_create_request_exact_shape():
 
 
 def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatch):
-    monkeypatch.setenv("OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv(
+        "OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    )
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
     request = model_invocation_job_request(RUN, JOB, pipeline(timeout_hours=72))
     assert request["outputDataConfig"]["s3OutputDataConfig"]["s3EncryptionKeyId"].endswith("555555555555")
@@ -124,7 +126,9 @@ def test_request_refuses_input_outside_the_run_bucket():
 
 def test_submit_sends_exactly_that_request_and_reports_running():
     bedrock, stub = stubbed("bedrock")
-    stub.add_response("create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline()))
+    stub.add_response(
+        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline())
+    )
     with stub:
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     stub.assert_no_pending_responses()
@@ -141,7 +145,9 @@ def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_ag
     backend = BedrockBackend(pipeline(), bedrock=bedrock)
     stub.add_client_error("create_model_invocation_job", service_error_code=code,
                           service_message="Too many jobs in progress for this model", http_status_code=400)
-    stub.add_response("create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline()))
+    stub.add_response(
+        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline())
+    )
     with stub:
         with pytest.raises(SubmitDeferred, match=code):
             backend.submit(RUN, JOB)
@@ -174,13 +180,32 @@ def _failing(code: str):
 def test_a_taken_name_finds_the_job_an_earlier_try_created():
     bedrock, stub = stubbed("bedrock")
     stub.add_client_error("create_model_invocation_job", service_error_code="ConflictException", http_status_code=409)
-    stub.add_response("list_model_invocation_jobs", {"invocationJobSummaries": [
-        {"jobArn": ARN.replace("abcdef123456", "zzzzzz999999"), "jobName": NAME + "-other", "modelId": "m", "roleArn": ROLE,
-         "submitTime": "2026-12-01T00:00:00Z", "inputDataConfig": described("Submitted")["inputDataConfig"],
-         "outputDataConfig": described("Submitted")["outputDataConfig"]},
-        {"jobArn": ARN, "jobName": NAME, "modelId": "m", "roleArn": ROLE, "submitTime": "2026-12-01T00:00:00Z",
-         "inputDataConfig": described("Submitted")["inputDataConfig"],
-         "outputDataConfig": described("Submitted")["outputDataConfig"]}]}, {"nameContains": NAME})
+    stub.add_response(
+        "list_model_invocation_jobs",
+        {
+            "invocationJobSummaries": [
+                {
+                    "jobArn": ARN.replace("abcdef123456", "zzzzzz999999"),
+                    "jobName": NAME + "-other",
+                    "modelId": "m",
+                    "roleArn": ROLE,
+                    "submitTime": "2026-12-01T00:00:00Z",
+                    "inputDataConfig": described("Submitted")["inputDataConfig"],
+                    "outputDataConfig": described("Submitted")["outputDataConfig"],
+                },
+                {
+                    "jobArn": ARN,
+                    "jobName": NAME,
+                    "modelId": "m",
+                    "roleArn": ROLE,
+                    "submitTime": "2026-12-01T00:00:00Z",
+                    "inputDataConfig": described("Submitted")["inputDataConfig"],
+                    "outputDataConfig": described("Submitted")["outputDataConfig"],
+                },
+            ]
+        },
+        {"nameContains": NAME},
+    )
     with stub:
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     assert state["arn"] == ARN
@@ -188,7 +213,9 @@ def test_a_taken_name_finds_the_job_an_earlier_try_created():
 
 def test_other_errors_fail_the_step():
     bedrock, stub = stubbed("bedrock")
-    stub.add_client_error("create_model_invocation_job", service_error_code="AccessDeniedException", http_status_code=403)
+    stub.add_client_error(
+        "create_model_invocation_job", service_error_code="AccessDeniedException", http_status_code=403
+    )
     with stub, pytest.raises(Exception, match="AccessDenied"):
         BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
 
@@ -284,10 +311,19 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
     lines = read_lines(s3, folder + "job-00000.jsonl.out")
     assert [line["recordId"] for line in lines] == ["0", "1", "2"]
     assert lines[0]["modelOutput"]["content"][0]["text"] == "call 0"
-    assert lines[1]["error"] == {"errorCode": 400, "errorMessage": "ValidationException: max_tokens exceeds the model's limit"}
+    assert lines[1]["error"] == {
+        "errorCode": 400,
+        "errorMessage": "ValidationException: max_tokens exceeds the model's limit",
+    }
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=folder + "manifest.json.out")["Body"].read())
-    assert manifest == {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1,
-                        "inputTokenCount": 20, "outputTokenCount": 6}
+    assert manifest == {
+        "totalRecordCount": 3,
+        "processedRecordCount": 3,
+        "successRecordCount": 2,
+        "errorRecordCount": 1,
+        "inputTokenCount": 20,
+        "outputTokenCount": 6,
+    }
     assert backend.job_metrics(RUN, job) == manifest
     assert next(iter(backend.raw_outputs(RUN, job))).output_key == folder + "job-00000.jsonl.out"
     assert s3.get_object_tagging(Bucket=BUCKET, Key=folder + "manifest.json.out")["TagSet"] == [
@@ -340,7 +376,9 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
         # The first attempt ended with one error record: a retry of just that record is queued next.
         retry = step["job"]
         assert retry["done"] is False and retry["state"] == "queued" and retry["arn"] is None
-        assert retry["name"] == bedrock_job_name(RUN_ID, "0r") and retry["route"] == "on-demand" and retry["records"] == 1
+        assert (
+            retry["name"] == bedrock_job_name(RUN_ID, "0r") and retry["route"] == "on-demand" and retry["records"] == 1
+        )
         assert read_lines(s3, f"{prefix(RUN)}shards/job-00000-retry.jsonl") == [records[0]]
         step = check_job(step, backend)
     bedrock_stub.assert_no_pending_responses()
@@ -348,7 +386,9 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     final = step["job"]
     assert final["done"] is True and final["name"] == NAME and final["arn"] == ARN and final["state"] == "succeeded"
     assert final["input_uri"] == JOB["input_uri"]
-    assert final["retry"]["recovered"] == 1 and final["retry"]["state"] == "succeeded" and final["retry"]["records"] == 1
+    assert (
+        final["retry"]["recovered"] == 1 and final["retry"]["state"] == "succeeded" and final["retry"]["records"] == 1
+    )
     (raw,) = backend.raw_outputs(RUN, final)
     assert raw.input_key == INPUT_KEY and raw.output_key == f"{prefix(RUN)}raw/{NAME}/merged/job-00000.jsonl.out"
     merged = {line["recordId"]: line for line in read_lines(s3, raw.output_key)}

@@ -3,6 +3,18 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
+from sagemaker_helpers import (
+    BUCKET,
+    LambdaContext,
+    article,
+    make_run,
+    pipeline,
+    prefix,
+    put_lines,
+    read_lines,
+    tweet,
+    write_shards,
+)
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.sagemaker import SageMakerBackend, transform_job_name
@@ -11,7 +23,6 @@ from batch_pipeline.config import dump_runtime_pipelines
 from batch_pipeline.jobs import check_job, submit_job
 from batch_pipeline.outputs import parse_output_line
 from batch_pipeline_local.engines import install_sagemaker_engine
-from sagemaker_helpers import BUCKET, LambdaContext, article, make_run, pipeline, prefix, put_lines, read_lines, tweet, write_shards
 
 
 @pytest.fixture
@@ -45,7 +56,11 @@ def test_text2text_joins_shuffled_output_by_id_and_attaches_references(aws):
     shards = [[article(i) for i in range(30)], [article(i) for i in range(30, 40)]]
     references = [{"id": i, "reference": f"Highlights of article {i}."} for i in range(0, 40, 3)]
     run, backend, step = _run_job(s3, sagemaker, "summarize", shards, references)
-    raw = s3.get_object(Bucket=BUCKET, Key=f"{prefix(run)}raw/{step['job']['name']}/part-00000.jsonl.out")["Body"].read().decode()
+    raw = (
+        s3.get_object(Bucket=BUCKET, Key=f"{prefix(run)}raw/{step['job']['name']}/part-00000.jsonl.out")["Body"]
+        .read()
+        .decode()
+    )
     assert [eval_id(line) for line in raw.splitlines()] != list(range(30))  # the engine really shuffled
 
     result = collect(run, [step], backend, s3)
@@ -156,7 +171,9 @@ def test_failed_job_keeps_finished_shards_and_blames_the_failure_for_the_rest(aw
     assert result["jobs"][0]["missing_output_objects"] == 2
     errors = read_lines(s3, result["errors_key"])
     assert [e["id"] for e in errors] == [2, 3, 4]
-    assert all(e["error"]["code"] == "job-failed" and step["job"]["failure_reason"] in e["error"]["message"] for e in errors)
+    assert all(
+        e["error"]["code"] == "job-failed" and step["job"]["failure_reason"] in e["error"]["message"] for e in errors
+    )
 
 
 def test_reference_join_in_partitions_gives_the_same_records(aws, monkeypatch):
@@ -178,7 +195,9 @@ def test_collect_handler_takes_the_maps_iteration_states(aws, monkeypatch):
     s3, sagemaker = aws
     run, _, step = _run_job(s3, sagemaker, "classify", [[tweet(i) for i in range(4)], [tweet(i) for i in range(4, 6)]])
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"classify": pipeline("classify")}))
-    monkeypatch.setattr("batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
+    monkeypatch.setattr(
+        "batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
+    )
     result = collect_handler.handler({"run": run, "jobs": [step]}, LambdaContext())
     assert (result["records"], result["succeeded"], result["failed"]) == (6, 6, 0)
     json.dumps(result)
@@ -198,8 +217,14 @@ class BedrockShapedBackend(BatchBackend):
     status = stop = submit
 
     def raw_outputs(self, run, job):
-        return [RawOutput(input_key=job["shard_keys"][0], output_key=f"{prefix(run)}raw/{job['name']}/abc123/job-00000.jsonl.out",
-                          join="id", input_id_field="recordId")]
+        return [
+            RawOutput(
+                input_key=job["shard_keys"][0],
+                output_key=f"{prefix(run)}raw/{job['name']}/abc123/job-00000.jsonl.out",
+                join="id",
+                input_id_field="recordId",
+            )
+        ]
 
     def job_metrics(self, run, job):
         return {"totalRecordCount": 3, "errorRecordCount": 1}
@@ -211,16 +236,36 @@ def test_the_join_is_backend_agnostic_recordid_tokens_and_error_records(aws):
     key = f"{prefix(run)}shards/job-00000.jsonl"
     put_lines(s3, key, [{"recordId": f"R{i:010d}", "modelInput": {"messages": []}} for i in range(3)])
     usage = {"input_tokens": 100, "output_tokens": 7}
-    put_lines(s3, f"{prefix(run)}raw/bjob/abc123/job-00000.jsonl.out", [
-        {"recordId": "R0000000002", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "Malformed input request"}},
-        {"recordId": "R0000000000", "modelInput": {}, "modelOutput": {"content": [{"type": "text", "text": "zero"}], "usage": usage}},
-        {"recordId": "R0000000001", "modelInput": {}, "modelOutput": {"content": [{"type": "text", "text": "one"}], "usage": usage}},
-    ])
+    put_lines(
+        s3,
+        f"{prefix(run)}raw/bjob/abc123/job-00000.jsonl.out",
+        [
+            {
+                "recordId": "R0000000002",
+                "modelInput": {},
+                "error": {"errorCode": 400, "errorMessage": "Malformed input request"},
+            },
+            {
+                "recordId": "R0000000000",
+                "modelInput": {},
+                "modelOutput": {"content": [{"type": "text", "text": "zero"}], "usage": usage},
+            },
+            {
+                "recordId": "R0000000001",
+                "modelInput": {},
+                "modelOutput": {"content": [{"type": "text", "text": "one"}], "usage": usage},
+            },
+        ],
+    )
     job = {"name": "bjob", "state": "partial", "status": "PartiallyCompleted", "shard_keys": [key]}
     result = collect(run, [{"run": run, "job": job}], BedrockShapedBackend(None), s3)
     assert (result["records"], result["processed"], result["succeeded"], result["failed"]) == (3, 3, 2, 1)
     assert (result["input_tokens"], result["output_tokens"]) == (200, 14)  # the error record reports none
     assert result["jobs"][0]["backend_metrics"] == {"totalRecordCount": 3, "errorRecordCount": 1}
     predictions = read_lines(s3, result["predictions_key"])
-    assert [(p["id"], p["prediction"]) for p in predictions] == [("R0000000000", "zero"), ("R0000000001", "one"), ("R0000000002", None)]
+    assert [(p["id"], p["prediction"]) for p in predictions] == [
+        ("R0000000000", "zero"),
+        ("R0000000001", "one"),
+        ("R0000000002", None),
+    ]
     assert read_lines(s3, result["errors_key"])[0]["error"] == {"code": "400", "message": "Malformed input request"}

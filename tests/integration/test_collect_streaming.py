@@ -4,18 +4,19 @@ rewrites them; intake's id index spares collect the shards. S3 requests are coun
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import orjson
 import pytest
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.collect import collect, id_index_key
 from batch_pipeline.evaluation.streaming import RecordScorer
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.intake import LocalDirSink, run_intake
-from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
 
 @pytest.fixture
@@ -58,15 +59,18 @@ class OneObjectPerShard(BatchBackend):
 def folder(run, shards, outputs, references=(), index=True):
     """A run folder: shards (+ ids/ index) and the job's raw outputs (lists of lines per shard)."""
     keys = []
-    for number, (records, answers) in enumerate(zip(shards, outputs)):
+    for number, (records, answers) in enumerate(zip(shards, outputs, strict=True)):
         key = f"{prefix(run)}shards/part-{number:05d}.jsonl"
         put_lines(s3_client(), key, records)
         if index:
             s3_client().put_object(Bucket=BUCKET, Key=id_index_key(key),
                                    Body=b"".join(orjson.dumps(r["id"]) + b"\n" for r in records))
         if answers is not None:
-            s3_client().put_object(Bucket=BUCKET, Key=f"{prefix(run)}raw/job/part-{number:05d}.jsonl.out",
-                                   Body="".join(a if isinstance(a, str) else json.dumps(a) + "\n" for a in answers).encode())
+            s3_client().put_object(
+                Bucket=BUCKET,
+                Key=f"{prefix(run)}raw/job/part-{number:05d}.jsonl.out",
+                Body="".join(a if isinstance(a, str) else json.dumps(a) + "\n" for a in answers).encode(),
+            )
         keys.append(key)
     if references:
         put_lines(s3_client(), f"{prefix(run)}references.jsonl", list(references))
@@ -183,7 +187,10 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
     evaluation = evaluate_run(run, result, "classification", s3)
     predicted = [p["metrics"]["predicted"] for p in read_lines(s3, result["predictions_key"])]
     expected = single_label_metrics(truth, predicted)
-    assert evaluation["accuracy"] == expected["accuracy"] and evaluation["confusion_matrix"] == expected["confusion_matrix"]
+    assert (
+        evaluation["accuracy"] == expected["accuracy"]
+        and evaluation["confusion_matrix"] == expected["confusion_matrix"]
+    )
 
 
 def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_grouped_by_length(tmp_path):
@@ -200,5 +207,5 @@ def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_group
     assert len(result.shards) >= 2
     for shard in result.shards:
         ids = [orjson.loads(line) for line in (tmp_path / "ids" / shard["name"]).read_bytes().splitlines()]
-        shard_ids = [orjson.loads(line)["id"] for line in open(shard["key"], "rb")]
+        shard_ids = [orjson.loads(line)["id"] for line in Path(shard["key"]).read_bytes().splitlines()]
         assert ids == shard_ids and len(ids) == shard["records"]

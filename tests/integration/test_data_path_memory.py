@@ -55,8 +55,15 @@ def _run_folder(s3, records, rng):
         s3.put_object(Bucket=BUCKET, Key=key.replace("/shards/", "/raw/job/") + ".out",
                       Body=b"".join(orjson.dumps({"id": i, "generated_texts": [_text(rng)]}) + b"\n" for i in shuffled))
         keys.append(key)
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}references.jsonl", Body=b"".join(
-        orjson.dumps({"id": f"doc-{s}-{i}", "reference": _text(rng)}) + b"\n" for s in range(4) for i in range(per_shard)))
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}references.jsonl",
+        Body=b"".join(
+            orjson.dumps({"id": f"doc-{s}-{i}", "reference": _text(rng)}) + b"\n"
+            for s in range(4)
+            for i in range(per_shard)
+        ),
+    )
     return run, {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
 
 
@@ -85,7 +92,7 @@ def test_collect_and_evaluate_peak_memory_does_not_grow_with_records(tmp_path, m
     small = _peaks(tmp_path, 5_000)
     large = _peaks(tmp_path, 20_000)
     assert small[2] > 1 and large[2] > 1
-    for step, before, after in zip(("collect", "evaluate"), small[:2], large[:2]):
+    for step, before, after in zip(("collect", "evaluate"), small[:2], large[:2], strict=True):
         assert after < 1.5 * before, f"{step}: {before / 2**20:.1f} MB at 5k, {after / 2**20:.1f} MB at 20k"
 
 

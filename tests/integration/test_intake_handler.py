@@ -105,7 +105,10 @@ def test_accepted_upload_writes_the_run_folder_and_starts_one_execution(aws):
     report = json.loads(read(aws, prefix + "intake.json"))
     assert report["accepted"] is True and report["run_id"] == run_id
     # The test pipeline has 2 instances: at least one shard each, and together exactly the valid records.
-    assert [s["key"] for s in report["shards"]] == [prefix + "shards/part-00000.jsonl", prefix + "shards/part-00001.jsonl"]
+    assert [s["key"] for s in report["shards"]] == [
+        prefix + "shards/part-00000.jsonl",
+        prefix + "shards/part-00001.jsonl",
+    ]
     shard_lines = [line for s in report["shards"] for line in read(aws, s["key"]).splitlines()]
     assert sorted(orjson.loads(line)["id"] for line in shard_lines) == list(range(1, 11))
     assert all("reference" not in orjson.loads(line) for line in shard_lines)
@@ -195,8 +198,19 @@ def test_other_event_names_are_ignored(aws):
 
 
 def test_bedrock_upload_writes_one_file_per_job(aws):
-    body = lines(*({"recordId": f"CALL{i:07d}", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
-                   "messages": [{"role": "user", "content": f"Summarize call {i}"}]}} for i in range(10)))
+    body = lines(
+        *(
+            {
+                "recordId": f"CALL{i:07d}",
+                "modelInput": {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 50,
+                    "messages": [{"role": "user", "content": f"Summarize call {i}"}],
+                },
+            }
+            for i in range(10)
+        )
+    )
     head = put(aws, "claude/calls.jsonl", body)
     [result] = invoke(aws, s3_notification(INPUT, "claude/calls.jsonl", head))
     assert result["status"] == "started"

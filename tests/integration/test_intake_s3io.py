@@ -33,7 +33,9 @@ def test_big_shard_goes_up_as_a_multipart_upload_from_a_file_range(s3, tmp_path)
     stored = s3.get_object(Bucket="results", Key="runs/p/r/shards/part-00000.jsonl")
     assert stored["ETag"].strip('"').endswith("-3")  # 5 + 5 + 2 MiB
     assert stored["Body"].read() == data
-    assert s3.get_object_tagging(Bucket="results", Key="runs/p/r/shards/part-00000.jsonl")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    assert s3.get_object_tagging(Bucket="results", Key="runs/p/r/shards/part-00000.jsonl")["TagSet"] == [
+        {"Key": "k", "Value": "v"}
+    ]
     assert path.exists()
 
 

@@ -15,6 +15,7 @@ import json
 import struct
 import threading
 import time
+from itertools import pairwise
 
 import boto3
 import pytest
@@ -76,7 +77,9 @@ def test_one_request_for_a_short_list(runtime):
 def test_long_list_is_chunked_in_order_sequentially(runtime):
     inputs = texts(10)
     # With one worker the requests reach moto in order, so the queue answers them in order.
-    queue_results([{"generated_texts": [f"out {i}" for i in chunk]} for chunk in ([0, 1, 2], [3, 4, 5], [6, 7, 8], [9])])
+    queue_results(
+        [{"generated_texts": [f"out {i}" for i in chunk]} for chunk in ([0, 1, 2], [3, 4, 5], [6, 7, 8], [9])]
+    )
     outputs = invoke_batch(ENDPOINT, inputs, client=runtime, max_concurrency=1, max_texts_per_request=3, top_k=50)
     assert outputs == [f"out {i}" for i in range(10)]
     sent = [request["text_inputs"] for request, _ in recorded_requests()]
@@ -107,15 +110,25 @@ def test_requests_fit_the_payload_limit(runtime):
     assert len(plan) > 4
     queue_results([{"generated_texts": [f"o{i}" for i in span]} for span in plan])
     outputs = invoke_batch(
-        ENDPOINT, inputs, client=runtime, max_concurrency=1, max_payload_bytes=limit, max_texts_per_request=1000, max_length=20
+        ENDPOINT,
+        inputs,
+        client=runtime,
+        max_concurrency=1,
+        max_payload_bytes=limit,
+        max_texts_per_request=1000,
+        max_length=20,
     )
     assert outputs == [f"o{i}" for i in range(40)]
-    bodies = [json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode() for request, _ in recorded_requests()]
+    bodies = [
+        json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode() for request, _ in recorded_requests()
+    ]
     assert all(len(body) <= limit for body in bodies)
     # Greedy packing: adding the next input to any request would have broken the limit.
     sent = [request["text_inputs"] for request, _ in recorded_requests()]
-    for batch, following in zip(sent, sent[1:]):
-        grown = json.dumps({"text_inputs": [*batch, following[0]], "max_length": 20}, ensure_ascii=False, separators=(",", ":"))
+    for batch, following in pairwise(sent):
+        grown = json.dumps(
+            {"text_inputs": [*batch, following[0]], "max_length": 20}, ensure_ascii=False, separators=(",", ":")
+        )
         assert len(grown.encode()) > limit
 
 
@@ -131,12 +144,14 @@ def test_planned_requests_are_exactly_at_most_the_limit_and_greedy():
         per_request = rng.randint(1, 12)
         plan = plan_requests(inputs, params, max_payload_bytes=limit, max_texts_per_request=per_request)
         assert [i for span in plan for i in span] == list(range(len(inputs)))
-        for span, following in zip(plan, [*plan[1:], None]):
+        for span, following in zip(plan, [*plan[1:], None], strict=True):
             body = realtime._dumps({"text_inputs": [inputs[i] for i in span], **params})
             assert len(body) <= limit, f"trial {trial}"
             assert len(span) <= per_request
             if following is not None and len(span) < per_request:
-                grown = realtime._dumps({"text_inputs": [inputs[i] for i in span] + [inputs[following.start]], **params})
+                grown = realtime._dumps(
+                    {"text_inputs": [inputs[i] for i in span] + [inputs[following.start]], **params}
+                )
                 assert len(grown) > limit, f"trial {trial}: request {span} could have taken one more input"
 
 
@@ -191,7 +206,9 @@ def test_model_error_names_the_inputs_and_stops_later_requests():
     with Stubber(client) as stubber:
         body = json.dumps({"generated_texts": ["x", "y"]}).encode()
         stubber.add_response("invoke_endpoint", {"Body": _streaming(body), "ContentType": "application/json"})
-        stubber.add_client_error("invoke_endpoint", "ModelError", "Received client error (400) from primary", http_status_code=424)
+        stubber.add_client_error(
+            "invoke_endpoint", "ModelError", "Received client error (400) from primary", http_status_code=424
+        )
         with pytest.raises(ClientError) as caught:
             invoke_batch(ENDPOINT, texts(6), client=client, max_concurrency=1, max_texts_per_request=2)
         stubber.assert_no_pending_responses()  # no third request was queued, and none was made
@@ -225,8 +242,9 @@ def test_out_of_order_completion_keeps_input_order():
 
 
 def _streaming(data: bytes):
-    from botocore.response import StreamingBody
     import io
+
+    from botocore.response import StreamingBody
 
     return StreamingBody(io.BytesIO(data), len(data))
 
@@ -284,7 +302,10 @@ def streaming_client(wire_chunks: list[bytes]):
         sent["url"] = request.url
         sent["body"] = json.loads(request.body)
         sent["headers"] = dict(request.headers)
-        headers = {"Content-Type": "application/vnd.amazon.eventstream", "X-Amzn-SageMaker-Content-Type": "text/event-stream"}
+        headers = {
+            "Content-Type": "application/vnd.amazon.eventstream",
+            "X-Amzn-SageMaker-Content-Type": "text/event-stream",
+        }
         return AWSResponse(request.url, 200, headers, raw)
 
     client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpointWithResponseStream", respond)
@@ -292,7 +313,11 @@ def streaming_client(wire_chunks: list[bytes]):
 
 
 def tgi_sse(text: str, special: bool = False) -> bytes:
-    token = {"token": {"id": 1, "text": text, "logprob": -0.5, "special": special}, "generated_text": None, "details": None}
+    token = {
+        "token": {"id": 1, "text": text, "logprob": -0.5, "special": special},
+        "generated_text": None,
+        "details": None,
+    }
     return b"data:" + json.dumps(token, ensure_ascii=False).encode() + b"\n\n"
 
 
@@ -304,7 +329,11 @@ def test_stream_sends_tgi_request_and_yields_tokens():
     wire = b"".join(payload_part(p) for p in parts)
     client, sent, raw = streaming_client([wire[:10], wire[10:77], wire[77:]])
 
-    tokens = list(stream("falcon-7b-instruct-stream", "How do I build a website?", client=client, max_new_tokens=64, temperature=0.7))
+    tokens = list(
+        stream(
+            "falcon-7b-instruct-stream", "How do I build a website?", client=client, max_new_tokens=64, temperature=0.7
+        )
+    )
 
     assert tokens == [" Building", " a", " website 🌐"]
     assert sent["body"] == {
@@ -333,7 +362,9 @@ def test_model_stream_error_becomes_stream_error_after_earlier_tokens():
 
 
 def test_tgi_error_line_becomes_stream_error():
-    error_line = b'data:{"error":"Request failed during generation: Server error: out of memory","error_type":"generation"}\n\n'
+    error_line = (
+        b'data:{"error":"Request failed during generation: Server error: out of memory","error_type":"generation"}\n\n'
+    )
     client, _, _ = streaming_client([payload_part(tgi_sse("Hi") + error_line)])
     with pytest.raises(StreamError, match="endpoint reported generation: 'Request failed during generation"):
         list(stream("e", "hello", client=client))
@@ -342,7 +373,9 @@ def test_tgi_error_line_becomes_stream_error():
 def test_stream_fails_at_call_time_for_a_bad_request():
     client = boto3.client("sagemaker-runtime", region_name="us-east-1")
     with Stubber(client) as stubber:
-        stubber.add_client_error("invoke_endpoint_with_response_stream", "ValidationError", "Endpoint e not found.", http_status_code=400)
+        stubber.add_client_error(
+            "invoke_endpoint_with_response_stream", "ValidationError", "Endpoint e not found.", http_status_code=400
+        )
         with pytest.raises(ClientError, match="Endpoint e not found"):
             stream("e", "hello", client=client)
 
@@ -405,9 +438,13 @@ def test_cli_invoke_reports_a_count_mismatch(runtime, tmp_path, monkeypatch, cap
 
 
 def test_cli_stream_prints_tokens(monkeypatch, capsys):
-    client, sent, _ = streaming_client([payload_part(tgi_sse("Hello") + tgi_sse(" 世界") + tgi_sse("</s>", special=True))])
+    client, sent, _ = streaming_client(
+        [payload_part(tgi_sse("Hello") + tgi_sse(" 世界") + tgi_sse("</s>", special=True))]
+    )
     monkeypatch.setattr(realtime, "runtime_client", lambda region=None, max_concurrency=1: client)
-    code = cli.main(["stream", "--endpoint", "e", "--prompt", "Say hello", "--max-new-tokens", "8", "--param", "stop=[\"</s>\"]"])
+    code = cli.main(
+        ["stream", "--endpoint", "e", "--prompt", "Say hello", "--max-new-tokens", "8", "--param", 'stop=["</s>"]']
+    )
     assert code == 0
     assert capsys.readouterr().out == "Hello 世界\n"
     assert sent["body"]["parameters"] == {"max_new_tokens": 8, "stop": ["</s>"]}

@@ -5,12 +5,17 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_run, pipeline, prefix, write_shards
 
 from batch_pipeline.backends import RawOutput, SubmitDeferred, backend_for
-from batch_pipeline.backends.sagemaker import SageMakerBackend, has_local_storage, transform_job_name, transform_job_request
+from batch_pipeline.backends.sagemaker import (
+    SageMakerBackend,
+    has_local_storage,
+    transform_job_name,
+    transform_job_request,
+)
 from batch_pipeline.config import ConfigError
 from batch_pipeline.jobs import check_job, submit_job
-from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_run, pipeline, prefix, write_shards
 
 NAME = transform_job_name(RUN_ID, 0)
 RAW = f"s3://{BUCKET}/runs/summarize/{RUN_ID}/raw/{NAME}/"
@@ -58,9 +63,13 @@ def test_transform_job_request_exact_shape_for_summarize():
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": 1,
         "ModelClientConfig": {"InvocationsTimeoutInSeconds": 3600, "InvocationsMaxRetries": 1},
-        "Environment": {"HYPER_PARAMS": "{'batch_size': 4, 'max_length': 50, 'top_k': 50, 'top_p': 0.95, 'do_sample': True}"},
+        "Environment": {
+            "HYPER_PARAMS": "{'batch_size': 4, 'max_length': 50, 'top_k': 50, 'top_p': 0.95, 'do_sample': True}"
+        },
         "TransformInput": {
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/runs/summarize/{RUN_ID}/shards/"}},
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/runs/summarize/{RUN_ID}/shards/"}
+            },
             "ContentType": "application/jsonlines",
             "CompressionType": "None",
             "SplitType": "Line",
@@ -77,7 +86,9 @@ def test_transform_job_request_exact_shape_for_summarize():
 
 def test_request_without_hyper_params_has_no_environment_and_uses_plan_uris(monkeypatch):
     monkeypatch.setenv("OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/abc")
-    settings = pipeline("classify").pipeline.sagemaker.model_copy(update={"max_concurrent_transforms": 2, "instance_count": 3})
+    settings = pipeline("classify").pipeline.sagemaker.model_copy(
+        update={"max_concurrent_transforms": 2, "instance_count": 3}
+    )
     classify = pipeline("classify")
     classify = classify.model_copy(update={"pipeline": classify.pipeline.model_copy(update={"sagemaker": settings})})
     run = make_run("classify")
@@ -89,13 +100,18 @@ def test_request_without_hyper_params_has_no_environment_and_uses_plan_uris(monk
     assert request["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/{prefix(run)}raw/llmbp-given-name/"
     assert request["MaxConcurrentTransforms"] == 2
     assert request["TransformResources"] == {
-        "InstanceType": "ml.c5.2xlarge", "InstanceCount": 3, "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/abc"}
+        "InstanceType": "ml.c5.2xlarge",
+        "InstanceCount": 3,
+        "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/abc",
+    }
     assert request["TransformOutput"]["KmsKeyId"] == "arn:aws:kms:us-east-1:123456789012:key/abc"
 
 
 def test_no_volume_key_on_instances_with_local_storage(monkeypatch):
     monkeypatch.setenv("OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/abc")
-    assert has_local_storage("ml.g5.2xlarge") and has_local_storage("ml.m5d.large") and has_local_storage("ml.g4dn.xlarge")
+    assert (
+        has_local_storage("ml.g5.2xlarge") and has_local_storage("ml.m5d.large") and has_local_storage("ml.g4dn.xlarge")
+    )
     assert not has_local_storage("ml.p3.2xlarge") and not has_local_storage("ml.c5.2xlarge")
     summarize = pipeline("summarize")
     settings = summarize.pipeline.sagemaker.model_copy(update={"instance_type": "ml.g5.2xlarge"})
@@ -113,7 +129,9 @@ def test_local_stand_in_tag(monkeypatch):
 
 def test_request_refuses_a_pipeline_without_model_name():
     with pytest.raises(ConfigError, match="sagemaker_model_name"):
-        transform_job_request(make_run("summarize"), {"index": 0}, pipeline("summarize").model_copy(update={"sagemaker_model_name": None}))
+        transform_job_request(
+            make_run("summarize"), {"index": 0}, pipeline("summarize").model_copy(update={"sagemaker_model_name": None})
+        )
 
 
 # ---------------------------------------------------------------- Stubber: exact calls
@@ -150,13 +168,23 @@ def test_submit_sends_exactly_the_request():
     client, stubber = _stubbed()
     run, summarize = make_run("summarize"), pipeline("summarize", "llmbp-flan-t5-large")
     _not_found(stubber, NAME)
-    stubber.add_response("create_transform_job", {"TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}"},
-                         expected_params=transform_job_request(run, {"index": 0}, summarize))
+    stubber.add_response(
+        "create_transform_job",
+        {"TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}"},
+        expected_params=transform_job_request(run, {"index": 0}, summarize),
+    )
     with stubber:
         state = SageMakerBackend(summarize, sagemaker=client).submit(run, {"index": 0})
     stubber.assert_no_pending_responses()
-    assert state == {"name": NAME, "arn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}",
-                     "status": "InProgress", "state": "running", "done": False, "failure_reason": None, "output_uri": RAW}
+    assert state == {
+        "name": NAME,
+        "arn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}",
+        "status": "InProgress",
+        "state": "running",
+        "done": False,
+        "failure_reason": None,
+        "output_uri": RAW,
+    }
 
 
 def test_submit_after_a_lost_response_finds_the_job_when_create_says_the_name_is_taken():
@@ -174,12 +202,19 @@ def test_quota_refusal_is_deferred_and_the_loop_queues_then_resubmits():
     client, stubber = _stubbed()
     backend = SageMakerBackend(pipeline("summarize"), sagemaker=client)
     _not_found(stubber, NAME)
-    stubber.add_client_error("create_transform_job", service_error_code="ResourceLimitExceeded",
-                             service_message="The account-level service limit 'ml.p3.2xlarge for transform job usage' is 2")
+    stubber.add_client_error(
+        "create_transform_job",
+        service_error_code="ResourceLimitExceeded",
+        service_message="The account-level service limit 'ml.p3.2xlarge for transform job usage' is 2",
+    )
     _not_found(stubber, NAME)
-    stubber.add_client_error("create_transform_job", service_error_code="ResourceLimitExceeded", service_message="limit")
+    stubber.add_client_error(
+        "create_transform_job", service_error_code="ResourceLimitExceeded", service_message="limit"
+    )
     _not_found(stubber, NAME)
-    stubber.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/" + NAME})
+    stubber.add_response(
+        "create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/" + NAME}
+    )
     run = make_run("summarize")
     with stubber:
         with pytest.raises(SubmitDeferred, match="ResourceLimitExceeded"):
@@ -207,7 +242,9 @@ def test_stop_calls_stop_transform_job_and_reports_stopping():
     stubber.add_response("stop_transform_job", {}, {"TransformJobName": NAME})
     stubber.add_response("describe_transform_job", _described(NAME, "Stopping"), {"TransformJobName": NAME})
     with stubber:
-        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(make_run("summarize"), {"index": 0, "name": NAME})
+        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(
+            make_run("summarize"), {"index": 0, "name": NAME}
+        )
     stubber.assert_no_pending_responses()
     assert state["status"] == "Stopping" and state["state"] == "running" and not state["done"]
 
@@ -218,7 +255,9 @@ def test_stop_of_an_ended_job_returns_its_final_state():
                              service_message="The job is not in progress")
     stubber.add_response("describe_transform_job", _described(NAME, "Completed"), {"TransformJobName": NAME})
     with stubber:
-        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(make_run("summarize"), {"index": 0, "name": NAME})
+        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(
+            make_run("summarize"), {"index": 0, "name": NAME}
+        )
     assert state["state"] == "succeeded" and state["done"]
 
 
@@ -233,7 +272,12 @@ def test_status_maps_every_transform_job_status(status, state, done):
     stubber.add_response("describe_transform_job", _described(NAME, status, reason), {"TransformJobName": NAME})
     with stubber:
         result = SageMakerBackend(pipeline("summarize"), sagemaker=client).status(make_run("summarize"), {"index": 0})
-    assert (result["status"], result["state"], result["done"], result["failure_reason"]) == (status, state, done, reason)
+    assert (result["status"], result["state"], result["done"], result["failure_reason"]) == (
+        status,
+        state,
+        done,
+        reason,
+    )
     assert result["output_uri"] == RAW
 
 
@@ -260,7 +304,9 @@ def test_moto_submit_describe_and_idempotent_resubmit(aws):
     assert sagemaker.describe_transform_job(TransformJobName=NAME)["CreationTime"] == created
     assert [j["TransformJobName"] for j in sagemaker.list_transform_jobs()["TransformJobSummaries"]] == [NAME]
     described = sagemaker.describe_transform_job(TransformJobName=NAME)
-    assert described["Environment"] == {"HYPER_PARAMS": "{'batch_size': 4, 'max_length': 50, 'top_k': 50, 'top_p': 0.95, 'do_sample': True}"}
+    assert described["Environment"] == {
+        "HYPER_PARAMS": "{'batch_size': 4, 'max_length': 50, 'top_k': 50, 'top_p': 0.95, 'do_sample': True}"
+    }
     assert described["TransformInput"]["SplitType"] == "Line"
     assert backend.status(run, {"index": 0})["state"] == "succeeded"
 
@@ -285,7 +331,9 @@ def test_raw_outputs_pair_each_shard_with_its_out_object(aws):
         for key in keys
     ]
     summarize = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
-    assert {raw.join for raw in summarize.raw_outputs(make_run("summarize"), {"index": 0, "shard_keys": ["k"]})} == {"id"}
+    assert {raw.join for raw in summarize.raw_outputs(make_run("summarize"), {"index": 0, "shard_keys": ["k"]})} == {
+        "id"
+    }
 
 
 def test_job_control_handler_submits_and_checks(aws, monkeypatch):
@@ -296,12 +344,18 @@ def test_job_control_handler_submits_and_checks(aws, monkeypatch):
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"summarize": pipeline("summarize")}))
     monkeypatch.setenv("POLL_INITIAL_SECONDS", "30")
     monkeypatch.setenv("POLL_JITTER", "0")
-    monkeypatch.setattr("batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
+    monkeypatch.setattr(
+        "batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
+    )
     run = make_run("summarize")
-    submitted = job_control.handler({"action": "submit", "run": run, "job": {"index": 0, "name": NAME, "records": 3}, "attempt": 0}, LambdaContext())
+    submitted = job_control.handler(
+        {"action": "submit", "run": run, "job": {"index": 0, "name": NAME, "records": 3}, "attempt": 0}, LambdaContext()
+    )
     assert submitted["run"] == run and submitted["attempt"] == 1 and submitted["wait_seconds"] == 30
     assert submitted["job"]["records"] == 3 and submitted["job"]["state"] == "running"
-    checked = job_control.handler({"action": "status", **{k: submitted[k] for k in ("run", "job", "attempt")}}, LambdaContext())
+    checked = job_control.handler(
+        {"action": "status", **{k: submitted[k] for k in ("run", "job", "attempt")}}, LambdaContext()
+    )
     assert checked["job"]["done"] and checked["job"]["state"] == "succeeded" and checked["wait_seconds"] == 0
     json.dumps(checked)  # a Step Functions payload must be JSON
     with pytest.raises(ValueError, match="unknown action"):

@@ -4,11 +4,11 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
+from sagemaker_helpers import BUCKET, LABELS, TWEETS, article, make_run, pipeline, prefix, tweet, write_shards
 
 from batch_pipeline.backends.sagemaker import SageMakerBackend, transform_job_name
 from batch_pipeline_local.engines import ENGINE_LABEL, install_sagemaker_engine
 from batch_pipeline_local.engines.sagemaker_transform import classify, summarize
-from sagemaker_helpers import BUCKET, LABELS, TWEETS, article, make_run, pipeline, prefix, tweet, write_shards
 
 
 @pytest.fixture
@@ -59,7 +59,9 @@ def test_zero_shot_scores_sum_to_one_sorted_and_overlap_wins():
 def test_text2text_job_writes_shuffled_python_literal_lines_per_shard(aws):
     s3, sagemaker = aws
     with install_sagemaker_engine() as hook:
-        run, described = _submit(s3, sagemaker, "summarize", [[article(i) for i in range(20)], [article(i) for i in range(20, 25)]])
+        run, described = _submit(
+            s3, sagemaker, "summarize", [[article(i) for i in range(20)], [article(i) for i in range(20, 25)]]
+        )
     assert described["TransformJobStatus"] == "Completed"
     lines = _out(s3, run, 0)
     assert all(line.startswith("{'id': ") for line in lines)  # a Python literal, as JumpStart writes
@@ -68,7 +70,9 @@ def test_text2text_job_writes_shuffled_python_literal_lines_per_shard(aws):
     assert [r["id"] for r in records] != list(range(20))  # shuffled: the join must be by id
     # HYPER_PARAMS (max_length 50) overrides the record, and the instruction is not part of the summary.
     by_id = {r["id"]: r["generated_texts"][0] for r in records}
-    assert by_id[3] == "Article 3 opens with its lead sentence. It then adds detail number 3. A third sentence closes it."
+    assert (
+        by_id[3] == "Article 3 opens with its lead sentence. It then adds detail number 3. A third sentence closes it."
+    )
     assert len(_out(s3, run, 1)) == 5
     assert hook.runs[0].records_in == 25 and hook.runs[0].lines_out == 25
 
@@ -109,7 +113,9 @@ def test_fail_job_marker_fails_the_job_after_earlier_shards_were_written(aws):
 def test_drop_and_bad_output_markers(aws):
     s3, sagemaker = aws
     with install_sagemaker_engine(shuffle=False) as hook:
-        run, described = _submit(s3, sagemaker, "summarize", [[article(0), article(1, " [[drop-output]]"), article(2, " [[bad-output]]")]])
+        run, described = _submit(
+            s3, sagemaker, "summarize", [[article(0), article(1, " [[drop-output]]"), article(2, " [[bad-output]]")]]
+        )
     assert described["TransformJobStatus"] == "Completed"
     lines = _out(s3, run)
     assert len(lines) == 2 and ast.literal_eval(lines[0])["id"] == 0
@@ -123,11 +129,16 @@ def test_fail_jobs_hook_argument_and_uninstall(aws):
     name = transform_job_name(make_run("classify")["run_id"], 0)
     with install_sagemaker_engine(fail_jobs={name: "CapacityError: no ml.c5.2xlarge capacity"}):
         _, described = _submit(s3, sagemaker, "classify", [[tweet(0)]])
-    assert (described["TransformJobStatus"], described["FailureReason"]) == ("Failed", "CapacityError: no ml.c5.2xlarge capacity")
+    assert (described["TransformJobStatus"], described["FailureReason"]) == (
+        "Failed",
+        "CapacityError: no ml.c5.2xlarge capacity",
+    )
     # After the context manager, moto is itself again: Completed and no output at all.
     other = {"index": 0, "name": "llmbp-after-uninstall"}
     SageMakerBackend(pipeline("classify"), sagemaker=sagemaker, s3=s3).submit(make_run("classify"), other)
-    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix(make_run('classify'))}raw/llmbp-after-uninstall/")
+    assert "Contents" not in s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"{prefix(make_run('classify'))}raw/llmbp-after-uninstall/"
+    )
 
 
 def test_a_wrong_request_shape_fails_like_the_real_container_would(aws):

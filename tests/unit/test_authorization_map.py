@@ -18,11 +18,30 @@ LAMBDAS = REPO / "lambdas"
 IAM_DATA = REPO / "node_modules" / "@cloud-copilot" / "iam-data" / "data" / "actions"
 # s3transfer's managed transfers, as the S3 operations they make.
 TRANSFER_METHODS = {
-    "upload_file": ["PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"],
-    "upload_fileobj": ["PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"],
-    "download_file": ["HeadObject", "GetObject"], "download_fileobj": ["HeadObject", "GetObject"],
-    "copy": ["HeadObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy", "CompleteMultipartUpload",
-             "AbortMultipartUpload"],
+    "upload_file": [
+        "PutObject",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+    ],
+    "upload_fileobj": [
+        "PutObject",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+    ],
+    "download_file": ["HeadObject", "GetObject"],
+    "download_fileobj": ["HeadObject", "GetObject"],
+    "copy": [
+        "HeadObject",
+        "CopyObject",
+        "CreateMultipartUpload",
+        "UploadPartCopy",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+    ],
 }
 # Our own methods that share a name with an AWS operation (checked by hand: not client calls).
 NOT_CLIENT_METHODS = {"count_tokens": "evaluation.join: counts a record's tokens"}

@@ -25,24 +25,49 @@ PIPELINES = {
     "nova": {"model": "nova", "input_format": "bedrock", "bedrock": BEDROCK},
     "titan-text": {"model": "titan", "input_format": "bedrock", "bedrock": BEDROCK},
     "converse": {"model": "claude", "input_format": "bedrock", "bedrock": {**BEDROCK, "invocation_type": "Converse"}},
-    "converse-prompt": {"model": "nova", "input_format": "prompt", "bedrock": {**BEDROCK, "invocation_type": "Converse"}},
-    "converse-messages": {"model": "nova", "input_format": "messages",
-                          "bedrock": {**BEDROCK, "invocation_type": "Converse"}},
+    "converse-prompt": {
+        "model": "nova",
+        "input_format": "prompt",
+        "bedrock": {**BEDROCK, "invocation_type": "Converse"},
+    },
+    "converse-messages": {
+        "model": "nova",
+        "input_format": "messages",
+        "bedrock": {**BEDROCK, "invocation_type": "Converse"},
+    },
 }
 RUNTIME = runtime_pipelines(load_app_config({"models": MODELS, "pipelines": PIPELINES}))
 
 GOOD = {
-    "anthropic": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "temperature": 0.5, "top_p": 0.9,
-                  "top_k": 5, "stop_sequences": ["\n\n"], "system": "Be brief.",
-                  "messages": [{"role": "user", "content": [{"type": "text", "text": "Summarize: a b c."}]},
-                               {"role": "assistant", "content": "Sure."},
-                               {"role": "user", "content": "Go on."}]},
-    "nova": {"schemaVersion": "messages-v1", "system": [{"text": "Be brief."}],
-             "messages": [{"role": "user", "content": [{"text": "Summarize: a b c."}]}],
-             "inferenceConfig": {"maxTokens": 100, "temperature": 0.2, "topP": 0.9, "topK": 20}},
-    "titan-text": {"inputText": "Summarize: a b c.", "textGenerationConfig": {"maxTokenCount": 100, "temperature": 0.3}},
-    "converse": {"messages": [{"role": "user", "content": [{"text": "Summarize: a b c."}]}],
-                 "system": [{"text": "Be brief."}], "inferenceConfig": {"maxTokens": 100, "temperature": 1}},
+    "anthropic": {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 5,
+        "stop_sequences": ["\n\n"],
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Summarize: a b c."}]},
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": "Go on."},
+        ],
+    },
+    "nova": {
+        "schemaVersion": "messages-v1",
+        "system": [{"text": "Be brief."}],
+        "messages": [{"role": "user", "content": [{"text": "Summarize: a b c."}]}],
+        "inferenceConfig": {"maxTokens": 100, "temperature": 0.2, "topP": 0.9, "topK": 20},
+    },
+    "titan-text": {
+        "inputText": "Summarize: a b c.",
+        "textGenerationConfig": {"maxTokenCount": 100, "temperature": 0.3},
+    },
+    "converse": {
+        "messages": [{"role": "user", "content": [{"text": "Summarize: a b c."}]}],
+        "system": [{"text": "Be brief."}],
+        "inferenceConfig": {"maxTokens": 100, "temperature": 1},
+    },
 }
 
 

@@ -67,9 +67,11 @@ def test_multi_label_subset_accuracy_macro_micro_and_per_label_matrices():
     assert metrics["per_class"]["tech"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics["macro_f1"] == pytest.approx(2 / 3)
     # micro: tp 3, fp 1, fn 1 -> P 3/4, R 3/4, F1 3/4.
-    assert (metrics["micro_precision"], metrics["micro_recall"], metrics["micro_f1"]) == pytest.approx((0.75, 0.75, 0.75))
+    assert (metrics["micro_precision"], metrics["micro_recall"], metrics["micro_f1"]) == pytest.approx(
+        (0.75, 0.75, 0.75)
+    )
     assert metrics["hamming_loss"] == pytest.approx(2 / (4 * 3))
-    matrix = dict(zip(metrics["confusion_matrix"]["labels"], metrics["confusion_matrix"]["matrix"]))
+    matrix = dict(zip(metrics["confusion_matrix"]["labels"], metrics["confusion_matrix"]["matrix"], strict=True))
     assert matrix["sports"] == [[2, 0], [0, 2]]
     assert matrix["tech"] == [[2, 1], [1, 0]]
     assert metrics["multi_label"] is True

@@ -44,18 +44,32 @@ def test_missing_context_is_named():
         load_app_config(None)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (config(pipelines__summarize__input_format="bedrock"), "pipelines.summarize.input_format: 'bedrock' does not fit"),
-    (config(pipelines__classify__bedrock={}), "pipelines.classify.bedrock: not allowed for SageMaker"),
-    (config(pipelines__Bad_Name=copy.deepcopy(CONTEXT["pipelines"]["summarize"])), "pipelines.Bad_Name: name must match"),
-    (config(pipelines__classify__input_format="prompt"), "pipelines.classify.candidate_labels: required"),
-    (config(pipelines__summarize__sagemaker__instance_type="p3.2xlarge"), "pipelines.summarize.sagemaker.instance_type"),
-    (config(encryption="none"), "batch-pipeline.encryption"),
-    (config(log_retention_days=31), "batch-pipeline.log_retention_days"),
-    (config(endpoints={"rt": {"model": "claude-3-haiku", "instance_type": "ml.g5.xlarge"}}),
-     "endpoints.rt.model: 'claude-3-haiku' is not a SageMaker catalog model"),
-    (config(models__claude_3_haiku={"backend": "openai"}), "batch-pipeline.models.claude_3_haiku"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            config(pipelines__summarize__input_format="bedrock"),
+            "pipelines.summarize.input_format: 'bedrock' does not fit",
+        ),
+        (config(pipelines__classify__bedrock={}), "pipelines.classify.bedrock: not allowed for SageMaker"),
+        (
+            config(pipelines__Bad_Name=copy.deepcopy(CONTEXT["pipelines"]["summarize"])),
+            "pipelines.Bad_Name: name must match",
+        ),
+        (config(pipelines__classify__input_format="prompt"), "pipelines.classify.candidate_labels: required"),
+        (
+            config(pipelines__summarize__sagemaker__instance_type="p3.2xlarge"),
+            "pipelines.summarize.sagemaker.instance_type",
+        ),
+        (config(encryption="none"), "batch-pipeline.encryption"),
+        (config(log_retention_days=31), "batch-pipeline.log_retention_days"),
+        (
+            config(endpoints={"rt": {"model": "claude-3-haiku", "instance_type": "ml.g5.xlarge"}}),
+            "endpoints.rt.model: 'claude-3-haiku' is not a SageMaker catalog model",
+        ),
+        (config(models__claude_3_haiku={"backend": "openai"}), "batch-pipeline.models.claude_3_haiku"),
+    ],
+)
 def test_invalid_configuration_names_the_key(raw, expected):
     with pytest.raises(ConfigError) as error:
         load_app_config(raw)

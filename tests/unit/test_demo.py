@@ -28,7 +28,9 @@ def test_a_sample_whose_pipeline_is_not_configured_is_skipped_and_a_missing_file
     (tmp_path / "summarize.jsonl").write_text("{}\n")
     runs, skipped, problems = demo.plan_runs({"summarize", "classify"}, tmp_path)
     assert [(path.name, pipeline) for path, pipeline, _ in runs] == [("summarize.jsonl", "summarize")]
-    assert skipped == ["skipped examples/bedrock-summarize.jsonl: pipeline 'bedrock-summarize' is not configured in cdk.json"]
+    assert skipped == [
+        "skipped examples/bedrock-summarize.jsonl: pipeline 'bedrock-summarize' is not configured in cdk.json"
+    ]
     assert problems == ["examples/classify.jsonl is missing", "examples/summarize-with-bad-lines.jsonl is missing"]
 
 
@@ -45,7 +47,9 @@ def test_a_run_that_ends_otherwise_than_expected_fails_the_demo():
 
 
 def test_the_bedrock_sample_is_what_its_script_writes_and_big_enough_for_a_batch_job():
-    spec = importlib.util.spec_from_file_location("make_bedrock_summarize", REPO / "examples" / "make_bedrock_summarize.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_bedrock_summarize", REPO / "examples" / "make_bedrock_summarize.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     text = (REPO / "examples" / "bedrock-summarize.jsonl").read_text(encoding="utf-8")

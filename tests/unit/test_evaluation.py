@@ -45,7 +45,16 @@ def test_predictions_in_any_order_join_by_str_id_and_score_like_rouge_score():
 
 def test_missing_and_error_records_are_counted_never_scored_as_empty():
     predictions = [
-        json.dumps({"recordId": "0", "modelInput": {}, "modelOutput": {"content": [{"type": "text", "text": "the mayor opened a bridge"}], "usage": {"input_tokens": 10, "output_tokens": 5}}}),
+        json.dumps(
+            {
+                "recordId": "0",
+                "modelInput": {},
+                "modelOutput": {
+                    "content": [{"type": "text", "text": "the mayor opened a bridge"}],
+                    "usage": {"input_tokens": 10, "output_tokens": 5},
+                },
+            }
+        ),
         json.dumps({"recordId": "1", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "Malformed input"}}),
         json.dumps({"recordId": "2", "modelInput": {}, "error": {"errorCode": 500, "errorMessage": "internal"}}),
     ]
@@ -133,7 +142,9 @@ def test_classification_report_from_zero_shot_and_free_text_answers():
     references = lines(*({"id": i, "label": label} for i, label in enumerate(["pos", "pos", "neg", "neu"])))
     predictions = [
         json.dumps({"id": 0, "prediction": "pos", "labels": ["pos", "neg", "neu"], "scores": [0.7, 0.2, 0.1]}),
-        json.dumps({"recordId": "1", "modelInput": {}, "modelOutput": {"output": {"message": {"content": [{"text": "Pos."}]}}}}),
+        json.dumps(
+            {"recordId": "1", "modelInput": {}, "modelOutput": {"output": {"message": {"content": [{"text": "Pos."}]}}}}
+        ),
         json.dumps({"id": 2, "prediction": "I think it is negative"}),
         json.dumps({"id": 3, "prediction": "neu"}),
     ]
@@ -151,8 +162,12 @@ def test_classification_report_from_zero_shot_and_free_text_answers():
 def test_multi_label_is_inferred_from_list_labels_and_uses_the_threshold():
     references = lines({"id": 1, "label": ["sports", "politics"]}, {"id": 2, "label": ["tech"]})
     predictions = [
-        json.dumps({"id": 1, "prediction": "sports", "labels": ["sports", "politics", "tech"], "scores": [0.9, 0.6, 0.1]}),
-        json.dumps({"id": 2, "prediction": "tech", "labels": ["tech", "sports", "politics"], "scores": [0.55, 0.3, 0.2]}),
+        json.dumps(
+            {"id": 1, "prediction": "sports", "labels": ["sports", "politics", "tech"], "scores": [0.9, 0.6, 0.1]}
+        ),
+        json.dumps(
+            {"id": 2, "prediction": "tech", "labels": ["tech", "sports", "politics"], "scores": [0.55, 0.3, 0.2]}
+        ),
     ]
     report, per_record = evaluate_files(predictions, references)
     assert report["multi_label"] is True and report["threshold"] == 0.5
@@ -174,7 +189,10 @@ def test_stemming_option_reaches_the_scorer():
 
 
 def test_bootstrap_is_optional_and_seeded():
-    predictions = [json.dumps({"id": i, "prediction": text}) for i, text in [(0, "the mayor"), (1, "storms"), (2, "prices rose"), (3, "won")]]
+    predictions = [
+        json.dumps({"id": i, "prediction": text})
+        for i, text in [(0, "the mayor"), (1, "storms"), (2, "prices rose"), (3, "won")]
+    ]
     without, _ = evaluate_files(predictions, REFERENCES)
     assert "rouge_bootstrap" not in without
     first, _ = evaluate_files(predictions, REFERENCES, bootstrap_samples=50, seed=3)
@@ -213,7 +231,11 @@ def test_duplicate_reference_ids_are_refused():
 
 def test_references_accept_record_id_several_summaries_and_skip_untargeted_lines():
     references = read_references(
-        lines({"recordId": "r1", "reference": ["one", "two"]}, {"id": 5, "text_inputs": "no target"}, {"id": 6, "label": 3})
+        lines(
+            {"recordId": "r1", "reference": ["one", "two"]},
+            {"id": 5, "text_inputs": "no target"},
+            {"id": 6, "label": 3},
+        )
         + [b"\n"]
     )
     assert list(references) == ["r1", "6"]

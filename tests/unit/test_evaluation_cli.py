@@ -27,10 +27,19 @@ def files(tmp_path):
     sagemaker.write_text("{'id': 0, 'generated_texts': ['The river flooded hundreds of homes on Monday.']}\n")
     bedrock = tmp_path / "job-00000.jsonl.jsonl.out"
     bedrock.write_text(
-        json.dumps({"recordId": "1", "modelInput": {}, "modelOutput": {
-            "content": [{"type": "text", "text": "A new striker joined the club."}],
-            "usage": {"input_tokens": 40, "output_tokens": 9}}}) + "\n"
-        + json.dumps({"recordId": "2", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "Malformed"}}) + "\n"
+        json.dumps(
+            {
+                "recordId": "1",
+                "modelInput": {},
+                "modelOutput": {
+                    "content": [{"type": "text", "text": "A new striker joined the club."}],
+                    "usage": {"input_tokens": 40, "output_tokens": 9},
+                },
+            }
+        )
+        + "\n"
+        + json.dumps({"recordId": "2", "modelInput": {}, "error": {"errorCode": 400, "errorMessage": "Malformed"}})
+        + "\n"
     )
     return tmp_path, references, sagemaker, bedrock
 

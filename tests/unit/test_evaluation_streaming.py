@@ -38,11 +38,15 @@ def test_scored_in_batches_and_summed_it_matches_evaluate_files():
     for start in range(0, len(records), 64):
         scorer.score(records[start:start + 64])
     report = summarize_predictions([orjson.dumps(r) for r in records], "rouge")
-    batch, per_record = evaluate_files([json.dumps({k: r[k] for k in ("id", "prediction")}) for r in records if r.get("prediction")],
-                                       [json.dumps({"id": r["id"], "reference": r["reference"]}) for r in records])
+    batch, per_record = evaluate_files(
+        [json.dumps({k: r[k] for k in ("id", "prediction")}) for r in records if r.get("prediction")],
+        [json.dumps({"id": r["id"], "reference": r["reference"]}) for r in records],
+    )
     assert report["rouge"] == batch["rouge"]
     assert (report["records"], report["scored"], report["errors"]) == (500, 499, 1)
-    assert all(records[i]["metrics"][t]["fmeasure"] == per_record[str(i)][t] for i in (0, 1, 499) for t in per_record["0"])
+    assert all(
+        records[i]["metrics"][t]["fmeasure"] == per_record[str(i)][t] for i in (0, 1, 499) for t in per_record["0"]
+    )
 
 
 def test_bootstrap_resamples_compact_float_arrays_and_is_seeded():

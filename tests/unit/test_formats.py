@@ -12,7 +12,9 @@ from tests.fixtures.intake.pipelines import runtime
 
 def convert(pipeline: str, record: dict, line_no: int = 1, **changes):
     raw = orjson.dumps(record) + b"\n"  # as the validator passes it: the line with its newline
-    record_id, line, references, assigned = RecordConverter(runtime(pipeline, **changes)).convert(dict(record), line_no, raw)
+    record_id, line, references, assigned = RecordConverter(runtime(pipeline, **changes)).convert(
+        dict(record), line_no, raw
+    )
     assert line.endswith(b"\n")
     return record_id, orjson.loads(line), references, assigned
 
@@ -25,8 +27,9 @@ def test_text2text_line_without_extras_passes_through_unchanged():
 
 
 def test_text2text_reference_and_label_never_reach_the_model():
-    record_id, model, references, assigned = convert("t2t", {"id": "a", "text_inputs": "t", "reference": "r", "label": "l",
-                                                             "temperature": 0.5})
+    record_id, model, references, assigned = convert(
+        "t2t", {"id": "a", "text_inputs": "t", "reference": "r", "label": "l", "temperature": 0.5}
+    )
     assert model == {"id": "a", "text_inputs": "t", "temperature": 0.5}
     assert references == {"id": "a", "reference": "r", "label": "l"}
     assert (record_id, assigned) == ("a", False)
@@ -44,7 +47,12 @@ def test_prompt_on_text2text_becomes_text_inputs_with_parameters():
 
 def test_prompt_on_zero_shot_uses_the_pipeline_labels():
     _, model, references, _ = convert("zs-prompt", {"id": 1, "prompt": "The senate voted", "label": "politics"})
-    assert model == {"id": 1, "sequences": "The senate voted", "candidate_labels": ["sports", "politics"], "multi_class": False}
+    assert model == {
+        "id": 1,
+        "sequences": "The senate voted",
+        "candidate_labels": ["sports", "politics"],
+        "multi_class": False,
+    }
     assert references == {"id": 1, "label": "politics"}
 
 
@@ -69,7 +77,10 @@ def test_prompt_to_nova_messages_and_inference_config():
 
 def test_prompt_to_titan_text():
     _, model, _, _ = convert("titan", {"id": 1, "prompt": "Summarize"})
-    assert model == {"recordId": "1", "modelInput": {"inputText": "Summarize", "textGenerationConfig": {"maxTokenCount": 100}}}
+    assert model == {
+        "recordId": "1",
+        "modelInput": {"inputText": "Summarize", "textGenerationConfig": {"maxTokenCount": 100}},
+    }
 
 
 def test_bedrock_native_integer_record_id_becomes_a_string():

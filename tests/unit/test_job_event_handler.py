@@ -27,7 +27,7 @@ def bedrock_event(name: str, status: str) -> dict:
             "account": "123456789012", "time": "2026-12-01T22:00:00Z", "region": "us-east-1",
             "resources": [f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{name}"],
             "detail": {"version": "0.0", "batchJobName": name, "status": status,
-                       "batchJobArn": f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/x"}}
+                       "batchJobArn": "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/x"}}
 
 
 def sagemaker_event(name: str, status: str) -> dict:

@@ -178,5 +178,7 @@ def test_only_a_queued_job_is_resubmitted_and_a_running_one_without_an_arn_is_lo
 
 
 def test_a_submitted_batch_job_is_billed_for_the_records_it_was_sent():
-    step = submit_job({"run": RUN, "job": {"index": 0, "records": 120}, "attempt": 0}, ScriptedBackend(), now=lambda: 0.0)
+    step = submit_job(
+        {"run": RUN, "job": {"index": 0, "records": 120}, "attempt": 0}, ScriptedBackend(), now=lambda: 0.0
+    )
     assert step["job"]["model_invocations"] == 120

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary, run_status
 from batch_pipeline.notifications import run_message
@@ -13,7 +13,7 @@ RUN = {
     "input": {"bucket": "in", "key": "summarize/articles.jsonl", "version_id": "v1"},
     "counts": {"total": 10, "valid": 9, "rejected": 1}, "started_at": "2026-11-21T10:00:00+00:00",
 }
-FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=timezone.utc)
+FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 
 def job(state="succeeded", status="Completed", reason=None):

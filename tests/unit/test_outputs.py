@@ -4,7 +4,15 @@ import pytest
 
 from batch_pipeline.outputs import OutputParseError, parse_output_line
 
-EMPTY = {"id": None, "prediction": None, "labels": None, "scores": None, "error": None, "input_tokens": None, "output_tokens": None}
+EMPTY = {
+    "id": None,
+    "prediction": None,
+    "labels": None,
+    "scores": None,
+    "error": None,
+    "input_tokens": None,
+    "output_tokens": None,
+}
 
 
 def expected(**fields):
@@ -16,7 +24,9 @@ def expected(**fields):
 
 def test_jumpstart_python_literal_line_as_in_the_article():
     line = "{'id': 0, 'generated_texts': ['The Palestinian Authority officially became a member of the ICC.']}\n"
-    assert parse_output_line(line) == expected(id=0, prediction="The Palestinian Authority officially became a member of the ICC.")
+    assert parse_output_line(line) == expected(
+        id=0, prediction="The Palestinian Authority officially became a member of the ICC."
+    )
 
 
 def test_python_literal_with_quotes_and_true_none_inside():
@@ -34,7 +44,9 @@ def test_generated_text_string_variant():
 
 
 def test_zero_shot_line_takes_the_top_label_even_if_unsorted():
-    line = json.dumps({"sequence": "I will run more", "labels": ["finance", "health", "career"], "scores": [0.2, 0.7, 0.1]})
+    line = json.dumps(
+        {"sequence": "I will run more", "labels": ["finance", "health", "career"], "scores": [0.2, 0.7, 0.1]}
+    )
     assert parse_output_line(line) == expected(
         prediction="health", labels=["finance", "health", "career"], scores=[0.2, 0.7, 0.1]
     )
@@ -76,7 +88,9 @@ def test_bedrock_anthropic_messages_output_with_usage():
             },
         }
     )
-    assert parse_output_line(line) == expected(id="CALL0000001", prediction="A short summary.", input_tokens=120, output_tokens=9)
+    assert parse_output_line(line) == expected(
+        id="CALL0000001", prediction="A short summary.", input_tokens=120, output_tokens=9
+    )
 
 
 def test_bedrock_anthropic_skips_a_leading_thinking_block():
@@ -106,7 +120,10 @@ def test_bedrock_titan_line_exactly_as_documented_with_mixed_quotes():
 
 
 def test_bedrock_error_record():
-    line = '{ "recordId" : "1223213ABCD", "modelInput" : {"inputText": "Hello world"}, "error" : {"errorCode" : 400, "errorMessage" : "bad request" }}'
+    line = (
+        '{ "recordId" : "1223213ABCD", "modelInput" : {"inputText": "Hello world"}, '
+        '"error" : {"errorCode" : 400, "errorMessage" : "bad request" }}'
+    )
     assert parse_output_line(line) == expected(id="1223213ABCD", error={"code": "400", "message": "bad request"})
 
 
@@ -170,7 +187,12 @@ def test_converse_output_reads_the_first_text_block_and_camel_case_usage():
         "stopReason": "end_turn", "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15},
         "metrics": {"latencyMs": 120}}}
     parsed = parse_output_line(json.dumps(line))
-    assert (parsed["id"], parsed["prediction"], parsed["input_tokens"], parsed["output_tokens"]) == ("c1", "The answer.", 12, 3)
+    assert (parsed["id"], parsed["prediction"], parsed["input_tokens"], parsed["output_tokens"]) == (
+        "c1",
+        "The answer.",
+        12,
+        3,
+    )
 
 
 def test_converse_output_without_a_text_block_names_the_stop_reason():

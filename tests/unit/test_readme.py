@@ -143,7 +143,9 @@ def cli_problems(text: str, parser: argparse.ArgumentParser) -> tuple[list[str],
     return problems, named
 
 
-def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+def _walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], argparse.ArgumentParser]:
     found = {path: parser}
     for name, sub in _subcommands(parser).items():
         found.update(_walk(sub, path + (name,)))
@@ -236,7 +238,7 @@ def resolve(segments: list[str], models: list[type[BaseModel]]) -> list | None:
     """The FieldInfos a dotted path ends on (several for a union), [] for a free-form key; None if it does not exist."""
     fields: list = []
     nodes: list = [("models", models)]
-    for index, segment in enumerate(segments):
+    for segment in segments:
         next_nodes, fields = [], []
         for kind, payload in nodes:
             if kind == _OPEN:
@@ -282,7 +284,12 @@ def _field_names() -> set[str]:
 def _source_words() -> frozenset[str]:
     """Identifiers and words of the code (Python files, cdk.json, the Makefile; not data files)."""
     words: set[str] = set()
-    files = [REPO / "cdk.json", REPO / "app.py", REPO / "Makefile", *(p for d in SOURCE_DIRS for p in (REPO / d).rglob("*.py"))]
+    files = [
+        REPO / "cdk.json",
+        REPO / "app.py",
+        REPO / "Makefile",
+        *(p for d in SOURCE_DIRS for p in (REPO / d).rglob("*.py")),
+    ]
     for file in files:
         if file.resolve() == Path(__file__).resolve():
             continue  # the deliberately wrong snippet below must not count
@@ -340,7 +347,9 @@ def config_problems(text: str) -> list[str]:
                 candidates = [(m, f) for m, f in candidates if qualifier in m.__name__.lower()] or candidates
             if candidates and not _default_matches(default, candidates):
                 actual = [("required" if f.is_required() else json.dumps(f.default)) for _, f in candidates]
-                problems.append(f"`{'.'.join(path)}`: README says default {default.strip()}, the model says {', '.join(actual)}")
+                problems.append(
+                    f"`{'.'.join(path)}`: README says default {default.strip()}, the model says {', '.join(actual)}"
+                )
     # Bare snake_case names: a configuration field, or a name the code uses.
     for span in inline_spans(text):
         if re.fullmatch(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+", span) and span not in fields and span not in _source_words():
@@ -437,6 +446,34 @@ def state_names(template: dict) -> set[str]:
     return names
 
 
+def _resource_diagram_problems(logical_id: str, resource: dict, diagram: str, words: set[str]) -> list[str]:
+    """What the diagram lacks for one template resource: its function, model, bucket, role or kind."""
+    problems = []
+    kind = resource["Type"]
+    if kind == "AWS::Lambda::Function":
+        match = re.fullmatch(r"Functions([A-Za-z]+?)[0-9A-F]{8}", logical_id)
+        if match and match.group(1) not in words:
+            problems.append(f"function {match.group(1)} is not in the diagram")
+    elif kind == "AWS::SageMaker::Model":
+        # <stack>-<model key>-<hash of the create-only properties>
+        key = re.sub(r"-[0-9a-f]{8}$", "", resource["Properties"]["ModelName"].split("-", 1)[1])
+        if key not in words:
+            problems.append(f"SageMaker model {key} is not in the diagram")
+    elif kind == "AWS::S3::Bucket":
+        for part, name in BUCKET_NAMES.items():
+            if logical_id.startswith(f"Storage{part}") and name not in diagram:
+                problems.append(f"the {name} is not in the diagram")
+    elif (
+        kind == "AWS::IAM::Role"
+        and logical_id.startswith("BedrockBatchServiceRole")
+        and "Bedrock service role" not in diagram
+    ):
+        problems.append("the Bedrock service role is not in the diagram")
+    if kind in DIAGRAM_NAMES and DIAGRAM_NAMES[kind] not in diagram:
+        problems.append(f"{kind} ({DIAGRAM_NAMES[kind]}) is not in the diagram")
+    return problems
+
+
 def diagram_problems(text: str, template: dict, app_config) -> list[str]:
     diagrams = [body for lang, body in fenced_blocks(text) if lang == "mermaid"]
     if not diagrams:
@@ -446,25 +483,7 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
     words = set(re.findall(r"[\w-]+", diagram))
     resources = template["Resources"]
     for logical_id, resource in resources.items():
-        kind = resource["Type"]
-        if kind == "AWS::Lambda::Function":
-            match = re.fullmatch(r"Functions([A-Za-z]+?)[0-9A-F]{8}", logical_id)
-            if match and match.group(1) not in words:
-                problems.append(f"function {match.group(1)} is not in the diagram")
-        elif kind == "AWS::SageMaker::Model":
-            # <stack>-<model key>-<hash of the create-only properties>
-            key = re.sub(r"-[0-9a-f]{8}$", "", resource["Properties"]["ModelName"].split("-", 1)[1])
-            if key not in words:
-                problems.append(f"SageMaker model {key} is not in the diagram")
-        elif kind == "AWS::S3::Bucket":
-            for part, name in BUCKET_NAMES.items():
-                if logical_id.startswith(f"Storage{part}") and name not in diagram:
-                    problems.append(f"the {name} is not in the diagram")
-        elif kind == "AWS::IAM::Role" and logical_id.startswith("BedrockBatchServiceRole"):
-            if "Bedrock service role" not in diagram:
-                problems.append("the Bedrock service role is not in the diagram")
-        if kind in DIAGRAM_NAMES and DIAGRAM_NAMES[kind] not in diagram:
-            problems.append(f"{kind} ({DIAGRAM_NAMES[kind]}) is not in the diagram")
+        problems += _resource_diagram_problems(logical_id, resource, diagram, words)
     present = {r["Type"] for r in resources.values()}
     for kind, name in DIAGRAM_NAMES.items():
         if kind not in present and name in diagram:
@@ -529,9 +548,13 @@ def test_every_command_has_help_and_states_its_exit_status(parser):
         if path:
             assert sub.description, f"batch-pipeline {' '.join(path)} has no description"
         if path and not _subcommands(sub):
-            assert "Exit status" in (sub.description or ""), f"batch-pipeline {' '.join(path)} --help omits its exit status"
+            assert "Exit status" in (sub.description or ""), (
+                f"batch-pipeline {' '.join(path)} --help omits its exit status"
+            )
             for action in sub._actions:
-                assert action.help, f"batch-pipeline {' '.join(path)} {action.option_strings or action.dest} has no help"
+                assert action.help, (
+                    f"batch-pipeline {' '.join(path)} {action.option_strings or action.dest} has no help"
+                )
     names = {name for name in _subcommands(parser)}
     listed = parser.format_help()
     assert all(name in listed for name in names)
@@ -606,7 +629,9 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "`on_demand_concurency`: neither a configuration key nor a name in the code" in config
     assert any("`timeout_hours`" in p for p in config_coverage_problems(WRONG))
 
-    assert make_problems(WRONG, (REPO / "Makefile").read_text()) == ["`make deploy-everything`: no such target in the Makefile"]
+    assert make_problems(WRONG, (REPO / "Makefile").read_text()) == [
+        "`make deploy-everything`: no such target in the Makefile"
+    ]
     paths = path_problems(WRONG)
     assert "`stacks/no_such_construct.py`: no such path in the repository" in paths
     assert "link #nowhere: no such heading" in paths
@@ -621,7 +646,9 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
 
 
 def test_dotted_paths_resolve_through_maps_unions_and_free_form_mappings():
-    assert resolve(["pipelines", "summarize", "sagemaker", "hyper_params", "batch_size"], [config_module.AppConfig]) == []
+    assert (
+        resolve(["pipelines", "summarize", "sagemaker", "hyper_params", "batch_size"], [config_module.AppConfig]) == []
+    )
     assert resolve(["models", "<name>", "regions", "eu-west-1", "image_uri"], [config_module.AppConfig])
     assert resolve(["models", "<name>", "family"], [config_module.AppConfig])  # Bedrock member of the union
     assert resolve(["pipelines", "<name>", "bedrock", "no_such_key"], [config_module.AppConfig]) is None

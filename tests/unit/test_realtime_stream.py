@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -77,7 +78,7 @@ def events(chunks: list[bytes]) -> list[dict]:
 
 def cut(data: bytes, positions: list[int]) -> list[bytes]:
     bounds = [0, *sorted(positions), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in pairwise(bounds)]
 
 
 def test_sample_streams_hold_multibyte_characters_split_by_some_cut():
@@ -179,7 +180,10 @@ def test_unknown_event_types_are_ignored():
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        ({"ModelStreamError": {"Message": "CUDA out of memory", "ErrorCode": "ModelError"}}, "ModelStreamError ModelError: 'CUDA out of memory'"),
+        (
+            {"ModelStreamError": {"Message": "CUDA out of memory", "ErrorCode": "ModelError"}},
+            "ModelStreamError ModelError: 'CUDA out of memory'",
+        ),
         ({"InternalStreamFailure": {"Message": "stream broke"}}, "InternalStreamFailure: 'stream broke'"),
     ],
 )
@@ -196,12 +200,17 @@ def test_error_events_raise_after_the_tokens_before_them(event, expected):
 
 @pytest.mark.parametrize("prefix", [b"data:", b""])
 def test_error_line_raises_at_every_cut(prefix):
-    error_line = prefix + b'{"error": "Input validation error: inputs must have less than 2048 tokens", "error_type": "validation"}\n'
+    error_line = (
+        prefix
+        + b'{"error": "Input validation error: inputs must have less than 2048 tokens", "error_type": "validation"}\n'
+    )
     head = json_lines_stream().splitlines(keepends=True)[0]
     data = head + error_line
     for position in range(len(data) + 1):
         received = []
-        with pytest.raises(StreamError, match=r"endpoint reported validation: 'Input validation error: inputs must have less"):
+        with pytest.raises(
+            StreamError, match=r"endpoint reported validation: 'Input validation error: inputs must have less"
+        ):
             for token in iter_tokens(events(cut(data, [position]))):
                 received.append(token)
         assert received == [" Hello"], f"cut at byte {position}"
@@ -210,10 +219,13 @@ def test_error_line_raises_at_every_cut(prefix):
 @pytest.mark.parametrize(
     ("line", "shown"),
     [
-        (b'data:{"token": {"id": 1, "text": " Hel\n', "malformed stream line: 'data:{\"token\": {\"id\": 1, \"text\": \" Hel'"),
+        (
+            b'data:{"token": {"id": 1, "text": " Hel\n',
+            'malformed stream line: \'data:{"token": {"id": 1, "text": " Hel\'',
+        ),
         (b"<html>502 Bad Gateway</html>\n", "malformed stream line: '<html>502 Bad Gateway</html>'"),
-        (b'{"generated_text": "whole answer, not streamed"}\n', "no token text: '{\"generated_text\": \"whole answer"),
-        (b'[{"generated_text": "x"}]\n', "no token text: '[{\"generated_text\": \"x\"}]'"),
+        (b'{"generated_text": "whole answer, not streamed"}\n', 'no token text: \'{"generated_text": "whole answer'),
+        (b'[{"generated_text": "x"}]\n', 'no token text: \'[{"generated_text": "x"}]\''),
         (b'{"token": {"id": 1, "text": 5}}\n', "no token text"),
         (b"data:\xff\xfe not utf-8\n", "malformed stream line"),
     ],

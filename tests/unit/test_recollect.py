@@ -32,12 +32,28 @@ def body(payload) -> StreamingBody:
 def test_the_deployed_function_running_a_handler_is_invoked_and_its_error_is_reported():
     session = FakeSession()
     cfn, lam = session.stubs["cloudformation"], session.stubs["lambda"]
-    cfn.add_response("list_stack_resources", {"StackResourceSummaries": [
-        {"LogicalResourceId": "Collect", "PhysicalResourceId": "stack-Collect-1", "ResourceType": "AWS::Lambda::Function",
-         "LastUpdatedTimestamp": "2026-01-01T00:00:00Z", "ResourceStatus": "CREATE_COMPLETE"},
-        {"LogicalResourceId": "Topic", "PhysicalResourceId": "arn:topic", "ResourceType": "AWS::SNS::Topic",
-         "LastUpdatedTimestamp": "2026-01-01T00:00:00Z", "ResourceStatus": "CREATE_COMPLETE"}]},
-        {"StackName": "LlmBatchPipeline"})
+    cfn.add_response(
+        "list_stack_resources",
+        {
+            "StackResourceSummaries": [
+                {
+                    "LogicalResourceId": "Collect",
+                    "PhysicalResourceId": "stack-Collect-1",
+                    "ResourceType": "AWS::Lambda::Function",
+                    "LastUpdatedTimestamp": "2026-01-01T00:00:00Z",
+                    "ResourceStatus": "CREATE_COMPLETE",
+                },
+                {
+                    "LogicalResourceId": "Topic",
+                    "PhysicalResourceId": "arn:topic",
+                    "ResourceType": "AWS::SNS::Topic",
+                    "LastUpdatedTimestamp": "2026-01-01T00:00:00Z",
+                    "ResourceStatus": "CREATE_COMPLETE",
+                },
+            ]
+        },
+        {"StackName": "LlmBatchPipeline"},
+    )
     lam.add_response("get_function_configuration", {"Handler": "batch_pipeline.handlers.collect.handler"},
                      {"FunctionName": "stack-Collect-1"})
     lam.add_response("invoke", {"StatusCode": 200, "Payload": body({"processed": 3})},

@@ -32,7 +32,7 @@ def google_scores(reference, prediction, use_stemmer):
 def assert_identical(references, predictions, use_stemmer):
     ours = score_pairs(references, predictions, use_stemmer=use_stemmer)
     assert len(ours) == len(references)
-    for index, (reference, prediction, scores) in enumerate(zip(references, predictions, ours)):
+    for index, (reference, prediction, scores) in enumerate(zip(references, predictions, ours, strict=True)):
         expected = google_scores(reference, prediction, use_stemmer)
         got = {rouge_type: tuple(scores[rouge_type]) for rouge_type in ROUGE_TYPES}
         # Exact float equality: "identical per pair", not "close".
@@ -61,7 +61,7 @@ def test_generated_pairs_really_overlap_and_stemming_changes_scores():
     fmeasures = [scores["rougeLsum"].fmeasure for scores in plain]
     assert 0.2 < sum(fmeasures) / len(fmeasures) < 0.9
     assert any(0.0 < f < 1.0 for f in fmeasures)
-    assert any(a["rouge1"] != b["rouge1"] for a, b in zip(plain, stemmed))
+    assert any(a["rouge1"] != b["rouge1"] for a, b in zip(plain, stemmed, strict=True))
     assert any(a["rougeLsum"] != a["rougeL"] for a in plain)
 
 
@@ -92,7 +92,9 @@ def fuzz_text(rng: random.Random) -> str:
     if shape < 0.5:
         # Word-like runs, so tokens repeat and n-grams match across the pair.
         words = [
-            "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 6))) if rng.random() < 0.3 else rng.choice(WORDS)
+            "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 6)))
+            if rng.random() < 0.3
+            else rng.choice(WORDS)
             for _ in range(rng.randint(0, 40))
         ]
         separators = [" ", " ", " ", "\n", "\r\n", "\n\n", ", ", " . "]
@@ -100,7 +102,23 @@ def fuzz_text(rng: random.Random) -> str:
     return "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(1, 120)))
 
 
-WORDS = ("running", "runs", "ran", "the", "cats", "cat", "ponies", "pony", "relational", "relate", "x", "a1", "42", "Über", "naïve")
+WORDS = (
+    "running",
+    "runs",
+    "ran",
+    "the",
+    "cats",
+    "cat",
+    "ponies",
+    "pony",
+    "relational",
+    "relate",
+    "x",
+    "a1",
+    "42",
+    "Über",
+    "naïve",
+)
 
 FIXED_CASES = [
     ("", ""),

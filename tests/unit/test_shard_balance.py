@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import orjson
 import pytest
@@ -31,8 +31,8 @@ def test_every_record_lands_in_exactly_one_shard(count, parts, by_length):
     order, cuts = dealt_order(list(accumulate(sizes)), parts, by_length=by_length)
     assert sorted(order) == list(range(count))
     assert cuts[0] == 0 and cuts[-1] == count and len(cuts) == min(parts, count) + 1
-    assert all(b > a for a, b in zip(cuts, cuts[1:])), "no shard is empty"
-    counts = [b - a for a, b in zip(cuts, cuts[1:])]
+    assert all(b > a for a, b in pairwise(cuts)), "no shard is empty"
+    counts = [b - a for a, b in pairwise(cuts)]
     assert max(counts) - min(counts) <= 1
 
 
@@ -53,14 +53,14 @@ def test_balance_under_any_per_record_plus_per_byte_cost(drift, parts):
     order, cuts = dealt_order(ends, parts, by_length=False)
     biggest = max(sizes)
     for per_record in (0, sum(sizes) / len(sizes), 10 * biggest):
-        loads = [cost(sizes, order[a:b], per_record) for a, b in zip(cuts, cuts[1:])]
+        loads = [cost(sizes, order[a:b], per_record) for a, b in pairwise(cuts)]
         # Counts differ by at most one and bytes by less than one record, so the spread is below one record's cost.
         assert max(loads) - min(loads) <= per_record + biggest
     # The property that byte-balanced contiguous cuts lack on a drifting file: equal time with a per-record cost.
     old = balanced_cuts(ends, parts)
     per_record = sum(sizes) / len(sizes)
-    old_loads = [cost(sizes, range(a, b), per_record) for a, b in zip(old, old[1:])]
-    new_loads = [cost(sizes, order[a:b], per_record) for a, b in zip(cuts, cuts[1:])]
+    old_loads = [cost(sizes, range(a, b), per_record) for a, b in pairwise(old)]
+    new_loads = [cost(sizes, order[a:b], per_record) for a, b in pairwise(cuts)]
     if drift:
         assert max(old_loads) / (sum(old_loads) / parts) > max(new_loads) / (sum(new_loads) / parts) + 0.05
 
@@ -70,7 +70,7 @@ def test_inside_a_shard_file_order_or_longest_first():
     ends = list(accumulate(sizes))
     for by_length in (False, True):
         order, cuts = dealt_order(ends, 3, by_length=by_length)
-        for a, b in zip(cuts, cuts[1:]):
+        for a, b in pairwise(cuts):
             members = list(order[a:b])
             if by_length:
                 assert [sizes[i] for i in members] == sorted((sizes[i] for i in members), reverse=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import pytest
 
@@ -40,7 +40,7 @@ def test_balanced_cuts_are_contiguous_non_empty_and_cover_everything(count):
     sizes = [(i * 37) % 101 + 1 for i in range(count)]
     cuts = balanced_cuts(ends(sizes), 7)
     assert cuts[0] == 0 and cuts[-1] == count
-    assert all(b > a for a, b in zip(cuts, cuts[1:]))
+    assert all(b > a for a, b in pairwise(cuts))
 
 
 @pytest.mark.parametrize("count", [2, 3, 4, 5, 7, 9, 10, 11, 13, 17, 40])

@@ -46,14 +46,19 @@ def test_randomised_records_agree_with_a_full_duplicate_check():
     for _ in range(400):
         pairs = [(rng.choice(keys), rng.choice([1, "x: y", '": z', {"a": 1}, [":"]])) for _ in range(rng.randint(1, 4))]
         spaces = ["", " ", "\t"]
-        line = ("{" + ", ".join(json.dumps(k) + rng.choice(spaces) + ": " + json.dumps(v) for k, v in pairs) + "}").encode()
+        line = (
+            "{" + ", ".join(json.dumps(k) + rng.choice(spaces) + ": " + json.dumps(v) for k, v in pairs) + "}"
+        ).encode()
         names = [k for k, _ in pairs]
         expected = next((k for i, k in enumerate(names) if k in names[:i]), None)
         assert found(line) == expected, line
 
 
 def test_intake_rejects_two_model_inputs_naming_the_line_and_key():
-    body = b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'
+    body = (
+        b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, '
+        b'"messages": [{"role": "user", "content": "hi"}]}'
+    )
     good = b'{"recordId": "r0", "modelInput": ' + body + b"}\n"
     data = good + b'{"recordId": "r1", "modelInput": {"max_tokens": 1}, "modelInput": ' + body + b"}\n"
     result = run_intake([data], runtime("claude", on_invalid="skip"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batch_pipeline.intake_service import NOTIFY_BODY_LIMIT, S3_KEY_LIMIT, bounded_bytes, rejected_name
 from batch_pipeline.intake import run_intake
+from batch_pipeline.intake_service import NOTIFY_BODY_LIMIT, S3_KEY_LIMIT, bounded_bytes, rejected_name
 from batch_pipeline.validation import MAX_NESTING, REASON_LIMIT, bounded, nesting_exceeds
 from tests.fixtures.intake.pipelines import runtime
 
@@ -37,8 +37,10 @@ def test_nesting_bound_is_exact_and_iterative(depth):
     ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "unknown": ', 500, b"}")),
 ])
 def test_deep_nesting_anywhere_is_rejected_with_its_line_not_a_crash(pipeline, line):
-    good = {"zs": b'{"id": 7, "sequences": "s", "candidate_labels": ["a"]}\n', "t2t": b'{"id": 7, "text_inputs": "f"}\n'}.get(
-        pipeline, b"")
+    good = {
+        "zs": b'{"id": 7, "sequences": "s", "candidate_labels": ["a"]}\n',
+        "t2t": b'{"id": 7, "text_inputs": "f"}\n',
+    }.get(pipeline, b"")
     report = run_intake([good + line], runtime(pipeline)).report
     [error] = report["errors"]
     assert error["code"] == "nested_too_deep" and error["line"] == (2 if good else 1)
@@ -101,7 +103,11 @@ GOOD_LINES = b'{"id": 1, "text_inputs": "a"}\n{"id": 2, "text_inputs": "b"}\n'
 
 
 def _compressed():
-    import bz2, gzip, lzma, zipfile, io
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

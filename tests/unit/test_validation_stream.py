@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import orjson
 
@@ -41,7 +42,7 @@ def test_skip_policy_publishes_only_valid_records_and_reports_the_rest(tmp_path)
                  {"id": 3, "text_inputs": "c"}, {"id": 1, "text_inputs": "again"})
     result = run_intake([data], runtime("t2t-skip"), sink=LocalDirSink(tmp_path))
     assert result.accepted and result.report["skipped"] == 2
-    published = [orjson.loads(line) for shard in result.shards for line in open(shard["key"], "rb")]
+    published = [orjson.loads(line) for shard in result.shards for line in Path(shard["key"]).read_bytes().splitlines()]
     assert sorted(r["id"] for r in published) == [1, 3]
     assert [orjson.loads(line) for line in (tmp_path / "references.jsonl").read_bytes().splitlines()] == [
         {"id": 1, "reference": "ra"}]
@@ -61,7 +62,7 @@ def test_group_by_length_orders_each_window_shortest_first(tmp_path):
     result = run_intake([data], runtime("t2t-hyper", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 1,
                                                                  "group_by_length": True}), sink=LocalDirSink(tmp_path))
     [shard] = result.shards
-    assert [orjson.loads(line)["id"] for line in open(shard["key"], "rb")] == [3, 1, 4, 2, 0]
+    assert [orjson.loads(line)["id"] for line in Path(shard["key"]).read_bytes().splitlines()] == [3, 1, 4, 2, 0]
 
 
 def test_hyper_params_with_per_record_parameters_warns():
@@ -103,7 +104,7 @@ def test_shards_are_right_when_the_caller_reuses_one_buffer_for_every_chunk(tmp_
 
     result = run_intake(reused(), runtime("t2t", sagemaker=GROUPED_ONE_SHARD), sink=LocalDirSink(tmp_path))
     [shard] = result.shards
-    published = [orjson.loads(line) for line in open(shard["key"], "rb")]
+    published = [orjson.loads(line) for line in Path(shard["key"]).read_bytes().splitlines()]
     assert sorted(r["id"] for r in published) == list(range(200))
     assert all(r["text_inputs"] == "t" * (r["id"] % 7 + 1) for r in published)
 
@@ -127,5 +128,5 @@ def test_a_window_keeps_only_a_bounded_amount_of_input_and_copies_the_rest(tmp_p
     result = run_intake(chunks, runtime("t2t", sagemaker=GROUPED_ONE_SHARD), sink=LocalDirSink(tmp_path))
     assert max(spilled) <= 4096 + 1024
     [shard] = result.shards
-    published = [orjson.loads(line) for line in open(shard["key"], "rb")]
+    published = [orjson.loads(line) for line in Path(shard["key"]).read_bytes().splitlines()]
     assert sorted(published, key=lambda r: r["id"]) == records

@@ -19,9 +19,10 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from batch_pipeline.config import ConfigError, RuntimePipeline, parse_runtime_pipelines
 
@@ -37,11 +38,13 @@ class SubmitDeferred(Exception):
 
 def error_code(error: Exception) -> str:
     """A botocore ClientError's code ("" for anything else); matched on the code so botocore stays a lazy import."""
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    return code
 
 
 def error_message(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
+    message: str = getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
+    return message
 
 
 def job_state(
@@ -52,7 +55,7 @@ def job_state(
     state: State,
     failure_reason: str | None = None,
     output_uri: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     if state not in STATES:
         raise ValueError(f"unknown normalised state {state!r}")
     return {
@@ -95,27 +98,27 @@ class BatchBackend(ABC):
         self.pipeline = pipeline
 
     @abstractmethod
-    def job_name(self, run: dict, job: dict) -> str:
+    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
         """Deterministic per (run, job index): a retried submit finds the job instead of starting another."""
 
     @abstractmethod
-    def submit(self, run: dict, job: dict) -> dict:
+    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Start the job, or return the state of the one already started under this name.
         Raise SubmitDeferred when the backend says "not now"."""
 
     @abstractmethod
-    def status(self, run: dict, job: dict) -> dict:
+    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """The job's normalised state."""
 
     @abstractmethod
-    def stop(self, run: dict, job: dict) -> dict:
+    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Ask the backend to stop the job; returns the normalised state after the request."""
 
     @abstractmethod
-    def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
+    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
         """Every (input object, output object) pair of a job that ended, in a stable order."""
 
-    def find(self, run: dict, job: dict) -> dict | None:
+    def find(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
         """The job's state, looked up on the backend by what the plan knows (its deterministic name); None
         when the backend has no such job (it was never submitted). Used to stop a failed run's jobs."""
         try:
@@ -128,12 +131,12 @@ class BatchBackend(ABC):
         """How long a job may run before job control stops it; None when the backend enforces its own limit."""
         return None
 
-    def finish(self, run: dict, job: dict) -> dict:
+    def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
         done yet (Bedrock: resubmit failed records once), which the poll loop then runs. Default: the job as is."""
         return job
 
-    def job_metrics(self, run: dict, job: dict) -> dict[str, Any]:
+    def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Counts the backend reports for an ended job (Bedrock's manifest.json.out); merged into collect's result."""
         return {}
 
@@ -157,7 +160,8 @@ def backend_class(backend: str) -> type[BatchBackend]:
         if error.name != module_name:
             raise
         raise ConfigError(f"backend {backend!r} is not part of this build ({module_name} is missing)") from None
-    return getattr(module, class_name)
+    backend_class: type[BatchBackend] = getattr(module, class_name)
+    return backend_class
 
 
 def backend_for(pipeline: RuntimePipeline, **clients: Any) -> BatchBackend:
@@ -199,7 +203,7 @@ def default_client(service: str) -> Any:
     return boto3.client(service, config=Config(retries=dict(CLIENT_RETRIES)))
 
 
-def backend_for_run(run: dict) -> BatchBackend:
+def backend_for_run(run: dict[str, Any]) -> BatchBackend:
     """The backend of `run["pipeline"]` (from PIPELINES) with this container's boto3 clients."""
     pipeline = pipeline_from_env(run["pipeline"])
     services = backend_class(pipeline.backend).CLIENTS

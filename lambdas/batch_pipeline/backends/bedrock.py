@@ -25,19 +25,29 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
-from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
+from batch_pipeline.backends import (
+    BatchBackend,
+    RawOutput,
+    State,
+    SubmitDeferred,
+    error_code,
+    error_message,
+    job_state,
+)
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, s3_uri
 from batch_pipeline.backends.sagemaker import transform_job_name
 from batch_pipeline.config import ConfigError, RuntimePipeline
-from batch_pipeline.observability import local_stand_in
 from batch_pipeline.layout import INTERMEDIATE_TAGGING, OWNER_TAG_ENV, OWNER_TAG_KEY
+from batch_pipeline.observability import local_stand_in
 from batch_pipeline.outputs import OutputParseError, parse_output_line
+
 from ..jsonl import body_lines
 
-STATUS_TO_STATE = {
+STATUS_TO_STATE: dict[str, State] = {
     # Accepted by Bedrock and on their way: not "queued" (which means "not submitted yet, submit again").
     "Submitted": "running",
     "Validating": "running",
@@ -72,7 +82,10 @@ STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
 
 
 def bedrock_job_name(run_id: str, index: int | str) -> str:
-    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs; it also fits Bedrock's jobName pattern."""
+    """The same `<prefix><run id head>-<hash>-<index>` scheme as transform jobs.
+
+    It also fits Bedrock's jobName pattern.
+    """
     return transform_job_name(run_id, index)
 
 
@@ -90,7 +103,7 @@ def _http_status(error: Exception) -> int:
     return int(getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 500)
 
 
-def model_invocation_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> dict:
+def model_invocation_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateModelInvocationJob request for one planned job."""
     settings = pipeline.pipeline.bedrock
     if settings is None or pipeline.backend != "bedrock" or not pipeline.bedrock_model_id:
@@ -136,7 +149,7 @@ def invocation_type(pipeline: RuntimePipeline) -> str:
     return "Converse" if settings is not None and settings.converse else "InvokeModel"
 
 
-def converse_output(response: dict) -> dict:
+def converse_output(response: dict[str, Any]) -> dict[str, Any]:
     """A Converse runtime response as the batch job's modelOutput: the response without the HTTP metadata."""
     return {key: value for key, value in response.items() if key != "ResponseMetadata"}
 
@@ -146,7 +159,7 @@ class BedrockBackend(BatchBackend):
     CLIENTS = ("bedrock", "bedrock-runtime", "s3")
 
     def __init__(self, pipeline: RuntimePipeline, bedrock: Any = None, bedrock_runtime: Any = None, s3: Any = None,
-                 sleep=time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(pipeline)
         self._clients = {"bedrock": bedrock, "bedrock-runtime": bedrock_runtime, "s3": s3}
         self._sleep = sleep
@@ -175,12 +188,12 @@ class BedrockBackend(BatchBackend):
     def s3(self) -> Any:
         return self._client("s3")
 
-    def job_name(self, run: dict, job: dict) -> str:
+    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
         return job.get("name") or bedrock_job_name(run["run_id"], job["index"])
 
     # ------------------------------------------------------------------ submit, status, stop
 
-    def submit(self, run: dict, job: dict) -> dict:
+    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         if job.get("route") == "on-demand":
             return self.run_on_demand(run, job)
         name = self.job_name(run, job)
@@ -197,8 +210,13 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=request["outputDataConfig"]
-                          ["s3OutputDataConfig"]["s3Uri"])
+        state = job_state(
+            name=name,
+            arn=arn,
+            status="Submitted",
+            state="running",
+            output_uri=request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
+        )
         state["invocation_type"] = request["modelInvocationType"]
         return state
 
@@ -207,10 +225,11 @@ class BedrockBackend(BatchBackend):
         for page in paginator.paginate(nameContains=name):
             for summary in page.get("invocationJobSummaries", []):
                 if summary["jobName"] == name:
-                    return summary["jobArn"]
+                    arn: str = summary["jobArn"]
+                    return arn
         return None
 
-    def status(self, run: dict, job: dict) -> dict:
+    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         if job.get("route") == "on-demand" or not job.get("arn"):
             raise LookupError(f"job {self.job_name(run, job)} has no Bedrock job to look up")
         described = self.bedrock.get_model_invocation_job(jobIdentifier=job["arn"])
@@ -229,13 +248,13 @@ class BedrockBackend(BatchBackend):
             state["record_counts"] = counts
         return state
 
-    def find(self, run: dict, job: dict) -> dict | None:
+    def find(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
         if job.get("route") == "on-demand":
             return None  # no Bedrock job: it ran (or not) inside its submit step
         arn = job.get("arn") or self._find_arn(self.job_name(run, job))
         return self.status(run, {**job, "arn": arn}) if arn else None
 
-    def stop(self, run: dict, job: dict) -> dict:
+    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         try:
             self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
         except Exception as error:
@@ -246,7 +265,7 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ on demand (below the batch minimum)
 
-    def run_on_demand(self, run: dict, job: dict) -> dict:
+    def run_on_demand(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """InvokeModel (or Converse) for every record of the job file, at most on_demand_concurrency at a time;
         output in the batch layout so collect needs no second reader.
 
@@ -278,25 +297,32 @@ class BedrockBackend(BatchBackend):
         counts = _count_lines(lines)
         self._put(bucket, folder + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
+        state: State
         if records and errors == len(records):
             first = next(line["error"] for line in lines if "error" in line)
             state, status = "failed", "Failed"
             reason = f"every on-demand request failed; first error {first['errorCode']}: {first['errorMessage']}"
         elif errors:
-            state, status, reason = "partial", "PartiallyCompleted", f"{errors} of {len(records)} on-demand requests failed"
+            state, status, reason = (
+                "partial",
+                "PartiallyCompleted",
+                f"{errors} of {len(records)} on-demand requests failed",
+            )
         else:
             state, status, reason = "succeeded", "Completed", None
-        result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri)
+        result = job_state(
+            name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri
+        )
         result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
         result["model_invocations"] = sent_before
         return result
 
-    def _on_demand_parts(self, bucket: str, prefix: str) -> tuple[dict[Any, dict], int, int]:
+    def _on_demand_parts(self, bucket: str, prefix: str) -> tuple[dict[Any, dict[str, Any]], int, int]:
         """Earlier attempts of this on-demand step: their answers by recordId, the requests they were billed
         for, and how many parts they wrote (none on the first attempt)."""
-        answered: dict[Any, dict] = {}
+        answered: dict[Any, dict[str, Any]] = {}
         sent = parts = 0
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -310,7 +336,7 @@ class BedrockBackend(BatchBackend):
                 parts += 1
         return answered, sent, parts
 
-    def _invoke_one(self, record: dict) -> dict:
+    def _invoke_one(self, record: dict[str, Any]) -> dict[str, Any]:
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": record.get("modelInput")}
         converse = invocation_type(self.pipeline) == "Converse"
         for attempt in range(ON_DEMAND_ATTEMPTS):
@@ -341,7 +367,7 @@ class BedrockBackend(BatchBackend):
                 return line
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _count_requests(self, response: dict | None) -> None:
+    def _count_requests(self, response: dict[str, Any] | None) -> None:
         """InvokeModel/Converse requests sent, botocore's own retries included (the manifest's model_invocations)."""
         if response is None:
             return
@@ -351,7 +377,7 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ resubmitting failed records once
 
-    def finish(self, run: dict, job: dict) -> dict:
+    def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """With `retry_failed_records`, an ended job whose output has error records is followed by one retry of
         just those records (a batch job when they reach the minimum, else on demand). When the retry ends, the
         first output with the retried answers in place of the errors is written to raw/<job>/merged/, and the job
@@ -394,7 +420,7 @@ class BedrockBackend(BatchBackend):
         )
         return retry_job
 
-    def _merge_retry(self, run: dict, job: dict) -> dict:
+    def _merge_retry(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         bucket = run_bucket(run)
         first = job["first_attempt"]
         retry_output_key = next(iter(self.raw_outputs(run, job))).output_key
@@ -436,7 +462,7 @@ class BedrockBackend(BatchBackend):
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
         return (line for line in body_lines(body) if line.strip())
 
-    def _output_lines(self, bucket: str, key: str) -> Iterable[dict]:
+    def _output_lines(self, bucket: str, key: str) -> Iterable[dict[str, Any]]:
         """The readable lines of an output object, one at a time; none when the object does not exist."""
         try:
             lines = self._stream_lines(bucket, key)
@@ -452,7 +478,7 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ outputs
 
-    def _output_folder(self, run: dict, job: dict) -> str | None:
+    def _output_folder(self, run: dict[str, Any], job: dict[str, Any]) -> str | None:
         """Key prefix of the folder Bedrock (or the on-demand step) wrote this job's output into."""
         base = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
         if job.get("route") == "on-demand" or job.get("mode") == "on-demand":
@@ -461,7 +487,7 @@ class BedrockBackend(BatchBackend):
             return None  # never submitted: no output
         return base + job_id_of(job["arn"]) + "/"
 
-    def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
+    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
         input_key = key_in_run_bucket(run, job["input_uri"])
         folder = self._output_folder(run, job)
         if job.get("merged_output_key"):
@@ -472,7 +498,7 @@ class BedrockBackend(BatchBackend):
             output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
         yield RawOutput(input_key=input_key, output_key=output_key, join="id", input_id_field="recordId")
 
-    def job_metrics(self, run: dict, job: dict) -> dict[str, Any]:
+    def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Bedrock's own counts from manifest.json.out (plus the retry's, when failed records were resubmitted)."""
         folder = self._output_folder(run, job)
         metrics = self._manifest_out(run_bucket(run), folder + MANIFEST_OUT) if folder else {}
@@ -496,7 +522,9 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ S3 helpers
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    def _put(
+        self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> None:
         # The bucket's default encryption applies; the tag lets the lifecycle rule expire raw output like Bedrock's.
         self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Tagging=INTERMEDIATE_TAGGING,
                            Metadata=metadata or {})
@@ -508,7 +536,8 @@ class RecordSpool:
     def __init__(self) -> None:
         import sqlite3
 
-        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")
+        # Lives as long as the spool: the database is in this file, deleted when the spool closes it.
+        self._file = tempfile.NamedTemporaryFile(suffix=".sqlite")  # noqa: SIM115
         self._db = sqlite3.connect(self._file.name)
         self._db.execute("CREATE TABLE spool (id TEXT PRIMARY KEY, body BLOB)")
 
@@ -533,11 +562,11 @@ class RecordSpool:
         self._file.close()
 
 
-def _jsonl(lines: Iterable[dict]) -> bytes:
+def _jsonl(lines: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
 
 
-def _count_lines(lines: list[dict]) -> dict[str, int]:
+def _count_lines(lines: list[dict[str, Any]]) -> dict[str, int]:
     """manifest.json.out counts for lines written by the on-demand step (token counts from each modelOutput's usage)."""
     counts = dict.fromkeys(MANIFEST_FIELDS, 0)
     for line in lines:

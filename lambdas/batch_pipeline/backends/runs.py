@@ -7,18 +7,19 @@ environment variable); `run_prefix` (else runs/<pipeline>/<run_id>/ from batch_p
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from batch_pipeline import layout
 
 
-def run_bucket(run: dict) -> str:
+def run_bucket(run: dict[str, Any]) -> str:
     bucket = run.get("output_bucket") or os.environ.get("OUTPUT_BUCKET")
     if not bucket:
         raise KeyError("the run names no output_bucket and OUTPUT_BUCKET is not set")
     return bucket
 
 
-def run_prefix(run: dict) -> str:
+def run_prefix(run: dict[str, Any]) -> str:
     prefix = run.get("run_prefix") or layout.run_prefix(run["pipeline"], run["run_id"])
     return prefix if prefix.endswith("/") else prefix + "/"
 
@@ -34,7 +35,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def key_in_run_bucket(run: dict, uri: str) -> str:
+def key_in_run_bucket(run: dict[str, Any], uri: str) -> str:
     """The key of an s3:// URI that must lie in the run's bucket (a plan naming another bucket is refused)."""
     bucket, key = split_s3_uri(uri)
     if bucket != run_bucket(run):
@@ -42,9 +43,13 @@ def key_in_run_bucket(run: dict, uri: str) -> str:
     return key
 
 
-def job_output_uri(run: dict, job: dict, name: str) -> str:
-    """The plan's `output_uri` (checked to lie in the run bucket, ending in "/"), else s3://<bucket>/<run prefix>raw/<job name>/."""
+def job_output_uri(run: dict[str, Any], job: dict[str, Any], name: str) -> str:
+    """The plan's `output_uri` (checked to lie in the run bucket, ending in "/").
+
+    Else s3://<bucket>/<run prefix>raw/<job name>/.
+    """
     if job.get("output_uri"):
         key_in_run_bucket(run, job["output_uri"])
-        return job["output_uri"] if job["output_uri"].endswith("/") else job["output_uri"] + "/"
+        output_uri: str = job["output_uri"]
+        return output_uri if output_uri.endswith("/") else output_uri + "/"
     return s3_uri(run_bucket(run), f"{run_prefix(run)}raw/{name}/")

@@ -10,9 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from batch_pipeline.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message, job_state
+from batch_pipeline.backends import (
+    BatchBackend,
+    RawOutput,
+    State,
+    SubmitDeferred,
+    error_code,
+    error_message,
+    job_state,
+)
 from batch_pipeline.backends.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 from batch_pipeline.config import ConfigError, RuntimePipeline
 from batch_pipeline.observability import local_stand_in
@@ -30,7 +39,7 @@ INVOCATIONS_MAX_RETRIES = 1
 _LOCAL_STORAGE_FAMILY = re.compile(r"^(g4dn|g5|g6|g6e|p3dn|p4de?|p5e?n?|trn1n?|[a-z]+\d+[a-z]*d)$")
 STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine (not a model)")
 
-STATUS_TO_STATE = {
+STATUS_TO_STATE: dict[str, State] = {
     "InProgress": "running",
     # Not done yet: the job still writes output until it reaches Stopped.
     "Stopping": "running",
@@ -65,7 +74,7 @@ def transform_job_name(run_id: str, index: int | str, prefix: str | None = None)
     return name
 
 
-def job_input_prefix(run: dict, job: dict) -> str:
+def job_input_prefix(run: dict[str, Any], job: dict[str, Any]) -> str:
     """The key prefix a job reads: the plan's `input_uri`, else the run's shards/."""
     if job.get("input_uri"):
         return key_in_run_bucket(run, job["input_uri"])
@@ -77,7 +86,7 @@ def has_local_storage(instance_type: str) -> bool:
     return len(parts) == 3 and bool(_LOCAL_STORAGE_FAMILY.match(parts[1]))
 
 
-def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> dict:
+def transform_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateTransformJob request for one planned job."""
     settings = pipeline.pipeline.sagemaker
     if settings is None or pipeline.backend != "sagemaker":
@@ -98,7 +107,9 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
             "InvocationsMaxRetries": INVOCATIONS_MAX_RETRIES,
         },
         "TransformInput": {
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}},
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}
+            },
             "ContentType": CONTENT_TYPE,
             "CompressionType": "None",
             # Line/Line: each JSON line is a record and each answer one line of <shard>.out, in input order.
@@ -132,8 +143,12 @@ def transform_job_request(run: dict, job: dict, pipeline: RuntimePipeline) -> di
 
 
 def _is_not_found(error: Exception) -> bool:
-    # DescribeTransformJob answers ValidationException "Could not find requested job with name ..." (moto: "... job '<arn>'").
-    return error_code(error) in ("ValidationException", "ResourceNotFound") and "could not find" in error_message(error).lower()
+    # DescribeTransformJob answers ValidationException "Could not find requested job with name ..."
+    # (moto: "... job '<arn>'").
+    return (
+        error_code(error) in ("ValidationException", "ResourceNotFound")
+        and "could not find" in error_message(error).lower()
+    )
 
 
 def _is_name_taken(error: Exception) -> bool:
@@ -174,10 +189,10 @@ class SageMakerBackend(BatchBackend):
         settings = self.pipeline.pipeline.sagemaker
         return settings.max_runtime_hours * 3600 if settings else None
 
-    def job_name(self, run: dict, job: dict) -> str:
+    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
         return job.get("name") or transform_job_name(run["run_id"], job["index"])
 
-    def submit(self, run: dict, job: dict) -> dict:
+    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         name = self.job_name(run, job)
         # Describe first: a retried submit must find the job it already started (moto, unlike SageMaker,
         # would silently replace a job created twice under one name).
@@ -203,14 +218,14 @@ class SageMakerBackend(BatchBackend):
             output_uri=request["TransformOutput"]["S3OutputPath"],
         )
 
-    def status(self, run: dict, job: dict) -> dict:
+    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         name = self.job_name(run, job)
         described = self._describe(name)
         if described is None:
             raise LookupError(f"transform job {name!r} does not exist")
         return self._state(described)
 
-    def stop(self, run: dict, job: dict) -> dict:
+    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         name = self.job_name(run, job)
         try:
             self.sagemaker.stop_transform_job(TransformJobName=name)
@@ -220,7 +235,7 @@ class SageMakerBackend(BatchBackend):
                 raise
         return self.status(run, job)
 
-    def raw_outputs(self, run: dict, job: dict) -> Iterable[RawOutput]:
+    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
         """Each shard answered by `<S3OutputPath>/<shard path relative to the input prefix>.out`."""
         input_prefix = job_input_prefix(run, job)
         output_prefix = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
@@ -235,7 +250,7 @@ class SageMakerBackend(BatchBackend):
                 check_field="sequences" if positional else None,
             )
 
-    def _input_keys(self, run: dict, job: dict, input_prefix: str) -> list[str]:
+    def _input_keys(self, run: dict[str, Any], job: dict[str, Any], input_prefix: str) -> list[str]:
         shards = job.get("shard_keys") or job.get("shards")
         if shards:
             return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
@@ -245,16 +260,17 @@ class SageMakerBackend(BatchBackend):
             keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
         return sorted(keys)
 
-    def _describe(self, name: str) -> dict | None:
+    def _describe(self, name: str) -> dict[str, Any] | None:
         try:
-            return self.sagemaker.describe_transform_job(TransformJobName=name)
+            description: dict[str, Any] = self.sagemaker.describe_transform_job(TransformJobName=name)
+            return description
         except Exception as error:
             if _is_not_found(error):
                 return None
             raise
 
     @staticmethod
-    def _state(described: dict) -> dict:
+    def _state(described: dict[str, Any]) -> dict[str, Any]:
         status = described["TransformJobStatus"]
         return job_state(
             name=described["TransformJobName"],

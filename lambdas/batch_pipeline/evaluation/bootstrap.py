@@ -1,12 +1,12 @@
 """Seeded bootstrap confidence intervals of a mean, without numpy (the Lambda bundle has none).
 
 Same procedure as rouge-score's `BootstrapAggregator`: draw `samples` resamples of the records with
-replacement (uniformly, by rejection sampling), take each resample's mean, and report the (1-confidence)/2, 0.5 and 1-(1-confidence)/2
-percentiles of those means with linear interpolation (numpy's default percentile method). Two
-differences, both deliberate: the random numbers come from Python's `random.Random(seed)`, so a
-given seed gives the same interval on every machine without touching global random state; and all
-series are resampled with the same indices (a paired bootstrap), so the intervals of, say, rouge1
-and rougeL describe the same resampled record sets.
+replacement (uniformly, by rejection sampling), take each resample's mean, and report the (1-confidence)/2,
+0.5 and 1-(1-confidence)/2 percentiles of those means with linear interpolation (numpy's default percentile
+method). Two differences, both deliberate: the random numbers come from Python's `random.Random(seed)`, so a
+given seed gives the same interval on every machine without touching global random state; and all series are
+resampled with the same indices (a paired bootstrap), so the intervals of, say, rouge1 and rougeL describe the
+same resampled record sets.
 """
 
 from __future__ import annotations

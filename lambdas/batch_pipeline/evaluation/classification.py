@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "OTHER_LABEL",
@@ -72,24 +73,29 @@ class LabelMatcher:
         return frozenset(self.match(part) for part in parts)
 
 
-def single_answer(record: dict) -> str:
+def single_answer(record: dict[str, Any]) -> str:
     """A normalised prediction record's one answer: its text, or else its top-scored label (as zero-shot ranks them)."""
     if record.get("prediction") is not None:
-        return record["prediction"]
+        prediction: str = record["prediction"]
+        return prediction
     scores = record["scores"]
     return str(record["labels"][max(range(len(scores)), key=scores.__getitem__)])
 
 
-def answered_label_set(record: dict, matcher: "LabelMatcher", threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+def answered_label_set(
+    record: dict[str, Any], matcher: LabelMatcher, threshold: float = DEFAULT_THRESHOLD
+) -> frozenset[str]:
     """A normalised prediction record's multi-label answer: scored labels above `threshold`, else its free text."""
     if record.get("labels") and record.get("scores") is not None:
         return predicted_label_set(record["labels"], record["scores"], threshold)
     return matcher.match_many(record["prediction"])
 
 
-def predicted_label_set(labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> frozenset[str]:
+def predicted_label_set(
+    labels: Sequence[str], scores: Sequence[float], threshold: float = DEFAULT_THRESHOLD
+) -> frozenset[str]:
     """The multi-label decision rule: every label scored at least `threshold`."""
-    return frozenset(str(label) for label, score in zip(labels, scores) if score >= threshold)
+    return frozenset(str(label) for label, score in zip(labels, scores, strict=True) if score >= threshold)
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -106,21 +112,21 @@ def _ordered(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels), key=lambda label: (label == OTHER_LABEL, label))
 
 
-def single_label_metrics(true_labels: Sequence[str], predicted_labels: Sequence[str]) -> dict:
+def single_label_metrics(true_labels: Sequence[str], predicted_labels: Sequence[str]) -> dict[str, Any]:
     """accuracy, macro_f1, per_class {precision, recall, f1, support} and confusion_matrix."""
     if len(true_labels) != len(predicted_labels):
         raise ValueError(f"{len(true_labels)} true labels but {len(predicted_labels)} predictions")
-    return single_label_metrics_from_pairs(Counter(zip(true_labels, predicted_labels)))
+    return single_label_metrics_from_pairs(Counter(zip(true_labels, predicted_labels, strict=True)))
 
 
-def single_label_metrics_from_pairs(pairs: Counter) -> dict:
+def single_label_metrics_from_pairs(pairs: Counter[tuple[Any, Any]]) -> dict[str, Any]:
     """single_label_metrics from the confusion counts alone: {(true, predicted): records}.
 
     Everything the report says follows from these counts, so a streaming evaluation keeps only them."""
     count = sum(pairs.values())
     classes = _ordered(label for pair in pairs for label in pair)
-    support: Counter = Counter()
-    predicted: Counter = Counter()
+    support: Counter[Any] = Counter()
+    predicted: Counter[Any] = Counter()
     for (true, pred), records in pairs.items():
         support[true] += records
         predicted[pred] += records
@@ -149,12 +155,14 @@ def single_label_metrics_from_pairs(pairs: Counter) -> dict:
     }
 
 
-def multi_label_metrics(true_sets: Sequence[frozenset[str]], predicted_sets: Sequence[frozenset[str]]) -> dict:
+def multi_label_metrics(
+    true_sets: Sequence[frozenset[str]], predicted_sets: Sequence[frozenset[str]]
+) -> dict[str, Any]:
     """Subset accuracy, macro/micro F1, hamming loss, per-label scores and per-label 2x2 matrices."""
     if len(true_sets) != len(predicted_sets):
         raise ValueError(f"{len(true_sets)} true label sets but {len(predicted_sets)} predictions")
     counts = MultiLabelCounts()
-    for truth, prediction in zip(true_sets, predicted_sets):
+    for truth, prediction in zip(true_sets, predicted_sets, strict=True):
         counts.add(truth, prediction)
     return counts.metrics()
 
@@ -166,9 +174,9 @@ class MultiLabelCounts:
         self.count = 0
         self.exact = 0
         self.labels: set[str] = set()
-        self.tp: Counter = Counter()
-        self.fp: Counter = Counter()
-        self.fn: Counter = Counter()
+        self.tp: Counter[str] = Counter()
+        self.fp: Counter[str] = Counter()
+        self.fn: Counter[str] = Counter()
 
     def add(self, truth: frozenset[str], prediction: frozenset[str]) -> None:
         self.count += 1
@@ -178,7 +186,7 @@ class MultiLabelCounts:
         self.fp.update(prediction - truth)
         self.fn.update(truth - prediction)
 
-    def metrics(self) -> dict:
+    def metrics(self) -> dict[str, Any]:
         count, tp, fp, fn = self.count, self.tp, self.fp, self.fn
         labels = _ordered(self.labels)
         per_class, matrices = {}, []

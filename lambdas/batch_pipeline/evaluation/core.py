@@ -8,7 +8,7 @@ iterables of lines, so a Lambda can hand it S3 `StreamingBody.iter_lines()` (cha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from . import classification, rouge
 from .bootstrap import bootstrap_mean_intervals
@@ -42,7 +42,7 @@ def evaluate_files(
     seed: int = 0,
     threshold: float = classification.DEFAULT_THRESHOLD,
     multi_label: bool | None = None,
-) -> tuple[dict, dict[str, dict]]:
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(report, per-record scores keyed by str(id)) for raw prediction lines against reference lines.
 
     Prediction lines are anything `batch_pipeline.outputs.parse_output_line` reads: SageMaker `.out`,
@@ -83,15 +83,17 @@ def evaluate_joined(
     seed: int = 0,
     threshold: float = classification.DEFAULT_THRESHOLD,
     multi_label: bool | None = None,
-) -> tuple[dict, dict[str, dict]]:
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The report and per-record scores for predictions already joined (see join.join_predictions)."""
     metric = metric or infer_metric(references)
     if metric not in METRICS:
         raise EvaluationError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    wanted = (lambda ref: ref.text is not None) if metric == "rouge" else (lambda ref: ref.label is not None)
+    def wanted(ref: Reference) -> bool:
+        return ref.text is not None if metric == "rouge" else ref.label is not None
+
     targets = [ref for ref in references.values() if wanted(ref)]
 
-    usable: list[tuple[Reference, dict]] = []
+    usable: list[tuple[Reference, dict[str, Any]]] = []
     missing_ids: list[str] = []
     codes: list[str] = []
     for ref in targets:
@@ -131,19 +133,24 @@ def evaluate_joined(
     return report, per_record
 
 
-def _has_answer(record: dict, metric: str) -> bool:
+def _has_answer(record: dict[str, Any], metric: str) -> bool:
     if record.get("prediction") is not None:
         return True
     return metric == "classification" and bool(record.get("labels")) and record.get("scores") is not None
 
 
 def _rouge(
-    usable: list[tuple[Reference, dict]], use_stemmer: bool, bootstrap_samples: int, confidence: float, seed: int
-) -> tuple[dict, dict[str, dict]]:
+    usable: list[tuple[Reference, dict[str, Any]]],
+    use_stemmer: bool,
+    bootstrap_samples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     pair_scores = rouge.score_pairs(
-        [ref.text for ref, _ in usable], [record["prediction"] for _, record in usable], use_stemmer=use_stemmer
+        [_target(ref, ref.text) for ref, _ in usable], [record["prediction"] for _, record in usable],
+        use_stemmer=use_stemmer,
     )
-    section: dict = {
+    section: dict[str, Any] = {
         "rouge": rouge.mean_scores(pair_scores),
         "rouge_options": {"use_stemmer": use_stemmer, "tokenizer": "rouge-score default", "sentence_split": "newline"},
     }
@@ -151,7 +158,9 @@ def _rouge(
         # F-measure only, the figure ROUGE is reported by: resampling is the slow part
         # (~7 ms per resample of 50,000 records for four series), and three times the series
         # would cost three times that for intervals nobody quotes.
-        series = {rouge_type: [scores[rouge_type].fmeasure for scores in pair_scores] for rouge_type in rouge.ROUGE_TYPES}
+        series = {
+            rouge_type: [scores[rouge_type].fmeasure for scores in pair_scores] for rouge_type in rouge.ROUGE_TYPES
+        }
         intervals = bootstrap_mean_intervals(series, samples=bootstrap_samples, confidence=confidence, seed=seed)
         section["rouge_bootstrap"] = {
             "samples": bootstrap_samples,
@@ -161,35 +170,44 @@ def _rouge(
         }
     per_record = {
         ref.id: {rouge_type: scores[rouge_type].fmeasure for rouge_type in rouge.ROUGE_TYPES}
-        for (ref, _), scores in zip(usable, pair_scores)
+        for (ref, _), scores in zip(usable, pair_scores, strict=True)
     }
     return section, per_record
 
 
 def _classification(
-    usable: list[tuple[Reference, dict]], joined: Joined, threshold: float, multi_label: bool | None
-) -> tuple[dict, dict[str, dict]]:
+    usable: list[tuple[Reference, dict[str, Any]]], joined: Joined, threshold: float, multi_label: bool | None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     if multi_label is None:
         multi_label = any(isinstance(ref.label, tuple) for ref, _ in usable)
-    true_labels = [ref.label for ref, _ in usable]
+    true_labels = [_target(ref, ref.label) for ref, _ in usable]
     known = set(joined.candidate_labels)
     for label in true_labels:
         known.update(label if isinstance(label, tuple) else (label,))
     matcher = classification.LabelMatcher(known)
 
-    per_record: dict[str, dict] = {}
+    per_record: dict[str, dict[str, Any]] = {}
     if not multi_label:
         truth = [label if isinstance(label, str) else ",".join(label) for label in true_labels]
         predicted = [matcher.match(classification.single_answer(record)) for _, record in usable]
         metrics = classification.single_label_metrics(truth, predicted)
-        for (ref, _), true, pred in zip(usable, truth, predicted):
+        for (ref, _), true, pred in zip(usable, truth, predicted, strict=True):
             per_record[ref.id] = {"label": true, "predicted": pred, "correct": true == pred}
     else:
         truth_sets = [frozenset(label) if isinstance(label, tuple) else frozenset((label,)) for label in true_labels]
         predicted_sets = [classification.answered_label_set(record, matcher, threshold) for _, record in usable]
         metrics = classification.multi_label_metrics(truth_sets, predicted_sets)
         metrics["threshold"] = threshold
-        for (ref, _), true, pred in zip(usable, truth_sets, predicted_sets):
-            per_record[ref.id] = {"label": sorted(true), "predicted": sorted(pred), "correct": true == pred}
+        for (ref, _), true_set, predicted_set in zip(usable, truth_sets, predicted_sets, strict=True):
+            per_record[ref.id] = {
+                "label": sorted(true_set), "predicted": sorted(predicted_set), "correct": true_set == predicted_set
+            }
     return metrics, per_record
+
+
+def _target(ref: Reference, value: str | tuple[str, ...] | None) -> str | tuple[str, ...]:
+    """A usable reference's text or label: evaluate only keeps references that have the metric's target."""
+    if value is None:
+        raise EvaluationError(f"reference {ref.id!r} has nothing to score against")
+    return value
 

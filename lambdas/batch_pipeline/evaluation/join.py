@@ -90,7 +90,7 @@ def _label(value: Any, number: int) -> str | tuple[str, ...] | None:
 class Joined:
     """Predictions keyed by the reference they belong to, and the count of everything that did not join."""
 
-    by_id: dict[str, dict] = field(default_factory=dict)
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     joined_by: str = "id"
     prediction_lines: int = 0
     invalid_lines: int = 0
@@ -104,14 +104,14 @@ class Joined:
     # Zero-shot outputs name every candidate label; classification needs them as known classes.
     candidate_labels: set[str] = field(default_factory=set)
 
-    def count_tokens(self, record: dict) -> None:
+    def count_tokens(self, record: dict[str, Any]) -> None:
         if record.get("input_tokens") is not None:
             self.input_tokens = (self.input_tokens or 0) + record["input_tokens"]
         if record.get("output_tokens") is not None:
             self.output_tokens = (self.output_tokens or 0) + record["output_tokens"]
 
 
-def parse_prediction_lines(lines: Iterable[bytes | str], joined: Joined) -> Iterable[dict]:
+def parse_prediction_lines(lines: Iterable[bytes | str], joined: Joined) -> Iterable[dict[str, Any]]:
     """Normalised records from raw output lines; unparseable lines are counted on `joined`."""
     for line in lines:
         if not line.strip():
@@ -126,7 +126,7 @@ def parse_prediction_lines(lines: Iterable[bytes | str], joined: Joined) -> Iter
 
 
 def join_predictions(
-    predictions: Iterable[dict],
+    predictions: Iterable[dict[str, Any]],
     references: dict[str, Reference],
     joined: Joined | None = None,
 ) -> Joined:
@@ -141,7 +141,7 @@ def join_predictions(
     id, those are counted as unidentified.
     """
     joined = joined or Joined()
-    anonymous: list[dict] = []
+    anonymous: list[dict[str, Any]] = []
     any_identified = False
     for record in predictions:
         joined.prediction_lines += 1
@@ -168,7 +168,7 @@ def join_predictions(
     return joined
 
 
-def _place(joined: Joined, key: str, record: dict, references: dict[str, Reference]) -> None:
+def _place(joined: Joined, key: str, record: dict[str, Any], references: dict[str, Reference]) -> None:
     if key not in references:
         joined.unmatched += 1
         if len(joined.unmatched_examples) < EXAMPLES_KEPT:
@@ -183,7 +183,7 @@ def _place(joined: Joined, key: str, record: dict, references: dict[str, Referen
         joined.by_id[key] = record
 
 
-def error_code(record: dict) -> str:
+def error_code(record: dict[str, Any]) -> str:
     error = record.get("error")
     return str(error.get("code", "unknown")) if isinstance(error, dict) else "no_prediction"
 

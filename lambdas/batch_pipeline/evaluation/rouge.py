@@ -55,7 +55,7 @@ def score_pairs(
     single = [i for i, reference in enumerate(references) if isinstance(reference, str)]
     results: list[dict[str, Score] | None] = [None] * len(references)
     batch = scorer.score_batch([references[i] for i in single], [predictions[i] for i in single])
-    for i, scores in zip(single, batch):
+    for i, scores in zip(single, batch, strict=True):
         results[i] = scores
     for i, reference in enumerate(references):
         if results[i] is None:

@@ -70,7 +70,9 @@ class RougeTotals:
     def __init__(self, keep_series: bool = False) -> None:
         self.count = 0
         self._sums = {(t, m): ExactSum() for t in rouge.ROUGE_TYPES for m in rouge.MEASURES}
-        self.series: dict[str, array] | None = {t: array("f") for t in rouge.ROUGE_TYPES} if keep_series else None
+        self.series: dict[str, array[float]] | None = (
+            {t: array("f") for t in rouge.ROUGE_TYPES} if keep_series else None
+        )
 
     def add(self, metrics: dict[str, dict[str, float]]) -> None:
         self.count += 1
@@ -88,7 +90,7 @@ class RougeTotals:
         }
 
 
-def _answer(record: dict, metric: str) -> bool:
+def _answer(record: dict[str, Any], metric: str) -> bool:
     if record.get("error") is not None:
         return False
     if record.get("prediction") is not None:
@@ -114,14 +116,14 @@ class RecordScorer:
         self.matcher = classification.LabelMatcher(known_labels)
         self.scored = 0
 
-    def score(self, records: list[dict]) -> None:
+    def score(self, records: list[dict[str, Any]]) -> None:
         if self.metric == "rouge":
             usable = [r for r in records if r.get("reference") is not None and _answer(r, "rouge")]
             if not usable:
                 return
             pairs = rouge.score_pairs([_text(r["reference"]) for r in usable], [r["prediction"] for r in usable],
                                       use_stemmer=self.use_stemmer)
-            for record, scores in zip(usable, pairs):
+            for record, scores in zip(usable, pairs, strict=True):
                 record["metrics"] = {
                     t: {"precision": s.precision, "recall": s.recall, "fmeasure": s.fmeasure} for t, s in scores.items()
                 }
@@ -150,11 +152,11 @@ def summarize_predictions(
     lines: Iterable[bytes],
     metric: str,
     *,
-    collect: dict | None = None,
+    collect: dict[str, Any] | None = None,
     bootstrap_samples: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """The evaluation report from predictions.jsonl lines carrying collect's per-record `metrics`, in one pass.
 
     `collect` is collect's result: what it alone saw (references with no record, outputs that matched no record,
@@ -164,10 +166,10 @@ def summarize_predictions(
     collect = collect or {}
     target_field, other_field = ("reference", "label") if metric == "rouge" else ("label", "reference")
     totals = RougeTotals(keep_series=bootstrap_samples > 0) if metric == "rouge" else None
-    pairs: Counter = Counter()
+    pairs: Counter[tuple[Any, Any]] = Counter()
     multi = classification.MultiLabelCounts()
     multi_label = False
-    codes: Counter = Counter()
+    codes: Counter[str] = Counter()
     records = scored = without_target = lines_read = invalid = 0
     invalid_examples: list[str] = []
     input_tokens = output_tokens = None
@@ -179,8 +181,7 @@ def summarize_predictions(
             record = orjson.loads(line)
         except orjson.JSONDecodeError as error:
             invalid += 1
-            if len(invalid_examples) < EXAMPLES_KEPT:
-                invalid_examples.append(f"line {lines_read}: {error}")
+            _keep_example(invalid_examples, f"line {lines_read}: {error}")
             continue
         if record.get("input_tokens") is not None:
             input_tokens = (input_tokens or 0) + record["input_tokens"]
@@ -225,22 +226,45 @@ def summarize_predictions(
         "output_tokens": output_tokens,
     }
     if totals is not None:
-        report["rouge"] = totals.means()
-        report["rouge_options"] = {**{"use_stemmer": False, "tokenizer": "rouge-score default",
-                                      "sentence_split": "newline"}, **(collect.get("scoring") or {}).get("options", {})}
-        if bootstrap_samples > 0 and totals.count:
-            intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
-                                                 seed=seed)
-            report["rouge_bootstrap"] = {
-                "samples": bootstrap_samples, "confidence": confidence, "seed": seed,
-                "values": "per-record F-measures kept as 32-bit floats",
-                **{t: {"fmeasure": intervals[t]._asdict()} for t in rouge.ROUGE_TYPES},
-            }
-    elif multi_label:
-        if pairs:
-            raise EvaluationError("predictions.jsonl mixes single-label and multi-label scores")
-        report.update(multi.metrics())
-        report["threshold"] = (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD)
+        report.update(_rouge_sections(totals, collect, bootstrap_samples, confidence, seed))
     else:
-        report.update(classification.single_label_metrics_from_pairs(pairs))
+        report.update(_classification_sections(pairs, multi if multi_label else None, collect))
     return report
+
+
+def _classification_sections(
+    pairs: Counter[tuple[Any, Any]], multi: classification.MultiLabelCounts | None, collect: dict[str, Any]
+) -> dict[str, Any]:
+    """Single-label metrics from (label, predicted) counts, or multi-label ones (with the threshold) if any."""
+    if multi is None:
+        return classification.single_label_metrics_from_pairs(pairs)
+    if pairs:
+        raise EvaluationError("predictions.jsonl mixes single-label and multi-label scores")
+    return {**multi.metrics(),
+            "threshold": (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD)}
+
+
+def _keep_example(examples: list[str], example: str) -> None:
+    """Keeps the first EXAMPLES_KEPT examples for the report; the count says how many there were."""
+    if len(examples) < EXAMPLES_KEPT:
+        examples.append(example)
+
+
+def _rouge_sections(
+    totals: RougeTotals, collect: dict[str, Any], bootstrap_samples: int, confidence: float, seed: int
+) -> dict[str, Any]:
+    """The report's rouge means, the options they were scored with and, when asked for, bootstrap intervals."""
+    sections: dict[str, Any] = {
+        "rouge": totals.means(),
+        "rouge_options": {**{"use_stemmer": False, "tokenizer": "rouge-score default", "sentence_split": "newline"},
+                          **(collect.get("scoring") or {}).get("options", {})},
+    }
+    if bootstrap_samples > 0 and totals.count and totals.series is not None:
+        intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
+                                             seed=seed)
+        sections["rouge_bootstrap"] = {
+            "samples": bootstrap_samples, "confidence": confidence, "seed": seed,
+            "values": "per-record F-measures kept as 32-bit floats",
+            **{t: {"fmeasure": intervals[t]._asdict()} for t in rouge.ROUGE_TYPES},
+        }
+    return sections

@@ -9,8 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline.collect import collect
 from batch_pipeline.backends import backend_for_run, default_client
+from batch_pipeline.collect import collect
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.observability import logger, metrics, tracer
 
@@ -18,7 +18,7 @@ from batch_pipeline.observability import logger, metrics, tracer
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
     s3 = default_client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from batch_pipeline.backends import default_client
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
 from batch_pipeline.observability import logger, metrics, tracer
-from ..jsonl import body_lines
 
+from ..jsonl import body_lines
 
 
 def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
@@ -29,12 +30,12 @@ def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
         body.close()
 
 
-def evaluate_run(run: dict, collect: dict | None, metric: str, s3: Any) -> dict:
+def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
     """The report for a collected run; `metric` is the pipeline's evaluation ("rouge", "classification", "none")."""
     collect = collect or {}
     bucket, prefix = run_bucket(run), run_prefix(run)
     if metric == "none":
-        evaluation: dict = {"metric": None, "skipped": "evaluation is off for this pipeline"}
+        evaluation: dict[str, Any] = {"metric": None, "skipped": "evaluation is off for this pipeline"}
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
@@ -50,7 +51,7 @@ def evaluate_run(run: dict, collect: dict | None, metric: str, s3: Any) -> dict:
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
     pipeline = parse_runtime_pipelines(os.environ["PIPELINES"])[run["pipeline"]].pipeline
     evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, default_client("s3"))

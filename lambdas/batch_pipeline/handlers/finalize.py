@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 from batch_pipeline.contracts import Failure, Manifest, RunRef
@@ -18,7 +20,7 @@ _s3 = boto3.client("s3")
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     jobs = resolve_jobs(_s3, run, event.get("jobs"))
@@ -46,7 +48,7 @@ def handler(event: dict, context) -> dict:
     return state_summary(manifest)
 
 
-def state_summary(manifest: dict) -> dict:
+def state_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     """manifest.json without what grows with the number of jobs."""
     summary = {key: value for key, value in manifest.items() if key not in ("jobs", "model_invocations")}
     summary["jobs_count"] = len(manifest.get("jobs", []))

@@ -10,8 +10,9 @@ the system temp dir, i.e. /tmp sized by the function's ephemeral storage).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -64,7 +65,9 @@ def created_objects(event: dict[str, Any]) -> Iterator[tuple[str, str, str, str 
         logger.warning("not an S3 object-created event; ignored", extra={"event_keys": sorted(event)})
 
 
-@logger.inject_lambda_context(correlation_id_path='"detail"."request-id" || Records[0].responseElements."x-amz-request-id"')
+@logger.inject_lambda_context(
+    correlation_id_path='"detail"."request-id" || Records[0].responseElements."x-amz-request-id"'
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

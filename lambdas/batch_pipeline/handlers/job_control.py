@@ -34,7 +34,7 @@ SPENT_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
@@ -76,14 +76,14 @@ def handler(event: dict, context: Any) -> dict:
     return result
 
 
-def _leave_token(s3: Any, task_token: str, step: dict) -> None:
+def _leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
     """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
     step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
     save_token(s3, run_bucket(step["run"]), step["job"]["name"], task_token,
                {**step, "backstop_seconds": jobs.backstop_seconds()})
 
 
-def resume(task_token: str, output: dict) -> bool:
+def resume(task_token: str, output: dict[str, Any]) -> bool:
     """SendTaskSuccess; False when nothing waits on the token any more (used, or its wait timed out)."""
     try:
         default_client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
@@ -95,7 +95,7 @@ def resume(task_token: str, output: dict) -> bool:
     return True
 
 
-def _stop_all(event: dict, s3: Any) -> dict:
+def _stop_all(event: dict[str, Any], s3: Any) -> dict[str, Any]:
     run = event["run"]
     result = jobs.stop_run_jobs({**event, "jobs": resolve_jobs(s3, run, event.get("jobs"))}, backend_for_run(run))
     for job in result["jobs"]:

@@ -21,17 +21,17 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from batch_pipeline.backends import default_client
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.handlers.job_control import resume
 from batch_pipeline.job_store import load_token
 from batch_pipeline.observability import logger, metrics, tracer
-from batch_pipeline.backends import default_client
 
 BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")
 
 
-def parse(event: dict) -> JobStateEvent | None:
+def parse(event: dict[str, Any]) -> JobStateEvent | None:
     """The job and status an event names, or None for an event of another kind."""
     detail = event.get("detail") or {}
     if event.get("source") == "aws.bedrock" and event.get("detail-type") == "Batch Inference Job State Change":
@@ -47,11 +47,11 @@ def parse(event: dict) -> JobStateEvent | None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: Any) -> dict:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(event, default_client("s3"), os.environ["OUTPUT_BUCKET"])
 
 
-def handle(event: dict, s3: Any, bucket: str) -> dict:
+def handle(event: dict[str, Any], s3: Any, bucket: str) -> dict[str, Any]:
     job = parse(event)
     if job is None:
         logger.warning("not a job-state event", extra={"source": event.get("source"), "type": event.get("detail-type")})

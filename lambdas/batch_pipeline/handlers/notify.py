@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline.notifications import run_message
 from batch_pipeline.observability import logger, metrics, tracer
@@ -16,7 +18,7 @@ _sns = boto3.client("sns")
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     subject, text, attributes = run_message(event["manifest"])
     try:
         response = _sns.publish(

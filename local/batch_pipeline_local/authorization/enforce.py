@@ -18,8 +18,9 @@ import concurrent.futures
 import contextlib
 import contextvars
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 from .evaluator import evaluate
@@ -93,7 +94,9 @@ def reason_for(verdict: dict, action: str) -> str:
     denials = verdict.get("denials") or []
     explicit = [d for d in denials if d.get("denialType") == "Explicit"]
     if explicit:
-        kind = {"identity": "identity-based", "resource": "resource-based"}.get(explicit[0]["policyType"], explicit[0]["policyType"])
+        kind = {"identity": "identity-based", "resource": "resource-based"}.get(
+            explicit[0]["policyType"], explicit[0]["policyType"]
+        )
         sid = explicit[0].get("statementId")
         return f"with an explicit deny in a {kind} policy" + (f" (statement {sid})" if sid else "")
     kinds = {d.get("policyType") for d in denials}
@@ -142,7 +145,10 @@ def access_denied(client: Any, service: str, operation: str, denial: Denial) -> 
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     code, status = ACCESS_DENIED.get(service, ("AccessDeniedException", 403))
-    message = f"User: {denial.principal} is not authorized to perform: {denial.action} on resource: {denial.resource} {denial.reason}"
+    message = (
+        f"User: {denial.principal} is not authorized to perform: {denial.action} "
+        f"on resource: {denial.resource} {denial.reason}"
+    )
     if operation == "HeadObject":  # a HEAD response has no body: botocore sees only the status
         code, message = "403", "Forbidden"
     response = {"Error": {"Code": code, "Message": message},

@@ -47,8 +47,10 @@ class _Bridge:
             raise EvaluatorError("the IAM evaluator (node iam_bridge.js) exited")
         answer = json.loads(line)
         if "error" in answer:
-            raise EvaluatorError(f"{simulation['request']['action']} on {simulation['request']['resource']['resource']}: "
-                                 f"{answer['error']}")
+            raise EvaluatorError(
+                f"{simulation['request']['action']} on {simulation['request']['resource']['resource']}: "
+                f"{answer['error']}"
+            )
         return answer
 
     def close(self) -> None:

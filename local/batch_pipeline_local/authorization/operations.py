@@ -20,8 +20,9 @@ Sources for the implied KMS calls and their encryption context:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .policies import ACCOUNT, REGION, PolicyStore
 
@@ -240,7 +241,11 @@ def _model_arn(model_id: str) -> str:
 
 
 def _job_arn(identifier: str) -> str:
-    return identifier if identifier.startswith("arn:") else f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-invocation-job/{identifier}"
+    return (
+        identifier
+        if identifier.startswith("arn:")
+        else f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-invocation-job/{identifier}"
+    )
 
 
 def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001

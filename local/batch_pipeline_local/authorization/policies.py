@@ -4,8 +4,9 @@ with the local names resolved, so the evaluator sees the policies CloudFormation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -46,7 +47,11 @@ class PolicyStore:
         return next((r for r in self.roles.values() if r.arn == arn), None)
 
     def bucket_of(self, arn: str) -> Bucket | None:
-        return self.buckets.get(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]) if arn.startswith("arn:aws:s3:::") else None
+        return (
+            self.buckets.get(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+            if arn.startswith("arn:aws:s3:::")
+            else None
+        )
 
     def resource_policy(self, arn: str) -> dict | None:
         bucket = self.bucket_of(arn)
@@ -67,6 +72,18 @@ def _as_list(value: Any) -> list:
 
 def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
                        attributes: dict[tuple[str, str], str]) -> PolicyStore:
+    roles = _roles(template, resolve, attributes)
+    buckets = _buckets(template, resolve, physical)
+    policies = _resource_policies(template, resolve, attributes)
+    kms_keys = _encryption_keys(template, resolve, physical, attributes)
+    key_policies = {attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
+                    for logical, resource in _of_type(template, "AWS::KMS::Key").items()}
+    policies.update(key_policies)
+    return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
+
+
+def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]) -> dict[str, Role]:
+    """Every role by logical id, with its inline policies and the AWS::IAM::Policy documents attached to it."""
     roles: dict[str, Role] = {}
     for logical, resource in _of_type(template, "AWS::IAM::Role").items():
         props = resolve(resource["Properties"])
@@ -80,7 +97,11 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         document = resolve(props["PolicyDocument"])
         for reference in props.get("Roles", []):
             roles[reference["Ref"]].policies[props.get("PolicyName", logical)] = document
+    return roles
 
+
+def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str]) -> dict[str, Bucket]:
+    """Every bucket by name, with its default encryption key (SSE-KMS only) and whether S3 Bucket Keys are on."""
     buckets: dict[str, Bucket] = {}
     for logical, resource in _of_type(template, "AWS::S3::Bucket").items():
         props = resolve(resource["Properties"])
@@ -89,13 +110,18 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         kms = default.get("KMSMasterKeyID") if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse") else None
         name = physical[logical]
         buckets[name] = Bucket(name, f"arn:aws:s3:::{name}", kms, bool(rule.get("BucketKeyEnabled")))
+    return buckets
 
+
+def _resource_policies(template: dict, resolve: Callable[[Any], Any],
+                       attributes: dict[tuple[str, str], str]) -> dict[str, dict]:
+    """Resource ARN -> resource policy: bucket, topic and queue policies, and Lambda permissions as one policy."""
     policies: dict[str, dict] = {}
     for resource in _of_type(template, "AWS::S3::BucketPolicy").values():
         props = resolve(resource["Properties"])
         policies[f"arn:aws:s3:::{props['Bucket']}"] = props["PolicyDocument"]
     for kind, targets in (("AWS::SNS::TopicPolicy", "Topics"), ("AWS::SQS::QueuePolicy", "Queues")):
-        for logical, resource in _of_type(template, kind).items():
+        for resource in _of_type(template, kind).values():
             props = resource["Properties"]
             for target in props[targets]:
                 arn = _queue_arn(target, attributes) if kind == "AWS::SQS::QueuePolicy" else resolve(target)
@@ -104,7 +130,12 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         props = resolve(resource["Properties"])
         policies.setdefault(_function_arn(props["FunctionName"]), {"Version": "2012-10-17", "Statement": []})[
             "Statement"].append(_permission_statement(logical, props))
+    return policies
 
+
+def _encryption_keys(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
+                     attributes: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Resource -> the KMS key it is encrypted with: topics, queues, log groups and state machines."""
     kms_keys: dict[str, str] = {}
     for logical, resource in _of_type(template, "AWS::SNS::Topic").items():
         if "KmsMasterKeyId" in resource["Properties"]:
@@ -119,24 +150,27 @@ def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: 
         encryption = resource["Properties"].get("EncryptionConfiguration") or {}
         if encryption.get("Type") == "CUSTOMER_MANAGED_KMS_KEY":
             kms_keys[physical[logical]] = resolve(encryption["KmsKeyId"])
-    key_policies = {attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
-                    for logical, resource in _of_type(template, "AWS::KMS::Key").items()}
-    policies.update(key_policies)
-    return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
+    return kms_keys
 
 
 def log_group_arn(template: dict, logical: str, physical: dict[str, str]) -> str:
     """The log group's ARN as KMS sees it in the encryption context (aws:logs:arn): no trailing `:*`."""
-    name = template["Resources"][logical]["Properties"].get("LogGroupName") or physical.get(logical) or f"local-{logical}"
+    name = (
+        template["Resources"][logical]["Properties"].get("LogGroupName") or physical.get(logical) or f"local-{logical}"
+    )
     return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
 
 
 def _queue_arn(reference: Any, attributes: dict[tuple[str, str], str]) -> str:
-    return attributes[(reference["Ref"], "Arn")] if isinstance(reference, dict) and "Ref" in reference else str(reference)
+    return (
+        attributes[(reference["Ref"], "Arn")] if isinstance(reference, dict) and "Ref" in reference else str(reference)
+    )
 
 
 def _function_arn(name_or_arn: str) -> str:
-    return name_or_arn if name_or_arn.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+    return (
+        name_or_arn if name_or_arn.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name_or_arn}"
+    )
 
 
 def _permission_statement(logical: str, props: dict) -> dict:

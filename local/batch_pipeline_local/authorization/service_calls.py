@@ -17,6 +17,7 @@ principal, or a role the service assumes), what, on which resource, with the con
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,8 +148,19 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
     physical, attributes = deployed_names(template)
     resolve = Resolver(physical, attributes)
     store = build_policy_store(template, resolve, physical, attributes)
-    calls: list[ServiceCall] = []
+    calls = [
+        *_log_group_calls(template, store, physical),
+        *_state_machine_calls(template, store, physical),
+        *_alarm_calls(template, store, resolve, attributes),
+        *_rule_calls(template, store, resolve, attributes),
+        *_job_role_calls(template, store, resolve, physical),
+    ]
+    return calls, store
 
+
+def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
+    """CloudWatch Logs using each encrypted log group's key."""
+    calls: list[ServiceCall] = []
     for logical in _of_type(template, "AWS::Logs::LogGroup"):
         arn = log_group_arn(template, logical, physical)
         key = store.kms_keys.get(arn)
@@ -156,7 +168,12 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
             context = {"kms:EncryptionContext:aws:logs:arn": arn, **_service_context(arn)}
             calls += _key_calls(f"CloudWatch Logs encrypting {logical}", f"logs.{REGION}.amazonaws.com", key, context,
                                 actions=("kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"))
+    return calls
 
+
+def _state_machine_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
+    """Step Functions assuming each state machine's role, and using its key if encrypted."""
+    calls: list[ServiceCall] = []
     for logical, machine in _of_type(template, "AWS::StepFunctions::StateMachine").items():
         role_logical = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         role = store.roles[role_logical]
@@ -169,7 +186,14 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
                        "kms:ViaService": f"states.{REGION}.amazonaws.com", "aws:SecureTransport": "true"}
             calls += _key_calls(f"Step Functions encrypting {logical}'s executions", role.session_arn(logical), key,
                                 context, role_logical)
+    return calls
 
+
+def _alarm_calls(
+    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
+) -> list[ServiceCall]:
+    """CloudWatch publishing each alarm's SNS actions (and using the topic's key)."""
+    calls: list[ServiceCall] = []
     for logical, alarm in _of_type(template, "AWS::CloudWatch::Alarm").items():
         source = attributes[(logical, "Arn")]
         for action in resolve(alarm["Properties"].get("AlarmActions", [])):
@@ -182,7 +206,14 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
                 context = {"kms:EncryptionContext:aws:sns:topicArn": action, **_service_context(source)}
                 calls += _key_calls(f"alarm {logical} notifying the encrypted topic", _service("cloudwatch"), key,
                                     context, source_arn=source)
+    return calls
 
+
+def _rule_calls(
+    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
+) -> list[ServiceCall]:
+    """EventBridge invoking each rule's Lambda targets and sending to its dead-letter queues."""
+    calls: list[ServiceCall] = []
     for logical, rule in _of_type(template, "AWS::Events::Rule").items():
         source = attributes[(logical, "Arn")]
         for target in resolve(rule["Properties"].get("Targets", [])):
@@ -192,17 +223,30 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
                                          source_arn=source))
             queue = (target.get("DeadLetterConfig") or {}).get("Arn")
             if queue:
-                calls.append(ServiceCall(f"rule {logical} dead-lettering", _service("events"),
-                                         Request("sqs:SendMessage", queue, _service_context(source)), source_arn=source))
+                calls.append(
+                    ServiceCall(
+                        f"rule {logical} dead-lettering",
+                        _service("events"),
+                        Request("sqs:SendMessage", queue, _service_context(source)),
+                        source_arn=source,
+                    )
+                )
                 key = store.kms_keys.get(queue)
                 if key:
                     context = {"kms:EncryptionContext:aws:sqs:arn": queue, **_service_context(source)}
                     calls += _key_calls(f"rule {logical} dead-lettering to the encrypted queue", _service("events"),
                                         key, context, source_arn=source)
+    return calls
 
+
+def _job_role_calls(
+    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], physical: dict[str, str]
+) -> list[ServiceCall]:
+    """SageMaker and Bedrock assuming their job roles and reading/writing the run's data."""
+    calls: list[ServiceCall] = []
     pipelines = _pipelines(template)
     bucket = _output_bucket(store, template, physical)
-    for logical, model in _of_type(template, "AWS::SageMaker::Model").items():
+    for model in _of_type(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         role = store.role_by_arn(props["ExecutionRoleArn"])
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/llmbp-local-check"
@@ -223,7 +267,7 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
                 calls += _job_data_calls(f"Bedrock batch job of {name}", role.session_arn("bedrock"), role.logical_id,
                                          store, bucket, f"runs/{name}/{name}-0123456789abcdef/",
                                          "abcd1234efgh/part-00000.jsonl.out")
-    return calls, store
+    return calls
 
 
 def evaluate_service_calls(template: dict) -> list[Verdict]:
@@ -242,7 +286,10 @@ def evaluate_service_calls(template: dict) -> list[Verdict]:
                  {"aws:PrincipalServiceName": call.principal, "aws:PrincipalIsAWSService": "true"})
         verdict = simulate(call.principal, request, identity, policy, extra)
         if not call.role:  # a service principal has no identity policies: only the resource policy can allow it
-            verdict = {**verdict, "denials": [d for d in verdict.get("denials") or [] if d.get("policyType") != "identity"]}
+            verdict = {
+                **verdict,
+                "denials": [d for d in verdict.get("denials") or [] if d.get("policyType") != "identity"],
+            }
         allowed = verdict["result"] == "Allowed"
         verdicts.append(Verdict(call, allowed, "" if allowed else reason_for(verdict, request.action),
                                 "" if allowed else _missing(call, request)))

@@ -81,8 +81,13 @@ def _row(result, expected: str) -> dict:
     }
 
 
-def plan_runs(configured: set[str], examples: Path = EXAMPLES) -> tuple[list[tuple[Path, str, str]], list[str], list[str]]:
-    """(runs, notes on skipped samples, problems): a sample without its pipeline is skipped, a missing file is a problem."""
+def plan_runs(
+    configured: set[str], examples: Path = EXAMPLES
+) -> tuple[list[tuple[Path, str, str]], list[str], list[str]]:
+    """(runs, notes on skipped samples, problems).
+
+    A sample without its pipeline is skipped, a missing file is a problem.
+    """
     runs, skipped, problems = [], [], []
     for name, pipeline, expected in DEMO_RUNS:
         path = examples / name

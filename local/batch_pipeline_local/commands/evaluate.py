@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-
-from ..output import emit_json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +12,8 @@ import orjson
 
 from batch_pipeline.evaluation import EvaluationError, evaluate_files
 from batch_pipeline.evaluation.rouge import MEASURES, ROUGE_TYPES
+
+from ..output import emit_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,14 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--metric", choices=("rouge", "classification"),
         help="what to compute (default: classification if any reference has a label, else rouge)",
     )
-    parser.add_argument("--use-stemmer", action="store_true", help="ROUGE: Porter-stem tokens, as rouge-score's use_stemmer")
+    parser.add_argument(
+        "--use-stemmer", action="store_true", help="ROUGE: Porter-stem tokens, as rouge-score's use_stemmer"
+    )
     parser.add_argument(
         "--bootstrap", metavar="N", type=int, default=0,
         help="ROUGE: add a seeded bootstrap confidence interval of each mean F-measure from N resamples "
         "(default: none; 1000 resamples of 50,000 records take ~10 s)",
     )
-    parser.add_argument("--confidence", type=float, default=0.95, metavar="LEVEL", help="bootstrap confidence level (default: 0.95)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap random seed; same seed, same interval (default: 0)")
+    parser.add_argument(
+        "--confidence", type=float, default=0.95, metavar="LEVEL", help="bootstrap confidence level (default: 0.95)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="bootstrap random seed; same seed, same interval (default: 0)"
+    )
     parser.add_argument(
         "--threshold", type=float, default=0.5, metavar="SCORE",
         help="multi-label: a label is predicted when its score is at least this (default: 0.5)",
@@ -65,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     labels = parser.add_mutually_exclusive_group()
     labels.add_argument("--multi-label", dest="multi_label", action="store_true", default=None,
                         help="treat classification as multi-label (default: when any reference label is a list)")
-    labels.add_argument("--single-label", dest="multi_label", action="store_false", help="treat classification as single-label")
+    labels.add_argument(
+        "--single-label", dest="multi_label", action="store_false", help="treat classification as single-label"
+    )
     parser.add_argument("--scores-out", metavar="FILE", type=Path,
                         help="also write per-record scores as JSON lines {id, scores}")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
@@ -78,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         with ExitStack() as stack:
-            predictions = itertools.chain.from_iterable(stack.enter_context(path.open("rb")) for path in args.predictions)
+            predictions = itertools.chain.from_iterable(
+                stack.enter_context(path.open("rb")) for path in args.predictions
+            )
             references = stack.enter_context(args.references.open("rb"))
             report, per_record = evaluate_files(
                 predictions,
@@ -106,7 +115,11 @@ def format_report(report: dict) -> str:
     lines = [_counts(report)]
     if report["input_tokens"] is not None or report["output_tokens"] is not None:
         lines.append(f"tokens: input {report['input_tokens'] or 0:,}, output {report['output_tokens'] or 0:,}")
-    for label, key in (("invalid", "invalid_examples"), ("unmatched ids", "unmatched_examples"), ("missing ids", "missing_examples")):
+    for label, key in (
+        ("invalid", "invalid_examples"),
+        ("unmatched ids", "unmatched_examples"),
+        ("missing ids", "missing_examples"),
+    ):
         if report.get(key):
             lines.append(f"{label} (first {len(report[key])}): " + "; ".join(map(str, report[key])))
     lines.append("")
@@ -119,8 +132,13 @@ def _counts(report: dict) -> str:
     if report["error_codes"]:
         errors += " (" + ", ".join(f"{code}: {count}" for code, count in report["error_codes"].items()) + ")"
     parts = [
-        f"records {report['records']}", f"scored {report['scored']}", f"missing {report['missing']}", f"errors {errors}",
-        f"invalid lines {report['invalid_lines']}", f"unmatched {report['unmatched']}", f"duplicates {report['duplicates']}",
+        f"records {report['records']}",
+        f"scored {report['scored']}",
+        f"missing {report['missing']}",
+        f"errors {errors}",
+        f"invalid lines {report['invalid_lines']}",
+        f"unmatched {report['unmatched']}",
+        f"duplicates {report['duplicates']}",
     ]
     if report["unidentified"]:
         parts.append(f"without id {report['unidentified']}")
@@ -151,7 +169,8 @@ def _rouge_table(report: dict) -> list[str]:
 
 def _classification_tables(report: dict) -> list[str]:
     multi = report.get("multi_label", False)
-    headline = f"accuracy {_number(report.get('accuracy'))}{' (subset)' if multi else ''} | macro-F1 {_number(report.get('macro_f1'))}"
+    subset = " (subset)" if multi else ""
+    headline = f"accuracy {_number(report.get('accuracy'))}{subset} | macro-F1 {_number(report.get('macro_f1'))}"
     if multi:
         headline += f" | micro-F1 {_number(report.get('micro_f1'))} | threshold {report.get('threshold')}"
     per_class = report.get("per_class", {})
@@ -159,19 +178,20 @@ def _classification_tables(report: dict) -> list[str]:
     lines = [headline, "", f"{'class':{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
     for label, scores in per_class.items():
         lines.append(
-            f"{label:{width}} {scores['precision']:>9.4f} {scores['recall']:>9.4f} {scores['f1']:>9.4f} {scores['support']:>8}"
+            f"{label:{width}} {scores['precision']:>9.4f} {scores['recall']:>9.4f} {scores['f1']:>9.4f} "
+            f"{scores['support']:>8}"
         )
     matrix = report.get("confusion_matrix")
     if matrix and matrix["labels"]:
         lines.append("")
         if multi:
             lines.append(f"{'label':{width}} {'tn':>7} {'fp':>7} {'fn':>7} {'tp':>7}")
-            for label, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["matrix"]):
+            for label, ((tn, fp), (fn, tp)) in zip(matrix["labels"], matrix["matrix"], strict=True):
                 lines.append(f"{label:{width}} {tn:>7} {fp:>7} {fn:>7} {tp:>7}")
         else:
             cell = max(7, *(len(label) for label in matrix["labels"]))
             lines.append("confusion matrix (rows: true, columns: predicted)")
             lines.append(f"{'':{width}} " + " ".join(f"{label:>{cell}}" for label in matrix["labels"]))
-            for label, row in zip(matrix["labels"], matrix["matrix"]):
+            for label, row in zip(matrix["labels"], matrix["matrix"], strict=True):
                 lines.append(f"{label:{width}} " + " ".join(f"{count:>{cell}}" for count in row))
     return lines

@@ -122,7 +122,9 @@ def generate(endpoint: str, records: list[dict[str, Any]], client: Any, **limits
     for indexes in groups.values():
         params = records[indexes[0]]["params"]
         texts = [records[i]["text"] for i in indexes]
-        for index, output in zip(indexes, realtime.invoke_batch(endpoint, texts, client=client, **limits, **params)):
+        for index, output in zip(
+            indexes, realtime.invoke_batch(endpoint, texts, client=client, **limits, **params), strict=True
+        ):
             outputs[index] = output
     return outputs
 
@@ -134,10 +136,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch-pipeline invoke: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.max_concurrency < 1 or args.max_texts_per_request < 1:
-        print("batch-pipeline invoke: --max-concurrency and --max-texts-per-request must be at least 1", file=sys.stderr)
+        print(
+            "batch-pipeline invoke: --max-concurrency and --max-texts-per-request must be at least 1", file=sys.stderr
+        )
         return EXIT_USAGE
     if not 0 < args.max_payload_bytes <= realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES:
-        print(f"batch-pipeline invoke: --max-payload-bytes must be 1..{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES}", file=sys.stderr)
+        print(
+            f"batch-pipeline invoke: --max-payload-bytes must be 1..{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         lines = sys.stdin.buffer.readlines() if args.file == "-" else split_lines(Path(args.file).read_bytes())
@@ -169,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     with (open(args.output, "w", encoding="utf-8") if args.output else nullcontext(sys.stdout)) as out:
-        for index, (record, output) in enumerate(zip(records, outputs)):
+        for index, (record, output) in enumerate(zip(records, outputs, strict=True)):
             key = "generated_texts" if isinstance(output, list) else "generated_text"
             out.write(json.dumps({"id": record["id"], "index": index, key: output}, ensure_ascii=False) + "\n")
     if args.output:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 from batch_pipeline.config import ConfigError
@@ -107,7 +106,9 @@ def describe(result: RunResult) -> str:
         lines.append(f"  failure: {m.get('failed_state') or 'jobs'}: {m.get('error')}: {m['cause']}")
     headline = m.get("evaluation") or {}
     if headline.get("rouge_f"):
-        lines.append("  ROUGE F1: " + ", ".join(f"{k} {v:.4f}" for k, v in headline["rouge_f"].items() if v is not None))
+        lines.append(
+            "  ROUGE F1: " + ", ".join(f"{k} {v:.4f}" for k, v in headline["rouge_f"].items() if v is not None)
+        )
     for key in ("accuracy", "macro_f1"):
         if headline.get(key) is not None:
             lines.append(f"  {key}: {headline[key]:.4f}")

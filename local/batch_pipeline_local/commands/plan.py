@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..output import emit_json
-
 from .validate import EXIT_ACCEPTED, EXIT_REJECTED, add_common_arguments, summary, validate_file
 
 

@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--param", action="append", metavar="KEY=VALUE",
         help="TGI generation parameter, e.g. temperature=0.7 or stop='[\"</s>\"]' (repeatable; JSON values)",
     )
-    parser.add_argument("--include-special", action="store_true", help="also print special tokens (<|endoftext|>, </s>)")
+    parser.add_argument(
+        "--include-special", action="store_true", help="also print special tokens (<|endoftext|>, </s>)"
+    )
     parser.add_argument("--region", help="AWS region of the endpoint (default: the AWS configuration's)")
     parser.set_defaults(run=run)
 
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     client = realtime.runtime_client(args.region)
     printed_any = False
     try:
-        for token in realtime.stream(args.endpoint, prompt, client=client, include_special=args.include_special, **params):
+        for token in realtime.stream(
+            args.endpoint, prompt, client=client, include_special=args.include_special, **params
+        ):
             sys.stdout.write(token)
             sys.stdout.flush()
             printed_any = True

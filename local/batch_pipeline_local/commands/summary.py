@@ -8,8 +8,8 @@ from pathlib import Path
 
 from batch_pipeline.config import ConfigError
 
-from ..settings import REPO_ROOT, load_config
 from ..output import emit_json
+from ..settings import REPO_ROOT, load_config
 
 DEFAULT_TEMPLATE = REPO_ROOT / "cdk.out" / "LlmBatchPipeline.template.json"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from batch_pipeline.config import ConfigError
 from batch_pipeline.intake import IntakeResult, run_intake
 
-from ..settings import load_pipeline
 from ..output import emit_json
+from ..settings import load_pipeline
 
 CHUNK = 1024 * 1024
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -44,7 +45,7 @@ def open_input(path: str) -> tuple[BinaryIO, int | None]:
     if path == "-":
         return sys.stdin.buffer, None
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
     return handle, os.fstat(handle.fileno()).st_size

@@ -74,10 +74,12 @@ import string
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
 from batch_pipeline.jsonl import split_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
@@ -149,9 +151,8 @@ def _block_texts(content: Any, where: str, typed: bool) -> list[str]:
     for block in content:
         if not isinstance(block, dict):
             raise RecordFailure(f"Malformed input request: {where}.content blocks must be objects")
-        if typed and block.get("type") == "text" and isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        elif not typed and isinstance(block.get("text"), str):
+        # Typed blocks count only when they are text blocks; untyped ones whenever they carry text.
+        if isinstance(block.get("text"), str) and (not typed or block.get("type") == "text"):
             texts.append(block["text"])
     return texts
 
@@ -306,10 +307,9 @@ def check_constraints(shape: Any, value: Any, path: str = "") -> list[str]:
         if shape.enum and value not in shape.enum:
             problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum "
                             f"value set: [{', '.join(shape.enum)}]")
-    elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if "max" in meta and value > meta["max"]:
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
-                            f"less than or equal to {meta['max']}")
+    elif shape.type_name in ("integer", "long") and isinstance(value, int) and "max" in meta and value > meta["max"]:
+        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
+                        f"less than or equal to {meta['max']}")
     return problems
 
 
@@ -324,7 +324,7 @@ def _check_request(service: str, operation: str, params: dict) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _timestamp(moment: datetime | None) -> str | None:
@@ -821,17 +821,7 @@ class BedrockBatchEmulator:
             for number, line in enumerate((b.decode("utf-8", errors="replace") for b in split_lines(data)), start=1):
                 if not line.strip():
                     continue
-                problem = None
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record, problem = None, "is not valid JSON"
-                if problem is None and not isinstance(record, dict):
-                    problem = "is not a JSON object"
-                elif problem is None and not isinstance(record.get("modelInput"), dict):
-                    problem = "has no modelInput object"
-                elif problem is None and "recordId" in record and not isinstance(record["recordId"], str):
-                    problem = "has a recordId that is not a string"
+                record, problem = _input_record(line)
                 if problem:
                     job.validation_error = f"Line {number} of {object_key} {problem}. Each record must be a JSON " \
                                            f"object with a recordId and a modelInput."
@@ -866,8 +856,10 @@ class BedrockBatchEmulator:
             job.end_status = "Expired"
             job.message = f"The batch inference job did not start within its timeout of {hours} hours."
         else:
-            marked = next(((f, r) for f in job.files for r, line in zip(f.records, f.raw_text) if FAIL_JOB in line),
-                          None)
+            marked = next(
+                ((f, r) for f in job.files for r, line in zip(f.records, f.raw_text, strict=True) if FAIL_JOB in line),
+                None,
+            )
             if marked:
                 job.end_status = "Failed"
                 job.message = (f"{ENGINE_LABEL} failed the job on purpose: record {marked[1]['recordId']!r} in "
@@ -968,10 +960,25 @@ def _parse_time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         try:
-            moment = datetime.fromtimestamp(float(value), timezone.utc)
+            moment = datetime.fromtimestamp(float(value), UTC)
         except ValueError:
             raise _validation(f"Invalid timestamp {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _input_record(line: str) -> tuple[Any, str | None]:
+    """An input line's record and, if Bedrock's validation would refuse it, what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None, "is not valid JSON"
+    if not isinstance(record, dict):
+        return record, "is not a JSON object"
+    if not isinstance(record.get("modelInput"), dict):
+        return record, "has no modelInput object"
+    if "recordId" in record and not isinstance(record["recordId"], str):
+        return record, "has a recordId that is not a string"
+    return record, None
 
 
 def _header(request: Any, name: str) -> str | None:

@@ -34,8 +34,10 @@ import json
 import logging
 import random
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
+
 from batch_pipeline.jsonl import body_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
@@ -221,7 +223,9 @@ def _check_request(transform_input: Mapping[str, Any], transform_output: Mapping
     """Refuse what the real container would mishandle, so a wrong request shape fails loudly here too."""
     source = transform_input.get("DataSource", {}).get("S3DataSource", {})
     if source.get("S3DataType") != "S3Prefix":
-        raise EngineFailure(f"ClientError: {ENGINE_LABEL} reads S3DataType=S3Prefix only, got {source.get('S3DataType')!r}")
+        raise EngineFailure(
+            f"ClientError: {ENGINE_LABEL} reads S3DataType=S3Prefix only, got {source.get('S3DataType')!r}"
+        )
     if transform_input.get("SplitType") != "Line":
         raise EngineFailure("ClientError: SplitType must be Line for JSON Lines input")
     if transform_input.get("ContentType") != "application/jsonlines":
