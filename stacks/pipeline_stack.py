@@ -8,6 +8,7 @@ from constructs import Construct
 
 from batch_pipeline.config import AppConfig, dump_runtime_pipelines, runtime_pipelines
 
+from .analytics import Analytics
 from .bedrock import BedrockBatchAccess, bedrock_pipelines
 from .endpoints import RealtimeEndpoints
 from .functions import FunctionFactory
@@ -93,6 +94,8 @@ class BatchPipelineStack(cdk.Stack):
 
         self.endpoints = RealtimeEndpoints(self, "Endpoints", config=config, region=region,
                                            output_bucket=self.storage.output_bucket, key=self.storage.key)
+        self.analytics = Analytics(self, "Analytics", pipelines=list(config.pipelines),
+                                   output_bucket=self.storage.output_bucket, key=self.storage.key)
         self.monitoring = Monitoring(
             self, "Monitoring", state_machine=self.workflow.state_machine, functions=self.functions.functions,
             dead_letter_queue=self.functions.dead_letter_queue, topic=self.notifications.topic)

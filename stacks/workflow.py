@@ -1,4 +1,4 @@
-"""The run's state machine: plan, run the jobs (submit, wait for the job's end), collect, evaluate, manifest, notify.
+"""The run's state machine: run the planned jobs (submit, wait for the job's end), collect, evaluate, manifest, notify.
 
 Step Functions has no `.sync` integration for Bedrock batch jobs, so job control is a Lambda submit step plus a
 `.waitForTaskToken` wait for both backends: the backend's EventBridge job-state event resumes the iteration
@@ -55,14 +55,12 @@ class Workflow(Construct):
         self._run_objects = output_bucket.arn_for_objects(f"{RUNS_PREFIX}*")
         self._output_id = stack.get_logical_id(output_bucket.node.default_child)
 
-        self.plan_fn = self._function("PlanJobs", "batch_pipeline.handlers.plan.handler",
-                                      "Turns the intake report into the list of backend jobs", read=True)
         self.job_control_fn = self._function(
             "JobControl", "batch_pipeline.handlers.job_control.handler",
             "Submits one backend job idempotently (a small Bedrock file runs on demand here), or reports its status "
             "and the next poll delay",
             # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
-            # and a retry of failed records merges a job's output through /tmp.
+            # and a retry of failed records writes its input file through /tmp (collect merges the retry's answers).
             timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096, read=True, write=True,
             environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
                          **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})
@@ -83,13 +81,6 @@ class Workflow(Construct):
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
         self._grant_job_outputs(self.job_control_fn)
-        # Plan writes each planned job to <run>/jobs/<index>.json (the state carries only its index).
-        jobs_pattern = "runs/*/*/jobs/*"
-        self.plan_fn.add_to_role_policy(iam.PolicyStatement(
-            sid="WritePlannedJobs", actions=["s3:PutObject"], resources=[output_bucket.arn_for_objects(jobs_pattern)]))
-        acknowledge(self.plan_fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                    "Run ids are created per upload; plan writes only the run's jobs/ references.",
-                    applies_to=f"Resource::<{self._output_id}.Arn>/{jobs_pattern}")
         # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler.
         self.job_control_fn.add_to_role_policy(
             iam.PolicyStatement(
@@ -120,14 +111,7 @@ class Workflow(Construct):
         acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                     "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
                     "have no resource-level permissions.", applies_to="Resource::*")
-        for fn in (
-            self.plan_fn,
-            self.job_control_fn,
-            self.collect_fn,
-            self.evaluate_fn,
-            self.finalize_fn,
-            self.notify_fn,
-        ):
+        for fn in (self.job_control_fn, self.collect_fn, self.evaluate_fn, self.finalize_fn, self.notify_fn):
             acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
                         "Invoking any published version of the app's own function.",
                         applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*")
@@ -245,8 +229,9 @@ class Workflow(Construct):
         failure_unsent.next(run_failed)
         failure_path = stop_jobs.next(write_failure).next(notify_failed).next(run_failed)
 
-        start = sfn.Pass(self, "Start run", parameters={"run.$": "$"})
-        plan = self._invoke("Plan jobs", self.plan_fn, {"run.$": "$.run"}, "$.plan")
+        # Intake planned the run: the execution input is the run and one reference per job (contracts.ExecutionInput),
+        # each job already in <run>/jobs/<index>.json, so no step reads a plan back from S3.
+        start = sfn.Pass(self, "Start run", parameters={"run.$": "$.run", "plan.$": "$.plan"})
 
         # ---- one Map iteration per job: submit once, then wait for the job's end (event or backstop).
         submit = self._invoke("Submit job", self.job_control_fn,
@@ -304,7 +289,6 @@ class Workflow(Construct):
         notify_done.add_catch(unsent, errors=["States.ALL"], result_path="$.notify_error")
         unsent.next(outcome)
 
-        self._caught(plan, failure_path, None)
         # A failed Map iteration fails the Map, and the other iterations' states are lost: the plan's jobs are
         # looked up on the backend by name instead.
         self._caught(run_jobs, failure_path, "$.plan.jobs")
@@ -312,8 +296,7 @@ class Workflow(Construct):
             self._caught(task, failure_path, "$.jobs")
         # A FAILED status (all jobs failed) still notifies before the execution ends red.
         return (
-            start.next(plan)
-            .next(run_jobs)
+            start.next(run_jobs)
             .next(jobs_ended)
             .next(collect)
             .next(evaluate)

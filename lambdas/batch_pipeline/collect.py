@@ -1,8 +1,9 @@
 """Collect: join every ended job's raw outputs to the input records and their references, score each record, and
 write the run's results, in one pass over the data and in memory that does not grow with the number of records.
 
-Writes `predictions.jsonl` (one line per valid input record, with its per-record scores) and `errors.jsonl` (the
-records the model did not answer, with the reason) into the run folder, each exactly once, and returns the
+Writes `predictions/predictions.jsonl` (one line per valid input record, with its per-record scores) and
+`errors/errors.jsonl` (the records the model did not answer, with the reason) into the run folder (keys from
+batch_pipeline.layout: each in a folder of its own, which the Athena tables read), each exactly once, and returns the
 counts for the manifest and the evaluation.
 
 Two stages, both streaming:
@@ -25,6 +26,10 @@ How output finds its record:
   - join="id": output lines carry the record id (SageMaker text2text echoes `id`, Bedrock `recordId`), in any
     order. A second line for the same record counts as a duplicate; it replaces the first only when the first
     was an error (a retried record).
+  - A pair may name the output of a retry of its failed records (`RawOutput.retry_output_key`, Bedrock's
+    `retry_failed_records`): its lines are staged after the pair's own, and a retried answer takes the place of
+    its record's error (counted per job as `recovered_by_retry`); the retry's own errors, and answers for records
+    that had no error, are ignored. This is the retry merge: nothing else rewrites a job's output.
   - A missing `.out` object means none of its records were answered: SageMaker uploads an object's output
     only when the whole object succeeded, so records of a Failed job carry the job's FailureReason.
   - join="position": the zero-shot container answers without an id. SageMaker Batch Transform with
@@ -57,31 +62,30 @@ from typing import Any
 
 import orjson
 
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends import BatchBackend, RawOutput
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
-from batch_pipeline.jsonl import body_lines
-from batch_pipeline.layout import INTERMEDIATE_TAG
+from batch_pipeline.layout import INTERMEDIATE_TAG, errors_key, predictions_key
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
+from batch_pipeline.s3io import LineWriter
 
-PREDICTIONS = "predictions.jsonl"
-ERRORS = "errors.jsonl"
 REFERENCES = "references.jsonl"
 # Intake's per-shard id index: `ids/<shard name>` beside `shards/<shard name>`, line i = the id of shard line i.
 SHARDS_FOLDER = "shards/"
 IDS_FOLDER = "ids/"
 # How many upcoming records a zero-shot answer is compared with before it is trusted by position.
 LOOKAHEAD = 8
-# Staged bytes joined in one pass. A partition's dicts take ~4-6x its bytes in memory: 32 MiB stays ~200 MB.
-DEFAULT_BYTES_PER_PASS = 32 * 1024 * 1024
-BYTES_PER_PASS_ENV = "COLLECT_BYTES_PER_PASS"
+# Staged bytes joined in one pass (COLLECT_BYTES_PER_PASS, default 32 MiB, batch_pipeline.environment). A partition's
+# dicts take ~4-6x its bytes in memory: 32 MiB stays ~200 MB.
 # S3's minimum part size is 5 MiB; 8 MiB parts reach 80 GB within the 10,000-part limit.
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 EXAMPLES_KEPT = 10
 _CHUNK = 1024 * 1024
-_NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 NO_OUTPUT = "no output line for this record"
+# The third field of a staged output line that came from a retry of failed records.
+RETRIED = 1
 
 
 @dataclass
@@ -99,6 +103,8 @@ class JobTally:
     duplicate_outputs: int = 0
     unreadable_output_lines: int = 0
     missing_output_objects: int = 0
+    retried: bool = False
+    recovered_by_retry: int = 0
     backend_metrics: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,8 +160,9 @@ def collect(
         stage.close()
 
         scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
-        predictions_key, errors_key = f"{prefix}{PREDICTIONS}", f"{prefix}{ERRORS}"
-        with _S3Writer(s3, bucket, predictions_key) as predictions, _S3Writer(s3, bucket, errors_key) as errors:
+        predictions_at, errors_at = predictions_key(prefix), errors_key(prefix)
+        with LineWriter(s3, bucket, predictions_at, UPLOAD_PART_BYTES) as predictions, \
+                LineWriter(s3, bucket, errors_at, UPLOAD_PART_BYTES) as errors:
             joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
         tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
@@ -184,17 +191,19 @@ def collect(
         "scoring": _scoring_summary(scorer),
         "input_tokens": joined.input_tokens,
         "output_tokens": joined.output_tokens,
-        "outputs": {"predictions": s3_uri(bucket, predictions_key), "errors": s3_uri(bucket, errors_key)},
-        "predictions_key": predictions_key,
-        "errors_key": errors_key,
+        "outputs": {"predictions": s3_uri(bucket, predictions_at), "errors": s3_uri(bucket, errors_at)},
+        "predictions_key": predictions_at,
+        "errors_key": errors_at,
         "jobs": [t.as_dict() for t in tallies],
+        # Per job that resubmitted its failed records: how many retried answers took the place of an error.
+        "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
     }
 
 
 def _bytes_per_pass() -> int:
-    return max(1, int(os.environ.get(BYTES_PER_PASS_ENV, DEFAULT_BYTES_PER_PASS)))
+    return max(1, environment.current().collect_bytes_per_pass)
 
 
 def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
@@ -222,12 +231,9 @@ def tag_raw_outputs(s3: Any, bucket: str, prefix: str) -> int:
     SageMaker and Bedrock write their output objects without our tag, and a lifecycle rule cannot match a
     prefix in the middle of a key (runs/<pipeline>/<run>/raw/); predictions.jsonl keeps the joined results."""
     count = 0
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}raw/"):
-        for item in page.get("Contents", []):
-            s3.put_object_tagging(Bucket=bucket, Key=item["Key"], Tagging={"TagSet": [
-                {"Key": INTERMEDIATE_TAG[0], "Value": INTERMEDIATE_TAG[1]}]})
-            count += 1
+    for key in s3io.list_keys(s3, bucket, f"{prefix}raw/"):
+        s3io.tag_object(s3, bucket, key, INTERMEDIATE_TAG)
+        count += 1
     return count
 
 
@@ -247,72 +253,6 @@ def id_index_key(input_key: str) -> str | None:
     if not found or "/" in name:
         return None
     return f"{head}/{IDS_FOLDER}{name}"
-
-
-# ---------------------------------------------------------------- reading S3 line by line
-
-
-def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes] | None:
-    """The object's non-blank lines, streamed from one GetObject; None when the object does not exist."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except Exception as error:
-        if getattr(error, "response", {}).get("Error", {}).get("Code", "") in _NOT_FOUND:
-            return None
-        raise
-
-    def generate() -> Iterator[bytes]:
-        try:
-            for line in body_lines(body, _CHUNK):
-                if line.strip():
-                    yield line
-        finally:
-            body.close()
-
-    return generate()
-
-
-class _S3Writer:
-    """Lines appended to one S3 object, uploaded in parts as they fill: written once, never held whole."""
-
-    def __init__(self, s3: Any, bucket: str, key: str, part_bytes: int | None = None):
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self.part_bytes = part_bytes or UPLOAD_PART_BYTES
-        self.buffer = bytearray()
-        self.upload_id: str | None = None
-        self.parts: list[dict[str, Any]] = []
-
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= self.part_bytes:
-            self._upload_part()
-
-    def _upload_part(self) -> None:
-        if self.upload_id is None:
-            self.upload_id = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType="application/x-ndjson")["UploadId"]
-        number = len(self.parts) + 1
-        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                       PartNumber=number, Body=bytes(self.buffer))
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        self.buffer = bytearray()
-
-    def __enter__(self) -> _S3Writer:
-        return self
-
-    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
-        if error_type is not None:
-            if self.upload_id is not None:
-                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-            return
-        if self.upload_id is None:
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer),
-                               ContentType="application/x-ndjson")
-            return
-        if self.buffer:
-            self._upload_part()
-        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                          MultipartUpload={"Parts": self.parts})
 
 
 # ---------------------------------------------------------------- stage 1: every object read once, staged on disk
@@ -356,15 +296,15 @@ class _Stage:
         self.seq += 1
         return key
 
-    def _output(self, index: int, key: str, output: dict[str, Any]) -> None:
+    def _output(self, index: int, key: str, output: dict[str, Any], *, retried: bool = False) -> None:
         if output.get("labels"):
             self.labels.update(str(label) for label in output["labels"])
-        self.files["outputs"].write(_staged(key, [index, output]))
+        self.files["outputs"].write(_staged(key, [index, output, RETRIED] if retried else [index, output]))
 
     def add_object(self, obj: _Object) -> None:
         index = len(self.objects)
         self.objects.append(obj)
-        lines = _lines(self.s3, self.bucket, obj.raw.output_key)
+        lines = s3io.lines_if_exists(self.s3, self.bucket, obj.raw.output_key)
         if lines is None:
             obj.tally.missing_output_objects += 1
         if obj.raw.join == "position":
@@ -378,10 +318,21 @@ class _Stage:
                 obj.problem(output.problem or "an output line without an id")
             else:
                 self._output(index, str(output.record["id"]), _slim(output.record))
+        if obj.raw.retry_output_key:
+            obj.tally.retried = True
+            self._add_retry(index, obj.raw.retry_output_key)
+
+    def _add_retry(self, index: int, key: str) -> None:
+        """The answers of the retry of this pair's failed records, staged after the pair's own (so the join sees
+        them second, in every partition). Unreadable lines and errors are left out: the first error stands."""
+        for output in _outputs(s3io.lines_if_exists(self.s3, self.bucket, key), key):
+            record = output.record
+            if record is not None and record["id"] is not None and record.get("error") is None:
+                self._output(index, str(record["id"]), _slim(record), retried=True)
 
     def _ids(self, raw: RawOutput) -> Iterator[Any]:
         index_key = id_index_key(raw.input_key)
-        lines = _lines(self.s3, self.bucket, index_key) if index_key else None
+        lines = s3io.lines_if_exists(self.s3, self.bucket, index_key) if index_key else None
         if lines is not None:
             self.indexed_objects += 1
             return map(orjson.loads, lines)
@@ -427,7 +378,7 @@ class _Stage:
             fill()
 
     def add_references(self, key: str) -> None:
-        for number, line in enumerate(_lines(self.s3, self.bucket, key) or (), start=1):
+        for number, line in enumerate(s3io.lines_if_exists(self.s3, self.bucket, key) or (), start=1):
             try:
                 record = orjson.loads(line)
                 record_id = record["id"]
@@ -451,7 +402,7 @@ class _Input:
 
 
 def _inputs(s3: Any, bucket: str, raw: RawOutput) -> Iterator[_Input]:
-    lines = _lines(s3, bucket, raw.input_key)
+    lines = s3io.lines_if_exists(s3, bucket, raw.input_key)
     if lines is None:
         raise FileNotFoundError(f"input object s3://{bucket}/{raw.input_key} of a job is missing")
     for number, line in enumerate(lines, start=1):
@@ -540,7 +491,7 @@ class _Joined:
             self.output_tokens = (self.output_tokens or 0) + output["output_tokens"]
 
 
-def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, errors: _S3Writer,
+def _join(stage: _Stage, scorer: RecordScorer | None, predictions: LineWriter, errors: LineWriter,
           bytes_per_pass: int) -> _Joined:
     sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
     parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
@@ -558,7 +509,7 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: _S3Writer, er
 
 
 def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
-                    references_path: str, predictions: _S3Writer, errors: _S3Writer) -> None:
+                    references_path: str, predictions: LineWriter, errors: LineWriter) -> None:
     objects = stage.objects
     answers = _partition_answers(objects, outputs_path)
     references = dict(_payloads(references_path))
@@ -593,10 +544,16 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
 
 
 def _partition_answers(objects: list[_Object], outputs_path: str) -> dict[tuple[int, bytes], dict[str, Any]]:
-    """(object index, id key) -> output. A duplicate counts as unmatched; it replaces an error, never an answer."""
+    """(object index, id key) -> output. A duplicate counts as unmatched; it replaces an error, never an answer.
+    A retried answer (staged after the first answers) replaces its record's error, and nothing else."""
     answers: dict[tuple[int, bytes], dict[str, Any]] = {}
-    for key, (index, output) in _payloads(outputs_path):
+    for key, (index, output, *retried) in _payloads(outputs_path):
         previous = answers.get((index, key))
+        if retried:
+            if previous is not None and previous.get("error") is not None:
+                answers[(index, key)] = output
+                objects[index].tally.recovered_by_retry += 1
+            continue
         if previous is not None:
             objects[index].tally.duplicate_outputs += 1
             objects[index].tally.unmatched_outputs += 1
@@ -607,7 +564,7 @@ def _partition_answers(objects: list[_Object], outputs_path: str) -> dict[tuple[
 
 
 def _record_line(
-    obj: _Object, record_id: Any, output: dict[str, Any] | None, joined: _Joined, errors: _S3Writer
+    obj: _Object, record_id: Any, output: dict[str, Any] | None, joined: _Joined, errors: LineWriter
 ) -> dict[str, Any]:
     tally = obj.tally
     tally.records += 1
@@ -644,7 +601,7 @@ def _missing_error(obj: _Object) -> dict[str, Any]:
 
 
 def _failed(
-    obj: _Object, record_id: Any, error: dict[str, Any], output: dict[str, Any] | None, errors: _S3Writer
+    obj: _Object, record_id: Any, error: dict[str, Any], output: dict[str, Any] | None, errors: LineWriter
 ) -> dict[str, Any]:
     obj.tally.failed += 1
     line = {"id": record_id, "prediction": None, "error": error}
@@ -662,5 +619,5 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["ERRORS", "NO_OUTPUT", "PREDICTIONS", "JobTally", "collect", "id_index_key", "job_states",
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "job_states",
            "tag_raw_outputs"]

@@ -6,7 +6,8 @@ where a backend adds its own (Bedrock's `record_counts`, a `retry` phase), so th
 state can rely on, not everything a backend may carry.
 
 Flow (see stacks/workflow.py):
-  execution input = RunRef  ->  Plan jobs -> PlanReferences.jobs: [JobRef] (each PlannedJob in <run>/jobs/<i>.json)
+  execution input = ExecutionInput (run=RunRef, plan=PlanReferences): intake planned the jobs, wrote each PlannedJob
+    to <run>/jobs/<i>.json and started the run with one JobRef per job, so planning reads nothing back from S3
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
@@ -42,7 +43,6 @@ class RunRef(_Open):
     input: dict[str, Any] | None = None
     counts: dict[str, int | None] = Field(default_factory=dict)
     ids_assigned: bool = False
-    intake_report_key: str | None = None
     started_at: str | None = None
 
 
@@ -118,11 +118,21 @@ class PlanResult(BaseModel):
 
 
 class PlanReferences(BaseModel):
-    """What `Plan jobs` returns to the state: references, one per job."""
+    """The planned jobs as the state carries them: references, one per job (batch_pipeline.plan.plan_references)."""
 
     jobs: list[JobRef] = Field(min_length=1)
     backend: str
     count: int = Field(ge=1)
+
+
+class ExecutionInput(BaseModel):
+    """The StartExecution input intake sends: the run and its planned jobs, as references.
+
+    StartExecution's input is at most 256 KB like every state's (Step Functions quotas), which is why the jobs travel
+    as `{"index"}` references: 1,000 jobs are about 14 KB (tests/infrastructure/test_state_payloads.py)."""
+
+    run: RunRef
+    plan: PlanReferences
 
 
 class CollectSummary(_Open):

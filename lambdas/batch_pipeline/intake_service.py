@@ -3,8 +3,12 @@
 Order matters for retries (the Lambda is invoked asynchronously and retried on error):
 - the deterministic execution name is checked first, so a duplicate or replayed event does no work;
 - a rejected file's `<name>.report.json` is written last and doubles as the "already handled" marker;
-- an accepted file's run folder is written before StartExecution, and ExecutionAlreadyExists is a no-op,
-  so a crash between the two is repaired by the retry.
+- an accepted file's run folder (its planned jobs in jobs/ included) is written before StartExecution, and
+  ExecutionAlreadyExists is a no-op, so a crash between the two is repaired by the retry.
+
+The run is planned here (batch_pipeline.plan), from what the pass just measured: each job goes to
+`<run>/jobs/<index>.json` and the execution input carries one `{"index"}` reference per job, so the workflow starts
+running jobs without reading anything back (intake.json stays as the human-readable intake report).
 The original object is only ever read (GetObject, and CopyObject as the source); nothing is deleted.
 """
 
@@ -20,10 +24,22 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .config import RuntimePipeline
-from .intake import INTAKE_REPORT_KEY, object_version_token, run_id_for, run_intake
+from .contracts import ExecutionInput, PlanResult
+from .intake import object_version_token, run_id_for, run_intake
+from .job_store import save_job
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
-from .s3io import S3RunSink, copy_object, describe_object, iter_object_chunks, object_exists
+from .plan import plan_jobs, plan_references
+from .s3io import (
+    JSON,
+    S3RunSink,
+    copy_object,
+    describe_object,
+    error_code,
+    iter_object_chunks,
+    object_exists,
+    put_bytes,
+)
 
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
@@ -61,6 +77,13 @@ def execution_arn(state_machine_arn: str, run_id: str) -> str:
     if len(parts) != 7 or parts[5] != "stateMachine":
         raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
     return ":".join([*parts[:5], "execution", parts[6], run_id])
+
+
+def execution_input(run: dict[str, Any], jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+    """StartExecution's input: the run reference and one `{"index"}` per planned job (the jobs are in jobs/)."""
+    document = {"run": run, "plan": plan_references(jobs, backend)}
+    ExecutionInput.model_validate(document)
+    return document
 
 
 @dataclass
@@ -131,7 +154,7 @@ class IntakeService:
         if not outcome.accepted:
             return {**result, **self._reject(pipeline, run_id, source, name, report)}
 
-        execution_input = {
+        run = {
             "run_id": run_id,
             "pipeline": pipeline.name,
             "backend": pipeline.backend,
@@ -142,12 +165,17 @@ class IntakeService:
             "input": source,
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "ids_assigned": report["ids_assigned"],
-            "intake_report_key": prefix + INTAKE_REPORT_KEY,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        jobs = plan_jobs(run, outcome.intake, pipeline)
+        PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend})
+        for job in jobs:
+            save_job(self.s3, run, job)
+        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job["records"] for job in jobs))
+        start_input = execution_input(run, jobs, pipeline.backend)
         try:
             started = self.sfn.start_execution(
-                stateMachineArn=self.settings.state_machine_arn, name=run_id, input=json.dumps(execution_input)
+                stateMachineArn=self.settings.state_machine_arn, name=run_id, input=json.dumps(start_input)
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
@@ -161,15 +189,16 @@ class IntakeService:
             **result,
             "status": "started",
             "execution_arn": started["executionArn"],
-            "counts": execution_input["counts"],
+            "counts": run["counts"],
             "shards": len(outcome.shards),
+            "jobs": len(jobs),
         }
 
     def _already_rejected(self, report_key: str) -> bool:
         try:
             return object_exists(self.s3, self.settings.output_bucket, report_key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+            if error_code(error) not in ("403", "AccessDenied"):
                 raise
             # Without s3:GetObject on rejected/* the check cannot be made; a replay then only repeats the notice.
             self.log("warning", "cannot check for an earlier rejection (needs s3:GetObject on rejected/*)",
@@ -212,7 +241,7 @@ class IntakeService:
         copy_object(self.s3, source, bucket, prefix + copy_name)
         self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
-        self.s3.put_object(Bucket=bucket, Key=report_key, Body=report_body, ContentType="application/json")
+        put_bytes(self.s3, bucket, report_key, report_body, JSON)
         self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
                  counts_by_reason=report["counts_by_reason"], report_key=report_key)
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}

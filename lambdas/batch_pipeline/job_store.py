@@ -1,10 +1,10 @@
 """Each job's state as a small S3 object in the run folder, so the workflow's state carries references, not lists.
 
 A state's payload is at most 256 KB (Step Functions quotas), so a run's job list cannot travel in the state once a
-run has a few hundred jobs. `Plan jobs` writes each planned job to `<run>/jobs/<index>.json` and hands the Map only
-`{"index": i}`; job control reads its job from there and writes the job's latest state back after every step; stop,
-collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are used as they
-are, so both shapes resolve the same way.
+run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index>.json` and starts the run with only
+`{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every
+step; stop, collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are
+used as they are, so both shapes resolve the same way.
 
 Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
 alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run.
@@ -12,11 +12,10 @@ alone (`job-tokens/<job name>.json`), because an EventBridge job-state event nam
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from batch_pipeline.backends import error_code
+from batch_pipeline import s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
 
 JOBS_FOLDER = "jobs/"
@@ -37,21 +36,18 @@ def is_reference(job: dict[str, Any]) -> bool:
 
 
 def save_job(s3: Any, run: dict[str, Any], job: dict[str, Any]) -> None:
-    s3.put_object(Bucket=run_bucket(run), Key=job_key(run, job["index"]), ContentType="application/json",
-                  Body=json.dumps(job, separators=(",", ":")).encode())
+    s3io.put_json(s3, run_bucket(run), job_key(run, job["index"]), job)
 
 
 def load_job(s3: Any, run: dict[str, Any], index: int | str) -> dict[str, Any]:
-    job: dict[str, Any] = json.loads(s3.get_object(Bucket=run_bucket(run), Key=job_key(run, index))["Body"].read())
+    job: dict[str, Any] = s3io.read_json(s3, run_bucket(run), job_key(run, index))
     return job
 
 
 def load_jobs(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     """Every job of the run, in index order, from the `jobs/` folder."""
     bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
-    keys = [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])]
-    found = [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+    found: list[dict[str, Any]] = [s3io.read_json(s3, bucket, key) for key in s3io.list_keys(s3, bucket, prefix)]
     return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
 
 
@@ -64,15 +60,10 @@ def resolve_jobs(s3: Any, run: dict[str, Any], jobs: Iterable[dict[str, Any]] | 
 
 
 def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict[str, Any]) -> None:
-    s3.put_object(Bucket=bucket, Key=token_key(job_name), ContentType="application/json",
-                  Body=json.dumps({"task_token": token, "step": step}, separators=(",", ":")).encode())
+    s3io.put_json(s3, bucket, token_key(job_name), {"task_token": token, "step": step})
 
 
 def load_token(s3: Any, bucket: str, job_name: str) -> dict[str, Any] | None:
-    try:
-        token: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=token_key(job_name))["Body"].read())
-        return token
-    except Exception as error:  # noqa: BLE001 - narrowed below: only "no such key" means "not ours"
-        if error_code(error) in ("NoSuchKey", "404"):
-            return None
-        raise
+    """The waiting iteration's token, or None when no run of this stack waits on the job (no such object)."""
+    token: dict[str, Any] | None = s3io.read_json_if_exists(s3, bucket, token_key(job_name))
+    return token

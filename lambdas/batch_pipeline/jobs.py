@@ -17,35 +17,13 @@ job, InvokeModel requests for an on-demand one (the manifest adds them up).
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
+from batch_pipeline import environment
 from batch_pipeline.backends import BatchBackend, SubmitDeferred, job_state
-
-DEFAULT_BASE_SECONDS = 30
-DEFAULT_MAX_SECONDS = 600
-DEFAULT_JITTER = 0.2
-# How long a job may stay queued behind a quota before the run gives up on it.
-DEFAULT_QUEUE_TIMEOUT_HOURS = 24
-# How long a waiting iteration sleeps on its task token before it checks the job itself (the backstop for a lost
-# job-state event); JOB_BACKSTOP_SECONDS overrides it (local mode rehearses a lost event with a short one).
-DEFAULT_BACKSTOP_SECONDS = 3600
-
-
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"environment variable {name} must not be negative, got {value!r}")
-    return number
 
 
 def backoff_seconds(
@@ -62,9 +40,10 @@ def backoff_seconds(
     reproducible; job control seeds with the job name, so parallel jobs spread their polls while a
     retried Lambda answers the same wait. Defaults come from POLL_INITIAL_SECONDS (30),
     POLL_MAX_SECONDS (600) and POLL_JITTER (0.2)."""
-    base = _env_number("POLL_INITIAL_SECONDS", DEFAULT_BASE_SECONDS) if base is None else base
-    cap = _env_number("POLL_MAX_SECONDS", DEFAULT_MAX_SECONDS) if cap is None else cap
-    jitter = _env_number("POLL_JITTER", DEFAULT_JITTER) if jitter is None else jitter
+    current = environment.current()
+    base = current.poll_initial_seconds if base is None else base
+    cap = current.poll_max_seconds if cap is None else cap
+    jitter = current.poll_jitter if jitter is None else jitter
     jitter = min(max(jitter, 0.0), 1.0)
     # The exponent is bounded so a loop that ran for days cannot overflow a float.
     delay = min(cap, base * 2 ** min(max(attempt, 0), 32))
@@ -93,7 +72,9 @@ def _step(
 
 
 def backstop_seconds() -> int:
-    return max(1, int(_env_number("JOB_BACKSTOP_SECONDS", DEFAULT_BACKSTOP_SECONDS)))
+    """How long a waiting iteration sleeps on its task token before it checks the job itself (the backstop for a
+    lost job-state event); JOB_BACKSTOP_SECONDS (local mode rehearses a lost event with a short one)."""
+    return max(1, int(environment.current().job_backstop_seconds))
 
 
 def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
@@ -107,7 +88,8 @@ def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], f
         state = backend.submit(run, job)
     except SubmitDeferred as deferred:
         queued_for = now() - float(job["queued_at"])
-        limit = _env_number("JOB_QUEUE_TIMEOUT_HOURS", DEFAULT_QUEUE_TIMEOUT_HOURS) * 3600
+        # How long a job may stay queued behind a quota before the run gives up on it.
+        limit = environment.current().job_queue_timeout_hours * 3600
         if queued_for >= limit:
             state = job_state(
                 name=name, arn=None, status="NotSubmitted", state="failed",

@@ -19,5 +19,30 @@ def run_prefix(pipeline: str, run_id: str) -> str:
     return f"{RUNS_PREFIX}{pipeline}/{run_id}/"
 
 
+# The run's results that Athena reads (stacks/analytics.py). Athena reads every object under a table's, or a
+# partition's, S3 location, so each table's files sit in a folder of their own: a table over the run folder itself
+# would read its shards, raw outputs and manifest as rows.
+PREDICTIONS_FOLDER = "predictions/"
+ERRORS_FOLDER = "errors/"
+# One line per run (the manifest as a single JSON object: the JSON SerDe reads one object per line), in one folder
+# per pipeline beside the run folders, so the manifests table reads every run of a pipeline without naming runs.
+# Run ids always end in -<16 hex> (intake.run_id_for), so no run folder is ever called "manifests".
+MANIFESTS_FOLDER = "manifests/"
+
+
+def predictions_key(run_folder: str) -> str:
+    """`runs/<pipeline>/<run-id>/predictions/predictions.jsonl` for run folder `runs/<pipeline>/<run-id>/`."""
+    return f"{run_folder}{PREDICTIONS_FOLDER}predictions.jsonl"
+
+
+def errors_key(run_folder: str) -> str:
+    return f"{run_folder}{ERRORS_FOLDER}errors.jsonl"
+
+
+def manifest_row_key(pipeline: str, run_id: str) -> str:
+    """`runs/<pipeline>/manifests/<run-id>.json`: the manifests table's row for the run."""
+    return f"{RUNS_PREFIX}{pipeline}/{MANIFESTS_FOLDER}{run_id}.json"
+
+
 def rejected_prefix(pipeline: str, run_id: str) -> str:
     return f"{REJECTED_PREFIX}{pipeline}/{run_id}/"

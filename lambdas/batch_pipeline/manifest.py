@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.layout import errors_key, predictions_key
 
 MANIFEST_VERSION = 1
-RESULT_FILES = ("predictions.jsonl", "errors.jsonl", "evaluation.json", "manifest.json", "summary.md")
+# Files directly in the run folder; predictions and errors have folders of their own (batch_pipeline.layout).
+RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md")
 
 
 def _now() -> datetime:
@@ -36,6 +38,8 @@ def _locations(run: dict[str, Any]) -> dict[str, Any]:
         "run_folder": s3_uri(bucket, prefix),
         "shards": s3_uri(bucket, f"{prefix}shards/"),
         "raw": s3_uri(bucket, f"{prefix}raw/"),
+        "predictions": s3_uri(bucket, predictions_key(prefix)),
+        "errors": s3_uri(bucket, errors_key(prefix)),
         **{name.split(".")[0]: s3_uri(bucket, prefix + name) for name in RESULT_FILES},
     }
 
@@ -89,6 +93,7 @@ def build_manifest(
         | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type") if job.get(key)}
         for job in (entry.get("job", entry) for entry in jobs)
     ]
+    _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
@@ -107,6 +112,14 @@ def build_manifest(
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = _locations(run)
     return manifest
+
+
+def _add_recovered(job_summaries: list[dict[str, Any]], collect: dict[str, Any]) -> None:
+    """A retry's `recovered`: how many of its answers took the place of an error, as collect counted them."""
+    recovered = collect.get("recovered_by_retry") or {}
+    for summary in job_summaries:
+        if summary.get("retry"):
+            summary["retry"] = {**summary["retry"], "recovered": recovered.get(summary["name"], 0)}
 
 
 def job_invocations(job: dict[str, Any]) -> int:
@@ -163,7 +176,7 @@ def run_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
         "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
         "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
         "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
-        "ids_assigned": manifest.get("ids_assigned", False), "intake_report_key": prefix + "intake.json",
+        "ids_assigned": manifest.get("ids_assigned", False),
         "started_at": (manifest.get("timings") or {}).get("started_at"),
     }
 

@@ -8,12 +8,12 @@ Every handler uses the same decorator order (outermost first):
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "llm-batch-pipeline")
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LlmBatchPipeline")
+from batch_pipeline import environment
+
+SERVICE = environment.current().service_name
+NAMESPACE = environment.current().metrics_namespace
 
 logger = Logger(service=SERVICE)
 # Outside Lambda (tests, CLI, local mode) there is no X-Ray daemon: Powertools then disables tracing itself.
@@ -25,4 +25,4 @@ def local_stand_in() -> bool:
     """True only when local mode runs a handler in-process against emulated AWS: outputs say "local stand-in".
 
     Read at call time, not at import: a process may import this module before local mode sets the variable."""
-    return os.environ.get("LOCAL_STAND_IN") == "1"
+    return environment.current().local_stand_in

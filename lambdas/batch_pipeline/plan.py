@@ -1,4 +1,5 @@
-"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs.
+"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs (intake plans, see
+intake_service).
 
 SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
 instances, and intake already wrote at least one size-balanced shard per instance, so one job
@@ -56,5 +57,5 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
 
 
 def plan_references(jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
-    """What `Plan jobs` returns to the state: one `{"index"}` per job (the jobs themselves are in S3)."""
+    """The plan as the execution input carries it: one `{"index"}` per job (the jobs themselves are in S3)."""
     return {"backend": backend, "count": len(jobs), "jobs": [{"index": job["index"]} for job in jobs]}

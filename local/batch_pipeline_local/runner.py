@@ -563,7 +563,7 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
             pipeline, key, None, None, _find_rejection(local, pipeline, path.name), time.monotonic() - started
         )
     execution = executions[0]
-    run = json.loads(execution["input"])
+    run = json.loads(execution["input"])["run"]  # contracts.ExecutionInput
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
     return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started,
                      model_requests_received() - received_before)

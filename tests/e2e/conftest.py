@@ -17,6 +17,14 @@ def template():
     return synthesize_template()
 
 
+@pytest.fixture(scope="session")
+def athena_runs(template, tmp_path_factory):
+    """The local runs the Athena tests read (tests/e2e/test_athena_schema.py), made once per worker."""
+    from tests.e2e.test_athena_schema import local_athena_runs
+
+    return local_athena_runs(template, tmp_path_factory)
+
+
 @pytest.fixture
 def local(template):
     with local_aws(template=template) as app:

@@ -93,15 +93,15 @@ def test_identity_follows_the_function_each_role_is_its_own(local):
 
 
 def test_kms_use_on_the_callers_behalf_is_checked_against_the_key_policy(template):
-    """S3 asks KMS to decrypt with the caller's credentials: without kms:Decrypt, plan cannot read the SSE-KMS
-    intake report although s3:GetObject is allowed."""
-    edited = _without_action(template, "batch_pipeline.handlers.plan.handler", "kms:Decrypt")
+    """S3 asks KMS to decrypt with the caller's credentials: without kms:Decrypt, job control cannot read the SSE-KMS
+    job intake planned (jobs/0.json) although s3:GetObject is allowed."""
+    edited = _without_action(template, "batch_pipeline.handlers.job_control.handler", "kms:Decrypt")
     with local_aws(template=edited) as local:
         run_file(local, EXAMPLES / "classify.jsonl", "classify")
         denials = local.authorizer.report()["denials"]
     assert denials and denials[0]["action"] == "kms:Decrypt"
     assert denials[0]["operation"] == "s3:GetObject"
-    assert "FunctionsPlanJobs" in denials[0]["principal"]
+    assert "FunctionsJobControl" in denials[0]["principal"]
 
 
 # Defect 5 of issue 12: intake has no s3:ListBucket on the input bucket, so a purged upload reads as AccessDenied

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from batch_pipeline.layout import errors_key, predictions_key
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON
@@ -79,7 +80,7 @@ def test_bedrock_summarize_runs_from_upload_to_manifest_with_bedrocks_counts(loc
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job_id}/job-00000.jsonl.out")
     assert len(raw) == records and all("modelOutput" in line for line in raw)
     assert [line["recordId"] for line in raw] != sorted(line["recordId"] for line in raw)  # shuffled: joined by id
-    predictions = read_lines(local.output_bucket, run + "predictions.jsonl")
+    predictions = read_lines(local.output_bucket, predictions_key(run))
     assert len(predictions) == records and all(p["prediction"] and p["reference"] for p in predictions)
     assert manifest["evaluation"]["metric"] == "rouge" and manifest["evaluation"]["scored"] == records
     # The model never saw the reference: it went to references.jsonl.
@@ -96,7 +97,7 @@ def test_error_records_land_in_errors_jsonl_and_the_run_is_partial(local, tmp_pa
     assert (
         manifest["backend_counts"]["errorRecordCount"] == 2 and manifest["backend_counts"]["successRecordCount"] == 118
     )
-    errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+    errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
     assert sorted(e["id"] for e in errors) == ["call-0003", "call-0007"]
     assert all(e["error"]["code"] == "400" and e["error"]["message"] for e in errors)
 
@@ -121,7 +122,7 @@ def test_partially_completed_and_expired_jobs_end_in_a_manifest_that_says_so(tem
     with local_aws(template=template, bedrock_options={"end_state": end_state}) as local:
         result = run_file(local, write(tmp_path, f"{end_state}.jsonl", [transcript(i) for i in range(100)]),
                           "bedrock-summarize")
-        errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+        errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
     manifest = result.manifest
     (job,) = manifest["jobs"]
     assert job["status"] == end_state and job["state"] == "partial"
@@ -171,7 +172,7 @@ def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, t
     records = [transcript(i, "[[error-record]]" if i in (1, 2) else "") for i in range(30)]
     with local_aws(template=bedrock_template) as local:
         result = run_file(local, write(tmp_path, "retry.jsonl", records), MULTI)
-        errors = read_lines(local.output_bucket, folder(local, result) + "errors.jsonl")
+        errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
     manifest = result.manifest
     (job,) = manifest["jobs"]
     # The stand-in fails a marked record every time, so the retry recovers none and says so.
@@ -192,7 +193,7 @@ def test_portable_prompt_lines_become_nova_requests_with_the_pipelines_parameter
     assert shard[0]["recordId"] == "p0"
     assert body["inferenceConfig"] == {"maxTokens": 512, "temperature": 0.2}  # bedrock.inference_params in cdk.json
     assert body["messages"][0]["role"] == "user" and "Caller 0 moved house" in json.dumps(body["messages"])
-    predictions = read_lines(local.output_bucket, folder(local, result) + "predictions.jsonl")
+    predictions = read_lines(local.output_bucket, predictions_key(folder(local, result)))
     assert {p["id"] for p in predictions} == {f"p{i}" for i in range(100)}
     assert result.manifest["evaluation"]["scored"] == 100
 
@@ -234,7 +235,7 @@ def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tm
                                       "inferenceConfig": {"maxTokens": 512, "temperature": 0.2}}
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job['arn'].rsplit('/', 1)[1]}/job-00000.jsonl.out")
     assert all(set(line["modelOutput"]) >= {"output", "stopReason", "usage"} for line in raw)
-    predictions = read_lines(local.output_bucket, run + "predictions.jsonl")
+    predictions = read_lines(local.output_bucket, predictions_key(run))
     assert len(predictions) == 100 and all(p["prediction"].startswith("Caller") for p in predictions)
     assert manifest["tokens"]["output_tokens"] > 0
 

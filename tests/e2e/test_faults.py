@@ -6,6 +6,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from batch_pipeline.layout import predictions_key
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.moto_hooks import Fault, FaultSpecError
 from batch_pipeline_local.runner import REGION, local_aws, read_lines, run_file
@@ -148,7 +149,7 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
         recovered = recollect(failed, local_invoker(local))
         assert model_requests_received() == received  # no record sent again
         written = read_json(local.output_bucket, run_folder(local, result) + "manifest.json")
-        predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
+        predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
     assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect outputs"
     assert recovered["status"] == written["status"] == "SUCCEEDED" and written["counts"]["succeeded"] == 100
     assert written["model_invocations"] == failed["model_invocations"] == {"total": 100, "by_job": {

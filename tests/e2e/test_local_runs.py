@@ -12,6 +12,7 @@ from unittest import mock
 import boto3
 import pytest
 
+from batch_pipeline.layout import errors_key, predictions_key
 from batch_pipeline_local.runner import (
     REGION,
     deliver,
@@ -56,7 +57,7 @@ def test_summarize_runs_from_upload_to_manifest(local):
     assert manifest["local_stand_in"] is True
     assert manifest["jobs"][0]["name"].startswith("llmbp-")
     assert manifest["input"]["key"] == "summarize/summarize.jsonl" and manifest["input"]["version_id"]
-    predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
+    predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
     assert sorted(p["id"] for p in predictions) == list(range(20))
     assert all(p["prediction"] and p["reference"] for p in predictions)
     assert manifest["evaluation"]["metric"] == "rouge" and manifest["evaluation"]["scored"] == 20
@@ -69,7 +70,7 @@ def test_classify_runs_from_upload_to_manifest(local):
     manifest = result.manifest
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["counts"]["succeeded"] == 20
-    predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
+    predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
     assert len(predictions) == 20
     for p in predictions:
         assert p["prediction"] in p["labels"] and len(p["scores"]) == 5 and p["label"]
@@ -95,7 +96,7 @@ def test_a_record_missing_from_the_output_becomes_an_error(local, tmp_path):
     manifest = result.manifest
     assert manifest["status"] == "PARTIAL"
     assert manifest["counts"]["succeeded"] == 5 and manifest["counts"]["failed"] == 1
-    errors = read_lines(local.output_bucket, run_folder(local, result) + "errors.jsonl")
+    errors = read_lines(local.output_bucket, errors_key(run_folder(local, result)))
     assert [e["id"] for e in errors] == [4]
     assert "no output" in json.dumps(errors[0]).lower()
 
@@ -152,7 +153,7 @@ def test_a_multi_instance_plan_writes_balanced_shards_and_joins_every_record(mul
         shards = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=run_folder(local, result) + "shards/")[
             "Contents"
         ]
-        predictions = read_lines(local.output_bucket, run_folder(local, result) + "predictions.jsonl")
+        predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
     assert len(shards) >= 6
     assert result.manifest["status"] == "SUCCEEDED"
     assert sorted(p["id"] for p in predictions) == list(range(60))

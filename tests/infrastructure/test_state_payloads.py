@@ -1,7 +1,10 @@
-"""Every state's payload for a run of N Bedrock jobs, computed from the real planning, job-control and manifest
-code and the synthesized definition's paths, against Step Functions' 256 KB payload quota (moto does not
+"""Every state's payload for a run of N Bedrock jobs, computed from the real planning, intake, job-control and
+manifest code and the synthesized definition's paths, against Step Functions' 256 KB payload quota (moto does not
 enforce it). https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html: "Maximum input or output
-size for a task, state, or execution: 256 KiB of data as a UTF-8 encoded string"."""
+size for a task, state, or execution: 256 KiB of data as a UTF-8 encoded string". The execution's own input (what
+intake sends to StartExecution) is held to the same quota: the API reference gives StartExecution's `input` and
+ExecutionStartedEventDetails' `input` a maximum length of 262144 bytes of UTF-8
+(https://docs.aws.amazon.com/step-functions/latest/apireference/API_ExecutionStartedEventDetails.html)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import pytest
 from batch_pipeline import jobs as job_loop
 from batch_pipeline.backends import BatchBackend, job_state
 from batch_pipeline.handlers.finalize import state_summary
+from batch_pipeline.intake_service import execution_input
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.manifest import build_manifest
-from batch_pipeline.plan import plan_jobs, plan_references
+from batch_pipeline.plan import plan_jobs
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
@@ -24,7 +29,7 @@ RUN = {"run_id": "calls-2026-12-01-" + "a" * 16, "pipeline": "bedrock-summarize"
        "input": {"bucket": "llmbatchpipeline-input-123456789012", "key": "bedrock-summarize/calls.jsonl",
                  "version_id": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "etag": "d41d8cd98f00b204e9800998ecf8427e"},
        "counts": {"total": 10_000_000, "valid": 10_000_000, "rejected": 0}, "ids_assigned": False,
-       "intake_report_key": "runs/bedrock-summarize/calls/intake.json", "started_at": "2026-12-01T20:00:00+00:00"}
+       "started_at": "2026-12-01T20:00:00+00:00"}
 
 
 class DoneBackend(BatchBackend):
@@ -88,8 +93,9 @@ def size(value) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def payloads(states: dict, jobs_count: int) -> dict[str, int]:
-    """The largest input or output of each main-path state, run with the real code on `jobs_count` jobs."""
+def payloads(states: dict, jobs_count: int, start=execution_input) -> dict[str, int]:
+    """The largest input or output of each main-path state, run with the real code on `jobs_count` jobs; `start`
+    builds the StartExecution input from the run and its planned jobs (intake's own function by default)."""
     pipeline = load_pipeline("bedrock-summarize")
     report = {"route": "batch", "shards": [{"key": f"{RUN['run_prefix']}shards/job-{i:05d}.jsonl", "records": 50_000,
                                             "bytes": 400_000_000} for i in range(jobs_count)]}
@@ -105,11 +111,12 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
         seen(name, document, payload, result, after)
         return after
 
-    document = {"run": RUN}
-    seen("Start run", RUN, document)
     planned = plan_jobs(RUN, report, pipeline)
-    # What the plan handler returns to the state; the planned jobs themselves go to <run>/jobs/ (job_store).
-    document = task("Plan jobs", document, plan_references(planned, "bedrock"))
+    # What intake starts the run with; the planned jobs themselves go to <run>/jobs/ (job_store).
+    started = start(RUN, planned, "bedrock")
+    seen("StartExecution input", started)
+    document = parameters(states["Start run"]["Parameters"], started)
+    seen("Start run", started, document)
     run_jobs = states["Run jobs"]
     results = []
     for item in get(document, run_jobs["ItemsPath"]):
@@ -134,7 +141,7 @@ def payloads(states: dict, jobs_count: int) -> dict[str, int]:
         "failed": 0,
         "input_tokens": 10**10,
         "output_tokens": 10**9,
-        "predictions_key": RUN["run_prefix"] + "predictions.jsonl",
+        "predictions_key": predictions_key(RUN["run_prefix"]),
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
     }
     document = task("Collect outputs", document, collect)
@@ -180,7 +187,18 @@ def test_every_state_payload_stays_under_256_kb(states, jobs_count):
 
 def test_a_1000_job_run_stays_under_256_kb_in_every_state(states):
     sizes = payloads(states, 1000)
+    assert "StartExecution input" in sizes and "Start run" in sizes
     assert max(sizes.values()) <= QUOTA, sizes
+
+
+def test_the_payload_measurement_fires_when_the_execution_input_carries_whole_jobs(states):
+    """Planted defect: intake starts the run with the planned jobs themselves instead of references."""
+
+    def whole_jobs(run, jobs, backend):
+        return {"run": run, "plan": {"backend": backend, "count": len(jobs), "jobs": jobs}}
+
+    sizes = payloads(states, 1000, start=whole_jobs)
+    assert sizes["StartExecution input"] > QUOTA
 
 
 def test_the_payload_measurement_fires_when_the_map_keeps_every_job(states):

@@ -153,9 +153,9 @@ def loop_events_per_job_hour(states: dict[str, dict], hours: float = 24.0, backs
 
 
 def test_the_backstop_default_is_about_hourly():
-    from batch_pipeline.jobs import DEFAULT_BACKSTOP_SECONDS
+    from batch_pipeline.environment import Settings
 
-    assert DEFAULT_BACKSTOP_SECONDS == 3600
+    assert Settings().job_backstop_seconds == 3600
 
 
 def test_a_day_long_job_costs_a_few_history_events_per_job_hour(states):

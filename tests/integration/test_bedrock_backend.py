@@ -8,6 +8,7 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -20,6 +21,7 @@ from batch_pipeline.backends.bedrock import (
     client_request_token,
     model_invocation_job_request,
 )
+from batch_pipeline.collect import collect
 from batch_pipeline.jobs import check_job, submit_job
 from batch_pipeline_local.settings import load_pipeline
 
@@ -385,19 +387,57 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     runtime_stub.assert_no_pending_responses()
     final = step["job"]
     assert final["done"] is True and final["name"] == NAME and final["arn"] == ARN and final["state"] == "succeeded"
-    assert final["input_uri"] == JOB["input_uri"]
-    assert (
-        final["retry"]["recovered"] == 1 and final["retry"]["state"] == "succeeded" and final["retry"]["records"] == 1
-    )
+    assert final["input_uri"] == JOB["input_uri"] and final["records"] == 3
+    assert final["retry"]["state"] == "succeeded" and final["retry"]["records"] == 1
+    # Job control wrote no merged copy: the job names its own output and the retry's, and collect merges them.
+    retry_name = bedrock_job_name(RUN_ID, "0r")
+    retry_output = f"{prefix(RUN)}raw/{retry_name}/on-demand/job-00000-retry.jsonl.out"
     (raw,) = backend.raw_outputs(RUN, final)
-    assert raw.input_key == INPUT_KEY and raw.output_key == f"{prefix(RUN)}raw/{NAME}/merged/job-00000.jsonl.out"
-    merged = {line["recordId"]: line for line in read_lines(s3, raw.output_key)}
-    assert merged["0"]["modelOutput"]["content"][0]["text"] == "call 0, second try"
-    assert "error" not in merged["0"] and merged["2"]["modelOutput"]["content"][0]["text"] == "call 2"
+    assert raw.input_key == INPUT_KEY and raw.output_key == folder + "job-00000.jsonl.out"
+    assert raw.retry_output_key == retry_output == final["retry"]["output_key"]
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix(RUN)}raw/{NAME}/merged/").get("KeyCount")
+    collected = collect(RUN, [final], backend, s3)
+    predictions = {line["id"]: line for line in read_lines(s3, collected["predictions_key"])}
+    assert predictions["0"]["prediction"] == "call 0, second try" and "error" not in predictions["0"]
+    assert predictions["2"]["prediction"] == "call 2"
+    (tally,) = collected["jobs"]
+    assert (tally["succeeded"], tally["failed"], tally["recovered_by_retry"]) == (3, 0, 1)
+    assert (tally["duplicate_outputs"], tally["unmatched_outputs"]) == (0, 0)
     # Bedrock's own output stays as Bedrock wrote it.
     assert read_lines(s3, folder + "job-00000.jsonl.out") == first_output
     metrics = backend.job_metrics(RUN, final)
     assert metrics["errorRecordCount"] == 1 and metrics["retry"]["successRecordCount"] == 1
+
+
+def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_checkpoints(s3):
+    """The retry of an on-demand job runs on demand too: in its own folder, so it neither reads the first attempt's
+    checkpoint parts as its answers (and sends nothing) nor overwrites the first attempt's manifest.json.out."""
+
+    class Flaky(_CountingRuntime):
+        def invoke_model(self, *, modelId, body, contentType, accept):  # noqa: N803 - boto3's keyword names
+            text = json.loads(body)["messages"][0]["content"][0]["text"]
+            if text == "Summarize: call 1." and text not in self.sent:
+                self.sent.append(text)
+                raise _client_error("ValidationException", "bad request this once")
+            return super().invoke_model(modelId=modelId, body=body, contentType=contentType, accept=accept)
+
+    records = calls(3)
+    put_lines(s3, INPUT_KEY, records)
+    runtime = Flaky()
+    backend = BedrockBackend(pipeline(retry_failed_records=True, on_demand_concurrency=1), bedrock_runtime=runtime,
+                             s3=s3)
+    step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
+    assert step["job"]["state"] == "queued" and step["job"]["records"] == 1  # the retry of record 1
+    step = check_job(step, backend)
+    final = step["job"]
+    assert final["done"] and final["name"] == NAME and final["state"] == "partial"
+    assert runtime.sent.count("Summarize: call 1.") == 2, "the retry must send the failed record once more"
+    assert len(runtime.sent) == 4
+    assert final["model_invocations"] + final["retry"]["model_invocations"] == 4
+    first_counts = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/manifest.json.out")
+    assert first_counts[0]["errorRecordCount"] == 1
+    collected = collect(RUN, [final], backend, s3)
+    assert (collected["succeeded"], collected["failed"], collected["jobs"][0]["recovered_by_retry"]) == (3, 0, 1)
 
 
 def test_without_the_setting_or_without_errors_nothing_is_retried(s3):
@@ -438,7 +478,7 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
 
 
 def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
-    from batch_pipeline.backends.bedrock import RecordSpool
+    from batch_pipeline.backends.bedrock_retry import RecordSpool
 
     with RecordSpool() as spool:
         for i in range(5000):
@@ -446,6 +486,11 @@ def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
         spool.add("r7", b"replaced")
         assert len(spool) == 5000 and "r4999" in spool and "r5000" not in spool
         assert spool.get("r7") == b"replaced" and spool.get("missing") is None
+
+
+def _client_error(code: str, message: str, status: int = 400) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 0}}, "InvokeModel")
 
 
 class _CountingRuntime:
@@ -464,7 +509,7 @@ class _CountingRuntime:
 
 
 def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
-    from batch_pipeline.backends.bedrock import ON_DEMAND_PART_RECORDS
+    from batch_pipeline.backends.bedrock_on_demand import ON_DEMAND_PART_RECORDS
 
     records = calls(ON_DEMAND_PART_RECORDS * 2 + 5)
     put_lines(s3, INPUT_KEY, records)

@@ -196,7 +196,7 @@ def test_collect_handler_takes_the_maps_iteration_states(aws, monkeypatch):
     run, _, step = _run_job(s3, sagemaker, "classify", [[tweet(i) for i in range(4)], [tweet(i) for i in range(4, 6)]])
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"classify": pipeline("classify")}))
     monkeypatch.setattr(
-        "batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
+        "batch_pipeline.environment.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
     )
     result = collect_handler.handler({"run": run, "jobs": [step]}, LambdaContext())
     assert (result["records"], result["succeeded"], result["failed"]) == (6, 6, 0)

@@ -91,16 +91,22 @@ def test_accepted_upload_writes_the_run_folder_and_starts_one_execution(aws):
     [execution] = executions(aws)
     assert execution["name"] == run_id
     assert execution["executionArn"] == execution_arn(aws["machine"], run_id)
-    run_input = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])
+    execution_input = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])
+    assert set(execution_input) == {"run", "plan"}
+    run_input = execution_input["run"]
     prefix = f"runs/t2t/{run_id}/"
     assert run_input["run_prefix"] == prefix
     assert run_input["input"] == {"bucket": INPUT, "key": "t2t/cnn sample.jsonl", "version_id": head["VersionId"],
                                   "etag": head["ETag"].strip('"'), "size": len(GOOD)}
     assert run_input["counts"] == {"total": 10, "valid": 10, "rejected": 0}
-    assert run_input["intake_report_key"] == prefix + "intake.json"
     assert run_input["output_bucket"] == OUTPUT and run_input["backend"] == "sagemaker"
     assert run_input["ids_assigned"] is False
-    assert len(json.dumps(run_input)) < 32 * 1024
+    assert len(json.dumps(execution_input)) < 32 * 1024
+    # The plan travels in the execution input as references; the planned job itself is in the run's jobs/ folder.
+    assert execution_input["plan"] == {"backend": "sagemaker", "count": 1, "jobs": [{"index": 0}]}
+    job = json.loads(read(aws, prefix + "jobs/0.json"))
+    assert job["input_uri"] == f"s3://{OUTPUT}/{prefix}shards/" and job["records"] == 10
+    assert job["shard_keys"] == [prefix + "shards/part-00000.jsonl", prefix + "shards/part-00001.jsonl"]
 
     report = json.loads(read(aws, prefix + "intake.json"))
     assert report["accepted"] is True and report["run_id"] == run_id
@@ -221,6 +227,12 @@ def test_bedrock_upload_writes_one_file_per_job(aws):
     assert report["route"] == "batch"
     first = orjson.loads(read(aws, report["shards"][0]["key"]).splitlines()[0])
     assert set(first) == {"recordId", "modelInput"}
+    [execution] = executions(aws)
+    plan = json.loads(aws["sfn"].describe_execution(executionArn=execution["executionArn"])["input"])["plan"]
+    assert plan == {"backend": "bedrock", "count": 3, "jobs": [{"index": 0}, {"index": 1}, {"index": 2}]}
+    jobs = [json.loads(read(aws, f"runs/claude/{result['run_id']}/jobs/{i}.json")) for i in range(3)]
+    assert [(job["records"], job["route"]) for job in jobs] == [(3, "batch"), (4, "batch"), (3, "batch")]
+    assert [job["shard_keys"] for job in jobs] == [[s["key"]] for s in report["shards"]]
 
 
 def test_hostile_rejection_writes_a_bounded_report_and_notification(aws):

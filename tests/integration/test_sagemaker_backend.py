@@ -345,7 +345,7 @@ def test_job_control_handler_submits_and_checks(aws, monkeypatch):
     monkeypatch.setenv("POLL_INITIAL_SECONDS", "30")
     monkeypatch.setenv("POLL_JITTER", "0")
     monkeypatch.setattr(
-        "batch_pipeline.backends.default_client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
+        "batch_pipeline.environment.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
     )
     run = make_run("summarize")
     submitted = job_control.handler(

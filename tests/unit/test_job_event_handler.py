@@ -58,7 +58,7 @@ def s3():
 @pytest.fixture
 def sfn():
     fake = StepFunctions()
-    with mock.patch("batch_pipeline.handlers.job_control.default_client", return_value=fake):
+    with mock.patch("batch_pipeline.environment.client", return_value=fake):
         yield fake
 
 
@@ -98,7 +98,7 @@ def test_any_other_send_error_is_raised_so_eventbridge_retries(s3):
     failing = mock.Mock()
     failing.send_task_success.side_effect = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}},
                                                         "SendTaskSuccess")
-    with mock.patch("batch_pipeline.handlers.job_control.default_client", return_value=failing), \
+    with mock.patch("batch_pipeline.environment.client", return_value=failing), \
             pytest.raises(ClientError):
         job_events.handle(bedrock_event("llmbp-r-0", "Completed"), s3, BUCKET)
 

@@ -29,7 +29,8 @@ def test_all_records_answered_is_succeeded_with_counts_timings_and_locations():
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["counts"] == {"total": 10, "valid": 9, "rejected": 1, "processed": 9, "succeeded": 9, "failed": 0}
     assert manifest["timings"]["duration_seconds"] == 90.0
-    assert manifest["outputs"]["predictions"] == "s3://out/runs/summarize/articles-0123456789abcdef/predictions.jsonl"
+    assert manifest["outputs"]["predictions"] == (
+        "s3://out/runs/summarize/articles-0123456789abcdef/predictions/predictions.jsonl")
     assert manifest["jobs"][0]["name"] == "llmbp-a-0"
     assert manifest["evaluation"]["rouge_f"] == {"rouge1": 0.45}
     assert "tokens" not in manifest  # zero counts from a backend that reports none are not shown

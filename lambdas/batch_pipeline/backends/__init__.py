@@ -17,14 +17,16 @@ object joins to its input object, so collect reads every layout with one streami
 from __future__ import annotations
 
 import importlib
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
-from batch_pipeline.config import ConfigError, RuntimePipeline, parse_runtime_pipelines
+from batch_pipeline import environment
+from batch_pipeline.config import ConfigError, RuntimePipeline
+
+# The backends match AWS errors on their code; the storage module owns the helper.
+from batch_pipeline.s3io import error_code as error_code
 
 State = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
 STATES: tuple[str, ...] = ("queued", "running", "succeeded", "partial", "failed", "stopped")
@@ -34,12 +36,6 @@ OUTPUT_STATES: tuple[str, ...] = ("succeeded", "partial", "failed", "stopped")
 
 class SubmitDeferred(Exception):
     """The backend cannot take the job now (quota, throttling); submit again after a wait."""
-
-
-def error_code(error: Exception) -> str:
-    """A botocore ClientError's code ("" for anything else); matched on the code so botocore stays a lazy import."""
-    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-    return code
 
 
 def error_message(error: Exception) -> str:
@@ -84,6 +80,9 @@ class RawOutput:
     join: Literal["id", "position"]
     input_id_field: str = "id"
     check_field: str | None = None
+    # The output of one retry of this object's failed records (join="id" only): collect puts its answers in place
+    # of the errors in output_key (Bedrock retry_failed_records, backends/bedrock_retry.py).
+    retry_output_key: str | None = None
 
 
 class BatchBackend(ABC):
@@ -133,7 +132,8 @@ class BatchBackend(ABC):
 
     def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
-        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. Default: the job as is."""
+        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. It never rewrites a job's
+        output (collect merges a retry's answers), so job control stays a quick step. Default: the job as is."""
         return job
 
     def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
@@ -172,39 +172,8 @@ def backend_for(pipeline: RuntimePipeline, **clients: Any) -> BatchBackend:
     return cls(pipeline, **{name: client for name, client in clients.items() if name in wanted})
 
 
-_PIPELINES_CACHE: dict[str, dict[str, RuntimePipeline]] = {}
-
-
-def pipeline_from_env(name: str) -> RuntimePipeline:
-    """The runtime pipeline `name` from the PIPELINES environment variable (parsed once per container)."""
-    text = os.environ.get("PIPELINES")
-    if not text:
-        raise ConfigError("the PIPELINES environment variable is not set")
-    if text not in _PIPELINES_CACHE:
-        _PIPELINES_CACHE.clear()
-        _PIPELINES_CACHE[text] = parse_runtime_pipelines(text)
-    pipelines = _PIPELINES_CACHE[text]
-    if name not in pipelines:
-        raise ConfigError(f"unknown pipeline {name!r}; configured: {', '.join(sorted(pipelines))}")
-    return pipelines[name]
-
-
-# Job control polls and submits against shared account quotas; botocore's adaptive mode retries throttling
-# and transient errors with backoff and also slows this client down when the service throttles it.
-CLIENT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
-
-
-@cache
-def default_client(service: str) -> Any:
-    """One boto3 client per service for the life of a Lambda container, with adaptive retries."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(service, config=Config(retries=dict(CLIENT_RETRIES)))
-
-
 def backend_for_run(run: dict[str, Any]) -> BatchBackend:
-    """The backend of `run["pipeline"]` (from PIPELINES) with this container's boto3 clients."""
-    pipeline = pipeline_from_env(run["pipeline"])
+    """The backend of `run["pipeline"]` (from PIPELINES) with this container's clients (batch_pipeline.environment)."""
+    pipeline = environment.current().pipeline(run["pipeline"])
     services = backend_class(pipeline.backend).CLIENTS
-    return backend_for(pipeline, **{service.replace("-", "_"): default_client(service) for service in services})
+    return backend_for(pipeline, **{service.replace("-", "_"): environment.client(service) for service in services})

@@ -6,14 +6,13 @@ environment variable); `run_prefix` (else runs/<pipeline>/<run_id>/ from batch_p
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from batch_pipeline import layout
+from batch_pipeline import environment, layout
 
 
 def run_bucket(run: dict[str, Any]) -> str:
-    bucket = run.get("output_bucket") or os.environ.get("OUTPUT_BUCKET")
+    bucket = run.get("output_bucket") or environment.current().output_bucket
     if not bucket:
         raise KeyError("the run names no output_bucket and OUTPUT_BUCKET is not set")
     return bucket

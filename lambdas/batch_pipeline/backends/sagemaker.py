@@ -8,11 +8,11 @@ intake writes at least one shard per instance.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends import (
     BatchBackend,
     RawOutput,
@@ -52,7 +52,7 @@ _DEFERRABLE = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "To
 
 
 def job_name_prefix() -> str:
-    return os.environ.get("JOB_NAME_PREFIX", DEFAULT_JOB_NAME_PREFIX)
+    return environment.current().job_name_prefix
 
 
 def transform_job_name(run_id: str, index: int | str, prefix: str | None = None) -> str:
@@ -95,7 +95,7 @@ def transform_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: Ru
         raise ConfigError(f"pipeline {pipeline.name!r} has no sagemaker_model_name in PIPELINES")
     name = job.get("name") or transform_job_name(run["run_id"], job["index"])
     bucket = run_bucket(run)
-    kms_key = os.environ.get("OUTPUT_KMS_KEY_ARN")
+    kms_key = environment.current().output_kms_key_arn
 
     request: dict[str, Any] = {
         "TransformJobName": name,
@@ -170,17 +170,13 @@ class SageMakerBackend(BatchBackend):
     @property
     def sagemaker(self) -> Any:
         if self._sagemaker is None:
-            import boto3
-
-            self._sagemaker = boto3.client("sagemaker")
+            self._sagemaker = environment.client("sagemaker")
         return self._sagemaker
 
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
+            self._s3 = environment.client("s3")
         return self._s3
 
     @property
@@ -254,11 +250,7 @@ class SageMakerBackend(BatchBackend):
         shards = job.get("shard_keys") or job.get("shards")
         if shards:
             return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
-        keys = []
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=run_bucket(run), Prefix=input_prefix):
-            keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
-        return sorted(keys)
+        return sorted(key for key in s3io.list_keys(self.s3, run_bucket(run), input_prefix) if not key.endswith("/"))
 
     def _describe(self, name: str) -> dict[str, Any] | None:
         try:

@@ -9,7 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline.backends import backend_for_run, default_client
+from batch_pipeline import environment
+from batch_pipeline.backends import backend_for_run
 from batch_pipeline.collect import collect
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.observability import logger, metrics, tracer
@@ -20,7 +21,7 @@ from batch_pipeline.observability import logger, metrics, tracer
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
-    s3 = default_client("s3")
+    s3 = environment.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     result = collect(run, resolve_jobs(s3, run, event.get("jobs")), backend_for_run(run), s3)
     logger.info("collected", extra={key: result[key] for key in ("records", "processed", "succeeded", "failed",

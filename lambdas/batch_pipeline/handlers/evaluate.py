@@ -8,26 +8,13 @@ references.jsonl, so its memory does not grow with the number of records.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
 from typing import Any
 
-from batch_pipeline.backends import default_client
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.config import parse_runtime_pipelines
 from batch_pipeline.evaluation.streaming import summarize_predictions
+from batch_pipeline.layout import predictions_key
 from batch_pipeline.observability import logger, metrics, tracer
-
-from ..jsonl import body_lines
-
-
-def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    try:
-        yield from body_lines(body)
-    finally:
-        body.close()
 
 
 def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
@@ -39,12 +26,11 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
-        predictions_key = collect.get("predictions_key") or f"{prefix}predictions.jsonl"
-        evaluation = summarize_predictions(_lines(s3, bucket, predictions_key), metric, collect=collect)
+        key = collect.get("predictions_key") or predictions_key(prefix)
+        evaluation = summarize_predictions(s3io.lines(s3, bucket, key), metric, collect=collect)
         if not evaluation["records"] and not evaluation["references_without_target"]:
             evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
-    s3.put_object(Bucket=bucket, Key=f"{prefix}evaluation.json", ContentType="application/json",
-                  Body=json.dumps(evaluation, indent=2).encode())
+    s3io.put_json(s3, bucket, f"{prefix}evaluation.json", evaluation, indent=2)
     return evaluation
 
 
@@ -53,8 +39,8 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
-    pipeline = parse_runtime_pipelines(os.environ["PIPELINES"])[run["pipeline"]].pipeline
-    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, default_client("s3"))
+    pipeline = environment.current().pipeline(run["pipeline"]).pipeline
+    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, environment.client("s3"))
     if evaluation.get("metric"):
         metrics.add_dimension(name="pipeline", value=run["pipeline"])
         for name, values in (evaluation.get("rouge") or {}).items():

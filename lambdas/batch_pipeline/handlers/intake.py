@@ -9,7 +9,6 @@ the system temp dir, i.e. /tmp sized by the function's ephemeral storage).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -19,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..config import parse_runtime_pipelines
+from .. import environment
 from ..intake_service import IntakeService, IntakeSettings
 from ..observability import logger, metrics, tracer
 
@@ -33,17 +32,16 @@ _METRIC_BY_STATUS = {
 
 @lru_cache(maxsize=1)
 def _service() -> IntakeService:
-    import boto3  # on first use, so tests and local mode can set up emulated AWS before any client exists
-
+    env = environment.current()
     settings = IntakeSettings(
-        pipelines=parse_runtime_pipelines(os.environ["PIPELINES"]),
-        output_bucket=os.environ["OUTPUT_BUCKET"],
-        state_machine_arn=os.environ["STATE_MACHINE_ARN"],
-        topic_arn=os.environ.get("TOPIC_ARN") or None,
-        workdir=os.environ.get("INTAKE_WORKDIR") or None,
+        pipelines=env.pipelines,
+        output_bucket=env.require("output_bucket"),
+        state_machine_arn=env.require("state_machine_arn"),
+        topic_arn=env.topic_arn,
+        workdir=env.intake_workdir,
     )
-    topic = boto3.client("sns") if settings.topic_arn else None
-    return IntakeService(boto3.client("s3"), boto3.client("stepfunctions"), topic, settings, log=_log)
+    topic = environment.client("sns") if settings.topic_arn else None
+    return IntakeService(environment.client("s3"), environment.client("stepfunctions"), topic, settings, log=_log)
 
 
 def _log(level: str, message: str, **keys: Any) -> None:

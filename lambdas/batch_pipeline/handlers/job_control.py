@@ -18,8 +18,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline import jobs
-from batch_pipeline.backends import backend_for_run, default_client, error_code
+from batch_pipeline import environment, jobs
+from batch_pipeline.backends import backend_for_run, error_code
 from batch_pipeline.backends.runs import run_bucket
 from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJobsEvent
 from batch_pipeline.job_store import is_reference, load_job, resolve_jobs, save_job, save_token
@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
-    s3 = default_client("s3")
+    s3 = environment.client("s3")
     if action == "stop_all":
         StopJobsEvent.model_validate(event)
         return _stop_all(event, s3)
@@ -86,7 +86,7 @@ def _leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
 def resume(task_token: str, output: dict[str, Any]) -> bool:
     """SendTaskSuccess; False when nothing waits on the token any more (used, or its wait timed out)."""
     try:
-        default_client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
+        environment.client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
     except Exception as error:  # noqa: BLE001 - only the spent-token errors are expected; the rest re-raise
         if error_code(error) in SPENT_TOKEN_ERRORS:
             logger.info("task token already spent", extra={"error": error_code(error)})

@@ -16,12 +16,11 @@ did not start (no token) and spent tokens (a duplicate event, or the backstop fi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline.backends import default_client
+from batch_pipeline import environment
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.handlers.job_control import resume
 from batch_pipeline.job_store import load_token
@@ -48,7 +47,7 @@ def parse(event: dict[str, Any]) -> JobStateEvent | None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, default_client("s3"), os.environ["OUTPUT_BUCKET"])
+    return handle(event, environment.client("s3"), environment.current().require("output_bucket"))
 
 
 def handle(event: dict[str, Any], s3: Any, bucket: str) -> dict[str, Any]:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from batch_pipeline import environment
 from batch_pipeline.notifications import run_message
 from batch_pipeline.observability import logger, metrics, tracer
-
-_sns = boto3.client("sns")
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -21,8 +18,8 @@ _sns = boto3.client("sns")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     subject, text, attributes = run_message(event["manifest"])
     try:
-        response = _sns.publish(
-            TopicArn=os.environ["TOPIC_ARN"], Subject=subject, Message=text,
+        response = environment.client("sns").publish(
+            TopicArn=environment.current().require("topic_arn"), Subject=subject, Message=text,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )
     except Exception:
