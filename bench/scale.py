@@ -11,14 +11,13 @@ with quotes, newlines and non-ASCII, and a ~300-character reference (ROUGE pipel
 each; no third-party text. Then each step runs its own code, each in its own subprocess so that its peak RSS is
 its own, in the order the state machine runs them:
 
-  intake       IntakeService.process (the handler's body): validation, spill, plan, shards, id index, references,
-               intake.json, StartExecution
-  plan         plan_jobs + save_job (the handler's body)
+  intake       IntakeService.process (the handler's body): validation, spill, shards, id index, references,
+               intake.json, the job plan (jobs/), StartExecution
   job_control  jobs.submit_job / jobs.check_job per job and round (the poll loop), including the Bedrock
                retry of failed records (`BedrockBackend.finish`: the retry file, then the retry's submission)
-  retry_merge  the job control invocation that merges a retry's answers into the first output (Bedrock only;
-               measured apart because it is the data-heavy one)
-  collect      collect (the handler's body)
+  retry_merge  a job control invocation that merged a retry's answers into the first output, on code where job
+               control does that (older runs); collect does it now, so it is part of collect's row
+  collect      collect (the handler's body), including the merge of retried answers
   evaluate     evaluate_run
   finalize     build_manifest + Manifest validation + summary.md (the handler's body)
 
@@ -74,9 +73,8 @@ BEDROCK_ROLE_ARN = "arn:aws:iam::123456789012:role/llmbp-bench-bedrock"
 # Each reported step and the Lambda whose template limits apply to it.
 STEP_FUNCTION = {
     "intake": "batch_pipeline.handlers.intake.handler",
-    "plan": "batch_pipeline.handlers.plan.handler",
     "job_control": "batch_pipeline.handlers.job_control.handler",
-    # The merge runs inside job control today; if it moves to a function of its own, name that handler here.
+    # Only on code where job control merged retries (collect does now); a merge Lambda of its own would go here.
     "retry_merge": "batch_pipeline.handlers.job_control.handler",
     "collect": "batch_pipeline.handlers.collect.handler",
     "evaluate": "batch_pipeline.handlers.evaluate.handler",
@@ -170,7 +168,8 @@ class Bench:
 
     @property
     def run(self) -> dict[str, Any]:
-        run: dict[str, Any] = json.loads((self.root / "execution-input.json").read_text())
+        started: dict[str, Any] = json.loads((self.root / "execution-input.json").read_text())
+        run: dict[str, Any] = started.get("run", started)  # {"run", "plan"}; older intakes started with the run
         return run
 
     def backend(self) -> Any:
@@ -215,20 +214,6 @@ def step_intake(bench: Bench) -> list[dict[str, Any]]:
     if result["status"] != "started":
         raise SystemExit(f"intake did not start the run: {result}")
     return [{"records": result["counts"]["valid"]}]
-
-
-def step_plan(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.contracts import PlanResult, RunRef
-    from batch_pipeline.job_store import save_job
-    from batch_pipeline.plan import plan_jobs
-
-    run = RunRef.model_validate(bench.run).model_dump(exclude_none=True)
-    report = json.loads(bench.s3.get_object(Bucket=BUCKET, Key=run["intake_report_key"])["Body"].read())
-    jobs = plan_jobs(run, report, bench.pipeline)
-    PlanResult.model_validate({"jobs": jobs, "backend": bench.pipeline.backend})
-    for job in jobs:
-        save_job(bench.s3, run, job)
-    return [{"records": sum(job["records"] for job in jobs)}]
 
 
 def job_control_invocation(event: dict[str, Any], backend: Any) -> dict[str, Any]:
@@ -364,7 +349,7 @@ def _answers(bench: Bench, records: Iterator[dict[str, Any]], answers: list[str]
 
 
 STEPS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
-    "intake": step_intake, "plan": step_plan, "job_control": step_job_control, "model": step_model,
+    "intake": step_intake, "job_control": step_job_control, "model": step_model,
     "collect": step_collect, "evaluate": step_evaluate, "finalize": step_finalize,
 }
 
@@ -463,8 +448,7 @@ def measure(records: int, pipeline_name: str, limits: dict[str, dict[str, int]],
         upload.parent.mkdir(parents=True)
         (root / "s3" / BUCKET).mkdir(parents=True)
         generate(upload, records, bench_pipeline(pipeline_name).pipeline.input_format)
-        sequence = ["intake", "plan"]
-        for name in sequence + ["job_control"] * MAX_ROUNDS + ["collect", "evaluate", "finalize"]:
+        for name in ["intake"] + ["job_control"] * MAX_ROUNDS + ["collect", "evaluate", "finalize"]:
             if name == "job_control" and _jobs_done(root):
                 continue
             _fold(rows, name, _run_step(name, root, args, pipeline_name))

@@ -13,7 +13,7 @@ from bench import scale
 
 REPO = Path(__file__).resolve().parents[2]
 # classify joins by position (zero-shot); bedrock-converse runs Bedrock batch, the retry of failed records (on
-# demand at this size) and its merge, and Converse output parsing.
+# demand at this size) and its merge in collect, and Converse output parsing.
 PIPELINES = ("classify", "bedrock-converse")
 RECORDS = 200
 
@@ -27,9 +27,8 @@ def test_a_small_run_of_every_step(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     rows = json.loads(done.stdout)
     steps = {(row["pipeline"], row["step"]) for row in rows}
-    common = {"intake", "plan", "job_control", "collect", "evaluate", "finalize"}
-    assert steps == {("classify", step) for step in common} | {("bedrock-converse", step) for step in
-                                                                 common | {"retry_merge"}}
+    common = {"intake", "job_control", "collect", "evaluate", "finalize"}
+    assert steps == {(pipeline, step) for pipeline in PIPELINES for step in common}
     for row in rows:
         assert row["records"] == RECORDS
         assert all(isinstance(row[limit], int) and row[limit] > 0 for limit in ("memory_mb", "timeout_s",
