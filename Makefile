@@ -34,16 +34,23 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint synth
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "browser test: runs (chromium at $$(command -v chromium)): tests/e2e/test_report_browser.py"; \
+	else \
+		echo "browser test: SKIPPED, chromium is not on PATH (apt-get install -y chromium; .ci/run installs it)"; \
+	fi
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
+# Leaves each run folder under demo-out/<run-id>/ (gitignored) and prints the path of each report.html.
 demo: synth
 	$(VENV)/bin/batch-pipeline summary
-	POWERTOOLS_LOG_LEVEL=ERROR $(VENV)/bin/batch-pipeline demo
+	POWERTOOLS_LOG_LEVEL=ERROR $(VENV)/bin/batch-pipeline demo --out demo-out
 
 bench: setup
+	$(PY) bench/charts.py
 	$(PY) bench/intake.py
 	$(PY) bench/sharding.py
 	$(PY) bench/evaluate.py
 
 clean:
-	rm -rf cdk.out .cache
+	rm -rf cdk.out .cache demo-out

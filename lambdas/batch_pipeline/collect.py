@@ -68,6 +68,7 @@ from batch_pipeline.backends.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.evaluation.streaming import SCORE_BATCH, RecordScorer
 from batch_pipeline.layout import INTERMEDIATE_TAG, errors_key, predictions_key
 from batch_pipeline.outputs import OutputParseError, load_output_line, normalise_output
+from batch_pipeline.report import ReportTally
 from batch_pipeline.s3io import LineWriter
 
 REFERENCES = "references.jsonl"
@@ -199,7 +200,25 @@ def collect(
         "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
+        "report": joined.report.summary(),
     }
+
+
+# What collect's result holds per job: kept in the run folder (COLLECT_DETAILS_FILE), not in the state, which would
+# otherwise grow by about 665 bytes a job and pass Step Functions' 256 KB payload quota near 390 jobs.
+PER_JOB_FIELDS = ("jobs", "recovered_by_retry")
+COLLECT_DETAILS_FILE = "collect.json"
+
+
+def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
+    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key."""
+    state = {key: value for key, value in result.items() if key not in PER_JOB_FIELDS}
+    return state | {"details_key": details_key, "jobs_collected": len(result.get("jobs", []))}
+
+
+def with_details(collect_state: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of state_result, for the manifest step: the state's totals with the per-job tallies read back."""
+    return collect_state | {key: details[key] for key in PER_JOB_FIELDS if key in details}
 
 
 def _bytes_per_pass() -> int:
@@ -483,6 +502,8 @@ class _Joined:
     unmatched_examples: list[Any] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # What report.html shows of the records (histogram, best/worst, errors by code), gathered in this same pass.
+    report: ReportTally = field(default_factory=ReportTally)
 
     def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
@@ -519,6 +540,7 @@ def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined,
     def flush() -> None:
         if scorer is not None:
             scorer.score(batch)
+        joined.report.add(batch)
         predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
         batch.clear()
 

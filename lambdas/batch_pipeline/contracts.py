@@ -11,9 +11,10 @@ Flow (see stacks/workflow.py):
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
-  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/)
+  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
+    tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
   Evaluate predictions: (run, collect) -> EvaluationSummary
-  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest
+  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
   Notify: (run, manifest) -> {"message_id"}
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JobStateName = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
 RunStatus = Literal["SUCCEEDED", "PARTIAL", "FAILED"]
@@ -135,10 +136,56 @@ class ExecutionInput(BaseModel):
     plan: PlanReferences
 
 
+class ReportExample(BaseModel):
+    """One of the best or worst records, its texts clipped (batch_pipeline.report.aggregate)."""
+
+    id: str
+    score: float | None = None
+    prediction: str
+    reference: str
+    correct: bool | None = None
+
+
+class ReportErrorCode(BaseModel):
+    code: str
+    records: int = Field(ge=0)
+    example: str | None = None
+
+
+class ReportHistogram(BaseModel):
+    bins: int = Field(ge=1)
+    low: float
+    high: float
+    counts: list[int]
+
+
+class ReportAggregates(BaseModel):
+    """What collect gathered for report.html in its one pass; bounded in size whatever the run's size."""
+
+    records: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    score: Literal["rougeL F1", "confidence"] | None = None
+    scored: int = Field(ge=0)
+    histogram: ReportHistogram | None = None
+    best: list[ReportExample] = Field(max_length=10)
+    worst: list[ReportExample] = Field(max_length=10)
+    errors_by_code: list[ReportErrorCode] = Field(max_length=51)
+
+
 class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
+    report: ReportAggregates | None = None
+    # Where the per-job tallies are (batch_pipeline.collect.PER_JOB_FIELDS): never in the state itself.
+    details_key: str | None = None
+    jobs_collected: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_per_job_lists(self) -> CollectSummary:
+        if "jobs" in (self.model_extra or {}):
+            raise ValueError("collect's per-job tallies belong at details_key, not in the state")
+        return self
 
 
 class EvaluationSummary(_Open):

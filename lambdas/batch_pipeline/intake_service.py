@@ -30,6 +30,7 @@ from .job_store import save_job
 from .layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
 from .notifications import run_message
 from .plan import plan_jobs, plan_references
+from .report import REJECTION_SUFFIX, put_report, render_rejection_report
 from .s3io import (
     JSON,
     S3RunSink,
@@ -223,6 +224,9 @@ class IntakeService:
         # Everything that could fail on the input's content is built before anything is written, so a retry never
         # finds a copy without its report.
         report_body = json.dumps({**report, "rejected_copy": f"s3://{bucket}/{prefix}{copy_name}"}, indent=2).encode()
+        page_key = prefix + copy_name + REJECTION_SUFFIX
+        page = self._rejection_page(report, f"s3://{bucket}/{prefix}{copy_name}", f"s3://{bucket}/{report_key}",
+                                    run_id)
         manifest = {
             "status": "rejected",
             "run_id": run_id,
@@ -230,7 +234,8 @@ class IntakeService:
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "error": "InputRejected",
             "cause": report["reason"],
-            "outputs": {"report": f"s3://{bucket}/{report_key}"},
+            "outputs": {"report": f"s3://{bucket}/{report_key}",
+                        **({"report_html": f"s3://{bucket}/{page_key}"} if page is not None else {})},
         }
         subject, body, attributes = run_message(manifest)
         first_errors = "\n".join(
@@ -239,12 +244,22 @@ class IntakeService:
         )
         message = f"{body}\n\nFirst errors:\n{first_errors}\n"
         copy_object(self.s3, source, bucket, prefix + copy_name)
+        if page is not None:
+            put_report(self.s3, bucket, page_key, page)
         self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
         put_bytes(self.s3, bucket, report_key, report_body, JSON)
         self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
                  counts_by_reason=report["counts_by_reason"], report_key=report_key)
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
+
+    def _rejection_page(self, report: dict[str, Any], copy_uri: str, report_uri: str, run_id: str) -> str | None:
+        """The rejection's report.html, or None if it cannot be rendered (the JSON report and notice still go out)."""
+        try:
+            return render_rejection_report(report, rejected_copy=copy_uri, report_json=report_uri, run_id=run_id)
+        except Exception as error:
+            self.log("error", "the rejection's report.html could not be rendered", run_id=run_id, error=repr(error))
+            return None
 
     def _unknown_pipeline(self, bucket: str, key: str, pipeline_name: str) -> dict[str, Any]:
         known = ", ".join(sorted(self.settings.pipelines))

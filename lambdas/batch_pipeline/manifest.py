@@ -16,7 +16,7 @@ from batch_pipeline.layout import errors_key, predictions_key
 
 MANIFEST_VERSION = 1
 # Files directly in the run folder; predictions and errors have folders of their own (batch_pipeline.layout).
-RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md")
+RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md", "report.html")
 
 
 def _now() -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .report import console_url
+
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
@@ -30,8 +32,16 @@ def run_message(manifest: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
         if isinstance(headline.get(key), float):
             lines.append(f"{key}: {headline[key]:.4f}")
     outputs = manifest.get("outputs", {})
+    # The page first: it is what a person opens (report.html for a run, <name>.report.html for a rejected file).
+    page = next((uri for uri in (outputs.get("report_html"), outputs.get("report"))
+                 if isinstance(uri, str) and uri.endswith(".html")), None)
+    if page:
+        lines.append(f"Report (open in a browser): {page}")
+        link = console_url(page)
+        if link:
+            lines.append(f"  in the S3 console: {link}")
     for key in ("manifest", "summary", "predictions", "report"):
-        if outputs.get(key):
+        if outputs.get(key) and outputs[key] != page:
             lines.append(f"{key}: {outputs[key]}")
     lines += ["", json.dumps({"run_id": manifest["run_id"], "status": status, "counts": counts}, separators=(",", ":"))]
     attributes = {"status": status, "pipeline": manifest["pipeline"]}

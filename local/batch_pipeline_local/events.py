@@ -5,13 +5,20 @@ the synthesized template and runs the target function in-process when the rule's
 would. The matcher covers the pattern subset the stack uses: exact values (a list of allowed values, per field,
 nested objects) and `{"prefix": ...}` (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html);
 any other operator raises, so a pattern this matcher cannot judge is never silently treated as a match.
+
+`publish(event)` is how the emulators hand over their job-state events: delivery happens on a thread of its own, as
+EventBridge delivers asynchronously. A target that raises is not a lost event but a bug in local mode or a handler
+(on AWS it would be retried and dead-lettered while the run waits for its backstop), so the error is kept and
+`raise_failures()` raises it in the runner, which calls it while it waits for a run and when the session ends.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -19,6 +26,31 @@ log = logging.getLogger(__name__)
 
 class UnsupportedPattern(ValueError):
     pass
+
+
+@dataclass
+class DeliveryFailure:
+    rule: str
+    function: str
+    event: dict[str, Any]
+    error: BaseException
+    trace: str
+
+    def describe(self) -> str:
+        detail = self.event.get("detail") or {}
+        job = detail.get("batchJobName") or detail.get("TransformJobName") or "?"
+        status = detail.get("status") or detail.get("TransformJobStatus")
+        return (f"{self.event.get('detail-type')} of {job} ({status}) "
+                f"matched rule {self.rule}, and its target {self.function} raised:\n{self.trace}")
+
+
+class EventDeliveryError(RuntimeError):
+    """A rule's target raised while local mode delivered an event to it."""
+
+    def __init__(self, failures: list[DeliveryFailure]) -> None:
+        super().__init__(f"{len(failures)} event deliver{'y' if len(failures) == 1 else 'ies'} failed:\n"
+                         + "\n".join(failure.describe() for failure in failures))
+        self.failures = failures
 
 
 def _value_matches(allowed: list, value: Any) -> bool:
@@ -62,17 +94,61 @@ class LocalEventBus:
                        if isinstance(t.get("Arn"), dict) and "Fn::GetAtt" in t["Arn"]]
             self.rules.append((logical, props["EventPattern"], targets))
         self._invoke = invoke
-        self.delivered: list[tuple[str, dict, Any]] = []
+        self.delivered: list[tuple[str, dict, Any]] = []  # (rule, event, the target's result), in delivery order
+        self.failures: list[DeliveryFailure] = []
+        self._in_flight: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def put(self, event: dict) -> list[Any]:
+        """Deliver now, on this thread, to every matching rule's targets; a target's exception propagates."""
         results = []
-        for rule, pattern, targets in self.rules:
-            if not matches(pattern, event):
-                continue
-            for function in targets:
-                result = self._invoke(function, event)
-                with self._lock:
-                    self.delivered.append((rule, event, result))
-                results.append(result)
+        for rule, function in self._targets_of(event):
+            results.append(self._deliver(rule, function, event))
         return results
+
+    def publish(self, event: dict) -> None:
+        """Deliver later, on a thread of its own; a target's exception is kept for raise_failures()."""
+        thread = threading.Thread(target=self._deliver_recording_failures, args=(event,), daemon=True,
+                                  name=f"event-delivery-{event.get('id', '')}")
+        with self._lock:
+            self._in_flight = [t for t in self._in_flight if t.is_alive()] + [thread]
+        thread.start()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the deliveries in flight (at most `timeout` seconds for each)."""
+        with self._lock:
+            in_flight = list(self._in_flight)
+        for thread in in_flight:
+            thread.join(timeout)
+
+    def raise_failures(self) -> None:
+        """Raise EventDeliveryError for every delivery that failed since the last call."""
+        with self._lock:
+            failures, self.failures = self.failures, []
+        if failures:
+            raise EventDeliveryError(failures)
+
+    def _targets_of(self, event: dict) -> list[tuple[str, str]]:
+        return [(rule, function) for rule, pattern, targets in self.rules if matches(pattern, event)
+                for function in targets]
+
+    def _deliver(self, rule: str, function: str, event: dict) -> Any:
+        result = self._invoke(function, event)
+        with self._lock:
+            self.delivered.append((rule, event, result))
+        return result
+
+    def _deliver_recording_failures(self, event: dict) -> None:
+        try:
+            targets = self._targets_of(event)
+        except UnsupportedPattern as error:
+            with self._lock:
+                self.failures.append(DeliveryFailure("(matching)", "-", event, error, traceback.format_exc()))
+            return
+        for rule, function in targets:
+            try:
+                self._deliver(rule, function, event)
+            except Exception as error:  # noqa: BLE001 - kept and raised in the runner (raise_failures)
+                log.error("event delivery to %s failed: %s", function, error)
+                with self._lock:
+                    self.failures.append(DeliveryFailure(rule, function, event, error, traceback.format_exc()))

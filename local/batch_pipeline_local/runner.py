@@ -172,6 +172,7 @@ class LocalApp:
     authorizer: Any = None  # authorization.enforce.Authorizer while local_aws() is active
     definition: str = "{}"  # the state machine's ASL as deployed
     fault_plan: Any = None  # moto_hooks.FaultPlan: the rehearsed faults and what was injected
+    event_bus: Any = None  # events.LocalEventBus: the template's rules, what they delivered and any delivery failure
 
     def function_by_handler(self, handler: str) -> LocalFunction:
         return next(f for f in self.functions.values() if f.handler == handler)
@@ -338,13 +339,18 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
     quotas = [p.pipeline.bedrock for p in pipelines.values() if p.pipeline.bedrock is not None]
     bedrock = {"min_records": min(q.min_records_per_job for q in quotas),
                "max_records": max(q.max_records_per_job for q in quotas)} if quotas else {}
-    # The emulators' job-state events reach the template's EventBridge rules, as on AWS (events.LocalEventBus); the
-    # Bedrock jobs run on a clock, so a run that waits for events sees them end without polling.
-    bus = local_event_bus(local)
-    bedrock = {**bedrock, "on_event": bus.put, "tick_seconds": 0.05}
-    with install_sagemaker_engine(task_for_model=tasks, **sagemaker_options), \
+    # Both emulators' job-state events reach the template's EventBridge rules, as on AWS (events.LocalEventBus), whose
+    # patterns decide what is delivered. Their jobs run on their own (Bedrock's on a clock, SageMaker's on a thread
+    # once first checked), so a run that waits sees its jobs end through their events, not by polling.
+    bus = local.event_bus = local_event_bus(local)
+    bedrock = {**bedrock, "on_event": bus.publish, "tick_seconds": 0.05}
+    sagemaker = {"on_event": bus.publish, "asynchronous": True, **sagemaker_options}
+    with install_sagemaker_engine(task_for_model=tasks, **sagemaker), \
             install_bedrock_engine(**{**bedrock, **(bedrock_options or {})}):
         yield
+    # No job changes state any more; a delivery still in flight finishes, and one that raised fails the session.
+    bus.drain()
+    bus.raise_failures()
 
 
 def local_event_bus(local: LocalApp) -> Any:
@@ -473,6 +479,8 @@ def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
     deadline = time.monotonic() + timeout
     while True:
+        if local.event_bus is not None:
+            local.event_bus.raise_failures()  # a job-state event's handler raised: fail now, with its traceback
         executions = sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"]
         if all(e["status"] != "RUNNING" for e in executions):
             return [sfn.describe_execution(executionArn=e["executionArn"]) for e in executions]
@@ -513,6 +521,9 @@ class RunResult:
     # Billed model requests the emulators received during this run (an independent count: the manifest's
     # model_invocations must equal it).
     model_requests_received: int = 0
+    # Jobs whose wait a job-state event resumed during this run (the event handler answered "resumed"), by event
+    # source: what tells an event-driven run from one that found its jobs ended or fell back on the backstop.
+    resumed_by_event: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -552,6 +563,7 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
 
     started = time.monotonic()
     received_before = model_requests_received()
+    delivered_before = len(local.event_bus.delivered) if local.event_bus is not None else 0
     event = upload(local, path, pipeline)
     before = {e["executionArn"] for e in boto3.client("stepfunctions", region_name=REGION)
               .list_executions(stateMachineArn=local.state_machine_arn)["executions"]}
@@ -566,7 +578,19 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
     run = json.loads(execution["input"])["run"]  # contracts.ExecutionInput
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
     return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started,
-                     model_requests_received() - received_before)
+                     model_requests_received() - received_before, _resumed_by_event(local, delivered_before))
+
+
+def _resumed_by_event(local: LocalApp, since: int) -> dict[str, list[str]]:
+    """Job names whose wait an event delivery resumed (after the `since`-th delivery), by the event's source."""
+    if local.event_bus is None:
+        return {}
+    local.event_bus.drain()  # a delivery that resumed the run records its result just after SendTaskSuccess
+    resumed: dict[str, list[str]] = {}
+    for _, event, result in local.event_bus.delivered[since:]:
+        if isinstance(result, dict) and result.get("outcome") == "resumed":
+            resumed.setdefault(event["source"], []).append(result["job_name"])
+    return resumed
 
 
 def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:

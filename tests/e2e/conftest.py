@@ -2,7 +2,10 @@
 
 Every run a test makes through `run_file` is also checked for exactly-once work: the manifest's
 `model_invocations` (what the pipeline says it was billed for) must equal what the stand-in engines
-received, counted where the requests arrive."""
+received, counted where the requests arrive. And for event-driven completion: every backend job of a run
+(one with an ARN: a SageMaker transform job or a Bedrock batch job) must have had its wait resumed by its
+job-state event, delivered through the template's EventBridge rule; a test that rehearses something else
+(lost events, a job clock stopped) says so with `@pytest.mark.not_event_driven(reason)`."""
 
 from __future__ import annotations
 
@@ -45,8 +48,24 @@ def billed_requests_problems(results: list[runner.RunResult]) -> list[str]:
     return problems
 
 
+def not_event_driven_problems(results: list[runner.RunResult]) -> list[str]:
+    """Every backend job whose wait no job-state event resumed."""
+    problems = []
+    for result in results:
+        resumed = {name for names in result.resumed_by_event.values() for name in names}
+        for job in (result.manifest or {}).get("jobs", []):
+            if job.get("arn") and job["name"] not in resumed:
+                problems.append(f"{result.key}: job {job['name']} ({job.get('status')}) ended without its job-state "
+                                f"event resuming the run (resumed by event: {result.resumed_by_event})")
+    return problems
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "not_event_driven(reason): this test's runs may end without job-state events")
+
+
 @pytest.fixture(autouse=True)
-def every_run_is_billed_once():
+def every_run_is_billed_once_and_event_driven(request):
     results: list[runner.RunResult] = []
     runner.RUN_OBSERVERS.append(results.append)
     try:
@@ -54,4 +73,6 @@ def every_run_is_billed_once():
     finally:
         runner.RUN_OBSERVERS.remove(results.append)
     problems = billed_requests_problems(results)
+    if request.node.get_closest_marker("not_event_driven") is None:
+        problems += not_event_driven_problems(results)
     assert not problems, "\n".join(problems)

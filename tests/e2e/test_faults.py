@@ -88,6 +88,7 @@ def test_a_dead_notification_is_its_own_failed_step_and_changes_nothing(template
     assert "Write failure manifest" not in states and "Notify run failed" not in states
 
 
+@pytest.mark.not_event_driven("every check fails: the run gives up on the job and stops it")
 def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_manifest(template, tmp_path):
     # The job clock off: the Bedrock job advances only when asked, so it still runs when the run gives up on it.
     with local_aws(template=template, faults=["Wait for job to end:Lambda.ServiceException:100"],

@@ -15,11 +15,13 @@ import pytest
 
 from batch_pipeline import jobs as job_loop
 from batch_pipeline.backends import BatchBackend, job_state
+from batch_pipeline.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, JobTally, state_result, with_details
 from batch_pipeline.handlers.finalize import state_summary
 from batch_pipeline.intake_service import execution_input
 from batch_pipeline.layout import predictions_key
 from batch_pipeline.manifest import build_manifest
 from batch_pipeline.plan import plan_jobs
+from batch_pipeline.report import ReportTally
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
@@ -93,9 +95,22 @@ def size(value) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def payloads(states: dict, jobs_count: int, start=execution_input) -> dict[str, int]:
+def worst_case_report() -> dict:
+    """report.html's aggregates (collect's `report`) at their largest: every kept text escapes to its byte budget."""
+    tally = ReportTally()
+    text = "\U0001F600\x01" * 5000
+    scores = {"precision": 0.5, "recall": 0.5, "fmeasure": 0.5}
+    tally.add([{"id": text + str(i), "prediction": text, "reference": text,
+                "metrics": {t: scores | {"fmeasure": i / 100} for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
+               for i in range(100)])
+    tally.add([{"id": i, "prediction": None, "error": {"code": text + str(i), "message": text}} for i in range(100)])
+    return tally.summary()
+
+
+def payloads(states: dict, jobs_count: int, start=execution_input, to_state=state_result) -> dict[str, int]:
     """The largest input or output of each main-path state, run with the real code on `jobs_count` jobs; `start`
-    builds the StartExecution input from the run and its planned jobs (intake's own function by default)."""
+    builds the StartExecution input from the run and its planned jobs (intake's own function by default), and
+    `to_state` makes collect's result into what the collect handler returns (its own function by default)."""
     pipeline = load_pipeline("bedrock-summarize")
     report = {"route": "batch", "shards": [{"key": f"{RUN['run_prefix']}shards/job-{i:05d}.jsonl", "records": 50_000,
                                             "bytes": 400_000_000} for i in range(jobs_count)]}
@@ -135,7 +150,13 @@ def payloads(states: dict, jobs_count: int, start=execution_input) -> dict[str, 
     seen("Run jobs", document)
     document = parameters(states[run_jobs["Next"]]["Parameters"], document)
     seen(run_jobs["Next"], document)
-    collect = {
+    # collect.collect's result, per-job tallies included, made into the state by the collect handler's own function.
+    tallies = [JobTally(name=job["name"], state="succeeded", status="Completed", failure_reason=None,
+                        output_uri=f"s3://output-bucket/{RUN['run_prefix']}raw/{job['name']}/", records=50_000,
+                        processed=50_000, succeeded=50_000, retried=True, recovered_by_retry=12,
+                        backend_metrics={"totalRecordCount": 50_000, "processedRecordCount": 50_000})
+               for job in planned]
+    collected = {
         "processed": 50_000 * jobs_count,
         "succeeded": 50_000 * jobs_count,
         "failed": 0,
@@ -143,7 +164,11 @@ def payloads(states: dict, jobs_count: int, start=execution_input) -> dict[str, 
         "output_tokens": 10**9,
         "predictions_key": predictions_key(RUN["run_prefix"]),
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
+        "jobs": [tally.as_dict() for tally in tallies],
+        "recovered_by_retry": {tally.name: tally.recovered_by_retry for tally in tallies},
+        "report": worst_case_report(),
     }
+    collect = to_state(collected, f"{RUN['run_prefix']}{COLLECT_DETAILS_FILE}")
     document = task("Collect outputs", document, collect)
     evaluation = {
         "metric": "rouge",
@@ -158,7 +183,8 @@ def payloads(states: dict, jobs_count: int, start=execution_input) -> dict[str, 
     # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
     final = [job_loop.submit_job({"run": manifest_input["run"], "job": job}, DoneBackend(), now=lambda: 0.0)["job"]
              for job in planned]
-    manifest = state_summary(build_manifest(manifest_input["run"], final, collect, evaluation))
+    details = {key: collected[key] for key in PER_JOB_FIELDS}  # what the manifest step reads from collect.json
+    manifest = state_summary(build_manifest(manifest_input["run"], final, with_details(collect, details), evaluation))
     document = task("Write manifest", document, manifest)
     task("Notify run finished", document, {"message_id": "m"})
     return sizes
@@ -208,3 +234,10 @@ def test_the_payload_measurement_fires_when_the_map_keeps_every_job(states):
     planted = _copy.deepcopy(states)
     planted["Job ended"] = {"Type": "Pass", "OutputPath": "$.job", "End": True}
     assert max(payloads(planted, 1000).values()) > QUOTA
+
+
+def test_the_payload_measurement_fires_when_collect_returns_its_per_job_tallies(states):
+    """Planted defect: the collect handler returns collect's whole result, per-job tallies included (as before
+    collect.json), about 665 bytes a job."""
+    sizes = payloads(states, 1000, to_state=lambda result, details_key: result)
+    assert sizes["Collect outputs"] > QUOTA

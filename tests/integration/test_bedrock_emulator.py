@@ -482,12 +482,13 @@ def test_concurrent_clients_in_threads(aws):
 
 def test_uninstall_gives_the_routes_back_to_moto_and_forgets_the_jobs(aws):
     s3, bedrock, _ = aws
-    from moto.core.models import botocore_stubber
+    from batch_pipeline_local.moto_hooks import answering_any_requests
 
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
     with install_bedrock_engine() as emulator:
         create(bedrock, uri)
-    assert emulator.jobs == {} and "process_request" not in vars(botocore_stubber)
+        assert answering_any_requests()
+    assert emulator.jobs == {} and not answering_any_requests()
     with pytest.raises(LookupError):
         active_bedrock_emulator()
     with pytest.raises(NotImplementedError):  # moto's own bedrock backend has no such action

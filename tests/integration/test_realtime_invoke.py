@@ -9,7 +9,6 @@ decodes it exactly as it would a live endpoint's.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import struct
@@ -25,9 +24,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from batch_pipeline import realtime
-from batch_pipeline.realtime import RealtimeError, StreamError, invoke_batch, plan_requests, stream
-from batch_pipeline_local import cli
+from batch_pipeline_local import cli, realtime
+from batch_pipeline_local.moto_hooks import invoke_endpoint_answers
+from batch_pipeline_local.realtime import RealtimeError, StreamError, invoke_batch, plan_requests, stream
 
 ENDPOINT = "flan-t5-realtime"
 MOTO_RESULTS_URL = "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results"
@@ -47,15 +46,10 @@ def queue_results(bodies: list) -> None:
 
 def recorded_requests() -> list[tuple[dict, str]]:
     """(request body, response body) for every distinct request moto answered."""
-    from moto.sagemakerruntime.models import sagemakerruntime_backends
-
-    backend = sagemakerruntime_backends["123456789012"]["us-east-1"]
     pairs = []
-    for by_request in backend.results.values():  # moto keys by endpoint name as it parsed it
-        for unique_repr, (body, *_rest) in by_request.items():
-            request = json.loads(base64.b64decode(unique_repr))
-            assert request["Accept"] == "application/json"
-            pairs.append((json.loads(request["Body"]), body))
+    for request, body in invoke_endpoint_answers("123456789012", "us-east-1"):
+        assert request["Accept"] == "application/json"
+        pairs.append((json.loads(request["Body"]), body))
     return pairs
 
 

@@ -155,3 +155,49 @@ def test_a_wrong_request_shape_fails_like_the_real_container_would(aws):
         )
     described = sagemaker.describe_transform_job(TransformJobName="llmbp-no-split")
     assert described["TransformJobStatus"] == "Failed" and "SplitType" in described["FailureReason"]
+
+
+# ---------------------------------------------------------------- job life: asynchronous jobs, events, StopTransformJob
+
+
+def _wait_for(predicate, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "the transform job did not get there in time"
+        time.sleep(0.01)
+
+
+def test_an_asynchronous_job_is_in_progress_when_first_checked_and_emits_each_state_change(aws):
+    s3, sagemaker = aws
+    events = []
+    with install_sagemaker_engine(asynchronous=True, on_event=events.append) as hook:
+        run, described = _submit(s3, sagemaker, "summarize", [[article(i) for i in range(5)]])
+        assert described["TransformJobStatus"] == "InProgress"  # the first check always finds it running
+        name = described["TransformJobName"]
+        _wait_for(lambda: len(events) == 2)
+        ended = sagemaker.describe_transform_job(TransformJobName=name)
+    assert ended["TransformJobStatus"] == "Completed" and "TransformEndTime" in ended
+    assert [e["detail"]["TransformJobStatus"] for e in events] == ["InProgress", "Completed"]
+    assert all(e["detail"]["TransformJobArn"] == ended["TransformJobArn"] for e in events)
+    assert hook.runs[0].records_in == 5 and len(_out(s3, run, 0)) == 5
+
+
+def test_stop_transform_job_stops_a_running_job_and_refuses_an_ended_or_unknown_one(aws):
+    s3, sagemaker = aws
+    events = []
+    with install_sagemaker_engine(asynchronous=True, on_event=events.append, start_after_seconds=60) as hook:
+        run = make_run("summarize")
+        write_shards(s3, run, [[article(i) for i in range(5)]])
+        backend = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
+        state = backend.submit(run, {"index": 0})
+        sagemaker.stop_transform_job(TransformJobName=state["name"])
+        # Stopping until the job's worker sees it (here: at its first check), then Stopped, having written nothing.
+        assert backend.status(run, {"index": 0, **state})["status"] in ("Stopping", "Stopped")
+        _wait_for(lambda: len(events) == 3)
+        assert backend.stop(run, {"index": 0, **state})["status"] == "Stopped"  # an ended job: its last state
+        with pytest.raises(sagemaker.exceptions.ClientError, match="ValidationException.*Could not find transform job"):
+            sagemaker.stop_transform_job(TransformJobName="no-such-job")
+    assert [e["detail"]["TransformJobStatus"] for e in events] == ["InProgress", "Stopping", "Stopped"]
+    assert hook.runs == []

@@ -25,7 +25,7 @@ from batch_pipeline_local.cli import build_parser
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 # Generated or installed, never named as something the repository holds.
-GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info"}
+GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info", "demo-out"}
 SOURCE_DIRS = ("lambdas", "local", "stacks", "examples", "bench", "tests")
 
 
@@ -620,7 +620,8 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "batch-pipeline local walk`: no such command" in cli
     assert "`--colour`: no command has this option" in cli
     assert any("`batch-pipeline demo` is not in the README" in p for p in cli_coverage_problems(WRONG, parser))
-    assert "command reference: `batch-pipeline demo [--json]` is missing" in "\n".join(usage_problems(WRONG, parser))
+    usage = "\n".join(usage_problems(WRONG, parser))
+    assert "command reference: `batch-pipeline demo [--json] [--out DIR]` is missing" in usage
 
     config = "\n".join(config_problems(WRONG))
     assert "`pipelines.<name>.bedrock.timeout_minutes`: no such configuration key" in config

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from batch_pipeline.realtime import StreamError, iter_tokens
+from batch_pipeline_local.realtime import StreamError, iter_tokens
 
 # A TGI answer with text that spans multi-byte UTF-8 (2-, 3- and 4-byte characters), a newline inside
 # a token (escaped in JSON, so it never splits a line) and a closing special token.

@@ -1,4 +1,5 @@
-"""Collect outputs: `{"run", "jobs": [<the Map's final iteration states>]}` -> counts and output keys.
+"""Collect outputs: `{"run", "jobs": [<the Map's final iteration states>]}` -> counts and output keys; the per-job
+tallies go to <run>/collect.json (details_key), so the state stays the same size whatever the number of jobs.
 
 See batch_pipeline.collect for the join and the files written.
 """
@@ -9,9 +10,11 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline import environment
+from batch_pipeline import environment, s3io
 from batch_pipeline.backends import backend_for_run
-from batch_pipeline.collect import collect
+from batch_pipeline.backends.runs import run_bucket, run_prefix
+from batch_pipeline.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, collect, state_result
+from batch_pipeline.contracts import CollectSummary
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.observability import logger, metrics, tracer
 
@@ -28,4 +31,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                                                   "unmatched_outputs", "unreadable_output_lines")})
     metrics.add_metric(name="RecordsSucceeded", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=result["failed"])
-    return result
+    details_key = f"{run_prefix(run)}{COLLECT_DETAILS_FILE}"
+    s3io.put_json(s3, run_bucket(run), details_key, {key: result[key] for key in PER_JOB_FIELDS})
+    return CollectSummary.model_validate(state_result(result, details_key)).model_dump()

@@ -1,5 +1,5 @@
-"""Write manifest: manifest.json and summary.md for a finished run, or for one a step failed, and the run's row
-in the manifests table (batch_pipeline.layout.manifest_row_key)."""
+"""Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed, and the
+run's row in the manifests table (batch_pipeline.layout.manifest_row_key)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline import environment, s3io
 from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.contracts import Failure, Manifest, RunRef
+from batch_pipeline.collect import with_details
+from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
 from batch_pipeline.job_store import resolve_jobs
 from batch_pipeline.layout import manifest_row_key
 from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
+from batch_pipeline.report import REPORT_FILE, put_report, render_run_report
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -25,19 +27,27 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     s3 = environment.client("s3")
     jobs = resolve_jobs(s3, run, event.get("jobs"))
+    collect = CollectSummary.model_validate(event["collect"]) if event.get("collect") else None
     if "failure" in event:
         manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
     else:
-        manifest = build_manifest(run, jobs, event.get("collect", {}), event.get("evaluation"))
+        collected = event.get("collect", {})
+        if collected.get("details_key"):  # the per-job tallies collect kept out of the state
+            collected = with_details(collected, s3io.read_json(s3, run_bucket(run), collected["details_key"]))
+        manifest = build_manifest(run, jobs, collected, event.get("evaluation"))
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
     bucket, prefix = run_bucket(run), run_prefix(run)
+    aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
+    page = report_page(manifest, event.get("evaluation"), aggregates)
     s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
     # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
     s3io.put_bytes(s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n",
                    s3io.JSON)
     s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
+    if page is not None:
+        put_report(s3, bucket, f"{prefix}{REPORT_FILE}", page)
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
@@ -48,6 +58,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The state machine reads status, error and cause; the notification reads counts, evaluation and outputs. The
     # job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
     return state_summary(manifest)
+
+
+def report_page(manifest: dict[str, Any], evaluation: dict[str, Any] | None,
+                aggregates: dict[str, Any] | None) -> str | None:
+    """report.html for the run, or None (and no `report` in the manifest's outputs) if it cannot be rendered:
+    the page is for people, and must never cost the run its manifest or change its outcome."""
+    try:
+        return render_run_report(manifest, evaluation, aggregates)
+    except Exception:
+        logger.exception("report.html could not be rendered; the manifest and summary.md are written without it")
+        metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
+        manifest.get("outputs", {}).pop("report", None)
+        return None
 
 
 def state_summary(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -211,13 +211,6 @@ def propagate_to_thread_pools() -> Any:
 def _state_machine_clients(identity: Identity) -> Any:
     """moto's Step Functions interpreter calls Lambda through its own boto3 clients: those calls are the state
     machine role's (lambda:InvokeFunction), so its clients carry that identity."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
+    from ..moto_hooks import state_machine_lambda_clients  # noqa: PLC0415
 
-    original = lambda_eval_utils.boto_client_for
-
-    def boto_client_for(*args: Any, **kwargs: Any) -> Any:
-        client = original(*args, **kwargs)
-        setattr(client, _IDENTITY_ATTRIBUTE, identity)
-        return client
-
-    return mock.patch.object(lambda_eval_utils, "boto_client_for", boto_client_for)
+    return state_machine_lambda_clients(lambda client: setattr(client, _IDENTITY_ATTRIBUTE, identity))

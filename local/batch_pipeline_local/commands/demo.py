@@ -7,8 +7,10 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
-from ..runner import STAND_IN_LABEL, local_aws, run_file
+from ..export import export_run, prepare_demo_folder
+from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
 from ..settings import REPO_ROOT, load_config
 
 EXAMPLES = REPO_ROOT / "examples"
@@ -21,6 +23,8 @@ DEMO_RUNS = [
     ("summarize-with-bad-lines.jsonl", "summarize", "REJECTED"),
 ]
 EXIT_OK, EXIT_FAILED = 0, 1
+# Where the runs are copied (relative to the current folder; gitignored): DEFAULT_OUT/<run-id>/report.html ...
+DEFAULT_OUT = Path("demo-out")
 
 _SAMPLES = "\n".join(f"  examples/{name:32s} pipeline {pipeline:18s} must end {expected}"
                      for name, pipeline, expected in DEMO_RUNS)
@@ -32,7 +36,10 @@ Transform and Bedrock batch inference), and one file with bad lines that intake 
 {_SAMPLES}
 
 Prints one row per run (status, records, succeeded, failed, headline metric, seconds), where each
-manifest or rejection report is, and the rejection report's first lines. Models are played by a
+manifest or rejection report is, and the rejection report's first lines. Each run folder (or the
+rejected file's copy and reports) is copied from emulated S3 to demo-out/<run-id>/ (--out), and the
+path of each report.html is printed: open them in a browser. The folder is emptied first, if an
+earlier demo made it. Models are played by a
 {STAND_IN_LABEL}: the metrics exercise the pipeline, not a model.
 A sample whose pipeline is not in cdk.json is skipped with a note.
 
@@ -52,6 +59,9 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per run (the table's columns, expected status, failure) "
                         "instead of a table")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help=f"copy each run folder to DIR/<run-id>/ (default: {DEFAULT_OUT}/, emptied first if an "
+                        "earlier demo made it)")
     parser.set_defaults(run=run)
 
 
@@ -114,28 +124,8 @@ def format_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def run(args) -> int:
-    runs, skipped, problems = plan_runs(set(load_config().pipelines))
-    # The interpreter logs every failed state at ERROR; a failed run's cause is printed below instead.
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-    started = time.monotonic()
-    rows, results = [], []
-    with local_aws() as local:
-        for path, pipeline, expected in runs:
-            result = run_file(local, path, pipeline)
-            results.append(result)
-            rows.append(_row(result, expected))
-    problems += unexpected(rows)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        for problem in problems:
-            print(json.dumps({"problem": problem}))
-        return EXIT_FAILED if problems else EXIT_OK
-
-    print(f"\nLocal mode: emulated AWS (moto); every model is played by a {STAND_IN_LABEL}.\n")
-    print("\n".join(format_table(rows)))
-    print()
+def print_locations(rows: list[dict[str, Any]], results: list[RunResult], out: Path) -> None:
+    """Where each manifest or rejection report is in emulated S3, the rejections' first lines, and each report.html."""
     for row in rows:
         tokens = row["tokens"] or {}
         extra = (f"  (tokens: {tokens.get('input_tokens') or 0:,} in, {tokens.get('output_tokens') or 0:,} out)"
@@ -148,6 +138,41 @@ def run(args) -> int:
             print(f"\nRejection report for {result.key}:")
             for error in result.rejection.get("errors", [])[:10]:
                 print(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
+    print(f"\nReports (open in a browser; each run's files are beside its report, under {out}/):")
+    for row in rows:
+        print(f"  {row['report'] or '-'}")
+
+
+def run(args) -> int:
+    runs, skipped, problems = plan_runs(set(load_config().pipelines))
+    # The interpreter logs every failed state at ERROR; a failed run's cause is printed below instead.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    started = time.monotonic()
+    rows, results = [], []
+    out = getattr(args, "out", None) or DEFAULT_OUT
+    try:
+        prepare_demo_folder(out)
+    except FileExistsError as error:
+        print(f"demo: {error}")
+        return EXIT_FAILED
+    with local_aws() as local:
+        for path, pipeline, expected in runs:
+            result = run_file(local, path, pipeline)
+            results.append(result)
+            report = export_run(result, out)
+            rows.append({**_row(result, expected), "report": str(report) if report else None})
+    problems += unexpected(rows)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        for problem in problems:
+            print(json.dumps({"problem": problem}))
+        return EXIT_FAILED if problems else EXIT_OK
+
+    print(f"\nLocal mode: emulated AWS (moto); every model is played by a {STAND_IN_LABEL}.\n")
+    print("\n".join(format_table(rows)))
+    print()
+    print_locations(rows, results, out)
     for note in skipped:
         print(f"\n{note}")
     print(f"\n{len(rows)} runs in {time.monotonic() - started:.1f} s. The metrics come from the {STAND_IN_LABEL}:\n"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from batch_pipeline.config import ConfigError
 
+from ..export import export_run
 from ..output import emit_json
 from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file, template_from_assembly
 from ..settings import load_pipeline
@@ -31,6 +33,9 @@ def register(subparsers) -> None:
     run.add_argument("file", type=Path, metavar="FILE", help="a JSONL file in the pipeline's input format")
     run.add_argument("--pipeline", required=True, metavar="NAME", help="pipeline name from cdk.json")
     run.add_argument("--json", action="store_true", help="print manifest.json (or the rejection report) as JSON")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help="copy the finished run folder (or, for a rejected file, its copy and reports) from emulated "
+                     "S3 to DIR/<run-id>/, to open report.html and run `batch-pipeline evaluate` on the real files")
     run.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                      help="seconds to wait for the execution (default: 120)")
     run.add_argument("--app", type=Path, metavar="DIR",
@@ -51,16 +56,19 @@ def run_command(args) -> int:
     template = template_from_assembly(args.app) if getattr(args, "app", None) else None
     with local_aws(template=template, faults=faults) as local:
         result = run_file(local, args.file, args.pipeline, timeout=args.timeout)
+        report = export_run(result, args.out) if getattr(args, "out", None) else None
         injected = list(local.fault_plan.injected)
         authorization = local.authorizer.report()
     if args.json:
         emit_json({**(result.manifest or result.rejection or {"status": result.status}),
-                   "authorization": authorization}, indent=2)
+                   "authorization": authorization, **({"local_report": str(report)} if report else {})}, indent=2)
     else:
         print(describe(result))
         for state, error in injected:
             print(f"  rehearsed fault: {state}: {error}")
         print(describe_authorization(authorization))
+        if report is not None:
+            print(f"  copied to {report.parent}/\n  open {report}")
     denied = authorization["denied"] > 0
     return 0 if result.status in ("SUCCEEDED", "PARTIAL") and not denied else 1
 
@@ -86,14 +94,19 @@ def parse_faults(texts: list[str]) -> list[str]:
     return texts
 
 
+def describe_rejection(key: str, report: dict[str, Any]) -> str:
+    lines = [f"{key}: REJECTED ({report.get('invalid')} of {report.get('records')} lines invalid)"]
+    for error in report.get("errors", [])[:10]:
+        lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
+    lines.append(f"  report: {report.get('report_uri')}")
+    if str(report.get("report_uri", "")).endswith(".report.json"):
+        lines.append(f"  report page: {report['report_uri'].removesuffix('.json')}.html")
+    return "\n".join(lines)
+
+
 def describe(result: RunResult) -> str:
     if result.rejection is not None:
-        report = result.rejection
-        lines = [f"{result.key}: REJECTED ({report.get('invalid')} of {report.get('records')} lines invalid)"]
-        for error in report.get("errors", [])[:10]:
-            lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
-        lines.append(f"  report: {report.get('report_uri')}")
-        return "\n".join(lines)
+        return describe_rejection(result.key, result.rejection)
     if result.manifest is None:
         return f"{result.key}: no run started and no rejection report found (see the intake log above)"
     m = result.manifest
@@ -125,4 +138,6 @@ def describe(result: RunResult) -> str:
     if m.get("backend_counts"):
         lines.append("  backend counts: " + ", ".join(f"{k} {v}" for k, v in m["backend_counts"].items()))
     lines.append(f"  manifest: {m['outputs']['manifest']}")
+    if m["outputs"].get("report"):
+        lines.append(f"  report: {m['outputs']['report']}")
     return "\n".join(lines)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from batch_pipeline import realtime
-
+from .. import realtime
 from .invoke import parse_params
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

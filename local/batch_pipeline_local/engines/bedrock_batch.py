@@ -6,11 +6,11 @@ catch-all) and its bedrock-runtime InvokeModel returns `{}`. This module answers
   - bedrock   CreateModelInvocationJob, GetModelInvocationJob, ListModelInvocationJobs, StopModelInvocationJob
   - bedrock-runtime   InvokeModel (POST /model/{modelId}/invoke) and Converse (POST /model/{modelId}/converse)
 
-How it hooks in: it wraps `process_request` of moto's one `BotocoreStubber` (the `before-send` handler that
-`mock_aws` registers for every botocore client) and answers the six routes above before moto's URL table
-is consulted; everything else falls through to moto unchanged. So botocore still validates parameters and
-serializes a real rest-json HTTP request, and still parses our HTTP status, headers and JSON body with the
-service model: errors arrive as `client.exceptions.ServiceQuotaExceededException` and the like. A botocore
+How it hooks in (moto_hooks.answering_requests): it wraps `process_request` of moto's one `BotocoreStubber` (the
+`before-send` handler that `mock_aws` registers for every botocore client) and answers the six routes above before
+moto's URL table is consulted; everything else falls through to moto unchanged. So botocore still validates
+parameters and serializes a real rest-json HTTP request, and still parses our HTTP status, headers and JSON body
+with the service model: errors arrive as `client.exceptions.ServiceQuotaExceededException` and the like. A botocore
 `before-call` handler was the alternative, but a response returned there is handed back already parsed, so
 response parsing (and the serialized request) would leave the loop.
 Nothing is intercepted outside an active `mock_aws`, since the stubber is then disabled.
@@ -24,7 +24,8 @@ Behaviour, from the Bedrock user guide and API reference:
     id): output order is not guaranteed. Plus `manifest.json.out`, one JSON object with totalRecordCount,
     processedRecordCount, successRecordCount, errorRecordCount, inputTokenCount, outputTokenCount.
   - Statuses move one step per GetModelInvocationJob: Submitted -> Validating -> Scheduled -> InProgress -> end
-    (`steps`, default 4, is how many Gets a job takes to end; 0 ends it inside Create). Validation failures
+    (`steps`, default 4, is how many Gets a job takes to end; 0 ends it inside Create; with `tick_seconds`, also one
+    step per tick once the job was got once or `start_after_seconds` after its submit). Validation failures
     (fewer than `min_records` or more than `max_records` records, a line that is not a JSON object or has no
     object `modelInput`, no `.jsonl` input, a missing bucket) end the job Failed after Validating, with `message`.
     Failed records do not change the status: the job is Completed with errorRecordCount > 0 (PartiallyCompleted
@@ -65,6 +66,7 @@ are inferred, not documented; jobs live in the emulator instance and vanish with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -367,6 +369,7 @@ class InvocationJob:
     counts: dict[str, int] | None = None
     outputs: list[str] = field(default_factory=list)  # the S3 keys written
     stopped_while: str | None = None
+    checked: bool = False  # a GetModelInvocationJob has answered for it: the job clock may advance it from now on
 
     @property
     def name(self) -> str:
@@ -429,6 +432,8 @@ class BedrockBatchEmulator:
         ServiceQuotaExceededException / ThrottlingException. throttle_invocations: the same for InvokeModel.
     max_active_jobs: at most this many unfinished jobs per model; beyond, ServiceQuotaExceededException.
     account_id: the account in job ARNs. s3_client: region -> boto3 S3 client (default boto3.client("s3")).
+    on_event: receives each "Batch Inference Job State Change" event; lose_events: drop the first N.
+    tick_seconds: a job clock (None: jobs advance per Get only); start_after_seconds: see the module docstring.
     """
 
     def __init__(
@@ -451,6 +456,7 @@ class BedrockBatchEmulator:
         s3_client: Callable[[str], Any] | None = None,
         on_event: Callable[[dict], None] | None = None,
         tick_seconds: float | None = None,
+        start_after_seconds: float = 2.0,
         lose_events: int = 0,
     ) -> None:
         if end_state is not None and end_state not in FORCEABLE_END_STATES:
@@ -474,16 +480,17 @@ class BedrockBatchEmulator:
         self.calls: Counter[str] = Counter()  # HTTP requests answered, by operation
         self._lock = threading.RLock()
         self._s3_clients: dict[str, Any] = {}
-        self._original: Callable | None = None
-        self._had_instance_attribute = False
-        # EventBridge: each status change becomes a "Batch Inference Job State Change" event, delivered to `on_event`
-        # on its own thread (delivery is asynchronous and best effort); the first `lose_events` are dropped.
+        self._hooks: contextlib.ExitStack | None = None  # moto_hooks.answering_requests while installed
+        # EventBridge: each status change becomes a "Batch Inference Job State Change" event handed to `on_event`,
+        # which must not block (local mode's LocalEventBus.publish delivers on its own thread, as EventBridge
+        # delivers asynchronously); the first `lose_events` are dropped.
         self.on_event = on_event
         self.lose_events = lose_events
         self.events_emitted: list[dict] = []
-        # A job clock: with tick_seconds, unfinished jobs also advance one status per tick, not only per Get, so a
-        # run that waits for events (and never polls) still sees its jobs end.
+        # A job clock: with tick_seconds, unfinished jobs also advance one status per tick once they were checked once,
+        # not only per Get, so a run that waits for events (and never polls) still sees its jobs end.
         self.tick_seconds = tick_seconds
+        self.start_after_seconds = start_after_seconds
         self._ticker: threading.Thread | None = None
         self._stop_ticking = threading.Event()
 
@@ -503,34 +510,20 @@ class BedrockBatchEmulator:
     # ------------------------------------------------------------ the hook
 
     def install(self) -> BedrockBatchEmulator:
-        from moto.core.models import botocore_stubber  # noqa: PLC0415
+        from ..moto_hooks import answering_requests  # noqa: PLC0415
 
-        if self._original is not None:
+        if self._hooks is not None:
             return self
-        self._had_instance_attribute = "process_request" in vars(botocore_stubber)
-        original = botocore_stubber.process_request
-        emulator = self
-
-        def process_request(request: Any) -> Any:
-            response = emulator.handle(request)
-            return response if response is not None else original(request)
-
-        process_request.__wrapped__ = original  # type: ignore[attr-defined]
-        botocore_stubber.process_request = process_request  # type: ignore[method-assign]
-        self._original = original
+        self._hooks = contextlib.ExitStack()
+        self._hooks.enter_context(answering_requests(self.handle))
         _ACTIVE.append(self)
         return self
 
     def uninstall(self) -> None:
-        from moto.core.models import botocore_stubber  # noqa: PLC0415
-
-        if self._original is None:
+        if self._hooks is None:
             return
-        if self._had_instance_attribute:
-            botocore_stubber.process_request = self._original  # type: ignore[method-assign]
-        else:
-            vars(botocore_stubber).pop("process_request", None)
-        self._original = None
+        self._hooks.close()
+        self._hooks = None
         self._stop_ticking.set()
         with self._lock:
             self.jobs.clear()
@@ -650,6 +643,7 @@ class BedrockBatchEmulator:
         with self._lock:
             job = self._find(region, identifier)
             self._advance(job)
+            job.checked = True
             return job.describe()
 
     def stop_job(self, region: str, identifier: str) -> dict:
@@ -764,12 +758,17 @@ class BedrockBatchEmulator:
             self.lose_events -= 1
             log.info("%s: lost the %s event of %s (rehearsing a lost event)", ENGINE_LABEL, job.status, job.name)
             return
-        threading.Thread(target=self.on_event, args=(event,), name=f"event-{job.name}", daemon=True).start()
+        self.on_event(event)
 
     def _tick(self) -> None:
         while not self._stop_ticking.wait(self.tick_seconds or 0):
             with self._lock:
-                for job in list(self.jobs.values()):
+                # Only jobs someone has looked at since they were made, or made `start_after_seconds` ago (a job
+                # submitted by a wait step is not checked again before the wait sleeps): on Bedrock a job takes
+                # minutes at least, so the first status check after the submit finds it running, and a run that
+                # checks, then waits for the event, is resumed by the event, whatever the machine's speed.
+                started = _now() - timedelta(seconds=self.start_after_seconds)
+                for job in [j for j in self.jobs.values() if j.checked or j.submit_time <= started]:
                     self._advance(job)
 
     def _advance_once(self, job: InvocationJob) -> None:
@@ -999,9 +998,9 @@ def _body(request: Any) -> bytes:
 
 
 def _default_account() -> str:
-    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+    from ..moto_hooks import default_account_id  # noqa: PLC0415
 
-    return DEFAULT_ACCOUNT_ID
+    return default_account_id()
 
 
 _ACTIVE: list[BedrockBatchEmulator] = []

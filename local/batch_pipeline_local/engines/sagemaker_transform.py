@@ -1,9 +1,9 @@
 """A local stand-in for a JumpStart transform container: it exercises the pipeline, not a model.
 
-moto accepts CreateTransformJob, reports it Completed at once and writes nothing. This engine reads the
-job's input objects from (moto) S3 line by line and writes `<object name>.out` under the job's output
-path the way SageMaker Batch Transform with SplitType=Line / AssembleWith=Line does, honouring the
-JumpStart output contracts:
+moto accepts CreateTransformJob, reports it Completed at once, writes nothing, emits no event and has no
+StopTransformJob. This engine (hooked in through moto_hooks.transform_job_hooks) reads the job's input objects
+from (moto) S3 line by line and writes `<object name>.out` under the job's output path the way SageMaker Batch
+Transform with SplitType=Line / AssembleWith=Line does, honouring the JumpStart output contracts:
 
   - text2text: Python-literal lines `{'id': ..., 'generated_texts': [...]}`. The "summary" is the first
     sentence(s) of the text, with a leading instruction ("Briefly summarize this text: ") removed,
@@ -14,6 +14,11 @@ JumpStart output contracts:
     `multi_class`), labels sorted by score, highest first.
 
 HYPER_PARAMS (a Python-literal dict) overrides per-record parameters, as the JumpStart container does.
+
+Job life, as SageMaker's: InProgress, then Completed or Failed; StopTransformJob moves an InProgress job to Stopping,
+then Stopped. Every status change is a "SageMaker Transform Job State Change" event (`on_event`). Local mode runs
+jobs asynchronously, so a run's wait is resumed by the job's event; direct users get moto's timing (the job ends
+inside CreateTransformJob) unless they ask for `asynchronous=True`.
 
 It says what it is: every run logs "local stand-in engine (not a model)", writes a marker object
 `<output path>/_LOCAL_STAND_IN`, and tags the moto job `batch-pipeline:engine`.
@@ -30,12 +35,17 @@ or by hook arguments: `fail_jobs={job name: reason}` fails a job before it write
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import random
 import re
+import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.jsonl import body_lines
@@ -265,13 +275,44 @@ def _transform_object(s3: Any, bucket: str, key: str, task: str | None, hyper_pa
 # ---------------------------------------------------------------- the moto hook
 
 
+def transform_job_event(job: Any) -> dict[str, Any]:
+    """The job's state-change event in EventBridge's envelope, as SageMaker publishes it: detail-type "SageMaker
+    Transform Job State Change", source aws.sagemaker, and a detail that mirrors DescribeTransformJob
+    (TransformJobName, TransformJobArn, TransformJobStatus, FailureReason, ModelName, TransformInput, TransformOutput,
+    TransformResources, CreationTime, TransformStartTime, TransformEndTime, Tags); timestamps in epoch milliseconds
+    and Tags as a map, as in the examples of
+    https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
+    (event list: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-sagemaker.html).
+    `job` is a moto_hooks.TransformJobRecord."""
+    described = job.describe()
+    detail: dict[str, Any] = {}
+    for key, value in described.items():
+        if key == "Tags":
+            detail["Tags"] = {tag["Key"]: tag["Value"] for tag in value or []} if isinstance(value, list) else value
+        elif isinstance(value, datetime):
+            detail[key] = int(value.timestamp() * 1000)
+        elif value not in (None, ""):
+            detail[key] = value
+    detail.setdefault("Tags", {})
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Transform Job State Change",
+            "source": "aws.sagemaker", "account": job.account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": job.region,
+            "resources": [job.arn], "detail": detail}
+
+
 class SageMakerEngineHook:
-    """Makes moto's CreateTransformJob run the engine synchronously; a context manager that undoes itself.
+    """Makes moto's transform jobs run the engine; a context manager that undoes itself (hooks: moto_hooks).
 
     task_for_model: SageMaker model name -> "text2text" | "zero-shot" (a dict or a callable); when it does
-    not know a model, the task is read off each record (`text_inputs` or `sequences`).
+        not know a model, the task is read off each record (`text_inputs` or `sequences`).
     fail_jobs: transform job name -> FailureReason, to fail a job without touching its records.
     s3_client: a boto3 S3 client factory (default: boto3.client("s3") in the job's region).
+    on_event: receives each job's "SageMaker Transform Job State Change" event on every status change (InProgress,
+        Stopping, and how it ended); it must not block (local mode's LocalEventBus.publish delivers on a thread).
+    asynchronous: False (default): the job runs inside CreateTransformJob, as moto ends jobs at once. True: it is
+        InProgress when created and runs on a thread of its own after its first DescribeTransformJob (a real job
+        takes minutes to start, so a status check right after the submit always sees it InProgress), or after
+        `start_after_seconds` if nobody checks; StopTransformJob stops it.
     """
 
     def __init__(
@@ -281,13 +322,26 @@ class SageMakerEngineHook:
         shuffle: bool = True,
         fail_jobs: Mapping[str, str] | None = None,
         s3_client: Callable[[str], Any] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        asynchronous: bool = False,
+        run_delay_seconds: float = 0.05,
+        start_after_seconds: float = 2.0,
     ) -> None:
         self.task_for_model = task_for_model
         self.shuffle = shuffle
         self.fail_jobs = dict(fail_jobs or {})
         self.s3_client = s3_client
+        self.on_event = on_event
+        self.asynchronous = asynchronous
+        self.run_delay_seconds = run_delay_seconds
+        self.start_after_seconds = start_after_seconds
         self.runs: list[TransformResult] = []
-        self._original: Callable | None = None
+        self.events_emitted: list[dict[str, Any]] = []
+        self._checked: dict[str, threading.Event] = {}  # job name -> set once the job was described
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+        self._lock = threading.RLock()
+        self._hooks: contextlib.ExitStack | None = None
 
     def _task(self, model_name: str) -> str | None:
         if callable(self.task_for_model):
@@ -301,52 +355,107 @@ class SageMakerEngineHook:
 
         return boto3.client("s3", region_name=region)
 
+    # ------------------------------------------------------------ job life
+
+    def _set_status(self, job: Any, status: str, failure_reason: str | None = None) -> None:
+        with self._lock:
+            job.set_status(status, failure_reason)
+            event = transform_job_event(job)
+            self.events_emitted.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _created(self, job: Any) -> None:
+        job.add_tag(STAND_IN_TAG)
+        self._set_status(job, "InProgress")
+        if not self.asynchronous:
+            self._run(job)
+            return
+        self._checked[job.name] = threading.Event()
+        worker = threading.Thread(target=self._run_when_checked, args=(job,), name=f"transform-{job.name}", daemon=True)
+        self._workers.append(worker)
+        worker.start()
+
+    def _described(self, job: Any) -> None:
+        checked = self._checked.get(job.name)
+        if checked is not None:
+            checked.set()
+
+    def _run_when_checked(self, job: Any) -> None:
+        self._checked[job.name].wait(self.start_after_seconds)
+        time.sleep(self.run_delay_seconds)
+        if self._closed:  # the session ended first: its S3 is gone, and no run waits on the job any more
+            return
+        try:
+            self._run(job)
+        except Exception as error:
+            # A bug here, not a job failure (those are EngineFailure): the job ends Failed, so no run waits on it for
+            # its backstop, and the error goes on to the thread's excepthook (pytest fails the test that made it).
+            with self._lock:
+                self._set_status(job, "Failed", f"InternalServerError: {ENGINE_LABEL} raised {error!r}"[:1024])
+            raise
+
+    def _run(self, job: Any) -> None:
+        with self._lock:
+            if job.status == "Stopping":  # stopped before it started: it wrote nothing
+                self._set_status(job, "Stopped")
+                return
+        result = run_transform(
+            self._s3(job.region),
+            job_name=job.name,
+            transform_input=job.transform_input,
+            transform_output=job.transform_output,
+            environment=job.environment,
+            task=self._task(job.model_name),
+            shuffle=self.shuffle,
+            fail_reason=self.fail_jobs.get(job.name),
+        )
+        with self._lock:
+            self.runs.append(result)
+            # Stopped while it ran: SageMaker keeps what the job uploaded before it stopped.
+            status = "Stopped" if job.status == "Stopping" else result.status
+            self._set_status(job, status, result.failure_reason if status == "Failed" else None)
+
+    def _stop(self, job: Any) -> None:
+        from ..moto_hooks import StopRefused  # noqa: PLC0415
+
+        with self._lock:
+            if job.status != "InProgress":
+                # SageMaker: stopping a job that is not InProgress answers ValidationException.
+                raise StopRefused(f"Transform job {job.name} is {job.status} and cannot be stopped.")
+            self._set_status(job, "Stopping")
+        log.info("%s: stopping transform job %s", ENGINE_LABEL, job.name)
+
+    # ------------------------------------------------------------ install
+
     def install(self) -> SageMakerEngineHook:
-        from moto.sagemaker.models import SageMakerModelBackend
+        from ..moto_hooks import transform_job_hooks  # noqa: PLC0415
 
-        if self._original is not None:
+        if self._hooks is not None:
             return self
-        original = SageMakerModelBackend.create_transform_job
-        hook = self
-
-        def create_transform_job(backend: Any, *args: Any, **kwargs: Any) -> Any:
-            job = original(backend, *args, **kwargs)
-            result = run_transform(
-                hook._s3(backend.region_name),
-                job_name=job.transform_job_name,
-                transform_input=job.transform_input or {},
-                transform_output=job.transform_output or {},
-                environment=job.environment,
-                task=hook._task(job.model_name),
-                shuffle=hook.shuffle,
-                fail_reason=hook.fail_jobs.get(job.transform_job_name),
-            )
-            job.transform_job_status = result.status
-            job.failure_reason = result.failure_reason or ""
-            job.tags = [*(job.tags or []), STAND_IN_TAG]
-            hook.runs.append(result)
-            return job
-
-        create_transform_job.__wrapped__ = original  # type: ignore[attr-defined]
-        SageMakerModelBackend.create_transform_job = create_transform_job
-        self._original = original
+        self._hooks = contextlib.ExitStack()
+        self._hooks.enter_context(transform_job_hooks(self._created, self._described, self._stop))
         _ACTIVE.append(self)
         return self
 
     def uninstall(self) -> None:
-        if self._original is None:
+        if self._hooks is None:
             return
-        from moto.sagemaker.models import SageMakerModelBackend
-
-        SageMakerModelBackend.create_transform_job = self._original
-        self._original = None
+        self._hooks.close()
+        self._hooks = None
+        self._closed = True
+        for checked in self._checked.values():
+            checked.set()  # jobs still waiting for their first check give up now
+        for worker in self._workers:
+            worker.join(10)  # a job still running finishes while moto's S3 is still there
         if self in _ACTIVE:
             _ACTIVE.remove(self)
 
     @property
     def records_received(self) -> int:
         """Records sent to every transform job this hook ran (what the manifest's model_invocations counts)."""
-        return sum(run.records_received for run in self.runs)
+        with self._lock:
+            return sum(run.records_received for run in self.runs)
 
     def __enter__(self) -> SageMakerEngineHook:
         return self.install()
