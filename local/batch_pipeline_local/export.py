@@ -23,7 +23,7 @@ DEMO_MARKER = ".batch-pipeline-demo"
 def run_folder(result: RunResult) -> tuple[str, str] | None:
     """(bucket, prefix) of the run's S3 folder, or of the rejected file's quarantine folder; None if neither."""
     if result.execution is not None:
-        run = json.loads(result.execution["input"])
+        run = json.loads(result.execution["input"])["run"]  # the execution input is {run, plan} (ExecutionInput)
         return run["output_bucket"], run["run_prefix"]
     if result.rejection is not None and result.rejection.get("report_uri"):
         bucket, key = split_s3_uri(result.rejection["report_uri"])
