@@ -19,7 +19,7 @@ its own, in the order the state machine runs them:
                control does that (older runs); collect does it now, so it is part of collect's row
   collect      collect (the handler's body), including the merge of retried answers
   evaluate     evaluate_run
-  finalize     build_manifest + Manifest validation + summary.md (the handler's body)
+  finalize     build_manifest + Manifest validation + summary.md + report.html (the handler's body)
 
 Between the rounds of job control, a local stand-in for the model (not measured, not a Lambda) answers every
 record of every running job where the backend reads it (`raw_outputs`): SageMaker text2text as a JumpStart
@@ -261,7 +261,9 @@ def step_evaluate(bench: Bench) -> list[dict[str, Any]]:
 
 def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.contracts import Manifest
+    from batch_pipeline.handlers.finalize import report_page
     from batch_pipeline.manifest import build_manifest, render_summary
+    from batch_pipeline.report import REPORT_FILE, put_report
 
     run, collected = bench.run, bench.load("collect")
     manifest = build_manifest(run, bench.jobs(), collected, bench.load("evaluation"))
@@ -269,6 +271,11 @@ def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     prefix = run["run_prefix"]
     bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}manifest.json", Body=json.dumps(manifest, indent=2).encode())
     bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}summary.md", Body=render_summary(manifest).encode())
+    # report.html as the handler renders it (vl-convert's start-up and the charts included) from collect's aggregates.
+    page = report_page(manifest, bench.load("evaluation"), collected.get("report"))
+    if page is None:
+        raise RuntimeError("report.html could not be rendered (see the log above)")
+    put_report(bench.s3, BUCKET, f"{prefix}{REPORT_FILE}", page)
     # What the run came to, so a table row is also a check that the run worked.
     return [{"records": collected["records"], "succeeded": manifest["counts"]["succeeded"],
              "failed": manifest["counts"]["failed"], "status": manifest["status"]}]
