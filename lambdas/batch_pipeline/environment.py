@@ -29,6 +29,9 @@ from batch_pipeline.layout import OWNER_TAG_ENV
 # Settings field -> environment variable.
 VARIABLES = {
     "pipelines_json": "PIPELINES",
+    "prices_json": "PRICES",
+    "region": "AWS_REGION",
+    "default_region": "AWS_DEFAULT_REGION",
     "output_bucket": "OUTPUT_BUCKET",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "topic_arn": "TOPIC_ARN",
@@ -60,6 +63,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     pipelines_json: str | None = None
+    # The catalog's prices by model, set on the manifest function only (batch_pipeline.pricing).
+    prices_json: str | None = None
+    # Lambda sets AWS_REGION; local mode and the CLI may set only AWS_DEFAULT_REGION.
+    region: str | None = None
+    default_region: str | None = None
     output_bucket: str | None = None
     state_machine_arn: str | None = None
     topic_arn: str | None = None

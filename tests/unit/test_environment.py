@@ -67,3 +67,24 @@ def test_clients_are_made_once_per_service_with_adaptive_retries(monkeypatch):
     assert s3.meta.config.retries["mode"] == "adaptive"
     environment.reset()
     assert environment.client("s3") is not s3
+
+
+def test_only_the_settings_module_reads_the_environment_or_makes_clients():
+    """One settings module: a handler or helper that reads os.environ or makes a boto3 client itself would bypass the
+    typed, parsed-once settings (two did, after parallel branches met: PRICES in finalize, the region in the report)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "lambdas" / "batch_pipeline"
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "environment.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and (
+                (node.attr in ("environ", "getenv") and isinstance(node.value, ast.Name) and node.value.id == "os")
+                or (node.attr in ("client", "resource") and isinstance(node.value, ast.Name)
+                    and node.value.id == "boto3")
+            ):
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not offenders, f"read the environment through batch_pipeline.environment instead: {offenders}"

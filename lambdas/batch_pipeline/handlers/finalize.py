@@ -4,7 +4,6 @@ run's row in the manifests table (batch_pipeline.layout.manifest_row_key)."""
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from typing import Any
 
@@ -77,7 +76,7 @@ def _pipeline(name: str) -> RuntimePipeline | None:
 
 def _prices() -> dict[str, RuntimePricing]:
     """The catalog's prices by model (PRICES, set by the stack from cdk.json)."""
-    return _parsed_prices(os.environ.get("PRICES") or "{}")
+    return _parsed_prices(environment.current().prices_json or "{}")
 
 
 @cache

@@ -9,12 +9,12 @@ record, a model or a file (ids, predictions, references, labels, error messages,
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from .. import environment
 from . import charts
 
 JOBS_SHOWN = 50
@@ -84,7 +84,8 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def console_url(uri: str, region: str | None = None) -> str | None:
     """The S3 console page of an s3:// object or folder (commercial partition only; None elsewhere)."""
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    settings = environment.current()
+    region = region or settings.region or settings.default_region
     if not uri.startswith("s3://") or not region or region.startswith(("cn-", "us-gov-", "us-iso")):
         return None
     bucket, _, key = uri[len("s3://"):].partition("/")
