@@ -2,6 +2,10 @@
 
 import os
 
+import boto3
+import pytest
+from moto import mock_aws
+
 os.environ.update({
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -13,3 +17,12 @@ os.environ.update({
     "POWERTOOLS_METRICS_NAMESPACE": "LlmBatchPipelineTests",
 })
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture
+def s3(request):
+    """moto S3 with the test module's BUCKET created: the one set-up the S3 adapter tests share."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=request.module.BUCKET)
+        yield client

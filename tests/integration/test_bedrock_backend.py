@@ -11,7 +11,6 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from moto import mock_aws
 from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import SubmitDeferred, backend_for
@@ -49,15 +48,6 @@ def pipeline(**bedrock_changes):
         return loaded
     settings = loaded.pipeline.bedrock.model_copy(update=bedrock_changes)
     return loaded.model_copy(update={"pipeline": loaded.pipeline.model_copy(update={"bedrock": settings})})
-
-
-@pytest.fixture
-def s3():
-    """moto S3 with the run bucket."""
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def calls(count: int) -> list[dict]:

@@ -6,10 +6,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import boto3
 import orjson
 import pytest
-from moto import mock_aws
 from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
 from batch_pipeline.backends import BatchBackend, RawOutput
@@ -17,14 +15,6 @@ from batch_pipeline.collect import collect, id_index_key
 from batch_pipeline.evaluation.streaming import RecordScorer
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.intake import LocalDirSink, run_intake
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def count_requests(client) -> Counter:

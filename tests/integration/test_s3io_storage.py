@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from batch_pipeline import s3io
 
 BUCKET = "storage-test"
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def test_a_missing_object_reads_as_none_wherever_it_is_read(s3):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from unittest import mock
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from batch_pipeline.handlers import job_events
 from batch_pipeline.job_store import save_token
@@ -45,14 +43,6 @@ class StepFunctions:
         if any(call["taskToken"] == taskToken for call in self.sent):
             raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "Task Timed Out"}}, "SendTaskSuccess")
         self.sent.append({"taskToken": taskToken, "output": json.loads(output)})
-
-
-@pytest.fixture
-def s3():
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 @pytest.fixture
