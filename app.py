@@ -12,9 +12,9 @@ from cdk_nag import AwsSolutionsChecks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
 
-from batch_pipeline.config import ConfigError  # noqa: E402
-from stacks.pipeline_stack import BatchPipelineStack  # noqa: E402
-from stacks.settings import config_from_context  # noqa: E402
+from batch_pipeline.config import ConfigError
+from stacks.pipeline_stack import BatchPipelineStack
+from stacks.settings import config_from_context
 
 STACK_NAME = "LlmBatchPipeline"
 

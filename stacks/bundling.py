@@ -54,7 +54,7 @@ class LocalPipBundler:
     def __init__(self, architecture: lambda_.Architecture) -> None:
         self._architecture = architecture
 
-    def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:  # noqa: ARG002 - jsii passes options
+    def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:  # jsii passes options
         output = Path(output_dir)
         shutil.copytree(_dependencies_dir(self._architecture), output, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".complete"))

@@ -154,7 +154,7 @@ def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any
                 elif "model_invocations" not in job:
                     job["model_invocations"] = int(job.get("records") or 0)
                 job.update(state)
-            except Exception as error:  # noqa: BLE001 - reported in the manifest, see above
+            except Exception as error:  # reported in the manifest, see above
                 job["stop_error"] = f"{type(error).__name__}: {error}"
         ended.append(job)
     return {"jobs": ended}

@@ -36,7 +36,7 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
             "bytes": sum(int(s["bytes"]) for s in shards),
             "shard_keys": [s["key"] for s in shards],
         }]
-    from batch_pipeline.backends.bedrock import bedrock_job_name  # noqa: PLC0415 - only Bedrock runs need it
+    from batch_pipeline.backends.bedrock import bedrock_job_name  # only Bedrock runs need it
 
     # "on-demand": fewer records than a batch job's minimum; the job runs through InvokeModel instead.
     route = intake_report.get("route") or "batch"

@@ -260,7 +260,7 @@ def estimate_tokens(tally: _Tally, pipeline: RuntimePipeline, model: Any, settin
         try:
             converse = bool(pipeline.pipeline.bedrock and pipeline.pipeline.bedrock.converse)
             total, details = _counted_input(tally, client_factory(), model, converse)
-        except Exception as error:  # noqa: BLE001 - botocore errors; the heuristic still gives an answer
+        except Exception as error:  # botocore errors; the heuristic still gives an answer
             if settings.tokens == "count-tokens":
                 raise EstimateError(f"CountTokens failed: {type(error).__name__}: {error}") from error
             reason = f"CountTokens failed ({type(error).__name__}: {error})"

@@ -148,7 +148,7 @@ class LocalEventBus:
         for rule, function in targets:
             try:
                 self._deliver(rule, function, event)
-            except Exception as error:  # noqa: BLE001 - kept and raised in the runner (raise_failures)
+            except Exception as error:  # kept and raised in the runner (raise_failures)
                 log.error("event delivery to %s failed: %s", function, error)
                 with self._lock:
                     self.failures.append(DeliveryFailure(rule, function, event, error, traceback.format_exc()))

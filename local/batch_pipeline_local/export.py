@@ -33,7 +33,7 @@ def run_folder(result: RunResult) -> tuple[str, str] | None:
 
 def export_run(result: RunResult, out: Path, s3: Any | None = None) -> Path | None:
     """Copy every object of the run's folder under `out`/<run-id>/; the path of its HTML report (None: no folder)."""
-    import boto3  # noqa: PLC0415
+    import boto3
 
     folder = run_folder(result)
     if folder is None:

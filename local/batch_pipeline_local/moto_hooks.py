@@ -127,8 +127,8 @@ def task_state_names(definition: dict) -> set[str]:
 
 def fault_exception(fault: Fault) -> Exception:
     """The exception moto's Lambda task sees when the Lambda service fails this invocation with `fault.error`."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (  # noqa: PLC0415
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
         LambdaFunctionErrorException,
     )
 
@@ -148,7 +148,7 @@ def fault_exception(fault: Fault) -> Exception:
 
 
 def _dispatching_invoke(local: LocalApp) -> Callable:
-    def invoke(backend, function_name, qualifier, body, headers, response_headers):  # noqa: ARG001 - moto's signature
+    def invoke(backend, function_name, qualifier, body, headers, response_headers):  # moto's signature
         name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
         function = local.functions.get(name)
         if function is None:
@@ -157,7 +157,7 @@ def _dispatching_invoke(local: LocalApp) -> Callable:
         event = json.loads(body) if body else {}
         try:
             result = local.invoke(function, event)
-        except Exception as error:  # noqa: BLE001 - reported to Step Functions like Lambda does
+        except Exception as error:  # reported to Step Functions like Lambda does
             response_headers["x-amz-function-error"] = "Unhandled"
             # The Python runtime's errorType is the exception's class name; Step Functions uses it as the error.
             return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
@@ -195,13 +195,13 @@ def _lambda_error_names(original: Callable) -> Callable:
     """moto names every failed Invoke API call `Exception`; Step Functions names it `Lambda.<error code>`
     (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html), which is what a
     Retry on Lambda.TooManyRequestsException matches."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (  # noqa: PLC0415
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
         CustomErrorName,
     )
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     def _from_error(self, env, ex):
         if not isinstance(ex, ClientError):
@@ -237,16 +237,16 @@ class _ScaledTime:
 @contextlib.contextmanager
 def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> Iterator[FaultPlan]:
     """Install the hooks for one local session; yields the fault plan (what was injected)."""
-    from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
     # The `.waitForTaskToken` wait is a Lambda service integration (arn:aws:states:::lambda:invoke...): its own class,
     # which already names Lambda errors Lambda.<code> (recorded as TaskFailed, as on AWS), but must be told its state.
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
         StateTaskServiceLambda,
     )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (
         StateTaskLambda,
     )
 
@@ -267,7 +267,7 @@ def state_machine_lambda_clients(mark: Callable[[Any], None]) -> Iterator[None]:
     """Hook 4. moto gap: its interpreter calls Lambda through boto3 clients it makes itself, out of the handlers'
     reach. On AWS those Invoke calls are made by the state machine's execution role (Step Functions developer guide,
     "Execution role"), so each such client is handed to `mark` (which tags it with that identity) as it is made."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
     original = lambda_eval_utils.boto_client_for
 
@@ -294,7 +294,7 @@ def answering_requests(answer: Callable[[Any], RequestAnswer]) -> Iterator[None]
     or returns None. It wraps `process_request` of moto's one BotocoreStubber (the `before-send` handler mock_aws
     registers), so botocore still serializes a real request and parses the answer with the service model, as it
     would parse AWS's. Nothing is answered outside mock_aws: the stubber is disabled then."""
-    from moto.core.models import botocore_stubber  # noqa: PLC0415
+    from moto.core.models import botocore_stubber
 
     had_instance_attribute = "process_request" in vars(botocore_stubber)
     original = botocore_stubber.process_request
@@ -316,14 +316,14 @@ def answering_requests(answer: Callable[[Any], RequestAnswer]) -> Iterator[None]
 
 def answering_any_requests() -> bool:
     """Whether an `answering_requests` hook is in place (a test checks that uninstalling leaves none behind)."""
-    from moto.core.models import botocore_stubber  # noqa: PLC0415
+    from moto.core.models import botocore_stubber
 
     return "process_request" in vars(botocore_stubber)
 
 
 def default_account_id() -> str:
     """The account moto puts in ARNs it makes (moto's DEFAULT_ACCOUNT_ID, unless the environment names another)."""
-    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+    from moto.core import DEFAULT_ACCOUNT_ID
 
     return str(DEFAULT_ACCOUNT_ID)
 
@@ -403,10 +403,10 @@ def transform_job_hooks(on_create: Callable[[TransformJobRecord], None],
     after moto answered a DescribeTransformJob for it (the engine learns the job was checked); `on_stop(job)` answers
     StopTransformJob, raising StopRefused for a job that cannot be stopped. Stopping a job that does not exist
     answers ValidationException worded like DescribeTransformJob's."""
-    from moto.core.responses import EmptyResult  # noqa: PLC0415
-    from moto.sagemaker.exceptions import ValidationError  # noqa: PLC0415
-    from moto.sagemaker.models import FakeTransformJob, SageMakerModelBackend  # noqa: PLC0415
-    from moto.sagemaker.responses import SageMakerResponse  # noqa: PLC0415
+    from moto.core.responses import EmptyResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeTransformJob, SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
 
     original_create = SageMakerModelBackend.create_transform_job
     original_describe = SageMakerModelBackend.describe_transform_job
@@ -453,9 +453,9 @@ def invoke_endpoint_answers(account: str, region: str) -> list[tuple[dict[str, A
     """Hook 7. moto gap: moto records which InvokeEndpoint request took which queued result, but has no API to read
     that back. (request, response body) for every distinct request moto's InvokeEndpoint answered; the request is
     moto's record of it: {"Body", "ContentType", "Accept", ...}."""
-    import base64  # noqa: PLC0415
+    import base64
 
-    from moto.sagemakerruntime.models import sagemakerruntime_backends  # noqa: PLC0415
+    from moto.sagemakerruntime.models import sagemakerruntime_backends
 
     backend = sagemakerruntime_backends[account][region]
     answers = []

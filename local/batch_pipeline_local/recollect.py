@@ -60,7 +60,7 @@ def recollect(manifest: dict, invoke: Invoke) -> dict:
 
 def aws_invoker(stack_name: str, session: Any = None) -> Invoke:
     """Invoke the deployed functions of `stack_name` by the handler each one runs."""
-    import boto3  # noqa: PLC0415
+    import boto3
 
     session = session or boto3.session.Session()
     cloudformation, lam = session.client("cloudformation"), session.client("lambda")
@@ -89,7 +89,7 @@ def local_invoker(local: Any) -> Invoke:
     def invoke(handler: str, event: dict) -> Any:
         try:
             return local.invoke(local.function_by_handler(handler), event)
-        except Exception as error:  # noqa: BLE001 - reported like a deployed function's error
+        except Exception as error:  # reported like a deployed function's error
             raise RecollectError(f"{handler}: {type(error).__name__}: {error}") from error
 
     return invoke

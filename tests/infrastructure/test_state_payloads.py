@@ -192,7 +192,7 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
 
 @pytest.fixture(scope="module")
 def states(template):
-    from tests.infrastructure.test_workflow import all_states, definition_of  # noqa: PLC0415
+    from tests.infrastructure.test_workflow import all_states, definition_of
 
     return all_states(definition_of(template))
 

@@ -404,7 +404,7 @@ def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_c
     checkpoint parts as its answers (and sends nothing) nor overwrites the first attempt's manifest.json.out."""
 
     class Flaky(_CountingRuntime):
-        def invoke_model(self, *, modelId, body, contentType, accept):  # noqa: N803 - boto3's keyword names
+        def invoke_model(self, *, modelId, body, contentType, accept):  # boto3's keyword names
             text = json.loads(body)["messages"][0]["content"][0]["text"]
             if text == "Summarize: call 1." and text not in self.sent:
                 self.sent.append(text)
@@ -491,7 +491,7 @@ class _CountingRuntime:
         self.sent: list[str] = []
         self.die_after = die_after
 
-    def invoke_model(self, *, modelId, body, contentType, accept):  # noqa: N803 - boto3's keyword names
+    def invoke_model(self, *, modelId, body, contentType, accept):  # boto3's keyword names
         if self.die_after is not None and len(self.sent) >= self.die_after:
             raise RuntimeError("Sandbox.Timedout: the step died mid-way")
         self.sent.append(json.loads(body)["messages"][0]["content"][0]["text"])

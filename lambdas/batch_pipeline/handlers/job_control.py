@@ -87,7 +87,7 @@ def resume(task_token: str, output: dict[str, Any]) -> bool:
     """SendTaskSuccess; False when nothing waits on the token any more (used, or its wait timed out)."""
     try:
         environment.client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
-    except Exception as error:  # noqa: BLE001 - only the spent-token errors are expected; the rest re-raise
+    except Exception as error:  # only the spent-token errors are expected; the rest re-raise
         if error_code(error) in SPENT_TOKEN_ERRORS:
             logger.info("task token already spent", extra={"error": error_code(error)})
             return False

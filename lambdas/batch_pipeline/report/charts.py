@@ -42,7 +42,7 @@ class ChartError(RuntimeError):
 
 
 def render(spec: dict[str, Any]) -> str:
-    import vl_convert  # noqa: PLC0415 - imported on first use: only the report steps pay for it
+    import vl_convert  # imported on first use: only the report steps pay for it
 
     svg: str = vl_convert.vegalite_to_svg({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec},
                                           config=_CONFIG, allowed_base_urls=[])

@@ -142,7 +142,7 @@ class Authorizer:
 
 def access_denied(client: Any, service: str, operation: str, denial: Denial) -> Exception:
     """The exception botocore raises for the service's AccessDenied response."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415
+    from botocore.exceptions import ClientError
 
     code, status = ACCESS_DENIED.get(service, ("AccessDeniedException", 403))
     message = (
@@ -163,7 +163,7 @@ _IDENTITY_ATTRIBUTE = "_batch_pipeline_local_identity"
 @contextlib.contextmanager
 def enforce(authorizer: Authorizer, state_machine_identity: Identity | None = None) -> Iterator[Authorizer]:
     """Check every call made under an identity for the life of the block."""
-    from botocore.client import BaseClient  # noqa: PLC0415
+    from botocore.client import BaseClient
 
     original = BaseClient._make_api_call
 
@@ -202,7 +202,7 @@ def propagate_to_thread_pools() -> Any:
     """A handler's thread pool works under the handler's identity, as its threads would in one Lambda sandbox."""
     original_submit = concurrent.futures.ThreadPoolExecutor.submit
 
-    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001 - ThreadPoolExecutor.submit's signature
+    def submit(self, fn, /, *args, **kwargs):  # ThreadPoolExecutor.submit's signature
         return original_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
 
     return mock.patch.object(concurrent.futures.ThreadPoolExecutor, "submit", submit)
@@ -211,6 +211,6 @@ def propagate_to_thread_pools() -> Any:
 def _state_machine_clients(identity: Identity) -> Any:
     """moto's Step Functions interpreter calls Lambda through its own boto3 clients: those calls are the state
     machine role's (lambda:InvokeFunction), so its clients carry that identity."""
-    from ..moto_hooks import state_machine_lambda_clients  # noqa: PLC0415
+    from ..moto_hooks import state_machine_lambda_clients
 
     return state_machine_lambda_clients(lambda client: setattr(client, _IDENTITY_ATTRIBUTE, identity))

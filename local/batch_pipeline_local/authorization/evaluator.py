@@ -64,7 +64,7 @@ _bridge_lock = threading.Lock()
 
 
 def _the_bridge() -> _Bridge:
-    global _bridge  # noqa: PLW0603 - one evaluator process per Python process
+    global _bridge  # one evaluator process per Python process
     with _bridge_lock:
         if _bridge is None:
             _bridge = _Bridge()

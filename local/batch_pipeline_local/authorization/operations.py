@@ -61,7 +61,7 @@ def _s3_kms(store: PolicyStore, bucket_name: str, object_arn: str, actions: tupl
 
 
 def _tags(params: dict, key: str = "Tagging") -> list[str]:
-    from urllib.parse import parse_qsl  # noqa: PLC0415
+    from urllib.parse import parse_qsl
 
     return [k for k, _ in parse_qsl(params.get(key) or "")]
 
@@ -72,7 +72,7 @@ def s3_get(params: dict, store: PolicyStore) -> list[Request]:
             *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",))]
 
 
-def s3_head(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001 - HEAD reads no data: no key use
+def s3_head(params: dict, store: PolicyStore) -> list[Request]:  # HEAD reads no data: no key use
     return [Request("s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject", _object_arn(params), SECURE)]
 
 
@@ -90,7 +90,7 @@ def s3_create_multipart(params: dict, store: PolicyStore) -> list[Request]:
     return requests + _s3_kms(store, params["Bucket"], _object_arn(params), ("kms:GenerateDataKey", "kms:Decrypt"))
 
 
-def s3_upload_part(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_upload_part(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("s3:PutObject", _object_arn(params), SECURE)]
 
 
@@ -99,7 +99,7 @@ def s3_complete_multipart(params: dict, store: PolicyStore) -> list[Request]:
             *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",))]
 
 
-def s3_abort_multipart(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_abort_multipart(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("s3:AbortMultipartUpload", _object_arn(params), SECURE)]
 
 
@@ -128,28 +128,28 @@ def s3_upload_part_copy(params: dict, store: PolicyStore) -> list[Request]:
             Request("s3:PutObject", _object_arn(params), SECURE)]
 
 
-def s3_put_tagging(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_put_tagging(params: dict, store: PolicyStore) -> list[Request]:
     action = "s3:PutObjectVersionTagging" if params.get("VersionId") else "s3:PutObjectTagging"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_get_tagging(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_get_tagging(params: dict, store: PolicyStore) -> list[Request]:
     action = "s3:GetObjectVersionTagging" if params.get("VersionId") else "s3:GetObjectTagging"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_delete(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_delete(params: dict, store: PolicyStore) -> list[Request]:
     action = "s3:DeleteObjectVersion" if params.get("VersionId") else "s3:DeleteObject"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_list(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_list(params: dict, store: PolicyStore) -> list[Request]:
     # s3:prefix is in the request context only when the request has a prefix, as in AWS.
     context = {**SECURE, **({"s3:prefix": params["Prefix"]} if params.get("Prefix") is not None else {})}
     return [Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", context)]
 
 
-def s3_list_versions(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def s3_list_versions(params: dict, store: PolicyStore) -> list[Request]:
     context = {**SECURE, **({"s3:prefix": params["Prefix"]} if params.get("Prefix") is not None else {})}
     return [Request("s3:ListBucketVersions", f"arn:aws:s3:::{params['Bucket']}", context)]
 
@@ -174,23 +174,23 @@ def sns_publish(params: dict, store: PolicyStore) -> list[Request]:
     return requests
 
 
-def states_start(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def states_start(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("states:StartExecution", params["stateMachineArn"], SECURE)]
 
 
-def states_describe_execution(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def states_describe_execution(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("states:DescribeExecution", params["executionArn"], SECURE)]
 
 
 def states_task_callback(action: str) -> Mapper:
     """SendTaskSuccess/Failure/Heartbeat: the Service Authorization Reference lists no resource type for them, so
     they are authorized on "*" (a policy naming the state machine would not allow them)."""
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+    def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
     return mapper
 
 
-def states_list_executions(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def states_list_executions(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("states:ListExecutions", params["stateMachineArn"], SECURE)]
 
 
@@ -210,7 +210,7 @@ def _sagemaker_arn(kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
 
 
-def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request]:
     arn = _sagemaker_arn("transform-job", params["TransformJobName"])
     tags = _request_tags(params.get("Tags"))
     requests = [Request("sagemaker:CreateTransformJob", arn, {**SECURE, **tags})]
@@ -220,12 +220,12 @@ def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request
 
 
 def sagemaker_transform(action: str) -> Mapper:
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+    def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, _sagemaker_arn("transform-job", params["TransformJobName"]), SECURE)]
     return mapper
 
 
-def sagemaker_invoke_endpoint(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def sagemaker_invoke_endpoint(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("sagemaker:InvokeEndpoint", _sagemaker_arn("endpoint", params["EndpointName"]), SECURE)]
 
 
@@ -248,7 +248,7 @@ def _job_arn(identifier: str) -> str:
     )
 
 
-def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:
     tags = _request_tags(params.get("tags") and [{"Key": t["key"], "Value": t["value"]} for t in params["tags"]])
     job = _job_arn(params["jobName"])
     requests = [Request("bedrock:CreateModelInvocationJob", job, {**SECURE, **tags}),
@@ -261,7 +261,7 @@ def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:  # no
 
 def _bedrock_job_tags(identifier: str) -> dict:
     """aws:ResourceTag/<k> of an emulated invocation job: the tags it was created with, as Bedrock keeps them."""
-    from ..engines.bedrock_batch import active_bedrock_emulator  # noqa: PLC0415 - local mode only
+    from ..engines.bedrock_batch import active_bedrock_emulator  # local mode only
 
     try:
         job = active_bedrock_emulator().job(identifier)
@@ -271,18 +271,18 @@ def _bedrock_job_tags(identifier: str) -> dict:
 
 
 def bedrock_job(action: str) -> Mapper:
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+    def mapper(params: dict, store: PolicyStore) -> list[Request]:
         identifier = params["jobIdentifier"]
         return [Request(action, _job_arn(identifier), {**SECURE, **_bedrock_job_tags(identifier)})]
     return mapper
 
 
-def bedrock_invoke(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def bedrock_invoke(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("bedrock:InvokeModel", _model_arn(params["modelId"]), SECURE)]
 
 
 def account_wide(action: str) -> Mapper:
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+    def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
     return mapper
 
@@ -338,7 +338,7 @@ def requests_for(service: str, operation: str, params: dict[str, Any], store: Po
     return mapper(params, store)
 
 
-def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:  # noqa: ARG001
+def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:
     name = params["FunctionName"]
     arn = name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
     return [Request("lambda:InvokeFunction", arn, SECURE)]

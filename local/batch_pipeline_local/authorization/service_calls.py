@@ -122,7 +122,7 @@ def _output_bucket(store: PolicyStore, template: dict, physical: dict[str, str])
 
 
 def _pipelines(template: dict) -> dict:
-    from batch_pipeline.config import parse_runtime_pipelines  # noqa: PLC0415
+    from batch_pipeline.config import parse_runtime_pipelines
 
     for function in _of_type(template, "AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
@@ -143,7 +143,7 @@ def _job_data_calls(purpose: str, principal: str, role: str, store: PolicyStore,
 
 
 def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
-    from ..runner import Resolver  # noqa: PLC0415
+    from ..runner import Resolver
 
     physical, attributes = deployed_names(template)
     resolve = Resolver(physical, attributes)

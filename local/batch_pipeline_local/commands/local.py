@@ -84,7 +84,7 @@ def describe_authorization(report: dict) -> str:
 
 def parse_faults(texts: list[str]) -> list[str]:
     """--fault values, checked for shape before the emulator starts (state names are checked against the template)."""
-    from ..moto_hooks import Fault, FaultSpecError  # noqa: PLC0415
+    from ..moto_hooks import Fault, FaultSpecError
 
     try:
         for text in texts:

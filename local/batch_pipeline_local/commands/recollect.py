@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run_command(args) -> int:
-    import boto3  # noqa: PLC0415
+    import boto3
 
     session = boto3.session.Session()
     manifest = read_manifest(session.client("s3"), args.run_prefix)

@@ -278,7 +278,7 @@ _SHAPES: dict[str, Any] = {}
 def _input_shape(service: str, operation: str) -> Any:
     key = f"{service}:{operation}"
     if key not in _SHAPES:
-        import botocore.session  # noqa: PLC0415
+        import botocore.session
 
         _SHAPES[key] = botocore.session.get_session().get_service_model(service).operation_model(operation).input_shape
     return _SHAPES[key]
@@ -510,7 +510,7 @@ class BedrockBatchEmulator:
     # ------------------------------------------------------------ the hook
 
     def install(self) -> BedrockBatchEmulator:
-        from ..moto_hooks import answering_requests  # noqa: PLC0415
+        from ..moto_hooks import answering_requests
 
         if self._hooks is not None:
             return self
@@ -788,7 +788,7 @@ class BedrockBatchEmulator:
         if self.s3_client is not None:
             return self.s3_client(region)
         if region not in self._s3_clients:
-            import boto3  # noqa: PLC0415
+            import boto3
 
             self._s3_clients[region] = boto3.client("s3", region_name=region)
         return self._s3_clients[region]
@@ -803,7 +803,7 @@ class BedrockBatchEmulator:
             for name in {bucket, out_bucket}:
                 s3.head_bucket(Bucket=name)
             objects = _input_objects(s3, bucket, key)
-        except Exception as error:  # noqa: BLE001 - botocore ClientError: the bucket or object is not there
+        except Exception as error:  # botocore ClientError: the bucket or object is not there
             job.validation_error = f"Unable to access the S3 location {uri}: {error}"
             return
         if not objects:
@@ -932,7 +932,7 @@ def _input_objects(s3: Any, bucket: str, key: str) -> list[tuple[str, str, int]]
     if key and not key.endswith("/"):
         try:
             head = s3.head_object(Bucket=bucket, Key=key)
-        except Exception:  # noqa: BLE001 - not an object: a folder
+        except Exception:  # not an object: a folder
             pass
         else:
             return [(key, key.rsplit("/", 1)[-1], head["ContentLength"])] if key.endswith(".jsonl") else []
@@ -998,7 +998,7 @@ def _body(request: Any) -> bytes:
 
 
 def _default_account() -> str:
-    from ..moto_hooks import default_account_id  # noqa: PLC0415
+    from ..moto_hooks import default_account_id
 
     return default_account_id()
 

@@ -417,7 +417,7 @@ class SageMakerEngineHook:
             self._set_status(job, status, result.failure_reason if status == "Failed" else None)
 
     def _stop(self, job: Any) -> None:
-        from ..moto_hooks import StopRefused  # noqa: PLC0415
+        from ..moto_hooks import StopRefused
 
         with self._lock:
             if job.status != "InProgress":
@@ -429,7 +429,7 @@ class SageMakerEngineHook:
     # ------------------------------------------------------------ install
 
     def install(self) -> SageMakerEngineHook:
-        from ..moto_hooks import transform_job_hooks  # noqa: PLC0415
+        from ..moto_hooks import transform_job_hooks
 
         if self._hooks is not None:
             return self
