@@ -31,6 +31,7 @@ synth: setup
 # Lint and type-check before anything slow; any finding fails the build.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: lint synth

@@ -120,9 +120,13 @@ class StandInAws:
             return 400, {"__type": "ValidationException", "message": f"Could not find requested job with name {name}"}
         params = job["request"]
         return 200, {
-            "TransformJobName": name, "TransformJobArn": job["arn"], "TransformJobStatus": job["status"],
-            "ModelName": params["ModelName"], "TransformInput": params["TransformInput"],
-            "TransformOutput": params["TransformOutput"], "TransformResources": params["TransformResources"],
+            "TransformJobName": name,
+            "TransformJobArn": job["arn"],
+            "TransformJobStatus": job["status"],
+            "ModelName": params["ModelName"],
+            "TransformInput": params["TransformInput"],
+            "TransformOutput": params["TransformOutput"],
+            "TransformResources": params["TransformResources"],
             "CreationTime": 1_767_225_600,
         }
 
@@ -150,10 +154,16 @@ class StandInAws:
         name, job = found[0]
         params = job["request"]
         return 200, {
-            "jobArn": job["arn"], "jobName": name, "modelId": params["modelId"], "roleArn": params["roleArn"],
-            "status": job["status"], "submitTime": "2026-01-01T00:00:00Z",
-            "inputDataConfig": params["inputDataConfig"], "outputDataConfig": params["outputDataConfig"],
-            "modelInvocationType": params.get("modelInvocationType", "InvokeModel"), **job.get("counts", {}),
+            "jobArn": job["arn"],
+            "jobName": name,
+            "modelId": params["modelId"],
+            "roleArn": params["roleArn"],
+            "status": job["status"],
+            "submitTime": "2026-01-01T00:00:00Z",
+            "inputDataConfig": params["inputDataConfig"],
+            "outputDataConfig": params["outputDataConfig"],
+            "modelInvocationType": params.get("modelInvocationType", "InvokeModel"),
+            **job.get("counts", {}),
         }
 
     # ------------------------------------------------------------ Bedrock runtime (on-demand records)
@@ -176,9 +186,15 @@ class StandInAws:
 def nova_output(text: str, input_tokens: int = 1000) -> dict[str, Any]:
     """Amazon Nova's InvokeModel answer, which is also Converse's shape (output.message, camelCase usage)."""
     output_tokens = len(text.split())
-    return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
-            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
-                      "totalTokens": input_tokens + output_tokens}}
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": "end_turn",
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        },
+    }
 
 
 def _answer(handler: Callable[[Any], tuple[int, dict[str, Any] | bytes]]) -> Callable[..., AWSResponse]:

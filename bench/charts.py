@@ -88,8 +88,19 @@ def pip_install(requirement: str, target: Path, *, lambda_platform: bool) -> Pat
     if (target / ".complete").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-               "--target", str(target), "--only-binary=:all:", requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--only-binary=:all:",
+        requirement,
+    ]
     if lambda_platform:
         command += ["--implementation", "cp", "--python-version", LAMBDA_PYTHON]
         for platform in LAMBDA_PLATFORMS:
@@ -151,17 +162,23 @@ def main() -> None:
     medians = {name: statistics.median(values) - baseline for name, values in runs.items()}
     fastest = min(medians.values())
     smallest = min(size[0] for size in sizes.values())
-    print(f"Python {sys.version.split()[0]} start-up (subtracted): {baseline * 1000:.0f} ms; "
-          f"sizes for Lambda Python {LAMBDA_PYTHON} arm64\n")
-    header = (f"{'candidate':30s} {'unzipped MB':>11s} {'x smallest':>10s} {'zipped MB':>9s} {'files':>6s} "
-              f"{'cold start ms':>13s} {'x fastest':>9s} {'chart kinds':>11s}")
+    print(
+        f"Python {sys.version.split()[0]} start-up (subtracted): {baseline * 1000:.0f} ms; "
+        f"sizes for Lambda Python {LAMBDA_PYTHON} arm64\n"
+    )
+    header = (
+        f"{'candidate':30s} {'unzipped MB':>11s} {'x smallest':>10s} {'zipped MB':>9s} {'files':>6s} "
+        f"{'cold start ms':>13s} {'x fastest':>9s} {'chart kinds':>11s}"
+    )
     print(header)
     print("-" * len(header))
     for name, seconds in sorted(medians.items(), key=lambda item: item[1]):
         base = name.split(" ")[0]
         unzipped, zipped, files = sizes[base]
-        print(f"{name:30s} {unzipped / 1e6:11.1f} {unzipped / smallest:10.1f} {zipped / 1e6:9.1f} {files:6d} "
-              f"{seconds * 1000:13.0f} {seconds / fastest:9.1f} {kinds[base] + ' of 2':>11s}")
+        print(
+            f"{name:30s} {unzipped / 1e6:11.1f} {unzipped / smallest:10.1f} {zipped / 1e6:9.1f} {files:6d} "
+            f"{seconds * 1000:13.0f} {seconds / fastest:9.1f} {kinds[base] + ' of 2':>11s}"
+        )
     print("\nchart kinds: of the report's histogram and heatmap, how many the library draws itself.")
 
 

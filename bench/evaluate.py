@@ -62,7 +62,7 @@ def scoring(pairs: list[tuple[str, str]], use_stemmer: bool, rounds: int) -> dic
     slice_size = -(-len(pairs) // rounds)
     google_rates, batch_rates, single_rates, mismatches = [], [], [], 0
     for start in range(0, len(pairs), slice_size):
-        chunk = pairs[start:start + slice_size]
+        chunk = pairs[start : start + slice_size]
         google_scores, google_s = timed(lambda pairs_: [google.score(r, p) for r, p in pairs_], chunk)
         ours, batch_s = timed(score_pairs, references, predictions, use_stemmer=use_stemmer)
         # One pair per call on one thread: the engine without the batch call's parallelism.
@@ -140,12 +140,18 @@ def end_to_end(records: int, bootstrap: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=10_000, help="pairs to score (default 10,000)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved timing rounds; rates are their medians (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved timing rounds; rates are their medians (default 5)"
+    )
     parser.add_argument("--stemmer", action="store_true", help="score with Porter stemming on")
     parser.add_argument("--records", type=int, default=50_000, help="records for the end-to-end run (default 50,000)")
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                        help="also time the end-to-end run with an N-resample bootstrap interval (default: not timed)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time the end-to-end run with an N-resample bootstrap interval (default: not timed)",
+    )
     args = parser.parse_args()
 
     pairs = make_pairs(args.pairs, seed=1)

@@ -35,8 +35,9 @@ class FileS3:
 
     @staticmethod
     def _missing(operation: str, key: str) -> ClientError:
-        return ClientError({"Error": {"Code": "NoSuchKey", "Message": f"The specified key does not exist: {key}"}},
-                           operation)
+        return ClientError(
+            {"Error": {"Code": "NoSuchKey", "Message": f"The specified key does not exist: {key}"}}, operation
+        )
 
     def create_bucket(self, Bucket: str, **_: Any) -> dict:
         (self.root / Bucket).mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,34 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> None:
 
     rng = random.Random(seed)
     letters = "etaoinshrdlcumwfgypbvkjxqz"
-    weights = [12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0, 1.9, 1.5, 1.0,
-               0.8, 0.2, 0.2, 0.1, 0.1]
+    weights = [
+        12.7,
+        9.1,
+        8.2,
+        7.5,
+        7.0,
+        6.7,
+        6.3,
+        6.1,
+        6.0,
+        4.3,
+        4.0,
+        2.8,
+        2.8,
+        2.4,
+        2.4,
+        2.2,
+        2.0,
+        2.0,
+        1.9,
+        1.5,
+        1.0,
+        0.8,
+        0.2,
+        0.2,
+        0.1,
+        0.1,
+    ]
     vocabulary = ["".join(rng.choices(letters, weights, k=rng.randint(2, 10))) for _ in range(20_000)]
     target = size_mb * MB
     written = 0
@@ -69,16 +95,38 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> None:
             words = rng.choices(vocabulary, k=rng.randint(600, 760))
             article = ". ".join(" ".join(words[i : i + 18]).capitalize() for i in range(0, len(words), 18)) + "."
             summary = " ".join(rng.choices(vocabulary, k=rng.randint(40, 60)))
-            line = orjson.dumps({"id": record_id, "text_inputs": "Briefly summarize this text: " + article,
-                                 "reference": summary}, option=orjson.OPT_APPEND_NEWLINE)
+            line = orjson.dumps(
+                {"id": record_id, "text_inputs": "Briefly summarize this text: " + article, "reference": summary},
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
             out.write(line)
             written += len(line)
             record_id += 1
     tmp.rename(path)
 
 
-_NAMES = ["José", "Zoë", "Müller", "Łukasz", "Nguyễn", "François", "Søren", "Ángel", "Renée", "Çelik", "Dvořák",
-          "Øyvind", "Jürgen", "Inés", "Ōtani", "São Paulo", "Zürich", "Kraków", "Málaga", "Reykjavík"]
+_NAMES = [
+    "José",
+    "Zoë",
+    "Müller",
+    "Łukasz",
+    "Nguyễn",
+    "François",
+    "Søren",
+    "Ángel",
+    "Renée",
+    "Çelik",
+    "Dvořák",
+    "Øyvind",
+    "Jürgen",
+    "Inés",
+    "Ōtani",
+    "São Paulo",
+    "Zürich",
+    "Kraków",
+    "Málaga",
+    "Reykjavík",
+]
 _PUNCTUATION = ["\u2014", "\u2019", "\u201c", "\u201d", "\u20ac", "\u00b0", "\u2026"]  # — ’ “ ” € ° …
 
 
@@ -107,8 +155,10 @@ def generate_realistic(path: Path, size_mb: int, seed: int = 11) -> None:
         while written < target:
             paragraphs = ["  ".join(sentence() for _ in range(rng.randint(2, 5))) for _ in range(rng.randint(5, 9))]
             article = f"{rng.choice(_NAMES).upper()} (CNN) {punctuation[0]} " + "\n\n".join(paragraphs)
-            record: dict = {"id": f"cnn-{record_id:07d}" if record_id % 2 else record_id,
-                            "text_inputs": "Summarize: " + article}
+            record: dict = {
+                "id": f"cnn-{record_id:07d}" if record_id % 2 else record_id,
+                "text_inputs": "Summarize: " + article,
+            }
             if rng.random() < 0.2:
                 record["max_length"] = rng.choice([60, 80, 120])
                 record["temperature"] = round(rng.uniform(0.1, 1.0), 2)
@@ -203,8 +253,10 @@ def _prepare_floor(lines_of):
         def work() -> int:
             loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
             count = 0
-            with open(out_dir / "model.jsonl", "wb", buffering=CHUNK) as out, \
-                    open(out_dir / "references.jsonl", "wb", buffering=CHUNK) as references:
+            with (
+                open(out_dir / "model.jsonl", "wb", buffering=CHUNK) as out,
+                open(out_dir / "references.jsonl", "wb", buffering=CHUNK) as references,
+            ):
                 write, write_reference = out.write, references.write
                 for line in lines_of(source):
                     _floor_record(line, loads, dumps, newline, write, write_reference)
@@ -256,13 +308,21 @@ def prepare_intake(source: Path, out_dir: Path, pipeline_name: str):
 
 def child(args: argparse.Namespace) -> None:
     """Imports and configuration happen before the clock starts, for every variant alike."""
-    prepare = {"floor-split": _prepare_floor(_lines_split), "floor-find": _prepare_floor(_lines_find),
-               "floor-re": _prepare_floor(_lines_re), "naive": prepare_naive, "intake": prepare_intake}[args.variant]
+    prepare = {
+        "floor-split": _prepare_floor(_lines_split),
+        "floor-find": _prepare_floor(_lines_find),
+        "floor-re": _prepare_floor(_lines_re),
+        "naive": prepare_naive,
+        "intake": prepare_intake,
+    }[args.variant]
     work = prepare(Path(args.input), Path(args.out_dir), args.pipeline)
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     records = work()
-    print(json.dumps({"wall": time.perf_counter() - started_wall, "cpu": time.process_time() - started_cpu,
-                      "records": records}))
+    print(
+        json.dumps(
+            {"wall": time.perf_counter() - started_wall, "cpu": time.process_time() - started_cpu, "records": records}
+        )
+    )
 
 
 # ---------------------------------------------------------------- parent
@@ -273,9 +333,20 @@ def measure(variant: str, source: Path, pipeline: str) -> dict:
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     process = subprocess.Popen(
-        [sys.executable, __file__, "--child", variant, "--input", str(source), "--out-dir", str(out_dir),
-         "--pipeline", pipeline],
-        stdout=subprocess.PIPE, cwd=ROOT,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            variant,
+            "--input",
+            str(source),
+            "--out-dir",
+            str(out_dir),
+            "--pipeline",
+            pipeline,
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
     )
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -328,14 +399,18 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
             )
     median = statistics.median
     floor = min(FLOORS, key=lambda v: median(r["cpu"] for r in runs[v]))
-    print(f"\ncase {case}: {source.name}, {size / MB:.0f} MB, {runs['intake'][0]['records']} records; pipeline "
-          f"{args.pipeline!r}; {args.repeat} rounds")
+    print(
+        f"\ncase {case}: {source.name}, {size / MB:.0f} MB, {runs['intake'][0]['records']} records; pipeline "
+        f"{args.pipeline!r}; {args.repeat} rounds"
+    )
     print(f"{'variant':<12}{'MB/s wall':>11}{'MB/s cpu':>10}{'peak RSS MB':>13}")
     for variant, results in runs.items():
         mark = "  <- the floor (fastest)" if variant == floor else ""
-        print(f"{variant:<12}{size / MB / median(r['wall'] for r in results):>11.1f}"
-              f"{size / MB / median(r['cpu'] for r in results):>10.1f}"
-              f"{max(r['peak_rss_mb'] for r in results):>13.1f}{mark}")
+        print(
+            f"{variant:<12}{size / MB / median(r['wall'] for r in results):>11.1f}"
+            f"{size / MB / median(r['cpu'] for r in results):>10.1f}"
+            f"{max(r['peak_rss_mb'] for r in results):>13.1f}{mark}"
+        )
 
     def ratio(numerator: str, denominator: str, clock: str) -> tuple[float, float, float]:
         per_round = [n[clock] / d[clock] for n, d in zip(runs[denominator], runs[numerator], strict=True)]
@@ -343,8 +418,10 @@ def report_case(case: str, source: Path, variants: list[str], args: argparse.Nam
 
     for clock in ("wall", "cpu"):
         mid, low, high = ratio("intake", floor, clock)
-        print(f"intake / floor ({floor}), {clock}: median {mid:.2f} of per-round ratios (range {low:.2f}-{high:.2f})"
-              "   (goal >= 0.60)")
+        print(
+            f"intake / floor ({floor}), {clock}: median {mid:.2f} of per-round ratios (range {low:.2f}-{high:.2f})"
+            "   (goal >= 0.60)"
+        )
     if "naive" in runs:
         mid, low, high = ratio("intake", "naive", "cpu")
         print(f"intake / naive, cpu: median {mid:.2f} (range {low:.2f}-{high:.2f})")

@@ -87,9 +87,40 @@ GOAL_RECORDS = 1_000_000
 BASELINE_RECORDS = 100_000
 MAX_ROUNDS = 8
 LABELS = ("politics", "business", "sport", "science", "culture")
-_WORDS = ("the", "council", "said", "on", "Tuesday", "that", "a", "new", "bridge", "would", "open", "in", "spring",
-          "officials", "café", "naïve", "São", "Paulo", "Zürich", "résumé", "report", "found", "more", "than", "half",
-          "residents", "had", "never", "visited", "museum", "据报道", "Москва")
+_WORDS = (
+    "the",
+    "council",
+    "said",
+    "on",
+    "Tuesday",
+    "that",
+    "a",
+    "new",
+    "bridge",
+    "would",
+    "open",
+    "in",
+    "spring",
+    "officials",
+    "café",
+    "naïve",
+    "São",
+    "Paulo",
+    "Zürich",
+    "résumé",
+    "report",
+    "found",
+    "more",
+    "than",
+    "half",
+    "residents",
+    "had",
+    "never",
+    "visited",
+    "museum",
+    "据报道",
+    "Москва",
+)
 
 
 # ---------------------------------------------------------------- generated text
@@ -116,21 +147,37 @@ def _summary(rng: random.Random) -> str:
 
 
 def _nova_body(text: str) -> dict[str, Any]:
-    return {"schemaVersion": "messages-v1", "messages": [{"role": "user", "content": [{"text": text}]}],
-            "inferenceConfig": {"maxTokens": 300, "temperature": 0.2}}
+    return {
+        "schemaVersion": "messages-v1",
+        "messages": [{"role": "user", "content": [{"text": text}]}],
+        "inferenceConfig": {"maxTokens": 300, "temperature": 0.2},
+    }
 
 
 def _record_maker(input_format: str) -> Callable[[int, str, str, str], dict[str, Any]]:
     """(index, article, reference, label) -> one upload line in the pipeline's input format."""
     makers: dict[str, Callable[[int, str, str, str], dict[str, Any]]] = {
-        "jumpstart-text2text": lambda i, text, ref, label: {"id": f"cnn-{i:08d}", "text_inputs": f"Summarize: {i} "
-                                                            + text, "reference": ref},
-        "zero-shot": lambda i, text, ref, label: {"id": f"cnn-{i:08d}", "sequences": f"{i} {text}",
-                                                  "candidate_labels": list(LABELS), "label": label},
-        "bedrock": lambda i, text, ref, label: {"recordId": f"cnn-{i:08d}", "modelInput": _nova_body(
-            f"Summarize this article in three sentences: {i} {text}"), "reference": ref},
-        "prompt": lambda i, text, ref, label: {"id": f"cnn-{i:08d}", "prompt": f"Summarize: {i} {text}",
-                                               "reference": ref},
+        "jumpstart-text2text": lambda i, text, ref, label: {
+            "id": f"cnn-{i:08d}",
+            "text_inputs": f"Summarize: {i} " + text,
+            "reference": ref,
+        },
+        "zero-shot": lambda i, text, ref, label: {
+            "id": f"cnn-{i:08d}",
+            "sequences": f"{i} {text}",
+            "candidate_labels": list(LABELS),
+            "label": label,
+        },
+        "bedrock": lambda i, text, ref, label: {
+            "recordId": f"cnn-{i:08d}",
+            "modelInput": _nova_body(f"Summarize this article in three sentences: {i} {text}"),
+            "reference": ref,
+        },
+        "prompt": lambda i, text, ref, label: {
+            "id": f"cnn-{i:08d}",
+            "prompt": f"Summarize: {i} {text}",
+            "reference": ref,
+        },
     }
     if input_format not in makers:
         raise SystemExit(f"bench/scale.py generates no {input_format!r} input")
@@ -206,10 +253,14 @@ def bench_pipeline(name: str) -> Any:
 def step_intake(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.intake_service import IntakeService, IntakeSettings
 
-    settings = IntakeSettings(pipelines={bench.pipeline.name: bench.pipeline}, output_bucket=BUCKET,
-                              state_machine_arn=STATE_MACHINE_ARN, topic_arn=None, workdir=None)
-    service = IntakeService(bench.s3, bench.aws.client("stepfunctions"), None, settings,
-                            log=lambda *args, **keys: None)
+    settings = IntakeSettings(
+        pipelines={bench.pipeline.name: bench.pipeline},
+        output_bucket=BUCKET,
+        state_machine_arn=STATE_MACHINE_ARN,
+        topic_arn=None,
+        workdir=None,
+    )
+    service = IntakeService(bench.s3, bench.aws.client("stepfunctions"), None, settings, log=lambda *args, **keys: None)
     result = service.process(INPUT_BUCKET, f"{bench.pipeline.name}/upload.jsonl")
     if result["status"] != "started":
         raise SystemExit(f"intake did not start the run: {result}")
@@ -237,9 +288,13 @@ def step_job_control(bench: Bench) -> list[dict[str, Any]]:
         result = job_control_invocation({"run": run, "job": job, "attempt": 0}, backend)
         save_job(bench.s3, run, result["job"])
         merged = bool(result["job"].get("merged_output_key")) and not job.get("merged_output_key")
-        invocations.append({"step": "retry_merge" if merged else "job_control",
-                            "records": int(result["job"].get("records") or 0),
-                            "cpu_s": round(time.process_time() - started, 3)})
+        invocations.append(
+            {
+                "step": "retry_merge" if merged else "job_control",
+                "records": int(result["job"].get("records") or 0),
+                "cpu_s": round(time.process_time() - started, 3),
+            }
+        )
     return invocations
 
 
@@ -277,8 +332,14 @@ def step_finalize(bench: Bench) -> list[dict[str, Any]]:
         raise RuntimeError("report.html could not be rendered (see the log above)")
     put_report(bench.s3, BUCKET, f"{prefix}{REPORT_FILE}", page)
     # What the run came to, so a table row is also a check that the run worked.
-    return [{"records": collected["records"], "succeeded": manifest["counts"]["succeeded"],
-             "failed": manifest["counts"]["failed"], "status": manifest["status"]}]
+    return [
+        {
+            "records": collected["records"],
+            "succeeded": manifest["counts"]["succeeded"],
+            "failed": manifest["counts"]["failed"],
+            "status": manifest["status"],
+        }
+    ]
 
 
 # ---------------------------------------------------------------- the model stand-in (not measured)
@@ -313,21 +374,27 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
                     out.write(line)
                     written += 1
                     errors += line.startswith(b'{"recordId"') and b'"error":{' in line
-            counts = {"totalRecordCount": counts["totalRecordCount"] + written,
-                      "processedRecordCount": counts["processedRecordCount"] + written,
-                      "successRecordCount": counts["successRecordCount"] + written - errors,
-                      "errorRecordCount": counts["errorRecordCount"] + errors}
+            counts = {
+                "totalRecordCount": counts["totalRecordCount"] + written,
+                "processedRecordCount": counts["processedRecordCount"] + written,
+                "successRecordCount": counts["successRecordCount"] + written - errors,
+                "errorRecordCount": counts["errorRecordCount"] + errors,
+            }
             count += written
             if bench.pipeline.backend == "bedrock":
-                manifest = {**counts, "inputTokenCount": 1000 * counts["successRecordCount"],
-                            "outputTokenCount": 50 * counts["successRecordCount"]}
+                manifest = {
+                    **counts,
+                    "inputTokenCount": 1000 * counts["successRecordCount"],
+                    "outputTokenCount": 50 * counts["successRecordCount"],
+                }
                 path.with_name("manifest.json.out").write_bytes(orjson.dumps(manifest))
         bench.aws.complete(job["name"], counts if bench.pipeline.backend == "bedrock" else None)
     return [{"records": count}]
 
 
-def _answers(bench: Bench, records: Iterator[dict[str, Any]], answers: list[str], rng: random.Random,
-             retry: bool) -> Iterator[bytes]:
+def _answers(
+    bench: Bench, records: Iterator[dict[str, Any]], answers: list[str], rng: random.Random, retry: bool
+) -> Iterator[bytes]:
     import orjson
 
     from bench.aws_stand_in import fails, nova_output
@@ -347,8 +414,16 @@ def _answers(bench: Bench, records: Iterator[dict[str, Any]], answers: list[str]
             labels = list(record["candidate_labels"])
             rng.shuffle(labels)
             scores = sorted((rng.random() for _ in labels), reverse=True)
-            yield orjson.dumps({"sequence": record["sequences"], "labels": labels,
-                                "scores": [score / sum(scores) for score in scores]}) + b"\n"
+            yield (
+                orjson.dumps(
+                    {
+                        "sequence": record["sequences"],
+                        "labels": labels,
+                        "scores": [score / sum(scores) for score in scores],
+                    }
+                )
+                + b"\n"
+            )
     else:
         # JumpStart text2text writes Python literals, not JSON.
         for record in records:
@@ -356,8 +431,12 @@ def _answers(bench: Bench, records: Iterator[dict[str, Any]], answers: list[str]
 
 
 STEPS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
-    "intake": step_intake, "job_control": step_job_control, "model": step_model,
-    "collect": step_collect, "evaluate": step_evaluate, "finalize": step_finalize,
+    "intake": step_intake,
+    "job_control": step_job_control,
+    "model": step_model,
+    "collect": step_collect,
+    "evaluate": step_evaluate,
+    "finalize": step_finalize,
 }
 
 
@@ -402,8 +481,16 @@ def child(step: str, root: Path, pipeline_name: str, failed_share: float, retry_
     done.set()
     sampler.join()
     peak[0] = max(peak[0], _tree_bytes(tmp))
-    print(json.dumps({"invocations": invocations, "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
-                      "cpu_s": round(cpu, 2), "tmp_mb": round(peak[0] / 2**20, 1)}))
+    print(
+        json.dumps(
+            {
+                "invocations": invocations,
+                "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
+                "cpu_s": round(cpu, 2),
+                "tmp_mb": round(peak[0] / 2**20, 1),
+            }
+        )
+    )
 
 
 # ---------------------------------------------------------------- the parent: sizes x pipelines x steps
@@ -418,18 +505,39 @@ def limits_from_template(assembly: str | None = None) -> dict[str, dict[str, int
     by_handler = {}
     for resource_ in resources_of(template, "AWS::Lambda::Function").values():
         props = resource_["Properties"]
-        by_handler[props.get("Handler")] = {"memory_mb": props.get("MemorySize", 128),
-                                            "timeout_s": props.get("Timeout", 3),
-                                            "ephemeral_mb": props.get("EphemeralStorage", {}).get("Size", 512)}
+        by_handler[props.get("Handler")] = {
+            "memory_mb": props.get("MemorySize", 128),
+            "timeout_s": props.get("Timeout", 3),
+            "ephemeral_mb": props.get("EphemeralStorage", {}).get("Size", 512),
+        }
     return {step: by_handler[handler] for step, handler in STEP_FUNCTION.items() if handler in by_handler}
 
 
 def _run_step(step: str, root: Path, args: argparse.Namespace, pipeline_name: str) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix=f"{step}-tmp-", dir=root)
-    command = [sys.executable, __file__, "--child", step, "--root", str(root), "--pipeline", pipeline_name,
-               "--failed-share", str(args.failed_share), "--retry-failed-share", str(args.retry_failed_share)]
-    env = {**os.environ, "TMPDIR": tmp, "BEDROCK_ROLE_ARN": BEDROCK_ROLE_ARN, "OUTPUT_BUCKET": BUCKET,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        step,
+        "--root",
+        str(root),
+        "--pipeline",
+        pipeline_name,
+        "--failed-share",
+        str(args.failed_share),
+        "--retry-failed-share",
+        str(args.retry_failed_share),
+    ]
+    env = {
+        **os.environ,
+        "TMPDIR": tmp,
+        "BEDROCK_ROLE_ARN": BEDROCK_ROLE_ARN,
+        "OUTPUT_BUCKET": BUCKET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+    }
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -445,8 +553,9 @@ def _jobs_done(root: Path) -> bool:
     return folder is not None and all(json.loads(path.read_text()).get("done") for path in folder.glob("*.json"))
 
 
-def measure(records: int, pipeline_name: str, limits: dict[str, dict[str, int]],
-            args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(
+    records: int, pipeline_name: str, limits: dict[str, dict[str, int]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
     """Every step of one run; job control's rounds are folded into one row per reported step."""
     root = Path(tempfile.mkdtemp(prefix=f"scale-{pipeline_name}-{records}-", dir=args.workdir))
     rows: dict[str, dict[str, Any]] = {}
@@ -474,8 +583,12 @@ def measure(records: int, pipeline_name: str, limits: dict[str, dict[str, int]],
             row["timeout_share"] = round(row["lambda_seconds"] / row["timeout_s"], 3)
             row["ephemeral_share"] = round(row["tmp_mb"] / row["ephemeral_mb"], 3)
         out.append(row)
-        print(f"  {pipeline_name:<18} {records:>9,} {step:<12} rss {row['peak_rss_mb']:>7} MB  cpu {row['cpu_s']:>7} s"
-              f"  tmp {row['tmp_mb']:>7} MB  wall {row['wall_s']:>6} s", file=sys.stderr, flush=True)
+        print(
+            f"  {pipeline_name:<18} {records:>9,} {step:<12} rss {row['peak_rss_mb']:>7} MB  cpu {row['cpu_s']:>7} s"
+            f"  tmp {row['tmp_mb']:>7} MB  wall {row['wall_s']:>6} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
@@ -483,13 +596,21 @@ def _fold(rows: dict[str, dict[str, Any]], name: str, measured: dict[str, Any]) 
     """A step's process into its row; job control's invocations into job_control / retry_merge by what they did."""
     if name != "job_control":
         outcome = {key: value for key, value in measured["invocations"][0].items() if key != "records"}
-        rows[name] = {**outcome, "invocations": 1, "peak_rss_mb": measured["peak_rss_mb"], "cpu_s": measured["cpu_s"],
-                      "cpu_total_s": measured["cpu_s"], "tmp_mb": measured["tmp_mb"], "wall_s": measured["wall_s"]}
+        rows[name] = {
+            **outcome,
+            "invocations": 1,
+            "peak_rss_mb": measured["peak_rss_mb"],
+            "cpu_s": measured["cpu_s"],
+            "cpu_total_s": measured["cpu_s"],
+            "tmp_mb": measured["tmp_mb"],
+            "wall_s": measured["wall_s"],
+        }
         return
     for step in {invocation["step"] for invocation in measured["invocations"]}:
         mine = [invocation for invocation in measured["invocations"] if invocation["step"] == step]
-        row = rows.setdefault(step, {"invocations": 0, "peak_rss_mb": 0.0, "cpu_s": 0.0, "cpu_total_s": 0.0,
-                                     "tmp_mb": 0.0, "wall_s": 0.0})
+        row = rows.setdefault(
+            step, {"invocations": 0, "peak_rss_mb": 0.0, "cpu_s": 0.0, "cpu_total_s": 0.0, "tmp_mb": 0.0, "wall_s": 0.0}
+        )
         row["invocations"] += len(mine)
         row["peak_rss_mb"] = max(row["peak_rss_mb"], measured["peak_rss_mb"])
         row["tmp_mb"] = max(row["tmp_mb"], measured["tmp_mb"])
@@ -503,8 +624,14 @@ def add_growth(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         sizes = sorted({r["records"] for r in rows if r["pipeline"] == row["pipeline"]})
         baseline_size = BASELINE_RECORDS if BASELINE_RECORDS in sizes else sizes[0]
-        base = next((r for r in rows if r["pipeline"] == row["pipeline"] and r["step"] == row["step"]
-                     and r["records"] == baseline_size), None)
+        base = next(
+            (
+                r
+                for r in rows
+                if r["pipeline"] == row["pipeline"] and r["step"] == row["step"] and r["records"] == baseline_size
+            ),
+            None,
+        )
         if base is not None and base["peak_rss_mb"]:
             row["rss_vs_baseline"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 2)
             row["baseline_records"] = baseline_size
@@ -520,22 +647,42 @@ def verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
         for limit in ("memory", "timeout", "ephemeral"):
             if row[f"{limit}_share"] > LIMIT_SHARE:
                 ok = False
-                lines.append(f"MISS {row['pipeline']} {row['step']} at {largest:,}: {row[f'{limit}_share']:.0%} of "
-                             f"its {limit} limit (goal <= {LIMIT_SHARE:.0%})")
+                lines.append(
+                    f"MISS {row['pipeline']} {row['step']} at {largest:,}: {row[f'{limit}_share']:.0%} of "
+                    f"its {limit} limit (goal <= {LIMIT_SHARE:.0%})"
+                )
         if row["step"] in GROWTH_STEPS and row.get("baseline_records", largest) != largest:
             growth = row["rss_vs_baseline"]
             ok &= growth <= GROWTH_LIMIT
-            lines.append(f"{'MISS' if growth > GROWTH_LIMIT else 'ok'} {row['pipeline']} {row['step']} peak RSS grows "
-                         f"{growth:.2f}x from {row['baseline_records']:,} to {largest:,} (goal <= {GROWTH_LIMIT}x)")
+            lines.append(
+                f"{'MISS' if growth > GROWTH_LIMIT else 'ok'} {row['pipeline']} {row['step']} peak RSS grows "
+                f"{growth:.2f}x from {row['baseline_records']:,} to {largest:,} (goal <= {GROWTH_LIMIT}x)"
+            )
     scope = "" if largest >= GOAL_RECORDS else f" (measured at {largest:,} records; the goal is stated for 1,000,000)"
-    lines.append(f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect and evaluate "
-                 f"memory growth <= {GROWTH_LIMIT}x{scope}")
+    lines.append(
+        f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect and evaluate "
+        f"memory growth <= {GROWTH_LIMIT}x{scope}"
+    )
     return ok, lines
 
 
-TABLE = ("pipeline", "step", "records", "invocations", "peak_rss_mb", "memory_mb", "memory_share", "cpu_s",
-         "lambda_seconds", "timeout_s", "timeout_share", "tmp_mb", "ephemeral_mb", "ephemeral_share",
-         "rss_vs_baseline")
+TABLE = (
+    "pipeline",
+    "step",
+    "records",
+    "invocations",
+    "peak_rss_mb",
+    "memory_mb",
+    "memory_share",
+    "cpu_s",
+    "lambda_seconds",
+    "timeout_s",
+    "timeout_share",
+    "tmp_mb",
+    "ephemeral_mb",
+    "ephemeral_share",
+    "rss_vs_baseline",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,8 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", nargs="+", default=["summarize"])
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument("--workdir", help="where the generated runs go (default: the system temp dir)")
-    parser.add_argument("--assembly", help="read the limits from this cloud assembly (e.g. cdk.out) instead of "
-                                           "synthesizing the app")
+    parser.add_argument(
+        "--assembly", help="read the limits from this cloud assembly (e.g. cdk.out) instead of synthesizing the app"
+    )
     parser.add_argument("--failed-share", type=float, default=0.02, help="Bedrock records failed on the first try")
     parser.add_argument("--retry-failed-share", type=float, default=0.1, help="retried records that fail again")
     parser.add_argument("--child", help=argparse.SUPPRESS)

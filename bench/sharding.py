@@ -52,7 +52,7 @@ def contiguous(cuts: list[int]) -> list[range]:
 def padding_fraction(words: list[int], batch_size: int) -> float:
     padded = real = 0
     for start in range(0, len(words), batch_size):
-        batch = words[start:start + batch_size]
+        batch = words[start : start + batch_size]
         padded += max(batch) * len(batch)
         real += sum(batch)
     return (padded - real) / padded

@@ -20,11 +20,37 @@ from pathlib import Path
 OUTPUT = Path(__file__).with_name("bedrock-summarize.jsonl")
 RECORDS = 120
 SEED = 8
-INSTRUCTION = ("Summarize this customer support call in one or two sentences for the case notes. "
-               "Say what the customer wanted and what was done.")
+INSTRUCTION = (
+    "Summarize this customer support call in one or two sentences for the case notes. "
+    "Say what the customer wanted and what was done."
+)
 
-FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Luca",
-               "Maya", "Nils", "Olga", "Priya", "Quinn", "Rosa", "Sami", "Tariq", "Una", "Viktor", "Wen", "Yara"]
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elif",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Luca",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tariq",
+    "Una",
+    "Viktor",
+    "Wen",
+    "Yara",
+]
 AGENTS = ["Sam", "Alex", "Jordan", "Robin", "Taylor", "Morgan"]
 PLANS = ["Basic", "Plus", "Family", "Pro"]
 ITEMS = ["desk lamp", "kettle", "pair of running shoes", "phone case", "rucksack", "coffee grinder", "bike light"]
@@ -45,8 +71,10 @@ def double_charge(rng, customer, agent):
         ("Agent", f"I've refunded the duplicate payment of {amount}. It should reach your card in three to five days."),
         ("Customer", "Great, thank you."),
     ]
-    summary = (f"{customer} was charged {amount} twice for the monthly bill. "
-               f"The agent refunded the duplicate payment, due in three to five days.")
+    summary = (
+        f"{customer} was charged {amount} twice for the monthly bill. "
+        f"The agent refunded the duplicate payment, due in three to five days."
+    )
     return turns, summary
 
 
@@ -59,8 +87,10 @@ def outage(rng, customer, agent):
         ("Customer", "When will it be fixed?"),
         ("Agent", "Engineers expect to restore service by this evening, and I've added a credit for today."),
     ]
-    summary = (f"{customer} reported an internet outage of {hours} hours caused by a local exchange fault. "
-               f"The agent said service should return this evening and added a credit for the day.")
+    summary = (
+        f"{customer} reported an internet outage of {hours} hours caused by a local exchange fault. "
+        f"The agent said service should return this evening and added a credit for the day."
+    )
     return turns, summary
 
 
@@ -72,8 +102,10 @@ def password_reset(rng, customer, agent):
         ("Agent", "I've also sent a reset link to the email address on file."),
         ("Customer", "Got it, I've set a new password. Thanks."),
     ]
-    summary = (f"{customer} was locked out of the online account after too many login attempts. "
-               f"The agent unlocked it and sent a password reset link, which worked.")
+    summary = (
+        f"{customer} was locked out of the online account after too many login attempts. "
+        f"The agent unlocked it and sent a password reset link, which worked."
+    )
     return turns, summary
 
 
@@ -88,8 +120,10 @@ def late_delivery(rng, customer, agent):
         ("Customer", "Oh. Can you correct it?"),
         ("Agent", f"Done. The courier will deliver it on {day}, and I've refunded the delivery fee."),
     ]
-    summary = (f"{customer}'s order {order} ({item}) was late because of a wrong postcode on the label. "
-               f"The agent corrected it, rebooked delivery for {day} and refunded the delivery fee.")
+    summary = (
+        f"{customer}'s order {order} ({item}) was late because of a wrong postcode on the label. "
+        f"The agent corrected it, rebooked delivery for {day} and refunded the delivery fee."
+    )
     return turns, summary
 
 
@@ -102,8 +136,10 @@ def upgrade(rng, customer, agent):
         ("Customer", "Yes please."),
         ("Agent", "It's done. You'll get a confirmation email in a few minutes."),
     ]
-    summary = (f"{customer} asked to switch from the {old} plan to the {new} plan. "
-               f"The agent made the change from the next billing cycle and sent a confirmation email.")
+    summary = (
+        f"{customer} asked to switch from the {old} plan to the {new} plan. "
+        f"The agent made the change from the next billing cycle and sent a confirmation email."
+    )
     return turns, summary
 
 
@@ -116,8 +152,10 @@ def cancel(rng, customer, agent):
         ("Customer", "That works, I'll keep it then."),
         ("Agent", "Lovely, the discount is applied from today."),
     ]
-    summary = (f"{customer} called to cancel the subscription because of the price. "
-               f"The customer accepted a half-price offer for {months} months and stayed.")
+    summary = (
+        f"{customer} called to cancel the subscription because of the price. "
+        f"The customer accepted a half-price offer for {months} months and stayed."
+    )
     return turns, summary
 
 
@@ -131,8 +169,7 @@ def address_change(rng, customer, agent):
         ("Customer", f"{number} {street}."),
         ("Agent", f"Updated. Bills and letters will go to {number} {street} from now on."),
     ]
-    summary = (f"{customer} moved house and asked to update the address. "
-               f"The agent changed it to {number} {street}.")
+    summary = f"{customer} moved house and asked to update the address. The agent changed it to {number} {street}."
     return turns, summary
 
 
@@ -144,8 +181,10 @@ def broken_router(rng, customer, agent):
         ("Customer", "Still red."),
         ("Agent", "Then the router is faulty. I've ordered a free replacement that arrives within two days."),
     ]
-    summary = (f"{customer}'s router kept flashing red and a restart did not help. "
-               f"The agent ordered a free replacement router, arriving within two days.")
+    summary = (
+        f"{customer}'s router kept flashing red and a restart did not help. "
+        f"The agent ordered a free replacement router, arriving within two days."
+    )
     return turns, summary
 
 
@@ -159,16 +198,18 @@ def records() -> list[dict]:
         scenario = SCENARIOS[(number - 1) % len(SCENARIOS)]
         turns, summary = scenario(rng, rng.choice(FIRST_NAMES), rng.choice(AGENTS))
         transcript = "\n".join(f"{speaker}: {text}" for speaker, text in turns)
-        lines.append({
-            "recordId": f"call-{number:04d}",
-            "modelInput": {
-                "schemaVersion": "messages-v1",
-                "system": [{"text": INSTRUCTION}],
-                "messages": [{"role": "user", "content": [{"text": transcript}]}],
-                "inferenceConfig": {"maxTokens": 200, "temperature": 0.2},
-            },
-            "reference": summary,
-        })
+        lines.append(
+            {
+                "recordId": f"call-{number:04d}",
+                "modelInput": {
+                    "schemaVersion": "messages-v1",
+                    "system": [{"text": INSTRUCTION}],
+                    "messages": [{"role": "user", "content": [{"text": transcript}]}],
+                    "inferenceConfig": {"maxTokens": 200, "temperature": 0.2},
+                },
+                "reference": summary,
+            }
+        )
     return lines
 
 

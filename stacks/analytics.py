@@ -54,8 +54,10 @@ BYTES_SCANNED_CUTOFF = 100 * 1024**3
 WORKGROUP_NAME_MAX = 128
 
 _ROUGE_SCORE = "struct<precision:double,recall:double,fmeasure:double>"
-_METRICS = (f"struct<rouge1:{_ROUGE_SCORE},rouge2:{_ROUGE_SCORE},rougel:{_ROUGE_SCORE},rougelsum:{_ROUGE_SCORE},"
-            "label:string,predicted:string,correct:boolean>")
+_METRICS = (
+    f"struct<rouge1:{_ROUGE_SCORE},rouge2:{_ROUGE_SCORE},rougel:{_ROUGE_SCORE},rougelsum:{_ROUGE_SCORE},"
+    "label:string,predicted:string,correct:boolean>"
+)
 _ERROR = "struct<code:string,message:string>"
 
 
@@ -76,7 +78,10 @@ class TableSpec:
 
 
 PREDICTIONS = TableSpec(
-    "predictions", "${pipeline}/${run}/" + PREDICTIONS_FOLDER, ("pipeline", "run"), (
+    "predictions",
+    "${pipeline}/${run}/" + PREDICTIONS_FOLDER,
+    ("pipeline", "run"),
+    (
         Column("id", "string", "the record id (an integer id reads as its text)"),
         Column("prediction", "string", "the model's answer; null when the record has none"),
         Column("labels", "array<string>", "zero-shot: candidate labels, best first"),
@@ -85,57 +90,95 @@ PREDICTIONS = TableSpec(
         Column("output_tokens", "bigint", "Bedrock: tokens in the answer"),
         Column("error", _ERROR, "why the record has no prediction"),
         Column("reference", "string", "the reference summary, when the input carried one"),
-        Column("label", "string", "the true label, when the input carried one (a multi-label list reads as its "
-                                  "JSON text: the SerDe renders a non-string value with toString())"),
+        Column(
+            "label",
+            "string",
+            "the true label, when the input carried one (a multi-label list reads as its "
+            "JSON text: the SerDe renders a non-string value with toString())",
+        ),
         Column("metrics", _METRICS, "per-record scores: ROUGE precision/recall/F, or label/predicted/correct"),
-    ), "One line per valid input record of a run; query with run = '<run id>' (injected partition)")
+    ),
+    "One line per valid input record of a run; query with run = '<run id>' (injected partition)",
+)
 
 ERRORS = TableSpec(
-    "errors", "${pipeline}/${run}/" + ERRORS_FOLDER, ("pipeline", "run"), (
+    "errors",
+    "${pipeline}/${run}/" + ERRORS_FOLDER,
+    ("pipeline", "run"),
+    (
         Column("id", "string", "the record id"),
         Column("prediction", "string", "always null"),
         Column("error", _ERROR, "code (no-output, parse-error, job-failed, Bedrock's code, ...) and message"),
         Column("job", "string", "the backend job the record was sent in"),
         Column("source", "string", "the shard (input object) the record was in"),
-    ), "Records of a run the model did not answer, with the reason; query with run = '<run id>'")
+    ),
+    "Records of a run the model did not answer, with the reason; query with run = '<run id>'",
+)
 
 MANIFESTS = TableSpec(
-    "manifests", "${pipeline}/" + MANIFESTS_FOLDER, ("pipeline",), (
+    "manifests",
+    "${pipeline}/" + MANIFESTS_FOLDER,
+    ("pipeline",),
+    (
         Column("manifest_version", "int", "manifest format version"),
         Column("run_id", "string", "the run id (the Step Functions execution name)"),
         Column("backend", "string", "sagemaker or bedrock"),
         Column("model", "string", "model id or SageMaker model"),
-        Column("input", "struct<bucket:string,key:string,version_id:string,etag:string,size:bigint>",
-               "the uploaded object"),
+        Column(
+            "input", "struct<bucket:string,key:string,version_id:string,etag:string,size:bigint>", "the uploaded object"
+        ),
         Column("ids_assigned", "boolean", "intake assigned record ids"),
         Column("local_stand_in", "boolean", "true for a local-mode run (stand-in engines, not a model)"),
-        Column("counts", "struct<total:bigint,valid:bigint,rejected:bigint,processed:bigint,succeeded:bigint,"
-                         "failed:bigint>", "record counts"),
-        Column("jobs", "array<struct<name:string,arn:string,status:string,state:string,failure_reason:string,"
-                       "output_uri:string,records:bigint,invocation_type:string,model_invocations:bigint,"
-                       "index:int,input_uri:string,done:boolean,started_at:string,ended_at:string>>",
-               "the run's backend jobs (started_at/ended_at: SageMaker's TransformStartTime/TransformEndTime)"),
+        Column(
+            "counts",
+            "struct<total:bigint,valid:bigint,rejected:bigint,processed:bigint,succeeded:bigint,failed:bigint>",
+            "record counts",
+        ),
+        Column(
+            "jobs",
+            "array<struct<name:string,arn:string,status:string,state:string,failure_reason:string,"
+            "output_uri:string,records:bigint,invocation_type:string,model_invocations:bigint,"
+            "index:int,input_uri:string,done:boolean,started_at:string,ended_at:string>>",
+            "the run's backend jobs (started_at/ended_at: SageMaker's TransformStartTime/TransformEndTime)",
+        ),
         Column("model_invocations", "struct<total:bigint,by_job:map<string,bigint>>", "billed model requests"),
         Column("status", "string", "SUCCEEDED, PARTIAL or FAILED"),
         Column("tokens", "struct<input_tokens:bigint,output_tokens:bigint>", "token counts (Bedrock)"),
-        Column("cost", "struct<usd:double,input_usd:double,output_usd:double,instance_usd:double,route:string,"
-                       "model:string,prices_as_of:string,source:string,basis:string>",
-               "the run's cost at the catalog's prices (batch_pipeline.pricing)"),
-        Column("backend_counts", "struct<totalrecordcount:bigint,processedrecordcount:bigint,"
-                                 "successrecordcount:bigint,errorrecordcount:bigint,inputtokencount:bigint,"
-                                 "outputtokencount:bigint>", "Bedrock's manifest.json.out counts"),
-        Column("evaluation", "struct<metric:string,records:bigint,scored:bigint,missing:bigint,errors:bigint,"
-                             "accuracy:double,macro_f1:double,rouge_f:struct<rouge1:double,rouge2:double,"
-                             "rougel:double,rougelsum:double>>", "the evaluation headline"),
-        Column("timings", "struct<started_at:string,finished_at:string,duration_seconds:double>",
-               "ISO 8601 times in UTC"),
+        Column(
+            "cost",
+            "struct<usd:double,input_usd:double,output_usd:double,instance_usd:double,route:string,"
+            "model:string,prices_as_of:string,source:string,basis:string>",
+            "the run's cost at the catalog's prices (batch_pipeline.pricing)",
+        ),
+        Column(
+            "backend_counts",
+            "struct<totalrecordcount:bigint,processedrecordcount:bigint,"
+            "successrecordcount:bigint,errorrecordcount:bigint,inputtokencount:bigint,"
+            "outputtokencount:bigint>",
+            "Bedrock's manifest.json.out counts",
+        ),
+        Column(
+            "evaluation",
+            "struct<metric:string,records:bigint,scored:bigint,missing:bigint,errors:bigint,"
+            "accuracy:double,macro_f1:double,rouge_f:struct<rouge1:double,rouge2:double,"
+            "rougel:double,rougelsum:double>>",
+            "the evaluation headline",
+        ),
+        Column(
+            "timings", "struct<started_at:string,finished_at:string,duration_seconds:double>", "ISO 8601 times in UTC"
+        ),
         Column("outputs", "map<string,string>", "where the run's files are"),
         Column("failed_state", "string", "a failed run: the workflow step that failed"),
         Column("error", "string", "a failed run: the error name"),
         Column("cause", "string", "a failed run: what happened"),
-        Column("recover", "struct<outputs_kept:array<string>,command:string,how:string>",
-               "a failed run: how to finish it from the outputs already paid for"),
-    ), "One row per run (its manifest), across runs; partitioned by pipeline only")
+        Column(
+            "recover",
+            "struct<outputs_kept:array<string>,command:string,how:string>",
+            "a failed run: how to finish it from the outputs already paid for",
+        ),
+    ),
+    "One row per run (its manifest), across runs; partitioned by pipeline only",
+)
 
 TABLES = (PREDICTIONS, ERRORS, MANIFESTS)
 
@@ -146,27 +189,44 @@ def database_name(stack_name: str) -> str:
 
 
 class Analytics(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, pipelines: list[str], output_bucket: s3.Bucket,
-                 key: kms.IKey | None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: list[str],
+        output_bucket: s3.Bucket,
+        key: kms.IKey | None,
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self._bucket = output_bucket
         self.database = glue.CfnDatabase(
-            self, "Database", catalog_id=stack.account,
+            self,
+            "Database",
+            catalog_id=stack.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=database_name(stack.stack_name),
-                description="llm-batch-pipeline runs: predictions, errors and manifests (partition projection)"))
+                description="llm-batch-pipeline runs: predictions, errors and manifests (partition projection)",
+            ),
+        )
         self.tables = {spec.name: self._table(spec, pipelines) for spec in TABLES}
 
         # The output bucket is versioned: the expired result's noncurrent version goes a day later.
-        output_bucket.add_lifecycle_rule(id="ExpireQueryResults", prefix=RESULTS_PREFIX,
-                                         expiration=cdk.Duration.days(RESULTS_EXPIRY_DAYS),
-                                         noncurrent_version_expiration=cdk.Duration.days(1))
-        encryption = athena.CfnWorkGroup.EncryptionConfigurationProperty(
-            encryption_option="SSE_KMS", kms_key=key.key_arn) if key else \
-            athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
+        output_bucket.add_lifecycle_rule(
+            id="ExpireQueryResults",
+            prefix=RESULTS_PREFIX,
+            expiration=cdk.Duration.days(RESULTS_EXPIRY_DAYS),
+            noncurrent_version_expiration=cdk.Duration.days(1),
+        )
+        encryption = (
+            athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_KMS", kms_key=key.key_arn)
+            if key
+            else athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
+        )
         self.workgroup = athena.CfnWorkGroup(
-            self, "WorkGroup",
+            self,
+            "WorkGroup",
             name=stack_scoped_name(stack.stack_name, "runs", WORKGROUP_NAME_MAX),
             description="Queries over llm-batch-pipeline runs; results encrypted in the output bucket",
             state="ENABLED",
@@ -176,45 +236,76 @@ class Analytics(Construct):
                 publish_cloud_watch_metrics_enabled=True,
                 bytes_scanned_cutoff_per_query=BYTES_SCANNED_CUTOFF,
                 engine_version=athena.CfnWorkGroup.EngineVersionProperty(
-                    selected_engine_version="Athena engine version 3"),
+                    selected_engine_version="Athena engine version 3"
+                ),
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=f"s3://{output_bucket.bucket_name}/{RESULTS_PREFIX}",
                     encryption_configuration=encryption,
-                    expected_bucket_owner=stack.account),
-            ))
+                    expected_bucket_owner=stack.account,
+                ),
+            ),
+        )
         self.query_policy = self._query_policy(key)
 
-        cdk.CfnOutput(stack, "AnalyticsDatabase", value=database_name(stack.stack_name),
-                      description="Glue database of the predictions, errors and manifests tables")
-        cdk.CfnOutput(stack, "AnalyticsWorkGroup", value=self.workgroup.ref,
-                      description="Athena workgroup to query runs in (results are encrypted, location enforced)")
-        cdk.CfnOutput(stack, "AnalyticsQueryPolicyArn", value=self.query_policy.managed_policy_arn,
-                      description="Attach to a role or user that queries runs with Athena")
+        cdk.CfnOutput(
+            stack,
+            "AnalyticsDatabase",
+            value=database_name(stack.stack_name),
+            description="Glue database of the predictions, errors and manifests tables",
+        )
+        cdk.CfnOutput(
+            stack,
+            "AnalyticsWorkGroup",
+            value=self.workgroup.ref,
+            description="Athena workgroup to query runs in (results are encrypted, location enforced)",
+        )
+        cdk.CfnOutput(
+            stack,
+            "AnalyticsQueryPolicyArn",
+            value=self.query_policy.managed_policy_arn,
+            description="Attach to a role or user that queries runs with Athena",
+        )
 
     def _table(self, spec: TableSpec, pipelines: list[str]) -> glue.CfnTable:
         stack = cdk.Stack.of(self)
         runs = f"s3://{self._bucket.bucket_name}/{RUNS_PREFIX}"
-        projection = {"projection.enabled": "true", "projection.pipeline.type": "enum",
-                      "projection.pipeline.values": ",".join(sorted(pipelines)),
-                      "storage.location.template": runs + spec.folder}
+        projection = {
+            "projection.enabled": "true",
+            "projection.pipeline.type": "enum",
+            "projection.pipeline.values": ",".join(sorted(pipelines)),
+            "storage.location.template": runs + spec.folder,
+        }
         if "run" in spec.partitions:
             projection["projection.run.type"] = "injected"
         table = glue.CfnTable(
-            self, spec.name.title(), catalog_id=stack.account, database_name=database_name(stack.stack_name),
+            self,
+            spec.name.title(),
+            catalog_id=stack.account,
+            database_name=database_name(stack.stack_name),
             table_input=glue.CfnTable.TableInputProperty(
-                name=spec.name, description=spec.description, table_type="EXTERNAL_TABLE",
+                name=spec.name,
+                description=spec.description,
+                table_type="EXTERNAL_TABLE",
                 parameters={"EXTERNAL": "TRUE", "classification": "json", **projection},
-                partition_keys=[glue.CfnTable.ColumnProperty(name=name, type="string", comment=f"the {name}")
-                                for name in spec.partitions],
+                partition_keys=[
+                    glue.CfnTable.ColumnProperty(name=name, type="string", comment=f"the {name}")
+                    for name in spec.partitions
+                ],
                 storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                    location=runs, input_format=TEXT_INPUT_FORMAT, output_format=TEXT_OUTPUT_FORMAT,
-                    columns=[glue.CfnTable.ColumnProperty(name=c.name, type=c.type, comment=c.comment)
-                             for c in spec.columns],
+                    location=runs,
+                    input_format=TEXT_INPUT_FORMAT,
+                    output_format=TEXT_OUTPUT_FORMAT,
+                    columns=[
+                        glue.CfnTable.ColumnProperty(name=c.name, type=c.type, comment=c.comment) for c in spec.columns
+                    ],
                     serde_info=glue.CfnTable.SerdeInfoProperty(
                         serialization_library=JSON_SERDE,
                         # A line that is not JSON fails the query instead of reading as a row of nulls.
-                        parameters={"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"})),
-            ))
+                        parameters={"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"},
+                    ),
+                ),
+            ),
+        )
         table.node.add_dependency(self.database)
         return table
 
@@ -224,58 +315,97 @@ class Analytics(Construct):
         stack = cdk.Stack.of(self)
         bucket = self._bucket
         database = database_name(stack.stack_name)
-        table_objects = [f"{RUNS_PREFIX}*/*/{PREDICTIONS_FOLDER}*", f"{RUNS_PREFIX}*/*/{ERRORS_FOLDER}*",
-                         f"{RUNS_PREFIX}*/{MANIFESTS_FOLDER}*"]
+        table_objects = [
+            f"{RUNS_PREFIX}*/*/{PREDICTIONS_FOLDER}*",
+            f"{RUNS_PREFIX}*/*/{ERRORS_FOLDER}*",
+            f"{RUNS_PREFIX}*/{MANIFESTS_FOLDER}*",
+        ]
         workgroup_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.ref)
         statements = [
             iam.PolicyStatement(
                 sid="RunQueriesInTheWorkGroup",
-                actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
-                         "athena:StopQueryExecution", "athena:GetWorkGroup", "athena:BatchGetQueryExecution",
-                         "athena:ListQueryExecutions"],
-                resources=[workgroup_arn]),
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                    "athena:GetWorkGroup",
+                    "athena:BatchGetQueryExecution",
+                    "athena:ListQueryExecutions",
+                ],
+                resources=[workgroup_arn],
+            ),
             iam.PolicyStatement(
                 sid="ReadTheTables",
-                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
-                         "glue:GetPartitions"],
-                resources=[stack.format_arn(service="glue", resource="catalog"),
-                           stack.format_arn(service="glue", resource="database", resource_name=database),
-                           *[stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{spec.name}")
-                             for spec in TABLES]]),
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetTables",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                ],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=database),
+                    *[
+                        stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{spec.name}")
+                        for spec in TABLES
+                    ],
+                ],
+            ),
             iam.PolicyStatement(
-                sid="ReadTableFiles", actions=["s3:GetObject"],
-                resources=[bucket.arn_for_objects(pattern) for pattern in table_objects]),
+                sid="ReadTableFiles",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(pattern) for pattern in table_objects],
+            ),
             iam.PolicyStatement(
-                sid="ListTableFilesAndResults", actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                sid="ListTableFilesAndResults",
+                actions=["s3:ListBucket", "s3:GetBucketLocation"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [*table_objects, f"{RUNS_PREFIX}*", f"{RESULTS_PREFIX}*"]}}),
+                conditions={"StringLike": {"s3:prefix": [*table_objects, f"{RUNS_PREFIX}*", f"{RESULTS_PREFIX}*"]}},
+            ),
             iam.PolicyStatement(
                 sid="ReadAndWriteQueryResults",
                 actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-                resources=[bucket.arn_for_objects(f"{RESULTS_PREFIX}*")]),
+                resources=[bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
+            ),
         ]
         if key is not None:
             # Only through S3, and only for objects of this bucket. With S3 Bucket Keys the encryption context is
             # the bucket ARN (S3 User Guide, "Reducing the cost of SSE-KMS with Amazon S3 Bucket Keys"); without,
             # the object ARN: both are allowed, nothing else.
-            statements.append(iam.PolicyStatement(
-                sid="DecryptTablesAndEncryptResults", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[key.key_arn],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
-                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [
-                        bucket.bucket_arn, bucket.arn_for_objects(f"{RUNS_PREFIX}*"),
-                        bucket.arn_for_objects(f"{RESULTS_PREFIX}*")]}}))
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DecryptTablesAndEncryptResults",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+                        "StringLike": {
+                            "kms:EncryptionContext:aws:s3:arn": [
+                                bucket.bucket_arn,
+                                bucket.arn_for_objects(f"{RUNS_PREFIX}*"),
+                                bucket.arn_for_objects(f"{RESULTS_PREFIX}*"),
+                            ]
+                        },
+                    },
+                )
+            )
         policy = iam.ManagedPolicy(
-            self, "QueryPolicy", description="Query llm-batch-pipeline runs with Athena in the stack's workgroup",
-            statements=statements)
+            self,
+            "QueryPolicy",
+            description="Query llm-batch-pipeline runs with Athena in the stack's workgroup",
+            statements=statements,
+        )
         bucket_id = stack.get_logical_id(bucket.node.default_child)
         reasons = {
             f"Resource::<{bucket_id}.Arn>/{pattern}": "Run ids are created per upload; reads stay inside the "
             "tables' own folders (predictions/, errors/, manifests/), never shards, raw outputs or inputs."
-            for pattern in table_objects}
+            for pattern in table_objects
+        }
         reasons[f"Resource::<{bucket_id}.Arn>/{RESULTS_PREFIX}*"] = (
-            "Athena names each query's result objects at run time; access stays inside the results prefix.")
+            "Athena names each query's result objects at run time; access stays inside the results prefix."
+        )
         for evidence, reason in reasons.items():
             acknowledge(policy, "AwsSolutions-IAM5", reason, applies_to=evidence)
         return policy

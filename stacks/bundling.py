@@ -37,9 +37,24 @@ def _dependencies_dir(architecture: lambda_.Architecture) -> Path:
         return target
     staging = target.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
-               "-r", str(REQUIREMENTS), "--target", str(staging), "--only-binary=:all:", "--implementation", "cp",
-               "--python-version", PYTHON_VERSION]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "-r",
+        str(REQUIREMENTS),
+        "--target",
+        str(staging),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+    ]
     for platform in platforms:
         command += ["--platform", platform]
     subprocess.run(command, check=True)
@@ -56,10 +71,18 @@ class LocalPipBundler:
 
     def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:  # jsii passes options
         output = Path(output_dir)
-        shutil.copytree(_dependencies_dir(self._architecture), output, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".complete"))
-        shutil.copytree(LAMBDA_SOURCE / "batch_pipeline", output / "batch_pipeline", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            _dependencies_dir(self._architecture),
+            output,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(".complete"),
+        )
+        shutil.copytree(
+            LAMBDA_SOURCE / "batch_pipeline",
+            output / "batch_pipeline",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         return True
 
 

@@ -58,9 +58,17 @@ class RealtimeEndpoints(Construct):
     this construct adds the statements the endpoint needs to the role.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, region: str,
-                 output_bucket: s3.IBucket, key: kms.IKey | None,
-                 execution_role_for: ExecutionRoleFactory | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        region: str,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
+        execution_role_for: ExecutionRoleFactory | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_names: dict[str, str] = {}
         self.endpoints: dict[str, sagemaker.CfnEndpoint] = {}
@@ -80,21 +88,32 @@ class RealtimeEndpoints(Construct):
                 role = execution_role_for(self, endpoint_key, endpoint)
             else:
                 role = iam.Role(
-                    self, f"ExecutionRole-{endpoint_key}",
-                    assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions({
-                        "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
-                    }),
+                    self,
+                    f"ExecutionRole-{endpoint_key}",
+                    assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions(
+                        {
+                            "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                        }
+                    ),
                     description=f"Endpoint {endpoint_name}: read its model, pull its image, write its logs"
                     + (" and data capture" if endpoint.data_capture else ""),
                 )
             policy = self._grant_endpoint_needs(
-                endpoint_key, endpoint, role, endpoint_name, artifacts.image_uri, artifacts.model_data_uri,
-                output_bucket, key)
+                endpoint_key,
+                endpoint,
+                role,
+                endpoint_name,
+                artifacts.image_uri,
+                artifacts.model_data_uri,
+                output_bucket,
+                key,
+            )
 
             # Unnamed: a catalog change replaces the model and endpoint config, and CloudFormation can
             # only replace resources it names itself. The endpoint then moves to the new config in place.
             model = sagemaker.CfnModel(
-                self, f"Model-{endpoint_key}",
+                self,
+                f"Model-{endpoint_key}",
                 execution_role_arn=role.role_arn,
                 enable_network_isolation=entry.network_isolation,
                 primary_container=container_definition(artifacts),
@@ -104,71 +123,106 @@ class RealtimeEndpoints(Construct):
 
             encrypt_volume = key is not None and not has_instance_storage(endpoint.instance_type)
             endpoint_config = sagemaker.CfnEndpointConfig(
-                self, f"EndpointConfig-{endpoint_key}",
+                self,
+                f"EndpointConfig-{endpoint_key}",
                 kms_key_id=key.key_arn if encrypt_volume else None,
-                production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
-                    model_name=model.attr_model_name,
-                    instance_type=endpoint.instance_type,
-                    initial_instance_count=endpoint.instance_count,
-                    initial_variant_weight=1.0,
-                    container_startup_health_check_timeout_in_seconds=endpoint.startup_health_check_timeout_seconds,
-                )],
+                production_variants=[
+                    sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                        variant_name=VARIANT,
+                        model_name=model.attr_model_name,
+                        instance_type=endpoint.instance_type,
+                        initial_instance_count=endpoint.instance_count,
+                        initial_variant_weight=1.0,
+                        container_startup_health_check_timeout_in_seconds=endpoint.startup_health_check_timeout_seconds,
+                    )
+                ],
                 data_capture_config=self._data_capture(endpoint_key, endpoint, output_bucket, key),
             )
             cfn_endpoint = sagemaker.CfnEndpoint(
-                self, f"Endpoint-{endpoint_key}",
+                self,
+                f"Endpoint-{endpoint_key}",
                 endpoint_name=endpoint_name,
                 endpoint_config_name=endpoint_config.attr_endpoint_config_name,
             )
             if endpoint.max_instance_count is not None:
                 self._autoscale(endpoint_key, endpoint, cfn_endpoint)
 
-            cdk.CfnOutput(self, f"EndpointName-{endpoint_key}", value=cfn_endpoint.attr_endpoint_name,
-                          description=f"batch-pipeline {'stream' if entry.task == 'text-generation' else 'invoke'} "
-                          f"--endpoint <this> (catalog model {endpoint.model})")
+            cdk.CfnOutput(
+                self,
+                f"EndpointName-{endpoint_key}",
+                value=cfn_endpoint.attr_endpoint_name,
+                description=f"batch-pipeline {'stream' if entry.task == 'text-generation' else 'invoke'} "
+                f"--endpoint <this> (catalog model {endpoint.model})",
+            )
             self.endpoint_names[endpoint_key] = endpoint_name
             self.endpoints[endpoint_key] = cfn_endpoint
             self.endpoint_configs[endpoint_key] = endpoint_config
             self.models[endpoint_key] = model
             self.roles[endpoint_key] = role
 
-    def _grant_endpoint_needs(self, endpoint_key: str, endpoint: EndpointConfig, role: iam.IRole, endpoint_name: str,
-                              image_uri: str, model_data_uri: str | None, output_bucket: s3.IBucket,
-                              key: kms.IKey | None) -> iam.Policy:
+    def _grant_endpoint_needs(
+        self,
+        endpoint_key: str,
+        endpoint: EndpointConfig,
+        role: iam.IRole,
+        endpoint_name: str,
+        image_uri: str,
+        model_data_uri: str | None,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
+    ) -> iam.Policy:
         statements = [
             iam.PolicyStatement(
                 sid="PullImage",
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[ecr_repository_arn(image_uri)]),
+                resources=[ecr_repository_arn(image_uri)],
+            ),
             # GetAuthorizationToken has no resource-level permissions.
             iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
             iam.PolicyStatement(
                 sid="WriteEndpointLogs",
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[self._log_group_arn(endpoint_name)]),
+                resources=[self._log_group_arn(endpoint_name)],
+            ),
             iam.PolicyStatement(
-                sid="PutEndpointMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+                sid="PutEndpointMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
         ]
         if model_data_uri is not None:
-            statements.append(iam.PolicyStatement(
-                sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]))
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]
+                )
+            )
         if endpoint.data_capture:
-            statements.append(iam.PolicyStatement(
-                sid="WriteDataCapture", actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[output_bucket.arn_for_objects(data_capture_prefix(endpoint_key) + "*")]))
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WriteDataCapture",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[output_bucket.arn_for_objects(data_capture_prefix(endpoint_key) + "*")],
+                )
+            )
         if key is not None:
-            statements.append(iam.PolicyStatement(
-                sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+            statements.append(
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                )
+            )
 
         # A Policy of its own (not the role's default policy), so a supplied role gets exactly these
         # statements too, and the model can depend on them.
         policy = iam.Policy(self, f"ExecutionPolicy-{endpoint_key}", statements=statements, roles=[role])
 
-        acknowledge(policy, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; "
-                    "cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition to /aws/sagemaker/*.",
-                    applies_to="Resource::*")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "ecr:GetAuthorizationToken has no resource-level permissions; "
+            "cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition to /aws/sagemaker/*.",
+            applies_to="Resource::*",
+        )
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
@@ -179,19 +233,30 @@ class RealtimeEndpoints(Construct):
         )
         if endpoint.data_capture:
             bucket_id = cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)
-            acknowledge(policy, "AwsSolutions-IAM5", "SageMaker names capture files by variant, hour and request; "
-                        "the role writes only under this endpoint's data capture prefix.",
-                        applies_to=f"Resource::<{bucket_id}.Arn>/{data_capture_prefix(endpoint_key)}*")
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                "SageMaker names capture files by variant, hour and request; "
+                "the role writes only under this endpoint's data capture prefix.",
+                applies_to=f"Resource::<{bucket_id}.Arn>/{data_capture_prefix(endpoint_key)}*",
+            )
         return policy
 
     def _log_group_arn(self, endpoint_name: str) -> str:
-        return cdk.Arn.format(cdk.ArnComponents(
-            service="logs", resource="log-group", resource_name=f"/aws/sagemaker/Endpoints/{endpoint_name}:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME), cdk.Stack.of(self))
+        return cdk.Arn.format(
+            cdk.ArnComponents(
+                service="logs",
+                resource="log-group",
+                resource_name=f"/aws/sagemaker/Endpoints/{endpoint_name}:*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            cdk.Stack.of(self),
+        )
 
     @staticmethod
-    def _data_capture(endpoint_key: str, endpoint: EndpointConfig, output_bucket: s3.IBucket,
-                      key: kms.IKey | None) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
+    def _data_capture(
+        endpoint_key: str, endpoint: EndpointConfig, output_bucket: s3.IBucket, key: kms.IKey | None
+    ) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
         if not endpoint.data_capture:
             return None
         return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
@@ -205,14 +270,16 @@ class RealtimeEndpoints(Construct):
             ],
             # JSON bodies are captured as text rather than base64, so they can be read and compared.
             capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-                json_content_types=["application/json"]),
+                json_content_types=["application/json"]
+            ),
         )
 
     def _autoscale(self, endpoint_key: str, endpoint: EndpointConfig, cfn_endpoint: sagemaker.CfnEndpoint) -> None:
         # L1 on purpose: SageMaker variants scale through Application Auto Scaling's service-linked
         # role, and the L2 ScalableTarget would add an unused IAM role of its own.
         target = autoscaling.CfnScalableTarget(
-            self, f"ScalableTarget-{endpoint_key}",
+            self,
+            f"ScalableTarget-{endpoint_key}",
             service_namespace="sagemaker",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             resource_id=f"endpoint/{cfn_endpoint.attr_endpoint_name}/variant/{VARIANT}",
@@ -220,14 +287,16 @@ class RealtimeEndpoints(Construct):
             max_capacity=endpoint.max_instance_count,
         )
         autoscaling.CfnScalingPolicy(
-            self, f"ScalingPolicy-{endpoint_key}",
+            self,
+            f"ScalingPolicy-{endpoint_key}",
             policy_name=f"{endpoint_key}-invocations-per-instance",
             policy_type="TargetTrackingScaling",
             scaling_target_id=target.ref,
             target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                 target_value=float(endpoint.invocations_per_instance),
                 predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
-                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"),
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
                 scale_in_cooldown=endpoint.scale_in_cooldown_seconds,
                 scale_out_cooldown=endpoint.scale_out_cooldown_seconds,
             ),

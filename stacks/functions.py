@@ -45,8 +45,15 @@ class FunctionSpec:
 class FunctionFactory(Construct):
     """Makes every function of the app alike. Holds the shared asset, layer and dead-letter queue."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey | None, log_retention: logs.RetentionDays,
-                 common_environment: dict[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey | None,
+        log_retention: logs.RetentionDays,
+        common_environment: dict[str, str],
+    ) -> None:
         super().__init__(scope, construct_id)
         self._key = key
         self._log_retention = log_retention
@@ -56,32 +63,40 @@ class FunctionFactory(Construct):
         self._powertools = lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", layer_arn)
         # Failed asynchronous invocations (S3 notifications) land here instead of vanishing.
         self.dead_letter_queue = sqs.Queue(
-            self, "AsyncInvokeDLQ",
+            self,
+            "AsyncInvokeDLQ",
             encryption=sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED,
             encryption_master_key=key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3", "This queue is the functions' dead-letter queue "
-                    "for failed asynchronous invocations; a DLQ of a DLQ would only move the problem.")
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the functions' dead-letter queue "
+            "for failed asynchronous invocations; a DLQ of a DLQ would only move the problem.",
+        )
         self.functions: list[lambda_.Function] = []
 
     def create(self, spec: FunctionSpec) -> lambda_.Function:
         log_group = logs.LogGroup(
-            self, f"{spec.name}Logs",
+            self,
+            f"{spec.name}Logs",
             retention=self._log_retention,
             encryption_key=self._key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         # Its own role with only basic logging; callers grant exactly what the function needs.
         role = iam.Role(
-            self, f"{spec.name}Role",
+            self,
+            f"{spec.name}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{spec.name}: {spec.description}",
         )
         log_group.grant_write(role)
         function = lambda_.Function(
-            self, spec.name,
+            self,
+            spec.name,
             description=spec.description,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
@@ -105,7 +120,11 @@ class FunctionFactory(Construct):
                 **spec.environment,
             },
         )
-        acknowledge(role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5", "X-Ray's PutTraceSegments and "
-                    "PutTelemetryRecords have no resource-level permissions.", applies_to="Resource::*")
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+            applies_to="Resource::*",
+        )
         self.functions.append(function)
         return function

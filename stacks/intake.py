@@ -33,34 +33,52 @@ RULE_NAME_MAX = 64
 
 
 class Intake(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, functions: FunctionFactory,
-                 input_bucket: s3.Bucket, output_bucket: s3.IBucket, key: kms.IKey | None, topic: sns.ITopic,
-                 state_machine: sfn.IStateMachine) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        functions: FunctionFactory,
+        input_bucket: s3.Bucket,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
+        topic: sns.ITopic,
+        state_machine: sfn.IStateMachine,
+    ) -> None:
         super().__init__(scope, construct_id)
         cfn_bucket: s3.CfnBucket = input_bucket.node.default_child
         cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
 
-        self.function = functions.create(FunctionSpec(
-            name="Intake",
-            handler="batch_pipeline.handlers.intake.handler",
-            description="Validates an uploaded JSONL file line by line, writes shards, starts the run once",
-            memory_mb=1024,
-            timeout=cdk.Duration.minutes(15),
-            # Shards are spilled to /tmp before upload; several-GB inputs need the room.
-            ephemeral_storage_mb=10240,
-            environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn, "TOPIC_ARN": topic.topic_arn},
-        ))
+        self.function = functions.create(
+            FunctionSpec(
+                name="Intake",
+                handler="batch_pipeline.handlers.intake.handler",
+                description="Validates an uploaded JSONL file line by line, writes shards, starts the run once",
+                memory_mb=1024,
+                timeout=cdk.Duration.minutes(15),
+                # Shards are spilled to /tmp before upload; several-GB inputs need the room.
+                ephemeral_storage_mb=10240,
+                environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn, "TOPIC_ARN": topic.topic_arn},
+            )
+        )
         role = self.function.role
 
         # Read uploads (any version) under the pipelines' prefixes only.
         pipeline_objects = [input_bucket.arn_for_objects(f"{name}/*") for name in config.pipelines]
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ReadUploads", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=pipeline_objects))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadUploads", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=pipeline_objects
+            )
+        )
         # S3 GetObject reference: a missing object is 404 NoSuchKey only "if you have the s3:ListBucket permission
         # on the bucket", else 403 AccessDenied, and intake could not tell a deleted upload from a forbidden one.
         # The documented rule names the bucket, not a prefix, so no s3:prefix condition (it lists key names only).
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="TellMissingUploads", actions=["s3:ListBucket"], resources=[input_bucket.bucket_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TellMissingUploads", actions=["s3:ListBucket"], resources=[input_bucket.bucket_arn]
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteRunsAndRejects",
@@ -72,24 +90,36 @@ class Intake(Construct):
             )
         )
         # A replayed rejection finds its report and sends no second notice.
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="FindExistingRejection", actions=["s3:GetObject"],
-            resources=[output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ListRejections", actions=["s3:ListBucket"], resources=[output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{REJECTED_PREFIX}*"]}}))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindExistingRejection",
+                actions=["s3:GetObject"],
+                resources=[output_bucket.arn_for_objects(f"{REJECTED_PREFIX}*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListRejections",
+                actions=["s3:ListBucket"],
+                resources=[output_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{REJECTED_PREFIX}*"]}},
+            )
+        )
         if key is not None:
             grant_data_key(role, key)
         state_machine.grant_start_execution(role)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="FindExistingRun", actions=["states:DescribeExecution"],
-            resources=[_executions_of(state_machine)]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindExistingRun", actions=["states:DescribeExecution"], resources=[_executions_of(state_machine)]
+            )
+        )
         grant_publish(topic, key, self.function)
 
         # A fixed name, so the key policy can name the rule's ARN (a GetAtt would be a cycle: key -> queue -> rule).
         rule_name = stack_scoped_name(cdk.Stack.of(self).stack_name, "uploads", RULE_NAME_MAX)
         rule = events.Rule(
-            self, "UploadRule",
+            self,
+            "UploadRule",
             rule_name=rule_name,
             description="An object created under a pipeline prefix of the input bucket starts intake",
             event_pattern=events.EventPattern(
@@ -101,29 +131,45 @@ class Intake(Construct):
                 },
             ),
         )
-        rule.add_target(targets.LambdaFunction(
-            self.function,
-            dead_letter_queue=functions.dead_letter_queue,
-            max_event_age=cdk.Duration.hours(24),
-            retry_attempts=185,
-        ))
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                dead_letter_queue=functions.dead_letter_queue,
+                max_event_age=cdk.Duration.hours(24),
+                retry_attempts=185,
+            )
+        )
         if isinstance(key, kms.Key):
             # EventBridge guide, "Using dead-letter queues": with a customer managed key on the DLQ, the key
             # policy must let events.amazonaws.com call kms:Decrypt and kms:GenerateDataKey for the rule.
             # (CDK's target adds the queue policy statement letting this rule send to the queue.)
-            key.add_to_resource_policy(iam.PolicyStatement(
-                sid="AllowUploadRuleDeadLetters", principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=["*"],
-                conditions={"ArnEquals": {"aws:SourceArn": cdk.Stack.of(self).format_arn(
-                    service="events", resource="rule", resource_name=rule_name)}}))
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowUploadRuleDeadLetters",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],
+                    conditions={
+                        "ArnEquals": {
+                            "aws:SourceArn": cdk.Stack.of(self).format_arn(
+                                service="events", resource="rule", resource_name=rule_name
+                            )
+                        }
+                    },
+                )
+            )
 
         policy = role.node.find_child("DefaultPolicy")
         stack = cdk.Stack.of(self)
         input_id = stack.get_logical_id(input_bucket.node.default_child)
         output_id = stack.get_logical_id(output_bucket.node.default_child)
         for name in config.pipelines:
-            acknowledge(policy, "AwsSolutions-IAM5", "Uploads are named by users; reads are limited to the configured "
-                        "pipeline prefixes.", applies_to=f"Resource::<{input_id}.Arn>/{name}/*")
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                "Uploads are named by users; reads are limited to the configured pipeline prefixes.",
+                applies_to=f"Resource::<{input_id}.Arn>/{name}/*",
+            )
         for prefix in (RUNS_PREFIX, REJECTED_PREFIX):
             acknowledge(
                 policy,
@@ -141,9 +187,11 @@ class Intake(Construct):
 
 def _executions_of(state_machine: sfn.IStateMachine) -> str:
     return cdk.Stack.of(state_machine).format_arn(
-        service="states", resource="execution",
+        service="states",
+        resource="execution",
         resource_name=f"{state_machine.state_machine_name}:*",
-        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 def _executions_of_evidence(state_machine: sfn.IStateMachine) -> str:

@@ -30,8 +30,9 @@ _ECR_IMAGE = re.compile(
 )
 
 
-def _configuration_hash(container: sagemaker.CfnModel.ContainerDefinitionProperty, entry: SageMakerModel,
-                        role: iam.Role) -> str:
+def _configuration_hash(
+    container: sagemaker.CfnModel.ContainerDefinitionProperty, entry: SageMakerModel, role: iam.Role
+) -> str:
     """A short hash of the model's create-only properties (the role by its construct path: its ARN is a token)."""
     fields = {
         "image": container.image,
@@ -71,8 +72,16 @@ def container_definition(artifacts: SageMakerArtifacts) -> sagemaker.CfnModel.Co
 class SageMakerModels(Construct):
     """`model_names` maps catalog key -> SageMaker model name, for the runtime configuration."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, region: str,
-                 output_bucket: s3.IBucket, key: kms.IKey | None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        region: str,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.model_names: dict[str, str] = {}
         self.models: dict[str, sagemaker.CfnModel] = {}
@@ -90,10 +99,12 @@ class SageMakerModels(Construct):
             # ExecutionRoleArn or EnableNetworkIsolation, and refuses to replace a custom-named resource under
             # the same name. A new name per configuration lets it create the new model, then delete the old.
             container = container_definition(artifacts)
-            model_name = stack_scoped_name(stack_name, f"{model_key}-{_configuration_hash(container, entry, role)}",
-                                           MODEL_NAME_MAX)
+            model_name = stack_scoped_name(
+                stack_name, f"{model_key}-{_configuration_hash(container, entry, role)}", MODEL_NAME_MAX
+            )
             model = sagemaker.CfnModel(
-                self, f"Model-{model_key}",
+                self,
+                f"Model-{model_key}",
                 model_name=model_name,
                 execution_role_arn=role.role_arn,
                 enable_network_isolation=entry.network_isolation,
@@ -105,25 +116,44 @@ class SageMakerModels(Construct):
             self.models[model_key] = model
             self.roles[model_key] = role
 
-    def _execution_role(self, model_key: str, image_uri: str, model_data_uri: str, output_bucket: s3.IBucket,
-                        key: kms.IKey | None) -> iam.Role:
+    def _execution_role(
+        self, model_key: str, image_uri: str, model_data_uri: str, output_bucket: s3.IBucket, key: kms.IKey | None
+    ) -> iam.Role:
         role = iam.Role(
-            self, f"ExecutionRole-{model_key}",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions({
-                "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
-            }),
+            self,
+            f"ExecutionRole-{model_key}",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions(
+                {
+                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                }
+            ),
             description=f"Transform jobs of {model_key}: read shards and model data, write raw outputs",
         )
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ReadRunShards", actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(SHARDS_PATTERN)]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ListRunShards", actions=["s3:ListBucket"], resources=[output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["runs/*/*/shards/*"]}}))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="WriteRawOutputs", actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-            resources=[output_bucket.arn_for_objects(RAW_PATTERN)]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRunShards", actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(SHARDS_PATTERN)]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunShards",
+                actions=["s3:ListBucket"],
+                resources=[output_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*/*/shards/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteRawOutputs",
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[output_bucket.arn_for_objects(RAW_PATTERN)],
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullImage",
@@ -133,15 +163,31 @@ class SageMakerModels(Construct):
         )
         # GetAuthorizationToken has no resource-level permissions.
         role.add_to_policy(iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="WriteJobLogs",
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[cdk.Arn.format(cdk.ArnComponents(
-                service="logs", resource="log-group", resource_name="/aws/sagemaker/TransformJobs:*",
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME), cdk.Stack.of(self))]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="PutJobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteJobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    cdk.Arn.format(
+                        cdk.ArnComponents(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws/sagemaker/TransformJobs:*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        ),
+                        cdk.Stack.of(self),
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PutJobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
         if key is not None:
             grant_data_key(role, key)
             # Job control sets TransformResources.VolumeKmsKeyId (backends/sagemaker.py), and SageMaker attaches
@@ -149,24 +195,42 @@ class SageMakerModels(Construct):
             # kms:CreateGrant is required when VolumeKmsKeyId is set "and the associated role does not have a
             # policy that permits this action" -- so the role gets it, as CDK's SageMakerCreateTrainingJob task
             # grants its role kms:CreateGrant on the volume key. Only grants for AWS resources (the volume).
-            role.add_to_policy(iam.PolicyStatement(
-                sid="GrantVolumeKey", actions=["kms:CreateGrant"], resources=[key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="GrantVolumeKey",
+                    actions=["kms:CreateGrant"],
+                    resources=[key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                )
+            )
         policy = role.node.find_child("DefaultPolicy")
         for pattern in (SHARDS_PATTERN, RAW_PATTERN):
-            acknowledge(policy, "AwsSolutions-IAM5", "Run ids are created per upload; the role is limited to the "
-                        "shards/ (read) and raw/ (write) folders of runs, never results or other prefixes.",
-                        applies_to=f"Resource::<{cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)}.Arn>/{pattern}")
-        acknowledge(policy, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource-level permissions; "
-                    "cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition to /aws/sagemaker/*.",
-                    applies_to="Resource::*")
-        acknowledge(policy, "AwsSolutions-IAM5", "Transform job names are created per run; the log group is the "
-                    "fixed SageMaker transform job group, streams are per job.",
-                    applies_to=f"Resource::{arn_evidence(self, 'logs', 'log-group:/aws/sagemaker/TransformJobs:*')}")
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                "Run ids are created per upload; the role is limited to the "
+                "shards/ (read) and raw/ (write) folders of runs, never results or other prefixes.",
+                applies_to=f"Resource::<{cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)}.Arn>/{pattern}",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "ecr:GetAuthorizationToken has no resource-level permissions; "
+            "cloudwatch:PutMetricData is limited by the cloudwatch:namespace condition to /aws/sagemaker/*.",
+            applies_to="Resource::*",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "Transform job names are created per run; the log group is the "
+            "fixed SageMaker transform job group, streams are per job.",
+            applies_to=f"Resource::{arn_evidence(self, 'logs', 'log-group:/aws/sagemaker/TransformJobs:*')}",
+        )
         return role
 
 
 def grant_data_key(grantee: iam.IGrantable, key: kms.IKey) -> None:
     """Read and write SSE-KMS objects with the app key: decrypt and generate data keys, nothing more."""
-    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-        sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn])
+    )

@@ -14,7 +14,8 @@ class Notifications(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey | None, email: str | None) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
-            self, "RunEvents",
+            self,
+            "RunEvents",
             display_name="llm-batch-pipeline run events",
             master_key=key,
             enforce_ssl=True,
@@ -35,23 +36,45 @@ class Notifications(Construct):
         stack = cdk.Stack.of(self)
         conditions = {
             "StringEquals": {"aws:SourceAccount": stack.account},
-            "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm", resource_name="*",
-                                                          arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name="*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
         }
         alarms = iam.ServicePrincipal("cloudwatch.amazonaws.com")
-        self.topic.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowThisAccountsAlarmsToPublish", principals=[alarms], actions=["sns:Publish"],
-            resources=[self.topic.topic_arn], conditions=conditions))
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarmsToPublish",
+                principals=[alarms],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=conditions,
+            )
+        )
         if isinstance(key, kms.Key):
-            key.add_to_resource_policy(iam.PolicyStatement(
-                sid="AllowThisAccountsAlarmsToUseTheTopicKey", principals=[alarms],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=["*"], conditions=conditions))
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowThisAccountsAlarmsToUseTheTopicKey",
+                    principals=[alarms],
+                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                    resources=["*"],
+                    conditions=conditions,
+                )
+            )
 
 
 def grant_publish(topic: sns.ITopic, key: kms.IKey | None, grantee: iam.IGrantable) -> None:
     """Publish to the (KMS-encrypted) topic: sns:Publish plus exactly the two key actions SNS needs."""
-    grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-        sid="PublishRunEvents", actions=["sns:Publish"], resources=[topic.topic_arn]))
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(sid="PublishRunEvents", actions=["sns:Publish"], resources=[topic.topic_arn])
+    )
     if key is not None:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            sid="EncryptRunEvents", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="EncryptRunEvents", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+            )
+        )

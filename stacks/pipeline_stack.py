@@ -30,10 +30,18 @@ from .workflow import JOB_NAME_PREFIX, Workflow
 LAMBDA_ENVIRONMENT_LIMIT = 4096
 
 RETENTION = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 7: logs.RetentionDays.ONE_WEEK,
-    14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH, 60: logs.RetentionDays.TWO_MONTHS,
-    90: logs.RetentionDays.THREE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    731: logs.RetentionDays.TWO_YEARS, 1827: logs.RetentionDays.FIVE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
 }
 
 
@@ -47,8 +55,9 @@ class BatchPipelineStack(cdk.Stack):
             region = "us-east-1"
 
         self.storage = Storage(self, "Storage", use_kms=config.encryption == "kms")
-        self.models = SageMakerModels(self, "Models", config=config, region=region,
-                                      output_bucket=self.storage.output_bucket, key=self.storage.key)
+        self.models = SageMakerModels(
+            self, "Models", config=config, region=region, output_bucket=self.storage.output_bucket, key=self.storage.key
+        )
 
         pipelines_json = dump_runtime_pipelines(runtime_pipelines(config, self.models.model_names))
         # The manifest function carries the most: PIPELINES and the catalog's PRICES (stacks/workflow.py).
@@ -60,7 +69,8 @@ class BatchPipelineStack(cdk.Stack):
                 "pipelines or parameters."
             )
         self.functions = FunctionFactory(
-            self, "Functions",
+            self,
+            "Functions",
             key=self.storage.key,
             log_retention=RETENTION[config.log_retention_days],
             common_environment={
@@ -72,9 +82,15 @@ class BatchPipelineStack(cdk.Stack):
 
         self.notifications = Notifications(self, "Notifications", key=self.storage.key, email=config.notification_email)
         self.workflow = Workflow(
-            self, "Workflow", config=config, functions=self.functions, output_bucket=self.storage.output_bucket,
-            key=self.storage.key, topic=self.notifications.topic,
-            log_retention=RETENTION[config.log_retention_days])
+            self,
+            "Workflow",
+            config=config,
+            functions=self.functions,
+            output_bucket=self.storage.output_bucket,
+            key=self.storage.key,
+            topic=self.notifications.topic,
+            log_retention=RETENTION[config.log_retention_days],
+        )
         self.job_events = JobEvents(
             self,
             "JobEvents",
@@ -97,21 +113,56 @@ class BatchPipelineStack(cdk.Stack):
                 job_control=self.workflow.job_control_fn,
             )
         self.intake = Intake(
-            self, "Intake", config=config, functions=self.functions, input_bucket=self.storage.input_bucket,
-            output_bucket=self.storage.output_bucket, key=self.storage.key, topic=self.notifications.topic,
-            state_machine=self.workflow.state_machine)
+            self,
+            "Intake",
+            config=config,
+            functions=self.functions,
+            input_bucket=self.storage.input_bucket,
+            output_bucket=self.storage.output_bucket,
+            key=self.storage.key,
+            topic=self.notifications.topic,
+            state_machine=self.workflow.state_machine,
+        )
 
-        self.endpoints = RealtimeEndpoints(self, "Endpoints", config=config, region=region,
-                                           output_bucket=self.storage.output_bucket, key=self.storage.key)
-        self.analytics = Analytics(self, "Analytics", pipelines=list(config.pipelines),
-                                   output_bucket=self.storage.output_bucket, key=self.storage.key)
+        self.endpoints = RealtimeEndpoints(
+            self,
+            "Endpoints",
+            config=config,
+            region=region,
+            output_bucket=self.storage.output_bucket,
+            key=self.storage.key,
+        )
+        self.analytics = Analytics(
+            self,
+            "Analytics",
+            pipelines=list(config.pipelines),
+            output_bucket=self.storage.output_bucket,
+            key=self.storage.key,
+        )
         self.monitoring = Monitoring(
-            self, "Monitoring", state_machine=self.workflow.state_machine, functions=self.functions.functions,
-            dead_letter_queue=self.functions.dead_letter_queue, topic=self.notifications.topic)
+            self,
+            "Monitoring",
+            state_machine=self.workflow.state_machine,
+            functions=self.functions.functions,
+            dead_letter_queue=self.functions.dead_letter_queue,
+            topic=self.notifications.topic,
+        )
 
-        cdk.CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn,
-                      description="Watch runs in the Step Functions console; execution name = run id")
-        cdk.CfnOutput(self, "InputBucketName", value=self.storage.input_bucket.bucket_name,
-                      description="Upload JSONL files to s3://<this bucket>/<pipeline>/<name>.jsonl")
-        cdk.CfnOutput(self, "OutputBucketName", value=self.storage.output_bucket.bucket_name,
-                      description="Runs appear under runs/<pipeline>/<run-id>/, rejected files under rejected/")
+        cdk.CfnOutput(
+            self,
+            "StateMachineArn",
+            value=self.workflow.state_machine.state_machine_arn,
+            description="Watch runs in the Step Functions console; execution name = run id",
+        )
+        cdk.CfnOutput(
+            self,
+            "InputBucketName",
+            value=self.storage.input_bucket.bucket_name,
+            description="Upload JSONL files to s3://<this bucket>/<pipeline>/<name>.jsonl",
+        )
+        cdk.CfnOutput(
+            self,
+            "OutputBucketName",
+            value=self.storage.output_bucket.bucket_name,
+            description="Runs appear under runs/<pipeline>/<run-id>/, rejected files under rejected/",
+        )

@@ -37,7 +37,7 @@ def apply_overrides(raw: Any, context: dict[str, Any]) -> Any:
         return raw
     result = copy.deepcopy(raw) if isinstance(raw, dict) else {}
     for key, value in sorted(overrides, key=lambda item: item[0].count(".")):
-        *parents, leaf = key[len(CONTEXT_KEY) + 1:].split(".")
+        *parents, leaf = key[len(CONTEXT_KEY) + 1 :].split(".")
         node = result
         for index, part in enumerate(parents):
             child = node.setdefault(part, {})

@@ -29,7 +29,8 @@ class Storage(Construct):
         self.key: kms.Key | None = None
         if use_kms:
             self.key = kms.Key(
-                self, "DataKey",
+                self,
+                "DataKey",
                 description="Encrypts uploads, run outputs, logs and queues of llm-batch-pipeline",
                 enable_key_rotation=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -37,7 +38,8 @@ class Storage(Construct):
             self._allow_log_groups(self.key)
 
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -46,21 +48,33 @@ class Storage(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
-        self.input_bucket = self._data_bucket("Input", "input/", lifecycle_rules=[
-            # Originals are kept; only superseded versions are eventually cleaned up.
-            s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),
-            s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
-        ])
-        self.output_bucket = self._data_bucket("Output", "output/", lifecycle_rules=[
-            s3.LifecycleRule(
-                id="ExpireIntermediateObjects",
-                tag_filters={INTERMEDIATE_TAG[0]: INTERMEDIATE_TAG[1]},
-                expiration=cdk.Duration.days(INTERMEDIATE_EXPIRY_DAYS),
-                noncurrent_version_expiration=cdk.Duration.days(1),
-            ),
-            s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),
-            s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
-        ])
+        self.input_bucket = self._data_bucket(
+            "Input",
+            "input/",
+            lifecycle_rules=[
+                # Originals are kept; only superseded versions are eventually cleaned up.
+                s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)
+                ),
+            ],
+        )
+        self.output_bucket = self._data_bucket(
+            "Output",
+            "output/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireIntermediateObjects",
+                    tag_filters={INTERMEDIATE_TAG[0]: INTERMEDIATE_TAG[1]},
+                    expiration=cdk.Duration.days(INTERMEDIATE_EXPIRY_DAYS),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                ),
+                s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)
+                ),
+            ],
+        )
 
     @staticmethod
     def _allow_log_groups(key: kms.Key) -> None:
@@ -92,7 +106,8 @@ class Storage(Construct):
 
     def _data_bucket(self, name: str, log_prefix: str, lifecycle_rules: list[s3.LifecycleRule]) -> s3.Bucket:
         return s3.Bucket(
-            self, name,
+            self,
+            name,
             encryption=s3.BucketEncryption.KMS if self.key else s3.BucketEncryption.S3_MANAGED,
             encryption_key=self.key,
             bucket_key_enabled=bool(self.key),

@@ -35,18 +35,31 @@ JOB_NAME_PREFIX = "llmbp-"
 STATE_MACHINE_NAME_MAX = 80
 # Lambda errors Step Functions reports for a failure of the Lambda service, not of our code: retried on every task.
 # https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
-TRANSIENT_LAMBDA_ERRORS = ("Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
-                           "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                           "Lambda.TooManyRequestsException")
+TRANSIENT_LAMBDA_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
 SANDBOX_TIMEOUT = "Sandbox.Timedout"
 # The run fields job control reads (batch_pipeline.backends, batch_pipeline.jobs); intake always sets all four.
 JOB_RUN_FIELDS = ("run_id", "pipeline", "output_bucket", "run_prefix")
 
 
 class Workflow(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, functions: FunctionFactory,
-                 output_bucket: s3.IBucket, key: kms.IKey | None, topic: sns.ITopic,
-                 log_retention: logs.RetentionDays) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        functions: FunctionFactory,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
+        topic: sns.ITopic,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self._functions = functions
@@ -56,30 +69,57 @@ class Workflow(Construct):
         self._output_id = stack.get_logical_id(output_bucket.node.default_child)
 
         self.job_control_fn = self._function(
-            "JobControl", "batch_pipeline.handlers.job_control.handler",
+            "JobControl",
+            "batch_pipeline.handlers.job_control.handler",
             "Submits one backend job idempotently (a small Bedrock file runs on demand here), or reports its status "
             "and the next poll delay",
             # A poll takes well under a second; a Bedrock file under the batch minimum runs its InvokeModel calls here,
             # and a retry of failed records writes its input file through /tmp (collect merges the retry's answers).
-            timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=4096, read=True, write=True,
-            environment={"JOB_NAME_PREFIX": JOB_NAME_PREFIX, "POLL_INITIAL_SECONDS": "30", "POLL_MAX_SECONDS": "600",
-                         **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {})})
+            timeout=cdk.Duration.minutes(15),
+            ephemeral_storage_mb=4096,
+            read=True,
+            write=True,
+            environment={
+                "JOB_NAME_PREFIX": JOB_NAME_PREFIX,
+                "POLL_INITIAL_SECONDS": "30",
+                "POLL_MAX_SECONDS": "600",
+                **({"OUTPUT_KMS_KEY_ARN": key.key_arn} if key else {}),
+            },
+        )
         self.collect_fn = self._function(
-            "CollectOutputs", "batch_pipeline.handlers.collect.handler",
+            "CollectOutputs",
+            "batch_pipeline.handlers.collect.handler",
             "Joins backend outputs to input records by id; writes predictions.jsonl and errors.jsonl",
-            read=True, write=True, memory_mb=2048, timeout=cdk.Duration.minutes(15), ephemeral_storage_mb=10240)
+            read=True,
+            write=True,
+            memory_mb=2048,
+            timeout=cdk.Duration.minutes(15),
+            ephemeral_storage_mb=10240,
+        )
         self.evaluate_fn = self._function(
-            "Evaluate", "batch_pipeline.handlers.evaluate.handler",
+            "Evaluate",
+            "batch_pipeline.handlers.evaluate.handler",
             "Scores predictions against references (ROUGE or classification); writes evaluation.json",
-            read=True, write=True, memory_mb=2048, timeout=cdk.Duration.minutes(15))
+            read=True,
+            write=True,
+            memory_mb=2048,
+            timeout=cdk.Duration.minutes(15),
+        )
         self.finalize_fn = self._function(
-            "WriteManifest", "batch_pipeline.handlers.finalize.handler",
-            "Writes manifest.json and summary.md for a finished or failed run", read=True, write=True,
+            "WriteManifest",
+            "batch_pipeline.handlers.finalize.handler",
+            "Writes manifest.json and summary.md for a finished or failed run",
+            read=True,
+            write=True,
             # The catalog's prices, from which the manifest computes the run's cost (only this function needs them).
-            environment={"PRICES": dump_runtime_prices(runtime_prices(config))})
+            environment={"PRICES": dump_runtime_prices(runtime_prices(config))},
+        )
         self.notify_fn = self._function(
-            "Notify", "batch_pipeline.handlers.notify.handler",
-            "Publishes the run's outcome to the notification topic", environment={"TOPIC_ARN": topic.topic_arn})
+            "Notify",
+            "batch_pipeline.handlers.notify.handler",
+            "Publishes the run's outcome to the notification topic",
+            environment={"TOPIC_ARN": topic.topic_arn},
+        )
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
         self._grant_job_outputs(self.job_control_fn)
@@ -91,15 +131,20 @@ class Workflow(Construct):
                 resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")],
             )
         )
-        acknowledge(self.job_control_fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                    "One token object per job, named by the job at run time; writes stay inside job-tokens/.",
-                    applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*")
+        acknowledge(
+            self.job_control_fn.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5",
+            "One token object per job, named by the job at run time; writes stay inside job-tokens/.",
+            applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*",
+        )
 
         definition = self._definition(config)
-        log_group = logs.LogGroup(self, "ExecutionLogs", retention=log_retention, encryption_key=key,
-                                  removal_policy=cdk.RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self, "ExecutionLogs", retention=log_retention, encryption_key=key, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
         self.state_machine = sfn.StateMachine(
-            self, "RunStateMachine",
+            self,
+            "RunStateMachine",
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
@@ -110,34 +155,60 @@ class Workflow(Construct):
             # from this name; unnamed, the condition ends in "stateMachine:" and never matches.
             state_machine_name=stack_scoped_name(stack.stack_name, "runs", STATE_MACHINE_NAME_MAX),
         )
-        acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                    "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
-                    "have no resource-level permissions.", applies_to="Resource::*")
+        acknowledge(
+            self.state_machine.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5",
+            "Lambda invoke grants cover the function's versions (ARN:*); X-Ray and log delivery APIs "
+            "have no resource-level permissions.",
+            applies_to="Resource::*",
+        )
         for fn in (self.job_control_fn, self.collect_fn, self.evaluate_fn, self.finalize_fn, self.notify_fn):
-            acknowledge(self.state_machine.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                        "Invoking any published version of the app's own function.",
-                        applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*")
+            acknowledge(
+                self.state_machine.role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5",
+                "Invoking any published version of the app's own function.",
+                applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*",
+            )
 
     # ------------------------------------------------------------------ functions and grants
 
-    def _function(self, name: str, handler: str, description: str, *, read: bool = False, write: bool = False,
-                  environment: dict[str, str] | None = None, **sizing) -> lambda_.Function:
-        fn = self._functions.create(FunctionSpec(name=name, handler=handler, description=description,
-                                           environment=environment or {}, **sizing))
+    def _function(
+        self,
+        name: str,
+        handler: str,
+        description: str,
+        *,
+        read: bool = False,
+        write: bool = False,
+        environment: dict[str, str] | None = None,
+        **sizing,
+    ) -> lambda_.Function:
+        fn = self._functions.create(
+            FunctionSpec(name=name, handler=handler, description=description, environment=environment or {}, **sizing)
+        )
         actions = (["s3:GetObject", "s3:ListBucket"] if read else []) + (
-            ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"] if write else [])
+            ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"] if write else []
+        )
         if actions:
             object_actions = [a for a in actions if a != "s3:ListBucket"]
             fn.add_to_role_policy(
                 iam.PolicyStatement(sid="RunFolder", actions=object_actions, resources=[self._run_objects])
             )
             if read:
-                fn.add_to_role_policy(iam.PolicyStatement(
-                    sid="ListRunFolder", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}}))
-            acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                        "Run folders are named per upload at run time; access stays inside runs/.",
-                        applies_to=f"Resource::<{self._output_id}.Arn>/{RUNS_PREFIX}*")
+                fn.add_to_role_policy(
+                    iam.PolicyStatement(
+                        sid="ListRunFolder",
+                        actions=["s3:ListBucket"],
+                        resources=[self._output_bucket.bucket_arn],
+                        conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}},
+                    )
+                )
+            acknowledge(
+                fn.role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5",
+                "Run folders are named per upload at run time; access stays inside runs/.",
+                applies_to=f"Resource::<{self._output_id}.Arn>/{RUNS_PREFIX}*",
+            )
             if self._key is not None:
                 grant_data_key(fn, self._key)
         return fn
@@ -149,8 +220,11 @@ class Workflow(Construct):
         (GetObject API reference); retry_failed_records reads outputs that may be missing. The rule names the
         bucket, so no s3:prefix condition; it lists key names, never reads contents.
         """
-        fn.add_to_role_policy(iam.PolicyStatement(
-            sid="TellMissingJobOutputs", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn]))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TellMissingJobOutputs", actions=["s3:ListBucket"], resources=[self._output_bucket.bucket_arn]
+            )
+        )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="AbortJobOutputUploads",
@@ -162,28 +236,47 @@ class Workflow(Construct):
             )
         )
         for pattern in (RAW_PATTERN, SHARDS_PATTERN):
-            acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                        "Run ids are created per upload; aborts only job control's own uploads under raw/ and shards/.",
-                        applies_to=f"Resource::<{self._output_id}.Arn>/{pattern}")
+            acknowledge(
+                fn.role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5",
+                "Run ids are created per upload; aborts only job control's own uploads under raw/ and shards/.",
+                applies_to=f"Resource::<{self._output_id}.Arn>/{pattern}",
+            )
 
     def _grant_sagemaker_job_control(self, fn: lambda_.Function) -> None:
         stack = cdk.Stack.of(self)
         jobs = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{JOB_NAME_PREFIX}*")
-        fn.add_to_role_policy(iam.PolicyStatement(
-            sid="ControlOwnTransformJobs",
-            actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-                     "sagemaker:AddTags"],
-            resources=[jobs]))
-        acknowledge(fn.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5",
-                    "Transform job names are made per run; all start with this app's prefix.",
-                    applies_to=f"Resource::{arn_evidence(self, 'sagemaker', f'transform-job/{JOB_NAME_PREFIX}*')}")
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ControlOwnTransformJobs",
+                actions=[
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[jobs],
+            )
+        )
+        acknowledge(
+            fn.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5",
+            "Transform job names are made per run; all start with this app's prefix.",
+            applies_to=f"Resource::{arn_evidence(self, 'sagemaker', f'transform-job/{JOB_NAME_PREFIX}*')}",
+        )
 
     # ------------------------------------------------------------------ the state machine
 
     def _invoke(self, name: str, fn: lambda_.Function, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
-            self, name, lambda_function=fn, payload=sfn.TaskInput.from_object(payload),
-            payload_response_only=True, result_path=result_path, retry_on_service_exceptions=False)
+            self,
+            name,
+            lambda_function=fn,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            result_path=result_path,
+            retry_on_service_exceptions=False,
+        )
         self._retry(task)
         return task
 
@@ -191,8 +284,13 @@ class Workflow(Construct):
     def _retry(task: tasks.LambdaInvoke) -> None:
         # The transient errors AWS documents for Lambda tasks (Step Functions best practices, "Handle Lambda service
         # exceptions"): retried on every task, with the interval, attempts and backoff that page recommends.
-        task.add_retry(errors=list(TRANSIENT_LAMBDA_ERRORS), interval=cdk.Duration.seconds(2), max_attempts=6,
-                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        task.add_retry(
+            errors=list(TRANSIENT_LAMBDA_ERRORS),
+            interval=cdk.Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         # A function that ran out of time once gets one more try, not six: each try can cost up to its timeout.
         task.add_retry(errors=[SANDBOX_TIMEOUT], interval=cdk.Duration.seconds(2), max_attempts=1)
 
@@ -201,29 +299,45 @@ class Workflow(Construct):
         ended ones), so the run's jobs are stopped and listed in the failure manifest."""
         state = task.state_id
         record = sfn.Pass(
-            self, f"{state} failed",
-            parameters={"run.$": "$.run", **({"jobs.$": jobs_path} if jobs_path else {"jobs": []}),
-                        "failure": {"state": state, "error.$": "$.error.Error", "cause.$": "$.error.Cause"}},
+            self,
+            f"{state} failed",
+            parameters={
+                "run.$": "$.run",
+                **({"jobs.$": jobs_path} if jobs_path else {"jobs": []}),
+                "failure": {"state": state, "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+            },
         )
         record.next(on_failure)
         task.add_catch(record, errors=["States.ALL"], result_path="$.error")
 
     def _definition(self, config: AppConfig) -> sfn.IChainable:
         # ---- the failure path: stop what still runs, write the failure manifest, notify, end red.
-        stop_jobs = self._invoke("Stop the run's jobs", self.job_control_fn,
-                                 {"action": "stop_all", "run.$": "$.run", "jobs.$": "$.jobs"}, "$.stopped")
-        write_failure = self._invoke("Write failure manifest", self.finalize_fn,
-                                     {"run.$": "$.run", "failure.$": "$.failure", "jobs.$": "$.stopped.jobs"},
-                                     "$.manifest")
-        notify_failed = self._invoke("Notify run failed", self.notify_fn,
-                                     {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
+        stop_jobs = self._invoke(
+            "Stop the run's jobs",
+            self.job_control_fn,
+            {"action": "stop_all", "run.$": "$.run", "jobs.$": "$.jobs"},
+            "$.stopped",
+        )
+        write_failure = self._invoke(
+            "Write failure manifest",
+            self.finalize_fn,
+            {"run.$": "$.run", "failure.$": "$.failure", "jobs.$": "$.stopped.jobs"},
+            "$.manifest",
+        )
+        notify_failed = self._invoke(
+            "Notify run failed", self.notify_fn, {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD
+        )
         run_failed = sfn.Fail(self, "Run failed", cause_path="$.manifest.cause", error_path="$.manifest.error")
         # Stopping failed too: the manifest still lists every job, as last seen by the workflow.
         stop_failed = sfn.Pass(self, "Stopping jobs failed", parameters={"jobs.$": "$.jobs"}, result_path="$.stopped")
         stop_jobs.add_catch(stop_failed, errors=["States.ALL"], result_path="$.stop_error")
         stop_failed.next(write_failure)
-        no_manifest = sfn.Fail(self, "Run failed without a manifest", error="ManifestNotWritten",
-                               cause="the failure manifest could not be written; see the Write failure manifest step")
+        no_manifest = sfn.Fail(
+            self,
+            "Run failed without a manifest",
+            error="ManifestNotWritten",
+            cause="the failure manifest could not be written; see the Write failure manifest step",
+        )
         write_failure.add_catch(no_manifest, errors=["States.ALL"], result_path="$.manifest_error")
         # A notification that cannot be sent is its own failed step; the run's outcome and manifest stand.
         failure_unsent = sfn.Pass(self, "Failure notification failed", result_path=sfn.JsonPath.DISCARD)
@@ -236,17 +350,33 @@ class Workflow(Construct):
         start = sfn.Pass(self, "Start run", parameters={"run.$": "$.run", "plan.$": "$.plan"})
 
         # ---- one Map iteration per job: submit once, then wait for the job's end (event or backstop).
-        submit = self._invoke("Submit job", self.job_control_fn,
-                              {"action": "submit", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"}, "$")
+        submit = self._invoke(
+            "Submit job",
+            self.job_control_fn,
+            {"action": "submit", "run.$": "$.run", "job.$": "$.job", "attempt.$": "$.attempt"},
+            "$",
+        )
         # The job control function stores the task token for the job-state event handler and checks the job once;
         # the iteration then sleeps until SendTaskSuccess (the event, or the function itself for a job that already
         # ended). Its timeout is the backstop: a lost event costs one check per backstop period, not a poll loop.
         wait_for_end = tasks.LambdaInvoke(
-            self, "Wait for job to end", lambda_function=self.job_control_fn,
+            self,
+            "Wait for job to end",
+            lambda_function=self.job_control_fn,
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=sfn.TaskInput.from_object({"action": "wait", "run.$": "$.run", "job.$": "$.job",
-                                               "attempt.$": "$.attempt", "task_token": sfn.JsonPath.task_token}),
-            task_timeout=sfn.Timeout.at("$.backstop_seconds"), result_path="$", retry_on_service_exceptions=False)
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "wait",
+                    "run.$": "$.run",
+                    "job.$": "$.job",
+                    "attempt.$": "$.attempt",
+                    "task_token": sfn.JsonPath.task_token,
+                }
+            ),
+            task_timeout=sfn.Timeout.at("$.backstop_seconds"),
+            result_path="$",
+            retry_on_service_exceptions=False,
+        )
         self._retry(wait_for_end)
         backstop = sfn.Pass(self, "No job event: check the job", result_path=sfn.JsonPath.DISCARD)
         wait_for_end.add_catch(backstop, errors=["States.Timeout"], result_path="$.backstop")
@@ -258,18 +388,24 @@ class Workflow(Construct):
         ended = sfn.Pass(self, "Job ended", parameters={"index.$": "$.job.index"})
         # Submit goes to the Choice, not to the wait: a job that ends inside its submit step (on demand) is done
         # there, and checking it would run it again.
-        loop = (sfn.Choice(self, "Job finished?")
-                .when(sfn.Condition.boolean_equals("$.job.done", True), ended)
-                .when(sfn.Condition.string_equals("$.job.state", "queued"), wait)
-                .otherwise(wait_for_end))
+        loop = (
+            sfn.Choice(self, "Job finished?")
+            .when(sfn.Condition.boolean_equals("$.job.done", True), ended)
+            .when(sfn.Condition.string_equals("$.job.state", "queued"), wait)
+            .otherwise(wait_for_end)
+        )
         wait_for_end.next(loop)
         run_jobs = sfn.Map(
-            self, "Run jobs",
+            self,
+            "Run jobs",
             items_path="$.plan.jobs",
             max_concurrency=config.max_concurrent_jobs_per_run,
             # One job reference and the small run reference job control reads (where the run lives, which pipeline).
-            item_selector={"run": {key + ".$": f"$.run.{key}" for key in JOB_RUN_FIELDS},
-                           "job.$": "$$.Map.Item.Value", "attempt": 0},
+            item_selector={
+                "run": {key + ".$": f"$.run.{key}" for key in JOB_RUN_FIELDS},
+                "job.$": "$$.Map.Item.Value",
+                "attempt": 0,
+            },
             result_path="$.jobs",
         )
         run_jobs.item_processor(submit.next(loop))
@@ -277,16 +413,23 @@ class Workflow(Construct):
         # The plan is done with once every job ended: from here the state carries the run and the ended jobs once.
         jobs_ended = sfn.Pass(self, "Jobs ended", parameters={"run.$": "$.run", "jobs.$": "$.jobs"})
         collect = self._invoke("Collect outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect")
-        evaluate = self._invoke("Evaluate predictions", self.evaluate_fn,
-                                {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation")
-        manifest = self._invoke("Write manifest", self.finalize_fn,
-                                {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect",
-                                 "evaluation.$": "$.evaluation"}, "$.manifest")
-        notify_done = self._invoke("Notify run finished", self.notify_fn,
-                                   {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD)
-        outcome = (sfn.Choice(self, "Did the run fail?")
-                   .when(sfn.Condition.string_equals("$.manifest.status", "FAILED"), run_failed)
-                   .otherwise(sfn.Succeed(self, "Run finished")))
+        evaluate = self._invoke(
+            "Evaluate predictions", self.evaluate_fn, {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation"
+        )
+        manifest = self._invoke(
+            "Write manifest",
+            self.finalize_fn,
+            {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect", "evaluation.$": "$.evaluation"},
+            "$.manifest",
+        )
+        notify_done = self._invoke(
+            "Notify run finished", self.notify_fn, {"run.$": "$.run", "manifest.$": "$.manifest"}, sfn.JsonPath.DISCARD
+        )
+        outcome = (
+            sfn.Choice(self, "Did the run fail?")
+            .when(sfn.Condition.string_equals("$.manifest.status", "FAILED"), run_failed)
+            .otherwise(sfn.Succeed(self, "Run finished"))
+        )
         unsent = sfn.Pass(self, "Notification failed", result_path=sfn.JsonPath.DISCARD)
         notify_done.add_catch(unsent, errors=["States.ALL"], result_path="$.notify_error")
         unsent.next(outcome)

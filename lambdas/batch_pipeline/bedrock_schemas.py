@@ -57,8 +57,12 @@ def _object(value: Any, family: str, where: str) -> dict[str, Any]:
 def _keys(body: dict[str, Any], allowed: frozenset[str], family: str, where: str) -> None:
     for key in body:
         if key not in allowed:
-            raise _fail(family, "extraneous-key", f"{where}.{key}",
-                        f"is not permitted: extraneous key [{key}] (allowed: {', '.join(sorted(allowed))})")
+            raise _fail(
+                family,
+                "extraneous-key",
+                f"{where}.{key}",
+                f"is not permitted: extraneous key [{key}] (allowed: {', '.join(sorted(allowed))})",
+            )
 
 
 def _require(body: dict[str, Any], key: str, family: str, where: str) -> Any:
@@ -125,8 +129,22 @@ def _messages(body: dict[str, Any], family: str, where: str, check_content: Call
 
 # ---------------------------------------------------------------- Anthropic Messages
 
-_ANTHROPIC_KEYS = frozenset(("anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "temperature",
-                             "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "thinking"))
+_ANTHROPIC_KEYS = frozenset(
+    (
+        "anthropic_version",
+        "anthropic_beta",
+        "max_tokens",
+        "messages",
+        "system",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "thinking",
+    )
+)
 _ANTHROPIC_BLOCK_KEYS = {
     "text": frozenset(("type", "text", "cache_control", "citations")),
     "image": frozenset(("type", "source", "cache_control")),
@@ -151,15 +169,22 @@ def _anthropic_blocks(content: Any, where: str) -> None:
         _object(block, family, here)
         kind = block.get("type")
         if kind not in _ANTHROPIC_BLOCK_KEYS:
-            raise _fail(family, "content-block", f"{here}.type",
-                        f"must be one of {', '.join(sorted(_ANTHROPIC_BLOCK_KEYS))}, got {kind!r}")
+            raise _fail(
+                family,
+                "content-block",
+                f"{here}.type",
+                f"must be one of {', '.join(sorted(_ANTHROPIC_BLOCK_KEYS))}, got {kind!r}",
+            )
         _keys(block, _ANTHROPIC_BLOCK_KEYS[kind], family, here)
         if kind == "text":
             _text_value(block.get("text"), family, f"{here}.text")
         elif kind == "image":
             source = _object(_require(block, "source", family, here), family, f"{here}.source")
-            if source.get("type") != "base64" or source.get("media_type") not in _IMAGE_MEDIA_TYPES \
-                    or type(source.get("data")) is not str:
+            if (
+                source.get("type") != "base64"
+                or source.get("media_type") not in _IMAGE_MEDIA_TYPES
+                or type(source.get("data")) is not str
+            ):
                 raise _fail(
                     family,
                     "image-source",
@@ -203,24 +228,35 @@ def check_anthropic_messages(body: Any, where: str = "modelInput", max_output: i
 # A Nova / Converse content block holds exactly one of these.
 _NOVA_BLOCKS = frozenset(("text", "image", "video", "document"))
 _CONVERSE_BLOCKS = frozenset(("text", "image", "video", "document", "guardContent", "cachePoint", "reasoningContent"))
-_MEDIA_KEYS = {"image": frozenset(("format", "source")), "video": frozenset(("format", "source")),
-               "document": frozenset(("format", "name", "source", "context", "citations"))}
+_MEDIA_KEYS = {
+    "image": frozenset(("format", "source")),
+    "video": frozenset(("format", "source")),
+    "document": frozenset(("format", "name", "source", "context", "citations")),
+}
 _SOURCE_KEYS = frozenset(("bytes", "s3Location"))
 
 
 def _single_key_blocks(content: Any, where: str, family: str, kinds: frozenset[str]) -> None:
     if type(content) is not list or not content:
-        raise _fail(family, "content", where, "must be a non-empty array of content blocks such as {\"text\": \"...\"}")
+        raise _fail(family, "content", where, 'must be a non-empty array of content blocks such as {"text": "..."}')
     for index, block in enumerate(content):
         here = f"{where}[{index}]"
         _object(block, family, here)
         if len(block) != 1:
-            raise _fail(family, "content-block", here,
-                        f"must hold exactly one of {', '.join(sorted(kinds))}, got keys {sorted(block)}")
+            raise _fail(
+                family,
+                "content-block",
+                here,
+                f"must hold exactly one of {', '.join(sorted(kinds))}, got keys {sorted(block)}",
+            )
         (kind,) = block
         if kind not in kinds:
-            raise _fail(family, "content-block", f"{here}.{kind}",
-                        f"is not a known content block: use one of {', '.join(sorted(kinds))}")
+            raise _fail(
+                family,
+                "content-block",
+                f"{here}.{kind}",
+                f"is not a known content block: use one of {', '.join(sorted(kinds))}",
+            )
         value = block[kind]
         if kind == "text":
             _text_value(value, family, f"{here}.text")
@@ -240,7 +276,7 @@ def _system_blocks(body: dict[str, Any], where: str, family: str, kinds: frozens
     system = body["system"]
     field = f"{where}.system"
     if type(system) is not list:
-        raise _fail(family, "system", field, "must be an array of blocks such as {\"text\": \"...\"}")
+        raise _fail(family, "system", field, 'must be an array of blocks such as {"text": "..."}')
     for index, block in enumerate(system):
         here = f"{field}[{index}]"
         _object(block, family, here)
@@ -288,9 +324,19 @@ def check_nova_messages(body: Any, where: str = "modelInput", max_output: int | 
     _inference_config(body, "inferenceConfig", _NOVA_INFERENCE, family, where, max_output, "maxTokens")
 
 
-_CONVERSE_KEYS = frozenset(("messages", "system", "inferenceConfig", "additionalModelRequestFields",
-                            "additionalModelResponseFieldPaths", "guardrailConfig", "promptVariables",
-                            "requestMetadata", "performanceConfig"))
+_CONVERSE_KEYS = frozenset(
+    (
+        "messages",
+        "system",
+        "inferenceConfig",
+        "additionalModelRequestFields",
+        "additionalModelResponseFieldPaths",
+        "guardrailConfig",
+        "promptVariables",
+        "requestMetadata",
+        "performanceConfig",
+    )
+)
 _CONVERSE_INFERENCE = frozenset(("maxTokens", "temperature", "topP", "stopSequences"))
 
 
@@ -298,11 +344,19 @@ def check_converse(body: Any, where: str = "modelInput", max_output: int | None 
     family = "converse"
     body = _object(body, family, where)
     if "toolConfig" in body:
-        raise _fail(family, "no-tools", f"{where}.toolConfig",
-                    "is not supported: batch inference with the Converse invocation type does not support tool calling")
+        raise _fail(
+            family,
+            "no-tools",
+            f"{where}.toolConfig",
+            "is not supported: batch inference with the Converse invocation type does not support tool calling",
+        )
     if "modelId" in body:
-        raise _fail(family, "extraneous-key", f"{where}.modelId",
-                    "is not permitted: the job names the model, a Converse batch record carries only the request body")
+        raise _fail(
+            family,
+            "extraneous-key",
+            f"{where}.modelId",
+            "is not permitted: the job names the model, a Converse batch record carries only the request body",
+        )
     _keys(body, _CONVERSE_KEYS, family, where)
     _messages(body, family, where, lambda content, here: _single_key_blocks(content, here, family, _CONVERSE_BLOCKS))
     _system_blocks(body, where, family, frozenset(("text", "guardContent", "cachePoint")))

@@ -150,8 +150,11 @@ def collect(
         stage = _Stage(s3, bucket, prefix, tmp)
         for job in job_states(jobs):
             tally = JobTally(
-                name=job["name"], state=job.get("state", "failed"), status=job.get("status"),
-                failure_reason=job.get("failure_reason"), output_uri=job.get("output_uri"),
+                name=job["name"],
+                state=job.get("state", "failed"),
+                status=job.get("status"),
+                failure_reason=job.get("failure_reason"),
+                output_uri=job.get("output_uri"),
             )
             for raw in backend.raw_outputs(run, job):
                 stage.add_object(_Object(job, tally, raw))
@@ -162,8 +165,10 @@ def collect(
 
         scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
         predictions_at, errors_at = predictions_key(prefix), errors_key(prefix)
-        with LineWriter(s3, bucket, predictions_at, UPLOAD_PART_BYTES) as predictions, \
-                LineWriter(s3, bucket, errors_at, UPLOAD_PART_BYTES) as errors:
+        with (
+            LineWriter(s3, bucket, predictions_at, UPLOAD_PART_BYTES) as predictions,
+            LineWriter(s3, bucket, errors_at, UPLOAD_PART_BYTES) as errors,
+        ):
             joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
         tagged = tag_raw_outputs(s3, bucket, prefix)
     finally:
@@ -236,8 +241,11 @@ def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | Non
 def _scoring_summary(scorer: RecordScorer | None) -> dict[str, Any] | None:
     if scorer is None:
         return None
-    summary: dict[str, Any] = {"metric": scorer.metric, "scored": scorer.scored,
-                               "options": {"use_stemmer": scorer.use_stemmer}}
+    summary: dict[str, Any] = {
+        "metric": scorer.metric,
+        "scored": scorer.scored,
+        "options": {"use_stemmer": scorer.use_stemmer},
+    }
     if scorer.metric == "classification":
         summary["multi_label"] = scorer.multi_label
         summary["threshold"] = scorer.threshold
@@ -512,8 +520,9 @@ class _Joined:
             self.output_tokens = (self.output_tokens or 0) + output["output_tokens"]
 
 
-def _join(stage: _Stage, scorer: RecordScorer | None, predictions: LineWriter, errors: LineWriter,
-          bytes_per_pass: int) -> _Joined:
+def _join(
+    stage: _Stage, scorer: RecordScorer | None, predictions: LineWriter, errors: LineWriter, bytes_per_pass: int
+) -> _Joined:
     sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
     parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
     joined = _Joined(passes=parts)
@@ -529,8 +538,16 @@ def _join(stage: _Stage, scorer: RecordScorer | None, predictions: LineWriter, e
     return joined
 
 
-def _join_partition(stage: _Stage, scorer: RecordScorer | None, joined: _Joined, ids_path: str, outputs_path: str,
-                    references_path: str, predictions: LineWriter, errors: LineWriter) -> None:
+def _join_partition(
+    stage: _Stage,
+    scorer: RecordScorer | None,
+    joined: _Joined,
+    ids_path: str,
+    outputs_path: str,
+    references_path: str,
+    predictions: LineWriter,
+    errors: LineWriter,
+) -> None:
     objects = stage.objects
     answers = _partition_answers(objects, outputs_path)
     references = dict(_payloads(references_path))
@@ -599,8 +616,9 @@ def _record_line(
     if output.get("error") is not None:
         return _failed(obj, record_id, output["error"], output, errors)
     if output.get("prediction") is None:
-        return _failed(obj, record_id, {"code": "empty-output", "message": "the output line carries no prediction"},
-                       output, errors)
+        return _failed(
+            obj, record_id, {"code": "empty-output", "message": "the output line carries no prediction"}, output, errors
+        )
     line = {"id": record_id, "prediction": output["prediction"]}
     if output.get("labels") is not None:
         line["labels"], line["scores"] = output["labels"], output.get("scores")
@@ -616,9 +634,13 @@ def _missing_error(obj: _Object) -> dict[str, Any]:
         reason = obj.job.get("failure_reason") or f"the job ended {obj.job.get('status') or state} without a reason"
         return {"code": f"job-{state}", "message": f"job {obj.job['name']} {obj.job.get('status') or state}: {reason}"}
     if obj.parse_problems:
-        return {"code": "no-output", "message": (
-            f"{NO_OUTPUT}; {obj.parse_problems} line(s) of {obj.raw.output_key} could not be read "
-            f"(first: {obj.first_problem})")}
+        return {
+            "code": "no-output",
+            "message": (
+                f"{NO_OUTPUT}; {obj.parse_problems} line(s) of {obj.raw.output_key} could not be read "
+                f"(first: {obj.first_problem})"
+            ),
+        }
     return {"code": "no-output", "message": NO_OUTPUT}
 
 
@@ -629,8 +651,9 @@ def _failed(
     line = {"id": record_id, "prediction": None, "error": error}
     if output is not None:
         _add_tokens(line, output)
-    errors.write(orjson.dumps({**line, "job": obj.job["name"], "source": obj.raw.input_key},
-                              option=orjson.OPT_APPEND_NEWLINE))
+    errors.write(
+        orjson.dumps({**line, "job": obj.job["name"], "source": obj.raw.input_key}, option=orjson.OPT_APPEND_NEWLINE)
+    )
     return line
 
 
@@ -641,5 +664,4 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "job_states",
-           "tag_raw_outputs"]
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "job_states", "tag_raw_outputs"]

@@ -24,7 +24,8 @@ BedrockFamily = Literal["anthropic", "nova", "titan-text"]
 # an application inference profile is named by its ARN.
 PROFILE_PREFIX = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca|global)\.")
 APPLICATION_PROFILE_ARN = re.compile(
-    r"^arn:aws(-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:application-inference-profile/[a-z0-9]+$")
+    r"^arn:aws(-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:application-inference-profile/[a-z0-9]+$"
+)
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 # A pipeline name is the first key segment of an upload and part of resource names.
@@ -94,10 +95,12 @@ class SageMakerPricing(_Priced):
     `records_per_second` is a planning assumption per instance (not a price): `batch-pipeline plan` turns records
     into instance-hours with it unless --records-per-second is given."""
 
-    instance_hourly_usd: dict[Annotated[str, Field(pattern=INSTANCE_TYPE)],
-                              Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1)
-    records_per_second: dict[Annotated[str, Field(pattern=INSTANCE_TYPE)],
-                             Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    instance_hourly_usd: dict[
+        Annotated[str, Field(pattern=INSTANCE_TYPE)], Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    ] = Field(min_length=1)
+    records_per_second: dict[
+        Annotated[str, Field(pattern=INSTANCE_TYPE)], Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    ] = {}
 
 
 # ---------------------------------------------------------------- model catalog
@@ -174,12 +177,16 @@ class BedrockModel(_Model):
     @model_validator(mode="after")
     def _profile_complete(self) -> BedrockModel:
         if self.model_id.startswith("arn:") and not APPLICATION_PROFILE_ARN.match(self.model_id):
-            raise ValueError(f"model_id {self.model_id!r}: an ARN must be an application inference profile ARN "
-                             "(arn:aws:bedrock:<region>:<account>:application-inference-profile/<id>)")
+            raise ValueError(
+                f"model_id {self.model_id!r}: an ARN must be an application inference profile ARN "
+                "(arn:aws:bedrock:<region>:<account>:application-inference-profile/<id>)"
+            )
         if self.is_profile:
             if not self.routes_to_regions:
-                raise ValueError(f"model_id {self.model_id!r} is an inference profile: set routes_to_regions to every "
-                                 "Region it routes to (see the profile in the Bedrock console or GetInferenceProfile)")
+                raise ValueError(
+                    f"model_id {self.model_id!r} is an inference profile: set routes_to_regions to every "
+                    "Region it routes to (see the profile in the Bedrock console or GetInferenceProfile)"
+                )
             if self.model_id.startswith("arn:") and not self.foundation_model_id:
                 raise ValueError(
                     f"model_id {self.model_id!r}: an application inference profile needs foundation_model_id"
@@ -371,9 +378,11 @@ def _check_sagemaker_pipeline(where: str, pipeline: Pipeline, model: SageMakerMo
         problems.append(f"{where}.candidate_labels: required for 'prompt' lines on a zero-shot model")
     instance_type = pipeline.sagemaker.instance_type if pipeline.sagemaker is not None else None
     if model.pricing is not None and instance_type and instance_type not in model.pricing.instance_hourly_usd:
-        problems.append(f"{where}.sagemaker.instance_type: {instance_type} has no price in "
-                        f"models.{pipeline.model}.pricing.instance_hourly_usd (priced: "
-                        f"{', '.join(sorted(model.pricing.instance_hourly_usd))})")
+        problems.append(
+            f"{where}.sagemaker.instance_type: {instance_type} has no price in "
+            f"models.{pipeline.model}.pricing.instance_hourly_usd (priced: "
+            f"{', '.join(sorted(model.pricing.instance_hourly_usd))})"
+        )
     return problems
 
 
@@ -384,8 +393,10 @@ def _check_bedrock_pipeline(where: str, pipeline: Pipeline, model: BedrockModel)
     if pipeline.sagemaker is not None:
         problems.append(f"{where}.sagemaker: not allowed for Bedrock model {pipeline.model!r}")
     if pipeline.input_format not in ("bedrock", "prompt", "messages"):
-        problems.append(f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
-                        "use 'bedrock', 'prompt' or 'messages'")
+        problems.append(
+            f"{where}.input_format: {pipeline.input_format!r} does not fit Bedrock; "
+            "use 'bedrock', 'prompt' or 'messages'"
+        )
     converse = pipeline.bedrock is not None and pipeline.bedrock.converse
     if pipeline.input_format == "messages" and not converse:
         problems.append(f"{where}.bedrock.invocation_type: 'messages' lines become Converse bodies; set 'Converse'")
@@ -394,8 +405,10 @@ def _check_bedrock_pipeline(where: str, pipeline: Pipeline, model: BedrockModel)
     for name in ("max_tokens", "max_new_tokens"):
         value = params.get(name)
         if limit is not None and isinstance(value, int) and value > limit:
-            problems.append(f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
-                            f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)")
+            problems.append(
+                f"{where}.bedrock.inference_params.{name}: {value} is above the model's maximum "
+                f"output of {limit} tokens (models.{pipeline.model}.max_output_tokens)"
+            )
     return problems
 
 
@@ -449,8 +462,11 @@ def runtime_pipelines(
         if isinstance(model, SageMakerModel):
             extra = {"task": model.task, "sagemaker_model_name": names.get(pipeline.model)}
         else:
-            extra = {"bedrock_model_id": model.model_id, "bedrock_family": model.family,
-                     "bedrock_max_output_tokens": model.max_output_tokens}
+            extra = {
+                "bedrock_model_id": model.model_id,
+                "bedrock_family": model.family,
+                "bedrock_max_output_tokens": model.max_output_tokens,
+            }
         result[name] = RuntimePipeline(
             name=name, backend=model.backend, model_key=pipeline.model, pipeline=pipeline, **extra
         )
@@ -499,11 +515,15 @@ def runtime_prices(config: AppConfig) -> dict[str, RuntimePricing]:
         if pricing is None:
             continue
         if isinstance(pricing, BedrockPricing):
-            result[pipeline.model] = RuntimePricing(as_of=pricing.as_of, source=pricing.source,
-                                                    on_demand=pricing.on_demand, batch=pricing.batch)
+            result[pipeline.model] = RuntimePricing(
+                as_of=pricing.as_of, source=pricing.source, on_demand=pricing.on_demand, batch=pricing.batch
+            )
             continue
-        used = {p.sagemaker.instance_type for p in config.pipelines.values()
-                if p.model == pipeline.model and p.sagemaker is not None}
+        used = {
+            p.sagemaker.instance_type
+            for p in config.pipelines.values()
+            if p.model == pipeline.model and p.sagemaker is not None
+        }
         hourly = {name: price for name, price in pricing.instance_hourly_usd.items() if name in used}
         result[pipeline.model] = RuntimePricing(as_of=pricing.as_of, source=pricing.source, instance_hourly_usd=hourly)
     return result
@@ -511,8 +531,9 @@ def runtime_prices(config: AppConfig) -> dict[str, RuntimePricing]:
 
 def dump_runtime_prices(prices: dict[str, RuntimePricing]) -> str:
     """Compact JSON for the PRICES environment variable of the manifest function."""
-    return json.dumps({name: p.model_dump(mode="json", exclude_none=True) for name, p in prices.items()},
-                      separators=(",", ":"))
+    return json.dumps(
+        {name: p.model_dump(mode="json", exclude_none=True) for name, p in prices.items()}, separators=(",", ":")
+    )
 
 
 def parse_runtime_prices(text: str) -> dict[str, RuntimePricing]:

@@ -51,8 +51,14 @@ VARIABLES = {
     "service_name": "POWERTOOLS_SERVICE_NAME",
     "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
 }
-NUMBERS = ("poll_initial_seconds", "poll_max_seconds", "poll_jitter", "job_queue_timeout_hours",
-           "job_backstop_seconds", "collect_bytes_per_pass")
+NUMBERS = (
+    "poll_initial_seconds",
+    "poll_max_seconds",
+    "poll_jitter",
+    "job_queue_timeout_hours",
+    "job_backstop_seconds",
+    "collect_bytes_per_pass",
+)
 # botocore's adaptive mode: retries with backoff, and client-side rate limiting when the service throttles.
 CLIENT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
 
@@ -125,11 +131,11 @@ def _parse(values: tuple[str | None, ...]) -> Settings:
             try:
                 number = float(str(given[field]))
             except ValueError:
-                raise ConfigError(f"environment variable {VARIABLES[field]} must be a number, "
-                                  f"got {given[field]!r}") from None
+                raise ConfigError(
+                    f"environment variable {VARIABLES[field]} must be a number, got {given[field]!r}"
+                ) from None
             if number < 0:
-                raise ConfigError(f"environment variable {VARIABLES[field]} must not be negative, "
-                                  f"got {given[field]!r}")
+                raise ConfigError(f"environment variable {VARIABLES[field]} must not be negative, got {given[field]!r}")
     try:
         return Settings.model_validate(given)
     except ValidationError as error:

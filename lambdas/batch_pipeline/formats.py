@@ -27,8 +27,14 @@ import orjson
 from .bedrock_schemas import ANTHROPIC_VERSION, BEDROCK_SCHEMAS, RecordError
 from .config import ConfigError, RuntimePipeline
 
-__all__ = ["ANTHROPIC_VERSION", "BEDROCK_SCHEMAS", "RecordError", "RecordConverter", "bedrock_request_from_prompt",
-           "converse_request"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "BEDROCK_SCHEMAS",
+    "RecordError",
+    "RecordConverter",
+    "bedrock_request_from_prompt",
+    "converse_request",
+]
 REFERENCE_FIELDS = ("reference", "label")
 LABEL_WARNING_LINES = 5  # lines named in the report's warning about labels outside candidate_labels
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
@@ -85,12 +91,29 @@ GENERATION_PARAMETERS: dict[str, _Check] = {
 
 # Prompt-line parameters that have a Bedrock equivalent, by family: our name -> the family's name.
 _BEDROCK_PARAMETER_NAMES = {
-    "anthropic": {"max_new_tokens": "max_tokens", "max_tokens": "max_tokens", "temperature": "temperature",
-                  "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences"},
-    "nova": {"max_new_tokens": "maxTokens", "max_tokens": "maxTokens", "temperature": "temperature",
-             "top_p": "topP", "top_k": "topK", "stop_sequences": "stopSequences"},
-    "titan-text": {"max_new_tokens": "maxTokenCount", "max_tokens": "maxTokenCount", "temperature": "temperature",
-                   "top_p": "topP", "stop_sequences": "stopSequences"},
+    "anthropic": {
+        "max_new_tokens": "max_tokens",
+        "max_tokens": "max_tokens",
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "top_k": "top_k",
+        "stop_sequences": "stop_sequences",
+    },
+    "nova": {
+        "max_new_tokens": "maxTokens",
+        "max_tokens": "maxTokens",
+        "temperature": "temperature",
+        "top_p": "topP",
+        "top_k": "topK",
+        "stop_sequences": "stopSequences",
+    },
+    "titan-text": {
+        "max_new_tokens": "maxTokenCount",
+        "max_tokens": "maxTokenCount",
+        "temperature": "temperature",
+        "top_p": "topP",
+        "stop_sequences": "stopSequences",
+    },
 }
 _BEDROCK_PARAMETER_NAMES["converse"] = {
     "max_new_tokens": "maxTokens",
@@ -211,9 +234,11 @@ def _id_too_large(field: str, value: int | float) -> str:
     digits = str(value) if type(value) is int else f"{value:.6g}"
     if len(digits) > 40:
         digits = f"{digits[:20]}... ({len(digits)} digits)"
-    return (f"{field} {digits} is an integer too large for the backend: integer ids must fit in 64 bits "
-            f"({INT_ID_MIN}..{INT_ID_MAX}); beyond that they are read as floating point and lose digits, "
-            "so quote the id as a string")
+    return (
+        f"{field} {digits} is an integer too large for the backend: integer ids must fit in 64 bits "
+        f"({INT_ID_MIN}..{INT_ID_MAX}); beyond that they are read as floating point and lose digits, "
+        "so quote the id as a string"
+    )
 
 
 def _reference_value(record: dict[str, Any], field: str) -> str:
@@ -277,10 +302,12 @@ class RecordConverter:
         else:
             self._native = self._text2text_native
             self._prompt_allowed = frozenset(("id", "prompt", *REFERENCE_FIELDS, *GENERATION_PARAMETERS))
-        self.native_field = {"jumpstart-text2text": "text_inputs", "zero-shot": "sequences", "bedrock": "modelInput",
-                             "messages": "messages"}.get(
-            self.input_format
-        )
+        self.native_field = {
+            "jumpstart-text2text": "text_inputs",
+            "zero-shot": "sequences",
+            "bedrock": "modelInput",
+            "messages": "messages",
+        }.get(self.input_format)
         # Records that carried their own generation parameters (ignored by JumpStart when HYPER_PARAMS is set).
         self.records_with_parameters = 0
         # Records whose label is not among their candidate_labels (a warning in the report, not a rejection).
@@ -331,7 +358,8 @@ class RecordConverter:
             _text(record, "text_inputs")
         record_id = record.get("id", _MISSING)
         if (record_id.__class__ is str and record_id and not record_id.isspace()) or (
-                record_id.__class__ is int and INT_ID_MIN <= record_id <= INT_ID_MAX):
+            record_id.__class__ is int and INT_ID_MIN <= record_id <= INT_ID_MAX
+        ):
             assigned = False
         else:
             record_id, assigned = _take_id(record, "id", line_no)
@@ -371,8 +399,11 @@ class RecordConverter:
         labels = record.get("candidate_labels")
         if labels is None:
             if self.candidate_labels is None:
-                raise RecordError("missing_field", "candidate_labels",
-                                  "missing required field 'candidate_labels' (the pipeline configures none)")
+                raise RecordError(
+                    "missing_field",
+                    "candidate_labels",
+                    "missing required field 'candidate_labels' (the pipeline configures none)",
+                )
             labels = self.candidate_labels
         else:
             self._check_labels(labels)
@@ -410,13 +441,19 @@ class RecordConverter:
                 raise RecordError("wrong_type", "label", "label is an empty list; give at least one true label")
             for index, item in enumerate(value):
                 if type(item) is not str or _is_blank(item):
-                    raise RecordError("wrong_type", f"label[{index}]",
-                                      f"label[{index}] must be a non-blank string, got {_type_name(item)}")
+                    raise RecordError(
+                        "wrong_type",
+                        f"label[{index}]",
+                        f"label[{index}] must be a non-blank string, got {_type_name(item)}",
+                    )
             label: str | list[str] = value
             outside = candidates is not None and not set(value) <= set(candidates)
         elif type(value) is list:
-            raise RecordError("wrong_type", "label",
-                              "label is a list, which needs multi_class: true (one string label per record otherwise)")
+            raise RecordError(
+                "wrong_type",
+                "label",
+                "label is a list, which needs multi_class: true (one string label per record otherwise)",
+            )
         else:
             label = _reference_value({"label": value}, "label")
             outside = candidates is not None and label not in candidates
@@ -432,8 +469,11 @@ class RecordConverter:
             raise RecordError("wrong_type", "candidate_labels", "candidate_labels must be a non-empty array of strings")
         for index, label in enumerate(labels):
             if type(label) is not str or _is_blank(label):
-                raise RecordError("wrong_type", f"candidate_labels[{index}]",
-                                  f"candidate_labels[{index}] must be a non-blank string, got {label!r}")
+                raise RecordError(
+                    "wrong_type",
+                    f"candidate_labels[{index}]",
+                    f"candidate_labels[{index}] must be a non-blank string, got {label!r}",
+                )
         if len(set(labels)) != len(labels):
             raise RecordError("wrong_type", "candidate_labels", "candidate_labels has repeated labels")
 

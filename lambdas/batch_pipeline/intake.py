@@ -46,8 +46,16 @@ IDS_PREFIX = "ids/"
 class RunSink(Protocol):
     """Where a run folder's objects go. Keys are relative to the run folder ("shards/part-00000.jsonl")."""
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
-                 intermediate: bool = False) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        consume: bool = False,
+        intermediate: bool = False,
+    ) -> None:
         """Store bytes [start, end) of a local file.
 
         `consume` lets the sink move the file instead of copying it; `intermediate` marks data that may expire
@@ -68,8 +76,16 @@ class LocalDirSink:
     def location(self, key: str) -> str:
         return str(self.root / key)
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
-                 intermediate: bool = False) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        consume: bool = False,
+        intermediate: bool = False,
+    ) -> None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         size = os.path.getsize(path)
@@ -161,8 +177,14 @@ def run_intake(
         spill_path = os.path.join(scratch, "model.jsonl")
         ids_path = os.path.join(scratch, "ids.jsonl")
         references_path = os.path.join(scratch, REFERENCES_KEY)
-        spill = _Spill(spill_path, references_path, write=sink is not None, group_window=group_window,
-                       ids_path=ids_path, string_ids=pipeline.backend == "bedrock")
+        spill = _Spill(
+            spill_path,
+            references_path,
+            write=sink is not None,
+            group_window=group_window,
+            ids_path=ids_path,
+            string_ids=pipeline.backend == "bedrock",
+        )
         # Once the file is certain to be rejected, stop paying for disk writes; validation goes on for the report.
         validator = StreamValidator(pipeline, on_rejected=spill.stop_writing)
         try:
@@ -213,15 +235,17 @@ def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
     }
 
 
-def _publish(sink: RunSink, planned: Plan, ends: array[int], spill_path: str, references_path: str,
-             has_references: bool) -> None:
+def _publish(
+    sink: RunSink, planned: Plan, ends: array[int], spill_path: str, references_path: str, has_references: bool
+) -> None:
     whole_file = len(planned.shards) == 1
     if planned.order is not None:
         ends = reorder_lines(spill_path, ends, planned.order)
     for shard in planned.shards:
         start = ends[shard.start - 1] if shard.start else 0
-        sink.put_file(SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file,
-                      intermediate=True)
+        sink.put_file(
+            SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file, intermediate=True
+        )
     if has_references:
         sink.put_file(REFERENCES_KEY, references_path, consume=True)
 
@@ -274,8 +298,16 @@ def _publish_id_index(sink: RunSink, planned: Plan, ids_path: str, scratch: str)
 class _Spill:
     """Model-ready lines and references on local disk, with the end offset of every line (in spill order)."""
 
-    def __init__(self, path: str, references_path: str, *, write: bool, group_window: int,
-                 ids_path: str | None = None, string_ids: bool = False):
+    def __init__(
+        self,
+        path: str,
+        references_path: str,
+        *,
+        write: bool,
+        group_window: int,
+        ids_path: str | None = None,
+        string_ids: bool = False,
+    ):
         self.ends = array("q")
         # The id of each spilled line, in spill order (Bedrock shards carry recordId as a string).
         # The spill's files stay open while lines are added and are closed by the spill, so no `with` here.
@@ -306,8 +338,9 @@ class _Spill:
 
     def _write_id(self, record_id: Any) -> None:
         if self._ids is not None and self.writing:
-            self._ids.write(orjson.dumps(str(record_id) if self._string_ids else record_id,
-                                         option=orjson.OPT_APPEND_NEWLINE))
+            self._ids.write(
+                orjson.dumps(str(record_id) if self._string_ids else record_id, option=orjson.OPT_APPEND_NEWLINE)
+            )
 
     def _add(self, line: bytes | memoryview, references: dict[str, Any] | None, record_id: Any = None) -> None:
         self.position += len(line)

@@ -97,8 +97,9 @@ class IntakeSettings:
 
 
 class IntakeService:
-    def __init__(self, s3: Any, sfn: Any, sns: Any | None, settings: IntakeSettings,
-                 log: Callable[..., None] | None = None):
+    def __init__(
+        self, s3: Any, sfn: Any, sns: Any | None, settings: IntakeSettings, log: Callable[..., None] | None = None
+    ):
         self.s3 = s3
         self.sfn = sfn
         self.sns = sns
@@ -183,9 +184,16 @@ class IntakeService:
                 raise
             self.log("info", "duplicate event: execution already exists", run_id=run_id, execution_arn=arn)
             return {**result, "status": "duplicate", "execution_arn": arn}
-        self.log("info", "run started", run_id=run_id, execution_arn=started["executionArn"],
-                 records=report["records"], valid=report["valid"], invalid=report["invalid"],
-                 shards=len(outcome.shards))
+        self.log(
+            "info",
+            "run started",
+            run_id=run_id,
+            execution_arn=started["executionArn"],
+            records=report["records"],
+            valid=report["valid"],
+            invalid=report["invalid"],
+            shards=len(outcome.shards),
+        )
         return {
             **result,
             "status": "started",
@@ -202,8 +210,11 @@ class IntakeService:
             if error_code(error) not in ("403", "AccessDenied"):
                 raise
             # Without s3:GetObject on rejected/* the check cannot be made; a replay then only repeats the notice.
-            self.log("warning", "cannot check for an earlier rejection (needs s3:GetObject on rejected/*)",
-                     report_key=report_key)
+            self.log(
+                "warning",
+                "cannot check for an earlier rejection (needs s3:GetObject on rejected/*)",
+                report_key=report_key,
+            )
             return False
 
     def _execution_exists(self, arn: str) -> bool:
@@ -215,8 +226,9 @@ class IntakeService:
             raise
         return True
 
-    def _reject(self, pipeline: RuntimePipeline, run_id: str, source: dict[str, Any], name: str,
-                report: dict[str, Any]) -> dict[str, Any]:
+    def _reject(
+        self, pipeline: RuntimePipeline, run_id: str, source: dict[str, Any], name: str, report: dict[str, Any]
+    ) -> dict[str, Any]:
         prefix = rejected_prefix(pipeline.name, run_id)
         bucket = self.settings.output_bucket
         copy_name = rejected_name(prefix, name)
@@ -225,8 +237,7 @@ class IntakeService:
         # finds a copy without its report.
         report_body = json.dumps({**report, "rejected_copy": f"s3://{bucket}/{prefix}{copy_name}"}, indent=2).encode()
         page_key = prefix + copy_name + REJECTION_SUFFIX
-        page = self._rejection_page(report, f"s3://{bucket}/{prefix}{copy_name}", f"s3://{bucket}/{report_key}",
-                                    run_id)
+        page = self._rejection_page(report, f"s3://{bucket}/{prefix}{copy_name}", f"s3://{bucket}/{report_key}", run_id)
         manifest = {
             "status": "rejected",
             "run_id": run_id,
@@ -234,8 +245,10 @@ class IntakeService:
             "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
             "error": "InputRejected",
             "cause": report["reason"],
-            "outputs": {"report": f"s3://{bucket}/{report_key}",
-                        **({"report_html": f"s3://{bucket}/{page_key}"} if page is not None else {})},
+            "outputs": {
+                "report": f"s3://{bucket}/{report_key}",
+                **({"report_html": f"s3://{bucket}/{page_key}"} if page is not None else {}),
+            },
         }
         subject, body, attributes = run_message(manifest)
         first_errors = "\n".join(
@@ -249,8 +262,14 @@ class IntakeService:
         self._notify(subject, message, attributes)
         # Written last: its presence marks the rejection as complete for a replayed event.
         put_bytes(self.s3, bucket, report_key, report_body, JSON)
-        self.log("warning", "file rejected", run_id=run_id, reason=report["reason"],
-                 counts_by_reason=report["counts_by_reason"], report_key=report_key)
+        self.log(
+            "warning",
+            "file rejected",
+            run_id=run_id,
+            reason=report["reason"],
+            counts_by_reason=report["counts_by_reason"],
+            report_key=report_key,
+        )
         return {"status": "rejected", "report_key": report_key, "reason": report["reason"]}
 
     def _rejection_page(self, report: dict[str, Any], copy_uri: str, report_uri: str, run_id: str) -> str | None:
@@ -270,14 +289,21 @@ class IntakeService:
         else:
             reason = f"the object is not under a pipeline prefix; upload under one of: {known}"
         self.log("error", "upload for an unknown pipeline: no run started", bucket=bucket, key=key, reason=reason)
-        self._notify("llm-batch-pipeline: upload for an unknown pipeline",
-                     f"s3://{bucket}/{key} was not processed: {reason}.\n", {"status": "unknown_pipeline"})
+        self._notify(
+            "llm-batch-pipeline: upload for an unknown pipeline",
+            f"s3://{bucket}/{key} was not processed: {reason}.\n",
+            {"status": "unknown_pipeline"},
+        )
         return {"status": "unknown_pipeline", "key": key, "reason": reason}
 
     def _notify(self, subject: str, body: str, attributes: dict[str, str]) -> None:
         if not self.settings.topic_arn or self.sns is None:
-            self.log("warning", "no notification topic configured; notification logged only", subject=subject,
-                     notification=bounded_bytes(body, NOTIFY_BODY_LIMIT))
+            self.log(
+                "warning",
+                "no notification topic configured; notification logged only",
+                subject=subject,
+                notification=bounded_bytes(body, NOTIFY_BODY_LIMIT),
+            )
             return
         # SNS subjects must be printable ASCII without line breaks, at most 100 characters.
         ascii_subject = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]

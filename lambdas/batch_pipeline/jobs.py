@@ -92,7 +92,10 @@ def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], f
         limit = environment.current().job_queue_timeout_hours * 3600
         if queued_for >= limit:
             state = job_state(
-                name=name, arn=None, status="NotSubmitted", state="failed",
+                name=name,
+                arn=None,
+                status="NotSubmitted",
+                state="failed",
                 failure_reason=f"not submitted after {queued_for / 3600:.1f} h in the queue; last refusal: {deferred}",
             )
         else:
@@ -144,8 +147,13 @@ def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any
             try:
                 state = backend.find(run, job)
                 if state is None:
-                    state = job_state(name=job["name"], arn=None, status="NotSubmitted", state="queued",
-                                      output_uri=job.get("output_uri"))
+                    state = job_state(
+                        name=job["name"],
+                        arn=None,
+                        status="NotSubmitted",
+                        state="queued",
+                        output_uri=job.get("output_uri"),
+                    )
                 elif not state["done"]:
                     state = backend.stop(run, {**job, **state})
                     job["stop_reason"] = "stopped by job control: the run failed"

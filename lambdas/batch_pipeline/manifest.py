@@ -96,8 +96,11 @@ def build_manifest(
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
         # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal,
         # when the backend ran it (SageMaker's TransformStartTime / TransformEndTime).
-        | {key: job[key] for key in ("mode", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
-           if job.get(key)}
+        | {
+            key: job[key]
+            for key in ("mode", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
+            if job.get(key)
+        }
         for job in (entry.get("job", entry) for entry in jobs)
     ]
     _add_recovered(job_summaries, collect)
@@ -124,8 +127,12 @@ def build_manifest(
     return manifest
 
 
-def run_cost(pipeline: RuntimePipeline | None, pricing: RuntimePricing | None, jobs: list[dict[str, Any]],
-             tokens: dict[str, Any] | None) -> dict[str, Any] | None:
+def run_cost(
+    pipeline: RuntimePipeline | None,
+    pricing: RuntimePricing | None,
+    jobs: list[dict[str, Any]],
+    tokens: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
     transform jobs' instance time. None when the model has no prices or the run reported nothing to price."""
     if pipeline is None or pricing is None:
@@ -133,8 +140,13 @@ def run_cost(pipeline: RuntimePipeline | None, pricing: RuntimePricing | None, j
     if pipeline.backend == "bedrock":
         if not tokens:  # no token counts: nothing to price, and 0 would claim the run was free
             return None
-        return bedrock_run_cost(pricing, pipeline.model_key, jobs, int(tokens.get("input_tokens") or 0),
-                                int(tokens.get("output_tokens") or 0))
+        return bedrock_run_cost(
+            pricing,
+            pipeline.model_key,
+            jobs,
+            int(tokens.get("input_tokens") or 0),
+            int(tokens.get("output_tokens") or 0),
+        )
     settings = pipeline.pipeline.sagemaker
     if settings is None:
         return None
@@ -160,12 +172,19 @@ def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[dict[str, 
     """Per-job and total billed requests; also written onto each job summary."""
     for summary, entry in zip(job_summaries, jobs, strict=True):
         summary["model_invocations"] = job_invocations(entry.get("job", entry))
-    return {"total": sum(s["model_invocations"] for s in job_summaries),
-            "by_job": {s["name"]: s["model_invocations"] for s in job_summaries}}
+    return {
+        "total": sum(s["model_invocations"] for s in job_summaries),
+        "by_job": {s["name"]: s["model_invocations"] for s in job_summaries},
+    }
 
 
-def failure_manifest(run: dict[str, Any], failure: dict[str, Any], finished: datetime | None = None, *,
-                     jobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def failure_manifest(
+    run: dict[str, Any],
+    failure: dict[str, Any],
+    finished: datetime | None = None,
+    *,
+    jobs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
     state, its output location and what it was billed for, and how to recover the paid-for outputs."""
     manifest = _base(run)
@@ -200,8 +219,13 @@ def run_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     bucket, prefix = split_s3_uri(manifest["outputs"]["run_folder"])
     counts = manifest.get("counts") or {}
     return {
-        "run_id": manifest["run_id"], "pipeline": manifest["pipeline"], "backend": manifest.get("backend"),
-        "model": manifest.get("model"), "output_bucket": bucket, "run_prefix": prefix, "input": manifest.get("input"),
+        "run_id": manifest["run_id"],
+        "pipeline": manifest["pipeline"],
+        "backend": manifest.get("backend"),
+        "model": manifest.get("model"),
+        "output_bucket": bucket,
+        "run_prefix": prefix,
+        "input": manifest.get("input"),
         "counts": {key: counts.get(key) for key in ("total", "valid", "rejected")},
         "ids_assigned": manifest.get("ids_assigned", False),
         "started_at": (manifest.get("timings") or {}).get("started_at"),
@@ -218,7 +242,7 @@ def recovery(run: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
         "outputs_kept": with_output,
         "command": f"batch-pipeline recollect {folder}",
         "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect, evaluate, the manifest and "
-               "the notification from them (no model is called again)",
+        "the notification from them (no model is called again)",
     }
 
 
@@ -284,8 +308,11 @@ def render_summary(manifest: dict[str, Any]) -> str:
         lines += ["", f"Tokens: {tokens.get('input_tokens')} in, {tokens.get('output_tokens')} out"]
     cost = manifest.get("cost")
     if cost:
-        lines += ["", f"Cost: {cost['usd']:.6f} USD ({cost['route'].replace('_', '-')}, model {cost['model']}): "
-                      f"{cost['basis']}. Prices as of {cost['prices_as_of']}, {cost['source']}"]
+        lines += [
+            "",
+            f"Cost: {cost['usd']:.6f} USD ({cost['route'].replace('_', '-')}, model {cost['model']}): "
+            f"{cost['basis']}. Prices as of {cost['prices_as_of']}, {cost['source']}",
+        ]
     if manifest.get("jobs"):
         lines += ["", "## Jobs", ""]
         lines += [
@@ -293,7 +320,13 @@ def render_summary(manifest: dict[str, Any]) -> str:
             for j in manifest["jobs"]
         ]
     timings = manifest.get("timings", {})
-    lines += ["", f"Started {timings.get('started_at')}, finished {timings.get('finished_at')}"
-              + (f", {timings['duration_seconds']} s" if "duration_seconds" in timings else ""), "", "## Files", ""]
+    lines += [
+        "",
+        f"Started {timings.get('started_at')}, finished {timings.get('finished_at')}"
+        + (f", {timings['duration_seconds']} s" if "duration_seconds" in timings else ""),
+        "",
+        "## Files",
+        "",
+    ]
     lines += [f"- {name}: {uri}" for name, uri in manifest.get("outputs", {}).items()]
     return "\n".join(lines) + "\n"

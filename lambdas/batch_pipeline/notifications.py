@@ -33,8 +33,14 @@ def run_message(manifest: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
             lines.append(f"{key}: {headline[key]:.4f}")
     outputs = manifest.get("outputs", {})
     # The page first: it is what a person opens (report.html for a run, <name>.report.html for a rejected file).
-    page = next((uri for uri in (outputs.get("report_html"), outputs.get("report"))
-                 if isinstance(uri, str) and uri.endswith(".html")), None)
+    page = next(
+        (
+            uri
+            for uri in (outputs.get("report_html"), outputs.get("report"))
+            if isinstance(uri, str) and uri.endswith(".html")
+        ),
+        None,
+    )
     if page:
         lines.append(f"Report (open in a browser): {page}")
         link = console_url(page)

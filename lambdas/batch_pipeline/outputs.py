@@ -173,7 +173,8 @@ def _model_text(output: dict[str, Any], record_id: Any) -> tuple[str, int | None
                 return block["text"], _int(usage.get("inputTokens")), _int(usage.get("outputTokens"))
         raise OutputParseError(
             f"Nova/Converse modelOutput has no text block in output.message.content (recordId {record_id!r}, "
-            f"stopReason {output.get('stopReason')!r})")
+            f"stopReason {output.get('stopReason')!r})"
+        )
     if isinstance(output.get("results"), list):
         # Titan Text: results[0].outputText, with token counts outside a usage object.
         try:

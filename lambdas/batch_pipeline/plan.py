@@ -27,15 +27,17 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
     bucket, prefix = run_bucket(run), run_prefix(run)
     if pipeline.backend == "sagemaker":
         name = transform_job_name(run["run_id"], 0)
-        return [{
-            "index": 0,
-            "name": name,
-            "input_uri": s3_uri(bucket, f"{prefix}shards/"),
-            "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
-            "records": sum(int(s["records"]) for s in shards),
-            "bytes": sum(int(s["bytes"]) for s in shards),
-            "shard_keys": [s["key"] for s in shards],
-        }]
+        return [
+            {
+                "index": 0,
+                "name": name,
+                "input_uri": s3_uri(bucket, f"{prefix}shards/"),
+                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "records": sum(int(s["records"]) for s in shards),
+                "bytes": sum(int(s["bytes"]) for s in shards),
+                "shard_keys": [s["key"] for s in shards],
+            }
+        ]
     from batch_pipeline.backends.bedrock import bedrock_job_name  # only Bedrock runs need it
 
     # "on-demand": fewer records than a batch job's minimum; the job runs through InvokeModel instead.
@@ -43,16 +45,18 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
     jobs = []
     for index, shard in enumerate(shards):
         name = bedrock_job_name(run["run_id"], index)
-        jobs.append({
-            "index": index,
-            "name": name,
-            "input_uri": s3_uri(bucket, shard["key"]),
-            "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
-            "records": int(shard["records"]),
-            "bytes": int(shard["bytes"]),
-            "shard_keys": [shard["key"]],
-            "route": route,
-        })
+        jobs.append(
+            {
+                "index": index,
+                "name": name,
+                "input_uri": s3_uri(bucket, shard["key"]),
+                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "records": int(shard["records"]),
+                "bytes": int(shard["bytes"]),
+                "shard_keys": [shard["key"]],
+                "route": route,
+            }
+        )
     return jobs
 
 

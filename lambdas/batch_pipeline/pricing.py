@@ -71,8 +71,15 @@ def instance_seconds(jobs: list[dict[str, Any]], default_instance_count: int) ->
     return total, unknown
 
 
-def _cost(usd_in: float, usd_out: float, instance_usd: float | None, route: Route, model: str,
-          pricing: RuntimePricing, basis: str) -> dict[str, Any]:
+def _cost(
+    usd_in: float,
+    usd_out: float,
+    instance_usd: float | None,
+    route: Route,
+    model: str,
+    pricing: RuntimePricing,
+    basis: str,
+) -> dict[str, Any]:
     return {
         "usd": _usd(usd_in + usd_out + (instance_usd or 0.0)),
         "input_usd": _usd(usd_in),
@@ -86,8 +93,9 @@ def _cost(usd_in: float, usd_out: float, instance_usd: float | None, route: Rout
     }
 
 
-def bedrock_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], input_tokens: int,
-                     output_tokens: int) -> dict[str, Any] | None:
+def bedrock_run_cost(
+    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], input_tokens: int, output_tokens: int
+) -> dict[str, Any] | None:
     """The manifest's `cost` for a Bedrock run; None when the route's price is unknown."""
     route = bedrock_route(jobs)
     prices = token_prices(pricing, route)
@@ -95,26 +103,32 @@ def bedrock_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, A
         return None
     usd_in, usd_out = token_cost(prices, input_tokens, output_tokens)
     name = "batch inference" if route == "batch" else "on-demand (InvokeModel)"
-    basis = (f"{input_tokens} input and {output_tokens} output tokens as the model reported them, at the {name} "
-             f"price of {_price(prices.input_per_1k)} / {_price(prices.output_per_1k)} USD per 1,000 input / output "
-             "tokens")
+    basis = (
+        f"{input_tokens} input and {output_tokens} output tokens as the model reported them, at the {name} "
+        f"price of {_price(prices.input_per_1k)} / {_price(prices.output_per_1k)} USD per 1,000 input / output "
+        "tokens"
+    )
     retried = [job.get("retry") or {} for job in jobs]
-    if any(retry.get("route") and retry["route"] != ("on-demand" if route == "on_demand" else "batch")
-           for retry in retried):
+    if any(
+        retry.get("route") and retry["route"] != ("on-demand" if route == "on_demand" else "batch") for retry in retried
+    ):
         basis += "; the retry of failed records ran on another route and is priced at this one"
     return _cost(usd_in, usd_out, None, route, model, pricing, basis)
 
 
-def sagemaker_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], instance_type: str,
-                       instance_count: int) -> dict[str, Any] | None:
+def sagemaker_run_cost(
+    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], instance_type: str, instance_count: int
+) -> dict[str, Any] | None:
     """The manifest's `cost` for a SageMaker run; None when the instance type has no price."""
     hourly = pricing.hourly_usd(instance_type)
     if hourly is None:
         return None
     seconds, unknown = instance_seconds(jobs, instance_count)
     hours = seconds / 3600
-    basis = (f"{hours:.4f} instance-hours (TransformEndTime - TransformStartTime of each transform job, times its "
-             f"{instance_count} x {instance_type}) at {_price(hourly)} USD per instance-hour")
+    basis = (
+        f"{hours:.4f} instance-hours (TransformEndTime - TransformStartTime of each transform job, times its "
+        f"{instance_count} x {instance_type}) at {_price(hourly)} USD per instance-hour"
+    )
     if unknown:
         basis += f"; no start/end time for {', '.join(unknown)}, so their time is not counted"
     return _cost(0.0, 0.0, hours * hourly, "sagemaker", model, pricing, basis)
@@ -123,8 +137,9 @@ def sagemaker_run_cost(pricing: RuntimePricing, model: str, jobs: list[dict[str,
 # ---------------------------------------------------------------- before the run
 
 
-def planned_bedrock_cost(pricing: RuntimePricing, model: str, route: Route, input_tokens: int,
-                         output_tokens: int) -> dict[str, Any]:
+def planned_bedrock_cost(
+    pricing: RuntimePricing, model: str, route: Route, input_tokens: int, output_tokens: int
+) -> dict[str, Any]:
     """The cost of the run as planned: both routes priced, the planned one as the total."""
     by_route = {}
     routes: tuple[Route, Route] = ("batch", "on_demand")
@@ -132,8 +147,13 @@ def planned_bedrock_cost(pricing: RuntimePricing, model: str, route: Route, inpu
         prices = token_prices(pricing, name)
         if prices is not None:
             usd_in, usd_out = token_cost(prices, input_tokens, output_tokens)
-            by_route[name] = {"usd": _usd(usd_in + usd_out), "input_usd": _usd(usd_in), "output_usd": _usd(usd_out),
-                              "input_per_1k": prices.input_per_1k, "output_per_1k": prices.output_per_1k}
+            by_route[name] = {
+                "usd": _usd(usd_in + usd_out),
+                "input_usd": _usd(usd_in),
+                "output_usd": _usd(usd_out),
+                "input_per_1k": prices.input_per_1k,
+                "output_per_1k": prices.output_per_1k,
+            }
     planned = by_route.get(route)
     result: dict[str, Any] = {
         "usd": planned["usd"] if planned else None,
@@ -151,8 +171,14 @@ def planned_bedrock_cost(pricing: RuntimePricing, model: str, route: Route, inpu
     return result
 
 
-def planned_sagemaker_cost(pricing: RuntimePricing, model: str, records: int, records_per_second: float,
-                           instance_type: str, instance_count: int) -> dict[str, Any]:
+def planned_sagemaker_cost(
+    pricing: RuntimePricing,
+    model: str,
+    records: int,
+    records_per_second: float,
+    instance_type: str,
+    instance_count: int,
+) -> dict[str, Any]:
     """Instance-hours from a throughput: records / (records per second per instance x instances), on every
     instance for that long (intake balances the shards, so the instances finish together)."""
     wall_seconds = records / (records_per_second * instance_count)

@@ -75,8 +75,9 @@ def read_json_if_exists(client: Any, bucket: str, key: str) -> Any | None:
     return None if response is None else json.loads(response["Body"].read())
 
 
-def iter_object_chunks(client: Any, bucket: str, key: str, version_id: str | None = None,
-                       chunk_size: int = MIB) -> Iterator[bytes]:
+def iter_object_chunks(
+    client: Any, bucket: str, key: str, version_id: str | None = None, chunk_size: int = MIB
+) -> Iterator[bytes]:
     """The object's bytes in chunks, read once from a single GetObject stream."""
     body = client.get_object(**_versioned(bucket, key, version_id))["Body"]
     try:
@@ -136,8 +137,16 @@ def object_exists(client: Any, bucket: str, key: str) -> bool:
 # ---------------------------------------------------------------- writing
 
 
-def put_bytes(client: Any, bucket: str, key: str, body: bytes, content_type: str, *, tagging: str | None = None,
-              metadata: dict[str, str] | None = None) -> None:
+def put_bytes(
+    client: Any,
+    bucket: str,
+    key: str,
+    body: bytes,
+    content_type: str,
+    *,
+    tagging: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """One PutObject; the bucket's default encryption applies. `tagging` as S3's URL-encoded `key=value` form."""
     extra: dict[str, Any] = {}
     if tagging:
@@ -153,8 +162,9 @@ def put_json(client: Any, bucket: str, key: str, value: Any, *, indent: int | No
     put_bytes(client, bucket, key, text.encode(), JSON)
 
 
-def upload_file(client: Any, path: str, bucket: str, key: str, content_type: str, *,
-                tagging: str | None = None) -> None:
+def upload_file(
+    client: Any, path: str, bucket: str, key: str, content_type: str, *, tagging: str | None = None
+) -> None:
     """A local file through the managed transfer (multipart above its threshold)."""
     extra = {"ContentType": content_type}
     if tagging:
@@ -179,8 +189,9 @@ class LineWriter:
 
     A failure inside the block aborts the multipart upload, so no partial object is left behind."""
 
-    def __init__(self, client: Any, bucket: str, key: str, part_bytes: int | None = None,
-                 content_type: str = JSONL) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, part_bytes: int | None = None, content_type: str = JSONL
+    ) -> None:
         self.s3, self.bucket, self.key = client, bucket, key
         self.part_bytes = part_bytes or LINE_WRITER_PART_BYTES
         self.content_type = content_type
@@ -196,18 +207,21 @@ class LineWriter:
     def _upload_part(self) -> None:
         if self.upload_id is None:
             self.upload_id = self.s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type)["UploadId"]
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+            )["UploadId"]
         number = len(self.parts) + 1
-        response = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                       PartNumber=number, Body=bytes(self.buffer))
+        response = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=bytes(self.buffer)
+        )
         self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
         self.buffer = bytearray()
 
     def __enter__(self) -> LineWriter:
         return self
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, error_type: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if error_type is not None:
             if self.upload_id is not None:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
@@ -217,15 +231,24 @@ class LineWriter:
             return
         if self.buffer:
             self._upload_part()
-        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                          MultipartUpload={"Parts": self.parts})
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+        )
 
 
 class S3RunSink:
     """A run folder in S3: `s3://bucket/prefix<key>` (intake's RunSink, see batch_pipeline.intake)."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str, *, part_size: int = DEFAULT_PART_SIZE,
-                 max_workers: int = DEFAULT_UPLOAD_WORKERS, intermediate_tagging: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_workers: int = DEFAULT_UPLOAD_WORKERS,
+        intermediate_tagging: str | None = None,
+    ) -> None:
         if part_size < 5 * MIB:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
         self.client = client
@@ -242,8 +265,16 @@ class S3RunSink:
     def put_bytes(self, key: str, data: bytes, content_type: str = JSON) -> None:
         put_bytes(self.client, self.bucket, self.prefix + key, data, content_type)
 
-    def put_file(self, key: str, path: str, start: int = 0, end: int | None = None, *, consume: bool = False,
-                 intermediate: bool = False) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        consume: bool = False,
+        intermediate: bool = False,
+    ) -> None:
         end = os.path.getsize(path) if end is None else end
         extra = {"ContentType": "application/jsonlines"}
         if intermediate and self.intermediate_tagging:
@@ -263,16 +294,18 @@ class S3RunSink:
 
         def upload(number: int, offset: int) -> dict[str, Any]:
             body = os.pread(fd, min(self.part_size, end - offset), offset)
-            response = self.client.upload_part(Bucket=self.bucket, Key=full_key, UploadId=upload_id,
-                                               PartNumber=number, Body=body)
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number, Body=body
+            )
             return {"PartNumber": number, "ETag": response["ETag"]}
 
         offsets = range(start, end, self.part_size)
         try:
             with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
                 parts = list(pool.map(upload, range(1, len(offsets) + 1), offsets))
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
         except BaseException:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
             raise

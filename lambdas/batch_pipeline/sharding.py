@@ -152,8 +152,10 @@ def plan_sagemaker(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
         shards = _shards("part", ends, cuts)
     note = None
     if len(shards) < wanted:
-        note = (f"{len(ends)} records make {len(shards)} shards, fewer than instance_count * shards_per_instance "
-                f"= {wanted}; some instances will have no work")
+        note = (
+            f"{len(ends)} records make {len(shards)} shards, fewer than instance_count * shards_per_instance "
+            f"= {wanted}; some instances will have no work"
+        )
     return Plan("sagemaker-shards", shards, note, order)
 
 
@@ -170,10 +172,13 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
             raise PlanError(
                 "below_min_records",
                 f"{count} valid records is below Bedrock's minimum of {minimum} records per batch job and the "
-                "pipeline's bedrock.small_file policy is 'reject'; add records or set small_file to 'on-demand'"
+                "pipeline's bedrock.small_file policy is 'reject'; add records or set small_file to 'on-demand'",
             )
-        return Plan("bedrock-on-demand", _shards("job", ends, [0, count]),
-                    f"{count} records is below the batch minimum of {minimum}; they run on demand (InvokeModel)")
+        return Plan(
+            "bedrock-on-demand",
+            _shards("job", ends, [0, count]),
+            f"{count} records is below the batch minimum of {minimum}; they run on demand (InvokeModel)",
+        )
     most_jobs = count // minimum  # more jobs than this would leave one under the minimum
     fewest_jobs = max(math.ceil(count / maximum), math.ceil(total / max_bytes), 1)
     # More jobs only help when records vary wildly in size; a bounded search keeps a hopeless case fast.
@@ -185,7 +190,7 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
         "cannot_plan",
         f"cannot split {count} records ({total} bytes) into Bedrock jobs of {minimum}..{maximum} records and at most "
         f"{max_bytes // MIB} MB each (the smaller of max_job_size_mb and max_input_file_size_mb); records are too "
-        "large for the size quotas"
+        "large for the size quotas",
     )
 
 
@@ -200,4 +205,3 @@ def plan(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
     if not len(ends):
         raise PlanError("no_valid_records", "there are no valid records to plan")
     return plan_bedrock(pipeline, ends) if pipeline.backend == "bedrock" else plan_sagemaker(pipeline, ends)
-

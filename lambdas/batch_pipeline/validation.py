@@ -64,7 +64,7 @@ def shape(value: Any, bound: int = MAX_NESTING) -> int:
     pop, push = stack.pop, stack.append
     while stack:
         node, depth = pop()
-        for child in (node.values() if node.__class__ is dict else node):
+        for child in node.values() if node.__class__ is dict else node:
             kind = child.__class__
             if kind is dict or kind is list:
                 if depth >= bound:
@@ -162,6 +162,7 @@ def _encoding_without_bom(head: bytes) -> tuple[str, str] | None:
     if a and not b and c and not d:
         return "utf16_encoded", "the file is UTF-16 (big-endian, no byte order mark); JSON Lines must be UTF-8"
     return None
+
 
 # (model-ready line ending in "\n": a memoryview of the input chunk when the line passes through unchanged,
 #  references or None)
@@ -264,8 +265,9 @@ class StreamValidator:
         self.pipeline = pipeline
         self.converter = RecordConverter(pipeline)
         self.record_limit = record_limit_bytes(pipeline)
-        self.line_cap = (UNLIMITED_LINE_CAP if self.record_limit is None
-                         else max(MAX_LINE_BYTES, 2 * self.record_limit + MIB))
+        self.line_cap = (
+            UNLIMITED_LINE_CAP if self.record_limit is None else max(MAX_LINE_BYTES, 2 * self.record_limit + MIB)
+        )
         self.max_records = settings.max_records
         self.max_errors = settings.max_errors_reported
         self.policy = settings.on_invalid
@@ -291,8 +293,14 @@ class StreamValidator:
     def add_error(self, line: int | None, field: str | None, code: str, reason: str) -> None:
         self.counts_by_reason[code] += 1
         if len(self.errors) < self.max_errors:
-            self.errors.append({"line": line, "field": None if field is None else bounded(field, FIELD_LIMIT),
-                                "code": code, "reason": bounded(reason)})
+            self.errors.append(
+                {
+                    "line": line,
+                    "field": None if field is None else bounded(field, FIELD_LIMIT),
+                    "code": code,
+                    "reason": bounded(reason),
+                }
+            )
 
     def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
         self.invalid += 1
@@ -332,10 +340,14 @@ class StreamValidator:
                 line_no += 1
                 if type(line) is _Overlong:
                     records += 1
-                    self._invalid(line_no, None, "line_too_long",
-                                  f"line is {line.length} bytes, above the longest line intake reads "
-                                  f"({self.line_cap} bytes, references included)"
-                                  + (f"; the model-ready record may be at most {limit} bytes" if limit else ""))
+                    self._invalid(
+                        line_no,
+                        None,
+                        "line_too_long",
+                        f"line is {line.length} bytes, above the longest line intake reads "
+                        f"({self.line_cap} bytes, references included)"
+                        + (f"; the model-ready record may be at most {limit} bytes" if limit else ""),
+                    )
                     continue
                 try:
                     record = loads(line)
@@ -469,25 +481,34 @@ class StreamValidator:
             return False
         if str(error).startswith("depth limit exceeded"):
             # orjson stops at 1,024 levels; the same rule as any line nested beyond MAX_NESTING.
-            self._invalid(line_no, None, "nested_too_deep",
-                          f"objects/arrays nest more than {MAX_NESTING} levels deep (over 1,024 here, where the JSON "
-                          "parser stops); no request format needs that")
+            self._invalid(
+                line_no,
+                None,
+                "nested_too_deep",
+                f"objects/arrays nest more than {MAX_NESTING} levels deep (over 1,024 here, where the JSON "
+                "parser stops); no request format needs that",
+            )
             return False
         stripped = text.strip()
         if self.records_seen == 1 and not stripped.startswith(("{", "[")) and ("," in text or "\t" in text):
             self.stopped_early = True
             self.invalid += 1
-            self.add_file_error(line_no, "csv_content",
-                                "the file looks like CSV/TSV (its first line is delimiter-separated text, not JSON); "
-                                "convert it to JSON Lines: one JSON object per line")
+            self.add_file_error(
+                line_no,
+                "csv_content",
+                "the file looks like CSV/TSV (its first line is delimiter-separated text, not JSON); "
+                "convert it to JSON Lines: one JSON object per line",
+            )
             return True
         if "\r" in text and _parses(line.split(b"\r", 1)[0]):
             # A raw CR cannot be inside a JSON string; when the text before the first one is a whole value, the
             # file separates records with bare CRs.
-            reason = ("the file uses CR (old Mac) line endings; JSON Lines separates records with LF or CRLF")
+            reason = "the file uses CR (old Mac) line endings; JSON Lines separates records with LF or CRLF"
         elif stripped in ("{", "[", "}", "]", "},", "],") or stripped.endswith(("{", "[")):
-            reason = ("line is only part of a JSON value: the file looks pretty-printed; "
-                      "JSON Lines needs each object complete on one line")
+            reason = (
+                "line is only part of a JSON value: the file looks pretty-printed; "
+                "JSON Lines needs each object complete on one line"
+            )
         else:
             reason = f"line is not valid JSON ({error})"
         self._invalid(line_no, None, "invalid_json", reason)
@@ -513,8 +534,9 @@ class StreamValidator:
         if self.policy == "reject":
             self._rejected()
         if reason:
-            self.errors.append({"line": line_no, "field": field, "code": "duplicate_id", "reason": reason,
-                                "first_line": first})
+            self.errors.append(
+                {"line": line_no, "field": field, "code": "duplicate_id", "reason": reason, "first_line": first}
+            )
 
     # ------------------------------------------------------------ results
 
@@ -584,5 +606,7 @@ class StreamValidator:
             reason: str = self.file_errors[0]["reason"]
             return reason
         reasons = ", ".join(f"{code} x{count}" for code, count in self.counts_by_reason.most_common())
-        return (f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
-                f"the pipeline's on_invalid policy is {self.policy!r}")
+        return (
+            f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
+            f"the pipeline's on_invalid policy is {self.policy!r}"
+        )

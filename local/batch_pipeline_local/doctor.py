@@ -65,8 +65,9 @@ def lifecycle_check(key: str, model: BedrockModel, bedrock: Any) -> tuple[Check,
     status = (details.get("modelLifecycle") or {}).get("status", "unknown")
     verdict = {"ACTIVE": PASS, "LEGACY": WARN}.get(status, FAIL)
     note = {"LEGACY": " (end of life is scheduled: move to a current model)"}.get(status, "")
-    return Check(key, "lifecycle", verdict, f"{details.get('modelId', model.base_model_id)} is {status}{note}"), \
-        details.get("modelName")
+    return Check(
+        key, "lifecycle", verdict, f"{details.get('modelId', model.base_model_id)} is {status}{note}"
+    ), details.get("modelName")
 
 
 def access_check(key: str, model: BedrockModel, bedrock: Any) -> Check:
@@ -84,8 +85,14 @@ def access_check(key: str, model: BedrockModel, bedrock: Any) -> Check:
     if agreement not in ("AVAILABLE", None):
         problems.append(f"agreement {agreement}")
     if problems:
-        return Check(key, "access", FAIL, "model access not granted: " + ", ".join(problems)
-                     + " (enable it under Model access in the Bedrock console)")
+        return Check(
+            key,
+            "access",
+            FAIL,
+            "model access not granted: "
+            + ", ".join(problems)
+            + " (enable it under Model access in the Bedrock console)",
+        )
     return Check(key, "access", PASS, "authorized and available in this Region")
 
 
@@ -98,8 +105,13 @@ def account_quotas(service_quotas: Any) -> dict[str, float]:
     return values
 
 
-def quota_checks(key: str, model_name: str | None, pipelines: list[tuple[str, BedrockSettings]],
-                 quotas: dict[str, float], max_concurrent_jobs_per_run: int) -> Iterable[Check]:
+def quota_checks(
+    key: str,
+    model_name: str | None,
+    pipelines: list[tuple[str, BedrockSettings]],
+    quotas: dict[str, float],
+    max_concurrent_jobs_per_run: int,
+) -> Iterable[Check]:
     if model_name is None:
         yield Check(key, "batch quotas", FAIL, "unknown model name (GetFoundationModel failed), quotas not compared")
         return
@@ -113,15 +125,23 @@ def quota_checks(key: str, model_name: str | None, pipelines: list[tuple[str, Be
             configured = getattr(settings, setting)
             bad = configured < account if relation == "min" else configured > account
             word = "at least" if relation == "min" else "at most"
-            yield Check(key, setting, FAIL if bad else PASS,
-                        f"{pipeline}: configured {configured:g}, the account allows {word} {account:g} ({full})")
+            yield Check(
+                key,
+                setting,
+                FAIL if bad else PASS,
+                f"{pipeline}: configured {configured:g}, the account allows {word} {account:g} ({full})",
+            )
     concurrent = quotas.get(f"{CONCURRENT_JOBS} for {model_name}")
     if concurrent is not None:
         # Submissions above the quota queue (ServiceQuotaExceededException is retried), so this only informs.
         status = WARN if max_concurrent_jobs_per_run > concurrent else PASS
-        yield Check(key, "concurrent jobs", status,
-                    f"max_concurrent_jobs_per_run {max_concurrent_jobs_per_run}, the account allows {concurrent:g} "
-                    "submitted plus in progress for this model (more queue)")
+        yield Check(
+            key,
+            "concurrent jobs",
+            status,
+            f"max_concurrent_jobs_per_run {max_concurrent_jobs_per_run}, the account allows {concurrent:g} "
+            "submitted plus in progress for this model (more queue)",
+        )
 
 
 def run_checks(config: AppConfig, bedrock: Any, service_quotas: Any) -> list[Check]:

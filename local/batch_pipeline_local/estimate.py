@@ -111,18 +111,22 @@ def model_chars(record: dict[str, Any], pipeline: RuntimePipeline) -> int:
         labels = _as_list(record.get("candidate_labels"))
         sequences = _as_list(record.get("sequences"))
         # One premise/hypothesis pair per candidate label, for each sequence.
-        return sum(len(sequence) * len(labels) + sum(len(label) + ZERO_SHOT_TEMPLATE_CHARS for label in labels)
-                   for sequence in sequences)
+        return sum(
+            len(sequence) * len(labels) + sum(len(label) + ZERO_SHOT_TEMPLATE_CHARS for label in labels)
+            for sequence in sequences
+        )
     return sum(len(text) for text in _as_list(record.get("text_inputs")))
 
 
 def _bedrock_max_tokens(body: Any) -> int | None:
     if not isinstance(body, dict):
         return None
-    candidates = [body.get("max_tokens"),
-                  (body.get("inferenceConfig") or {}).get("maxTokens"),
-                  (body.get("inferenceConfig") or {}).get("max_new_tokens"),
-                  (body.get("textGenerationConfig") or {}).get("maxTokenCount")]
+    candidates = [
+        body.get("max_tokens"),
+        (body.get("inferenceConfig") or {}).get("maxTokens"),
+        (body.get("inferenceConfig") or {}).get("max_new_tokens"),
+        (body.get("textGenerationConfig") or {}).get("maxTokenCount"),
+    ]
     return next((value for value in candidates if isinstance(value, int) and not isinstance(value, bool)), None)
 
 
@@ -201,8 +205,10 @@ def _token_method_reason(settings: EstimateSettings, pipeline: RuntimePipeline, 
     if pipeline.backend != "bedrock":
         return "CountTokens is a Bedrock operation; SageMaker models are estimated by the heuristic"
     if not (isinstance(model, BedrockModel) and model.count_tokens):
-        return (f"the catalog does not list {pipeline.model_key} as supported by CountTokens "
-                f"(models.{pipeline.model_key}.count_tokens; supported models: {COUNT_TOKENS_DOC})")
+        return (
+            f"the catalog does not list {pipeline.model_key} as supported by CountTokens "
+            f"(models.{pipeline.model_key}.count_tokens; supported models: {COUNT_TOKENS_DOC})"
+        )
     if not credentials_present():
         return "no AWS credentials found"
     return None
@@ -248,13 +254,20 @@ def _counted_input(tally: _Tally, client: Any, model: BedrockModel, converse: bo
     else:
         per_char = counted / sample_chars if sample_chars else 0.0
         total = round(tally.chars * per_char)
-    details = {"calls": len(tally.sample), "sampled_records": len(tally.sample), "sample_tokens": counted,
-               "sample_chars": sample_chars, "extrapolated": not exact, "model_id": model.base_model_id}
+    details = {
+        "calls": len(tally.sample),
+        "sampled_records": len(tally.sample),
+        "sample_tokens": counted,
+        "sample_chars": sample_chars,
+        "extrapolated": not exact,
+        "model_id": model.base_model_id,
+    }
     return total, details
 
 
-def estimate_tokens(tally: _Tally, pipeline: RuntimePipeline, model: Any, settings: EstimateSettings,
-                    client_factory: Callable[[], Any]) -> dict[str, Any]:
+def estimate_tokens(
+    tally: _Tally, pipeline: RuntimePipeline, model: Any, settings: EstimateSettings, client_factory: Callable[[], Any]
+) -> dict[str, Any]:
     reason = _token_method_reason(settings, pipeline, model)
     if reason is None:
         try:
@@ -265,16 +278,26 @@ def estimate_tokens(tally: _Tally, pipeline: RuntimePipeline, model: Any, settin
                 raise EstimateError(f"CountTokens failed: {type(error).__name__}: {error}") from error
             reason = f"CountTokens failed ({type(error).__name__}: {error})"
         else:
-            how = ("every record counted" if not details["extrapolated"] else
-                   f"{details['calls']} of {tally.records} records counted (evenly spaced), the tokens per character "
-                   f"of that sample applied to all {tally.chars} characters")
-            return {"input": total, "method": "count_tokens", "input_basis": f"Bedrock CountTokens: {how}",
-                    "count_tokens": details}
+            how = (
+                "every record counted"
+                if not details["extrapolated"]
+                else f"{details['calls']} of {tally.records} records counted (evenly spaced), the tokens per character "
+                f"of that sample applied to all {tally.chars} characters"
+            )
+            return {
+                "input": total,
+                "method": "count_tokens",
+                "input_basis": f"Bedrock CountTokens: {how}",
+                "count_tokens": details,
+            }
     if settings.tokens == "count-tokens":
         raise EstimateError(f"CountTokens cannot be used: {reason}")
-    return {"input": math.ceil(tally.chars / settings.chars_per_token), "method": "heuristic",
-            "input_basis": f"{tally.chars} characters of model input / {settings.chars_per_token:g} characters per "
-                           f"token ({reason})"}
+    return {
+        "input": math.ceil(tally.chars / settings.chars_per_token),
+        "method": "heuristic",
+        "input_basis": f"{tally.chars} characters of model input / {settings.chars_per_token:g} characters per "
+        f"token ({reason})",
+    }
 
 
 def _output_tokens(tally: _Tally, pipeline: RuntimePipeline, settings: EstimateSettings) -> tuple[int | None, str]:
@@ -282,48 +305,85 @@ def _output_tokens(tally: _Tally, pipeline: RuntimePipeline, settings: EstimateS
         return 0, "a zero-shot classifier generates no tokens: it scores each candidate label"
     if tally.output_unknown == tally.records:
         return None, "unknown: neither the records nor the pipeline set a maximum output length"
-    basis = (f"{tally.output_max} tokens if every answer used its maximum (max_tokens or max_length), "
-             f"x {settings.output_ratio:g} expected ratio")
+    basis = (
+        f"{tally.output_max} tokens if every answer used its maximum (max_tokens or max_length), "
+        f"x {settings.output_ratio:g} expected ratio"
+    )
     if tally.output_unknown:
         basis += f"; {tally.output_unknown} records set no maximum and are not counted"
     return math.ceil(tally.output_max * settings.output_ratio), basis
 
 
-def _cost(pipeline: RuntimePipeline, pricing: RuntimePricing | None, model: Any, route: str, records: int,
-          tokens: dict[str, Any], settings: EstimateSettings) -> dict[str, Any] | None:
+def _cost(
+    pipeline: RuntimePipeline,
+    pricing: RuntimePricing | None,
+    model: Any,
+    route: str,
+    records: int,
+    tokens: dict[str, Any],
+    settings: EstimateSettings,
+) -> dict[str, Any] | None:
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
         planned = "on_demand" if route == "on-demand" else "batch"
         cost = planned_bedrock_cost(pricing, pipeline.model_key, planned, tokens["input"], tokens["output"] or 0)
-        cost["basis"] = (f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "
-                         + ("on demand (fewer records than a batch job's minimum)" if planned == "on_demand"
-                            else "to batch inference"))
+        cost["basis"] = (
+            f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "
+            + (
+                "on demand (fewer records than a batch job's minimum)"
+                if planned == "on_demand"
+                else "to batch inference"
+            )
+        )
     else:
         settings_sm = pipeline.pipeline.sagemaker
         instance_type = settings_sm.instance_type if settings_sm else ""
-        assumed = model.pricing.records_per_second.get(instance_type) if isinstance(model, SageMakerModel) and \
-            model.pricing else None
+        assumed = (
+            model.pricing.records_per_second.get(instance_type)
+            if isinstance(model, SageMakerModel) and model.pricing
+            else None
+        )
         throughput = settings.records_per_second or assumed
         if throughput is None:
-            return {"usd": None, "route": "sagemaker", "model": pipeline.model_key, "prices_as_of": pricing.as_of,
-                    "source": pricing.source, "unpriced": f"no throughput for {instance_type}: pass "
-                    "--records-per-second (records per second per instance, e.g. from a past run's timings)"}
-        cost = planned_sagemaker_cost(pricing, pipeline.model_key, records, throughput, instance_type,
-                                      settings_sm.instance_count if settings_sm else 1)
+            return {
+                "usd": None,
+                "route": "sagemaker",
+                "model": pipeline.model_key,
+                "prices_as_of": pricing.as_of,
+                "source": pricing.source,
+                "unpriced": f"no throughput for {instance_type}: pass "
+                "--records-per-second (records per second per instance, e.g. from a past run's timings)",
+            }
+        cost = planned_sagemaker_cost(
+            pricing,
+            pipeline.model_key,
+            records,
+            throughput,
+            instance_type,
+            settings_sm.instance_count if settings_sm else 1,
+        )
         origin = "given" if settings.records_per_second else "the catalog's planning assumption, not a measurement"
-        cost["basis"] = (f"{records} records / ({throughput:g} records per second per instance, {origin}) on "
-                         f"{cost['instance_count']} x {instance_type} = {cost['instance_hours']} instance-hours at "
-                         f"{cost['instance_hourly_usd']} USD per instance-hour; instance start-up time is billed "
-                         "too and not included")
+        cost["basis"] = (
+            f"{records} records / ({throughput:g} records per second per instance, {origin}) on "
+            f"{cost['instance_count']} x {instance_type} = {cost['instance_hours']} instance-hours at "
+            f"{cost['instance_hourly_usd']} USD per instance-hour; instance start-up time is billed "
+            "too and not included"
+        )
     if isinstance(model, (BedrockModel, SageMakerModel)) and model.pricing and model.pricing.note:
         cost["price_note"] = model.pricing.note
     return cost
 
 
-def estimate(config: AppConfig, pipeline: RuntimePipeline, route: str, run_folder: Path, shards: list[dict[str, Any]],
-             settings: EstimateSettings, client_factory: Callable[[], Any] = default_count_tokens_client
-             ) -> dict[str, Any]:
+def estimate(
+    config: AppConfig,
+    pipeline: RuntimePipeline,
+    route: str,
+    run_folder: Path,
+    shards: list[dict[str, Any]],
+    settings: EstimateSettings,
+    client_factory: Callable[[], Any] = default_count_tokens_client,
+) -> dict[str, Any]:
     """`{"estimated_tokens": {...}, "estimated_cost_usd": {...} | None, "assumptions": [...]}` for the records
     intake wrote under `run_folder` (its `shards`)."""
     model = config.models[pipeline.model_key]
@@ -332,17 +392,28 @@ def estimate(config: AppConfig, pipeline: RuntimePipeline, route: str, run_folde
     tally = _tally(model_ready_records(run_folder, shards), pipeline, positions)
     tokens = estimate_tokens(tally, pipeline, model, settings, client_factory)
     tokens["output"], tokens["output_basis"] = _output_tokens(tally, pipeline, settings)
-    cost = _cost(pipeline, runtime_prices(config).get(pipeline.model_key), model, route, tally.records, tokens,
-                 settings)
+    cost = _cost(
+        pipeline, runtime_prices(config).get(pipeline.model_key), model, route, tally.records, tokens, settings
+    )
     assumptions = [f"input tokens: {tokens['input_basis']}", f"output tokens: {tokens['output_basis']}"]
     if cost is None:
-        assumptions.append(f"cost: the catalog has no prices for {pipeline.model_key} (models.{pipeline.model_key}"
-                           ".pricing)")
+        assumptions.append(
+            f"cost: the catalog has no prices for {pipeline.model_key} (models.{pipeline.model_key}.pricing)"
+        )
     else:
-        assumptions.append(f"cost: {cost.get('basis') or cost.get('unpriced')}; prices as of {cost['prices_as_of']} "
-                           f"from {cost['source']}")
+        assumptions.append(
+            f"cost: {cost.get('basis') or cost.get('unpriced')}; prices as of {cost['prices_as_of']} "
+            f"from {cost['source']}"
+        )
         if cost.get("price_note"):
             assumptions.append(f"prices: {cost['price_note']}")
-    return {"estimated_tokens": {"input": tokens["input"], "output": tokens["output"], "method": tokens["method"],
-                                 **({"count_tokens": tokens["count_tokens"]} if "count_tokens" in tokens else {})},
-            "estimated_cost_usd": cost, "assumptions": assumptions}
+    return {
+        "estimated_tokens": {
+            "input": tokens["input"],
+            "output": tokens["output"],
+            "method": tokens["method"],
+            **({"count_tokens": tokens["count_tokens"]} if "count_tokens" in tokens else {}),
+        },
+        "estimated_cost_usd": cost,
+        "assumptions": assumptions,
+    }

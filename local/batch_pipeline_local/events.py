@@ -40,16 +40,20 @@ class DeliveryFailure:
         detail = self.event.get("detail") or {}
         job = detail.get("batchJobName") or detail.get("TransformJobName") or "?"
         status = detail.get("status") or detail.get("TransformJobStatus")
-        return (f"{self.event.get('detail-type')} of {job} ({status}) "
-                f"matched rule {self.rule}, and its target {self.function} raised:\n{self.trace}")
+        return (
+            f"{self.event.get('detail-type')} of {job} ({status}) "
+            f"matched rule {self.rule}, and its target {self.function} raised:\n{self.trace}"
+        )
 
 
 class EventDeliveryError(RuntimeError):
     """A rule's target raised while local mode delivered an event to it."""
 
     def __init__(self, failures: list[DeliveryFailure]) -> None:
-        super().__init__(f"{len(failures)} event deliver{'y' if len(failures) == 1 else 'ies'} failed:\n"
-                         + "\n".join(failure.describe() for failure in failures))
+        super().__init__(
+            f"{len(failures)} event deliver{'y' if len(failures) == 1 else 'ies'} failed:\n"
+            + "\n".join(failure.describe() for failure in failures)
+        )
         self.failures = failures
 
 
@@ -90,8 +94,11 @@ class LocalEventBus:
             if resource.get("Type") != "AWS::Events::Rule":
                 continue
             props = resource["Properties"]
-            targets = [t["Arn"]["Fn::GetAtt"][0] for t in props.get("Targets", [])
-                       if isinstance(t.get("Arn"), dict) and "Fn::GetAtt" in t["Arn"]]
+            targets = [
+                t["Arn"]["Fn::GetAtt"][0]
+                for t in props.get("Targets", [])
+                if isinstance(t.get("Arn"), dict) and "Fn::GetAtt" in t["Arn"]
+            ]
             self.rules.append((logical, props["EventPattern"], targets))
         self._invoke = invoke
         self.delivered: list[tuple[str, dict, Any]] = []  # (rule, event, the target's result), in delivery order
@@ -108,8 +115,12 @@ class LocalEventBus:
 
     def publish(self, event: dict) -> None:
         """Deliver later, on a thread of its own; a target's exception is kept for raise_failures()."""
-        thread = threading.Thread(target=self._deliver_recording_failures, args=(event,), daemon=True,
-                                  name=f"event-delivery-{event.get('id', '')}")
+        thread = threading.Thread(
+            target=self._deliver_recording_failures,
+            args=(event,),
+            daemon=True,
+            name=f"event-delivery-{event.get('id', '')}",
+        )
         with self._lock:
             self._in_flight = [t for t in self._in_flight if t.is_alive()] + [thread]
         thread.start()
@@ -129,8 +140,9 @@ class LocalEventBus:
             raise EventDeliveryError(failures)
 
     def _targets_of(self, event: dict) -> list[tuple[str, str]]:
-        return [(rule, function) for rule, pattern, targets in self.rules if matches(pattern, event)
-                for function in targets]
+        return [
+            (rule, function) for rule, pattern, targets in self.rules if matches(pattern, event) for function in targets
+        ]
 
     def _deliver(self, rule: str, function: str, event: dict) -> Any:
         result = self._invoke(function, event)

@@ -44,7 +44,7 @@ def export_run(result: RunResult, out: Path, s3: Any | None = None) -> Path | No
     report: Path | None = None
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix):]
+            relative = item["Key"][len(prefix) :]
             path = target / relative
             if not relative or target.resolve() not in path.resolve().parents:
                 continue  # a key that would land outside the run's folder (``..``) is not copied

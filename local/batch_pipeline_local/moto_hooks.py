@@ -57,9 +57,15 @@ if TYPE_CHECKING:
 # IntervalSeconds 2, 4, 8 ... become 20 ms, 40 ms, 80 ms.
 RETRY_TIME_SCALE = 0.01
 # HTTP statuses the Lambda Invoke API answers these errors with (Lambda API reference, Invoke: Errors).
-LAMBDA_SERVICE_STATUS = {"TooManyRequestsException": 429, "ServiceException": 500, "AWSLambdaException": 500,
-                         "SdkClientException": 500, "ClientExecutionTimeoutException": 500,
-                         "ResourceNotReadyException": 502, "EC2ThrottledException": 502}
+LAMBDA_SERVICE_STATUS = {
+    "TooManyRequestsException": 429,
+    "ServiceException": 500,
+    "AWSLambdaException": 500,
+    "SdkClientException": 500,
+    "ClientExecutionTimeoutException": 500,
+    "ResourceNotReadyException": 502,
+    "EC2ThrottledException": 502,
+}
 
 
 class FaultSpecError(ConfigError):
@@ -80,8 +86,10 @@ class Fault:
         # State names may hold spaces and dots, error names dots; neither holds a colon.
         parts = text.rsplit(":", 2)
         if len(parts) != 3 or not parts[0].strip() or not parts[1].strip():
-            raise FaultSpecError(f"--fault {text!r}: expected STATE:ERROR:TIMES, e.g. "
-                                 "'Wait for job to end:Lambda.TooManyRequestsException:2'")
+            raise FaultSpecError(
+                f"--fault {text!r}: expected STATE:ERROR:TIMES, e.g. "
+                "'Wait for job to end:Lambda.TooManyRequestsException:2'"
+            )
         state, error, times = (p.strip() for p in parts)
         if not times.isdigit() or int(times) < 1:
             raise FaultSpecError(f"--fault {text!r}: TIMES must be a whole number of at least 1, got {times!r}")
@@ -110,8 +118,10 @@ def check_fault_states(faults: list[Fault], task_states: set[str]) -> None:
     """A fault must name a Task state of the template, or it would silently rehearse nothing."""
     for fault in faults:
         if fault.state not in task_states:
-            raise FaultSpecError(f"--fault names no Task state of the state machine: {fault.state!r}; "
-                                 f"Task states: {', '.join(sorted(task_states))}")
+            raise FaultSpecError(
+                f"--fault names no Task state of the state machine: {fault.state!r}; "
+                f"Task states: {', '.join(sorted(task_states))}"
+            )
 
 
 def task_state_names(definition: dict) -> set[str]:
@@ -135,13 +145,21 @@ def fault_exception(fault: Fault) -> Exception:
     message = f"rehearsed fault {fault.injected} of {fault.times} (batch-pipeline local run --fault)"
     if fault.error.startswith("Lambda."):
         code = fault.error.removeprefix("Lambda.")
-        return ClientError({"Error": {"Code": code, "Message": message},
-                            "ResponseMetadata": {"HTTPStatusCode": LAMBDA_SERVICE_STATUS.get(code, 500),
-                                                 "RequestId": str(uuid.uuid4())}}, "Invoke")
+        return ClientError(
+            {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {
+                    "HTTPStatusCode": LAMBDA_SERVICE_STATUS.get(code, 500),
+                    "RequestId": str(uuid.uuid4()),
+                },
+            },
+            "Invoke",
+        )
     if fault.error == "Sandbox.Timedout":
         message = f"Task timed out ({message})"
-    return LambdaFunctionErrorException("Unhandled", json.dumps({"errorType": fault.error, "errorMessage": message},
-                                                                separators=(",", ":")))
+    return LambdaFunctionErrorException(
+        "Unhandled", json.dumps({"errorType": fault.error, "errorMessage": message}, separators=(",", ":"))
+    )
 
 
 # ---------------------------------------------------------------------------- the hooks
@@ -160,8 +178,13 @@ def _dispatching_invoke(local: LocalApp) -> Callable:
         except Exception as error:  # reported to Step Functions like Lambda does
             response_headers["x-amz-function-error"] = "Unhandled"
             # The Python runtime's errorType is the exception's class name; Step Functions uses it as the error.
-            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
-                               "stackTrace": traceback.format_exception(error)[-5:]}).encode()
+            return json.dumps(
+                {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_exception(error)[-5:],
+                }
+            ).encode()
         return json.dumps(result, default=str).encode()
 
     return invoke
@@ -209,8 +232,10 @@ def _lambda_error_names(original: Callable) -> Callable:
         code = ex.response["Error"]["Code"]
         meta = ex.response.get("ResponseMetadata", {})
         error = f"Lambda.{code}"
-        cause = (f"{ex.response['Error']['Message']} (Service: AWSLambda; Status Code: {meta.get('HTTPStatusCode')}; "
-                 f"Error Code: {code}; Request ID: {meta.get('RequestId')}; Proxy: null)")
+        cause = (
+            f"{ex.response['Error']['Message']} (Service: AWSLambda; Status Code: {meta.get('HTTPStatusCode')}; "
+            f"Error Code: {code}; Request ID: {meta.get('RequestId')}; Proxy: null)"
+        )
         return FailureEvent(
             env=env,
             error_name=CustomErrorName(error),
@@ -251,14 +276,20 @@ def lambda_and_sfn_hooks(local: LocalApp, faults: list[Fault] | None = None) -> 
     )
 
     plan = FaultPlan(list(faults or []))
-    with mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)), \
-            mock.patch.object(StateTaskLambda, "_eval_execution", _remember_state(StateTaskLambda._eval_execution)), \
-            mock.patch.object(StateTaskServiceLambda, "_eval_execution",
-                              _remember_state(StateTaskServiceLambda._eval_execution)), \
-            mock.patch.object(StateTaskLambda, "_from_error", _lambda_error_names(StateTaskLambda._from_error)), \
-            mock.patch.object(lambda_eval_utils, "execute_lambda_function_integration",
-                              _faulty_invoke(plan, lambda_eval_utils.execute_lambda_function_integration)), \
-            mock.patch.object(retrier_decl, "time", _ScaledTime()):
+    with (
+        mock.patch.object(LambdaSimpleBackend, "invoke", _dispatching_invoke(local)),
+        mock.patch.object(StateTaskLambda, "_eval_execution", _remember_state(StateTaskLambda._eval_execution)),
+        mock.patch.object(
+            StateTaskServiceLambda, "_eval_execution", _remember_state(StateTaskServiceLambda._eval_execution)
+        ),
+        mock.patch.object(StateTaskLambda, "_from_error", _lambda_error_names(StateTaskLambda._from_error)),
+        mock.patch.object(
+            lambda_eval_utils,
+            "execute_lambda_function_integration",
+            _faulty_invoke(plan, lambda_eval_utils.execute_lambda_function_integration),
+        ),
+        mock.patch.object(retrier_decl, "time", _ScaledTime()),
+    ):
         yield plan
 
 
@@ -391,9 +422,11 @@ class StopRefused(Exception):
 
 
 @contextlib.contextmanager
-def transform_job_hooks(on_create: Callable[[TransformJobRecord], None],
-                        on_describe: Callable[[TransformJobRecord], None] | None = None,
-                        on_stop: Callable[[TransformJobRecord], None] | None = None) -> Iterator[None]:
+def transform_job_hooks(
+    on_create: Callable[[TransformJobRecord], None],
+    on_describe: Callable[[TransformJobRecord], None] | None = None,
+    on_stop: Callable[[TransformJobRecord], None] | None = None,
+) -> Iterator[None]:
     """Hook 6. moto gaps: CreateTransformJob reports a job Completed at once and writes nothing, and moto has no
     StopTransformJob at all. On SageMaker a job runs InProgress, writes `<object>.out` for each input object, ends
     Completed or Failed (TransformJobStatus in the DescribeTransformJob API reference), and StopTransformJob moves a
@@ -440,9 +473,11 @@ def transform_job_hooks(on_create: Callable[[TransformJobRecord], None],
             raise ValidationError(message=str(refused)) from None
         return EmptyResult()
 
-    with mock.patch.object(SageMakerModelBackend, "create_transform_job", create_transform_job), \
-            mock.patch.object(SageMakerModelBackend, "describe_transform_job", describe_transform_job), \
-            mock.patch.object(SageMakerResponse, "stop_transform_job", stop_transform_job, create=True):
+    with (
+        mock.patch.object(SageMakerModelBackend, "create_transform_job", create_transform_job),
+        mock.patch.object(SageMakerModelBackend, "describe_transform_job", describe_transform_job),
+        mock.patch.object(SageMakerResponse, "stop_transform_job", stop_transform_job, create=True),
+    ):
         yield
 
 

@@ -42,14 +42,17 @@ def recollect(manifest: dict, invoke: Invoke) -> dict:
     with_output = [job for job in jobs if job.get("state") in OUTPUT_STATES]
     if not with_output:
         listed = ", ".join(f"{job.get('name')}: {job.get('state')}" for job in jobs) or "no jobs listed"
-        raise ConfigError(f"run {manifest.get('run_id')}: no job has output to collect ({listed}); "
-                          "upload the file again")
+        raise ConfigError(
+            f"run {manifest.get('run_id')}: no job has output to collect ({listed}); upload the file again"
+        )
     run = run_from_manifest(manifest)
     collect = invoke(HANDLERS["collect"], {"run": run, "jobs": jobs})
     evaluation = invoke(HANDLERS["evaluate"], {"run": run, "collect": collect})
     previous = {key: manifest.get(key) for key in ("status", "failed_state", "error", "cause")}
-    result = invoke(HANDLERS["finalize"], {"run": run, "jobs": jobs, "collect": collect, "evaluation": evaluation,
-                                           "recollected": previous})
+    result = invoke(
+        HANDLERS["finalize"],
+        {"run": run, "jobs": jobs, "collect": collect, "evaluation": evaluation, "recollected": previous},
+    )
     try:
         invoke(HANDLERS["notify"], {"run": run, "manifest": result})
     except RecollectError as error:

@@ -94,8 +94,13 @@ class Resolver:
     def __init__(self, physical: dict[str, str], attributes: dict[tuple[str, str], str]) -> None:
         self.physical = physical
         self.attributes = attributes
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                       "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": STACK_NAME}
+        self.pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": STACK_NAME,
+        }
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -103,7 +108,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 if arg in self.pseudo:
                     return self.pseudo[arg]
@@ -236,7 +241,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:local-{logical}"
     _create_roles(template, iam, attributes)
     state_machines = resources_of(template, "AWS::StepFunctions::StateMachine")
-    (sm_logical, sm_resource), = state_machines.items()
+    ((sm_logical, sm_resource),) = state_machines.items()
     sm_name = sm_resource["Properties"].get("StateMachineName") or f"local-run-state-machine-{suffix}"
     sm_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{sm_name}"
     physical[sm_logical] = sm_arn
@@ -249,10 +254,16 @@ def deploy(template: dict, clients: dict) -> LocalApp:
 
     for model in resources_of(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
-        sagemaker.create_model(ModelName=props["ModelName"], ExecutionRoleArn=props["ExecutionRoleArn"],
-                               PrimaryContainer={k: v for k, v in props["PrimaryContainer"].items()
-                                                 if k in ("Image", "ModelDataUrl", "Environment", "Mode")},
-                               EnableNetworkIsolation=props.get("EnableNetworkIsolation", False))
+        sagemaker.create_model(
+            ModelName=props["ModelName"],
+            ExecutionRoleArn=props["ExecutionRoleArn"],
+            PrimaryContainer={
+                k: v
+                for k, v in props["PrimaryContainer"].items()
+                if k in ("Image", "ModelDataUrl", "Environment", "Mode")
+            },
+            EnableNetworkIsolation=props.get("EnableNetworkIsolation", False),
+        )
 
     functions: dict[str, LocalFunction] = {}
     code = _dummy_zip()
@@ -260,18 +271,33 @@ def deploy(template: dict, clients: dict) -> LocalApp:
         props = fn["Properties"]
         environment = {k: str(v) for k, v in resolve(props.get("Environment", {}).get("Variables", {})).items()}
         role_arn = resolve(props["Role"])
-        lam.create_function(FunctionName=logical, Runtime=props["Runtime"], Role=role_arn, Handler=props["Handler"],
-                            Code={"ZipFile": code}, Description=props.get("Description", "")[:256],
-                            Environment={"Variables": environment})
+        lam.create_function(
+            FunctionName=logical,
+            Runtime=props["Runtime"],
+            Role=role_arn,
+            Handler=props["Handler"],
+            Code={"ZipFile": code},
+            Description=props.get("Description", "")[:256],
+            Environment={"Variables": environment},
+        )
         functions[logical] = LocalFunction(logical, logical, props["Handler"], environment, role_arn)
 
     definition = resolve(sm_resource["Properties"]["DefinitionString"])
-    sfn.create_state_machine(name=sm_name, definition=definition, roleArn=resolve(sm_resource["Properties"]["RoleArn"]),
-                             type="STANDARD")
+    sfn.create_state_machine(
+        name=sm_name, definition=definition, roleArn=resolve(sm_resource["Properties"]["RoleArn"]), type="STANDARD"
+    )
     input_bucket, output_bucket = _input_and_output(template, physical)
     topic_arn = next(iter(physical[t] for t in resources_of(template, "AWS::SNS::Topic")))
-    return LocalApp(template, input_bucket, output_bucket, topic_arn, sm_arn, functions, definition=definition,
-                    policies=_policy_store(template, resolve, physical, attributes))
+    return LocalApp(
+        template,
+        input_bucket,
+        output_bucket,
+        topic_arn,
+        sm_arn,
+        functions,
+        definition=definition,
+        policies=_policy_store(template, resolve, physical, attributes),
+    )
 
 
 def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], str]) -> None:
@@ -315,9 +341,16 @@ def shared_environment(local: LocalApp) -> dict[str, str]:
                 raise LocalRunError(f"functions disagree on environment variable {key}")
             merged[key] = value
     merged.update(LOCAL_POLL_ENVIRONMENT)
-    merged.update({"LOCAL_STAND_IN": "1", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-                   "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1",
-                   "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")})
+    merged.update(
+        {
+            "LOCAL_STAND_IN": "1",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_METRICS_DISABLED": "1",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        }
+    )
     return merged
 
 
@@ -337,16 +370,24 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
     tasks = {p.sagemaker_model_name: p.task for p in pipelines.values() if p.sagemaker_model_name}
     # The emulated account has the quotas the configuration says it has.
     quotas = [p.pipeline.bedrock for p in pipelines.values() if p.pipeline.bedrock is not None]
-    bedrock = {"min_records": min(q.min_records_per_job for q in quotas),
-               "max_records": max(q.max_records_per_job for q in quotas)} if quotas else {}
+    bedrock = (
+        {
+            "min_records": min(q.min_records_per_job for q in quotas),
+            "max_records": max(q.max_records_per_job for q in quotas),
+        }
+        if quotas
+        else {}
+    )
     # Both emulators' job-state events reach the template's EventBridge rules, as on AWS (events.LocalEventBus), whose
     # patterns decide what is delivered. Their jobs run on their own (Bedrock's on a clock, SageMaker's on a thread
     # once first checked), so a run that waits sees its jobs end through their events, not by polling.
     bus = local.event_bus = local_event_bus(local)
     bedrock = {**bedrock, "on_event": bus.publish, "tick_seconds": 0.05}
     sagemaker = {"on_event": bus.publish, "asynchronous": True, **sagemaker_options}
-    with install_sagemaker_engine(task_for_model=tasks, **sagemaker), \
-            install_bedrock_engine(**{**bedrock, **(bedrock_options or {})}):
+    with (
+        install_sagemaker_engine(task_for_model=tasks, **sagemaker),
+        install_bedrock_engine(**{**bedrock, **(bedrock_options or {})}),
+    ):
         yield
     # No job changes state any more; a delivery still in flight finishes, and one that raised fails the session.
     bus.drain()
@@ -360,8 +401,12 @@ def local_event_bus(local: LocalApp) -> Any:
 
 
 @contextlib.contextmanager
-def local_aws(context_overrides: dict | None = None, template: dict | None = None,
-              bedrock_options: dict | None = None, faults: list[str] | None = None) -> Iterator[LocalApp]:
+def local_aws(
+    context_overrides: dict | None = None,
+    template: dict | None = None,
+    bedrock_options: dict | None = None,
+    faults: list[str] | None = None,
+) -> Iterator[LocalApp]:
     """Emulated AWS with the app deployed into it. Everything is gone when the block ends.
     bedrock_options: for the Bedrock emulator (engines.bedrock_batch.BedrockBatchEmulator).
     faults: rehearsed Lambda faults, "STATE:ERROR:TIMES" each (see moto_hooks)."""
@@ -369,16 +414,28 @@ def local_aws(context_overrides: dict | None = None, template: dict | None = Non
     from moto import mock_aws
 
     template = template or synthesize_template(context_overrides)
-    fake_credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
-                        "AWS_DEFAULT_REGION": REGION}
-    with mock.patch.dict(os.environ, fake_credentials), \
-            mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}):
-        clients = {name: boto3.client(name, region_name=REGION)
-                   for name in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")}
+    fake_credentials = {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    with (
+        mock.patch.dict(os.environ, fake_credentials),
+        mock_aws(config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}),
+    ):
+        clients = {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")
+        }
         local = deploy(template, clients)
-        with mock.patch.dict(os.environ, shared_environment(local)), \
-                _lambda_hooks(local, faults), authorization_enforced(local), \
-                install_engines(local, bedrock_options), warnings.catch_warnings():
+        with (
+            mock.patch.dict(os.environ, shared_environment(local)),
+            _lambda_hooks(local, faults),
+            authorization_enforced(local),
+            install_engines(local, bedrock_options),
+            warnings.catch_warnings(),
+        ):
             # Local mode disables metrics, and Powertools clears dimensions only when it publishes, so handlers that
             # share one process see the previous invocation's 'pipeline' dimension. In Lambda each flush clears it.
             warnings.filterwarnings("ignore", message="Dimension 'pipeline' has already been added")
@@ -394,7 +451,7 @@ def authorization_enforced(local: LocalApp) -> Iterator[None]:
 
     local.authorizer = Authorizer(local.policies)
     state_machine = resources_of(local.template, "AWS::StepFunctions::StateMachine")
-    (sm_logical, sm_resource), = state_machine.items()
+    ((sm_logical, sm_resource),) = state_machine.items()
     sm_role_logical = sm_resource["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     sm_identity = Identity(local.policies.roles[sm_role_logical], local.state_machine_arn.rsplit(":", 1)[-1])
     with enforce(local.authorizer, sm_identity):
@@ -485,8 +542,10 @@ def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
         if all(e["status"] != "RUNNING" for e in executions):
             return [sfn.describe_execution(executionArn=e["executionArn"]) for e in executions]
         if time.monotonic() > deadline:
-            raise LocalRunError(f"executions still running after {timeout:.0f} s: "
-                                f"{[e['name'] for e in executions if e['status'] == 'RUNNING']}")
+            raise LocalRunError(
+                f"executions still running after {timeout:.0f} s: "
+                f"{[e['name'] for e in executions if e['status'] == 'RUNNING']}"
+            )
         time.sleep(0.05)
 
 
@@ -565,8 +624,12 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
     received_before = model_requests_received()
     delivered_before = len(local.event_bus.delivered) if local.event_bus is not None else 0
     event = upload(local, path, pipeline)
-    before = {e["executionArn"] for e in boto3.client("stepfunctions", region_name=REGION)
-              .list_executions(stateMachineArn=local.state_machine_arn)["executions"]}
+    before = {
+        e["executionArn"]
+        for e in boto3.client("stepfunctions", region_name=REGION).list_executions(
+            stateMachineArn=local.state_machine_arn
+        )["executions"]
+    }
     deliver(local, event)
     executions = [e for e in wait_for_executions(local, timeout) if e["executionArn"] not in before]
     key = event["detail"]["object"]["key"]
@@ -577,8 +640,16 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
     execution = executions[0]
     run = json.loads(execution["input"])["run"]  # contracts.ExecutionInput
     manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
-    return RunResult(pipeline, key, execution, manifest, None, time.monotonic() - started,
-                     model_requests_received() - received_before, _resumed_by_event(local, delivered_before))
+    return RunResult(
+        pipeline,
+        key,
+        execution,
+        manifest,
+        None,
+        time.monotonic() - started,
+        model_requests_received() - received_before,
+        _resumed_by_event(local, delivered_before),
+    )
 
 
 def _resumed_by_event(local: LocalApp, since: int) -> dict[str, list[str]]:
@@ -598,11 +669,11 @@ def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
 
     s3 = boto3.client("s3", region_name=REGION)
     listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=f"rejected/{pipeline}/")
-    reports = sorted((o for o in listing.get("Contents", []) if o["Key"].endswith(f"{name}.report.json")),
-                     key=lambda o: o["LastModified"])
+    reports = sorted(
+        (o for o in listing.get("Contents", []) if o["Key"].endswith(f"{name}.report.json")),
+        key=lambda o: o["LastModified"],
+    )
     if not reports:
         return None
     report = read_json(local.output_bucket, reports[-1]["Key"])
     return dict(report, report_uri=f"s3://{local.output_bucket}/{reports[-1]['Key']}")
-
-

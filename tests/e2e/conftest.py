@@ -40,8 +40,10 @@ def billed_requests_problems(results: list[runner.RunResult]) -> list[str]:
     for result in results:
         claimed = (result.manifest or {}).get("model_invocations", {}).get("total", 0)
         if claimed != result.model_requests_received:
-            problems.append(f"{result.key}: manifest says {claimed} model invocations, the engines received "
-                            f"{result.model_requests_received}")
+            problems.append(
+                f"{result.key}: manifest says {claimed} model invocations, the engines received "
+                f"{result.model_requests_received}"
+            )
         jobs = (result.manifest or {}).get("jobs", [])
         if jobs and sum(job.get("model_invocations", 0) for job in jobs) != claimed:
             problems.append(f"{result.key}: per-job model_invocations do not add up to the total {claimed}")
@@ -55,8 +57,10 @@ def not_event_driven_problems(results: list[runner.RunResult]) -> list[str]:
         resumed = {name for names in result.resumed_by_event.values() for name in names}
         for job in (result.manifest or {}).get("jobs", []):
             if job.get("arn") and job["name"] not in resumed:
-                problems.append(f"{result.key}: job {job['name']} ({job.get('status')}) ended without its job-state "
-                                f"event resuming the run (resumed by event: {result.resumed_by_event})")
+                problems.append(
+                    f"{result.key}: job {job['name']} ({job.get('status')}) ended without its job-state "
+                    f"event resuming the run (resumed by event: {result.resumed_by_event})"
+                )
     return problems
 
 

@@ -42,8 +42,11 @@ README_RUN_ID = "summarize-0123456789abcdef"
 
 def readme_queries() -> dict[str, str]:
     queries = {m.group("name").strip(): m.group("sql") for m in EXAMPLE.finditer(README.read_text())}
-    assert set(queries) == {"mean ROUGE-L per pipeline per day", "the failed records of one run",
-                            "token spend per model"}, sorted(queries)
+    assert set(queries) == {
+        "mean ROUGE-L per pipeline per day",
+        "the failed records of one run",
+        "token spend per model",
+    }, sorted(queries)
     return queries
 
 
@@ -52,8 +55,9 @@ def readme_queries() -> dict[str, str]:
 
 def duckdb_type(hive: Any) -> str:
     if isinstance(hive, str):
-        return {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE",
-                "boolean": "BOOLEAN"}[hive]
+        return {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}[
+            hive
+        ]
     if hive[0] == "array":
         return duckdb_type(hive[1]) + "[]"
     if hive[0] == "map":
@@ -75,8 +79,13 @@ def stage(table: Table, root: Path, staged: Path) -> None:
         for path in sorted(p for p in (root / table.location(**partition)).rglob("*") if p.is_file()):
             target = staged / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text("".join(json.dumps(_lowered(json.loads(line))) + "\n"
-                                      for line in path.read_text().splitlines() if line.strip()))
+            target.write_text(
+                "".join(
+                    json.dumps(_lowered(json.loads(line))) + "\n"
+                    for line in path.read_text().splitlines()
+                    if line.strip()
+                )
+            )
 
 
 def create_view(connection: duckdb.DuckDBPyConnection, table: Table, staged: Path) -> None:
@@ -85,12 +94,14 @@ def create_view(connection: duckdb.DuckDBPyConnection, table: Table, staged: Pat
     for name in table.partitions:
         pattern = pattern.replace(re.escape("${" + name + "}"), "([^/]+)")
     columns = {name: duckdb_type(parse_type(text)) for name, text in table.columns.items()}
-    partitions = ", ".join(f"regexp_extract(filename, '{pattern}', {index}) AS {name}"
-                           for index, name in enumerate(table.partitions, 1))
+    partitions = ", ".join(
+        f"regexp_extract(filename, '{pattern}', {index}) AS {name}" for index, name in enumerate(table.partitions, 1)
+    )
     source = glob.replace("'", "''")  # a view cannot take a prepared parameter: the path as an SQL literal
     connection.execute(
         f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)}, {partitions} "
-        f"FROM read_json('{source}', format = 'newline_delimited', columns = {columns!r}, filename = true)")
+        f"FROM read_json('{source}', format = 'newline_delimited', columns = {columns!r}, filename = true)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +161,8 @@ def test_the_failed_records_of_one_run_with_the_duckdb_stand_in(run_name, stand_
     expected = sorted(json_lines(folder), key=lambda e: str(e["id"]))
     assert len(got) == manifest["counts"]["failed"] > 0
     assert [(r["id"], r["code"], r["message"], r["job"]) for r in got] == [
-        (str(e["id"]), e["error"]["code"], e["error"]["message"], e["job"]) for e in expected]
+        (str(e["id"]), e["error"]["code"], e["error"]["message"], e["job"]) for e in expected
+    ]
 
 
 def test_token_spend_per_model_with_the_duckdb_stand_in(stand_in, athena_runs):
@@ -170,6 +182,7 @@ def test_a_predictions_query_must_name_its_run(stand_in, athena_runs):
     """In Athena a query without a run fails (injected projection); the stand-in cannot enforce that, so this only
     shows the view finds exactly the named run's rows."""
     manifest = athena_runs.manifests["summarize"]
-    (count,) = stand_in.execute("SELECT count(*) FROM predictions WHERE pipeline = ? AND run = ?",
-                                [manifest["pipeline"], manifest["run_id"]]).fetchone()
+    (count,) = stand_in.execute(
+        "SELECT count(*) FROM predictions WHERE pipeline = ? AND run = ?", [manifest["pipeline"], manifest["run_id"]]
+    ).fetchone()
     assert count == manifest["counts"]["valid"]

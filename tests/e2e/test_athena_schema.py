@@ -67,10 +67,13 @@ def glue_tables(template: dict) -> dict[str, Table]:
         assert parts[:2] == ["s3://", {"Ref": bucket}], "the table must read the stack's output bucket"
         storage = table_input["StorageDescriptor"]
         tables[table_input["Name"]] = Table(
-            name=table_input["Name"], columns={c["Name"]: c["Type"] for c in storage["Columns"]},
+            name=table_input["Name"],
+            columns={c["Name"]: c["Type"] for c in storage["Columns"]},
             partitions=[p["Name"] for p in table_input["PartitionKeys"]],
-            key_template="".join(parts[2:]).removeprefix("/"), parameters=parameters,
-            serde=storage["SerdeInfo"]["SerializationLibrary"])
+            key_template="".join(parts[2:]).removeprefix("/"),
+            parameters=parameters,
+            serde=storage["SerdeInfo"]["SerializationLibrary"],
+        )
     return tables
 
 
@@ -87,7 +90,7 @@ def parse_type(text: str) -> Any:
 def _parse(text: str) -> tuple[Any, str]:
     match = re.match(r"[a-z0-9_]+", text)
     assert match, f"not a Hive type: {text!r}"
-    name, rest = match.group(), text[match.end():]
+    name, rest = match.group(), text[match.end() :]
     if name not in ("struct", "array", "map"):
         return name, rest
     assert rest.startswith("<"), f"{name} without <...> in {text!r}"
@@ -148,8 +151,9 @@ class Check:
         elif hive[0] == "struct":
             self._struct(value, dict(hive[1]), path, where)
         elif not isinstance(value, list if hive[0] == "array" else dict):
-            self.problems.append(f"{where}: {path} is not {'an array' if hive[0] == 'array' else 'an object'} "
-                                 f"(declared {hive[0]})")
+            self.problems.append(
+                f"{where}: {path} is not {'an array' if hive[0] == 'array' else 'an object'} (declared {hive[0]})"
+            )
         elif hive[0] == "array":
             for item in value:
                 self.value(item, hive[1], f"{path}[]", where)
@@ -172,8 +176,11 @@ def _primitive_fits(value: Any, hive: str) -> bool:
     if hive == "string":
         return isinstance(value, (str, int, float, bool))  # the SerDe's string inspector: toString()
     if hive in ("bigint", "int"):
-        return isinstance(value, int) and not isinstance(value, bool) and (
-            hive == "bigint" or INT32[0] <= value <= INT32[1])
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (hive == "bigint" or INT32[0] <= value <= INT32[1])
+        )
     if hive == "double":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hive == "boolean":
@@ -198,8 +205,12 @@ def partition_values(table: Table, root: Path) -> list[dict[str, str]]:
     pipelines = table.parameters["projection.pipeline.values"].split(",")
     if "run" not in table.partitions:
         return [{"pipeline": p} for p in pipelines]
-    return [{"pipeline": p, "run": folder.name} for p in pipelines
-            for folder in sorted((root / "runs" / p).glob("*")) if folder.is_dir()]
+    return [
+        {"pipeline": p, "run": folder.name}
+        for p in pipelines
+        for folder in sorted((root / "runs" / p).glob("*"))
+        if folder.is_dir()
+    ]
 
 
 def table_problems(table: Table, root: Path, columns: dict[str, str] | None = None) -> tuple[list[str], int]:
@@ -227,8 +238,9 @@ def table_problems(table: Table, root: Path, columns: dict[str, str] | None = No
                 for key, value in lower_keys(row, "", where, check.problems).items():
                     if key in table.partitions:  # the partition's value comes from the path, not the row
                         if value != partition[key]:
-                            check.problems.append(f"{where}:{number}: {key} {value!r} but the folder says "
-                                                  f"{partition[key]!r}")
+                            check.problems.append(
+                                f"{where}:{number}: {key} {value!r} but the folder says {partition[key]!r}"
+                            )
                     elif key not in types:
                         check.problems.append(f"{where}:{number}: column {key} is written but not declared")
                     else:
@@ -269,8 +281,12 @@ def local_athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) 
         "summarize-partial": (write(inputs, "dropping.jsonl", dropping), "summarize"),
         "classify": (EXAMPLES / "classify.jsonl", "classify"),
         "bedrock": (EXAMPLES / "bedrock-summarize.jsonl", "bedrock-summarize"),
-        "bedrock-partial": (write(inputs, "calls.jsonl", [transcript(i, "[[error-record]]" if i in (3, 7) else "")
-                                                          for i in range(120)]), "bedrock-summarize"),
+        "bedrock-partial": (
+            write(
+                inputs, "calls.jsonl", [transcript(i, "[[error-record]]" if i in (3, 7) else "") for i in range(120)]
+            ),
+            "bedrock-summarize",
+        ),
     }
     manifests = {}
     with local_aws(template=template) as local:
@@ -279,8 +295,9 @@ def local_athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) 
         copy_runs(local, root)
     # A workflow step fails: the failure manifest (failed_state, error, cause, recover, recollect fields on jobs).
     with local_aws(template=template, faults=["Collect outputs:RuntimeError:1"]) as local:
-        manifests["failed"] = run_file(local, write(inputs, "failing.jsonl", lines_of(EXAMPLES / "summarize.jsonl")),
-                                       "summarize").manifest
+        manifests["failed"] = run_file(
+            local, write(inputs, "failing.jsonl", lines_of(EXAMPLES / "summarize.jsonl")), "summarize"
+        ).manifest
         copy_runs(local, root)
     assert manifests["failed"]["status"] == "FAILED" and manifests["summarize-partial"]["status"] == "PARTIAL"
     assert manifests["bedrock-partial"]["status"] == "PARTIAL"
@@ -325,8 +342,13 @@ def test_the_tables_hold_every_record_and_every_run(tables, athena_runs):
 
 
 def json_lines(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for path in sorted(folder.rglob("*")) if path.is_file()
-            for line in path.read_bytes().splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
 
 
 # ---------------------------------------------------------------- the check fails when the schema drifts
@@ -347,8 +369,9 @@ def _drifted(table: Table, change: str) -> dict[str, str]:
     return columns
 
 
-@pytest.mark.parametrize("change", ["drop a column", "declare a column nobody writes", "narrow a type",
-                                    "drop a struct field"])
+@pytest.mark.parametrize(
+    "change", ["drop a column", "declare a column nobody writes", "narrow a type", "drop a struct field"]
+)
 @pytest.mark.parametrize("name", ["predictions", "errors", "manifests"])
 def test_a_planted_schema_drift_is_found(name, change, tables, athena_runs):
     problems, _ = table_problems(tables[name], athena_runs.root, _drifted(tables[name], change))

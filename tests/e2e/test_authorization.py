@@ -19,11 +19,17 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def _role_policy(template: dict, handler: str) -> dict:
     """The identity policy document attached to the role of the function with this handler."""
-    function = next(r for r in template["Resources"].values()
-                    if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] == handler)
+    function = next(
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] == handler
+    )
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    return next(r["Properties"]["PolicyDocument"] for r in template["Resources"].values()
-                if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"])
+    return next(
+        r["Properties"]["PolicyDocument"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+    )
 
 
 def _without_action(template: dict, handler: str, action: str) -> dict:
@@ -39,9 +45,20 @@ def _assembly(directory: Path, template: dict) -> Path:
     """A cloud assembly as `cdk synth` writes it: manifest.json naming the stack's template file."""
     directory.mkdir()
     (directory / "LlmBatchPipeline.template.json").write_text(json.dumps(template))
-    (directory / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": {"LlmBatchPipeline": {
-        "type": "aws:cloudformation:stack", "environment": "aws://unknown-account/unknown-region",
-        "properties": {"templateFile": "LlmBatchPipeline.template.json"}}}}))
+    (directory / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": "48.0.0",
+                "artifacts": {
+                    "LlmBatchPipeline": {
+                        "type": "aws:cloudformation:stack",
+                        "environment": "aws://unknown-account/unknown-region",
+                        "properties": {"templateFile": "LlmBatchPipeline.template.json"},
+                    }
+                },
+            }
+        )
+    )
     return directory
 
 

@@ -104,8 +104,9 @@ def test_error_records_land_in_errors_jsonl_and_the_run_is_partial(local, tmp_pa
 
 def test_quota_refusals_queue_the_job_until_bedrock_takes_it(template, tmp_path):
     with local_aws(template=template, bedrock_options={"quota_errors_on_submit": 3}) as local:
-        result = run_file(local, write(tmp_path, "queued.jsonl", [transcript(i) for i in range(100)]),
-                          "bedrock-summarize")
+        result = run_file(
+            local, write(tmp_path, "queued.jsonl", [transcript(i) for i in range(100)]), "bedrock-summarize"
+        )
     assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
     calls = job_control_calls(local)
     # Refused three times (submit, then two waits that submitted again after a backoff), then taken; its end event
@@ -120,8 +121,9 @@ def test_quota_refusals_queue_the_job_until_bedrock_takes_it(template, tmp_path)
 @pytest.mark.parametrize(("end_state", "status"), [("PartiallyCompleted", "PARTIAL"), ("Expired", "FAILED")])
 def test_partially_completed_and_expired_jobs_end_in_a_manifest_that_says_so(template, tmp_path, end_state, status):
     with local_aws(template=template, bedrock_options={"end_state": end_state}) as local:
-        result = run_file(local, write(tmp_path, f"{end_state}.jsonl", [transcript(i) for i in range(100)]),
-                          "bedrock-summarize")
+        result = run_file(
+            local, write(tmp_path, f"{end_state}.jsonl", [transcript(i) for i in range(100)]), "bedrock-summarize"
+        )
         errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
     manifest = result.manifest
     (job,) = manifest["jobs"]
@@ -183,9 +185,14 @@ def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, t
 
 
 def test_portable_prompt_lines_become_nova_requests_with_the_pipelines_parameters(local, tmp_path):
-    records = [{"id": f"p{i}", "prompt": f"Summarize this call transcript: Caller {i} moved house. The agent "
-                                         f"updated the address.", "reference": f"Caller {i} moved house."}
-               for i in range(100)]
+    records = [
+        {
+            "id": f"p{i}",
+            "prompt": f"Summarize this call transcript: Caller {i} moved house. The agent updated the address.",
+            "reference": f"Caller {i} moved house.",
+        }
+        for i in range(100)
+    ]
     result = run_file(local, write(tmp_path, "prompts.jsonl", records), "bedrock-summarize")
     assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
     shard = read_lines(local.output_bucket, folder(local, result) + "shards/job-00000.jsonl")
@@ -209,15 +216,22 @@ def test_a_small_on_demand_file_sends_each_record_to_invoke_model_exactly_once(l
 
 def test_throttled_invoke_model_requests_are_counted_as_sent(template, tmp_path):
     with local_aws(template=template, bedrock_options={"throttle_invocations": 3}) as local:
-        result = run_file(local, write(tmp_path, "throttled.jsonl", [transcript(i) for i in range(12)]),
-                          "bedrock-summarize")
+        result = run_file(
+            local, write(tmp_path, "throttled.jsonl", [transcript(i) for i in range(12)]), "bedrock-summarize"
+        )
     assert result.manifest["counts"]["succeeded"] == 12
     assert result.manifest["model_invocations"]["total"] == 15 == result.model_requests_received
 
 
 def prompts(count: int) -> list[dict]:
-    return [{"id": f"c{i}", "prompt": f"Summarize this call transcript: Caller {i} lost a parcel. The agent sent "
-                                      f"a new one.", "reference": f"Caller {i} lost a parcel."} for i in range(count)]
+    return [
+        {
+            "id": f"c{i}",
+            "prompt": f"Summarize this call transcript: Caller {i} lost a parcel. The agent sent a new one.",
+            "reference": f"Caller {i} lost a parcel.",
+        }
+        for i in range(count)
+    ]
 
 
 def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tmp_path):
@@ -231,8 +245,10 @@ def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tm
     assert described["modelInvocationType"] == "Converse"
     run = folder(local, result)
     shard = read_lines(local.output_bucket, f"{run}shards/job-00000.jsonl")
-    assert shard[0]["modelInput"] == {"messages": [{"role": "user", "content": [{"text": prompts(1)[0]["prompt"]}]}],
-                                      "inferenceConfig": {"maxTokens": 512, "temperature": 0.2}}
+    assert shard[0]["modelInput"] == {
+        "messages": [{"role": "user", "content": [{"text": prompts(1)[0]["prompt"]}]}],
+        "inferenceConfig": {"maxTokens": 512, "temperature": 0.2},
+    }
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job['arn'].rsplit('/', 1)[1]}/job-00000.jsonl.out")
     assert all(set(line["modelOutput"]) >= {"output", "stopReason", "usage"} for line in raw)
     predictions = read_lines(local.output_bucket, predictions_key(run))

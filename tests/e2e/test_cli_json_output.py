@@ -16,15 +16,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "INFO"}
-    return subprocess.run([sys.executable, "-m", "batch_pipeline_local.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "batch_pipeline_local.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def upload(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "small.jsonl"
-    path.write_bytes(b"".join(orjson.dumps({"id": i, "text_inputs": f"Summarize: story {i} words words",
-                                            "reference": f"story {i}"}) + b"\n" for i in range(3)))
+    path.write_bytes(
+        b"".join(
+            orjson.dumps({"id": i, "text_inputs": f"Summarize: story {i} words words", "reference": f"story {i}"})
+            + b"\n"
+            for i in range(3)
+        )
+    )
     return path
 
 

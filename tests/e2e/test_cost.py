@@ -20,16 +20,20 @@ CONFIG = json.loads((ROOT / "cdk.json").read_text())["context"]["batch-pipeline"
 
 def example_for(input_format: str, tmp_path: Path) -> Path:
     """A file in the pipeline's own input format: the repository's examples, or a few portable lines."""
-    examples = {"jumpstart-text2text": "summarize.jsonl", "zero-shot": "classify.jsonl",
-                "bedrock": "bedrock-summarize.jsonl"}
+    examples = {
+        "jumpstart-text2text": "summarize.jsonl",
+        "zero-shot": "classify.jsonl",
+        "bedrock": "bedrock-summarize.jsonl",
+    }
     if input_format in examples:
         return EXAMPLES / examples[input_format]
     path = tmp_path / f"{input_format}.jsonl"
     if input_format == "prompt":
         records = [{"id": i, "prompt": f"Summarize in one line: the meeting {i} moved the launch."} for i in range(20)]
     else:  # messages
-        records = [{"id": i, "messages": [{"role": "user", "content": [{"text": f"Summarize call {i}."}]}]}
-                   for i in range(20)]
+        records = [
+            {"id": i, "messages": [{"role": "user", "content": [{"text": f"Summarize call {i}."}]}]} for i in range(20)
+        ]
     path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
     return path
 
@@ -50,16 +54,36 @@ def test_plan_json_estimates_tokens_and_cost_for_each_default_pipeline(pipeline,
 
 
 def test_plan_prints_the_estimate_with_its_assumptions(capsys):
-    assert main(["plan", str(EXAMPLES / "bedrock-summarize.jsonl"), "--pipeline", "bedrock-summarize",
-                 "--output-ratio", "0.25"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                str(EXAMPLES / "bedrock-summarize.jsonl"),
+                "--pipeline",
+                "bedrock-summarize",
+                "--output-ratio",
+                "0.25",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Estimate before the run:" in out and "estimated cost" in out and "on-demand would be" in out
     assert "Assumptions:" in out and "x 0.25 expected ratio" in out and "characters per token" in out
 
 
 def _check_cost_shape(cost: dict) -> None:
-    assert set(cost) >= {"usd", "input_usd", "output_usd", "instance_usd", "route", "model", "prices_as_of", "source",
-                         "basis"}
+    assert set(cost) >= {
+        "usd",
+        "input_usd",
+        "output_usd",
+        "instance_usd",
+        "route",
+        "model",
+        "prices_as_of",
+        "source",
+        "basis",
+    }
     assert cost["usd"] >= 0 and cost["source"].startswith("https://")
 
 
@@ -84,6 +108,8 @@ def test_a_bedrock_run_reports_the_cost_of_its_tokens_at_the_batch_price(local):
     _check_cost_shape(cost)
     price = CONFIG["models"]["nova-lite"]["pricing"]["batch"]
     assert cost["route"] == "batch"
-    assert cost["usd"] == pytest.approx(tokens["input_tokens"] / 1000 * price["input_per_1k"]
-                                        + tokens["output_tokens"] / 1000 * price["output_per_1k"], abs=2e-6)
+    assert cost["usd"] == pytest.approx(
+        tokens["input_tokens"] / 1000 * price["input_per_1k"] + tokens["output_tokens"] / 1000 * price["output_per_1k"],
+        abs=2e-6,
+    )
     assert cost["prices_as_of"] == CONFIG["models"]["nova-lite"]["pricing"]["as_of"]

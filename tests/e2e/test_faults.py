@@ -22,8 +22,11 @@ def history(result) -> list[dict]:
 def failed_tasks(result) -> list[str]:
     """The error name of every failed Lambda task, as the execution history records it (a Lambda service integration
     such as the `.waitForTaskToken` wait records TaskFailed, a plain Lambda task LambdaFunctionFailed)."""
-    return [e.get("lambdaFunctionFailedEventDetails", e.get("taskFailedEventDetails", {})).get("error")
-            for e in history(result) if e["type"] in ("LambdaFunctionFailed", "TaskFailed")]
+    return [
+        e.get("lambdaFunctionFailedEventDetails", e.get("taskFailedEventDetails", {})).get("error")
+        for e in history(result)
+        if e["type"] in ("LambdaFunctionFailed", "TaskFailed")
+    ]
 
 
 def entered(result) -> list[str]:
@@ -48,8 +51,10 @@ def test_a_throttled_check_is_retried_by_the_template_and_the_run_succeeds(templ
 def test_a_handlers_exception_reaches_step_functions_under_its_class_name(template, tmp_path):
     from unittest import mock
 
-    with local_aws(template=template) as local, \
-            mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=KeyError("rouge")):
+    with (
+        local_aws(template=template) as local,
+        mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=KeyError("rouge")),
+    ):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
         errors = failed_tasks(result)
     assert errors == ["KeyError"]  # not retried: our code's error, not the Lambda service's
@@ -91,8 +96,11 @@ def test_a_dead_notification_is_its_own_failed_step_and_changes_nothing(template
 @pytest.mark.not_event_driven("every check fails: the run gives up on the job and stops it")
 def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_manifest(template, tmp_path):
     # The job clock off: the Bedrock job advances only when asked, so it still runs when the run gives up on it.
-    with local_aws(template=template, faults=["Wait for job to end:Lambda.ServiceException:100"],
-                   bedrock_options={"tick_seconds": None}) as local:
+    with local_aws(
+        template=template,
+        faults=["Wait for job to end:Lambda.ServiceException:100"],
+        bedrock_options={"tick_seconds": None},
+    ) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         emulator_job = next(iter(active_bedrock_emulator().jobs.values()))
         states = entered(result)
@@ -102,7 +110,11 @@ def test_a_permanently_failing_check_stops_the_job_and_lists_it_in_the_failure_m
     assert "Stop the run's jobs" in states
     (job,) = manifest["jobs"]
     assert emulator_job.status in ("Stopping", "Stopped")  # the run stopped what it started
-    assert job["arn"] == emulator_job.arn and job["status"] in ("Stopping", "Stopped") and job["output_uri"].startswith("s3://")
+    assert (
+        job["arn"] == emulator_job.arn
+        and job["status"] in ("Stopping", "Stopped")
+        and job["output_uri"].startswith("s3://")
+    )
     assert job["stop_reason"] and job["model_invocations"] == 100
 
 
@@ -123,9 +135,19 @@ def test_a_fault_on_a_state_the_template_does_not_have_is_refused(template):
 def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):
     from batch_pipeline_local.cli import main
 
-    code = main(["local", "run", str(EXAMPLES / "summarize.jsonl"), "--pipeline", "summarize",
-                 "--fault", "Wait for job to end:Lambda.TooManyRequestsException:1",
-                 "--fault", "Submit job:Lambda.ServiceException:1"])
+    code = main(
+        [
+            "local",
+            "run",
+            str(EXAMPLES / "summarize.jsonl"),
+            "--pipeline",
+            "summarize",
+            "--fault",
+            "Wait for job to end:Lambda.TooManyRequestsException:1",
+            "--fault",
+            "Submit job:Lambda.ServiceException:1",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "SUCCEEDED" in out
     assert "rehearsed fault: Submit job: Lambda.ServiceException" in out
@@ -134,8 +156,20 @@ def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):
 def test_the_cli_refuses_a_malformed_fault_before_starting(capsys):
     from batch_pipeline_local.cli import main
 
-    assert main(["local", "run", str(EXAMPLES / "summarize.jsonl"), "--pipeline", "summarize",
-                 "--fault", "Wait for job to end"]) == 2
+    assert (
+        main(
+            [
+                "local",
+                "run",
+                str(EXAMPLES / "summarize.jsonl"),
+                "--pipeline",
+                "summarize",
+                "--fault",
+                "Wait for job to end",
+            ]
+        )
+        == 2
+    )
     assert "STATE:ERROR:TIMES" in capsys.readouterr().err
 
 
@@ -153,8 +187,11 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
         predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
     assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect outputs"
     assert recovered["status"] == written["status"] == "SUCCEEDED" and written["counts"]["succeeded"] == 100
-    assert written["model_invocations"] == failed["model_invocations"] == {"total": 100, "by_job": {
-        failed["jobs"][0]["name"]: 100}}
+    assert (
+        written["model_invocations"]
+        == failed["model_invocations"]
+        == {"total": 100, "by_job": {failed["jobs"][0]["name"]: 100}}
+    )
     assert written["jobs"] == [dict(job, model_invocations=100) for job in written["jobs"]]
     assert written["recollected"]["status"] == "FAILED" and written["recollected"]["error"] == "RuntimeError"
     assert len(predictions) == 100 and written["evaluation"]["scored"] == 100

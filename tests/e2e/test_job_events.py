@@ -23,8 +23,11 @@ def records(n: int) -> list[dict]:
 
 def resumed_by_event(local) -> list[str]:
     """The job names the event handler was invoked for (by the local EventBridge, from the template's rule)."""
-    return [i.event["detail"]["batchJobName"] for i in local.invocations
-            if "JobEvents" in i.function and isinstance(i.event, dict) and i.event.get("source") == "aws.bedrock"]
+    return [
+        i.event["detail"]["batchJobName"]
+        for i in local.invocations
+        if "JobEvents" in i.function and isinstance(i.event, dict) and i.event.get("source") == "aws.bedrock"
+    ]
 
 
 def test_a_batch_job_resumes_its_run_through_its_end_event(template, tmp_path):
@@ -42,8 +45,10 @@ def test_a_lost_event_still_completes_through_the_backstop(template, tmp_path):
     # Every event is lost; a 2-second backstop (JOB_BACKSTOP_SECONDS, the template's default is an hour) checks the job.
     # A one-second job clock keeps the job running past the first wait even on a loaded machine: with the default
     # 0.05 s the job could end before "Wait for job to end" began, which then resumes at once and never times out.
-    with mock.patch.dict(os.environ, {"JOB_BACKSTOP_SECONDS": "2"}), \
-            local_aws(template=template, bedrock_options={"lose_events": 10_000, "tick_seconds": 1.0}) as local:
+    with (
+        mock.patch.dict(os.environ, {"JOB_BACKSTOP_SECONDS": "2"}),
+        local_aws(template=template, bedrock_options={"lose_events": 10_000, "tick_seconds": 1.0}) as local,
+    ):
         result = run_file(local, write(tmp_path, "lost.jsonl", records(100)), "bedrock-summarize")
         delivered = resumed_by_event(local)
         states, events = entered(result), history(result)
@@ -54,8 +59,10 @@ def test_a_lost_event_still_completes_through_the_backstop(template, tmp_path):
     assert timed_out, "the wait ended by its timeout, not by an event"
 
 
-@pytest.mark.parametrize(("pipeline", "source"), [("summarize", "aws.sagemaker"), ("classify", "aws.sagemaker"),
-                                                   ("bedrock-summarize", "aws.bedrock")])
+@pytest.mark.parametrize(
+    ("pipeline", "source"),
+    [("summarize", "aws.sagemaker"), ("classify", "aws.sagemaker"), ("bedrock-summarize", "aws.bedrock")],
+)
 def test_every_pipelines_jobs_resume_their_run_through_their_end_events(template, pipeline, source):
     # The demo's sample files (make demo runs these, the same way).
     with local_aws(template=template) as local:
@@ -97,7 +104,9 @@ def test_a_transform_jobs_events_mirror_describe_transform_job_and_only_ended_on
 @pytest.mark.not_event_driven("the event handler raises: the run never resumes")
 def test_an_event_handler_that_raises_fails_the_caller_with_its_traceback(template):
     expected = "(?s)SageMaker Transform Job State Change.*Completed.*token store down"
-    with local_aws(template=template) as local, \
-            mock.patch("batch_pipeline.handlers.job_events.load_token", side_effect=RuntimeError("token store down")), \
-            pytest.raises(EventDeliveryError, match=expected):
+    with (
+        local_aws(template=template) as local,
+        mock.patch("batch_pipeline.handlers.job_events.load_token", side_effect=RuntimeError("token store down")),
+        pytest.raises(EventDeliveryError, match=expected),
+    ):
         run_file(local, EXAMPLES / "summarize.jsonl", "summarize", timeout=60)

@@ -33,11 +33,14 @@ def assert_self_contained(page: str) -> None:
     assert all(link.startswith("https://us-east-1.console.aws.amazon.com/s3/") for link in links(page)), links(page)
 
 
-@pytest.mark.parametrize("name, pipeline, expected, sections", [
-    ("summarize.jsonl", "summarize", "SUCCEEDED", ["rougeL F1 histogram", "Worst 10"]),
-    ("classify.jsonl", "classify", "SUCCEEDED", ["confusion matrix", "confidence histogram", "Per class"]),
-    ("bedrock-summarize.jsonl", "bedrock-summarize", "SUCCEEDED", ["Tokens and cost", "rougeL F1 histogram"]),
-])
+@pytest.mark.parametrize(
+    "name, pipeline, expected, sections",
+    [
+        ("summarize.jsonl", "summarize", "SUCCEEDED", ["rougeL F1 histogram", "Worst 10"]),
+        ("classify.jsonl", "classify", "SUCCEEDED", ["confusion matrix", "confidence histogram", "Per class"]),
+        ("bedrock-summarize.jsonl", "bedrock-summarize", "SUCCEEDED", ["Tokens and cost", "rougeL F1 histogram"]),
+    ],
+)
 def test_every_run_folder_has_its_html_report(local, name, pipeline, expected, sections):
     result = run_file(local, EXAMPLES / name, pipeline)
     assert result.status == expected
@@ -68,8 +71,10 @@ def test_a_rejected_file_has_its_html_report_beside_its_copy_and_json_report(loc
 
 def test_what_records_carry_is_escaped_in_the_report(local, tmp_path):
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    lines = [{"id": f"r{i}<b>", "text_inputs": f"{hostile} Sentence {i}. More text.", "reference": f"{hostile} ref {i}"}
-             for i in range(3)]
+    lines = [
+        {"id": f"r{i}<b>", "text_inputs": f"{hostile} Sentence {i}. More text.", "reference": f"{hostile} ref {i}"}
+        for i in range(3)
+    ]
     path = tmp_path / "hostile.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = run_file(local, path, "summarize")
@@ -86,16 +91,32 @@ def test_out_copies_the_run_folder_and_the_readme_evaluate_example_works_on_it(l
     report = export_run(result, tmp_path)
     folder = tmp_path / result.manifest["run_id"]
     assert report == folder / "report.html"
-    for name in ("manifest.json", "predictions/predictions.jsonl", "references.jsonl", "evaluation.json",
-                 "summary.md", "intake.json"):
+    for name in (
+        "manifest.json",
+        "predictions/predictions.jsonl",
+        "references.jsonl",
+        "evaluation.json",
+        "summary.md",
+        "intake.json",
+    ):
         assert (folder / name).is_file(), name
     assert any((folder / "raw").rglob("*.out")) and any((folder / "shards").iterdir())
     capsys.readouterr()
-    assert main(["evaluate", "--predictions", str(folder / "predictions" / "predictions.jsonl"),
-                 "--references", str(folder / "references.jsonl"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(folder / "predictions" / "predictions.jsonl"),
+                "--references",
+                str(folder / "references.jsonl"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated["rouge"]["rougeL"]["fmeasure"] == pytest.approx(
-        result.manifest["evaluation"]["rouge_f"]["rougeL"])
+    assert evaluated["rouge"]["rougeL"]["fmeasure"] == pytest.approx(result.manifest["evaluation"]["rouge_f"]["rougeL"])
 
 
 def test_out_of_a_rejected_file_holds_its_copy_and_both_reports(local, tmp_path):
@@ -103,8 +124,10 @@ def test_out_of_a_rejected_file_holds_its_copy_and_both_reports(local, tmp_path)
     report = export_run(result, tmp_path)
     assert report is not None and report.name == "summarize-with-bad-lines.jsonl.report.html"
     assert sorted(p.name for p in report.parent.iterdir()) == [
-        "summarize-with-bad-lines.jsonl", "summarize-with-bad-lines.jsonl.report.html",
-        "summarize-with-bad-lines.jsonl.report.json"]
+        "summarize-with-bad-lines.jsonl",
+        "summarize-with-bad-lines.jsonl.report.html",
+        "summarize-with-bad-lines.jsonl.report.json",
+    ]
 
 
 def test_the_demo_folder_is_emptied_only_when_a_demo_made_it(tmp_path):

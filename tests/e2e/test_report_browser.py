@@ -17,8 +17,9 @@ from batch_pipeline_local.export import export_run
 from batch_pipeline_local.runner import run_file
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="browser test skipped: chromium is not on PATH "
-                                "(apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="browser test skipped: chromium is not on PATH (apt-get install -y chromium)"
+)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # A chart's marks: Vega draws bars and heatmap cells as <path> (or <rect>) inside its mark groups.
@@ -40,19 +41,26 @@ def browser():
         launched.close()
 
 
-@pytest.mark.parametrize("name, pipeline, charts", [
-    ("summarize.jsonl", "summarize", {"rougeL F1 histogram"}),
-    ("classify.jsonl", "classify", {"confusion matrix", "confidence histogram"}),
-    ("summarize-with-bad-lines.jsonl", "summarize", {"bad lines by reason"}),
-])
+@pytest.mark.parametrize(
+    "name, pipeline, charts",
+    [
+        ("summarize.jsonl", "summarize", {"rougeL F1 histogram"}),
+        ("classify.jsonl", "classify", {"confusion matrix", "confidence histogram"}),
+        ("summarize-with-bad-lines.jsonl", "summarize", {"bad lines by reason"}),
+    ],
+)
 def test_the_report_renders_in_chromium_with_its_charts(local, browser, tmp_path, name, pipeline, charts):
     report = export_run(run_file(local, EXAMPLES / name, pipeline), tmp_path)
     assert report is not None and report.suffix == ".html"
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     problems: list[str] = []
     requests: list[str] = []
-    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
-            if message.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}") if message.type in ("error", "warning") else None
+        ),
+    )
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("request", lambda request: requests.append(request.url))
     page.goto(report.as_uri(), wait_until="load")

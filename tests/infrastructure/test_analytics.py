@@ -25,8 +25,10 @@ def only(template, kind: str) -> tuple[str, dict]:
 
 
 def tables(template) -> dict[str, dict]:
-    return {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in
-            template.find_resources("AWS::Glue::Table").values()}
+    return {
+        t["Properties"]["TableInput"]["Name"]: t["Properties"]
+        for t in template.find_resources("AWS::Glue::Table").values()
+    }
 
 
 def output_bucket_id(template) -> str:
@@ -46,8 +48,10 @@ def test_one_database_three_tables_and_no_crawler(template):
 def test_every_table_reads_json_lines_with_the_openx_serde(template):
     for name, table in tables(template).items():
         storage = table["TableInput"]["StorageDescriptor"]
-        serde = {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
-                 "Parameters": {"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"}}
+        serde = {
+            "SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe",
+            "Parameters": {"case.insensitive": "TRUE", "ignore.malformed.json": "FALSE"},
+        }
         assert storage["SerdeInfo"] == serde, name
         assert storage["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat", name
         assert table["TableInput"]["TableType"] == "EXTERNAL_TABLE", name
@@ -67,11 +71,14 @@ def test_partition_projection_pipeline_enum_run_injected_where_a_run_is_named(te
         assert parameters.get("projection.run.type") == ("injected" if "run" in expected_partitions[name] else None)
 
 
-@pytest.mark.parametrize(("table", "writer_key"), [
-    ("predictions", lambda p, r: predictions_key(run_prefix(p, r))),
-    ("errors", lambda p, r: errors_key(run_prefix(p, r))),
-    ("manifests", manifest_row_key),
-])
+@pytest.mark.parametrize(
+    ("table", "writer_key"),
+    [
+        ("predictions", lambda p, r: predictions_key(run_prefix(p, r))),
+        ("errors", lambda p, r: errors_key(run_prefix(p, r))),
+        ("manifests", manifest_row_key),
+    ],
+)
 def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(template, table, writer_key):
     """The rendered location is exactly the folder of the writer's key (layout.py), and no other file of the run
     (shards, raw output, manifest.json, ...) is under it: Athena would read those as rows."""
@@ -82,9 +89,20 @@ def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(tem
     key = writer_key("summarize", RUN)
     assert posixpath.dirname(key) + "/" == rendered
     run_folder = run_prefix("summarize", RUN)
-    others = [run_folder + name for name in ("manifest.json", "summary.md", "evaluation.json", "intake.json",
-                                             "references.jsonl", "shards/part-00000.jsonl", "raw/job/x.out",
-                                             "jobs/0.json", "ids/part-00000.jsonl")]
+    others = [
+        run_folder + name
+        for name in (
+            "manifest.json",
+            "summary.md",
+            "evaluation.json",
+            "intake.json",
+            "references.jsonl",
+            "shards/part-00000.jsonl",
+            "raw/job/x.out",
+            "jobs/0.json",
+            "ids/part-00000.jsonl",
+        )
+    ]
     others += [predictions_key(run_folder), errors_key(run_folder), manifest_row_key("summarize", RUN)]
     assert [k for k in others if k.startswith(rendered)] == [key]
 
@@ -98,8 +116,10 @@ def test_the_workgroup_encrypts_results_with_the_stack_key_and_enforces_its_sett
     assert config["EnforceWorkGroupConfiguration"] is True
     key_id, _ = only(template, "AWS::KMS::Key")
     results = config["ResultConfiguration"]
-    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_KMS",
-                                                  "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]}}
+    assert results["EncryptionConfiguration"] == {
+        "EncryptionOption": "SSE_KMS",
+        "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]},
+    }
     bucket = {"Ref": output_bucket_id(template)}
     assert results["OutputLocation"] == {"Fn::Join": ["", ["s3://", bucket, f"/{RESULTS_PREFIX}"]]}
     assert results["ExpectedBucketOwner"] == {"Ref": "AWS::AccountId"}
@@ -153,19 +173,25 @@ def query_policy(template) -> dict:
     workgroup_id = next(k for k, v in resources.items() if v["Type"] == "AWS::Athena::WorkGroup")
     key_id = next(k for k, v in resources.items() if v["Type"] == "AWS::KMS::Key")
     bucket = output_bucket_id(template)
-    resolve = Resolver({bucket: BUCKET, workgroup_id: WORKGROUP},
-                       {(bucket, "Arn"): f"arn:aws:s3:::{BUCKET}", (key_id, "Arn"): KEY_ARN})
-    return {"identity": resolve(only(template, "AWS::IAM::ManagedPolicy")[1]["Properties"]["PolicyDocument"]),
-            "key": resolve(resources[key_id]["Properties"]["KeyPolicy"])}
+    resolve = Resolver(
+        {bucket: BUCKET, workgroup_id: WORKGROUP}, {(bucket, "Arn"): f"arn:aws:s3:::{BUCKET}", (key_id, "Arn"): KEY_ARN}
+    )
+    return {
+        "identity": resolve(only(template, "AWS::IAM::ManagedPolicy")[1]["Properties"]["PolicyDocument"]),
+        "key": resolve(resources[key_id]["Properties"]["KeyPolicy"]),
+    }
 
 
 def allowed(policies: dict, action: str, resource: str, context: dict | None = None) -> bool:
     """The evaluator's verdict for a principal of the account holding only the query policy. KMS requests are also
     evaluated against the key policy (KMS authorizes through the key policy first)."""
     request = Request(action, resource, {**SECURE, **(context or {})})
-    verdict = simulate(f"arn:aws:iam::{ACCOUNT}:role/analyst", request,
-                       [{"name": "query", "policy": policies["identity"]}],
-                       policies["key"] if action.startswith("kms:") else None)
+    verdict = simulate(
+        f"arn:aws:iam::{ACCOUNT}:role/analyst",
+        request,
+        [{"name": "query", "policy": policies["identity"]}],
+        policies["key"] if action.startswith("kms:") else None,
+    )
     return verdict["result"] == "Allowed"
 
 
@@ -174,8 +200,10 @@ def _object(key: str) -> str:
 
 
 def _kms(object_key: str | None) -> dict:
-    return {"kms:ViaService": f"s3.{REGION}.amazonaws.com",
-            "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}" + (f"/{object_key}" if object_key else "")}
+    return {
+        "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+        "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}" + (f"/{object_key}" if object_key else ""),
+    }
 
 
 def test_the_query_policy_reads_the_tables_files_and_writes_results_only(query_policy):

@@ -95,10 +95,18 @@ PROFILE_REGIONS = ["us-east-1", "us-east-2", "us-west-2"]
 def _profile_context(default_context, model_id: str, **extra) -> dict:
     context = copy.deepcopy(default_context)
     context["batch-pipeline"]["models"]["haiku-4-5"] = {
-        "backend": "bedrock", "model_id": model_id, "family": "anthropic", "max_output_tokens": 8192,
-        "routes_to_regions": PROFILE_REGIONS, **extra}
+        "backend": "bedrock",
+        "model_id": model_id,
+        "family": "anthropic",
+        "max_output_tokens": 8192,
+        "routes_to_regions": PROFILE_REGIONS,
+        **extra,
+    }
     context["batch-pipeline"]["pipelines"]["bedrock-claude"] = {
-        "model": "haiku-4-5", "input_format": "prompt", "bedrock": {"invocation_type": "Converse"}}
+        "model": "haiku-4-5",
+        "input_format": "prompt",
+        "bedrock": {"invocation_type": "Converse"},
+    }
     return context
 
 
@@ -113,9 +121,20 @@ def test_a_cross_region_profile_grants_the_profile_and_its_foundation_model_in_e
     assert _actions(through) == ["bedrock:InvokeModel"]
     routed = through["Resource"] if isinstance(through["Resource"], list) else [through["Resource"]]
     assert sorted(_resolve(r) for r in routed) == sorted(
-        _resolve({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
-                                    f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"]]})
-        for region in PROFILE_REGIONS)
+        _resolve(
+            {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        f":bedrock:{region}::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0",
+                    ],
+                ]
+            }
+        )
+        for region in PROFILE_REGIONS
+    )
     condition = _resolve(through["Condition"]["StringLike"]["bedrock:InferenceProfileArn"])
     assert ":inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" in condition
     service = _by_sid(_policy_statements(template, "BedrockBatchServiceRole"))
@@ -166,5 +185,5 @@ def test_job_control_writes_only_raw_outputs_and_retry_job_files_of_bedrock_runs
     written = _resolve(statements["WriteOnDemandOutputs"]["Resource"])
     assert "/runs/bedrock-summarize/*/raw/*" in written
     assert "/runs/bedrock-summarize/*/shards/*-retry.jsonl" in written
-    assert "/runs/bedrock-summarize/*/shards/*\"" not in written
+    assert '/runs/bedrock-summarize/*/shards/*"' not in written
     assert sorted(_actions(statements["ReadOnDemandJobFiles"])) == ["s3:GetObject"]

@@ -10,16 +10,27 @@ from app import build_app
 from batch_pipeline.config import ConfigError
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda c: c["pipelines"]["summarize"]["sagemaker"].update(instance_count=0),
-     "batch-pipeline.pipelines.summarize.sagemaker.instance_count"),
-    (lambda c: c["pipelines"]["classify"].update(model="no-such-model"),
-     "pipelines.classify.model: unknown model 'no-such-model'"),
-    (lambda c: c["pipelines"]["summarize"].update(input_formt="prompt"),
-     "batch-pipeline.pipelines.summarize.input_formt: Extra inputs are not permitted"),
-    (lambda c: c["pipelines"]["bedrock-summarize"]["bedrock"].update(min_records_per_job=60000),
-     "batch-pipeline.pipelines.bedrock-summarize.bedrock"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["pipelines"]["summarize"]["sagemaker"].update(instance_count=0),
+            "batch-pipeline.pipelines.summarize.sagemaker.instance_count",
+        ),
+        (
+            lambda c: c["pipelines"]["classify"].update(model="no-such-model"),
+            "pipelines.classify.model: unknown model 'no-such-model'",
+        ),
+        (
+            lambda c: c["pipelines"]["summarize"].update(input_formt="prompt"),
+            "batch-pipeline.pipelines.summarize.input_formt: Extra inputs are not permitted",
+        ),
+        (
+            lambda c: c["pipelines"]["bedrock-summarize"]["bedrock"].update(min_records_per_job=60000),
+            "batch-pipeline.pipelines.bedrock-summarize.bedrock",
+        ),
+    ],
+)
 def test_bad_configuration_fails_synth_naming_the_key(default_context, mutate, expected):
     context = copy.deepcopy(default_context)
     mutate(context["batch-pipeline"])
@@ -40,8 +51,14 @@ def test_one_realtime_and_one_streaming_endpoint_synthesize_cleanly_in_the_full_
 
     context = copy.deepcopy(default_context)
     context["batch-pipeline"]["endpoints"] = {
-        "flan-t5-realtime": {"model": "flan-t5-large", "instance_type": "ml.p3.2xlarge", "instance_count": 1,
-                             "max_instance_count": 4, "invocations_per_instance": 120, "data_capture": True},
+        "flan-t5-realtime": {
+            "model": "flan-t5-large",
+            "instance_type": "ml.p3.2xlarge",
+            "instance_count": 1,
+            "max_instance_count": 4,
+            "invocations_per_instance": 120,
+            "data_capture": True,
+        },
         "falcon-stream": {"model": "falcon-7b-instruct", "instance_type": "ml.g5.2xlarge"},
     }
     app, stack = build_app(context)

@@ -34,7 +34,7 @@ def render(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref":
             return "${" + arg + "}"
         if fn == "Fn::GetAtt":
@@ -55,7 +55,8 @@ def as_list(value) -> list:
 def allows(statement: dict, action: str) -> bool:
     """Does an Allow statement's Action (IAM wildcards, case-insensitive) cover this action?"""
     return statement.get("Effect") == "Allow" and any(
-        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement.get("Action", [])))
+        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement.get("Action", []))
+    )
 
 
 def service_principals(statement: dict) -> set[str]:
@@ -72,7 +73,7 @@ def condition(statement: dict, operators: tuple[str, ...], key: str) -> list[str
 
 
 def the_key(tpl: dict) -> tuple[str, dict]:
-    (logical_id, key), = resources(tpl, "AWS::KMS::Key").items()
+    ((logical_id, key),) = resources(tpl, "AWS::KMS::Key").items()
     return logical_id, key
 
 
@@ -86,11 +87,14 @@ def uses_key(value, key_id: str) -> bool:
 
 def role_statements(tpl: dict, function_id_prefix: str) -> list[dict]:
     """Identity statements of the role the Lambda function `function_id_prefix...` runs as."""
-    (fn,), = [[v for k, v in resources(tpl, "AWS::Lambda::Function").items() if k.startswith(function_id_prefix)]]
+    ((fn,),) = [[v for k, v in resources(tpl, "AWS::Lambda::Function").items() if k.startswith(function_id_prefix)]]
     role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
-    return [s for policy in resources(tpl, "AWS::IAM::Policy").values()
-            if {"Ref": role_id} in policy["Properties"]["Roles"]
-            for s in policy["Properties"]["PolicyDocument"]["Statement"]]
+    return [
+        s
+        for policy in resources(tpl, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
 
 
 def matches(pattern: str, value: str) -> bool:
@@ -103,8 +107,11 @@ ENV = {"partition": "${AWS::Partition}", "region": "${AWS::Region}", "account": 
 
 
 def use_environment_of(stack) -> None:
-    ENV.update(partition=render(stack.resolve(stack.partition)), region=render(stack.resolve(stack.region)),
-               account=render(stack.resolve(stack.account)))
+    ENV.update(
+        partition=render(stack.resolve(stack.partition)),
+        region=render(stack.resolve(stack.region)),
+        account=render(stack.resolve(stack.account)),
+    )
 
 
 def arn(service: str, resource: str) -> str:
@@ -117,14 +124,23 @@ def logs_principal() -> str:
 
 # --- the checks -------------------------------------------------------------------------------------------
 
-LOGS_KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
-                    "kms:DescribeKey")
+LOGS_KEY_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:DescribeKey",
+)
 
 
 def log_group_key_problems(tpl: dict) -> list[str]:
     key_id, _ = the_key(tpl)
-    groups = {k: v["Properties"] for k, v in resources(tpl, "AWS::Logs::LogGroup").items()
-              if "KmsKeyId" in v["Properties"] and uses_key(v["Properties"]["KmsKeyId"], key_id)}
+    groups = {
+        k: v["Properties"]
+        for k, v in resources(tpl, "AWS::Logs::LogGroup").items()
+        if "KmsKeyId" in v["Properties"] and uses_key(v["Properties"]["KmsKeyId"], key_id)
+    }
     statements = [s for s in key_statements(tpl) if logs_principal() in service_principals(s)]
     problems = []
     for group_id, group in groups.items():
@@ -132,9 +148,16 @@ def log_group_key_problems(tpl: dict) -> list[str]:
         name = group.get("LogGroupName", "CloudFormationGeneratedName-abc123")
         group_arn = arn("logs", f"log-group:{render(name)}")
         for action in LOGS_KEY_ACTIONS:
-            if not any(allows(s, action) and any(matches(p, group_arn) for p in condition(
-                    s, ("ArnLike", "ArnEquals", "StringLike", "StringEquals"), "kms:EncryptionContext:aws:logs:arn"))
-                       for s in statements):
+            if not any(
+                allows(s, action)
+                and any(
+                    matches(p, group_arn)
+                    for p in condition(
+                        s, ("ArnLike", "ArnEquals", "StringLike", "StringEquals"), "kms:EncryptionContext:aws:logs:arn"
+                    )
+                )
+                for s in statements
+            ):
                 problems.append(
                     f"{group_id}: key policy does not let logs.<region>.amazonaws.com {action} for {group_arn}"
                 )
@@ -178,24 +201,33 @@ def state_machine_key_problems(tpl: dict) -> list[str]:
 
 def alarm_topic_key_problems(tpl: dict) -> list[str]:
     key_id, _ = the_key(tpl)
-    topics = {k for k, v in resources(tpl, "AWS::SNS::Topic").items()
-              if uses_key(v["Properties"].get("KmsMasterKeyId", ""), key_id)}
-    notified = {render(a)[2:-1] for alarm in resources(tpl, "AWS::CloudWatch::Alarm").values()
-                for a in alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])}
+    topics = {
+        k
+        for k, v in resources(tpl, "AWS::SNS::Topic").items()
+        if uses_key(v["Properties"].get("KmsMasterKeyId", ""), key_id)
+    }
+    notified = {
+        render(a)[2:-1]
+        for alarm in resources(tpl, "AWS::CloudWatch::Alarm").values()
+        for a in alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])
+    }
     if not topics & notified:
         return []
     alarm_arn = arn("cloudwatch", "alarm:AnyAlarmOfThisStack")
     problems = []
     for action in ("kms:Decrypt", "kms:GenerateDataKey"):
-        candidates = [s for s in key_statements(tpl)
-                      if "cloudwatch.amazonaws.com" in service_principals(s) and allows(s, action)]
+        candidates = [
+            s for s in key_statements(tpl) if "cloudwatch.amazonaws.com" in service_principals(s) and allows(s, action)
+        ]
         if not candidates:
             problems.append(
                 f"key policy does not let cloudwatch.amazonaws.com {action} (alarms notify {sorted(topics & notified)})"
             )
-        elif not all(condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]]
-                     and any(matches(p, alarm_arn) for p in condition(s, ("ArnLike", "ArnEquals"), "aws:SourceArn"))
-                     for s in candidates):
+        elif not all(
+            condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]]
+            and any(matches(p, alarm_arn) for p in condition(s, ("ArnLike", "ArnEquals"), "aws:SourceArn"))
+            for s in candidates
+        ):
             problems.append(
                 f"cloudwatch.amazonaws.com {action} is not scoped to this account's alarms (confused deputy)"
             )
@@ -204,8 +236,11 @@ def alarm_topic_key_problems(tpl: dict) -> list[str]:
 
 def dead_letter_key_problems(tpl: dict) -> list[str]:
     key_id, _ = the_key(tpl)
-    queues = {k: v for k, v in resources(tpl, "AWS::SQS::Queue").items()
-              if uses_key(v["Properties"].get("KmsMasterKeyId", ""), key_id)}
+    queues = {
+        k: v
+        for k, v in resources(tpl, "AWS::SQS::Queue").items()
+        if uses_key(v["Properties"].get("KmsMasterKeyId", ""), key_id)
+    }
     problems = []
     for rule_id, rule in resources(tpl, "AWS::Events::Rule").items():
         for target in rule["Properties"].get("Targets", []):
@@ -216,11 +251,16 @@ def dead_letter_key_problems(tpl: dict) -> list[str]:
             name = rule["Properties"].get("Name")
             rule_arns = {f"${{{rule_id}.Arn}}"} | ({arn("events", f"rule/{render(name)}")} if name else set())
             for action in ("kms:Decrypt", "kms:GenerateDataKey"):
-                if not any("events.amazonaws.com" in service_principals(s) and allows(s, action)
-                           and set(condition(s, ("ArnEquals", "ArnLike"), "aws:SourceArn")) & rule_arns
-                           for s in key_statements(tpl)):
-                    problems.append(f"{rule_id}: key policy does not let events.amazonaws.com {action} for the rule "
-                                    f"(its dead-letter queue {queue_id} is encrypted)")
+                if not any(
+                    "events.amazonaws.com" in service_principals(s)
+                    and allows(s, action)
+                    and set(condition(s, ("ArnEquals", "ArnLike"), "aws:SourceArn")) & rule_arns
+                    for s in key_statements(tpl)
+                ):
+                    problems.append(
+                        f"{rule_id}: key policy does not let events.amazonaws.com {action} for the rule "
+                        f"(its dead-letter queue {queue_id} is encrypted)"
+                    )
             sends = [
                 s
                 for p in resources(tpl, "AWS::SQS::QueuePolicy").values()
@@ -236,13 +276,15 @@ def dead_letter_key_problems(tpl: dict) -> list[str]:
 
 
 def bucket_id(tpl: dict, suffix: str) -> str:
-    (found,), = [[k for k in resources(tpl, "AWS::S3::Bucket") if k.startswith(f"Storage{suffix}")]]
+    ((found,),) = [[k for k in resources(tpl, "AWS::S3::Bucket") if k.startswith(f"Storage{suffix}")]]
     return found
 
 
 def _grants(statements: list[dict], action: str, resource: str) -> bool:
-    return any(allows(s, action) and any(matches(render(r), resource) for r in as_list(s["Resource"])) and
-               "Condition" not in s for s in statements)
+    return any(
+        allows(s, action) and any(matches(render(r), resource) for r in as_list(s["Resource"])) and "Condition" not in s
+        for s in statements
+    )
 
 
 def list_bucket_problems(tpl: dict) -> list[str]:
@@ -335,8 +377,9 @@ def test_2_state_machine_name_is_derived_from_the_stack_name_within_80_character
 
 def test_3_alarms_may_use_the_topic_key_scoped_to_this_accounts_alarms(tpl):
     assert alarm_topic_key_problems(tpl) == []
-    planted = without_statements(tpl, lambda s: "cloudwatch.amazonaws.com" in service_principals(s)
-                                 and "Sid" in s and "Key" in s["Sid"])
+    planted = without_statements(
+        tpl, lambda s: "cloudwatch.amazonaws.com" in service_principals(s) and "Sid" in s and "Key" in s["Sid"]
+    )
     assert len(alarm_topic_key_problems(planted)) == 2
     unscoped = copy.deepcopy(tpl)
     for s in key_statements(unscoped):
@@ -346,16 +389,24 @@ def test_3_alarms_may_use_the_topic_key_scoped_to_this_accounts_alarms(tpl):
 
 
 def test_3_topic_policy_lets_this_accounts_alarms_publish(tpl):
-    statements = [s for p in resources(tpl, "AWS::SNS::TopicPolicy").values()
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    assert any("cloudwatch.amazonaws.com" in service_principals(s) and allows(s, "sns:Publish")
-               and condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]] for s in statements)
+    statements = [
+        s
+        for p in resources(tpl, "AWS::SNS::TopicPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert any(
+        "cloudwatch.amazonaws.com" in service_principals(s)
+        and allows(s, "sns:Publish")
+        and condition(s, ("StringEquals",), "aws:SourceAccount") == [ENV["account"]]
+        for s in statements
+    )
 
 
 def test_4_eventbridge_may_use_the_key_and_the_queue_for_the_upload_rules_dead_letters(tpl):
     assert dead_letter_key_problems(tpl) == []
-    no_key = without_statements(tpl, lambda s: "events.amazonaws.com" in service_principals(s) and "Action" in s
-                                and allows(s, "kms:Decrypt"))
+    no_key = without_statements(
+        tpl, lambda s: "events.amazonaws.com" in service_principals(s) and "Action" in s and allows(s, "kms:Decrypt")
+    )
     assert len(dead_letter_key_problems(no_key)) == 2
     other_rule = copy.deepcopy(tpl)
     for s in key_statements(other_rule):
@@ -365,11 +416,15 @@ def test_4_eventbridge_may_use_the_key_and_the_queue_for_the_upload_rules_dead_l
     no_send = without_statements(
         tpl, lambda s: "events.amazonaws.com" in service_principals(s) and allows(s, "sqs:SendMessage")
     )
-    (upload_rule,) = [r for r, rule in resources(tpl, "AWS::Events::Rule").items()
-                      if any("DeadLetterConfig" in t for t in rule["Properties"].get("Targets", []))]
+    (upload_rule,) = [
+        r
+        for r, rule in resources(tpl, "AWS::Events::Rule").items()
+        if any("DeadLetterConfig" in t for t in rule["Properties"].get("Targets", []))
+    ]
     assert dead_letter_key_problems(no_send) == [
         f"{upload_rule}: queue policy of "
-        f"{next(iter(resources(tpl, 'AWS::SQS::Queue')))} does not let the rule send dead letters"]
+        f"{next(iter(resources(tpl, 'AWS::SQS::Queue')))} does not let the rule send dead letters"
+    ]
 
 
 def test_5_intake_and_job_control_can_tell_a_missing_object_from_a_forbidden_one(tpl):
@@ -400,8 +455,12 @@ def volume_key_problems(tpl: dict) -> list[str]:
             if {"Ref": role_id} in p["Properties"]["Roles"]
             for s in p["Properties"]["PolicyDocument"]["Statement"]
         ]
-        if not any(allows(s, "kms:CreateGrant") and any(uses_key(r, key_id) for r in as_list(s["Resource"]))
-                   and s.get("Condition") == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in statements):
+        if not any(
+            allows(s, "kms:CreateGrant")
+            and any(uses_key(r, key_id) for r in as_list(s["Resource"]))
+            and s.get("Condition") == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+            for s in statements
+        ):
             problems.append(
                 f"{model_id}: execution role {role_id} may not kms:CreateGrant (for AWS resources) on the volume key"
             )
@@ -448,8 +507,10 @@ def replacement_problems(before: dict, after: dict) -> list[str]:
         replaced = [f for f in changed if f not in names]
         kept = [f for f in names if f not in changed]
         if replaced and kept:
-            problems.append(f"{logical_id} ({old['Type']}): {', '.join(replaced)} changed but the custom name "
-                            f"{', '.join(kept)} did not; CloudFormation cannot replace it")
+            problems.append(
+                f"{logical_id} ({old['Type']}): {', '.join(replaced)} changed but the custom name "
+                f"{', '.join(kept)} did not; CloudFormation cannot replace it"
+            )
     return problems
 
 
@@ -467,8 +528,11 @@ def changed_image(default_context) -> dict:
 
 
 def _model(tpl: dict, key: str) -> dict:
-    (props,) = [m["Properties"] for m in resources(tpl, "AWS::SageMaker::Model").values()
-                if render(m["Properties"]["ModelName"]).split("-", 1)[1].startswith(key)]
+    (props,) = [
+        m["Properties"]
+        for m in resources(tpl, "AWS::SageMaker::Model").values()
+        if render(m["Properties"]["ModelName"]).split("-", 1)[1].startswith(key)
+    ]
     return props
 
 
@@ -525,17 +589,18 @@ GLOBAL_KEYS = ("aws:SourceArn", "aws:SourceAccount", "aws:PrincipalTag/")
 def job_scope_problems(tpl: dict, stack_name: str) -> list[str]:
     from batch_pipeline.layout import OWNER_TAG_KEY
 
-    tag_key = {"bedrock:GetModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
-               "bedrock:StopModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
-               "bedrock:CreateModelInvocationJob": f"aws:RequestTag/{OWNER_TAG_KEY}",
-               "bedrock:TagResource": f"aws:RequestTag/{OWNER_TAG_KEY}"}
+    tag_key = {
+        "bedrock:GetModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
+        "bedrock:StopModelInvocationJob": f"aws:ResourceTag/{OWNER_TAG_KEY}",
+        "bedrock:CreateModelInvocationJob": f"aws:RequestTag/{OWNER_TAG_KEY}",
+        "bedrock:TagResource": f"aws:RequestTag/{OWNER_TAG_KEY}",
+    }
     problems = []
     statements = role_statements(tpl, "FunctionsJobControl")
     for action, key in tag_key.items():
         # Create also names the models it runs on; those are not tagged on creation, so only the statement that
         # grants the job resource carries (and needs) the request-tag condition.
-        granting = [s for s in statements if allows(s, action)
-                    and "model-invocation-job" in json.dumps(s["Resource"])]
+        granting = [s for s in statements if allows(s, action) and "model-invocation-job" in json.dumps(s["Resource"])]
         if not granting:
             problems.append(f"{action}: not granted")
         for s in granting:

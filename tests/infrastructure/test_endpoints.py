@@ -30,24 +30,41 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = json.loads((REPO / "cdk.json").read_text())["context"]["batch-pipeline"]
 STACK = "LlmTest"
 
-TGI_IMAGE = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:"
-             "2.3.0-tgi2.2.0-gpu-py310-cu121-ubuntu22.04")
+TGI_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:"
+    "2.3.0-tgi2.2.0-gpu-py310-cu121-ubuntu22.04"
+)
 FALCON = {
     "backend": "sagemaker",
     "task": "text-generation",
     "jumpstart_model_id": "huggingface-llm-falcon-7b-instruct-bf16",
     "network_isolation": False,
-    "regions": {"us-east-1": {"image_uri": TGI_IMAGE, "environment": {
-        "HF_MODEL_ID": "tiiuae/falcon-7b-instruct", "SM_NUM_GPUS": "1",
-        "MAX_INPUT_LENGTH": "1024", "MAX_TOTAL_TOKENS": "2048"}}},
+    "regions": {
+        "us-east-1": {
+            "image_uri": TGI_IMAGE,
+            "environment": {
+                "HF_MODEL_ID": "tiiuae/falcon-7b-instruct",
+                "SM_NUM_GPUS": "1",
+                "MAX_INPUT_LENGTH": "1024",
+                "MAX_TOTAL_TOKENS": "2048",
+            },
+        }
+    },
 }
 ENDPOINTS = {
     "flan-t5-realtime": {
-        "model": "flan-t5-large", "instance_type": "ml.p3.2xlarge", "instance_count": 1,
-        "max_instance_count": 4, "invocations_per_instance": 120, "data_capture": True, "data_capture_percent": 50,
+        "model": "flan-t5-large",
+        "instance_type": "ml.p3.2xlarge",
+        "instance_count": 1,
+        "max_instance_count": 4,
+        "invocations_per_instance": 120,
+        "data_capture": True,
+        "data_capture_percent": 50,
     },
     "falcon-stream": {
-        "model": "falcon-7b-instruct", "instance_type": "ml.g5.2xlarge", "startup_health_check_timeout_seconds": 900,
+        "model": "falcon-7b-instruct",
+        "instance_type": "ml.g5.2xlarge",
+        "startup_health_check_timeout_seconds": 900,
     },
 }
 
@@ -65,13 +82,23 @@ def build(raw: dict, *, use_key: bool = True, execution_role_for=None):
     stack = cdk.Stack(app, STACK)
     key = kms.Key(stack, "DataKey", enable_key_rotation=True) if use_key else None
     bucket = s3.Bucket(
-        stack, "Output",
+        stack,
+        "Output",
         encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
-        encryption_key=key, enforce_ssl=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption_key=key,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
     )
     acknowledge(bucket, "AwsSolutions-S1", "Test fixture standing in for the stack's output bucket, which logs access.")
-    endpoints = RealtimeEndpoints(stack, "Endpoints", config=load_app_config(raw), region="us-east-1",
-                                  output_bucket=bucket, key=key, execution_role_for=execution_role_for)
+    endpoints = RealtimeEndpoints(
+        stack,
+        "Endpoints",
+        config=load_app_config(raw),
+        region="us-east-1",
+        output_bucket=bucket,
+        key=key,
+        execution_role_for=execution_role_for,
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack, endpoints, Template.from_stack(stack)
 
@@ -119,7 +146,9 @@ def test_one_model_config_endpoint_and_role_per_configured_endpoint(built, templ
     template.resource_count_is("AWS::SageMaker::Endpoint", 2)
     template.resource_count_is("AWS::IAM::Role", 2)
     assert endpoints.endpoint_names == {
-        "falcon-stream": f"{STACK}-falcon-stream", "flan-t5-realtime": f"{STACK}-flan-t5-realtime"}
+        "falcon-stream": f"{STACK}-falcon-stream",
+        "flan-t5-realtime": f"{STACK}-flan-t5-realtime",
+    }
     template.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": f"{STACK}-flan-t5-realtime"})
 
 
@@ -144,8 +173,11 @@ def test_each_model_runs_as_its_own_role_and_waits_for_its_policy(template):
     roles = template.find_resources("AWS::IAM::Role")
     role_of = {}
     for key in ENDPOINTS:
-        model = next(v for k, v in template.find_resources("AWS::SageMaker::Model").items()
-                     if key.replace("-", "") in k.replace("-", ""))
+        model = next(
+            v
+            for k, v in template.find_resources("AWS::SageMaker::Model").items()
+            if key.replace("-", "") in k.replace("-", "")
+        )
         role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
         assert role_id in roles
         policy_id = next(
@@ -169,8 +201,15 @@ def test_roles_trust_only_sagemaker_in_this_account(template):
 
 def test_realtime_role_reads_only_its_model_data_and_writes_only_its_capture_prefix(template):
     statements = policy_statements(template, "flan-t5-realtime")
-    assert set(statements) == {"PullImage", "EcrLogin", "WriteEndpointLogs", "PutEndpointMetrics", "ReadModelData",
-                               "WriteDataCapture", "UseDataKey"}
+    assert set(statements) == {
+        "PullImage",
+        "EcrLogin",
+        "WriteEndpointLogs",
+        "PutEndpointMetrics",
+        "ReadModelData",
+        "WriteDataCapture",
+        "UseDataKey",
+    }
     model_data = BASE["models"]["flan-t5-large"]["regions"]["us-east-1"]["model_data_uri"].removeprefix("s3://")
     assert statements["ReadModelData"]["Action"] == "s3:GetObject"
     assert statements["ReadModelData"]["Resource"] == {
@@ -178,7 +217,8 @@ def test_realtime_role_reads_only_its_model_data_and_writes_only_its_capture_pre
     }
     assert sorted(statements["WriteDataCapture"]["Action"]) == ["s3:AbortMultipartUpload", "s3:PutObject"]
     assert statements["WriteDataCapture"]["Resource"] == {
-        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id(template), "Arn"]}, "/datacapture/flan-t5-realtime/*"]]}
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id(template), "Arn"]}, "/datacapture/flan-t5-realtime/*"]]
+    }
     assert sorted(statements["UseDataKey"]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statements["UseDataKey"]["Resource"] == key_arn_ref(template)
     assert "repository/huggingface-pytorch-inference" in json.dumps(statements["PullImage"]["Resource"])
@@ -282,16 +322,19 @@ def test_autoscaling_tracks_invocations_per_instance(template):
             "RoleARN": Match.absent(),
         },
     )
-    template.has_resource_properties("AWS::ApplicationAutoScaling::ScalingPolicy", {
-        "PolicyType": "TargetTrackingScaling",
-        "ScalingTargetId": {"Ref": target_id},
-        "TargetTrackingScalingPolicyConfiguration": {
-            "TargetValue": 120,
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-            "ScaleInCooldown": 300,
-            "ScaleOutCooldown": 60,
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": {"Ref": target_id},
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 120,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
+            },
         },
-    })
+    )
 
 
 # ---------------------------------------------------------------- supplied roles, empty config
@@ -342,20 +385,36 @@ def test_cfn_lint_is_clean(template):
 # ---------------------------------------------------------------- configuration rules the construct relies on
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda c: c["endpoints"]["falcon-stream"].update(max_instance_count=3),
-     "autoscaling needs both max_instance_count and invocations_per_instance"),
-    (lambda c: c["endpoints"]["flan-t5-realtime"].update(max_instance_count=1, instance_count=2),
-     "max_instance_count must not be below instance_count"),
-    (lambda c: c["endpoints"].update({"Bad_Name": copy.deepcopy(ENDPOINTS["falcon-stream"])}),
-     "endpoints.Bad_Name: name must match"),
-    (lambda c: c["models"]["falcon-7b-instruct"].update(network_isolation=True),
-     "no model_data_uri, so the container downloads its weights: set network_isolation to false"),
-    (lambda c: c["models"]["flan-t5-large"]["regions"]["us-east-1"].pop("model_data_uri"),
-     "model_data_uri is required for a text2text model"),
-    (lambda c: c["pipelines"]["summarize"].update(model="falcon-7b-instruct"),
-     "pipelines.summarize.model: 'falcon-7b-instruct' is a text-generation model, served by real-time endpoints only"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["endpoints"]["falcon-stream"].update(max_instance_count=3),
+            "autoscaling needs both max_instance_count and invocations_per_instance",
+        ),
+        (
+            lambda c: c["endpoints"]["flan-t5-realtime"].update(max_instance_count=1, instance_count=2),
+            "max_instance_count must not be below instance_count",
+        ),
+        (
+            lambda c: c["endpoints"].update({"Bad_Name": copy.deepcopy(ENDPOINTS["falcon-stream"])}),
+            "endpoints.Bad_Name: name must match",
+        ),
+        (
+            lambda c: c["models"]["falcon-7b-instruct"].update(network_isolation=True),
+            "no model_data_uri, so the container downloads its weights: set network_isolation to false",
+        ),
+        (
+            lambda c: c["models"]["flan-t5-large"]["regions"]["us-east-1"].pop("model_data_uri"),
+            "model_data_uri is required for a text2text model",
+        ),
+        (
+            lambda c: c["pipelines"]["summarize"].update(model="falcon-7b-instruct"),
+            "pipelines.summarize.model: 'falcon-7b-instruct' is a text-generation model, "
+            "served by real-time endpoints only",
+        ),
+    ],
+)
 def test_endpoint_configuration_errors_are_named(mutate, expected):
     raw = raw_config()
     mutate(raw)
@@ -369,11 +428,23 @@ def test_the_default_configuration_still_validates():
     assert config.endpoints == {}
 
 
-@pytest.mark.parametrize(("instance_type", "local"), [
-    ("ml.g5.2xlarge", True), ("ml.g4dn.xlarge", True), ("ml.p4d.24xlarge", True), ("ml.m5d.large", True),
-    ("ml.c6gd.large", True), ("ml.p3dn.24xlarge", True), ("ml.g6e.xlarge", True),
-    ("ml.p3.2xlarge", False), ("ml.m5.xlarge", False), ("ml.c5.2xlarge", False), ("ml.inf2.xlarge", False),
-    ("ml.t2.medium", False), ("ml.g5g.xlarge", False),
-])
+@pytest.mark.parametrize(
+    ("instance_type", "local"),
+    [
+        ("ml.g5.2xlarge", True),
+        ("ml.g4dn.xlarge", True),
+        ("ml.p4d.24xlarge", True),
+        ("ml.m5d.large", True),
+        ("ml.c6gd.large", True),
+        ("ml.p3dn.24xlarge", True),
+        ("ml.g6e.xlarge", True),
+        ("ml.p3.2xlarge", False),
+        ("ml.m5.xlarge", False),
+        ("ml.c5.2xlarge", False),
+        ("ml.inf2.xlarge", False),
+        ("ml.t2.medium", False),
+        ("ml.g5g.xlarge", False),
+    ],
+)
 def test_instance_storage_families(instance_type, local):
     assert has_instance_storage(instance_type) is local

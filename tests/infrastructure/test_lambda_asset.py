@@ -34,11 +34,15 @@ def test_the_asset_holds_the_handlers_and_no_real_time_client(tmp_path, monkeypa
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | {
-        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
 
 
 def test_no_runtime_module_imports_the_cli_package():
     runtime = Path(bundling.LAMBDA_SOURCE) / "batch_pipeline"
-    offenders = [path.relative_to(runtime).as_posix() for path in runtime.rglob("*.py")
-                 if any(module.split(".")[0] == "batch_pipeline_local" for module in imported_modules(path))]
+    offenders = [
+        path.relative_to(runtime).as_posix()
+        for path in runtime.rglob("*.py")
+        if any(module.split(".")[0] == "batch_pipeline_local" for module in imported_modules(path))
+    ]
     assert offenders == [], f"the Lambda asset would import the CLI package, which it does not hold: {offenders}"

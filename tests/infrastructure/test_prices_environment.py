@@ -31,8 +31,9 @@ def test_only_the_manifest_function_carries_the_prices(template):
 
 def test_every_function_environment_fits_lambdas_limit_with_room_for_resolved_names(template):
     for name, function in functions(template).items():
-        literal = sum(len(key) + (len(value) if isinstance(value, str) else 0)
-                      for key, value in variables(function).items())
+        literal = sum(
+            len(key) + (len(value) if isinstance(value, str) else 0) for key, value in variables(function).items()
+        )
         # Bucket names and ARNs are tokens here; at deploy time each is at most about 100 characters.
         tokens = sum(1 for value in variables(function).values() if not isinstance(value, str))
         assert literal + 100 * tokens <= LAMBDA_ENVIRONMENT_LIMIT, name
@@ -45,6 +46,8 @@ def test_a_catalog_too_large_for_the_environment_fails_synth_by_name(default_con
     for index in range(40):
         context["batch-pipeline"]["models"][f"nova-{index}"] = copy.deepcopy(nova)
         context["batch-pipeline"]["pipelines"][f"p{index}"] = {
-            **context["batch-pipeline"]["pipelines"]["bedrock-summarize"], "model": f"nova-{index}"}
+            **context["batch-pipeline"]["pipelines"]["bedrock-summarize"],
+            "model": f"nova-{index}",
+        }
     with pytest.raises(ValueError, match=r"the prices \d+; Lambda environment variables are limited"):
         synth(context)

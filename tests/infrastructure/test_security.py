@@ -28,7 +28,10 @@ def test_three_buckets_input_output_and_access_logs(template):
 def test_every_bucket_blocks_public_access(template):
     for name, bucket in buckets(template).items():
         assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }, name
 
 
@@ -64,27 +67,46 @@ def test_every_bucket_policy_denies_insecure_transport(template):
 
 
 def test_intermediate_objects_expire_by_tag(template):
-    template.has_resource_properties("AWS::S3::Bucket", {
-        "LifecycleConfiguration": {"Rules": Match.array_with([Match.object_like({
-            "Id": "ExpireIntermediateObjects",
-            "TagFilters": [{"Key": "batch-pipeline:intermediate", "Value": "true"}],
-            "ExpirationInDays": 30,
-            "Status": "Enabled",
-        })])},
-    })
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Id": "ExpireIntermediateObjects",
+                                "TagFilters": [{"Key": "batch-pipeline:intermediate", "Value": "true"}],
+                                "ExpirationInDays": 30,
+                                "Status": "Enabled",
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
 
 
 def test_input_bucket_sends_events_to_eventbridge_and_a_rule_filters_pipeline_prefixes(template):
-    template.has_resource_properties("AWS::S3::Bucket", {
-        "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
-    })
-    template.has_resource_properties("AWS::Events::Rule", {
-        "EventPattern": Match.object_like({
-            "source": ["aws.s3"],
-            "detail-type": ["Object Created"],
-            "detail": Match.object_like({"object": {"key": Match.array_with([{"prefix": "summarize/"}])}}),
-        }),
-    })
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": Match.object_like(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": Match.object_like({"object": {"key": Match.array_with([{"prefix": "summarize/"}])}}),
+                }
+            ),
+        },
+    )
 
 
 def test_functions_run_arm64_latest_python_with_tracing_dlq_and_encrypted_environment(template):
@@ -124,11 +146,14 @@ def test_queues_and_topic_are_encrypted_and_tls_only(template):
 
 
 def test_state_machine_is_standard_logs_all_and_traces(template):
-    template.has_resource_properties("AWS::StepFunctions::StateMachine", {
-        "StateMachineType": "STANDARD",
-        "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
-        "TracingConfiguration": {"Enabled": True},
-    })
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
 
 
 def _statements(template):
@@ -221,7 +246,8 @@ def test_alarms_notify_the_topic_on_failed_executions_dead_letters_and_function_
     metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
     assert {"ExecutionsFailed", "ExecutionsTimedOut", "ApproximateNumberOfMessagesVisible", "Errors"} <= metrics
     assert sum(a["Properties"]["MetricName"] == "Errors" for a in alarms.values()) == len(
-        template.find_resources("AWS::Lambda::Function"))
+        template.find_resources("AWS::Lambda::Function")
+    )
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"], name
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)

@@ -80,6 +80,9 @@ def test_a_removed_key_grant_for_a_job_role_is_denied():
                 if statement.get("Sid") == "UseDataKey":
                     statement["Action"] = ["kms:GenerateDataKey"]
     denied = [v for v in evaluate_service_calls(template) if not v.allowed]
-    assert denied and all(v.call.request.action == "kms:Decrypt" and "transform job" in v.call.purpose for v in denied
-                          if "transform" in v.call.purpose)
+    assert denied and all(
+        v.call.request.action == "kms:Decrypt" and "transform job" in v.call.purpose
+        for v in denied
+        if "transform" in v.call.purpose
+    )
     assert any("transform job" in v.call.purpose for v in denied)

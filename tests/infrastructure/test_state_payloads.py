@@ -25,13 +25,23 @@ from batch_pipeline.report import ReportTally
 from batch_pipeline_local.settings import load_pipeline
 
 QUOTA = 256 * 1024
-RUN = {"run_id": "calls-2026-12-01-" + "a" * 16, "pipeline": "bedrock-summarize", "backend": "bedrock",
-       "model": "anthropic.claude-3-haiku-20240307-v1:0", "output_bucket": "llmbatchpipeline-output-123456789012",
-       "run_prefix": "runs/bedrock-summarize/calls-2026-12-01-" + "a" * 16 + "/",
-       "input": {"bucket": "llmbatchpipeline-input-123456789012", "key": "bedrock-summarize/calls.jsonl",
-                 "version_id": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "etag": "d41d8cd98f00b204e9800998ecf8427e"},
-       "counts": {"total": 10_000_000, "valid": 10_000_000, "rejected": 0}, "ids_assigned": False,
-       "started_at": "2026-12-01T20:00:00+00:00"}
+RUN = {
+    "run_id": "calls-2026-12-01-" + "a" * 16,
+    "pipeline": "bedrock-summarize",
+    "backend": "bedrock",
+    "model": "anthropic.claude-3-haiku-20240307-v1:0",
+    "output_bucket": "llmbatchpipeline-output-123456789012",
+    "run_prefix": "runs/bedrock-summarize/calls-2026-12-01-" + "a" * 16 + "/",
+    "input": {
+        "bucket": "llmbatchpipeline-input-123456789012",
+        "key": "bedrock-summarize/calls.jsonl",
+        "version_id": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        "etag": "d41d8cd98f00b204e9800998ecf8427e",
+    },
+    "counts": {"total": 10_000_000, "valid": 10_000_000, "rejected": 0},
+    "ids_assigned": False,
+    "started_at": "2026-12-01T20:00:00+00:00",
+}
 
 
 class DoneBackend(BatchBackend):
@@ -46,9 +56,13 @@ class DoneBackend(BatchBackend):
         return job["name"]
 
     def submit(self, run, job):
-        return job_state(name=job["name"], arn=f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"
-                         f"{job['index']:012d}", status="Completed", state="succeeded",
-                         output_uri=job["output_uri"]) | {"record_counts": {"totalRecordCount": job["records"]}}
+        return job_state(
+            name=job["name"],
+            arn=f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{job['index']:012d}",
+            status="Completed",
+            state="succeeded",
+            output_uri=job["output_uri"],
+        ) | {"record_counts": {"totalRecordCount": job["records"]}}
 
     status = submit
 
@@ -98,11 +112,19 @@ def size(value) -> int:
 def worst_case_report() -> dict:
     """report.html's aggregates (collect's `report`) at their largest: every kept text escapes to its byte budget."""
     tally = ReportTally()
-    text = "\U0001F600\x01" * 5000
+    text = "\U0001f600\x01" * 5000
     scores = {"precision": 0.5, "recall": 0.5, "fmeasure": 0.5}
-    tally.add([{"id": text + str(i), "prediction": text, "reference": text,
-                "metrics": {t: scores | {"fmeasure": i / 100} for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
-               for i in range(100)])
+    tally.add(
+        [
+            {
+                "id": text + str(i),
+                "prediction": text,
+                "reference": text,
+                "metrics": {t: scores | {"fmeasure": i / 100} for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")},
+            }
+            for i in range(100)
+        ]
+    )
     tally.add([{"id": i, "prediction": None, "error": {"code": text + str(i), "message": text}} for i in range(100)])
     return tally.summary()
 
@@ -112,8 +134,13 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
     builds the StartExecution input from the run and its planned jobs (intake's own function by default), and
     `to_state` makes collect's result into what the collect handler returns (its own function by default)."""
     pipeline = load_pipeline("bedrock-summarize")
-    report = {"route": "batch", "shards": [{"key": f"{RUN['run_prefix']}shards/job-{i:05d}.jsonl", "records": 50_000,
-                                            "bytes": 400_000_000} for i in range(jobs_count)]}
+    report = {
+        "route": "batch",
+        "shards": [
+            {"key": f"{RUN['run_prefix']}shards/job-{i:05d}.jsonl", "records": 50_000, "bytes": 400_000_000}
+            for i in range(jobs_count)
+        ],
+    }
     sizes: dict[str, int] = {}
 
     def seen(name, *values):
@@ -151,11 +178,22 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
     document = parameters(states[run_jobs["Next"]]["Parameters"], document)
     seen(run_jobs["Next"], document)
     # collect.collect's result, per-job tallies included, made into the state by the collect handler's own function.
-    tallies = [JobTally(name=job["name"], state="succeeded", status="Completed", failure_reason=None,
-                        output_uri=f"s3://output-bucket/{RUN['run_prefix']}raw/{job['name']}/", records=50_000,
-                        processed=50_000, succeeded=50_000, retried=True, recovered_by_retry=12,
-                        backend_metrics={"totalRecordCount": 50_000, "processedRecordCount": 50_000})
-               for job in planned]
+    tallies = [
+        JobTally(
+            name=job["name"],
+            state="succeeded",
+            status="Completed",
+            failure_reason=None,
+            output_uri=f"s3://output-bucket/{RUN['run_prefix']}raw/{job['name']}/",
+            records=50_000,
+            processed=50_000,
+            succeeded=50_000,
+            retried=True,
+            recovered_by_retry=12,
+            backend_metrics={"totalRecordCount": 50_000, "processedRecordCount": 50_000},
+        )
+        for job in planned
+    ]
     collected = {
         "processed": 50_000 * jobs_count,
         "succeeded": 50_000 * jobs_count,
@@ -181,8 +219,10 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
     document = task("Evaluate predictions", document, evaluation)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
     # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
-    final = [job_loop.submit_job({"run": manifest_input["run"], "job": job}, DoneBackend(), now=lambda: 0.0)["job"]
-             for job in planned]
+    final = [
+        job_loop.submit_job({"run": manifest_input["run"], "job": job}, DoneBackend(), now=lambda: 0.0)["job"]
+        for job in planned
+    ]
     details = {key: collected[key] for key in PER_JOB_FIELDS}  # what the manifest step reads from collect.json
     manifest = state_summary(build_manifest(manifest_input["run"], final, with_details(collect, details), evaluation))
     document = task("Write manifest", document, manifest)

@@ -60,8 +60,13 @@ def test_a_waiting_job_resumes_by_its_task_token_and_a_lost_event_ends_in_a_dire
 # Step Functions best practices, "Handle Lambda service exceptions"
 # (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html): these are the Lambda
 # service's own transient failures, reported as Lambda.<code>; a throttled invoke is Lambda.TooManyRequestsException.
-DOCUMENTED_TRANSIENT = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                        "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"}
+DOCUMENTED_TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+}
 NOTIFY_STATES = ("Notify run finished", "Notify run failed")
 
 
@@ -109,8 +114,9 @@ def test_the_fault_handling_check_fires_on_a_planted_defect(states):
     import copy
 
     planted = copy.deepcopy(states)
-    planted["Wait for job to end"]["Retry"] = [r for r in planted["Wait for job to end"]["Retry"]
-                                            if "Lambda.TooManyRequestsException" not in r["ErrorEquals"]]
+    planted["Wait for job to end"]["Retry"] = [
+        r for r in planted["Wait for job to end"]["Retry"] if "Lambda.TooManyRequestsException" not in r["ErrorEquals"]
+    ]
     planted["Notify run finished"]["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Collect outputs failed"}]
     problems = fault_handling_problems(planted)
     assert any("Wait for job to end: no Retry" in p for p in problems)
@@ -171,5 +177,9 @@ def test_the_history_measurement_fires_on_a_polling_loop(states):
 def test_a_map_item_carries_one_job_and_the_small_run_reference_job_control_reads(states):
     selector = states["Run jobs"]["ItemSelector"]
     assert selector["job.$"] == "$$.Map.Item.Value"
-    assert selector["run"] == {"run_id.$": "$.run.run_id", "pipeline.$": "$.run.pipeline",
-                               "output_bucket.$": "$.run.output_bucket", "run_prefix.$": "$.run.run_prefix"}
+    assert selector["run"] == {
+        "run_id.$": "$.run.run_id",
+        "pipeline.$": "$.run.pipeline",
+        "output_bucket.$": "$.run.output_bucket",
+        "run_prefix.$": "$.run.run_prefix",
+    }

@@ -11,8 +11,12 @@ REGION = "us-east-1"
 
 def s3_notification(bucket: str, key: str, head: dict, event_name: str = "ObjectCreated:Put") -> dict:
     """An S3 event notification as delivered to Lambda: the key URL-encoded, '+' for a space."""
-    obj = {"key": quote_plus(key, safe="/"), "size": head["ContentLength"], "eTag": head["ETag"].strip('"'),
-           "sequencer": uuid.uuid4().hex[:18].upper()}
+    obj = {
+        "key": quote_plus(key, safe="/"),
+        "size": head["ContentLength"],
+        "eTag": head["ETag"].strip('"'),
+        "sequencer": uuid.uuid4().hex[:18].upper(),
+    }
     if head.get("VersionId"):
         obj["versionId"] = head["VersionId"]
     return {
@@ -46,15 +50,32 @@ def s3_notification(bucket: str, key: str, head: dict, event_name: str = "Object
 
 def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
     """The EventBridge "Object Created" event S3 sends when the bucket has EventBridge notifications on."""
-    obj = {"key": quote_plus(key, safe="/"), "size": head["ContentLength"], "etag": head["ETag"].strip('"'),
-           "sequencer": uuid.uuid4().hex[:18].upper()}
+    obj = {
+        "key": quote_plus(key, safe="/"),
+        "size": head["ContentLength"],
+        "etag": head["ETag"].strip('"'),
+        "sequencer": uuid.uuid4().hex[:18].upper(),
+    }
     if head.get("VersionId"):
         obj["version-id"] = head["VersionId"]
     return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
-        "account": ACCOUNT, "time": "2026-01-01T00:00:00Z", "region": REGION, "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj, "request-id": "57H08PA84AB1JZW0",
-                   "requester": ACCOUNT, "source-ip-address": "203.0.113.10", "reason": "PutObject"},
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": "2026-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": "57H08PA84AB1JZW0",
+            "requester": ACCOUNT,
+            "source-ip-address": "203.0.113.10",
+            "reason": "PutObject",
+        },
     }
 
 

@@ -30,8 +30,14 @@ NAME = bedrock_job_name(RUN_ID, 0)
 RUN = make_run("bedrock-summarize")
 INPUT_KEY = f"{prefix(RUN)}shards/job-00000.jsonl"
 OUTPUT_URI = f"s3://{BUCKET}/{prefix(RUN)}raw/{NAME}/"
-JOB = {"index": 0, "name": NAME, "input_uri": f"s3://{BUCKET}/{INPUT_KEY}", "output_uri": OUTPUT_URI,
-       "records": 3, "route": "batch"}
+JOB = {
+    "index": 0,
+    "name": NAME,
+    "input_uri": f"s3://{BUCKET}/{INPUT_KEY}",
+    "output_uri": OUTPUT_URI,
+    "records": 3,
+    "route": "batch",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +71,15 @@ def request_messages(text: str) -> dict:
 
 def described(status: str, **extra) -> dict:
     return {
-        "jobArn": ARN, "jobName": NAME, "modelId": "amazon.nova-lite-v1:0", "roleArn": ROLE,
-        "status": status, "submitTime": "2026-12-01T00:00:00Z",
+        "jobArn": ARN,
+        "jobName": NAME,
+        "modelId": "amazon.nova-lite-v1:0",
+        "roleArn": ROLE,
+        "status": status,
+        "submitTime": "2026-12-01T00:00:00Z",
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"]}},
-        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}}, **extra,
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}},
+        **extra,
     }
 
 
@@ -94,9 +105,11 @@ def test_create_request_exact_shape():
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": JOB["input_uri"], "s3InputFormat": "JSONL"}},
         "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": OUTPUT_URI}},
         "timeoutDurationInHours": 24,
-        "tags": [{"key": "batch-pipeline:run-id", "value": RUN_ID},
-                 {"key": "batch-pipeline:pipeline", "value": "bedrock-summarize"},
-                 {"key": "batch-pipeline:job-index", "value": "0"}],
+        "tags": [
+            {"key": "batch-pipeline:run-id", "value": RUN_ID},
+            {"key": "batch-pipeline:pipeline", "value": "bedrock-summarize"},
+            {"key": "batch-pipeline:job-index", "value": "0"},
+        ],
     }
 
 
@@ -124,8 +137,16 @@ def test_submit_sends_exactly_that_request_and_reports_running():
     with stub:
         state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
     stub.assert_no_pending_responses()
-    assert state == {"name": NAME, "arn": ARN, "status": "Submitted", "state": "running", "done": False,
-                     "failure_reason": None, "output_uri": OUTPUT_URI, "invocation_type": "InvokeModel"}
+    assert state == {
+        "name": NAME,
+        "arn": ARN,
+        "status": "Submitted",
+        "state": "running",
+        "done": False,
+        "failure_reason": None,
+        "output_uri": OUTPUT_URI,
+        "invocation_type": "InvokeModel",
+    }
 
 
 # ---------------------------------------------------------------- queueing
@@ -135,16 +156,23 @@ def test_submit_sends_exactly_that_request_and_reports_running():
 def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_again(code):
     bedrock, stub = stubbed("bedrock")
     backend = BedrockBackend(pipeline(), bedrock=bedrock)
-    stub.add_client_error("create_model_invocation_job", service_error_code=code,
-                          service_message="Too many jobs in progress for this model", http_status_code=400)
+    stub.add_client_error(
+        "create_model_invocation_job",
+        service_error_code=code,
+        service_message="Too many jobs in progress for this model",
+        http_status_code=400,
+    )
     stub.add_response(
         "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline())
     )
     with stub:
         with pytest.raises(SubmitDeferred, match=code):
             backend.submit(RUN, JOB)
-        first = submit_job({"run": RUN, "job": JOB, "attempt": 0}, BedrockBackend(pipeline(), bedrock=_failing(code)),
-                           now=lambda: 1000.0)
+        first = submit_job(
+            {"run": RUN, "job": JOB, "attempt": 0},
+            BedrockBackend(pipeline(), bedrock=_failing(code)),
+            now=lambda: 1000.0,
+        )
         assert first["job"]["state"] == "queued" and first["job"]["done"] is False
         assert first["job"]["arn"] is None and code in first["job"]["last_refusal"]
         assert first["wait_seconds"] == 30
@@ -155,8 +183,11 @@ def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_ag
 
 def test_a_job_queued_past_the_queue_timeout_fails_with_the_last_refusal(monkeypatch):
     monkeypatch.setenv("JOB_QUEUE_TIMEOUT_HOURS", "2")
-    step = submit_job({"run": RUN, "job": {**JOB, "queued_at": 0.0}, "attempt": 9},
-                      BedrockBackend(pipeline(), bedrock=_failing("ServiceQuotaExceededException")), now=lambda: 7300.0)
+    step = submit_job(
+        {"run": RUN, "job": {**JOB, "queued_at": 0.0}, "attempt": 9},
+        BedrockBackend(pipeline(), bedrock=_failing("ServiceQuotaExceededException")),
+        now=lambda: 7300.0,
+    )
     assert step["job"]["state"] == "failed" and step["job"]["done"] is True
     assert "not submitted after 2.0 h" in step["job"]["failure_reason"]
     assert "ServiceQuotaExceededException" in step["job"]["failure_reason"]
@@ -215,17 +246,29 @@ def test_other_errors_fail_the_step():
 # ---------------------------------------------------------------- status and stop
 
 
-@pytest.mark.parametrize(("status", "state", "done"), [
-    ("Submitted", "running", False), ("Validating", "running", False), ("Scheduled", "running", False),
-    ("InProgress", "running", False), ("Stopping", "running", False), ("Completed", "succeeded", True),
-    ("PartiallyCompleted", "partial", True), ("Expired", "partial", True), ("Failed", "failed", True),
-    ("Stopped", "stopped", True),
-])
+@pytest.mark.parametrize(
+    ("status", "state", "done"),
+    [
+        ("Submitted", "running", False),
+        ("Validating", "running", False),
+        ("Scheduled", "running", False),
+        ("InProgress", "running", False),
+        ("Stopping", "running", False),
+        ("Completed", "succeeded", True),
+        ("PartiallyCompleted", "partial", True),
+        ("Expired", "partial", True),
+        ("Failed", "failed", True),
+        ("Stopped", "stopped", True),
+    ],
+)
 def test_every_bedrock_status_maps_to_a_state(status, state, done):
     bedrock, stub = stubbed("bedrock")
     extra = {"message": "why it ended"} if done and state != "succeeded" else {}
-    stub.add_response("get_model_invocation_job", described(status, totalRecordCount=3, errorRecordCount=1, **extra),
-                      {"jobIdentifier": ARN})
+    stub.add_response(
+        "get_model_invocation_job",
+        described(status, totalRecordCount=3, errorRecordCount=1, **extra),
+        {"jobIdentifier": ARN},
+    )
     with stub:
         result = BedrockBackend(pipeline(), bedrock=bedrock).status(RUN, {**JOB, "arn": ARN})
     assert (result["state"], result["done"], result["status"]) == (state, done, status)
@@ -235,8 +278,12 @@ def test_every_bedrock_status_maps_to_a_state(status, state, done):
 
 def test_stopping_an_ended_job_reports_its_final_state():
     bedrock, stub = stubbed("bedrock")
-    stub.add_client_error("stop_model_invocation_job", service_error_code="ValidationException", http_status_code=400,
-                          expected_params={"jobIdentifier": ARN})
+    stub.add_client_error(
+        "stop_model_invocation_job",
+        service_error_code="ValidationException",
+        http_status_code=400,
+        expected_params={"jobIdentifier": ARN},
+    )
     stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     with stub:
         assert BedrockBackend(pipeline(), bedrock=bedrock).stop(RUN, {**JOB, "arn": ARN})["state"] == "succeeded"
@@ -251,14 +298,24 @@ def test_bedrock_enforces_its_own_timeout_so_job_control_sets_none():
 
 def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried(s3):
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
-    counts = {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1,
-              "inputTokenCount": 120, "outputTokenCount": 30}
+    counts = {
+        "totalRecordCount": 3,
+        "processedRecordCount": 3,
+        "successRecordCount": 2,
+        "errorRecordCount": 1,
+        "inputTokenCount": 120,
+        "outputTokenCount": 30,
+    }
     s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(counts).encode())
     backend = BedrockBackend(pipeline(), s3=s3)
     job = {**JOB, "arn": ARN}
     (raw,) = backend.raw_outputs(RUN, job)
     assert (raw.input_key, raw.output_key, raw.join, raw.input_id_field) == (
-        INPUT_KEY, folder + "job-00000.jsonl.out", "id", "recordId")
+        INPUT_KEY,
+        folder + "job-00000.jsonl.out",
+        "id",
+        "recordId",
+    )
     assert backend.job_metrics(RUN, job) == counts
     # A job that was never submitted has no output and no counts.
     never = {**JOB, "arn": None}
@@ -270,9 +327,17 @@ def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried(s3)
 
 
 def _invoke_response(text: str, usage=(10, 3)) -> dict:
-    body = json.dumps({"id": "msg", "type": "message", "role": "assistant", "model": "claude",
-                       "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                       "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}).encode()
+    body = json.dumps(
+        {
+            "id": "msg",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+        }
+    ).encode()
     return {"body": StreamingBody(io.BytesIO(body), len(body)), "contentType": "application/json"}
 
 
@@ -284,12 +349,23 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
     stub.add_client_error("invoke_model", service_error_code="ThrottlingException", http_status_code=429)
     for i in range(3):
         if i == 1:
-            stub.add_client_error("invoke_model", service_error_code="ValidationException",
-                                  service_message="max_tokens exceeds the model's limit", http_status_code=400)
+            stub.add_client_error(
+                "invoke_model",
+                service_error_code="ValidationException",
+                service_message="max_tokens exceeds the model's limit",
+                http_status_code=400,
+            )
         else:
-            stub.add_response("invoke_model", _invoke_response(f"call {i}"), {
-                "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[i]["modelInput"]).encode(),
-                "contentType": "application/json", "accept": "application/json"})
+            stub.add_response(
+                "invoke_model",
+                _invoke_response(f"call {i}"),
+                {
+                    "modelId": "amazon.nova-lite-v1:0",
+                    "body": json.dumps(records[i]["modelInput"]).encode(),
+                    "contentType": "application/json",
+                    "accept": "application/json",
+                },
+            )
     sleeps = []
     backend = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3, sleep=sleeps.append)
     with stub:
@@ -319,19 +395,25 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
     assert backend.job_metrics(RUN, job) == manifest
     assert next(iter(backend.raw_outputs(RUN, job))).output_key == folder + "job-00000.jsonl.out"
     assert s3.get_object_tagging(Bucket=BUCKET, Key=folder + "manifest.json.out")["TagSet"] == [
-        {"Key": "batch-pipeline:intermediate", "Value": "true"}]
+        {"Key": "batch-pipeline:intermediate", "Value": "true"}
+    ]
 
 
 def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_reason(s3):
     put_lines(s3, INPUT_KEY, [{"recordId": "0", "modelInput": request_messages("x")}])
     runtime, stub = stubbed("bedrock-runtime")
-    stub.add_client_error("invoke_model", service_error_code="AccessDeniedException",
-                          service_message="You don't have access to the model", http_status_code=403)
+    stub.add_client_error(
+        "invoke_model",
+        service_error_code="AccessDeniedException",
+        service_message="You don't have access to the model",
+        http_status_code=403,
+    )
     with stub:
         state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(RUN, {**JOB, "route": "on-demand"})
     assert state["state"] == "failed"
-    assert state["failure_reason"] == ("every on-demand request failed; first error 403: "
-                                       "AccessDeniedException: You don't have access to the model")
+    assert state["failure_reason"] == (
+        "every on-demand request failed; first error 403: AccessDeniedException: You don't have access to the model"
+    )
 
 
 def test_backend_for_builds_the_bedrock_backend_with_its_clients():
@@ -353,14 +435,26 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
         {**records[1], "modelOutput": json.loads(_invoke_response("call 1")["body"].read())},
     ]
     put_lines(s3, folder + "job-00000.jsonl.out", first_output)
-    s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(
-        {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1}).encode())
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=folder + "manifest.json.out",
+        Body=json.dumps(
+            {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 2, "errorRecordCount": 1}
+        ).encode(),
+    )
     bedrock, bedrock_stub = stubbed("bedrock")
     bedrock_stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     runtime, runtime_stub = stubbed("bedrock-runtime")
-    runtime_stub.add_response("invoke_model", _invoke_response("call 0, second try"), {
-        "modelId": "amazon.nova-lite-v1:0", "body": json.dumps(records[0]["modelInput"]).encode(),
-        "contentType": "application/json", "accept": "application/json"})
+    runtime_stub.add_response(
+        "invoke_model",
+        _invoke_response("call 0, second try"),
+        {
+            "modelId": "amazon.nova-lite-v1:0",
+            "body": json.dumps(records[0]["modelInput"]).encode(),
+            "contentType": "application/json",
+            "accept": "application/json",
+        },
+    )
     backend = BedrockBackend(pipeline(retry_failed_records=True), bedrock=bedrock, bedrock_runtime=runtime, s3=s3)
     job = {**JOB, "arn": ARN, "status": "InProgress", "state": "running", "done": False}
     with bedrock_stub, runtime_stub:
@@ -414,8 +508,9 @@ def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_c
     records = calls(3)
     put_lines(s3, INPUT_KEY, records)
     runtime = Flaky()
-    backend = BedrockBackend(pipeline(retry_failed_records=True, on_demand_concurrency=1), bedrock_runtime=runtime,
-                             s3=s3)
+    backend = BedrockBackend(
+        pipeline(retry_failed_records=True, on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3
+    )
     step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
     assert step["job"]["state"] == "queued" and step["job"]["records"] == 1  # the retry of record 1
     step = check_job(step, backend)
@@ -448,8 +543,11 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
     from batch_pipeline_local.engines import install_bedrock_engine
 
     put_lines(s3, INPUT_KEY, calls(100))
-    clients = {"bedrock": boto3.client("bedrock", region_name="us-east-1"),
-               "bedrock_runtime": boto3.client("bedrock-runtime", region_name="us-east-1"), "s3": s3}
+    clients = {
+        "bedrock": boto3.client("bedrock", region_name="us-east-1"),
+        "bedrock_runtime": boto3.client("bedrock-runtime", region_name="us-east-1"),
+        "s3": s3,
+    }
     with install_bedrock_engine(steps=2) as emulator:
         backend = backend_for(pipeline(), **clients)
         step = submit_job({"run": RUN, "job": JOB, "attempt": 0}, backend)
@@ -479,8 +577,13 @@ def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
 
 
 def _client_error(code: str, message: str, status: int = 400) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 0}}, "InvokeModel")
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 0},
+        },
+        "InvokeModel",
+    )
 
 
 class _CountingRuntime:

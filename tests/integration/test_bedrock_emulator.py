@@ -33,8 +33,11 @@ def transcript(i: int, extra: str = "") -> str:
 
 
 def claude_input(text: str, max_tokens: int = 512) -> dict:
-    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": max_tokens,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}],
+    }
 
 
 def nova_input(text: str, max_tokens: int = 300) -> dict:
@@ -47,8 +50,10 @@ def titan_input(text: str) -> dict:
 
 def records(count: int, make=claude_input, start: int = 0, marks: dict[int, str] | None = None) -> list[dict]:
     marks = marks or {}
-    return [{"recordId": f"CALL{i:07d}", "modelInput": make(transcript(i, marks.get(i, "")))}
-            for i in range(start, start + count)]
+    return [
+        {"recordId": f"CALL{i:07d}", "modelInput": make(transcript(i, marks.get(i, "")))}
+        for i in range(start, start + count)
+    ]
 
 
 def put_jsonl(s3, key: str, lines: list[dict] | list[str]) -> str:
@@ -59,9 +64,12 @@ def put_jsonl(s3, key: str, lines: list[dict] | list[str]) -> str:
 
 def create(bedrock, input_uri: str, name: str = "job-a", model: str = CLAUDE, **extra) -> str:
     return bedrock.create_model_invocation_job(
-        jobName=name, roleArn=ROLE, modelId=model,
+        jobName=name,
+        roleArn=ROLE,
+        modelId=model,
         inputDataConfig={"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
-        outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}}, **extra,
+        outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}},
+        **extra,
     )["jobArn"]
 
 
@@ -88,8 +96,11 @@ def aws():
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        yield s3, boto3.client("bedrock", region_name=REGION, config=NO_RETRIES), \
-            boto3.client("bedrock-runtime", region_name=REGION, config=NO_RETRIES)
+        yield (
+            s3,
+            boto3.client("bedrock", region_name=REGION, config=NO_RETRIES),
+            boto3.client("bedrock-runtime", region_name=REGION, config=NO_RETRIES),
+        )
 
 
 # ---------------------------------------------------------------- job life and layout
@@ -112,8 +123,11 @@ def test_job_moves_one_status_per_get_and_writes_the_documented_layout(aws):
     assert described["endTime"] >= described["submitTime"]
     assert described["totalRecordCount"] == described["successRecordCount"] == 120
     assert described["outputDataConfig"] == {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}}
-    assert keys(s3) == [f"out/{job_id}/{MARKER_OBJECT}", f"out/{job_id}/job-00000.jsonl.out",
-                        f"out/{job_id}/manifest.json.out"]
+    assert keys(s3) == [
+        f"out/{job_id}/{MARKER_OBJECT}",
+        f"out/{job_id}/job-00000.jsonl.out",
+        f"out/{job_id}/manifest.json.out",
+    ]
     assert ENGINE_LABEL in s3.get_object(Bucket=BUCKET, Key=f"out/{job_id}/{MARKER_OBJECT}")["Body"].read().decode()
 
     lines = read_lines(s3, f"out/{job_id}/job-00000.jsonl.out")
@@ -129,7 +143,10 @@ def test_job_moves_one_status_per_get_and_writes_the_documented_layout(aws):
 
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"out/{job_id}/manifest.json.out")["Body"].read())
     assert manifest == {
-        "totalRecordCount": 120, "processedRecordCount": 120, "successRecordCount": 120, "errorRecordCount": 0,
+        "totalRecordCount": 120,
+        "processedRecordCount": 120,
+        "successRecordCount": 120,
+        "errorRecordCount": 0,
         "inputTokenCount": sum(line["modelOutput"]["usage"]["input_tokens"] for line in lines),
         "outputTokenCount": sum(line["modelOutput"]["usage"]["output_tokens"] for line in lines),
     }
@@ -219,11 +236,14 @@ def test_fail_job_marker_fails_the_job_with_a_message_and_no_output(aws):
     assert not any(key.endswith(".jsonl.out") for key in keys(s3))
 
 
-@pytest.mark.parametrize("lines, expected", [
-    (records(99), "fewer than the minimum of 100"),
-    (records(100)[:-1] + ["{not json"], "is not valid JSON"),
-    (records(99) + [{"recordId": "X1", "prompt": "no modelInput"}], "has no modelInput"),
-])
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        (records(99), "fewer than the minimum of 100"),
+        (records(100)[:-1] + ["{not json"], "is not valid JSON"),
+        (records(99) + [{"recordId": "X1", "prompt": "no modelInput"}], "has no modelInput"),
+    ],
+)
 def test_validation_failures_end_the_job_failed_after_validating(aws, lines, expected):
     s3, bedrock, _ = aws
     uri = put_jsonl(s3, "in/job-00000.jsonl", lines)
@@ -309,8 +329,16 @@ def test_list_filters_sorts_and_paginates(aws):
     assert sorted(s["jobName"] for s in named) == ["run-0", "run-1", "run-2"]
     assert [s["jobArn"] for page in pages for s in page["invocationJobSummaries"]] == [other, *reversed(arns)]
     assert all(len(page["invocationJobSummaries"]) == 1 for page in pages)
-    assert {"jobArn", "jobName", "modelId", "roleArn", "status", "submitTime", "inputDataConfig",
-            "outputDataConfig"} <= set(named[0])
+    assert {
+        "jobArn",
+        "jobName",
+        "modelId",
+        "roleArn",
+        "status",
+        "submitTime",
+        "inputDataConfig",
+        "outputDataConfig",
+    } <= set(named[0])
 
 
 def test_unknown_job_is_resource_not_found(aws):
@@ -361,8 +389,9 @@ def test_quota_and_throttling_errors_are_parsed_by_botocore(aws):
 def test_botocore_retries_throttling_on_its_own(aws):
     s3, _, _ = aws
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
-    retrying = boto3.client("bedrock", region_name=REGION,
-                            config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    retrying = boto3.client(
+        "bedrock", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 3})
+    )
     with install_bedrock_engine(throttle_on_submit=2) as emulator:
         assert create(retrying, uri)
         assert emulator.calls["CreateModelInvocationJob"] == 3
@@ -380,19 +409,25 @@ def test_max_active_jobs_per_model(aws):
         assert create(bedrock, uri, name="second")
 
 
-@pytest.mark.parametrize("field, value, where", [
-    ("roleArn", "not-a-role", "roleArn"),
-    ("jobName", "bad name!", "jobName"),
-    ("timeoutDurationInHours", 500, "timeoutDurationInHours"),
-])
+@pytest.mark.parametrize(
+    "field, value, where",
+    [
+        ("roleArn", "not-a-role", "roleArn"),
+        ("jobName", "bad name!", "jobName"),
+        ("timeoutDurationInHours", 500, "timeoutDurationInHours"),
+    ],
+)
 def test_constraints_botocore_leaves_to_the_service_are_validation_exceptions(aws, field, value, where):
     s3, bedrock, _ = aws
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
     request = {"jobName": "ok", "roleArn": ROLE, field: value}
     with install_bedrock_engine() as emulator, pytest.raises(bedrock.exceptions.ValidationException) as error:
         bedrock.create_model_invocation_job(
-            modelId=CLAUDE, inputDataConfig={"s3InputDataConfig": {"s3Uri": uri}},
-            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}}, **request)
+            modelId=CLAUDE,
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": uri}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}},
+            **request,
+        )
     assert f"at '{where}' failed to satisfy constraint" in error.value.response["Error"]["Message"]
     assert not emulator.jobs
 
@@ -402,8 +437,11 @@ def test_botocore_rejects_a_request_missing_a_required_parameter_before_it_is_se
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
     with install_bedrock_engine() as emulator, pytest.raises(ParamValidationError, match="roleArn"):
         bedrock.create_model_invocation_job(
-            jobName="no-role", modelId=CLAUDE, inputDataConfig={"s3InputDataConfig": {"s3Uri": uri}},
-            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}})
+            jobName="no-role",
+            modelId=CLAUDE,
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": uri}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}},
+        )
     assert emulator.calls["CreateModelInvocationJob"] == 0
 
 
@@ -420,11 +458,16 @@ def test_nova_and_titan_batch_outputs_have_their_native_shapes(aws):
     nova = {line["recordId"]: line["modelOutput"] for line in read_lines(s3, f"out/{nova_id}/job-00000.jsonl.out")}
     assert nova["CALL0000003"] == {
         "output": {"message": {"role": "assistant", "content": [{"text": "Caller 3 asked about a late refund."}]}},
-        "stopReason": "end_turn", "usage": {"inputTokens": 14, "outputTokens": 7, "totalTokens": 21},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 14, "outputTokens": 7, "totalTokens": 21},
     }
     titan = {line["recordId"]: line["modelOutput"] for line in read_lines(s3, f"out/{titan_id}/job-00000.jsonl.out")}
-    assert titan["CALL0000003"] == {"inputTextTokenCount": 16, "results": [
-        {"tokenCount": 7, "outputText": "Caller 3 asked about a late refund.", "completionReason": "FINISHED"}]}
+    assert titan["CALL0000003"] == {
+        "inputTextTokenCount": 16,
+        "results": [
+            {"tokenCount": 7, "outputText": "Caller 3 asked about a late refund.", "completionReason": "FINISHED"}
+        ],
+    }
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"out/{titan_id}/manifest.json.out")["Body"].read())
     assert manifest["inputTokenCount"] == sum(o["inputTextTokenCount"] for o in titan.values())
 
@@ -439,8 +482,12 @@ def test_summary_is_the_first_sentence_without_the_instruction_cut_to_max_tokens
 def test_invoke_model_answers_each_family_in_its_native_shape(aws):
     _, _, runtime = aws
     with install_bedrock_engine():
-        claude = runtime.invoke_model(modelId=CLAUDE, body=json.dumps(claude_input(transcript(1), max_tokens=3)),
-                                      contentType="application/json", accept="application/json")
+        claude = runtime.invoke_model(
+            modelId=CLAUDE,
+            body=json.dumps(claude_input(transcript(1), max_tokens=3)),
+            contentType="application/json",
+            accept="application/json",
+        )
         nova = runtime.invoke_model(modelId=NOVA, body=json.dumps(nova_input(transcript(2))))
         titan = runtime.invoke_model(modelId=TITAN, body=json.dumps(titan_input(transcript(3))))
     assert claude["contentType"] == "application/json"
@@ -459,8 +506,12 @@ def test_invoke_model_errors(aws):
         with pytest.raises(runtime.exceptions.ValidationException, match="error-record"):
             runtime.invoke_model(modelId=CLAUDE, body=json.dumps(claude_input(transcript(1, " [[error-record]]"))))
         with pytest.raises(runtime.exceptions.ValidationException, match="max_tokens"):
-            runtime.invoke_model(modelId=CLAUDE, body=json.dumps({"anthropic_version": "bedrock-2023-05-31",
-                                                                  "messages": [{"role": "user", "content": "hi"}]}))
+            runtime.invoke_model(
+                modelId=CLAUDE,
+                body=json.dumps(
+                    {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user", "content": "hi"}]}
+                ),
+            )
 
 
 # ---------------------------------------------------------------- the hook itself
@@ -470,6 +521,7 @@ def test_concurrent_clients_in_threads(aws):
     s3, _, _ = aws
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
     with install_bedrock_engine(steps=2) as emulator:
+
         def submit_and_finish(i: int) -> str:
             client = boto3.client("bedrock", region_name=REGION)
             _, described = run_to_end(client, create(client, uri, name=f"thread-{i}"))

@@ -19,8 +19,17 @@ RECORDS = 200
 
 
 def test_a_small_run_of_every_step(tmp_path):
-    command = [sys.executable, str(REPO / "bench" / "scale.py"), "--records", str(RECORDS), "--pipeline", *PIPELINES,
-               "--json", "--workdir", str(tmp_path)]
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "scale.py"),
+        "--records",
+        str(RECORDS),
+        "--pipeline",
+        *PIPELINES,
+        "--json",
+        "--workdir",
+        str(tmp_path),
+    ]
     if (REPO / "cdk.out" / "manifest.json").is_file():
         command += ["--assembly", str(REPO / "cdk.out")]  # `make test` synthesized it just before
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -31,8 +40,9 @@ def test_a_small_run_of_every_step(tmp_path):
     assert steps == {(pipeline, step) for pipeline in PIPELINES for step in common}
     for row in rows:
         assert row["records"] == RECORDS
-        assert all(isinstance(row[limit], int) and row[limit] > 0 for limit in ("memory_mb", "timeout_s",
-                                                                                  "ephemeral_mb"))
+        assert all(
+            isinstance(row[limit], int) and row[limit] > 0 for limit in ("memory_mb", "timeout_s", "ephemeral_mb")
+        )
         assert row["peak_rss_mb"] > 0 and row["lambda_seconds"] >= row["cpu_s"]
     finals = {row["pipeline"]: row for row in rows if row["step"] == "finalize"}
     assert finals["classify"]["succeeded"] == RECORDS
@@ -44,8 +54,15 @@ def test_a_small_run_of_every_step(tmp_path):
 
 
 def _row(step, records, rss, share=0.1):
-    return {"pipeline": "p", "step": step, "records": records, "peak_rss_mb": rss, "memory_share": share,
-            "timeout_share": 0.1, "ephemeral_share": 0.1}
+    return {
+        "pipeline": "p",
+        "step": step,
+        "records": records,
+        "peak_rss_mb": rss,
+        "memory_share": share,
+        "timeout_share": 0.1,
+        "ephemeral_share": 0.1,
+    }
 
 
 def test_the_verdict_fails_on_a_limit_and_on_growth():

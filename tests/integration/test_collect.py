@@ -85,7 +85,8 @@ def test_collect_tags_what_the_backend_wrote_under_raw_so_it_expires(aws):
     assert result["raw_objects_tagged"] == len(written) >= 2
     for key in written:
         assert s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [
-            {"Key": "batch-pipeline:intermediate", "Value": "true"}], key
+            {"Key": "batch-pipeline:intermediate", "Value": "true"}
+        ], key
     # Results are not intermediates: they stay.
     assert s3.get_object_tagging(Bucket=BUCKET, Key=result["predictions_key"])["TagSet"] == []
 
@@ -124,9 +125,14 @@ def test_zero_shot_trusts_position_when_the_container_rewrites_the_sequence(aws)
     keys = write_shards(s3, run, [[tweet(i) for i in range(3)]])
     name = transform_job_name(run["run_id"], 0)
     # Same answers, but the echoed text is not the input text: positions still decide.
-    put_lines(s3, f"{prefix(run)}raw/{name}/part-00000.jsonl.out",
-              [{"sequence": f"REWRITTEN {i}", "labels": [label, "other"], "scores": [0.9, 0.1]}
-               for i, label in enumerate(["a", "b", "c"])])
+    put_lines(
+        s3,
+        f"{prefix(run)}raw/{name}/part-00000.jsonl.out",
+        [
+            {"sequence": f"REWRITTEN {i}", "labels": [label, "other"], "scores": [0.9, 0.1]}
+            for i, label in enumerate(["a", "b", "c"])
+        ],
+    )
     backend = SageMakerBackend(pipeline("classify"), s3=s3)
     job = {"name": name, "state": "succeeded", "status": "Completed", "shard_keys": keys}
     result = collect(run, [job], backend, s3)

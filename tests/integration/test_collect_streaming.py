@@ -42,8 +42,9 @@ class OneObjectPerShard(BatchBackend):
 
     def raw_outputs(self, run, job):
         for key in job["shard_keys"]:
-            yield RawOutput(input_key=key, output_key=f"{prefix(run)}raw/{job['name']}/{key.rsplit('/', 1)[-1]}.out",
-                            join="id")
+            yield RawOutput(
+                input_key=key, output_key=f"{prefix(run)}raw/{job['name']}/{key.rsplit('/', 1)[-1]}.out", join="id"
+            )
 
 
 def folder(run, shards, outputs, references=(), index=True):
@@ -53,8 +54,9 @@ def folder(run, shards, outputs, references=(), index=True):
         key = f"{prefix(run)}shards/part-{number:05d}.jsonl"
         put_lines(s3_client(), key, records)
         if index:
-            s3_client().put_object(Bucket=BUCKET, Key=id_index_key(key),
-                                   Body=b"".join(orjson.dumps(r["id"]) + b"\n" for r in records))
+            s3_client().put_object(
+                Bucket=BUCKET, Key=id_index_key(key), Body=b"".join(orjson.dumps(r["id"]) + b"\n" for r in records)
+            )
         if answers is not None:
             s3_client().put_object(
                 Bucket=BUCKET,
@@ -104,13 +106,19 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
     answers = [
         {"id": "r0", "prediction": None, "error": {"code": "ModelError", "message": "boom"}},
         answer("r0", "a retried answer"),  # a duplicate that replaces an error
-        answer("r1"), answer("r1", "second answer"),  # a duplicate that does not replace an answer
+        answer("r1"),
+        answer("r1", "second answer"),  # a duplicate that does not replace an answer
         answer("nobody"),  # matches no record of this object
         "not a line of any known shape\n",
         answer("r3"),
     ]
-    job = folder(run, [records], [answers], [{"id": f"r{i}", "reference": "a retried answer"} for i in range(4)]
-                 + [{"id": "ghost", "reference": "no record"}])
+    job = folder(
+        run,
+        [records],
+        [answers],
+        [{"id": f"r{i}", "reference": "a retried answer"} for i in range(4)]
+        + [{"id": "ghost", "reference": "no record"}],
+    )
     result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     by_id = {p["id"]: p for p in read_lines(s3, result["predictions_key"])}
     assert by_id["r0"]["prediction"] == "a retried answer" and by_id["r0"]["metrics"]["rouge1"]["fmeasure"] == 1.0
@@ -128,22 +136,33 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
 def test_collect_reads_ids_from_the_index_not_the_shards_and_each_object_once(s3):
     run = make_run("summarize")
     shards = [[{"id": i + 10 * s, "text_inputs": "x" * 4000} for i in range(10)] for s in range(3)]
-    job = folder(run, shards, [[answer(r["id"]) for r in shard][::-1] for shard in shards],
-                 [{"id": i, "reference": "summary"} for i in range(30)])
+    job = folder(
+        run,
+        shards,
+        [[answer(r["id"]) for r in shard][::-1] for shard in shards],
+        [{"id": i, "reference": "summary"} for i in range(30)],
+    )
     requests = count_requests(s3)
     result = collect(run, [job], OneObjectPerShard(None), s3)
     gets = {key: n for (operation, key), n in requests.items() if operation == "GetObject"}
     assert not any("/shards/" in key for key in gets), gets
     assert set(gets.values()) == {1} and len(gets) == 3 + 3 + 1  # indexes, outputs, references
     assert result["id_index_objects"] == 3
-    assert sum(n for (operation, key), n in requests.items() if key == result["predictions_key"]
-               and operation in ("PutObject", "CompleteMultipartUpload")) == 1
+    assert (
+        sum(
+            n
+            for (operation, key), n in requests.items()
+            if key == result["predictions_key"] and operation in ("PutObject", "CompleteMultipartUpload")
+        )
+        == 1
+    )
 
 
 def test_without_an_index_collect_falls_back_to_the_shard(s3):
     run = make_run("summarize")
-    job = folder(run, [[{"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": "b"}]], [[answer(2), answer(1)]],
-                 index=False)
+    job = folder(
+        run, [[{"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": "b"}]], [[answer(2), answer(1)]], index=False
+    )
     result = collect(run, [job], OneObjectPerShard(None), s3)
     assert result["id_index_objects"] == 0 and [p["id"] for p in read_lines(s3, result["predictions_key"])] == [1, 2]
 
@@ -151,14 +170,19 @@ def test_without_an_index_collect_falls_back_to_the_shard(s3):
 def test_evaluate_reads_predictions_once_never_references_and_never_rewrites_them(s3):
     run = make_run("summarize")
     records = [{"id": i, "text_inputs": "t"} for i in range(20)]
-    job = folder(run, [records], [[answer(i) for i in range(20)]],
-                 [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(20)])
+    job = folder(
+        run,
+        [records],
+        [[answer(i) for i in range(20)]],
+        [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(20)],
+    )
     result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     before = s3.get_object(Bucket=BUCKET, Key=result["predictions_key"])["Body"].read()
     requests = count_requests(s3)
     evaluation = evaluate_run(run, result, "rouge", s3)
-    assert requests == Counter({("GetObject", result["predictions_key"]): 1,
-                                ("PutObject", f"{prefix(run)}evaluation.json"): 1})
+    assert requests == Counter(
+        {("GetObject", result["predictions_key"]): 1, ("PutObject", f"{prefix(run)}evaluation.json"): 1}
+    )
     assert s3.get_object(Bucket=BUCKET, Key=result["predictions_key"])["Body"].read() == before
     assert evaluation["scored"] == 20 and 0 < evaluation["rouge"]["rouge1"]["fmeasure"] < 1
 
@@ -170,8 +194,12 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
     truth = ["pos", "neg", "pos", "neu", "neg", "pos"]
     said = ["Positive", "neg", "neg", "neu.", "pos", "pos"]
     records = [{"id": i, "text_inputs": "t"} for i in range(6)]
-    job = folder(run, [records], [[answer(i, text) for i, text in enumerate(said)]],
-                 [{"id": i, "label": label} for i, label in enumerate(truth)])
+    job = folder(
+        run,
+        [records],
+        [[answer(i, text) for i, text in enumerate(said)]],
+        [{"id": i, "label": label} for i, label in enumerate(truth)],
+    )
     scorer = RecordScorer("classification", known_labels={"pos", "neg", "neu", "positive"})
     result = collect(run, [job], OneObjectPerShard(None), s3, scorer=scorer)
     evaluation = evaluate_run(run, result, "classification", s3)
@@ -187,12 +215,14 @@ def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_group
     from batch_pipeline.config import RuntimePipeline  # noqa: F401 - the pipeline type the helper returns
 
     base = pipeline("summarize")
-    settings = base.pipeline.model_copy(update={"sagemaker": base.pipeline.sagemaker.model_copy(
-        update={"group_by_length": True, "instance_count": 2})})
+    settings = base.pipeline.model_copy(
+        update={"sagemaker": base.pipeline.sagemaker.model_copy(update={"group_by_length": True, "instance_count": 2})}
+    )
     grouped = base.model_copy(update={"pipeline": settings})
     rng = random.Random(1)
-    text = b"".join(orjson.dumps({"id": f"doc-{i}", "text_inputs": "w " * rng.randint(1, 300)}) + b"\n"
-                    for i in range(200))
+    text = b"".join(
+        orjson.dumps({"id": f"doc-{i}", "text_inputs": "w " * rng.randint(1, 300)}) + b"\n" for i in range(200)
+    )
     result = run_intake([text], grouped, sink=LocalDirSink(tmp_path))
     assert len(result.shards) >= 2
     for shard in result.shards:

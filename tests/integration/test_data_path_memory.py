@@ -47,13 +47,17 @@ def _run_folder(s3, records, rng):
     for shard in range(4):
         ids = [f"doc-{shard}-{i}" for i in range(per_shard)]
         key = f"{prefix}shards/part-{shard:05d}.jsonl"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=b"".join(orjson.dumps({"id": i, "text_inputs": "x"}) + b"\n"
-                                                             for i in ids))
+        s3.put_object(
+            Bucket=BUCKET, Key=key, Body=b"".join(orjson.dumps({"id": i, "text_inputs": "x"}) + b"\n" for i in ids)
+        )
         s3.put_object(Bucket=BUCKET, Key=id_index_key(key), Body=b"".join(orjson.dumps(i) + b"\n" for i in ids))
         shuffled = ids[:]
         rng.shuffle(shuffled)
-        s3.put_object(Bucket=BUCKET, Key=key.replace("/shards/", "/raw/job/") + ".out",
-                      Body=b"".join(orjson.dumps({"id": i, "generated_texts": [_text(rng)]}) + b"\n" for i in shuffled))
+        s3.put_object(
+            Bucket=BUCKET,
+            Key=key.replace("/shards/", "/raw/job/") + ".out",
+            Body=b"".join(orjson.dumps({"id": i, "generated_texts": [_text(rng)]}) + b"\n" for i in shuffled),
+        )
         keys.append(key)
     s3.put_object(
         Bucket=BUCKET,

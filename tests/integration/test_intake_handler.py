@@ -22,15 +22,28 @@ def lines(*records: dict) -> bytes:
     return b"".join(orjson.dumps(r) + b"\n" for r in records)
 
 
-GOOD = lines(*({"id": i, "text_inputs": f"Briefly summarize: story number {i} " + "word " * (i * 7),
-                "reference": f"summary {i}"} for i in range(1, 11)))
+GOOD = lines(
+    *(
+        {
+            "id": i,
+            "text_inputs": f"Briefly summarize: story number {i} " + "word " * (i * 7),
+            "reference": f"summary {i}",
+        }
+        for i in range(1, 11)
+    )
+)
 BAD = lines({"id": 1, "text_inputs": "fine"}, {"id": 2, "text_inputs": "  "}, {"id": 1, "text_inputs": "dup"})
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
@@ -38,8 +51,9 @@ def aws(monkeypatch):
         s3.put_bucket_versioning(Bucket=INPUT, VersioningConfiguration={"Status": "Enabled"})
         s3.create_bucket(Bucket=OUTPUT)
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(name="llm-batch-pipeline", definition=PASS_DEFINITION,
-                                           roleArn="arn:aws:iam::123456789012:role/workflow")["stateMachineArn"]
+        machine = sfn.create_state_machine(
+            name="llm-batch-pipeline", definition=PASS_DEFINITION, roleArn="arn:aws:iam::123456789012:role/workflow"
+        )["stateMachineArn"]
         sns = boto3.client("sns", region_name=REGION)
         topic = sns.create_topic(Name="runs")["TopicArn"]
         sqs = boto3.client("sqs", region_name=REGION)
@@ -96,8 +110,13 @@ def test_accepted_upload_writes_the_run_folder_and_starts_one_execution(aws):
     run_input = execution_input["run"]
     prefix = f"runs/t2t/{run_id}/"
     assert run_input["run_prefix"] == prefix
-    assert run_input["input"] == {"bucket": INPUT, "key": "t2t/cnn sample.jsonl", "version_id": head["VersionId"],
-                                  "etag": head["ETag"].strip('"'), "size": len(GOOD)}
+    assert run_input["input"] == {
+        "bucket": INPUT,
+        "key": "t2t/cnn sample.jsonl",
+        "version_id": head["VersionId"],
+        "etag": head["ETag"].strip('"'),
+        "size": len(GOOD),
+    }
     assert run_input["counts"] == {"total": 10, "valid": 10, "rejected": 0}
     assert run_input["output_bucket"] == OUTPUT and run_input["backend"] == "sagemaker"
     assert run_input["ids_assigned"] is False
@@ -238,9 +257,17 @@ def test_bedrock_upload_writes_one_file_per_job(aws):
 def test_hostile_rejection_writes_a_bounded_report_and_notification(aws):
     """A 300 KB value, a 400 KB id used twice, a deeply nested line and a long file name: rejected, not crashed."""
     big_id = "i" * 400_000
-    body = lines({"id": big_id, "text_inputs": "a"}, {"id": big_id, "text_inputs": "b"},
-                 {"id": 3, "text_inputs": "c", "z" * 300_000: 1}) + b'{"id": 4, "text_inputs": "d", "x": ' + \
-        b"[" * 1000 + b"]" * 1000 + b"}\n"
+    body = (
+        lines(
+            {"id": big_id, "text_inputs": "a"},
+            {"id": big_id, "text_inputs": "b"},
+            {"id": 3, "text_inputs": "c", "z" * 300_000: 1},
+        )
+        + b'{"id": 4, "text_inputs": "d", "x": '
+        + b"[" * 1000
+        + b"]" * 1000
+        + b"}\n"
+    )
     key = "t2t/" + "n" * 1100 + ".jsonl"
     head = put(aws, key, body)
     [result] = invoke(aws, s3_notification(INPUT, key, head))
@@ -248,8 +275,11 @@ def test_hostile_rejection_writes_a_bounded_report_and_notification(aws):
     report_key = result["report_key"]
     assert len(report_key.encode()) <= 1024
     report = json.loads(read(aws, report_key))
-    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "duplicate_id"), (3, "unknown_field"),
-                                                                 (4, "nested_too_deep")]
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [
+        (2, "duplicate_id"),
+        (3, "unknown_field"),
+        (4, "nested_too_deep"),
+    ]
     assert len(json.dumps(report["errors"])) < 5_000
     copy_key = report_key[: -len(".report.json")]
     assert read(aws, copy_key) == body and report["rejected_copy"].endswith(copy_key)

@@ -178,8 +178,15 @@ def test_jumpstart_response_shapes(runtime, body):
 
 def test_several_sequences_per_input(runtime):
     queue_results([{"generated_texts": [["a1", "a2"], ["b1", "b2"]]}, {"generated_texts": ["c1", "c2"]}])
-    outputs = invoke_batch(ENDPOINT, ["a", "b", "c"], client=runtime, max_concurrency=1, max_texts_per_request=2,
-                           num_return_sequences=2, num_beams=2)
+    outputs = invoke_batch(
+        ENDPOINT,
+        ["a", "b", "c"],
+        client=runtime,
+        max_concurrency=1,
+        max_texts_per_request=2,
+        num_return_sequences=2,
+        num_beams=2,
+    )
     assert outputs == [["a1", "a2"], ["b1", "b2"], ["c1", "c2"]]
 
 
@@ -391,8 +398,23 @@ def test_cli_invoke_writes_outputs_in_input_order(runtime, tmp_path, monkeypatch
     monkeypatch.setattr(realtime, "runtime_client", lambda region=None, max_concurrency=1: runtime)
     output = tmp_path / "out.jsonl"
 
-    code = cli.main(["invoke", "--endpoint", ENDPOINT, "--file", str(source), "--output", str(output),
-                     "--param", "max_length=50", "--param", "do_sample=false", "--max-concurrency", "1"])
+    code = cli.main(
+        [
+            "invoke",
+            "--endpoint",
+            ENDPOINT,
+            "--file",
+            str(source),
+            "--output",
+            str(output),
+            "--param",
+            "max_length=50",
+            "--param",
+            "do_sample=false",
+            "--max-concurrency",
+            "1",
+        ]
+    )
 
     assert code == 0
     assert [json.loads(line) for line in output.read_text().splitlines()] == [

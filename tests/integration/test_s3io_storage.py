@@ -29,8 +29,9 @@ def test_other_errors_are_not_taken_for_missing(s3):
 
 
 def test_lines_stream_without_blank_lines_and_json_round_trips(s3):
-    s3io.put_bytes(s3, BUCKET, "a.jsonl", b'{"id": 1}\n\n  \n{"id": 2}\r\n', s3io.JSONL, tagging="k=v",
-                   metadata={"n": "2"})
+    s3io.put_bytes(
+        s3, BUCKET, "a.jsonl", b'{"id": 1}\n\n  \n{"id": 2}\r\n', s3io.JSONL, tagging="k=v", metadata={"n": "2"}
+    )
     assert list(s3io.lines(s3, BUCKET, "a.jsonl")) == [b'{"id": 1}', b'{"id": 2}']
     head = s3.head_object(Bucket=BUCKET, Key="a.jsonl")
     assert head["ContentType"] == s3io.JSONL and head["Metadata"] == {"n": "2"}

@@ -92,8 +92,12 @@ def test_request_without_hyper_params_has_no_environment_and_uses_plan_uris(monk
     classify = pipeline("classify")
     classify = classify.model_copy(update={"pipeline": classify.pipeline.model_copy(update={"sagemaker": settings})})
     run = make_run("classify")
-    job = {"index": 2, "name": "llmbp-given-name", "input_uri": f"s3://{BUCKET}/{prefix(run)}shards/",
-           "output_uri": f"s3://{BUCKET}/{prefix(run)}raw/llmbp-given-name"}
+    job = {
+        "index": 2,
+        "name": "llmbp-given-name",
+        "input_uri": f"s3://{BUCKET}/{prefix(run)}shards/",
+        "output_uri": f"s3://{BUCKET}/{prefix(run)}raw/llmbp-given-name",
+    }
     request = transform_job_request(run, job, classify)
     assert "Environment" not in request
     assert request["TransformJobName"] == "llmbp-given-name"
@@ -143,9 +147,12 @@ def _stubbed():
 
 
 def _not_found(stubber, name):
-    stubber.add_client_error("describe_transform_job", service_error_code="ValidationException",
-                             service_message=f"Could not find requested job with name {name}",
-                             expected_params={"TransformJobName": name})
+    stubber.add_client_error(
+        "describe_transform_job",
+        service_error_code="ValidationException",
+        service_message=f"Could not find requested job with name {name}",
+        expected_params={"TransformJobName": name},
+    )
 
 
 def _described(name, status, reason=None):
@@ -190,8 +197,11 @@ def test_submit_sends_exactly_the_request():
 def test_submit_after_a_lost_response_finds_the_job_when_create_says_the_name_is_taken():
     client, stubber = _stubbed()
     _not_found(stubber, NAME)
-    stubber.add_client_error("create_transform_job", service_error_code="ResourceInUse",
-                             service_message="Job name must be unique within an AWS account and region")
+    stubber.add_client_error(
+        "create_transform_job",
+        service_error_code="ResourceInUse",
+        service_message="Job name must be unique within an AWS account and region",
+    )
     stubber.add_response("describe_transform_job", _described(NAME, "InProgress"), {"TransformJobName": NAME})
     with stubber:
         state = SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(make_run("summarize"), {"index": 0})
@@ -231,8 +241,11 @@ def test_quota_refusal_is_deferred_and_the_loop_queues_then_resubmits():
 def test_other_create_errors_propagate():
     client, stubber = _stubbed()
     _not_found(stubber, NAME)
-    stubber.add_client_error("create_transform_job", service_error_code="ValidationException",
-                             service_message="Could not find model \"llmbp-flan-t5-large\".")
+    stubber.add_client_error(
+        "create_transform_job",
+        service_error_code="ValidationException",
+        service_message='Could not find model "llmbp-flan-t5-large".',
+    )
     with stubber, pytest.raises(Exception, match="Could not find model"):
         SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(make_run("summarize"), {"index": 0})
 
@@ -251,8 +264,9 @@ def test_stop_calls_stop_transform_job_and_reports_stopping():
 
 def test_stop_of_an_ended_job_returns_its_final_state():
     client, stubber = _stubbed()
-    stubber.add_client_error("stop_transform_job", service_error_code="ValidationException",
-                             service_message="The job is not in progress")
+    stubber.add_client_error(
+        "stop_transform_job", service_error_code="ValidationException", service_message="The job is not in progress"
+    )
     stubber.add_response("describe_transform_job", _described(NAME, "Completed"), {"TransformJobName": NAME})
     with stubber:
         state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(
@@ -263,8 +277,13 @@ def test_stop_of_an_ended_job_returns_its_final_state():
 
 @pytest.mark.parametrize(
     "status, state, done",
-    [("InProgress", "running", False), ("Stopping", "running", False), ("Completed", "succeeded", True),
-     ("Failed", "failed", True), ("Stopped", "stopped", True)],
+    [
+        ("InProgress", "running", False),
+        ("Stopping", "running", False),
+        ("Completed", "succeeded", True),
+        ("Failed", "failed", True),
+        ("Stopped", "stopped", True),
+    ],
 )
 def test_status_maps_every_transform_job_status(status, state, done):
     client, stubber = _stubbed()
@@ -325,11 +344,20 @@ def test_raw_outputs_pair_each_shard_with_its_out_object(aws):
     name = transform_job_name(run["run_id"], 0)
     listed = list(backend.raw_outputs(run, {"index": 0}))
     planned = list(backend.raw_outputs(run, {"index": 0, "shard_keys": keys}))
-    assert listed == planned == [
-        RawOutput(input_key=key, output_key=f"{prefix(run)}raw/{name}/{key.rsplit('/', 1)[1]}.out",
-                  join="position", input_id_field="id", check_field="sequences")
-        for key in keys
-    ]
+    assert (
+        listed
+        == planned
+        == [
+            RawOutput(
+                input_key=key,
+                output_key=f"{prefix(run)}raw/{name}/{key.rsplit('/', 1)[1]}.out",
+                join="position",
+                input_id_field="id",
+                check_field="sequences",
+            )
+            for key in keys
+        ]
+    )
     summarize = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
     assert {raw.join for raw in summarize.raw_outputs(make_run("summarize"), {"index": 0, "shard_keys": ["k"]})} == {
         "id"

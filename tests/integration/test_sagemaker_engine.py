@@ -147,9 +147,14 @@ def test_a_wrong_request_shape_fails_like_the_real_container_would(aws):
     write_shards(s3, run, [[article(0)]])
     with install_sagemaker_engine():
         sagemaker.create_transform_job(
-            TransformJobName="llmbp-no-split", ModelName="m",
-            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{prefix(run)}shards/"}},
-                            "ContentType": "application/jsonlines"},
+            TransformJobName="llmbp-no-split",
+            ModelName="m",
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{prefix(run)}shards/"}
+                },
+                "ContentType": "application/jsonlines",
+            },
             TransformOutput={"S3OutputPath": f"s3://{BUCKET}/{prefix(run)}raw/llmbp-no-split/", "AssembleWith": "Line"},
             TransformResources={"InstanceType": "ml.c5.2xlarge", "InstanceCount": 1},
         )

@@ -7,8 +7,26 @@ import re
 from html.parser import HTMLParser
 
 # Elements that load or run something; <a href> only navigates when clicked.
-LOADING_TAGS = {"script", "link", "iframe", "frame", "img", "image", "object", "embed", "video", "audio", "source",
-                "track", "base", "foreignobject", "use", "form", "input", "meta"}
+LOADING_TAGS = {
+    "script",
+    "link",
+    "iframe",
+    "frame",
+    "img",
+    "image",
+    "object",
+    "embed",
+    "video",
+    "audio",
+    "source",
+    "track",
+    "base",
+    "foreignobject",
+    "use",
+    "form",
+    "input",
+    "meta",
+}
 ALLOWED_META = ({"charset"}, {"name", "content"}, {"http-equiv", "content"})
 CSS_LOADS = re.compile(r"@import|@font-face|url\(\s*['\"]?(?!#)", re.IGNORECASE)
 

@@ -44,8 +44,10 @@ TRANSFER_METHODS = {
     ],
 }
 # Our own methods that share a name with an AWS operation (checked by hand: not client calls).
-NOT_CLIENT_METHODS = {"count_tokens": "evaluation.join: counts a record's tokens",
-                      "search": "report.charts: a compiled regular expression's search, not SageMaker Search"}
+NOT_CLIENT_METHODS = {
+    "count_tokens": "evaluation.join: counts a record's tokens",
+    "search": "report.charts: a compiled regular expression's search, not SageMaker Search",
+}
 SERVICES = sorted({service for service, _ in operations.OPERATIONS})
 
 
@@ -87,9 +89,15 @@ def test_every_operation_the_lambdas_call_is_in_the_map():
 
 def test_the_scan_sees_the_calls_it_must():
     called = called_operations()
-    for pair in [("s3", "GetObject"), ("s3", "CompleteMultipartUpload"), ("sns", "Publish"),
-                 ("stepfunctions", "StartExecution"), ("sagemaker", "CreateTransformJob"),
-                 ("bedrock", "CreateModelInvocationJob"), ("bedrock-runtime", "InvokeModel")]:
+    for pair in [
+        ("s3", "GetObject"),
+        ("s3", "CompleteMultipartUpload"),
+        ("sns", "Publish"),
+        ("stepfunctions", "StartExecution"),
+        ("sagemaker", "CreateTransformJob"),
+        ("bedrock", "CreateModelInvocationJob"),
+        ("bedrock-runtime", "InvokeModel"),
+    ]:
         assert pair in called
 
 

@@ -13,13 +13,26 @@ import pytest
 from batch_pipeline.config import ConfigError, load_app_config, runtime_pipelines
 from batch_pipeline.sharding import MIB, PlanError, plan
 
-MODELS = {"nova": {"backend": "bedrock", "model_id": "amazon.nova-lite-v1:0", "family": "nova",
-                   "max_output_tokens": 5000, "context_window": 300000}}
+MODELS = {
+    "nova": {
+        "backend": "bedrock",
+        "model_id": "amazon.nova-lite-v1:0",
+        "family": "nova",
+        "max_output_tokens": 5000,
+        "context_window": 300000,
+    }
+}
 
 
 def pipeline(**quotas):
-    config = load_app_config({"models": MODELS, "pipelines": {"p": {
-        "model": "nova", "input_format": "prompt", "bedrock": {"small_file": "reject", **quotas}}}})
+    config = load_app_config(
+        {
+            "models": MODELS,
+            "pipelines": {
+                "p": {"model": "nova", "input_format": "prompt", "bedrock": {"small_file": "reject", **quotas}}
+            },
+        }
+    )
     return runtime_pipelines(config)["p"]
 
 
@@ -38,11 +51,16 @@ def assert_within(planned, sizes, *, minimum, records, size):
     for job in jobs:
         assert minimum <= job.records <= records, (job, minimum, records)
         assert job.bytes <= size, (job, size)
-        assert job.bytes == sum(sizes[job.start:job.stop])
+        assert job.bytes == sum(sizes[job.start : job.stop])
 
 
-QUOTAS = dict(min_records_per_job=10, max_records_per_job=40, max_records_per_input_file=25,
-              max_job_size_mb=3, max_input_file_size_mb=2)
+QUOTAS = dict(
+    min_records_per_job=10,
+    max_records_per_job=40,
+    max_records_per_input_file=25,
+    max_job_size_mb=3,
+    max_input_file_size_mb=2,
+)
 
 
 @pytest.mark.parametrize("count", [10, 11, 24, 25, 26, 49, 50, 51, 74, 75, 76, 99, 100, 101, 997])
@@ -64,8 +82,14 @@ def test_either_record_maximum_alone_bounds_a_job(limit, count):
 @pytest.mark.parametrize("limit", ["max_job_size_mb", "max_input_file_size_mb"])
 @pytest.mark.parametrize("delta", [-1, 0, 1])
 def test_either_size_maximum_alone_bounds_a_job(limit, delta):
-    quotas = {"min_records_per_job": 1, "max_records_per_job": 1000, "max_records_per_input_file": 1000,
-              "max_job_size_mb": 1024, "max_input_file_size_mb": 1024, limit: 1}
+    quotas = {
+        "min_records_per_job": 1,
+        "max_records_per_job": 1000,
+        "max_records_per_input_file": 1000,
+        "max_job_size_mb": 1024,
+        "max_input_file_size_mb": 1024,
+        limit: 1,
+    }
     sizes = [MIB // 4] * 4
     sizes[-1] += delta  # 1 MiB - 1, exactly 1 MiB, 1 MiB + 1 in all
     planned = plan(pipeline(**quotas), ends(sizes))
@@ -82,25 +106,34 @@ def test_the_minimum_is_never_undercut_and_a_file_under_it_is_refused_or_goes_on
         on_demand = plan(pipeline(**{**QUOTAS, "small_file": "on-demand"}), ends([100] * count))
         assert on_demand.route == "on-demand"
     else:
-        assert_within(plan(pipeline(**QUOTAS), ends([100] * count)), [100] * count, minimum=10, records=25,
-                      size=2 * MIB)
+        assert_within(
+            plan(pipeline(**QUOTAS), ends([100] * count)), [100] * count, minimum=10, records=25, size=2 * MIB
+        )
 
 
 @pytest.mark.parametrize("seed", range(25))
 def test_random_skewed_files_fit_every_quota_or_are_refused_with_a_reason(seed):
     rng = random.Random(seed)
-    quotas = dict(min_records_per_job=rng.randint(1, 20), max_records_per_job=rng.randint(20, 80),
-                  max_records_per_input_file=rng.randint(20, 80), max_job_size_mb=rng.randint(1, 3),
-                  max_input_file_size_mb=rng.randint(1, 3))
+    quotas = dict(
+        min_records_per_job=rng.randint(1, 20),
+        max_records_per_job=rng.randint(20, 80),
+        max_records_per_input_file=rng.randint(20, 80),
+        max_job_size_mb=rng.randint(1, 3),
+        max_input_file_size_mb=rng.randint(1, 3),
+    )
     sizes = [rng.choice([200, 2_000, 60_000]) for _ in range(rng.randint(quotas["min_records_per_job"], 600))]
     try:
         planned = plan(pipeline(**quotas), ends(sizes))
     except PlanError as error:
         assert error.code == "cannot_plan" and "size quotas" in str(error)
         return
-    assert_within(planned, sizes, minimum=quotas["min_records_per_job"],
-                  records=min(quotas["max_records_per_job"], quotas["max_records_per_input_file"]),
-                  size=min(quotas["max_job_size_mb"], quotas["max_input_file_size_mb"]) * MIB)
+    assert_within(
+        planned,
+        sizes,
+        minimum=quotas["min_records_per_job"],
+        records=min(quotas["max_records_per_job"], quotas["max_records_per_input_file"]),
+        size=min(quotas["max_job_size_mb"], quotas["max_input_file_size_mb"]) * MIB,
+    )
 
 
 def test_a_minimum_above_either_record_maximum_is_a_configuration_error():
@@ -110,5 +143,10 @@ def test_a_minimum_above_either_record_maximum_is_a_configuration_error():
 
 def test_defaults_are_the_documented_quota_defaults():
     settings = pipeline().pipeline.bedrock
-    assert (settings.min_records_per_job, settings.max_records_per_job, settings.max_records_per_input_file,
-            settings.max_input_file_size_mb, settings.max_job_size_mb) == (100, 50_000, 50_000, 1024, 5 * 1024)
+    assert (
+        settings.min_records_per_job,
+        settings.max_records_per_job,
+        settings.max_records_per_input_file,
+        settings.max_input_file_size_mb,
+        settings.max_job_size_mb,
+    ) == (100, 50_000, 50_000, 1024, 5 * 1024)

@@ -12,12 +12,27 @@ from batch_pipeline.config import load_app_config, runtime_pipelines
 from batch_pipeline.intake import run_intake
 
 MODELS = {
-    "claude": {"backend": "bedrock", "model_id": "us.anthropic.claude-3-5-haiku-20241022-v1:0", "family": "anthropic",
-               "max_output_tokens": 8192, "context_window": 200000, "routes_to_regions": ["us-east-1", "us-west-2"]},
-    "nova": {"backend": "bedrock", "model_id": "amazon.nova-lite-v1:0", "family": "nova", "max_output_tokens": 5000,
-             "context_window": 300000},
-    "titan": {"backend": "bedrock", "model_id": "amazon.titan-text-express-v1", "family": "titan-text",
-              "max_output_tokens": 8192},
+    "claude": {
+        "backend": "bedrock",
+        "model_id": "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+        "family": "anthropic",
+        "max_output_tokens": 8192,
+        "context_window": 200000,
+        "routes_to_regions": ["us-east-1", "us-west-2"],
+    },
+    "nova": {
+        "backend": "bedrock",
+        "model_id": "amazon.nova-lite-v1:0",
+        "family": "nova",
+        "max_output_tokens": 5000,
+        "context_window": 300000,
+    },
+    "titan": {
+        "backend": "bedrock",
+        "model_id": "amazon.titan-text-express-v1",
+        "family": "titan-text",
+        "max_output_tokens": 8192,
+    },
 }
 BEDROCK = {"min_records_per_job": 1, "max_records_per_job": 100, "inference_params": {"max_tokens": 256}}
 PIPELINES = {
@@ -94,10 +109,18 @@ CASES = [
     ("anthropic", "first-role", with_change("anthropic", "messages.0.role", "assistant")),
     ("anthropic", "role", with_change("anthropic", "messages.1.role", "system")),
     ("anthropic", "content-block", with_change("anthropic", "messages.0.content", [{"type": "picture", "text": "x"}])),
-    ("anthropic", "extraneous-key", with_change("anthropic", "messages.0.content",
-                                                [{"type": "text", "text": "x", "colour": "red"}])),
-    ("anthropic", "image-source", with_change("anthropic", "messages.0.content",
-                                              [{"type": "image", "source": {"type": "url", "url": "http://x"}}])),
+    (
+        "anthropic",
+        "extraneous-key",
+        with_change("anthropic", "messages.0.content", [{"type": "text", "text": "x", "colour": "red"}]),
+    ),
+    (
+        "anthropic",
+        "image-source",
+        with_change(
+            "anthropic", "messages.0.content", [{"type": "image", "source": {"type": "url", "url": "http://x"}}]
+        ),
+    ),
     ("anthropic", "content", with_change("anthropic", "messages.0.content", [])),
     ("anthropic", "text", with_change("anthropic", "messages.0.content", [{"type": "text", "text": "  "}])),
     ("anthropic", "max-tokens", with_change("anthropic", "max_tokens", 8193)),
@@ -115,10 +138,18 @@ CASES = [
     ("nova", "first-role", with_change("nova", "messages.0.role", "assistant")),
     ("nova", "content-block", with_change("nova", "messages.0.content", [{"text": "a", "image": {}}])),
     ("nova", "content-block", with_change("nova", "messages.0.content", [{"audio": {"format": "mp3"}}])),
-    ("nova", "media-source", with_change("nova", "messages.0.content",
-                                         [{"image": {"format": "png", "source": {"url": "http://x"}}}])),
-    ("nova", "extraneous-key", with_change("nova", "messages.0.content",
-                                           [{"image": {"format": "png", "source": {"bytes": "AA=="}, "size": 1}}])),
+    (
+        "nova",
+        "media-source",
+        with_change("nova", "messages.0.content", [{"image": {"format": "png", "source": {"url": "http://x"}}}]),
+    ),
+    (
+        "nova",
+        "extraneous-key",
+        with_change(
+            "nova", "messages.0.content", [{"image": {"format": "png", "source": {"bytes": "AA=="}, "size": 1}}]
+        ),
+    ),
     ("nova", "content", with_change("nova", "messages.0.content", "just text")),
     ("nova", "max-tokens", with_change("nova", "inferenceConfig.maxTokens", 5001)),
     ("nova", "temperature", with_change("nova", "inferenceConfig.temperature", 1.01)),
@@ -185,12 +216,20 @@ def test_converse_pipelines_turn_prompt_and_messages_lines_into_converse_bodies(
 
     prompt = RecordConverter(RUNTIME["converse-prompt"])
     _, model_line, _, _ = prompt.convert({"id": "p1", "prompt": "Summarize: x.", "temperature": 0.1}, 1, b"")
-    assert json.loads(model_line) == {"recordId": "p1", "modelInput": {
-        "messages": [{"role": "user", "content": [{"text": "Summarize: x."}]}],
-        "inferenceConfig": {"maxTokens": 256, "temperature": 0.1}}}
+    assert json.loads(model_line) == {
+        "recordId": "p1",
+        "modelInput": {
+            "messages": [{"role": "user", "content": [{"text": "Summarize: x."}]}],
+            "inferenceConfig": {"maxTokens": 256, "temperature": 0.1},
+        },
+    }
     messages = RecordConverter(RUNTIME["converse-messages"])
-    record = {"id": "m1", "system": "Be brief.", "reference": "x",
-              "messages": [{"role": "user", "content": [{"text": "Summarize: x."}]}]}
+    record = {
+        "id": "m1",
+        "system": "Be brief.",
+        "reference": "x",
+        "messages": [{"role": "user", "content": [{"text": "Summarize: x."}]}],
+    }
     _, model_line, references, _ = messages.convert(record, 1, b"")
     assert json.loads(model_line)["modelInput"]["system"] == [{"text": "Be brief."}]
     assert references == {"id": "m1", "reference": "x"}

@@ -22,10 +22,18 @@ def test_single_label_accuracy_macro_f1_per_class_and_confusion_matrix():
     assert metrics["accuracy"] == pytest.approx(3 / 6)
     # cat: tp 2, fp 1, fn 1 -> P 2/3 R 2/3 F1 2/3; dog: tp 1, fp 2, fn 1 -> P 1/3 R 1/2 F1 0.4;
     # bird: never predicted -> P 0 R 0 F1 0.
-    assert metrics["per_class"]["cat"] == {"precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3),
-                                           "f1": pytest.approx(2 / 3), "support": 3}
-    assert metrics["per_class"]["dog"] == {"precision": pytest.approx(1 / 3), "recall": pytest.approx(1 / 2),
-                                           "f1": pytest.approx(0.4), "support": 2}
+    assert metrics["per_class"]["cat"] == {
+        "precision": pytest.approx(2 / 3),
+        "recall": pytest.approx(2 / 3),
+        "f1": pytest.approx(2 / 3),
+        "support": 3,
+    }
+    assert metrics["per_class"]["dog"] == {
+        "precision": pytest.approx(1 / 3),
+        "recall": pytest.approx(1 / 2),
+        "f1": pytest.approx(0.4),
+        "support": 2,
+    }
     assert metrics["per_class"]["bird"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.4 + 0.0) / 3)
     assert metrics["confusion_matrix"]["labels"] == ["bird", "cat", "dog"]

@@ -36,7 +36,12 @@ def test_default_configuration_has_the_four_default_pipelines():
     assert app.backend_of("summarize") == "sagemaker"
     assert app.backend_of("bedrock-summarize") == "bedrock"
     assert app.pipelines["summarize"].sagemaker.hyper_params == {
-        "batch_size": 4, "max_length": 50, "top_k": 50, "top_p": 0.95, "do_sample": True}
+        "batch_size": 4,
+        "max_length": 50,
+        "top_k": 50,
+        "top_p": 0.95,
+        "do_sample": True,
+    }
 
 
 def test_missing_context_is_named():

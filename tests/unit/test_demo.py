@@ -13,10 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _result(key: str, status: str, rejection: dict | None = None) -> SimpleNamespace:
-    manifest = None if rejection else {"status": status, "counts": {"total": 3, "succeeded": 3, "failed": 0},
-                                       "outputs": {"manifest": f"s3://out/{key}/manifest.json"}}
-    return SimpleNamespace(key=key, pipeline=key.split("/")[0], status=status, manifest=manifest,
-                           rejection=rejection, seconds=0.4)
+    manifest = (
+        None
+        if rejection
+        else {
+            "status": status,
+            "counts": {"total": 3, "succeeded": 3, "failed": 0},
+            "outputs": {"manifest": f"s3://out/{key}/manifest.json"},
+        }
+    )
+    return SimpleNamespace(
+        key=key, pipeline=key.split("/")[0], status=status, manifest=manifest, rejection=rejection, seconds=0.4
+    )
 
 
 def test_every_sample_file_the_demo_runs_is_committed():
@@ -35,10 +43,13 @@ def test_a_sample_whose_pipeline_is_not_configured_is_skipped_and_a_missing_file
 
 
 def test_a_run_that_ends_otherwise_than_expected_fails_the_demo():
-    rows = [demo._row(_result("summarize/summarize.jsonl", "SUCCEEDED"), "SUCCEEDED"),
-            demo._row(_result("bedrock-summarize/b.jsonl", "FAILED"), "SUCCEEDED"),
-            demo._row(_result("summarize/bad.jsonl", "REJECTED", {"records": 6, "invalid": 5, "report_uri": "s3://r"}),
-                      "REJECTED")]
+    rows = [
+        demo._row(_result("summarize/summarize.jsonl", "SUCCEEDED"), "SUCCEEDED"),
+        demo._row(_result("bedrock-summarize/b.jsonl", "FAILED"), "SUCCEEDED"),
+        demo._row(
+            _result("summarize/bad.jsonl", "REJECTED", {"records": 6, "invalid": 5, "report_uri": "s3://r"}), "REJECTED"
+        ),
+    ]
     assert demo.unexpected(rows) == ["bedrock-summarize/b.jsonl ended FAILED, expected SUCCEEDED"]
     assert rows[2]["metric"] == "5 bad lines" and rows[2]["where"] == "s3://r"
     assert all(row["engine"] == "local stand-in engine (not a model)" for row in rows)

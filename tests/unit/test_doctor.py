@@ -23,8 +23,14 @@ def clients():
 
 
 def quota(name: str, value: float) -> dict:
-    return {"ServiceCode": "bedrock", "QuotaName": f"{name} for {NAME}", "QuotaCode": "L-00000000", "Value": value,
-            "Adjustable": True, "GlobalQuota": False}
+    return {
+        "ServiceCode": "bedrock",
+        "QuotaName": f"{name} for {NAME}",
+        "QuotaCode": "L-00000000",
+        "Value": value,
+        "Adjustable": True,
+        "GlobalQuota": False,
+    }
 
 
 DEFAULT_QUOTAS = [
@@ -40,12 +46,30 @@ DEFAULT_QUOTAS = [
 def stub(bedrock, quotas, *, lifecycle="ACTIVE", authorization="AUTHORIZED", account_quotas=DEFAULT_QUOTAS):
     b, q = Stubber(bedrock), Stubber(quotas)
     q.add_response("list_service_quotas", {"Quotas": account_quotas}, {"ServiceCode": "bedrock"})
-    b.add_response("get_foundation_model", {"modelDetails": {
-        "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}", "modelId": MODEL, "modelName": NAME,
-        "providerName": "Amazon", "modelLifecycle": {"status": lifecycle}}}, {"modelIdentifier": MODEL})
-    b.add_response("get_foundation_model_availability", {
-        "modelId": MODEL, "agreementAvailability": {"status": "AVAILABLE"}, "authorizationStatus": authorization,
-        "entitlementAvailability": "AVAILABLE", "regionAvailability": "AVAILABLE"}, {"modelId": MODEL})
+    b.add_response(
+        "get_foundation_model",
+        {
+            "modelDetails": {
+                "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}",
+                "modelId": MODEL,
+                "modelName": NAME,
+                "providerName": "Amazon",
+                "modelLifecycle": {"status": lifecycle},
+            }
+        },
+        {"modelIdentifier": MODEL},
+    )
+    b.add_response(
+        "get_foundation_model_availability",
+        {
+            "modelId": MODEL,
+            "agreementAvailability": {"status": "AVAILABLE"},
+            "authorizationStatus": authorization,
+            "entitlementAvailability": "AVAILABLE",
+            "regionAvailability": "AVAILABLE",
+        },
+        {"modelId": MODEL},
+    )
     b.activate()
     q.activate()
     return b, q
@@ -61,9 +85,16 @@ def test_an_active_authorized_model_within_its_quotas_passes():
     checks = run_checks(load_config(), bedrock, quotas)
     assert {c.model for c in checks} == {"nova-lite"}
     assert all(c.status == PASS for c in checks), [c for c in checks if c.status != PASS]
-    assert {c.check for c in checks} >= {"lifecycle", "access", "min_records_per_job", "max_records_per_job",
-                                         "max_records_per_input_file", "max_input_file_size_mb", "max_job_size_mb",
-                                         "concurrent jobs"}
+    assert {c.check for c in checks} >= {
+        "lifecycle",
+        "access",
+        "min_records_per_job",
+        "max_records_per_job",
+        "max_records_per_input_file",
+        "max_input_file_size_mb",
+        "max_job_size_mb",
+        "concurrent jobs",
+    }
     b.assert_no_pending_responses()
     q.assert_no_pending_responses()
 
@@ -85,9 +116,14 @@ def test_model_access_not_granted_fails():
 
 def test_a_configured_maximum_above_the_accounts_quota_fails_and_a_lower_minimum_fails():
     bedrock, quotas = clients()
-    lowered = [quota("Records per batch inference job", 10000) if "Records per batch" in q["QuotaName"]
-               else quota("Minimum number of records per batch inference job", 500) if "Minimum" in q["QuotaName"]
-               else q for q in DEFAULT_QUOTAS]
+    lowered = [
+        quota("Records per batch inference job", 10000)
+        if "Records per batch" in q["QuotaName"]
+        else quota("Minimum number of records per batch inference job", 500)
+        if "Minimum" in q["QuotaName"]
+        else q
+        for q in DEFAULT_QUOTAS
+    ]
     stub(bedrock, quotas, account_quotas=lowered)
     bad = {(c.check, c.status) for c in run_checks(load_config(), bedrock, quotas) if c.status == FAIL}
     assert bad == {("max_records_per_job", FAIL), ("min_records_per_job", FAIL)}

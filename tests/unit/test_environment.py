@@ -83,8 +83,11 @@ def test_only_the_settings_module_reads_the_environment_or_makes_clients():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and (
                 (node.attr in ("environ", "getenv") and isinstance(node.value, ast.Name) and node.value.id == "os")
-                or (node.attr in ("client", "resource") and isinstance(node.value, ast.Name)
-                    and node.value.id == "boto3")
+                or (
+                    node.attr in ("client", "resource")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "boto3"
+                )
             ):
                 offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert not offenders, f"read the environment through batch_pipeline.environment instead: {offenders}"

@@ -65,8 +65,12 @@ def test_missing_and_error_records_are_counted_never_scored_as_empty():
     assert report["missing_examples"] == ["3"]
     assert set(per_record) == {"0"}
     # The means are over the one scored pair: an empty answer for 1, 2 and 3 would have dragged them down.
-    assert report["rouge"]["rouge1"]["fmeasure"] == GOOGLE.score(
-        "the mayor opened a bridge .\ntraffic will ease", "the mayor opened a bridge")["rouge1"].fmeasure
+    assert (
+        report["rouge"]["rouge1"]["fmeasure"]
+        == GOOGLE.score("the mayor opened a bridge .\ntraffic will ease", "the mayor opened a bridge")[
+            "rouge1"
+        ].fmeasure
+    )
     assert (report["input_tokens"], report["output_tokens"]) == (10, 5)
 
 

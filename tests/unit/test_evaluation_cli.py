@@ -17,11 +17,15 @@ REFERENCE_B = "the club signed a new striker"
 def files(tmp_path):
     references = tmp_path / "highlights.jsonl"
     references.write_text(
-        "\n".join(json.dumps(line) for line in [
-            {"id": 0, "highlights": REFERENCE_A},
-            {"id": 1, "highlights": REFERENCE_B},
-            {"id": 2, "highlights": "markets fell sharply"},
-        ]) + "\n"
+        "\n".join(
+            json.dumps(line)
+            for line in [
+                {"id": 0, "highlights": REFERENCE_A},
+                {"id": 1, "highlights": REFERENCE_B},
+                {"id": 2, "highlights": "markets fell sharply"},
+            ]
+        )
+        + "\n"
     )
     sagemaker = tmp_path / "part-00000.jsonl.out"
     sagemaker.write_text("{'id': 0, 'generated_texts': ['The river flooded hundreds of homes on Monday.']}\n")
@@ -48,16 +52,30 @@ def test_json_report_from_two_backend_files(files, capsys):
     tmp_path, references, sagemaker, bedrock = files
     scores_out = tmp_path / "scores.jsonl"
 
-    code = main(["evaluate", "--predictions", str(sagemaker), "--predictions", str(bedrock),
-                 "--references", str(references), "--json", "--scores-out", str(scores_out)])
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(sagemaker),
+            "--predictions",
+            str(bedrock),
+            "--references",
+            str(references),
+            "--json",
+            "--scores-out",
+            str(scores_out),
+        ]
+    )
 
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["records"], report["scored"], report["missing"], report["errors"]) == (3, 2, 0, 1)
     assert (report["input_tokens"], report["output_tokens"]) == (40, 9)
     google = google_rouge.RougeScorer(["rougeLsum"])
-    expected = (google.score(REFERENCE_A, "The river flooded hundreds of homes on Monday.")["rougeLsum"].fmeasure
-                + google.score(REFERENCE_B, "A new striker joined the club.")["rougeLsum"].fmeasure) / 2
+    expected = (
+        google.score(REFERENCE_A, "The river flooded hundreds of homes on Monday.")["rougeLsum"].fmeasure
+        + google.score(REFERENCE_B, "A new striker joined the club.")["rougeLsum"].fmeasure
+    ) / 2
     assert report["rouge"]["rougeLsum"]["fmeasure"] == pytest.approx(expected, abs=1e-12)
     written = [json.loads(line) for line in scores_out.read_text().splitlines()]
     assert [row["id"] for row in written] == ["0", "1"]
@@ -66,8 +84,20 @@ def test_json_report_from_two_backend_files(files, capsys):
 
 def test_table_output_names_counts_and_every_rouge_type(files, capsys):
     _, references, sagemaker, bedrock = files
-    code = main(["evaluate", "--predictions", str(sagemaker), "--predictions", str(bedrock),
-                 "--references", str(references), "--use-stemmer", "--bootstrap", "20"])
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(sagemaker),
+            "--predictions",
+            str(bedrock),
+            "--references",
+            str(references),
+            "--use-stemmer",
+            "--bootstrap",
+            "20",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "records 3 | scored 2 | missing 0 | errors 1 (400: 1)" in out
@@ -86,8 +116,21 @@ def test_classification_table_and_metric_override(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "accuracy 0.5000" in out and "confusion matrix (rows: true, columns: predicted)" in out
 
-    assert main(["evaluate", "--predictions", str(predictions), "--references", str(references),
-                 "--metric", "rouge", "--json"]) == 1  # no reference text: nothing to score
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(predictions),
+                "--references",
+                str(references),
+                "--metric",
+                "rouge",
+                "--json",
+            ]
+        )
+        == 1
+    )  # no reference text: nothing to score
     assert json.loads(capsys.readouterr().out)["records"] == 0
 
 

@@ -36,7 +36,7 @@ def test_scored_in_batches_and_summed_it_matches_evaluate_files():
     records[7] = {"id": 7, "prediction": None, "error": {"code": "no-output", "message": "x"}, "reference": "r"}
     scorer = RecordScorer("rouge")
     for start in range(0, len(records), 64):
-        scorer.score(records[start:start + 64])
+        scorer.score(records[start : start + 64])
     report = summarize_predictions([orjson.dumps(r) for r in records], "rouge")
     batch, per_record = evaluate_files(
         [json.dumps({k: r[k] for k in ("id", "prediction")}) for r in records if r.get("prediction")],
@@ -67,13 +67,15 @@ def test_bootstrap_resamples_compact_float_arrays_and_is_seeded():
 def test_multi_label_scores_sum_to_the_batch_metrics():
     from batch_pipeline.evaluation.classification import multi_label_metrics
 
-    records = [{"id": i, "prediction": None, "labels": ["a", "b", "c"], "scores": s, "label": t}
-               for i, (s, t) in enumerate([([0.9, 0.6, 0.1], ["a", "b"]), ([0.2, 0.7, 0.8], ["c"]),
-                                           ([0.1, 0.1, 0.9], ["c"])])]
+    records = [
+        {"id": i, "prediction": None, "labels": ["a", "b", "c"], "scores": s, "label": t}
+        for i, (s, t) in enumerate([([0.9, 0.6, 0.1], ["a", "b"]), ([0.2, 0.7, 0.8], ["c"]), ([0.1, 0.1, 0.9], ["c"])])
+    ]
     RecordScorer("classification", known_labels="abc", multi_label=True).score(records)
     report = summarize_predictions([orjson.dumps(r) for r in records], "classification")
-    expected = multi_label_metrics([frozenset(r["label"]) for r in records],
-                                   [frozenset(r["metrics"]["predicted"]) for r in records])
+    expected = multi_label_metrics(
+        [frozenset(r["label"]) for r in records], [frozenset(r["metrics"]["predicted"]) for r in records]
+    )
     assert report["micro_f1"] == expected["micro_f1"] and report["confusion_matrix"] == expected["confusion_matrix"]
 
 

@@ -63,16 +63,27 @@ def test_zero_shot_native_fills_multi_class_and_keeps_its_labels():
 
 def test_prompt_to_anthropic_messages_with_pipeline_inference_params():
     _, model, _, _ = convert("claude", {"id": 7, "prompt": "Summarize the call", "temperature": 0.9})
-    assert model == {"recordId": "7", "modelInput": {
-        "anthropic_version": "bedrock-2023-05-31", "max_tokens": 256,
-        "messages": [{"role": "user", "content": "Summarize the call"}], "temperature": 0.9, "top_p": 0.9}}
+    assert model == {
+        "recordId": "7",
+        "modelInput": {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 256,
+            "messages": [{"role": "user", "content": "Summarize the call"}],
+            "temperature": 0.9,
+            "top_p": 0.9,
+        },
+    }
 
 
 def test_prompt_to_nova_messages_and_inference_config():
     _, model, _, _ = convert("nova", {"id": "n1", "prompt": "Summarize", "max_new_tokens": 64})
-    assert model == {"recordId": "n1", "modelInput": {
-        "messages": [{"role": "user", "content": [{"text": "Summarize"}]}],
-        "inferenceConfig": {"maxTokens": 64, "temperature": 0.2, "topP": 0.9}}}
+    assert model == {
+        "recordId": "n1",
+        "modelInput": {
+            "messages": [{"role": "user", "content": [{"text": "Summarize"}]}],
+            "inferenceConfig": {"maxTokens": 64, "temperature": 0.2, "topP": 0.9},
+        },
+    }
 
 
 def test_prompt_to_titan_text():

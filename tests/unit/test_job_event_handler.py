@@ -13,24 +13,43 @@ from batch_pipeline.job_store import save_token
 from batch_pipeline_local.events import UnsupportedPattern, matches
 
 BUCKET = "out"
-STEP = {"run": {"run_id": "r", "pipeline": "p", "output_bucket": BUCKET, "run_prefix": "runs/p/r/"},
-        "job": {"index": 0, "name": "llmbp-r-0", "state": "running", "done": False}, "attempt": 2,
-        "backstop_seconds": 3600}
+STEP = {
+    "run": {"run_id": "r", "pipeline": "p", "output_bucket": BUCKET, "run_prefix": "runs/p/r/"},
+    "job": {"index": 0, "name": "llmbp-r-0", "state": "running", "done": False},
+    "attempt": 2,
+    "backstop_seconds": 3600,
+}
 
 
 def bedrock_event(name: str, status: str) -> dict:
     # The envelope and detail fields of Bedrock's "Batch Inference Job State Change" sample event
     # (https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html).
-    return {"version": "0", "id": "e", "detail-type": "Batch Inference Job State Change", "source": "aws.bedrock",
-            "account": "123456789012", "time": "2026-12-01T22:00:00Z", "region": "us-east-1",
-            "resources": [f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{name}"],
-            "detail": {"version": "0.0", "batchJobName": name, "status": status,
-                       "batchJobArn": "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/x"}}
+    return {
+        "version": "0",
+        "id": "e",
+        "detail-type": "Batch Inference Job State Change",
+        "source": "aws.bedrock",
+        "account": "123456789012",
+        "time": "2026-12-01T22:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{name}"],
+        "detail": {
+            "version": "0.0",
+            "batchJobName": name,
+            "status": status,
+            "batchJobArn": "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/x",
+        },
+    }
 
 
 def sagemaker_event(name: str, status: str) -> dict:
-    return {"version": "0", "id": "e", "detail-type": "SageMaker Transform Job State Change", "source": "aws.sagemaker",
-            "detail": {"TransformJobName": name, "TransformJobStatus": status}}
+    return {
+        "version": "0",
+        "id": "e",
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "detail": {"TransformJobName": name, "TransformJobStatus": status},
+    }
 
 
 class StepFunctions:
@@ -86,17 +105,20 @@ def test_a_duplicate_event_finds_the_token_spent_and_does_not_fail(s3, sfn):
 def test_any_other_send_error_is_raised_so_eventbridge_retries(s3):
     save_token(s3, BUCKET, "llmbp-r-0", "token-1", STEP)
     failing = mock.Mock()
-    failing.send_task_success.side_effect = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}},
-                                                        "SendTaskSuccess")
-    with mock.patch("batch_pipeline.environment.client", return_value=failing), \
-            pytest.raises(ClientError):
+    failing.send_task_success.side_effect = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "SendTaskSuccess"
+    )
+    with mock.patch("batch_pipeline.environment.client", return_value=failing), pytest.raises(ClientError):
         job_events.handle(bedrock_event("llmbp-r-0", "Completed"), s3, BUCKET)
 
 
 # ---- the local EventBridge matcher (batch_pipeline_local.events), against the pattern subset the rules use
 
-PATTERN = {"source": ["aws.bedrock"], "detail-type": ["Batch Inference Job State Change"],
-           "detail": {"batchJobName": [{"prefix": "llmbp-"}], "status": ["Completed", "Failed"]}}
+PATTERN = {
+    "source": ["aws.bedrock"],
+    "detail-type": ["Batch Inference Job State Change"],
+    "detail": {"batchJobName": [{"prefix": "llmbp-"}], "status": ["Completed", "Failed"]},
+}
 
 
 def test_the_local_matcher_follows_eventbridge_for_values_prefixes_and_nesting():

@@ -51,8 +51,14 @@ class ScriptedBackend(BatchBackend):
     """Answers status() from a list of backend statuses; records what job control asked."""
 
     name = "scripted"
-    STATES = {"InProgress": "running", "Stopping": "running", "Completed": "succeeded",
-              "Failed": "failed", "Stopped": "stopped", "PartiallyCompleted": "partial"}
+    STATES = {
+        "InProgress": "running",
+        "Stopping": "running",
+        "Completed": "succeeded",
+        "Failed": "failed",
+        "Stopped": "stopped",
+        "PartiallyCompleted": "partial",
+    }
 
     def __init__(self, statuses=(), refusals=0, limit=None):
         self.statuses = list(statuses)
@@ -64,8 +70,14 @@ class ScriptedBackend(BatchBackend):
         return job.get("name") or f"job-{job['index']}"
 
     def _state(self, job, status, reason=None):
-        return job_state(name=self.job_name(RUN, job), arn=f"arn:{self.job_name(RUN, job)}", status=status,
-                         state=self.STATES[status], failure_reason=reason, output_uri="s3://b/raw/")
+        return job_state(
+            name=self.job_name(RUN, job),
+            arn=f"arn:{self.job_name(RUN, job)}",
+            status=status,
+            state=self.STATES[status],
+            failure_reason=reason,
+            output_uri="s3://b/raw/",
+        )
 
     def submit(self, run, job):
         self.calls.append("submit")
@@ -163,8 +175,15 @@ def test_a_done_job_without_an_arn_is_never_submitted_again():
     """An on-demand job ends inside its submit step and has no ARN; a check (replayed, retried, or reached
     through any path) must not run its records again."""
     backend = ScriptedBackend()
-    done = {"index": 0, "name": "job-0", "arn": None, "status": "Completed", "state": "succeeded", "done": True,
-            "model_invocations": 12}
+    done = {
+        "index": 0,
+        "name": "job-0",
+        "arn": None,
+        "status": "Completed",
+        "state": "succeeded",
+        "done": True,
+        "model_invocations": 12,
+    }
     step = check_job({"run": RUN, "job": done, "attempt": 1}, backend, now=lambda: 0.0)
     assert backend.calls == []
     assert step["job"] == done and step["wait_seconds"] == 0

@@ -7,8 +7,12 @@ from batch_pipeline_local.runner import RunResult
 
 
 def _manifest(**extra) -> dict:
-    return {"status": "PARTIAL", "counts": {"total": 12, "succeeded": 11, "failed": 1},
-            "outputs": {"manifest": "s3://out/runs/p/r/manifest.json"}, **extra}
+    return {
+        "status": "PARTIAL",
+        "counts": {"total": 12, "succeeded": 11, "failed": 1},
+        "outputs": {"manifest": "s3://out/runs/p/r/manifest.json"},
+        **extra,
+    }
 
 
 def test_bedrock_run_shows_job_mode_retry_tokens_and_bedrocks_counts():
@@ -30,7 +34,11 @@ def test_sagemaker_run_has_no_token_or_backend_lines():
 
 
 def test_a_rejection_names_each_bad_line():
-    report = {"records": 3, "invalid": 1, "report_uri": "s3://out/rejected/x.report.json",
-              "errors": [{"line": 2, "field": "id", "reason": "duplicate id 1: first used on line 1"}]}
+    report = {
+        "records": 3,
+        "invalid": 1,
+        "report_uri": "s3://out/rejected/x.report.json",
+        "errors": [{"line": 2, "field": "id", "reason": "duplicate id 1: first used on line 1"}],
+    }
     text = describe(RunResult("p", "p/a.jsonl", None, None, report, 1.0))
     assert "REJECTED (1 of 3 lines invalid)" in text and "line 2: id: duplicate id 1" in text

@@ -9,18 +9,33 @@ import pytest
 
 from batch_pipeline_local.events import EventDeliveryError, LocalEventBus
 
-TEMPLATE = {"Resources": {
-    "SagemakerJobEnded": {"Type": "AWS::Events::Rule", "Properties": {
-        "EventPattern": {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Transform Job State Change"],
-                         "detail": {"TransformJobName": [{"prefix": "llmbp-"}],
-                                    "TransformJobStatus": ["Completed", "Failed", "Stopped"]}},
-        "Targets": [{"Arn": {"Fn::GetAtt": ["JobEventsHandler", "Arn"]}, "Id": "Target0"}]}},
-}}
+TEMPLATE = {
+    "Resources": {
+        "SagemakerJobEnded": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "EventPattern": {
+                    "source": ["aws.sagemaker"],
+                    "detail-type": ["SageMaker Transform Job State Change"],
+                    "detail": {
+                        "TransformJobName": [{"prefix": "llmbp-"}],
+                        "TransformJobStatus": ["Completed", "Failed", "Stopped"],
+                    },
+                },
+                "Targets": [{"Arn": {"Fn::GetAtt": ["JobEventsHandler", "Arn"]}, "Id": "Target0"}],
+            },
+        },
+    }
+}
 
 
 def event(name: str, status: str) -> dict:
-    return {"id": f"{name}-{status}", "source": "aws.sagemaker", "detail-type": "SageMaker Transform Job State Change",
-            "detail": {"TransformJobName": name, "TransformJobStatus": status}}
+    return {
+        "id": f"{name}-{status}",
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Transform Job State Change",
+        "detail": {"TransformJobName": name, "TransformJobStatus": status},
+    }
 
 
 def test_publish_delivers_matching_events_on_another_thread():
@@ -31,7 +46,8 @@ def test_publish_delivers_matching_events_on_another_thread():
     bus.drain()
     bus.raise_failures()
     assert [(rule, e["detail"]["TransformJobStatus"], result) for rule, e, result in bus.delivered] == [
-        ("SagemakerJobEnded", "Completed", "ok")]
+        ("SagemakerJobEnded", "Completed", "ok")
+    ]
     assert threads and threads[0] != threading.current_thread().name
 
 

@@ -8,29 +8,50 @@ from batch_pipeline.manifest import build_manifest, failure_manifest, render_sum
 from batch_pipeline.notifications import run_message
 
 RUN = {
-    "run_id": "articles-0123456789abcdef", "pipeline": "summarize", "backend": "sagemaker",
-    "output_bucket": "out", "run_prefix": "runs/summarize/articles-0123456789abcdef/",
+    "run_id": "articles-0123456789abcdef",
+    "pipeline": "summarize",
+    "backend": "sagemaker",
+    "output_bucket": "out",
+    "run_prefix": "runs/summarize/articles-0123456789abcdef/",
     "input": {"bucket": "in", "key": "summarize/articles.jsonl", "version_id": "v1"},
-    "counts": {"total": 10, "valid": 9, "rejected": 1}, "started_at": "2026-11-21T10:00:00+00:00",
+    "counts": {"total": 10, "valid": 9, "rejected": 1},
+    "started_at": "2026-11-21T10:00:00+00:00",
 }
 FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 
 def job(state="succeeded", status="Completed", reason=None):
-    return {"run": RUN, "job": {"name": "llmbp-a-0", "arn": "arn:job", "status": status, "state": state,
-                                "failure_reason": reason, "output_uri": "s3://out/raw/", "records": 9}}
+    return {
+        "run": RUN,
+        "job": {
+            "name": "llmbp-a-0",
+            "arn": "arn:job",
+            "status": status,
+            "state": state,
+            "failure_reason": reason,
+            "output_uri": "s3://out/raw/",
+            "records": 9,
+        },
+    }
 
 
 def test_all_records_answered_is_succeeded_with_counts_timings_and_locations():
     collect = {"processed": 9, "succeeded": 9, "failed": 0, "input_tokens": 0, "output_tokens": 0}
-    evaluation = {"metric": "rouge", "records": 9, "scored": 9, "missing": 0, "errors": 0,
-                  "rouge": {"rouge1": {"precision": 0.5, "recall": 0.4, "fmeasure": 0.45}}}
+    evaluation = {
+        "metric": "rouge",
+        "records": 9,
+        "scored": 9,
+        "missing": 0,
+        "errors": 0,
+        "rouge": {"rouge1": {"precision": 0.5, "recall": 0.4, "fmeasure": 0.45}},
+    }
     manifest = build_manifest(RUN, [job()], collect, evaluation, FINISHED)
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["counts"] == {"total": 10, "valid": 9, "rejected": 1, "processed": 9, "succeeded": 9, "failed": 0}
     assert manifest["timings"]["duration_seconds"] == 90.0
     assert manifest["outputs"]["predictions"] == (
-        "s3://out/runs/summarize/articles-0123456789abcdef/predictions/predictions.jsonl")
+        "s3://out/runs/summarize/articles-0123456789abcdef/predictions/predictions.jsonl"
+    )
     assert manifest["jobs"][0]["name"] == "llmbp-a-0"
     assert manifest["evaluation"]["rouge_f"] == {"rouge1": 0.45}
     assert "tokens" not in manifest  # zero counts from a backend that reports none are not shown
@@ -50,8 +71,11 @@ def test_failed_job_makes_a_failed_run_that_names_the_reason():
 
 
 def test_step_failure_manifest_names_state_error_and_readable_cause():
-    failure = {"state": "Collect outputs", "error": "KeyError",
-               "cause": '{"errorType": "KeyError", "errorMessage": "shards", "stackTrace": []}'}
+    failure = {
+        "state": "Collect outputs",
+        "error": "KeyError",
+        "cause": '{"errorType": "KeyError", "errorMessage": "shards", "stackTrace": []}',
+    }
     manifest = failure_manifest(RUN, failure, FINISHED)
     assert manifest["status"] == "FAILED"
     assert manifest["failed_state"] == "Collect outputs"

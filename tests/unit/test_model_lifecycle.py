@@ -19,7 +19,9 @@ CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 # foundation model id -> (end-of-life date, source). Read 2026-12-01.
 END_OF_LIFE = {
     "anthropic.claude-3-haiku-20240307-v1:0": (
-        "2026-09-10", "Amazon Bedrock user guide, model card 'Claude 3 Haiku': model EOL date 2026-09-10"),
+        "2026-09-10",
+        "Amazon Bedrock user guide, model card 'Claude 3 Haiku': model EOL date 2026-09-10",
+    ),
 }
 # Models "Supported Regions and models for batch inference" lists with in-Region (foundation model) batch
 # support in us-east-1. Read 2026-12-01.
@@ -27,9 +29,11 @@ BATCH_IN_US_EAST_1 = {"amazon.nova-lite-v1:0", "amazon.nova-micro-v1:0", "amazon
 
 
 def end_of_life_models(config) -> list[str]:
-    return sorted(f"{name} ({model.base_model_id}, end of life {END_OF_LIFE[model.base_model_id][0]})"
-                  for name, model in config.models.items()
-                  if isinstance(model, BedrockModel) and model.base_model_id in END_OF_LIFE)
+    return sorted(
+        f"{name} ({model.base_model_id}, end of life {END_OF_LIFE[model.base_model_id][0]})"
+        for name, model in config.models.items()
+        if isinstance(model, BedrockModel) and model.base_model_id in END_OF_LIFE
+    )
 
 
 def default_config():
@@ -42,10 +46,15 @@ def test_no_default_catalog_model_is_end_of_life():
 
 def test_the_check_finds_an_end_of_life_model_planted_in_the_catalog():
     raw = copy.deepcopy(json.loads(CDK_JSON.read_text())["context"]["batch-pipeline"])
-    raw["models"]["old-haiku"] = {"backend": "bedrock", "model_id": "us.anthropic.claude-3-haiku-20240307-v1:0",
-                                  "family": "anthropic", "routes_to_regions": ["us-east-1", "us-west-2"]}
+    raw["models"]["old-haiku"] = {
+        "backend": "bedrock",
+        "model_id": "us.anthropic.claude-3-haiku-20240307-v1:0",
+        "family": "anthropic",
+        "routes_to_regions": ["us-east-1", "us-west-2"],
+    }
     assert end_of_life_models(load_app_config(raw)) == [
-        "old-haiku (anthropic.claude-3-haiku-20240307-v1:0, end of life 2026-09-10)"]
+        "old-haiku (anthropic.claude-3-haiku-20240307-v1:0, end of life 2026-09-10)"
+    ]
 
 
 @pytest.mark.parametrize("pipeline", ["bedrock-summarize", "bedrock-converse"])

@@ -52,8 +52,12 @@ def private_uses(tree: ast.AST) -> list[tuple[int, str]]:
             texts = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if name in PATCHERS:
                 found += [(node.lineno, f"{name}({text!r})") for text in texts if text.startswith("moto.")]
-        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "moto"
-              and node.attr not in PUBLIC["moto"]):
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "moto"
+            and node.attr not in PUBLIC["moto"]
+        ):
             found.append((node.lineno, f"moto.{node.attr}"))
     return found
 
@@ -66,31 +70,38 @@ def test_no_module_but_moto_hooks_reaches_into_moto_privates():
     assert not offenders, (
         "moto-private names are used outside local/batch_pipeline_local/moto_hooks.py. Put each behind a named "
         "function there, with a comment saying which moto gap it fills and the AWS behaviour it reproduces:\n  "
-        + "\n  ".join(offenders))
+        + "\n  ".join(offenders)
+    )
 
 
 def test_moto_hooks_itself_is_where_the_private_names_are():
     assert private_uses(ast.parse(HOOKS.read_text(encoding="utf-8")))  # else this guard checks nothing
 
 
-@pytest.mark.parametrize("source", [
-    "from moto.sagemaker.models import SageMakerModelBackend",
-    "import moto.core.models",
-    "from moto.core import DEFAULT_ACCOUNT_ID",
-    "import moto\nmoto.backends.get_backend('s3')",
-    "from unittest import mock\nmock.patch('moto.stepfunctions.parser.asl.x', 1)",
-    "monkeypatch.setattr('moto.core.models.botocore_stubber.process_request', f)",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from moto.sagemaker.models import SageMakerModelBackend",
+        "import moto.core.models",
+        "from moto.core import DEFAULT_ACCOUNT_ID",
+        "import moto\nmoto.backends.get_backend('s3')",
+        "from unittest import mock\nmock.patch('moto.stepfunctions.parser.asl.x', 1)",
+        "monkeypatch.setattr('moto.core.models.botocore_stubber.process_request', f)",
+    ],
+)
 def test_the_guard_catches_each_kind_of_reach(source):
     assert private_uses(ast.parse(source))
 
 
-@pytest.mark.parametrize("source", [
-    "from moto import mock_aws",
-    "from moto.server import ThreadedMotoServer",
-    "import moto",
-    "import logging\nlogging.getLogger('moto.stepfunctions.parser')",
-    '"""moto.core is private"""',
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from moto import mock_aws",
+        "from moto.server import ThreadedMotoServer",
+        "import moto",
+        "import logging\nlogging.getLogger('moto.stepfunctions.parser')",
+        '"""moto.core is private"""',
+    ],
+)
 def test_the_guard_lets_public_api_and_prose_pass(source):
     assert private_uses(ast.parse(source)) == []

@@ -30,8 +30,8 @@ def test_jumpstart_python_literal_line_as_in_the_article():
 
 
 def test_python_literal_with_quotes_and_true_none_inside():
-    line = repr({"id": "a-1", "generated_texts": ["He said \"no\" and it's done", "second"], "flag": True, "x": None})
-    assert parse_output_line(line) == expected(id="a-1", prediction="He said \"no\" and it's done")
+    line = repr({"id": "a-1", "generated_texts": ['He said "no" and it\'s done', "second"], "flag": True, "x": None})
+    assert parse_output_line(line) == expected(id="a-1", prediction='He said "no" and it\'s done')
 
 
 def test_json_text2text_line_and_bytes_input():
@@ -181,11 +181,21 @@ def test_python_expressions_are_never_evaluated():
 def test_converse_output_reads_the_first_text_block_and_camel_case_usage():
     from batch_pipeline.outputs import parse_output_line
 
-    line = {"recordId": "c1", "modelInput": {"messages": []}, "modelOutput": {
-        "output": {"message": {"role": "assistant", "content": [
-            {"reasoningContent": {"reasoningText": {"text": "thinking"}}}, {"text": "The answer."}]}},
-        "stopReason": "end_turn", "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15},
-        "metrics": {"latencyMs": 120}}}
+    line = {
+        "recordId": "c1",
+        "modelInput": {"messages": []},
+        "modelOutput": {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [{"reasoningContent": {"reasoningText": {"text": "thinking"}}}, {"text": "The answer."}],
+                }
+            },
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15},
+            "metrics": {"latencyMs": 120},
+        },
+    }
     parsed = parse_output_line(json.dumps(line))
     assert (parsed["id"], parsed["prediction"], parsed["input_tokens"], parsed["output_tokens"]) == (
         "c1",
@@ -200,7 +210,13 @@ def test_converse_output_without_a_text_block_names_the_stop_reason():
 
     from batch_pipeline.outputs import OutputParseError, parse_output_line
 
-    line = {"recordId": "c2", "modelOutput": {"output": {"message": {"role": "assistant", "content": []}},
-                                              "stopReason": "content_filtered", "usage": {}}}
+    line = {
+        "recordId": "c2",
+        "modelOutput": {
+            "output": {"message": {"role": "assistant", "content": []}},
+            "stopReason": "content_filtered",
+            "usage": {},
+        },
+    }
     with pytest.raises(OutputParseError, match="content_filtered"):
         parse_output_line(json.dumps(line))

@@ -66,17 +66,20 @@ def test_every_default_batch_pipeline_is_priced_with_a_date_and_the_pricing_page
             assert (pricing.hourly_usd(pipeline.pipeline.sagemaker.instance_type) or 0) > 0
 
 
-@pytest.mark.parametrize(("path", "value", "expected"), [
-    (["models", "nova-lite", "pricing", "on_demand", "input_per_1k"], -0.1, "greater than or equal to 0"),
-    (["models", "nova-lite", "pricing", "batch", "output_per_1k"], float("nan"), "finite number"),
-    (["models", "nova-lite", "pricing", "as_of"], "2026/09/01", "pattern"),
-    (["models", "nova-lite", "pricing", "as_of"], "2026-02-30", "is not a date"),
-    (["models", "nova-lite", "pricing", "source"], "http://aws.amazon.com/bedrock/pricing/", "pattern"),
-    (["models", "nova-lite", "pricing", "source"], "aws.amazon.com/bedrock/pricing", "pattern"),
-    (["models", "flan-t5-large", "pricing", "instance_hourly_usd"], {"p3.2xlarge": 3.8}, "pattern"),
-    (["models", "flan-t5-large", "pricing", "instance_hourly_usd"], {}, "at least 1"),
-    (["models", "bart-large-mnli", "pricing", "records_per_second"], {"ml.c5.2xlarge": 0}, "greater than 0"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["models", "nova-lite", "pricing", "on_demand", "input_per_1k"], -0.1, "greater than or equal to 0"),
+        (["models", "nova-lite", "pricing", "batch", "output_per_1k"], float("nan"), "finite number"),
+        (["models", "nova-lite", "pricing", "as_of"], "2026/09/01", "pattern"),
+        (["models", "nova-lite", "pricing", "as_of"], "2026-02-30", "is not a date"),
+        (["models", "nova-lite", "pricing", "source"], "http://aws.amazon.com/bedrock/pricing/", "pattern"),
+        (["models", "nova-lite", "pricing", "source"], "aws.amazon.com/bedrock/pricing", "pattern"),
+        (["models", "flan-t5-large", "pricing", "instance_hourly_usd"], {"p3.2xlarge": 3.8}, "pattern"),
+        (["models", "flan-t5-large", "pricing", "instance_hourly_usd"], {}, "at least 1"),
+        (["models", "bart-large-mnli", "pricing", "records_per_second"], {"ml.c5.2xlarge": 0}, "greater than 0"),
+    ],
+)
 def test_a_bad_price_is_rejected_by_key(path, value, expected):
     with pytest.raises(ConfigError) as error:
         load_app_config(config_with(path, value))
@@ -103,8 +106,9 @@ def test_a_model_without_prices_is_allowed_and_carries_none():
     raw = copy.deepcopy(DEFAULTS)
     del raw["models"]["nova-lite"]["pricing"]
     assert "nova-lite" not in prices(raw)
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
-                              **priced("bedrock-summarize", raw))
+    manifest = build_manifest(
+        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize", raw)
+    )
     assert "cost" not in manifest
 
 
@@ -112,43 +116,71 @@ def test_prices_reach_the_manifest_function_through_its_prices_variable():
     parsed = parse_runtime_prices(dump_runtime_prices(prices()))
     catalog = DEFAULTS["models"]
     assert parsed["nova-lite"].batch.input_per_1k == catalog["nova-lite"]["pricing"]["batch"]["input_per_1k"]
-    assert parsed["flan-t5-large"].hourly_usd("ml.p3.2xlarge") == catalog["flan-t5-large"]["pricing"][
-        "instance_hourly_usd"]["ml.p3.2xlarge"]
+    assert (
+        parsed["flan-t5-large"].hourly_usd("ml.p3.2xlarge")
+        == catalog["flan-t5-large"]["pricing"]["instance_hourly_usd"]["ml.p3.2xlarge"]
+    )
     assert parsed["nova-lite"].note is None  # the note stays in the catalog: the variable must stay small
     with pytest.raises(ConfigError, match="PRICES"):
         parse_runtime_prices('{"nova-lite": {"as_of": "yesterday"}}')
 
 
 def test_only_the_instance_types_pipelines_use_are_carried():
-    raw = config_with(["models", "flan-t5-large", "pricing", "instance_hourly_usd"],
-                      {"ml.p3.2xlarge": 3.825, "ml.g5.xlarge": 1.0})
+    raw = config_with(
+        ["models", "flan-t5-large", "pricing", "instance_hourly_usd"], {"ml.p3.2xlarge": 3.825, "ml.g5.xlarge": 1.0}
+    )
     assert prices(raw)["flan-t5-large"].instance_hourly_usd == {"ml.p3.2xlarge": 3.825}
 
 
 # ---------------------------------------------------------------- the manifest's cost
 
-BEDROCK_RUN = {"run_id": "calls-0123456789abcdef", "pipeline": "bedrock-summarize", "backend": "bedrock",
-               "output_bucket": "out", "run_prefix": "runs/bedrock-summarize/calls-0123456789abcdef/",
-               "counts": {"total": 120, "valid": 120, "rejected": 0}}
-SAGEMAKER_RUN = {**BEDROCK_RUN, "pipeline": "summarize", "backend": "sagemaker",
-                 "run_prefix": "runs/summarize/calls-0123456789abcdef/"}
+BEDROCK_RUN = {
+    "run_id": "calls-0123456789abcdef",
+    "pipeline": "bedrock-summarize",
+    "backend": "bedrock",
+    "output_bucket": "out",
+    "run_prefix": "runs/bedrock-summarize/calls-0123456789abcdef/",
+    "counts": {"total": 120, "valid": 120, "rejected": 0},
+}
+SAGEMAKER_RUN = {
+    **BEDROCK_RUN,
+    "pipeline": "summarize",
+    "backend": "sagemaker",
+    "run_prefix": "runs/summarize/calls-0123456789abcdef/",
+}
 
 
 def bedrock_job(route: str) -> dict:
-    return {"name": "llmbp-calls-0", "arn": "arn:job", "status": "Completed", "state": "succeeded", "records": 120,
-            "route": route, "model_invocations": 120}
+    return {
+        "name": "llmbp-calls-0",
+        "arn": "arn:job",
+        "status": "Completed",
+        "state": "succeeded",
+        "records": 120,
+        "route": route,
+        "model_invocations": 120,
+    }
 
 
 def transform_job(started: str | None, ended: str | None, name: str = "llmbp-calls-0") -> dict:
-    return {"name": name, "arn": f"arn:{name}", "status": "Completed", "state": "succeeded", "records": 20,
-            "started_at": started, "ended_at": ended, "model_invocations": 20}
+    return {
+        "name": name,
+        "arn": f"arn:{name}",
+        "status": "Completed",
+        "state": "succeeded",
+        "records": 20,
+        "started_at": started,
+        "ended_at": ended,
+        "model_invocations": 20,
+    }
 
 
 COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_000_000, "output_tokens": 500_000}
 
 
-@pytest.mark.parametrize(("route", "expected_route", "prices"), [
-    ("batch", "batch", "batch"), ("on-demand", "on_demand", "on_demand")])
+@pytest.mark.parametrize(
+    ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on_demand", "on_demand")]
+)
 def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_route, prices):
     manifest = build_manifest(BEDROCK_RUN, [bedrock_job(route)], COLLECT, None, FINISHED, **priced("bedrock-summarize"))
     price = DEFAULTS["models"]["nova-lite"]["pricing"][prices]
@@ -166,24 +198,29 @@ def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_
 
 
 def test_on_demand_costs_twice_batch_for_the_same_tokens():
-    batch = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
-                           **priced("bedrock-summarize"))["cost"]
-    on_demand = build_manifest(BEDROCK_RUN, [bedrock_job("on-demand")], COLLECT, None, FINISHED,
-                               **priced("bedrock-summarize"))["cost"]
+    batch = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize"))[
+        "cost"
+    ]
+    on_demand = build_manifest(
+        BEDROCK_RUN, [bedrock_job("on-demand")], COLLECT, None, FINISHED, **priced("bedrock-summarize")
+    )["cost"]
     assert on_demand["usd"] == pytest.approx(2 * batch["usd"])
 
 
 def test_a_bedrock_run_without_token_counts_claims_no_cost():
     collect = {"processed": 120, "succeeded": 120, "failed": 0}
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], collect, None, FINISHED,
-                              **priced("bedrock-summarize"))
+    manifest = build_manifest(
+        BEDROCK_RUN, [bedrock_job("batch")], collect, None, FINISHED, **priced("bedrock-summarize")
+    )
     assert "cost" not in manifest and "Cost:" not in render_summary(manifest)
 
 
 def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
     raw = config_with(["pipelines", "summarize", "sagemaker", "instance_count"], 2)
-    jobs = [transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T10:30:00+00:00"),
-            transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00", "llmbp-calls-1")]
+    jobs = [
+        transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T10:30:00+00:00"),
+        transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00", "llmbp-calls-1"),
+    ]
     collect = {"processed": 40, "succeeded": 40, "failed": 0}
     manifest = build_manifest(SAGEMAKER_RUN, jobs, collect, None, FINISHED, **priced("summarize", raw))
     cost = manifest["cost"]
@@ -207,15 +244,19 @@ def test_a_transform_job_without_times_is_named_in_the_basis_not_counted_as_free
 def test_a_manifest_without_the_pipeline_or_its_prices_has_no_cost():
     assert "cost" not in build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED)
     pipeline = pipelines()["bedrock-summarize"]
-    assert "cost" not in build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
-                                        pipeline=pipeline, pricing=None)
+    assert "cost" not in build_manifest(
+        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, pipeline=pipeline, pricing=None
+    )
 
 
-@pytest.mark.parametrize(("field", "value"), [("route", "spot"), ("usd", -1.0), ("prices_as_of", "Sept 2026"),
-                                              ("source", "aws pricing page")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("route", "spot"), ("usd", -1.0), ("prices_as_of", "Sept 2026"), ("source", "aws pricing page")],
+)
 def test_the_manifest_contract_holds_the_agreed_cost_shape(field, value):
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED,
-                              **priced("bedrock-summarize"))
+    manifest = build_manifest(
+        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize")
+    )
     manifest["cost"][field] = value
     with pytest.raises(ValidationError):
         Manifest.model_validate(manifest)

@@ -121,8 +121,9 @@ def cli_problems(text: str, parser: argparse.ArgumentParser) -> tuple[list[str],
                 current = None
                 break
             if word not in subs:
-                problems.append(f"`batch-pipeline {' '.join(path + (word,))}`: no such command "
-                                f"(known: {', '.join(sorted(subs))})")
+                problems.append(
+                    f"`batch-pipeline {' '.join(path + (word,))}`: no such command (known: {', '.join(sorted(subs))})"
+                )
                 current = None
                 break
             current, path = subs[word], path + (word,)
@@ -362,8 +363,12 @@ def config_coverage_problems(text: str) -> list[str]:
     reference = section(text, "Configuration reference")
     documented = set(re.findall(r"^\| `([^`]+)` \|", reference, re.M))
     documented |= {segment for span in inline_spans(reference) for segment in span.split(".")}
-    return [f"configuration key `{name}` ({model.__name__}) is not in the configuration reference"
-            for model in _all_models() for name in model.model_fields if name not in documented]
+    return [
+        f"configuration key `{name}` ({model.__name__}) is not in the configuration reference"
+        for model in _all_models()
+        for name in model.model_fields
+        if name not in documented
+    ]
 
 
 # ---------------------------------------------------------------- (c) make targets and (d) paths
@@ -423,8 +428,11 @@ BUCKET_NAMES = {"Input": "input bucket", "Output": "output bucket", "AccessLogs"
 
 
 def _definition(template: dict) -> dict:
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StateMachine" or
-                  r["Type"] == "AWS::StepFunctions::StateMachine"]
+    (machine,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::StateMachine" or r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
     definition = machine["Properties"]["DefinitionString"]
     if isinstance(definition, dict):
         definition = "".join(part if isinstance(part, str) else "TOKEN" for part in definition["Fn::Join"][1])

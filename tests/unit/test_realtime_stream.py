@@ -149,7 +149,12 @@ def test_token_without_special_flag_counts_as_text():
 
 def test_stream_without_final_newline_still_yields_last_token():
     data = json_lines_stream().rstrip(b"\n")
-    assert list(iter_tokens(events([data])), ) == TEXTS
+    assert (
+        list(
+            iter_tokens(events([data])),
+        )
+        == TEXTS
+    )
 
 
 def test_empty_stream_and_keep_alives_only():

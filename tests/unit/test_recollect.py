@@ -16,8 +16,10 @@ from batch_pipeline_local.recollect import RecollectError, aws_invoker, run_fold
 
 class FakeSession:
     def __init__(self):
-        self.clients = {name: boto3.client(name, region_name="us-east-1", aws_access_key_id="x",
-                                           aws_secret_access_key="x") for name in ("cloudformation", "lambda")}
+        self.clients = {
+            name: boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+            for name in ("cloudformation", "lambda")
+        }
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
 
     def client(self, name):
@@ -54,13 +56,25 @@ def test_the_deployed_function_running_a_handler_is_invoked_and_its_error_is_rep
         },
         {"StackName": "LlmBatchPipeline"},
     )
-    lam.add_response("get_function_configuration", {"Handler": "batch_pipeline.handlers.collect.handler"},
-                     {"FunctionName": "stack-Collect-1"})
-    lam.add_response("invoke", {"StatusCode": 200, "Payload": body({"processed": 3})},
-                     {"FunctionName": "stack-Collect-1", "Payload": json.dumps({"run": {}}).encode()})
-    lam.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
-                                "Payload": body({"errorType": "KeyError", "errorMessage": "shards"})},
-                     {"FunctionName": "stack-Collect-1", "Payload": json.dumps({"run": {}}).encode()})
+    lam.add_response(
+        "get_function_configuration",
+        {"Handler": "batch_pipeline.handlers.collect.handler"},
+        {"FunctionName": "stack-Collect-1"},
+    )
+    lam.add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": body({"processed": 3})},
+        {"FunctionName": "stack-Collect-1", "Payload": json.dumps({"run": {}}).encode()},
+    )
+    lam.add_response(
+        "invoke",
+        {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "Payload": body({"errorType": "KeyError", "errorMessage": "shards"}),
+        },
+        {"FunctionName": "stack-Collect-1", "Payload": json.dumps({"run": {}}).encode()},
+    )
     with cfn, lam:
         invoke = aws_invoker("LlmBatchPipeline", session)
         assert invoke("batch_pipeline.handlers.collect.handler", {"run": {}}) == {"processed": 3}

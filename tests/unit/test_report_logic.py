@@ -27,13 +27,21 @@ REPORT_STATE_BUDGET = 48 * 1024
 
 def rouge_record(index: int, f: float, text: str = "a summary") -> dict:
     scores = {"precision": f, "recall": f, "fmeasure": f}
-    return {"id": index, "prediction": text, "reference": "the reference",
-            "metrics": {t: scores for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")}}
+    return {
+        "id": index,
+        "prediction": text,
+        "reference": "the reference",
+        "metrics": {t: scores for t in ("rouge1", "rouge2", "rougeL", "rougeLsum")},
+    }
 
 
 def class_record(index: int, label: str, predicted: str, confidence: float | None) -> dict:
-    record = {"id": index, "prediction": predicted, "label": label,
-              "metrics": {"label": label, "predicted": predicted, "correct": label == predicted}}
+    record = {
+        "id": index,
+        "prediction": predicted,
+        "label": label,
+        "metrics": {"label": label, "predicted": predicted, "correct": label == predicted},
+    }
     if confidence is not None:
         record |= {"labels": [predicted, "other"], "scores": [confidence, 1 - confidence]}
     return record
@@ -70,8 +78,15 @@ def test_a_small_run_lists_each_record_once():
 
 def test_classification_ranks_confident_mistakes_worst_and_charts_confidence():
     tally = ReportTally()
-    tally.add([class_record(0, "a", "b", 0.99), class_record(1, "a", "b", 0.51), class_record(2, "a", "a", 0.97),
-               class_record(3, "a", "a", 0.6)] + [class_record(10 + i, "a", "a", 0.8) for i in range(30)])
+    tally.add(
+        [
+            class_record(0, "a", "b", 0.99),
+            class_record(1, "a", "b", 0.51),
+            class_record(2, "a", "a", 0.97),
+            class_record(3, "a", "a", 0.6),
+        ]
+        + [class_record(10 + i, "a", "a", 0.8) for i in range(30)]
+    )
     summary = tally.summary()
     assert summary["score"] == "confidence" and summary["scored"] == 34
     assert [e["id"] for e in summary["worst"][:3]] == ["0", "1", "3"]
@@ -89,8 +104,12 @@ def test_text_answers_without_scores_are_ranked_but_not_charted():
 
 def test_errors_are_counted_by_code_with_a_bounded_number_of_codes():
     tally = ReportTally()
-    tally.add([{"id": i, "prediction": None, "error": {"code": f"code-{i % 80}", "message": f"failed {i}"}}
-               for i in range(400)])
+    tally.add(
+        [
+            {"id": i, "prediction": None, "error": {"code": f"code-{i % 80}", "message": f"failed {i}"}}
+            for i in range(400)
+        ]
+    )
     rows = tally.summary()["errors_by_code"]
     assert len(rows) == aggregate.MAX_CODES + 1
     assert sum(r["records"] for r in rows) == 400 and tally.failed == 400
@@ -100,7 +119,7 @@ def test_errors_are_counted_by_code_with_a_bounded_number_of_codes():
 
 
 def test_clip_holds_the_escaped_json_budget_for_any_text():
-    for text in ("x" * 5000, "\x01" * 5000, "\U0001F600" * 5000, '"\\' * 3000, HOSTILE * 100):
+    for text in ("x" * 5000, "\x01" * 5000, "\U0001f600" * 5000, '"\\' * 3000, HOSTILE * 100):
         clipped = aggregate.clip(text, 480)
         assert len(json.dumps(clipped)) <= 480 and clipped.endswith(aggregate.CLIPPED)
     assert aggregate.clip("short", 480) == "short"
@@ -109,10 +128,11 @@ def test_clip_holds_the_escaped_json_budget_for_any_text():
 
 def test_the_aggregates_of_a_hostile_run_fit_their_state_budget_and_the_contract():
     tally = ReportTally()
-    worst_text = "\U0001F600\x01" * 20_000
+    worst_text = "\U0001f600\x01" * 20_000
     records = [rouge_record(worst_text * 2 + str(i), (i % 1000) / 1000, worst_text) for i in range(2000)]
-    records += [{"id": i, "prediction": None, "error": {"code": worst_text + str(i), "message": worst_text}}
-                for i in range(200)]
+    records += [
+        {"id": i, "prediction": None, "error": {"code": worst_text + str(i), "message": worst_text}} for i in range(200)
+    ]
     tally.add(records)
     summary = tally.summary()
     assert len(json.dumps(summary).encode()) <= REPORT_STATE_BUDGET  # ASCII-escaped: the largest encoding
@@ -144,12 +164,26 @@ def test_fold_classes_keeps_the_busiest_and_sums_the_rest():
 
 def hostile_manifest() -> dict:
     return {
-        "run_id": f"run{HOSTILE}", "pipeline": f"p{HOSTILE}", "backend": "sagemaker", "model": HOSTILE,
-        "status": "PARTIAL", "input": {"bucket": "in", "key": f"p/{HOSTILE}.jsonl", "version_id": HOSTILE},
+        "run_id": f"run{HOSTILE}",
+        "pipeline": f"p{HOSTILE}",
+        "backend": "sagemaker",
+        "model": HOSTILE,
+        "status": "PARTIAL",
+        "input": {"bucket": "in", "key": f"p/{HOSTILE}.jsonl", "version_id": HOSTILE},
         "counts": {"total": 3, "valid": 3, "rejected": 0, "processed": 3, "succeeded": 2, "failed": 1},
-        "cause": HOSTILE, "error": HOSTILE, "tokens": {"input_tokens": 12, "output_tokens": 3},
-        "cost": {"usd": 0.5, "input_usd": 0.3, "output_usd": 0.2, "route": "batch", "model": HOSTILE,
-                 "prices_as_of": "2026-11-01", "source": f"https://aws.amazon.com/{HOSTILE}", "basis": HOSTILE},
+        "cause": HOSTILE,
+        "error": HOSTILE,
+        "tokens": {"input_tokens": 12, "output_tokens": 3},
+        "cost": {
+            "usd": 0.5,
+            "input_usd": 0.3,
+            "output_usd": 0.2,
+            "route": "batch",
+            "model": HOSTILE,
+            "prices_as_of": "2026-11-01",
+            "source": f"https://aws.amazon.com/{HOSTILE}",
+            "basis": HOSTILE,
+        },
         "jobs": [{"name": HOSTILE, "state": "partial", "status": HOSTILE, "records": 3, "failure_reason": HOSTILE}],
         "model_invocations": {"total": 3, "by_job": {HOSTILE: 3}},
         "timings": {"started_at": "2026-12-01T00:00:00+00:00", "finished_at": HOSTILE, "duration_seconds": 12.5},
@@ -159,12 +193,25 @@ def hostile_manifest() -> dict:
 
 def test_every_string_a_record_or_model_supplies_is_escaped_in_a_run_report():
     tally = ReportTally()
-    tally.add([class_record(HOSTILE, HOSTILE, f"{HOSTILE}b", 0.9), class_record(2, HOSTILE, HOSTILE, 0.8),
-               {"id": HOSTILE, "prediction": None, "error": {"code": HOSTILE, "message": HOSTILE}}])
-    evaluation = {"metric": "classification", "records": 2, "scored": 2, "errors": 1, "missing": 0,
-                  "accuracy": 0.5, "macro_f1": 0.5, "multi_label": False,
-                  "per_class": {HOSTILE: {"precision": 1.0, "recall": 0.5, "f1": 0.66, "support": 2}},
-                  "confusion_matrix": {"labels": [HOSTILE, f"{HOSTILE}b"], "matrix": [[1, 1], [0, 0]]}}
+    tally.add(
+        [
+            class_record(HOSTILE, HOSTILE, f"{HOSTILE}b", 0.9),
+            class_record(2, HOSTILE, HOSTILE, 0.8),
+            {"id": HOSTILE, "prediction": None, "error": {"code": HOSTILE, "message": HOSTILE}},
+        ]
+    )
+    evaluation = {
+        "metric": "classification",
+        "records": 2,
+        "scored": 2,
+        "errors": 1,
+        "missing": 0,
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "multi_label": False,
+        "per_class": {HOSTILE: {"precision": 1.0, "recall": 0.5, "f1": 0.66, "support": 2}},
+        "confusion_matrix": {"labels": [HOSTILE, f"{HOSTILE}b"], "matrix": [[1, 1], [0, 0]]},
+    }
     page = render_run_report(hostile_manifest(), evaluation, tally.summary())
     assert loading_problems(page) == []
     assert "<script" not in page.lower() and "<img" not in page.lower()
@@ -174,12 +221,21 @@ def test_every_string_a_record_or_model_supplies_is_escaped_in_a_run_report():
 
 
 def test_a_rejection_report_escapes_file_names_lines_and_reasons():
-    report = {"pipeline": "summarize", "input_format": "jumpstart-text2text", "policy": "reject",
-              "input": {"bucket": "in", "key": f"summarize/{HOSTILE}.jsonl"}, "reason": HOSTILE,
-              "records": 3, "valid": 1, "invalid": 2, "totals": {"lines": 3, "blank_lines": 0},
-              "counts_by_reason": {HOSTILE: 2}, "errors_reported": 2,
-              "errors": [{"line": 1, "field": HOSTILE, "code": HOSTILE, "reason": HOSTILE}] * 2,
-              "warnings": [HOSTILE]}
+    report = {
+        "pipeline": "summarize",
+        "input_format": "jumpstart-text2text",
+        "policy": "reject",
+        "input": {"bucket": "in", "key": f"summarize/{HOSTILE}.jsonl"},
+        "reason": HOSTILE,
+        "records": 3,
+        "valid": 1,
+        "invalid": 2,
+        "totals": {"lines": 3, "blank_lines": 0},
+        "counts_by_reason": {HOSTILE: 2},
+        "errors_reported": 2,
+        "errors": [{"line": 1, "field": HOSTILE, "code": HOSTILE, "reason": HOSTILE}] * 2,
+        "warnings": [HOSTILE],
+    }
     page = render_rejection_report(report, rejected_copy=f"s3://out/rejected/{HOSTILE}", report_json="s3://out/r.json")
     assert loading_problems(page) == []
     assert "<script" not in page.lower() and "&lt;script&gt;" in page
@@ -188,19 +244,28 @@ def test_a_rejection_report_escapes_file_names_lines_and_reasons():
 
 def test_the_page_check_finds_what_would_load():
     """The checks above can fail: each planted resource is found."""
-    planted = ['<script src="https://cdn.example/pygal.js"></script>', "<style>@import url(x.css);</style>",
-               '<img src="https://x/y.png">', '<div style="background:url(https://x/y)">', '<svg onload="f()">',
-               '<link rel="stylesheet" href="https://fonts.example/css">', "<style>@font-face{src:url(f.woff)}</style>"]
+    planted = [
+        '<script src="https://cdn.example/pygal.js"></script>',
+        "<style>@import url(x.css);</style>",
+        '<img src="https://x/y.png">',
+        '<div style="background:url(https://x/y)">',
+        '<svg onload="f()">',
+        '<link rel="stylesheet" href="https://fonts.example/css">',
+        "<style>@font-face{src:url(f.woff)}</style>",
+    ]
     for snippet in planted:
         assert loading_problems(f"<html><body>{snippet}</body></html>"), snippet
 
 
-@pytest.mark.parametrize("svg", [
-    '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
-    '<svg xmlns="http://www.w3.org/2000/svg"><image href="https://x/y.png"/></svg>',
-    '<svg xmlns="http://www.w3.org/2000/svg"><rect onclick="f()"/></svg>',
-    '<svg xmlns="http://www.w3.org/2000/svg"><style>@import "https://x/y.css";</style></svg>',
-])
+@pytest.mark.parametrize(
+    "svg",
+    [
+        '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><image href="https://x/y.png"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><rect onclick="f()"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><style>@import "https://x/y.css";</style></svg>',
+    ],
+)
 def test_a_chart_that_carries_markup_is_refused(svg):
     with pytest.raises(charts.ChartError):
         charts.safe_svg(svg)
@@ -214,15 +279,29 @@ def test_a_rendered_chart_passes_its_own_check_and_escapes_labels():
 
 def test_the_notification_names_the_report_and_its_console_page(monkeypatch):
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    manifest = {"run_id": "r1", "pipeline": "p", "status": "SUCCEEDED", "counts": {"total": 1},
-                "outputs": {"manifest": "s3://b/runs/p/r1/manifest.json", "report": "s3://b/runs/p/r1/report.html"}}
+    manifest = {
+        "run_id": "r1",
+        "pipeline": "p",
+        "status": "SUCCEEDED",
+        "counts": {"total": 1},
+        "outputs": {"manifest": "s3://b/runs/p/r1/manifest.json", "report": "s3://b/runs/p/r1/report.html"},
+    }
     _, body, _ = run_message(manifest)
     assert "Report (open in a browser): s3://b/runs/p/r1/report.html" in body
-    assert ("https://eu-west-1.console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=runs%2Fp%2Fr1%2Freport.html"
-            in body)
-    rejected = {"run_id": "r2", "pipeline": "p", "status": "rejected", "counts": {},
-                "outputs": {"report": "s3://b/rejected/p/r2/f.jsonl.report.json",
-                            "report_html": "s3://b/rejected/p/r2/f.jsonl.report.html"}}
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=runs%2Fp%2Fr1%2Freport.html"
+        in body
+    )
+    rejected = {
+        "run_id": "r2",
+        "pipeline": "p",
+        "status": "rejected",
+        "counts": {},
+        "outputs": {
+            "report": "s3://b/rejected/p/r2/f.jsonl.report.json",
+            "report_html": "s3://b/rejected/p/r2/f.jsonl.report.html",
+        },
+    }
     _, body, _ = run_message(rejected)
     assert "Report (open in a browser): s3://b/rejected/p/r2/f.jsonl.report.html" in body
     assert "report: s3://b/rejected/p/r2/f.jsonl.report.json" in body
@@ -230,7 +309,8 @@ def test_the_notification_names_the_report_and_its_console_page(monkeypatch):
 
 def test_console_links_only_where_the_console_is_the_commercial_one():
     assert console_url("s3://b/runs/", "us-east-1") == (
-        "https://us-east-1.console.aws.amazon.com/s3/buckets/b?region=us-east-1&prefix=runs%2F")
+        "https://us-east-1.console.aws.amazon.com/s3/buckets/b?region=us-east-1&prefix=runs%2F"
+    )
     assert console_url("s3://b/k", "cn-north-1") is None and console_url("s3://b/k", "us-gov-west-1") is None
 
 

@@ -211,13 +211,18 @@ def sagemaker_out_line(record_id, text):
 def bedrock_out_line(record_id, text, family):
     if family == "anthropic":
         output = {
-            "id": "msg_x", "type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 20},
+            "id": "msg_x",
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 100, "output_tokens": 20},
         }
     else:
         output = {
             "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": "end_turn", "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
         }
     return json.dumps({"recordId": str(record_id), "modelInput": {"messages": []}, "modelOutput": output})
 

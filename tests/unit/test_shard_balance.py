@@ -38,8 +38,10 @@ def test_every_record_lands_in_exactly_one_shard(count, parts, by_length):
 
 @pytest.mark.parametrize("instances, per_instance", [(1, 2), (2, 1), (3, 2), (5, 3)])
 def test_shard_count_is_at_least_the_instance_count(instances, per_instance):
-    pipeline = runtime("t2t", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": instances,
-                                         "shards_per_instance": per_instance})
+    pipeline = runtime(
+        "t2t",
+        sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": instances, "shards_per_instance": per_instance},
+    )
     planned = plan(pipeline, list(accumulate(skewed_sizes(500, seed=instances, drift=True))))
     assert len(planned.shards) == instances * per_instance >= instances
     assert sum(s.records for s in planned.shards) == 500 and sorted(planned.order) == list(range(500))
@@ -92,11 +94,20 @@ def test_reorder_lines_rewrites_records_in_the_order(tmp_path):
 @pytest.mark.parametrize("group_by_length", [False, True])
 def test_intake_writes_every_record_once_with_its_own_id(tmp_path, group_by_length):
     rng = random.Random(5)
-    records = [{"id": f"r{i}", "text_inputs": "word " * rng.choice([3, 30, 300, 3000]), "reference": f"ref {i}"}
-               for i in range(200)]
+    records = [
+        {"id": f"r{i}", "text_inputs": "word " * rng.choice([3, 30, 300, 3000]), "reference": f"ref {i}"}
+        for i in range(200)
+    ]
     data = b"".join(orjson.dumps(r) + b"\n" for r in records)
-    pipeline = runtime("t2t", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 3,
-                                         "shards_per_instance": 2, "group_by_length": group_by_length})
+    pipeline = runtime(
+        "t2t",
+        sagemaker={
+            "instance_type": "ml.c5.xlarge",
+            "instance_count": 3,
+            "shards_per_instance": 2,
+            "group_by_length": group_by_length,
+        },
+    )
     result = run_intake([data[:7000], data[7000:]], pipeline, sink=LocalDirSink(tmp_path), workdir=str(tmp_path))
     assert result.accepted and len(result.shards) == 6
     seen = {}

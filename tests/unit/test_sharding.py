@@ -24,8 +24,10 @@ def test_sagemaker_shards_balance_bytes_and_records():
 
 
 def test_one_shard_per_instance_times_shards_per_instance():
-    planned = plan(runtime("t2t", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 3,
-                                             "shards_per_instance": 2}), ends([50] * 60))
+    planned = plan(
+        runtime("t2t", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 3, "shards_per_instance": 2}),
+        ends([50] * 60),
+    )
     assert [s.records for s in planned.shards] == [10] * 6 and [s.bytes for s in planned.shards] == [500] * 6
     assert [s.name for s in planned.shards][:2] == ["part-00000.jsonl", "part-00001.jsonl"]
 

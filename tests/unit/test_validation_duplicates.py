@@ -18,24 +18,30 @@ def found(line: bytes) -> str | None:
     return duplicate_key(line, shape(orjson.loads(line)))
 
 
-@pytest.mark.parametrize("line, key", [
-    (b'{"id":1,"id":2}', "id"),
-    (b'{"id" :1, "x": 2, "id"\t\t: 3}', "id"),
-    (b'{"a": {"x": 1}, "a": {"y": 2}}', "a"),
-    (b'{"m": [[{"k": 1}], [{"k": 1, "k": 1}]]}', "k"),
-    (b'{"t": "colons: a: b: c: d", "\\u0069d": 1, "id": 2}', "id"),  # an escaped key is the same key
-    (b'{"\xc3\xa9": 1, "\xc3\xa9": 2}', "\u00e9"),
-])
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        (b'{"id":1,"id":2}', "id"),
+        (b'{"id" :1, "x": 2, "id"\t\t: 3}', "id"),
+        (b'{"a": {"x": 1}, "a": {"y": 2}}', "a"),
+        (b'{"m": [[{"k": 1}], [{"k": 1, "k": 1}]]}', "k"),
+        (b'{"t": "colons: a: b: c: d", "\\u0069d": 1, "id": 2}', "id"),  # an escaped key is the same key
+        (b'{"\xc3\xa9": 1, "\xc3\xa9": 2}', "\u00e9"),
+    ],
+)
 def test_a_duplicate_key_at_any_depth_is_found(line, key):
     assert found(line) == key
 
 
-@pytest.mark.parametrize("line", [
-    b'{"id": 1, "text": "a: b: c \\": \\" : d", "k": {"id": 2}}',  # same key in different objects is fine
-    b'{"t": ":::", "u": [":", {"v": ":"}]}',
-    b'{}',
-    b'[1, 2, {"a": 1}]',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id": 1, "text": "a: b: c \\": \\" : d", "k": {"id": 2}}',  # same key in different objects is fine
+        b'{"t": ":::", "u": [":", {"v": ":"}]}',
+        b"{}",
+        b'[1, 2, {"a": 1}]',
+    ],
+)
 def test_no_false_duplicates(line):
     assert found(line) is None
 

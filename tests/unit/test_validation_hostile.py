@@ -29,13 +29,16 @@ def test_nesting_bound_is_exact_and_iterative(depth):
     assert nesting_exceeds(record) is (depth + 1 > MAX_NESTING)
 
 
-@pytest.mark.parametrize("pipeline, line", [
-    ("zs", raw_nested(b'{"id": 1, "sequences": "s", "candidate_labels": ', 1000, b"}")),
-    ("claude", raw_nested(b'{"modelInput": {"messages": ', 300, b"}}")),
-    ("claude", raw_nested(b'{"recordId": "r", "modelInput": ', 300, b"}")),
-    ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "reference": ', 200, b"}")),
-    ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "unknown": ', 500, b"}")),
-])
+@pytest.mark.parametrize(
+    "pipeline, line",
+    [
+        ("zs", raw_nested(b'{"id": 1, "sequences": "s", "candidate_labels": ', 1000, b"}")),
+        ("claude", raw_nested(b'{"modelInput": {"messages": ', 300, b"}}")),
+        ("claude", raw_nested(b'{"recordId": "r", "modelInput": ', 300, b"}")),
+        ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "reference": ', 200, b"}")),
+        ("t2t", raw_nested(b'{"id": 1, "text_inputs": "t", "unknown": ', 500, b"}")),
+    ],
+)
 def test_deep_nesting_anywhere_is_rejected_with_its_line_not_a_crash(pipeline, line):
     good = {
         "zs": b'{"id": 7, "sequences": "s", "candidate_labels": ["a"]}\n',
@@ -113,8 +116,13 @@ def _compressed():
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("a.jsonl", GOOD_LINES)
     zstd = b"\x28\xb5\x2f\xfd" + b"\x00" * 16  # the Zstandard frame magic (RFC 8878) and a frame we never read
-    return [("gzip", gzip.compress(GOOD_LINES, mtime=0)), ("zip", buffer.getvalue()), ("zstd", zstd),
-            ("bzip2", bz2.compress(GOOD_LINES)), ("xz", lzma.compress(GOOD_LINES))]
+    return [
+        ("gzip", gzip.compress(GOOD_LINES, mtime=0)),
+        ("zip", buffer.getvalue()),
+        ("zstd", zstd),
+        ("bzip2", bz2.compress(GOOD_LINES)),
+        ("xz", lzma.compress(GOOD_LINES)),
+    ]
 
 
 @pytest.mark.parametrize("kind, data", _compressed())
@@ -123,10 +131,17 @@ def test_compressed_files_are_named_by_their_magic_bytes(kind, data):
     assert report["accepted"] is False and report["reason"].startswith(f"compressed file ({kind})")
 
 
-@pytest.mark.parametrize("encoding, expected", [
-    ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-16", "UTF-16"),
-    ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32"), ("utf-32", "UTF-32"),
-])
+@pytest.mark.parametrize(
+    "encoding, expected",
+    [
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-16", "UTF-16"),
+        ("utf-32-le", "UTF-32"),
+        ("utf-32-be", "UTF-32"),
+        ("utf-32", "UTF-32"),
+    ],
+)
 def test_utf16_and_utf32_with_or_without_bom_are_named(encoding, expected):
     report = run_intake([GOOD_LINES.decode().encode(encoding)], runtime("t2t")).report
     assert report["accepted"] is False and expected in report["reason"]
@@ -149,5 +164,6 @@ def test_multi_class_accepts_a_list_label_and_single_class_does_not():
 def test_a_label_outside_candidate_labels_is_a_warning_not_a_rejection():
     record = {"id": 1, "sequences": "s", "candidate_labels": ["a", "b"], "label": "c"}
     report = run_intake([orjson.dumps(record) + b"\n"], runtime("zs")).report
-    assert report["accepted"] and any("not among their candidate_labels" in w and "line" in w
-                                      for w in report["warnings"])
+    assert report["accepted"] and any(
+        "not among their candidate_labels" in w and "line" in w for w in report["warnings"]
+    )

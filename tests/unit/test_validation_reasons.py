@@ -13,17 +13,25 @@ from tests.fixtures.intake.pipelines import runtime
 
 
 def intake(pipeline: str, data: bytes, **changes):
-    return run_intake([data[i:i + MIB] for i in range(0, len(data), MIB)] or [b""], runtime(pipeline, **changes)).report
+    return run_intake(
+        [data[i : i + MIB] for i in range(0, len(data), MIB)] or [b""], runtime(pipeline, **changes)
+    ).report
 
 
 @pytest.mark.parametrize("literal", [str(INT_ID_MAX + 1), str(INT_ID_MIN - 1), "1" * 30, str(2**64), "-" + "9" * 25])
-@pytest.mark.parametrize("pipeline, template", [
-    ("t2t", b'{"id": %s, "text_inputs": "x"}\n'),
-    ("zs", b'{"id": %s, "sequences": "s", "candidate_labels": ["a"]}\n'),
-    ("claude", b'{"recordId": %s, "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, '
-               b'"messages": [{"role": "user", "content": "hi"}]}}\n'),
-    ("nova", b'{"id": %s, "prompt": "x"}\n'),
-])
+@pytest.mark.parametrize(
+    "pipeline, template",
+    [
+        ("t2t", b'{"id": %s, "text_inputs": "x"}\n'),
+        ("zs", b'{"id": %s, "sequences": "s", "candidate_labels": ["a"]}\n'),
+        (
+            "claude",
+            b'{"recordId": %s, "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, '
+            b'"messages": [{"role": "user", "content": "hi"}]}}\n',
+        ),
+        ("nova", b'{"id": %s, "prompt": "x"}\n'),
+    ],
+)
 def test_an_integer_id_too_large_for_the_backend_says_so(pipeline, template, literal):
     [error] = intake(pipeline, template % literal.encode())["errors"]
     assert error["code"] == "invalid_id" and "too large" in error["reason"] and "64 bits" in error["reason"]
@@ -34,13 +42,25 @@ def test_integer_ids_at_the_64_bit_limits_are_accepted(value):
     assert intake("t2t", b'{"id": %d, "text_inputs": "x"}\n' % value)["accepted"]
 
 
-@pytest.mark.parametrize("pipeline, record", [
-    ("t2t", {"id": 1, "text_inputs": "short", "reference": "r" * (5 * MIB)}),  # SageMaker limit here: 1 MiB
-    ("claude", {"recordId": "r1", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
-                                                 "messages": [{"role": "user", "content": "hi"}]},
-                "reference": "r" * (2 * MIB)}),  # Bedrock limit here: 1 KB
-    ("nova", {"id": 1, "prompt": "short", "reference": "r" * (2 * MIB)}),
-])
+@pytest.mark.parametrize(
+    "pipeline, record",
+    [
+        ("t2t", {"id": 1, "text_inputs": "short", "reference": "r" * (5 * MIB)}),  # SageMaker limit here: 1 MiB
+        (
+            "claude",
+            {
+                "recordId": "r1",
+                "modelInput": {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 10,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+                "reference": "r" * (2 * MIB),
+            },
+        ),  # Bedrock limit here: 1 KB
+        ("nova", {"id": 1, "prompt": "short", "reference": "r" * (2 * MIB)}),
+    ],
+)
 def test_a_large_reference_does_not_count_against_the_model_record_limit(pipeline, record):
     report = intake(pipeline, orjson.dumps(record) + b"\n")
     assert report["accepted"], report["errors"]
@@ -60,8 +80,18 @@ def test_the_model_ready_part_still_counts():
 
 
 def zs(label, multi_class=True, labels=("sports", "politics", "work")):
-    return orjson.dumps({"id": 1, "sequences": "The vote and the match", "candidate_labels": list(labels),
-                         "multi_class": multi_class, "label": label}) + b"\n"
+    return (
+        orjson.dumps(
+            {
+                "id": 1,
+                "sequences": "The vote and the match",
+                "candidate_labels": list(labels),
+                "multi_class": multi_class,
+                "label": label,
+            }
+        )
+        + b"\n"
+    )
 
 
 def test_multi_class_accepts_a_list_label():
@@ -69,22 +99,28 @@ def test_multi_class_accepts_a_list_label():
     assert report["accepted"] and report["warnings"] == []
 
 
-@pytest.mark.parametrize("label, multi_class, field", [
-    (["sports"], False, "label"),  # one label per record without multi_class
-    ([], True, "label"),
-    (["sports", 3], True, "label[1]"),
-    (["sports", " "], True, "label[1]"),
-])
+@pytest.mark.parametrize(
+    "label, multi_class, field",
+    [
+        (["sports"], False, "label"),  # one label per record without multi_class
+        ([], True, "label"),
+        (["sports", 3], True, "label[1]"),
+        (["sports", " "], True, "label[1]"),
+    ],
+)
 def test_bad_list_labels_are_rejected_naming_the_rule(label, multi_class, field):
     [error] = intake("zs", zs(label, multi_class))["errors"]
     assert (error["code"], error["field"]) == ("wrong_type", field)
 
 
-@pytest.mark.parametrize("pipeline, data", [
-    ("zs", zs("cooking", multi_class=False)),
-    ("zs", zs(["sports", "cooking"])),
-    ("zs-prompt", b'{"id": 1, "prompt": "A late goal", "label": "cooking"}\n'),
-])
+@pytest.mark.parametrize(
+    "pipeline, data",
+    [
+        ("zs", zs("cooking", multi_class=False)),
+        ("zs", zs(["sports", "cooking"])),
+        ("zs-prompt", b'{"id": 1, "prompt": "A late goal", "label": "cooking"}\n'),
+    ],
+)
 def test_a_label_outside_candidate_labels_is_a_warning_not_a_rejection(pipeline, data):
     report = intake(pipeline, data)
     assert report["accepted"] and report["errors"] == []

@@ -25,7 +25,7 @@ def test_crlf_split_across_chunks_is_still_a_line_ending():
 
 def test_a_line_far_beyond_the_record_limit_is_never_buffered_whole():
     huge = b'{"recordId": "r", "modelInput": "' + b"x" * (MAX_LINE_BYTES + 1024) + b'"}\n'
-    report = run_intake([huge[i:i + MIB] for i in range(0, len(huge), MIB)], runtime("claude")).report
+    report = run_intake([huge[i : i + MIB] for i in range(0, len(huge), MIB)], runtime("claude")).report
     assert report["errors"][0]["code"] == "line_too_long" and report["errors"][0]["line"] == 1
     assert str(MAX_LINE_BYTES) in report["errors"][0]["reason"]
 
@@ -38,29 +38,40 @@ def test_only_the_first_n_errors_are_listed_but_all_are_counted():
 
 
 def test_skip_policy_publishes_only_valid_records_and_reports_the_rest(tmp_path):
-    data = lines({"id": 1, "text_inputs": "a", "reference": "ra"}, {"id": 2, "text_inputs": " "},
-                 {"id": 3, "text_inputs": "c"}, {"id": 1, "text_inputs": "again"})
+    data = lines(
+        {"id": 1, "text_inputs": "a", "reference": "ra"},
+        {"id": 2, "text_inputs": " "},
+        {"id": 3, "text_inputs": "c"},
+        {"id": 1, "text_inputs": "again"},
+    )
     result = run_intake([data], runtime("t2t-skip"), sink=LocalDirSink(tmp_path))
     assert result.accepted and result.report["skipped"] == 2
     published = [orjson.loads(line) for shard in result.shards for line in Path(shard["key"]).read_bytes().splitlines()]
     assert sorted(r["id"] for r in published) == [1, 3]
     assert [orjson.loads(line) for line in (tmp_path / "references.jsonl").read_bytes().splitlines()] == [
-        {"id": 1, "reference": "ra"}]
+        {"id": 1, "reference": "ra"}
+    ]
     intake = json.loads((tmp_path / "intake.json").read_text())
     assert intake["skipped"] == 2 and [e["line"] for e in intake["errors"]] == [2, 4]
 
 
 def test_a_rejected_file_publishes_nothing(tmp_path):
-    result = run_intake([lines({"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": ""})], runtime("t2t"),
-                        sink=LocalDirSink(tmp_path))
+    result = run_intake(
+        [lines({"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": ""})],
+        runtime("t2t"),
+        sink=LocalDirSink(tmp_path),
+    )
     assert not result.accepted and list(tmp_path.iterdir()) == []
 
 
 def test_group_by_length_orders_each_window_shortest_first(tmp_path):
     texts = ["x" * n for n in (50, 5, 30, 1, 20)]
     data = lines(*({"id": i, "text_inputs": t} for i, t in enumerate(texts)))
-    result = run_intake([data], runtime("t2t-hyper", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 1,
-                                                                 "group_by_length": True}), sink=LocalDirSink(tmp_path))
+    result = run_intake(
+        [data],
+        runtime("t2t-hyper", sagemaker={"instance_type": "ml.c5.xlarge", "instance_count": 1, "group_by_length": True}),
+        sink=LocalDirSink(tmp_path),
+    )
     [shard] = result.shards
     assert [orjson.loads(line)["id"] for line in Path(shard["key"]).read_bytes().splitlines()] == [3, 1, 4, 2, 0]
 
@@ -87,7 +98,7 @@ def test_split_lines_gives_every_line_with_one_newline_whatever_the_chunking():
     data = b'{"a":1}\r\n\n{"b":2}\n  \r\n{"c":3}\r'
     expected = [b'{"a":1}\n', b"\n", b'{"b":2}\n', b"  \n", b'{"c":3}\n']
     for size in (1, 2, 3, 5, 8, len(data)):
-        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
         assert [bytes(line) for line in split_lines(chunks, 1 << 20)] == expected, size
 
 
@@ -98,7 +109,7 @@ def test_shards_are_right_when_the_caller_reuses_one_buffer_for_every_chunk(tmp_
 
     def reused():
         for start in range(0, len(data), 256):
-            piece = data[start:start + 256]
+            piece = data[start : start + 256]
             buffer[: len(piece)] = piece
             yield buffer if len(piece) == 256 else bytearray(piece)
 

@@ -122,8 +122,14 @@ class BedrockBackend(BatchBackend):
     name = "bedrock"
     CLIENTS = ("bedrock", "bedrock-runtime", "s3")
 
-    def __init__(self, pipeline: RuntimePipeline, bedrock: Any = None, bedrock_runtime: Any = None, s3: Any = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        pipeline: RuntimePipeline,
+        bedrock: Any = None,
+        bedrock_runtime: Any = None,
+        s3: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__(pipeline)
         self._clients = {"bedrock": bedrock, "bedrock-runtime": bedrock_runtime, "s3": s3}
         self._sleep = sleep
@@ -197,7 +203,8 @@ class BedrockBackend(BatchBackend):
             arn=described["jobArn"],
             status=status,
             state=STATUS_TO_STATE.get(status, "running"),
-            failure_reason=described.get("message") if status in ("Failed", "Stopped", "Expired", "PartiallyCompleted")
+            failure_reason=described.get("message")
+            if status in ("Failed", "Stopped", "Expired", "PartiallyCompleted")
             else None,
             output_uri=described["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
         )
@@ -234,9 +241,14 @@ class BedrockBackend(BatchBackend):
             return end_retry(job, self._output(run, job), folder + MANIFEST_OUT if folder else None)
         if job.get("retry") or job["state"] not in ("succeeded", "partial"):
             return job
-        retry = start_retry(self.s3, run, job, self._output(run, job),
-                            retry_name=bedrock_job_name(run["run_id"], retry_index(job)),
-                            min_records_per_job=self.settings.min_records_per_job)
+        retry = start_retry(
+            self.s3,
+            run,
+            job,
+            self._output(run, job),
+            retry_name=bedrock_job_name(run["run_id"], retry_index(job)),
+            min_records_per_job=self.settings.min_records_per_job,
+        )
         return job if retry is None else retry
 
     # ------------------------------------------------------------------ outputs
@@ -264,12 +276,18 @@ class BedrockBackend(BatchBackend):
         output = self._output(run, job)
         if job.get("merged_output_key"):
             # A run from before collect merged retries itself: job control wrote the merged output.
-            yield RawOutput(input_key=output.input_key, output_key=job["merged_output_key"], join="id",
-                            input_id_field="recordId")
+            yield RawOutput(
+                input_key=output.input_key, output_key=job["merged_output_key"], join="id", input_id_field="recordId"
+            )
             return
         retry = job.get("retry") or {}
-        yield RawOutput(input_key=output.input_key, output_key=output.output_key, join="id", input_id_field="recordId",
-                        retry_output_key=retry.get("output_key"))
+        yield RawOutput(
+            input_key=output.input_key,
+            output_key=output.output_key,
+            join="id",
+            input_id_field="recordId",
+            retry_output_key=retry.get("output_key"),
+        )
 
     def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Bedrock's own counts from manifest.json.out (plus the retry's, when failed records were resubmitted)."""

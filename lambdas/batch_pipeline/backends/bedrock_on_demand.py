@@ -26,8 +26,13 @@ from batch_pipeline.layout import INTERMEDIATE_TAGGING
 from batch_pipeline.outputs import OutputParseError, parse_output_line
 
 # InvokeModel errors worth another try inside the on-demand step, before the record is reported failed.
-TRANSIENT_INVOKE_ERRORS = {"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException",
-                           "InternalServerException", "ModelTimeoutException"}
+TRANSIENT_INVOKE_ERRORS = {
+    "ThrottlingException",
+    "ServiceUnavailableException",
+    "ModelNotReadyException",
+    "InternalServerException",
+    "ModelTimeoutException",
+}
 ON_DEMAND_ATTEMPTS = 5
 MANIFEST_OUT = "manifest.json.out"
 ON_DEMAND_FOLDER = "on-demand"
@@ -81,11 +86,16 @@ class OnDemandRunner:
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
             for start in range(0, len(pending), ON_DEMAND_PART_RECORDS):
                 self._requests_sent = 0
-                lines = list(pool.map(self._invoke_one, pending[start:start + ON_DEMAND_PART_RECORDS]))
+                lines = list(pool.map(self._invoke_one, pending[start : start + ON_DEMAND_PART_RECORDS]))
                 key = f"{folder}{ON_DEMAND_PARTS}/part-{part_index:05d}.jsonl"
                 part_index += 1
-                self._put(bucket, key, _jsonl(lines), "application/x-ndjson",
-                          metadata={ON_DEMAND_SENT_METADATA: str(self._requests_sent)})
+                self._put(
+                    bucket,
+                    key,
+                    _jsonl(lines),
+                    "application/x-ndjson",
+                    metadata={ON_DEMAND_SENT_METADATA: str(self._requests_sent)},
+                )
                 sent_before += self._requests_sent
                 answered.update((line.get("recordId"), line) for line in lines)
         lines = [answered[record.get("recordId")] for record in records]
@@ -104,8 +114,9 @@ class OnDemandRunner:
             reason = f"{errors} of {len(records)} on-demand requests failed"
         else:
             state, status, reason = "succeeded", "Completed", None
-        result = job_state(name=name, arn=None, status=status, state=state, failure_reason=reason,
-                           output_uri=output_uri)
+        result = job_state(
+            name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri
+        )
         result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
@@ -141,8 +152,11 @@ class OnDemandRunner:
                     line["modelOutput"] = converse_output(response)
                     return line
                 response = self.runtime.invoke_model(
-                    modelId=self.pipeline.bedrock_model_id, body=json.dumps(record["modelInput"]).encode(),
-                    contentType="application/json", accept="application/json")
+                    modelId=self.pipeline.bedrock_model_id,
+                    body=json.dumps(record["modelInput"]).encode(),
+                    contentType="application/json",
+                    accept="application/json",
+                )
                 self._count_requests(response)
                 line["modelOutput"] = json.loads(response["body"].read())
                 return line
@@ -153,7 +167,7 @@ class OnDemandRunner:
                     raise
                 if code in TRANSIENT_INVOKE_ERRORS and attempt + 1 < ON_DEMAND_ATTEMPTS:
                     # Full jitter: concurrent workers that were throttled together do not retry together.
-                    self._sleep(random.uniform(0, min(20.0, 2.0 ** attempt)))
+                    self._sleep(random.uniform(0, min(20.0, 2.0**attempt)))
                     continue
                 # The shape of Bedrock's own per-record error in a batch .out line.
                 line["error"] = {"errorCode": _http_status(error), "errorMessage": f"{code}: {error_message(error)}"}
@@ -168,8 +182,9 @@ class OnDemandRunner:
         with self._lock:
             self._requests_sent += sent
 
-    def _put(self, bucket: str, key: str, body: bytes, content_type: str,
-             metadata: dict[str, str] | None = None) -> None:
+    def _put(
+        self, bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> None:
         # The tag lets the lifecycle rule expire raw output like Bedrock's.
         s3io.put_bytes(self.s3, bucket, key, body, content_type, tagging=INTERMEDIATE_TAGGING, metadata=metadata)
 

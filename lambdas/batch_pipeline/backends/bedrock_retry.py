@@ -27,8 +27,20 @@ from batch_pipeline.layout import INTERMEDIATE_TAGGING
 # The retry's job index: the original's with this suffix (job names allow one trailing letter).
 RETRY_SUFFIX = "r"
 # What the original job's state keeps while its retry runs, restored when the retry ends.
-FIRST_ATTEMPT_FIELDS = ("name", "arn", "status", "state", "failure_reason", "output_uri", "input_uri", "route", "mode",
-                        "records", "record_counts", "model_invocations")
+FIRST_ATTEMPT_FIELDS = (
+    "name",
+    "arn",
+    "status",
+    "state",
+    "failure_reason",
+    "output_uri",
+    "input_uri",
+    "route",
+    "mode",
+    "records",
+    "record_counts",
+    "model_invocations",
+)
 # The original's bookkeeping that does not describe the retry.
 NOT_CARRIED = ("queued_at", "submitted_at", "mode", "record_counts", "last_refusal")
 
@@ -38,8 +50,9 @@ def retry_index(job: dict[str, Any]) -> str:
     return f"{job['index']}{RETRY_SUFFIX}"
 
 
-def start_retry(s3: Any, run: dict[str, Any], job: dict[str, Any], output: RawOutput, *, retry_name: str,
-                min_records_per_job: int) -> dict[str, Any] | None:
+def start_retry(
+    s3: Any, run: dict[str, Any], job: dict[str, Any], output: RawOutput, *, retry_name: str, min_records_per_job: int
+) -> dict[str, Any] | None:
     """The queued retry of `job`'s failed records (named `retry_name`), its input file written; None when no
     record failed."""
     bucket = run_bucket(run)
@@ -61,11 +74,20 @@ def start_retry(s3: Any, run: dict[str, Any], job: dict[str, Any], output: RawOu
     retry_job = {key: value for key, value in job.items() if key not in NOT_CARRIED}
     # The retry writes under its own raw/<retry name>/: an on-demand original's checkpoint parts and
     # manifest.json.out stay its own, so the retry neither reads them as its answers nor overwrites them.
-    retry_job.update(job_state(name=retry_name, arn=None, status="NotSubmitted", state="queued",
-                               output_uri=s3_uri(bucket, f"{run_prefix(run)}raw/{retry_name}/")))
     retry_job.update(
-        first_attempt={key: job.get(key) for key in FIRST_ATTEMPT_FIELDS}, token_index=retry_index(job),
-        input_uri=s3_uri(bucket, retry_key), records=records,
+        job_state(
+            name=retry_name,
+            arn=None,
+            status="NotSubmitted",
+            state="queued",
+            output_uri=s3_uri(bucket, f"{run_prefix(run)}raw/{retry_name}/"),
+        )
+    )
+    retry_job.update(
+        first_attempt={key: job.get(key) for key in FIRST_ATTEMPT_FIELDS},
+        token_index=retry_index(job),
+        input_uri=s3_uri(bucket, retry_key),
+        records=records,
         route="batch" if records >= min_records_per_job else "on-demand",
     )
     return retry_job
@@ -78,12 +100,21 @@ def end_retry(job: dict[str, Any], output: RawOutput, manifest_key: str | None) 
     result.update(first)
     result.update(
         done=True,
-        retry={"name": job["name"], "arn": job.get("arn"), "status": job["status"], "state": job["state"],
-               "route": job.get("route"), "records": job.get("records"), "failure_reason": job.get("failure_reason"),
-               "model_invocations": job.get("model_invocations"), "manifest_key": manifest_key,
-               # Counted by collect, which puts the retried answers in place of the errors.
-               "recovered": None,
-               "input_key": output.input_key, "output_key": output.output_key},
+        retry={
+            "name": job["name"],
+            "arn": job.get("arn"),
+            "status": job["status"],
+            "state": job["state"],
+            "route": job.get("route"),
+            "records": job.get("records"),
+            "failure_reason": job.get("failure_reason"),
+            "model_invocations": job.get("model_invocations"),
+            "manifest_key": manifest_key,
+            # Counted by collect, which puts the retried answers in place of the errors.
+            "recovered": None,
+            "input_key": output.input_key,
+            "output_key": output.output_key,
+        },
     )
     return result
 

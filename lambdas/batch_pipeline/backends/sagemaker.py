@@ -239,7 +239,7 @@ class SageMakerBackend(BatchBackend):
         for key in self._input_keys(run, job, input_prefix):
             yield RawOutput(
                 input_key=key,
-                output_key=f"{output_prefix}{key[len(input_prefix):]}.out",
+                output_key=f"{output_prefix}{key[len(input_prefix) :]}.out",
                 # The zero-shot container answers without the id: line i answers line i of the same object.
                 join="position" if positional else "id",
                 input_id_field="id",

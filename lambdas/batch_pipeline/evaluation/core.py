@@ -88,6 +88,7 @@ def evaluate_joined(
     metric = metric or infer_metric(references)
     if metric not in METRICS:
         raise EvaluationError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+
     def wanted(ref: Reference) -> bool:
         return ref.text is not None if metric == "rouge" else ref.label is not None
 
@@ -147,7 +148,8 @@ def _rouge(
     seed: int,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     pair_scores = rouge.score_pairs(
-        [_target(ref, ref.text) for ref, _ in usable], [record["prediction"] for _, record in usable],
+        [_target(ref, ref.text) for ref, _ in usable],
+        [record["prediction"] for _, record in usable],
         use_stemmer=use_stemmer,
     )
     section: dict[str, Any] = {
@@ -200,7 +202,9 @@ def _classification(
         metrics["threshold"] = threshold
         for (ref, _), true_set, predicted_set in zip(usable, truth_sets, predicted_sets, strict=True):
             per_record[ref.id] = {
-                "label": sorted(true_set), "predicted": sorted(predicted_set), "correct": true_set == predicted_set
+                "label": sorted(true_set),
+                "predicted": sorted(predicted_set),
+                "correct": true_set == predicted_set,
             }
     return metrics, per_record
 
@@ -210,4 +214,3 @@ def _target(ref: Reference, value: str | tuple[str, ...] | None) -> str | tuple[
     if value is None:
         raise EvaluationError(f"reference {ref.id!r} has nothing to score against")
     return value
-

@@ -105,8 +105,15 @@ class RecordScorer:
     carry): free-text answers map onto them (classification.LabelMatcher), so they must be complete before the
     first record is scored; collect gathers them while it stages the data."""
 
-    def __init__(self, metric: str, *, known_labels: Iterable[str] = (), multi_label: bool = False,
-                 use_stemmer: bool = False, threshold: float = classification.DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        metric: str,
+        *,
+        known_labels: Iterable[str] = (),
+        multi_label: bool = False,
+        use_stemmer: bool = False,
+        threshold: float = classification.DEFAULT_THRESHOLD,
+    ) -> None:
         if metric not in ("rouge", "classification"):
             raise EvaluationError(f"unknown metric {metric!r}; use rouge or classification")
         self.metric = metric
@@ -121,8 +128,9 @@ class RecordScorer:
             usable = [r for r in records if r.get("reference") is not None and _answer(r, "rouge")]
             if not usable:
                 return
-            pairs = rouge.score_pairs([_text(r["reference"]) for r in usable], [r["prediction"] for r in usable],
-                                      use_stemmer=self.use_stemmer)
+            pairs = rouge.score_pairs(
+                [_text(r["reference"]) for r in usable], [r["prediction"] for r in usable], use_stemmer=self.use_stemmer
+            )
             for record, scores in zip(usable, pairs, strict=True):
                 record["metrics"] = {
                     t: {"precision": s.precision, "recall": s.recall, "fmeasure": s.fmeasure} for t, s in scores.items()
@@ -240,8 +248,10 @@ def _classification_sections(
         return classification.single_label_metrics_from_pairs(pairs)
     if pairs:
         raise EvaluationError("predictions.jsonl mixes single-label and multi-label scores")
-    return {**multi.metrics(),
-            "threshold": (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD)}
+    return {
+        **multi.metrics(),
+        "threshold": (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD),
+    }
 
 
 def _keep_example(examples: list[str], example: str) -> None:
@@ -256,14 +266,17 @@ def _rouge_sections(
     """The report's rouge means, the options they were scored with and, when asked for, bootstrap intervals."""
     sections: dict[str, Any] = {
         "rouge": totals.means(),
-        "rouge_options": {**{"use_stemmer": False, "tokenizer": "rouge-score default", "sentence_split": "newline"},
-                          **(collect.get("scoring") or {}).get("options", {})},
+        "rouge_options": {
+            **{"use_stemmer": False, "tokenizer": "rouge-score default", "sentence_split": "newline"},
+            **(collect.get("scoring") or {}).get("options", {}),
+        },
     }
     if bootstrap_samples > 0 and totals.count and totals.series is not None:
-        intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence,
-                                             seed=seed)
+        intervals = bootstrap_mean_intervals(totals.series, samples=bootstrap_samples, confidence=confidence, seed=seed)
         sections["rouge_bootstrap"] = {
-            "samples": bootstrap_samples, "confidence": confidence, "seed": seed,
+            "samples": bootstrap_samples,
+            "confidence": confidence,
+            "seed": seed,
             "values": "per-record F-measures kept as 32-bit floats",
             **{t: {"fmeasure": intervals[t]._asdict()} for t in rouge.ROUGE_TYPES},
         }

@@ -27,8 +27,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3 = environment.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     result = collect(run, resolve_jobs(s3, run, event.get("jobs")), backend_for_run(run), s3)
-    logger.info("collected", extra={key: result[key] for key in ("records", "processed", "succeeded", "failed",
-                                                                  "unmatched_outputs", "unreadable_output_lines")})
+    logger.info(
+        "collected",
+        extra={
+            key: result[key]
+            for key in ("records", "processed", "succeeded", "failed", "unmatched_outputs", "unreadable_output_lines")
+        },
+    )
     metrics.add_metric(name="RecordsSucceeded", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=result["failed"])
     details_key = f"{run_prefix(run)}{COLLECT_DETAILS_FILE}"

@@ -37,8 +37,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if collected.get("details_key"):  # the per-job tallies collect kept out of the state
             collected = with_details(collected, s3io.read_json(s3, run_bucket(run), collected["details_key"]))
         pipeline = _pipeline(run["pipeline"])
-        manifest = build_manifest(run, jobs, collected, event.get("evaluation"), pipeline=pipeline,
-                                  pricing=_prices().get(pipeline.model_key) if pipeline else None)
+        manifest = build_manifest(
+            run,
+            jobs,
+            collected,
+            event.get("evaluation"),
+            pipeline=pipeline,
+            pricing=_prices().get(pipeline.model_key) if pipeline else None,
+        )
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
@@ -47,8 +53,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     page = report_page(manifest, event.get("evaluation"), aggregates)
     s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
     # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
-    s3io.put_bytes(s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n",
-                   s3io.JSON)
+    s3io.put_bytes(
+        s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n", s3io.JSON
+    )
     s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     if page is not None:
         put_report(s3, bucket, f"{prefix}{REPORT_FILE}", page)
@@ -84,8 +91,9 @@ def _parsed_prices(text: str) -> dict[str, RuntimePricing]:
     return parse_runtime_prices(text)  # once per container (per value, for local mode's in-process runs)
 
 
-def report_page(manifest: dict[str, Any], evaluation: dict[str, Any] | None,
-                aggregates: dict[str, Any] | None) -> str | None:
+def report_page(
+    manifest: dict[str, Any], evaluation: dict[str, Any] | None, aggregates: dict[str, Any] | None
+) -> str | None:
     """report.html for the run, or None (and no `report` in the manifest's outputs) if it cannot be rendered:
     the page is for people, and must never cost the run its manifest or change its outcome."""
     try:

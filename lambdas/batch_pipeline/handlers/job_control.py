@@ -25,8 +25,7 @@ from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJob
 from batch_pipeline.job_store import is_reference, load_job, resolve_jobs, save_job, save_token
 from batch_pipeline.observability import logger, metrics, tracer
 
-ACTIONS = {"submit": jobs.submit_job, "status": jobs.check_job, "wait": jobs.check_job,
-           "stop_all": jobs.stop_run_jobs}
+ACTIONS = {"submit": jobs.submit_job, "status": jobs.check_job, "wait": jobs.check_job, "stop_all": jobs.stop_run_jobs}
 # A token that was already used or whose wait timed out (the backstop fired first): nothing is waiting on it.
 SPENT_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
@@ -53,14 +52,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = ACTIONS[action](event, backend_for_run(run))
     if action == "wait" and not result["job"]["done"] and result["job"]["state"] != "queued":
         _leave_token(s3, event["task_token"], result)
-    JobStep(run=result["run"], job=JobState.model_validate(result["job"]), attempt=result["attempt"],
-            wait_seconds=result["wait_seconds"], backstop_seconds=result["backstop_seconds"])
+    JobStep(
+        run=result["run"],
+        job=JobState.model_validate(result["job"]),
+        attempt=result["attempt"],
+        wait_seconds=result["wait_seconds"],
+        backstop_seconds=result["backstop_seconds"],
+    )
     save_job(s3, run, result["job"])
     job = result["job"]
     logger.info(
         "job state",
-        extra={"action": action, "job_name": job["name"], "status": job["status"], "state": job["state"],
-               "attempt": result["attempt"], "failure_reason": job.get("failure_reason")},
+        extra={
+            "action": action,
+            "job_name": job["name"],
+            "status": job["status"],
+            "state": job["state"],
+            "attempt": result["attempt"],
+            "failure_reason": job.get("failure_reason"),
+        },
     )
     if job["state"] == "queued":
         metrics.add_metric(name="JobSubmissionsDeferred", unit=MetricUnit.Count, value=1)
@@ -79,8 +89,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
     """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
     step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
-    save_token(s3, run_bucket(step["run"]), step["job"]["name"], task_token,
-               {**step, "backstop_seconds": jobs.backstop_seconds()})
+    save_token(
+        s3,
+        run_bucket(step["run"]),
+        step["job"]["name"],
+        task_token,
+        {**step, "backstop_seconds": jobs.backstop_seconds()},
+    )
 
 
 def resume(task_token: str, output: dict[str, Any]) -> bool:

@@ -19,7 +19,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     subject, text, attributes = run_message(event["manifest"])
     try:
         response = environment.client("sns").publish(
-            TopicArn=environment.current().require("topic_arn"), Subject=subject, Message=text,
+            TopicArn=environment.current().require("topic_arn"),
+            Subject=subject,
+            Message=text,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )
     except Exception:

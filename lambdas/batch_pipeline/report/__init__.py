@@ -20,8 +20,16 @@ REPORT_FILE = "report.html"
 REJECTION_SUFFIX = ".report.html"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
-__all__ = ["CONTENT_TYPE", "REJECTION_SUFFIX", "REPORT_FILE", "ReportTally", "console_url", "put_report",
-           "render_rejection_report", "render_run_report"]
+__all__ = [
+    "CONTENT_TYPE",
+    "REJECTION_SUFFIX",
+    "REPORT_FILE",
+    "ReportTally",
+    "console_url",
+    "put_report",
+    "render_rejection_report",
+    "render_run_report",
+]
 
 
 def put_report(s3: Any, bucket: str, key: str, page: str) -> None:

@@ -100,8 +100,14 @@ class ReportTally:
         self._keep(self._best, rank, record, metrics, score)
         self._keep(self._worst, -rank, record, metrics, score)
 
-    def _keep(self, heap: list[tuple[float, int, dict[str, Any]]], rank: float, record: dict[str, Any],
-              metrics: dict[str, Any], score: float) -> None:
+    def _keep(
+        self,
+        heap: list[tuple[float, int, dict[str, Any]]],
+        rank: float,
+        record: dict[str, Any],
+        metrics: dict[str, Any],
+        score: float,
+    ) -> None:
         entry_key = (rank, -self._seq)
         if len(heap) >= self.examples and entry_key <= heap[0][:2]:
             return  # not among the kept ones: nothing is copied or clipped
@@ -113,8 +119,10 @@ class ReportTally:
 
     @staticmethod
     def _example(record: dict[str, Any], metrics: dict[str, Any], score: float) -> dict[str, Any]:
-        example: dict[str, Any] = {"id": clip(record.get("id"), ID_BYTES),
-                                   "score": None if math.isnan(score) else round(score, 6)}
+        example: dict[str, Any] = {
+            "id": clip(record.get("id"), ID_BYTES),
+            "score": None if math.isnan(score) else round(score, 6),
+        }
         if "rougeL" in metrics:
             example["prediction"] = clip(record.get("prediction"), TEXT_BYTES)
             example["reference"] = clip(record.get("reference"), TEXT_BYTES)
@@ -146,9 +154,12 @@ class ReportTally:
             "score": self.score_name,
             "scored": self.scored,
             "histogram": {"bins": len(self.bins), "low": 0.0, "high": 1.0, "counts": list(self.bins)}
-            if self.scored else None,
+            if self.scored
+            else None,
             "best": [entry[2] for entry in best],
             "worst": [entry[2] for entry in worst],
-            "errors_by_code": [{"code": code, "records": count, "example": self.messages.get(code)}
-                               for code, count in sorted(self.codes.items(), key=lambda item: (-item[1], item[0]))],
+            "errors_by_code": [
+                {"code": code, "records": count, "example": self.messages.get(code)}
+                for code, count in sorted(self.codes.items(), key=lambda item: (-item[1], item[0]))
+            ],
         }

@@ -23,8 +23,17 @@ _CONFIG: dict[str, Any] = {
     "font": FONT,
     "background": "#ffffff",
     "view": {"stroke": None},
-    "axis": {"labelColor": MUTED, "titleColor": INK, "labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": 600,
-             "gridColor": GRID, "domainColor": "#9aa5b1", "tickColor": "#9aa5b1", "labelLimit": LABEL_LIMIT},
+    "axis": {
+        "labelColor": MUTED,
+        "titleColor": INK,
+        "labelFontSize": 11,
+        "titleFontSize": 12,
+        "titleFontWeight": 600,
+        "gridColor": GRID,
+        "domainColor": "#9aa5b1",
+        "tickColor": "#9aa5b1",
+        "labelLimit": LABEL_LIMIT,
+    },
     "legend": {"labelColor": MUTED, "titleColor": INK, "titleFontWeight": 600},
     "bar": {"color": ACCENT},
 }
@@ -44,8 +53,9 @@ class ChartError(RuntimeError):
 def render(spec: dict[str, Any]) -> str:
     import vl_convert  # imported on first use: only the report steps pay for it
 
-    svg: str = vl_convert.vegalite_to_svg({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec},
-                                          config=_CONFIG, allowed_base_urls=[])
+    svg: str = vl_convert.vegalite_to_svg(
+        {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec}, config=_CONFIG, allowed_base_urls=[]
+    )
     return safe_svg(svg)
 
 
@@ -66,8 +76,11 @@ def safe_svg(svg: str) -> str:
             raise ChartError("the rendered chart's style loads something")
         for name, value in element.attrib.items():
             name = _local(name).lower()
-            if name.startswith("on") or (name in ("href", "src") and not value.startswith("#")) or (
-                    name == "style" and _CSS_LOADS.search(value)):
+            if (
+                name.startswith("on")
+                or (name in ("href", "src") and not value.startswith("#"))
+                or (name == "style" and _CSS_LOADS.search(value))
+            ):
                 raise ChartError(f"the rendered chart holds a {name}= attribute on <{tag}>")
     return svg
 
@@ -79,23 +92,36 @@ def _local(name: str) -> str:
 
 def histogram(counts: list[int], low: float, high: float, title: str) -> str:
     width = (high - low) / len(counts)
-    values = [{"start": round(low + i * width, 6), "end": round(low + (i + 1) * width, 6), "records": n}
-              for i, n in enumerate(counts)]
-    return render({
-        "width": 560, "height": 200, "data": {"values": values},
-        "mark": {"type": "bar", "binSpacing": 1},
-        "encoding": {
-            "x": {"field": "start", "type": "quantitative", "bin": {"binned": True, "step": width},
-                  "title": title, "scale": {"domain": [low, high]}, "axis": {"format": ".2f"}},
-            "x2": {"field": "end"},
-            "y": {"field": "records", "type": "quantitative", "title": "records", "axis": _COUNT_AXIS},
-            "tooltip": [{"field": "start", "title": "from"}, {"field": "end", "title": "to"}, {"field": "records"}],
-        },
-    })
+    values = [
+        {"start": round(low + i * width, 6), "end": round(low + (i + 1) * width, 6), "records": n}
+        for i, n in enumerate(counts)
+    ]
+    return render(
+        {
+            "width": 560,
+            "height": 200,
+            "data": {"values": values},
+            "mark": {"type": "bar", "binSpacing": 1},
+            "encoding": {
+                "x": {
+                    "field": "start",
+                    "type": "quantitative",
+                    "bin": {"binned": True, "step": width},
+                    "title": title,
+                    "scale": {"domain": [low, high]},
+                    "axis": {"format": ".2f"},
+                },
+                "x2": {"field": "end"},
+                "y": {"field": "records", "type": "quantitative", "title": "records", "axis": _COUNT_AXIS},
+                "tooltip": [{"field": "start", "title": "from"}, {"field": "end", "title": "to"}, {"field": "records"}],
+            },
+        }
+    )
 
 
-def fold_classes(labels: list[str], matrix: list[list[int]],
-                 limit: int = MAX_CLASSES) -> tuple[list[str], list[list[int]]]:
+def fold_classes(
+    labels: list[str], matrix: list[list[int]], limit: int = MAX_CLASSES
+) -> tuple[list[str], list[list[int]]]:
     """The `limit` - 1 classes with the most records (true or predicted) kept; the rest summed into OTHER_CLASS."""
     if len(labels) <= limit:
         return labels, matrix
@@ -111,44 +137,76 @@ def fold_classes(labels: list[str], matrix: list[list[int]],
 
 
 def heatmap(labels: list[str], matrix: list[list[int]]) -> str:
-    cells = [{"reference": true, "predicted": predicted, "records": matrix[i][j]}
-             for i, true in enumerate(labels) for j, predicted in enumerate(labels)]
+    cells = [
+        {"reference": true, "predicted": predicted, "records": matrix[i][j]}
+        for i, true in enumerate(labels)
+        for j, predicted in enumerate(labels)
+    ]
     size = max(160, min(520, 44 * len(labels)))
     peak = max((max(row) for row in matrix if row), default=0)
     axis_order = {"sort": labels}
-    return render({
-        "width": size, "height": size, "data": {"values": cells},
-        "encoding": {
-            "x": {"field": "predicted", "type": "nominal", "title": "predicted label", **axis_order,
-                  "axis": {"labelAngle": -35, "orient": "top"}},
-            "y": {"field": "reference", "type": "nominal", "title": "reference label", **axis_order},
-        },
-        "layer": [
-            {"mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
-             "encoding": {"color": {"condition": {"test": "datum.records == 0", "value": "#f5f7fa"},
-                                    "field": "records", "type": "quantitative", "title": "records",
-                                    "scale": {"scheme": "blues", "domainMin": 0}},
-                          "tooltip": [{"field": "reference"}, {"field": "predicted"}, {"field": "records"}]}},
-            {"mark": {"type": "text", "fontSize": 12, "fontWeight": 600},
-             "encoding": {"text": {"field": "records", "type": "quantitative"},
-                          "color": {"condition": {"test": f"datum.records > {peak / 2}", "value": "#ffffff"},
-                                    "value": INK}}},
-        ],
-    })
+    return render(
+        {
+            "width": size,
+            "height": size,
+            "data": {"values": cells},
+            "encoding": {
+                "x": {
+                    "field": "predicted",
+                    "type": "nominal",
+                    "title": "predicted label",
+                    **axis_order,
+                    "axis": {"labelAngle": -35, "orient": "top"},
+                },
+                "y": {"field": "reference", "type": "nominal", "title": "reference label", **axis_order},
+            },
+            "layer": [
+                {
+                    "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
+                    "encoding": {
+                        "color": {
+                            "condition": {"test": "datum.records == 0", "value": "#f5f7fa"},
+                            "field": "records",
+                            "type": "quantitative",
+                            "title": "records",
+                            "scale": {"scheme": "blues", "domainMin": 0},
+                        },
+                        "tooltip": [{"field": "reference"}, {"field": "predicted"}, {"field": "records"}],
+                    },
+                },
+                {
+                    "mark": {"type": "text", "fontSize": 12, "fontWeight": 600},
+                    "encoding": {
+                        "text": {"field": "records", "type": "quantitative"},
+                        "color": {
+                            "condition": {"test": f"datum.records > {peak / 2}", "value": "#ffffff"},
+                            "value": INK,
+                        },
+                    },
+                },
+            ],
+        }
+    )
 
 
 def bars(rows: list[tuple[str, int]], title: str, color: str = ACCENT) -> str:
     """Horizontal bars, largest first (at most MAX_BARS; the caller's table lists every row)."""
     values = [{"label": label, "records": count} for label, count in rows[:MAX_BARS]]
-    return render({
-        "width": 420, "height": {"step": 24}, "data": {"values": values},
-        "layer": [
-            {"mark": {"type": "bar", "color": color}},
-            {"mark": {"type": "text", "align": "left", "dx": 4, "color": INK},
-             "encoding": {"text": {"field": "records", "type": "quantitative"}}},
-        ],
-        "encoding": {
-            "y": {"field": "label", "type": "nominal", "title": None, "sort": "-x"},
-            "x": {"field": "records", "type": "quantitative", "title": title, "axis": _COUNT_AXIS},
-        },
-    })
+    return render(
+        {
+            "width": 420,
+            "height": {"step": 24},
+            "data": {"values": values},
+            "layer": [
+                {"mark": {"type": "bar", "color": color}},
+                {
+                    "mark": {"type": "text", "align": "left", "dx": 4, "color": INK},
+                    "encoding": {"text": {"field": "records", "type": "quantitative"}},
+                },
+            ],
+            "encoding": {
+                "y": {"field": "label", "type": "nominal", "title": None, "sort": "-x"},
+                "x": {"field": "records", "type": "quantitative", "title": title, "axis": _COUNT_AXIS},
+            },
+        }
+    )

@@ -88,10 +88,12 @@ def console_url(uri: str, region: str | None = None) -> str | None:
     region = region or settings.region or settings.default_region
     if not uri.startswith("s3://") or not region or region.startswith(("cn-", "us-gov-", "us-iso")):
         return None
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     kind = "buckets" if not key or key.endswith("/") else "object"
-    return (f"https://{region}.console.aws.amazon.com/s3/{kind}/{quote(bucket, safe='')}?region={quote(region)}"
-            f"&prefix={quote(key, safe='')}")
+    return (
+        f"https://{region}.console.aws.amazon.com/s3/{kind}/{quote(bucket, safe='')}?region={quote(region)}"
+        f"&prefix={quote(key, safe='')}"
+    )
 
 
 def _location(uri: str) -> str:
@@ -103,15 +105,21 @@ def _location(uri: str) -> str:
 def _cards(items: Iterable[tuple[str, Any, str | None]]) -> str:
     cells = "".join(
         f'<div class="card"><div class="label">{_e(label)}</div><div class="value">{_number(value)}</div>'
-        + (f'<div class="note">{_e(note)}</div>' if note else "") + "</div>"
-        for label, value, note in items)
+        + (f'<div class="note">{_e(note)}</div>' if note else "")
+        + "</div>"
+        for label, value, note in items
+    )
     return f'<div class="cards">{cells}</div>'
 
 
 def _table(headers: list[tuple[str, str]], rows: Iterable[list[str]]) -> str:
     head = "".join(f'<th class="{cls}">{_e(name)}</th>' for name, cls in headers)
-    body = "".join("<tr>" + "".join(f'<td class="{cls}">{cell}</td>'
-                                    for (_, cls), cell in zip(headers, row, strict=True)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{cls}">{cell}</td>' for (_, cls), cell in zip(headers, row, strict=True))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -126,21 +134,23 @@ def _chart(name: str, draw: Callable[[], str]) -> str:
 def _page(title: str, body: str) -> str:
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         # Nothing may load or run, whatever a record holds.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src data:\">"
+        'img-src data:">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>{body}"
         f"<footer>Generated {_e(generated)} by llm-batch-pipeline. Self-contained: this page loads nothing.</footer>"
-        "</main></body></html>\n")
+        "</main></body></html>\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- a run
 
 
-def render_run_report(manifest: dict[str, Any], evaluation: dict[str, Any] | None = None,
-                      aggregates: dict[str, Any] | None = None) -> str:
+def render_run_report(
+    manifest: dict[str, Any], evaluation: dict[str, Any] | None = None, aggregates: dict[str, Any] | None = None
+) -> str:
     """The page for a finished or failed run: `manifest` as written to manifest.json, the evaluation step's result,
     and collect's ReportAggregates (None when the run never got to collect)."""
     status = manifest.get("status") or "UNKNOWN"
@@ -156,27 +166,37 @@ def render_run_report(manifest: dict[str, Any], evaluation: dict[str, Any] | Non
 def _run_header(manifest: dict[str, Any], status: str) -> str:
     source = manifest.get("input") or {}
     timings = manifest.get("timings") or {}
-    lines = [f"<h1>Run {_e(manifest.get('run_id'))}<span class=\"badge {_e(status)}\">{_e(status)}</span></h1>",
-             f'<p class="meta">Pipeline <b>{_e(manifest.get("pipeline"))}</b> on <b>{_e(manifest.get("backend"))}</b>'
-             f' &middot; model <b>{_e(manifest.get("model"))}</b></p>']
+    lines = [
+        f'<h1>Run {_e(manifest.get("run_id"))}<span class="badge {_e(status)}">{_e(status)}</span></h1>',
+        f'<p class="meta">Pipeline <b>{_e(manifest.get("pipeline"))}</b> on <b>{_e(manifest.get("backend"))}</b>'
+        f" &middot; model <b>{_e(manifest.get('model'))}</b></p>",
+    ]
     if source:
         version = f" (version {_e(source.get('version_id'))})" if source.get("version_id") else ""
-        lines.append(f'<p class="meta">Input <code>s3://{_e(source.get("bucket"))}/{_e(source.get("key"))}</code>'
-                     f"{version}</p>")
+        lines.append(
+            f'<p class="meta">Input <code>s3://{_e(source.get("bucket"))}/{_e(source.get("key"))}</code>{version}</p>'
+        )
     duration = timings.get("duration_seconds")
-    lines.append(f'<p class="meta">Started {_e(timings.get("started_at"))} &middot; finished '
-                 f'{_e(timings.get("finished_at"))}' + (f" &middot; <b>{_duration(duration)}</b>" if duration else "")
-                 + "</p>")
+    lines.append(
+        f'<p class="meta">Started {_e(timings.get("started_at"))} &middot; finished '
+        f"{_e(timings.get('finished_at'))}" + (f" &middot; <b>{_duration(duration)}</b>" if duration else "") + "</p>"
+    )
     if manifest.get("local_stand_in"):
-        lines.append('<p class="standin">Local mode: the model was played by a local stand-in engine, so the outputs '
-                     "and scores exercise the pipeline, not a model.</p>")
+        lines.append(
+            '<p class="standin">Local mode: the model was played by a local stand-in engine, so the outputs '
+            "and scores exercise the pipeline, not a model.</p>"
+        )
     if manifest.get("cause"):
-        lines.append(f'<p class="alert"><b>{_e(manifest.get("failed_state") or "Jobs")}: {_e(manifest.get("error"))}'
-                     f"</b> &mdash; {_e(manifest['cause'])}</p>")
+        lines.append(
+            f'<p class="alert"><b>{_e(manifest.get("failed_state") or "Jobs")}: {_e(manifest.get("error"))}'
+            f"</b> &mdash; {_e(manifest['cause'])}</p>"
+        )
     recover = manifest.get("recover") or {}
     if recover.get("command"):
-        lines.append(f'<p class="meta">Recover without paying again: <code>{_e(recover["command"])}</code> '
-                     f"({_e(recover.get('how'))})</p>")
+        lines.append(
+            f'<p class="meta">Recover without paying again: <code>{_e(recover["command"])}</code> '
+            f"({_e(recover.get('how'))})</p>"
+        )
     return "<header>" + "".join(lines) + "</header>"
 
 
@@ -191,10 +211,19 @@ def _duration(seconds: float) -> str:
 
 def _counts_section(manifest: dict[str, Any]) -> str:
     counts = manifest.get("counts") or {}
-    notes = {"total": "lines with a record", "valid": "passed intake", "rejected": "skipped by intake",
-             "processed": "the model answered", "succeeded": "with a prediction", "failed": "no prediction"}
-    cards = [(name, counts.get(name), notes.get(name)) for name in
-             ("total", "valid", "rejected", "processed", "succeeded", "failed") if name in counts]
+    notes = {
+        "total": "lines with a record",
+        "valid": "passed intake",
+        "rejected": "skipped by intake",
+        "processed": "the model answered",
+        "succeeded": "with a prediction",
+        "failed": "no prediction",
+    }
+    cards = [
+        (name, counts.get(name), notes.get(name))
+        for name in ("total", "valid", "rejected", "processed", "succeeded", "failed")
+        if name in counts
+    ]
     jobs = manifest.get("jobs") or []
     invocations = (manifest.get("model_invocations") or {}).get("total")
     cards.append(("jobs", manifest.get("jobs_count", len(jobs)), None))
@@ -210,11 +239,18 @@ def _tokens_section(manifest: dict[str, Any]) -> str:
         return ""
     cards: list[tuple[str, Any, str | None]] = []
     if tokens:
-        cards += [("input tokens", tokens.get("input_tokens"), None),
-                  ("output tokens", tokens.get("output_tokens"), None)]
+        cards += [
+            ("input tokens", tokens.get("input_tokens"), None),
+            ("output tokens", tokens.get("output_tokens"), None),
+        ]
     if cost.get("usd") is not None:
-        cards.append(("cost", f"${cost['usd']:,.4f}" if isinstance(cost["usd"], (int, float)) else cost["usd"],
-                      f"{cost.get('route') or ''} {cost.get('model') or ''}".strip() or None))
+        cards.append(
+            (
+                "cost",
+                f"${cost['usd']:,.4f}" if isinstance(cost["usd"], (int, float)) else cost["usd"],
+                f"{cost.get('route') or ''} {cost.get('model') or ''}".strip() or None,
+            )
+        )
         parts = (("input_usd", "input cost"), ("output_usd", "output cost"), ("instance_usd", "instance cost"))
         for key, label in parts:
             if isinstance(cost.get(key), (int, float)):
@@ -233,19 +269,31 @@ def _evaluation_section(evaluation: dict[str, Any], aggregates: dict[str, Any]) 
     if not metric:
         reason = evaluation.get("skipped") or "the run was not evaluated"
         histogram = _histogram(aggregates)
-        return f"<section><h2>Evaluation</h2><p class=\"hint\">Not evaluated: {_e(reason)}.</p>{histogram}</section>"
+        return f'<section><h2>Evaluation</h2><p class="hint">Not evaluated: {_e(reason)}.</p>{histogram}</section>'
     headline: list[tuple[str, Any, str | None]]
     if metric == "rouge":
         rouge = evaluation.get("rouge") or {}
-        headline = [(f"{name} F1", (rouge.get(name) or {}).get("fmeasure"), "mean over records")
-                    for name in ("rougeL", "rouge1", "rouge2") if name in rouge]
+        headline = [
+            (f"{name} F1", (rouge.get(name) or {}).get("fmeasure"), "mean over records")
+            for name in ("rougeL", "rouge1", "rouge2")
+            if name in rouge
+        ]
     else:
-        headline = [(name.replace("_", " "), evaluation.get(name), None)
-                    for name in ("accuracy", "macro_f1", "micro_f1", "hamming_loss") if name in evaluation]
+        headline = [
+            (name.replace("_", " "), evaluation.get(name), None)
+            for name in ("accuracy", "macro_f1", "micro_f1", "hamming_loss")
+            if name in evaluation
+        ]
     target = "with a reference" if metric == "rouge" else "with a label"
-    summary = _cards([*headline, ("records", evaluation.get("records"), target),
-                      ("scored", evaluation.get("scored"), None), ("errors", evaluation.get("errors"), "not scored"),
-                      ("missing", evaluation.get("missing"), "reference without a record")])
+    summary = _cards(
+        [
+            *headline,
+            ("records", evaluation.get("records"), target),
+            ("scored", evaluation.get("scored"), None),
+            ("errors", evaluation.get("errors"), "not scored"),
+            ("missing", evaluation.get("missing"), "reference without a record"),
+        ]
+    )
     body = _rouge(evaluation) if metric == "rouge" else _classification(evaluation)
     return f"<section><h2>Evaluation: {_e(metric)}</h2>{summary}{body}{_histogram(aggregates)}</section>"
 
@@ -263,26 +311,47 @@ def _rouge(evaluation: dict[str, Any]) -> str:
             interval = (bootstrap.get(name) or {}).get("fmeasure") or {}
             row.append(f"{_number(interval.get('low'))} &ndash; {_number(interval.get('high'))}" if interval else "-")
         rows.append(row)
-    note = (f'<p class="hint">Interval: bootstrap over records, {_number(bootstrap.get("samples"))} resamples, '
-            f"seed {_e(bootstrap.get('seed'))}.</p>" if bootstrap else
-            '<p class="hint">Means over scored records (F-measure as in rouge-score). No bootstrap interval was '
-            "computed for this run (<code>batch-pipeline evaluate --bootstrap N</code> adds one).</p>")
+    note = (
+        f'<p class="hint">Interval: bootstrap over records, {_number(bootstrap.get("samples"))} resamples, '
+        f"seed {_e(bootstrap.get('seed'))}.</p>"
+        if bootstrap
+        else '<p class="hint">Means over scored records (F-measure as in rouge-score). No bootstrap interval was '
+        "computed for this run (<code>batch-pipeline evaluate --bootstrap N</code> adds one).</p>"
+    )
     return "<h3>ROUGE</h3>" + _table(headers, rows) + note
 
 
 def _classification(evaluation: dict[str, Any]) -> str:
     per_class = evaluation.get("per_class") or {}
-    table = _table([("class", ""), ("precision", "num"), ("recall", "num"), ("F1", "num"), ("support", "num")],
-                   ([_e(label), _number(v.get("precision")), _number(v.get("recall")), _number(v.get("f1")),
-                     _number(v.get("support"))] for label, v in per_class.items()))
+    table = _table(
+        [("class", ""), ("precision", "num"), ("recall", "num"), ("F1", "num"), ("support", "num")],
+        (
+            [
+                _e(label),
+                _number(v.get("precision")),
+                _number(v.get("recall")),
+                _number(v.get("f1")),
+                _number(v.get("support")),
+            ]
+            for label, v in per_class.items()
+        ),
+    )
     matrix = evaluation.get("confusion_matrix") or {}
     heat = ""
     if matrix.get("matrix") and not evaluation.get("multi_label"):
         labels, counts = charts.fold_classes([str(label) for label in matrix["labels"]], matrix["matrix"])
-        heat = ("<h3>Confusion matrix</h3>" + _chart("confusion matrix", lambda: charts.heatmap(labels, counts))
-                + '<p class="hint">Rows: reference label; columns: predicted label; cells: records.'
-                + (f" The {charts.MAX_CLASSES - 1} busiest classes are shown; the rest are summed under "
-                   f"{_e(charts.OTHER_CLASS)}." if len(labels) < len(matrix["labels"]) else "") + "</p>")
+        heat = (
+            "<h3>Confusion matrix</h3>"
+            + _chart("confusion matrix", lambda: charts.heatmap(labels, counts))
+            + '<p class="hint">Rows: reference label; columns: predicted label; cells: records.'
+            + (
+                f" The {charts.MAX_CLASSES - 1} busiest classes are shown; the rest are summed under "
+                f"{_e(charts.OTHER_CLASS)}."
+                if len(labels) < len(matrix["labels"])
+                else ""
+            )
+            + "</p>"
+        )
     return '<div class="grid2"><div><h3>Per class</h3>' + table + "</div><div>" + heat + "</div></div>"
 
 
@@ -291,27 +360,42 @@ def _histogram(aggregates: dict[str, Any]) -> str:
     score = aggregates.get("score")
     if not histogram or not score:
         if aggregates.get("records") and not aggregates.get("scored"):
-            return ('<p class="hint">No per-record score to chart: the records carry no reference or label, or the '
-                    "answers carry no confidence.</p>")
+            return (
+                '<p class="hint">No per-record score to chart: the records carry no reference or label, or the '
+                "answers carry no confidence.</p>"
+            )
         return ""
     title = "ROUGE-L F1 per record" if score == "rougeL F1" else "confidence of the answer (top label score)"
-    return (f"<h3>Distribution of per-record {_e(score)}</h3>"
-            + _chart(f"{score} histogram", lambda: charts.histogram(histogram["counts"], histogram["low"],
-                                                                    histogram["high"], title))
-            + f'<p class="hint">{_number(aggregates.get("scored"))} scored records in '
-            f'{_e(histogram["bins"])} bins.</p>')
+    return (
+        f"<h3>Distribution of per-record {_e(score)}</h3>"
+        + _chart(
+            f"{score} histogram",
+            lambda: charts.histogram(histogram["counts"], histogram["low"], histogram["high"], title),
+        )
+        + f'<p class="hint">{_number(aggregates.get("scored"))} scored records in '
+        f"{_e(histogram['bins'])} bins.</p>"
+    )
 
 
 def _errors_section(manifest: dict[str, Any], aggregates: dict[str, Any]) -> str:
     rows = aggregates.get("errors_by_code") or []
     if not rows:
         failed = (manifest.get("counts") or {}).get("failed")
-        return "" if not failed else (f"<section><h2>Errors by reason</h2><p class=\"hint\">{_number(failed)} records "
-                                      "failed; errors.jsonl lists them.</p></section>")
-    chart = _chart("errors by reason", lambda: charts.bars([(r["code"], r["records"]) for r in rows], "records",
-                                                             color="#d64545"))
-    table = _table([("reason", ""), ("records", "num"), ("first message", "text")],
-                   ([f"<code>{_e(r['code'])}</code>", _number(r["records"]), _e(r.get("example"))] for r in rows))
+        return (
+            ""
+            if not failed
+            else (
+                f'<section><h2>Errors by reason</h2><p class="hint">{_number(failed)} records '
+                "failed; errors.jsonl lists them.</p></section>"
+            )
+        )
+    chart = _chart(
+        "errors by reason", lambda: charts.bars([(r["code"], r["records"]) for r in rows], "records", color="#d64545")
+    )
+    table = _table(
+        [("reason", ""), ("records", "num"), ("first message", "text")],
+        ([f"<code>{_e(r['code'])}</code>", _number(r["records"]), _e(r.get("example"))] for r in rows),
+    )
     return f"<section><h2>Errors by reason</h2>{chart}{table}</section>"
 
 
@@ -320,8 +404,9 @@ def _examples_section(aggregates: dict[str, Any]) -> str:
     if not best and not worst:
         return ""
     classification = any(example.get("correct") is not None for example in best + worst)
-    score_label = "confidence" if aggregates.get("score") == "confidence" else (
-        "score" if classification else "ROUGE-L F1")
+    score_label = (
+        "confidence" if aggregates.get("score") == "confidence" else ("score" if classification else "ROUGE-L F1")
+    )
 
     def table(examples: list[dict[str, Any]]) -> str:
         headers = [("id", "id"), (score_label, "num")]
@@ -336,23 +421,53 @@ def _examples_section(aggregates: dict[str, Any]) -> str:
             rows.append([*row, _e(example.get("prediction")), _e(example.get("reference"))])
         return _table(headers, rows)
 
-    how = ("Worst: wrong answers, most confident first; best: right answers, most confident first." if classification
-           else "Ranked by ROUGE-L F1. Long texts are cut; predictions.jsonl has them whole.")
-    return (f"<section><h2>Worst and best records</h2><p class=\"hint\">{how}</p>"
-            f"<h3>Worst {len(worst)}</h3>{table(worst)}<h3>Best {len(best)}</h3>{table(best)}</section>")
+    how = (
+        "Worst: wrong answers, most confident first; best: right answers, most confident first."
+        if classification
+        else "Ranked by ROUGE-L F1. Long texts are cut; predictions.jsonl has them whole."
+    )
+    return (
+        f'<section><h2>Worst and best records</h2><p class="hint">{how}</p>'
+        f"<h3>Worst {len(worst)}</h3>{table(worst)}<h3>Best {len(best)}</h3>{table(best)}</section>"
+    )
 
 
 def _jobs_section(manifest: dict[str, Any]) -> str:
     jobs = manifest.get("jobs") or []
     if not jobs:
         return ""
-    rows = ([f"<code>{_e(j.get('name'))}</code>", _e(j.get("state")), _e(j.get("status")), _number(j.get("records")),
-             _number(j.get("model_invocations")), _e(j.get("failure_reason"))] for j in jobs[:JOBS_SHOWN])
-    more = (f'<p class="hint">{len(jobs) - JOBS_SHOWN:,} more jobs are listed in manifest.json.</p>'
-            if len(jobs) > JOBS_SHOWN else "")
-    return ("<section><h2>Jobs</h2>" + _table([("job", ""), ("state", ""), ("backend status", ""), ("records", "num"),
-                                                ("invocations", "num"), ("failure reason", "text")], rows)
-            + more + "</section>")
+    rows = (
+        [
+            f"<code>{_e(j.get('name'))}</code>",
+            _e(j.get("state")),
+            _e(j.get("status")),
+            _number(j.get("records")),
+            _number(j.get("model_invocations")),
+            _e(j.get("failure_reason")),
+        ]
+        for j in jobs[:JOBS_SHOWN]
+    )
+    more = (
+        f'<p class="hint">{len(jobs) - JOBS_SHOWN:,} more jobs are listed in manifest.json.</p>'
+        if len(jobs) > JOBS_SHOWN
+        else ""
+    )
+    return (
+        "<section><h2>Jobs</h2>"
+        + _table(
+            [
+                ("job", ""),
+                ("state", ""),
+                ("backend status", ""),
+                ("records", "num"),
+                ("invocations", "num"),
+                ("failure reason", "text"),
+            ],
+            rows,
+        )
+        + more
+        + "</section>"
+    )
 
 
 def _files_section(outputs: dict[str, str]) -> str:
@@ -365,46 +480,80 @@ def _files_section(outputs: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------------- a rejection
 
 
-def render_rejection_report(report: dict[str, Any], *, rejected_copy: str | None = None,
-                            report_json: str | None = None, run_id: str | None = None) -> str:
+def render_rejection_report(
+    report: dict[str, Any],
+    *,
+    rejected_copy: str | None = None,
+    report_json: str | None = None,
+    run_id: str | None = None,
+) -> str:
     """The page for a file intake rejected: why, the bad lines by reason (every reason counted, the first
     REJECTED_LINES_SHOWN lines of those the report kept), and where the copy and report.json are."""
     source = report.get("input") or {}
     name = source.get("key") or report.get("pipeline")
-    header = [f"<h1>Rejected: {_e(name)}<span class=\"badge REJECTED\">REJECTED</span></h1>",
-              f'<p class="meta">Pipeline <b>{_e(report.get("pipeline"))}</b> &middot; format '
-              f'<b>{_e(report.get("input_format"))}</b> &middot; policy <b>{_e(report.get("policy"))}</b>'
-              + (f" &middot; run id <code>{_e(run_id)}</code>" if run_id else "") + "</p>"]
+    header = [
+        f'<h1>Rejected: {_e(name)}<span class="badge REJECTED">REJECTED</span></h1>',
+        f'<p class="meta">Pipeline <b>{_e(report.get("pipeline"))}</b> &middot; format '
+        f"<b>{_e(report.get('input_format'))}</b> &middot; policy <b>{_e(report.get('policy'))}</b>"
+        + (f" &middot; run id <code>{_e(run_id)}</code>" if run_id else "")
+        + "</p>",
+    ]
     if source:
-        header.append(f'<p class="meta">Input <code>s3://{_e(source.get("bucket"))}/{_e(source.get("key"))}</code>'
-                      + (f" (version {_e(source.get('version_id'))})" if source.get("version_id") else "") + "</p>")
+        header.append(
+            f'<p class="meta">Input <code>s3://{_e(source.get("bucket"))}/{_e(source.get("key"))}</code>'
+            + (f" (version {_e(source.get('version_id'))})" if source.get("version_id") else "")
+            + "</p>"
+        )
     header.append(f'<p class="alert"><b>No job was started.</b> {_e(report.get("reason"))}</p>')
     totals = report.get("totals") or {}
-    cards = _cards([("lines", totals.get("lines"), None), ("records", report.get("records"), None),
-                    ("valid", report.get("valid"), None), ("invalid", report.get("invalid"), None),
-                    ("blank lines", totals.get("blank_lines"), None)])
+    cards = _cards(
+        [
+            ("lines", totals.get("lines"), None),
+            ("records", report.get("records"), None),
+            ("valid", report.get("valid"), None),
+            ("invalid", report.get("invalid"), None),
+            ("blank lines", totals.get("blank_lines"), None),
+        ]
+    )
     reasons = list((report.get("counts_by_reason") or {}).items())
     chart = _chart("bad lines by reason", lambda: charts.bars(reasons, "lines", color="#d64545")) if reasons else ""
-    reason_table = _table([("reason", ""), ("lines", "num")],
-                          ([f"<code>{_e(code)}</code>", _number(count)] for code, count in reasons))
+    reason_table = _table(
+        [("reason", ""), ("lines", "num")], ([f"<code>{_e(code)}</code>", _number(count)] for code, count in reasons)
+    )
     errors = report.get("errors") or []
     shown = errors[:REJECTED_LINES_SHOWN]
-    lines_table = _table([("line", "num"), ("reason", ""), ("field", "id"), ("what is wrong", "text")],
-                         ([_number(e.get("line")), f"<code>{_e(e.get('code'))}</code>", _e(e.get("field")),
-                           _e(e.get("reason"))] for e in shown))
+    lines_table = _table(
+        [("line", "num"), ("reason", ""), ("field", "id"), ("what is wrong", "text")],
+        (
+            [_number(e.get("line")), f"<code>{_e(e.get('code'))}</code>", _e(e.get("field")), _e(e.get("reason"))]
+            for e in shown
+        ),
+    )
     kept = sum(count for _, count in reasons)
-    more = (f'<p class="hint">The first {len(shown):,} of {kept:,} bad lines; report.json keeps '
-            f'{_number(report.get("errors_reported"))}.</p>' if kept > len(shown) else "")
+    more = (
+        f'<p class="hint">The first {len(shown):,} of {kept:,} bad lines; report.json keeps '
+        f"{_number(report.get('errors_reported'))}.</p>"
+        if kept > len(shown)
+        else ""
+    )
     files = {key: value for key, value in (("rejected copy", rejected_copy), ("report.json", report_json)) if value}
     warnings = report.get("warnings") or []
-    warning_html = ("<section><h2>Warnings</h2><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings)
-                    + "</ul></section>") if warnings else ""
-    body = ("<header>" + "".join(header) + "</header>"
-            + f"<section><h2>Lines</h2>{cards}</section>"
-            + f'<section><h2>Bad lines by reason</h2><div class="grid2"><div>{chart}</div><div>{reason_table}</div>'
-            + f"</div><h3>First bad lines</h3>{lines_table}{more}</section>"
-            + warning_html + _files_section(files)
-            + '<section><h2>What now</h2><p>Fix the lines above (or set the pipeline\'s <code>on_invalid</code> '
-            "policy to <code>skip</code>) and upload the file again. The original upload was not changed or "
-            "deleted; the copy above is what intake read.</p></section>")
+    warning_html = (
+        ("<section><h2>Warnings</h2><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul></section>")
+        if warnings
+        else ""
+    )
+    body = (
+        "<header>"
+        + "".join(header)
+        + "</header>"
+        + f"<section><h2>Lines</h2>{cards}</section>"
+        + f'<section><h2>Bad lines by reason</h2><div class="grid2"><div>{chart}</div><div>{reason_table}</div>'
+        + f"</div><h3>First bad lines</h3>{lines_table}{more}</section>"
+        + warning_html
+        + _files_section(files)
+        + "<section><h2>What now</h2><p>Fix the lines above (or set the pipeline's <code>on_invalid</code> "
+        "policy to <code>skip</code>) and upload the file again. The original upload was not changed or "
+        "deleted; the copy above is what intake read.</p></section>"
+    )
     return _page(f"Rejected {name}", body)

@@ -29,11 +29,18 @@ from .policies import ACCOUNT, PolicyStore, Role
 
 # The error each service returns for a denied request (code, HTTP status): the codes in each API reference.
 ACCESS_DENIED = {
-    "s3": ("AccessDenied", 403), "sns": ("AuthorizationError", 403), "sqs": ("AccessDenied", 403),
-    "kms": ("AccessDeniedException", 400), "stepfunctions": ("AccessDeniedException", 400),
-    "sagemaker": ("AccessDeniedException", 400), "sagemaker-runtime": ("AccessDeniedException", 400),
-    "bedrock": ("AccessDeniedException", 403), "bedrock-runtime": ("AccessDeniedException", 403),
-    "lambda": ("AccessDeniedException", 403), "iam": ("AccessDenied", 403), "sts": ("AccessDenied", 403),
+    "s3": ("AccessDenied", 403),
+    "sns": ("AuthorizationError", 403),
+    "sqs": ("AccessDenied", 403),
+    "kms": ("AccessDeniedException", 400),
+    "stepfunctions": ("AccessDeniedException", 400),
+    "sagemaker": ("AccessDeniedException", 400),
+    "sagemaker-runtime": ("AccessDeniedException", 400),
+    "bedrock": ("AccessDeniedException", 403),
+    "bedrock-runtime": ("AccessDeniedException", 403),
+    "lambda": ("AccessDeniedException", 403),
+    "iam": ("AccessDenied", 403),
+    "sts": ("AccessDenied", 403),
 }
 
 
@@ -75,14 +82,24 @@ class Denial:
         return f"{self.principal} {self.operation}: {self.action} on {self.resource}: {self.reason}"
 
 
-def simulate(principal: str, request: Request, identity_policies: list[dict], resource_policy: dict | None,
-             extra_context: dict | None = None) -> dict:
+def simulate(
+    principal: str,
+    request: Request,
+    identity_policies: list[dict],
+    resource_policy: dict | None,
+    extra_context: dict | None = None,
+) -> dict:
     """One question to the evaluator, shaped as iam-simulate takes it."""
     simulation = {
-        "request": {"principal": principal, "action": request.action,
-                    "resource": {"resource": request.resource, "accountId": ACCOUNT},
-                    "contextVariables": {**request.context, **(extra_context or {})}},
-        "identityPolicies": identity_policies, "serviceControlPolicies": [], "resourceControlPolicies": [],
+        "request": {
+            "principal": principal,
+            "action": request.action,
+            "resource": {"resource": request.resource, "accountId": ACCOUNT},
+            "contextVariables": {**request.context, **(extra_context or {})},
+        },
+        "identityPolicies": identity_policies,
+        "serviceControlPolicies": [],
+        "resourceControlPolicies": [],
     }
     if resource_policy is not None:
         simulation["resourcePolicy"] = resource_policy
@@ -114,10 +131,14 @@ class Authorizer:
         self.denials: list[Denial] = []
         self._lock = threading.Lock()
 
-    def decide(self, principal: str, identity_policies: list[dict], request: Request,
-               extra_context: dict | None = None) -> dict:
-        policy = self.store.key_policies.get(request.resource) if request.via == "kms" else (
-            None if request.action == "iam:PassRole" else self.store.resource_policy(request.resource))
+    def decide(
+        self, principal: str, identity_policies: list[dict], request: Request, extra_context: dict | None = None
+    ) -> dict:
+        policy = (
+            self.store.key_policies.get(request.resource)
+            if request.via == "kms"
+            else (None if request.action == "iam:PassRole" else self.store.resource_policy(request.resource))
+        )
         return simulate(principal, request, identity_policies, policy, extra_context)
 
     def check(self, identity: Identity, service: str, operation: str, requests: list[Request]) -> Denial | None:
@@ -127,8 +148,14 @@ class Authorizer:
             with self._lock:
                 self.checked += 1
             if verdict["result"] != "Allowed":
-                denial = Denial(identity.principal, request.action, request.resource, f"{service}:{operation}",
-                                reason_for(verdict, request.action), verdict.get("denials") or [])
+                denial = Denial(
+                    identity.principal,
+                    request.action,
+                    request.resource,
+                    f"{service}:{operation}",
+                    reason_for(verdict, request.action),
+                    verdict.get("denials") or [],
+                )
                 with self._lock:
                     self.denials.append(denial)
                 return denial
@@ -136,8 +163,11 @@ class Authorizer:
 
     def report(self) -> dict:
         with self._lock:
-            return {"checked": self.checked, "denied": len(self.denials),
-                    "denials": [asdict(d) | {"message": d.describe()} for d in self.denials]}
+            return {
+                "checked": self.checked,
+                "denied": len(self.denials),
+                "denials": [asdict(d) | {"message": d.describe()} for d in self.denials],
+            }
 
 
 def access_denied(client: Any, service: str, operation: str, denial: Denial) -> Exception:
@@ -151,8 +181,10 @@ def access_denied(client: Any, service: str, operation: str, denial: Denial) -> 
     )
     if operation == "HeadObject":  # a HEAD response has no body: botocore sees only the status
         code, message = "403", "Forbidden"
-    response = {"Error": {"Code": code, "Message": message},
-                "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+    response = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+    }
     error_class = client.exceptions.from_code(code) if hasattr(client, "exceptions") else ClientError
     return error_class(response, operation)
 

@@ -32,8 +32,13 @@ class _Bridge:
         if not (REPO_ROOT / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir():
             raise EvaluatorError("@cloud-copilot/iam-simulate is not installed: run `make setup` (npm ci)")
         self._process = subprocess.Popen(
-            [node, str(BRIDGE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            env={**os.environ, "BATCH_PIPELINE_NODE_MODULES": str(REPO_ROOT)})
+            [node, str(BRIDGE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "BATCH_PIPELINE_NODE_MODULES": str(REPO_ROOT)},
+        )
         self._lock = threading.Lock()
         self._next = 0
 

@@ -55,8 +55,12 @@ def _s3_kms(store: PolicyStore, bucket_name: str, object_arn: str, actions: tupl
     bucket = store.buckets.get(bucket_name)
     if bucket is None or bucket.kms_key_arn is None:
         return []
-    context = {"kms:EncryptionContext:aws:s3:arn": bucket.arn if bucket.bucket_key else object_arn,
-               "kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:CallerAccount": ACCOUNT, **SECURE}
+    context = {
+        "kms:EncryptionContext:aws:s3:arn": bucket.arn if bucket.bucket_key else object_arn,
+        "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+        "kms:CallerAccount": ACCOUNT,
+        **SECURE,
+    }
     return [Request(action, bucket.kms_key_arn, context, via="kms") for action in actions]
 
 
@@ -68,8 +72,10 @@ def _tags(params: dict, key: str = "Tagging") -> list[str]:
 
 def s3_get(params: dict, store: PolicyStore) -> list[Request]:
     action = "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
-    return [Request(action, _object_arn(params), SECURE),
-            *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",))]
+    return [
+        Request(action, _object_arn(params), SECURE),
+        *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",)),
+    ]
 
 
 def s3_head(params: dict, store: PolicyStore) -> list[Request]:  # HEAD reads no data: no key use
@@ -95,8 +101,10 @@ def s3_upload_part(params: dict, store: PolicyStore) -> list[Request]:
 
 
 def s3_complete_multipart(params: dict, store: PolicyStore) -> list[Request]:
-    return [Request("s3:PutObject", _object_arn(params), SECURE),
-            *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",))]
+    return [
+        Request("s3:PutObject", _object_arn(params), SECURE),
+        *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",)),
+    ]
 
 
 def s3_abort_multipart(params: dict, store: PolicyStore) -> list[Request]:
@@ -115,17 +123,21 @@ def _copy_source(params: dict) -> tuple[str, str, str | None]:
 def s3_copy(params: dict, store: PolicyStore) -> list[Request]:
     bucket, key, version = _copy_source(params)
     source_arn = f"arn:aws:s3:::{bucket}/{key}"
-    return [Request("s3:GetObjectVersion" if version else "s3:GetObject", source_arn, SECURE),
-            *_s3_kms(store, bucket, source_arn, ("kms:Decrypt",)),
-            *s3_put({k: v for k, v in params.items() if k in ("Bucket", "Key", "Tagging")}, store)]
+    return [
+        Request("s3:GetObjectVersion" if version else "s3:GetObject", source_arn, SECURE),
+        *_s3_kms(store, bucket, source_arn, ("kms:Decrypt",)),
+        *s3_put({k: v for k, v in params.items() if k in ("Bucket", "Key", "Tagging")}, store),
+    ]
 
 
 def s3_upload_part_copy(params: dict, store: PolicyStore) -> list[Request]:
     bucket, key, version = _copy_source(params)
     source_arn = f"arn:aws:s3:::{bucket}/{key}"
-    return [Request("s3:GetObjectVersion" if version else "s3:GetObject", source_arn, SECURE),
-            *_s3_kms(store, bucket, source_arn, ("kms:Decrypt",)),
-            Request("s3:PutObject", _object_arn(params), SECURE)]
+    return [
+        Request("s3:GetObjectVersion" if version else "s3:GetObject", source_arn, SECURE),
+        *_s3_kms(store, bucket, source_arn, ("kms:Decrypt",)),
+        Request("s3:PutObject", _object_arn(params), SECURE),
+    ]
 
 
 def s3_put_tagging(params: dict, store: PolicyStore) -> list[Request]:
@@ -168,8 +180,12 @@ def sns_publish(params: dict, store: PolicyStore) -> list[Request]:
     requests = [Request("sns:Publish", topic, SECURE)]
     key = store.kms_keys.get(topic)
     if key:
-        context = {"kms:EncryptionContext:aws:sns:topicArn": topic, "kms:ViaService": f"sns.{REGION}.amazonaws.com",
-                   "kms:CallerAccount": ACCOUNT, **SECURE}
+        context = {
+            "kms:EncryptionContext:aws:sns:topicArn": topic,
+            "kms:ViaService": f"sns.{REGION}.amazonaws.com",
+            "kms:CallerAccount": ACCOUNT,
+            **SECURE,
+        }
         requests += [Request(a, key, context, via="kms") for a in ("kms:GenerateDataKey", "kms:Decrypt")]
     return requests
 
@@ -185,8 +201,10 @@ def states_describe_execution(params: dict, store: PolicyStore) -> list[Request]
 def states_task_callback(action: str) -> Mapper:
     """SendTaskSuccess/Failure/Heartbeat: the Service Authorization Reference lists no resource type for them, so
     they are authorized on "*" (a policy naming the state machine would not allow them)."""
+
     def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
+
     return mapper
 
 
@@ -222,6 +240,7 @@ def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request
 def sagemaker_transform(action: str) -> Mapper:
     def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, _sagemaker_arn("transform-job", params["TransformJobName"]), SECURE)]
+
     return mapper
 
 
@@ -251,9 +270,11 @@ def _job_arn(identifier: str) -> str:
 def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:
     tags = _request_tags(params.get("tags") and [{"Key": t["key"], "Value": t["value"]} for t in params["tags"]])
     job = _job_arn(params["jobName"])
-    requests = [Request("bedrock:CreateModelInvocationJob", job, {**SECURE, **tags}),
-                Request("bedrock:CreateModelInvocationJob", _model_arn(params["modelId"]), SECURE),
-                Request("iam:PassRole", params["roleArn"], {**SECURE, "iam:PassedToService": "bedrock.amazonaws.com"})]
+    requests = [
+        Request("bedrock:CreateModelInvocationJob", job, {**SECURE, **tags}),
+        Request("bedrock:CreateModelInvocationJob", _model_arn(params["modelId"]), SECURE),
+        Request("iam:PassRole", params["roleArn"], {**SECURE, "iam:PassedToService": "bedrock.amazonaws.com"}),
+    ]
     if tags:
         requests.append(Request("bedrock:TagResource", job, {**SECURE, **tags}))
     return requests
@@ -274,6 +295,7 @@ def bedrock_job(action: str) -> Mapper:
     def mapper(params: dict, store: PolicyStore) -> list[Request]:
         identifier = params["jobIdentifier"]
         return [Request(action, _job_arn(identifier), {**SECURE, **_bedrock_job_tags(identifier)})]
+
     return mapper
 
 
@@ -284,6 +306,7 @@ def bedrock_invoke(params: dict, store: PolicyStore) -> list[Request]:
 def account_wide(action: str) -> Mapper:
     def mapper(params: dict, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
+
     return mapper
 
 
@@ -333,8 +356,10 @@ UNCHECKED: frozenset[tuple[str, str]] = frozenset()
 def requests_for(service: str, operation: str, params: dict[str, Any], store: PolicyStore) -> list[Request]:
     mapper = OPERATIONS.get((service, operation))
     if mapper is None:
-        raise KeyError(f"{service}:{operation} is not in the authorization map "
-                       "(local/batch_pipeline_local/authorization/operations.py)")
+        raise KeyError(
+            f"{service}:{operation} is not in the authorization map "
+            "(local/batch_pipeline_local/authorization/operations.py)"
+        )
     return mapper(params, store)
 
 

@@ -70,14 +70,17 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def build_policy_store(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
-                       attributes: dict[tuple[str, str], str]) -> PolicyStore:
+def build_policy_store(
+    template: dict, resolve: Callable[[Any], Any], physical: dict[str, str], attributes: dict[tuple[str, str], str]
+) -> PolicyStore:
     roles = _roles(template, resolve, attributes)
     buckets = _buckets(template, resolve, physical)
     policies = _resource_policies(template, resolve, attributes)
     kms_keys = _encryption_keys(template, resolve, physical, attributes)
-    key_policies = {attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
-                    for logical, resource in _of_type(template, "AWS::KMS::Key").items()}
+    key_policies = {
+        attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
+        for logical, resource in _of_type(template, "AWS::KMS::Key").items()
+    }
     policies.update(key_policies)
     return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
 
@@ -113,8 +116,9 @@ def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, 
     return buckets
 
 
-def _resource_policies(template: dict, resolve: Callable[[Any], Any],
-                       attributes: dict[tuple[str, str], str]) -> dict[str, dict]:
+def _resource_policies(
+    template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
+) -> dict[str, dict]:
     """Resource ARN -> resource policy: bucket, topic and queue policies, and Lambda permissions as one policy."""
     policies: dict[str, dict] = {}
     for resource in _of_type(template, "AWS::S3::BucketPolicy").values():
@@ -129,12 +133,14 @@ def _resource_policies(template: dict, resolve: Callable[[Any], Any],
     for logical, resource in _of_type(template, "AWS::Lambda::Permission").items():
         props = resolve(resource["Properties"])
         policies.setdefault(_function_arn(props["FunctionName"]), {"Version": "2012-10-17", "Statement": []})[
-            "Statement"].append(_permission_statement(logical, props))
+            "Statement"
+        ].append(_permission_statement(logical, props))
     return policies
 
 
-def _encryption_keys(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str],
-                     attributes: dict[tuple[str, str], str]) -> dict[str, str]:
+def _encryption_keys(
+    template: dict, resolve: Callable[[Any], Any], physical: dict[str, str], attributes: dict[tuple[str, str], str]
+) -> dict[str, str]:
     """Resource -> the KMS key it is encrypted with: topics, queues, log groups and state machines."""
     kms_keys: dict[str, str] = {}
     for logical, resource in _of_type(template, "AWS::SNS::Topic").items():
@@ -177,7 +183,10 @@ def _permission_statement(logical: str, props: dict) -> dict:
     """The statement Lambda adds to the function's resource policy for an AWS::Lambda::Permission (AddPermission)."""
     principal = props["Principal"]
     statement: dict[str, Any] = {
-        "Sid": logical, "Effect": "Allow", "Action": props["Action"], "Resource": _function_arn(props["FunctionName"]),
+        "Sid": logical,
+        "Effect": "Allow",
+        "Action": props["Action"],
+        "Resource": _function_arn(props["FunctionName"]),
         "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
     }
     condition: dict[str, dict] = {}

@@ -104,13 +104,22 @@ def _service(name: str) -> str:
 
 
 def _service_context(source_arn: str | None) -> dict:
-    return {"aws:SourceAccount": ACCOUNT, **({"aws:SourceArn": source_arn} if source_arn else {}),
-            "aws:SecureTransport": "true"}
+    return {
+        "aws:SourceAccount": ACCOUNT,
+        **({"aws:SourceArn": source_arn} if source_arn else {}),
+        "aws:SecureTransport": "true",
+    }
 
 
-def _key_calls(purpose: str, principal: str, key: str, context: dict, role: str | None = None,
-               source_arn: str | None = None, actions: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt")
-               ) -> list[ServiceCall]:
+def _key_calls(
+    purpose: str,
+    principal: str,
+    key: str,
+    context: dict,
+    role: str | None = None,
+    source_arn: str | None = None,
+    actions: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt"),
+) -> list[ServiceCall]:
     return [ServiceCall(purpose, principal, Request(a, key, context, via="kms"), role, source_arn) for a in actions]
 
 
@@ -131,13 +140,18 @@ def _pipelines(template: dict) -> dict:
     return {}
 
 
-def _job_data_calls(purpose: str, principal: str, role: str, store: PolicyStore, bucket: str, prefix: str,
-                    output_key: str) -> list[ServiceCall]:
+def _job_data_calls(
+    purpose: str, principal: str, role: str, store: PolicyStore, bucket: str, prefix: str, output_key: str
+) -> list[ServiceCall]:
     """A batch job reading its shard and writing its output under the run's prefix, as the job's role."""
     shard = {"Bucket": bucket, "Key": f"{prefix}shards/part-00000.jsonl"}
     output = {"Bucket": bucket, "Key": f"{prefix}raw/{output_key}"}
-    requests = [*s3_get(shard, store), missing_object_listing({"Bucket": bucket, "Key": f"{prefix}shards/"}),
-                *s3_put(output, store), *s3_create_multipart(output, store)]
+    requests = [
+        *s3_get(shard, store),
+        missing_object_listing({"Bucket": bucket, "Key": f"{prefix}shards/"}),
+        *s3_put(output, store),
+        *s3_create_multipart(output, store),
+    ]
     unique = {r.key(): r for r in requests}.values()
     return [ServiceCall(purpose, principal, r, role) for r in unique]
 
@@ -166,8 +180,13 @@ def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str
         key = store.kms_keys.get(arn)
         if key:
             context = {"kms:EncryptionContext:aws:logs:arn": arn, **_service_context(arn)}
-            calls += _key_calls(f"CloudWatch Logs encrypting {logical}", f"logs.{REGION}.amazonaws.com", key, context,
-                                actions=("kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"))
+            calls += _key_calls(
+                f"CloudWatch Logs encrypting {logical}",
+                f"logs.{REGION}.amazonaws.com",
+                key,
+                context,
+                actions=("kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"),
+            )
     return calls
 
 
@@ -178,14 +197,28 @@ def _state_machine_calls(template: dict, store: PolicyStore, physical: dict[str,
         role_logical = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         role = store.roles[role_logical]
         arn = physical[logical]
-        calls.append(ServiceCall(f"Step Functions assuming {role_logical}", _service("states"),
-                                 Request("sts:AssumeRole", role.arn, _service_context(arn)), source_arn=arn))
+        calls.append(
+            ServiceCall(
+                f"Step Functions assuming {role_logical}",
+                _service("states"),
+                Request("sts:AssumeRole", role.arn, _service_context(arn)),
+                source_arn=arn,
+            )
+        )
         key = store.kms_keys.get(arn)
         if key:
-            context = {"kms:EncryptionContext:aws:states:stateMachineArn": arn,
-                       "kms:ViaService": f"states.{REGION}.amazonaws.com", "aws:SecureTransport": "true"}
-            calls += _key_calls(f"Step Functions encrypting {logical}'s executions", role.session_arn(logical), key,
-                                context, role_logical)
+            context = {
+                "kms:EncryptionContext:aws:states:stateMachineArn": arn,
+                "kms:ViaService": f"states.{REGION}.amazonaws.com",
+                "aws:SecureTransport": "true",
+            }
+            calls += _key_calls(
+                f"Step Functions encrypting {logical}'s executions",
+                role.session_arn(logical),
+                key,
+                context,
+                role_logical,
+            )
     return calls
 
 
@@ -199,13 +232,24 @@ def _alarm_calls(
         for action in resolve(alarm["Properties"].get("AlarmActions", [])):
             if ":sns:" not in action:
                 continue
-            calls.append(ServiceCall(f"alarm {logical} notifying", _service("cloudwatch"),
-                                     Request("sns:Publish", action, _service_context(source)), source_arn=source))
+            calls.append(
+                ServiceCall(
+                    f"alarm {logical} notifying",
+                    _service("cloudwatch"),
+                    Request("sns:Publish", action, _service_context(source)),
+                    source_arn=source,
+                )
+            )
             key = store.kms_keys.get(action)
             if key:
                 context = {"kms:EncryptionContext:aws:sns:topicArn": action, **_service_context(source)}
-                calls += _key_calls(f"alarm {logical} notifying the encrypted topic", _service("cloudwatch"), key,
-                                    context, source_arn=source)
+                calls += _key_calls(
+                    f"alarm {logical} notifying the encrypted topic",
+                    _service("cloudwatch"),
+                    key,
+                    context,
+                    source_arn=source,
+                )
     return calls
 
 
@@ -218,9 +262,14 @@ def _rule_calls(
         source = attributes[(logical, "Arn")]
         for target in resolve(rule["Properties"].get("Targets", [])):
             if ":lambda:" in target["Arn"]:
-                calls.append(ServiceCall(f"rule {logical} invoking its target", _service("events"),
-                                         Request("lambda:InvokeFunction", target["Arn"], _service_context(source)),
-                                         source_arn=source))
+                calls.append(
+                    ServiceCall(
+                        f"rule {logical} invoking its target",
+                        _service("events"),
+                        Request("lambda:InvokeFunction", target["Arn"], _service_context(source)),
+                        source_arn=source,
+                    )
+                )
             queue = (target.get("DeadLetterConfig") or {}).get("Arn")
             if queue:
                 calls.append(
@@ -234,8 +283,13 @@ def _rule_calls(
                 key = store.kms_keys.get(queue)
                 if key:
                     context = {"kms:EncryptionContext:aws:sqs:arn": queue, **_service_context(source)}
-                    calls += _key_calls(f"rule {logical} dead-lettering to the encrypted queue", _service("events"),
-                                        key, context, source_arn=source)
+                    calls += _key_calls(
+                        f"rule {logical} dead-lettering to the encrypted queue",
+                        _service("events"),
+                        key,
+                        context,
+                        source_arn=source,
+                    )
     return calls
 
 
@@ -250,23 +304,51 @@ def _job_role_calls(
         props = resolve(model["Properties"])
         role = store.role_by_arn(props["ExecutionRoleArn"])
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/llmbp-local-check"
-        calls.append(ServiceCall(f"SageMaker assuming {role.logical_id}", _service("sagemaker"),
-                                 Request("sts:AssumeRole", role.arn, _service_context(job)), source_arn=job))
+        calls.append(
+            ServiceCall(
+                f"SageMaker assuming {role.logical_id}",
+                _service("sagemaker"),
+                Request("sts:AssumeRole", role.arn, _service_context(job)),
+                source_arn=job,
+            )
+        )
         for name, pipeline in pipelines.items():
             if pipeline.sagemaker_model_name == props["ModelName"]:
-                calls += _job_data_calls(f"transform job of {name}", role.session_arn("SageMaker"), role.logical_id,
-                                         store, bucket, f"runs/{name}/{name}-0123456789abcdef/", "part-00000.jsonl.out")
-    bedrock_roles = [r for r in store.roles.values()
-                     if "bedrock.amazonaws.com" in str(r.trust) and any(p.bedrock_model_id for p in pipelines.values())]
+                calls += _job_data_calls(
+                    f"transform job of {name}",
+                    role.session_arn("SageMaker"),
+                    role.logical_id,
+                    store,
+                    bucket,
+                    f"runs/{name}/{name}-0123456789abcdef/",
+                    "part-00000.jsonl.out",
+                )
+    bedrock_roles = [
+        r
+        for r in store.roles.values()
+        if "bedrock.amazonaws.com" in str(r.trust) and any(p.bedrock_model_id for p in pipelines.values())
+    ]
     for role in bedrock_roles:
         job = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:model-invocation-job/abcd1234efgh"
-        calls.append(ServiceCall(f"Bedrock assuming {role.logical_id}", _service("bedrock"),
-                                 Request("sts:AssumeRole", role.arn, _service_context(job)), source_arn=job))
+        calls.append(
+            ServiceCall(
+                f"Bedrock assuming {role.logical_id}",
+                _service("bedrock"),
+                Request("sts:AssumeRole", role.arn, _service_context(job)),
+                source_arn=job,
+            )
+        )
         for name, pipeline in pipelines.items():
             if pipeline.bedrock_model_id:
-                calls += _job_data_calls(f"Bedrock batch job of {name}", role.session_arn("bedrock"), role.logical_id,
-                                         store, bucket, f"runs/{name}/{name}-0123456789abcdef/",
-                                         "abcd1234efgh/part-00000.jsonl.out")
+                calls += _job_data_calls(
+                    f"Bedrock batch job of {name}",
+                    role.session_arn("bedrock"),
+                    role.logical_id,
+                    store,
+                    bucket,
+                    f"runs/{name}/{name}-0123456789abcdef/",
+                    "abcd1234efgh/part-00000.jsonl.out",
+                )
     return calls
 
 
@@ -282,8 +364,11 @@ def evaluate_service_calls(template: dict) -> list[Verdict]:
         else:
             policy = store.resource_policy(request.resource)
         identity = store.roles[call.role].identity_policies() if call.role else []
-        extra = ({"aws:PrincipalArn": store.roles[call.role].arn, "aws:PrincipalAccount": ACCOUNT} if call.role else
-                 {"aws:PrincipalServiceName": call.principal, "aws:PrincipalIsAWSService": "true"})
+        extra = (
+            {"aws:PrincipalArn": store.roles[call.role].arn, "aws:PrincipalAccount": ACCOUNT}
+            if call.role
+            else {"aws:PrincipalServiceName": call.principal, "aws:PrincipalIsAWSService": "true"}
+        )
         verdict = simulate(call.principal, request, identity, policy, extra)
         if not call.role:  # a service principal has no identity policies: only the resource policy can allow it
             verdict = {
@@ -291,19 +376,31 @@ def evaluate_service_calls(template: dict) -> list[Verdict]:
                 "denials": [d for d in verdict.get("denials") or [] if d.get("policyType") != "identity"],
             }
         allowed = verdict["result"] == "Allowed"
-        verdicts.append(Verdict(call, allowed, "" if allowed else reason_for(verdict, request.action),
-                                "" if allowed else _missing(call, request)))
+        verdicts.append(
+            Verdict(
+                call,
+                allowed,
+                "" if allowed else reason_for(verdict, request.action),
+                "" if allowed else _missing(call, request),
+            )
+        )
     return verdicts
 
 
 def _missing(call: ServiceCall, request: Request) -> str:
     """The statement that would allow it, in words: where it goes and what it must match."""
-    where = ("the role's trust policy" if request.action == "sts:AssumeRole" else
-             "the key policy" if request.via == "kms" and not call.role else
-             f"{call.role}'s policy (and the key policy must trust the account)" if request.via == "kms" else
-             f"{call.role}'s policy" if call.role else "the resource policy of " + request.resource)
+    where = (
+        "the role's trust policy"
+        if request.action == "sts:AssumeRole"
+        else "the key policy"
+        if request.via == "kms" and not call.role
+        else f"{call.role}'s policy (and the key policy must trust the account)"
+        if request.via == "kms"
+        else f"{call.role}'s policy"
+        if call.role
+        else "the resource policy of " + request.resource
+    )
     conditions = ", ".join(f"{k}={v}" for k, v in request.context.items() if k != "aws:SecureTransport")
     return f"missing statement in {where}: Allow {call.principal} {request.action} on {request.resource}" + (
-        f" where {conditions}" if conditions else "")
-
-
+        f" where {conditions}" if conditions else ""
+    )

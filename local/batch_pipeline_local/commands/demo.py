@@ -26,8 +26,9 @@ EXIT_OK, EXIT_FAILED = 0, 1
 # Where the runs are copied (relative to the current folder; gitignored): DEFAULT_OUT/<run-id>/report.html ...
 DEFAULT_OUT = Path("demo-out")
 
-_SAMPLES = "\n".join(f"  examples/{name:32s} pipeline {pipeline:18s} must end {expected}"
-                     for name, pipeline, expected in DEMO_RUNS)
+_SAMPLES = "\n".join(
+    f"  examples/{name:32s} pipeline {pipeline:18s} must end {expected}" for name, pipeline, expected in DEMO_RUNS
+)
 DESCRIPTION = f"""\
 Deploy the synthesized app into emulated AWS (moto) once and run each sample file of examples/
 through it, exactly as an upload to S3 would run: the default pipelines end to end (SageMaker Batch
@@ -56,12 +57,19 @@ def register(subparsers) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object per run (the table's columns, expected status, failure) "
-                        "instead of a table")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                        help=f"copy each run folder to DIR/<run-id>/ (default: {DEFAULT_OUT}/, emptied first if an "
-                        "earlier demo made it)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per run (the table's columns, expected status, failure) instead of a table",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"copy each run folder to DIR/<run-id>/ (default: {DEFAULT_OUT}/, emptied first if an "
+        "earlier demo made it)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -83,11 +91,19 @@ def _row(result, expected: str) -> dict:
     if manifest.get("cause"):
         failure = f"{manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest['cause']}"
     return {
-        "file": result.key, "pipeline": result.pipeline, "status": result.status, "expected": expected,
-        "records": counts.get("total"), "succeeded": counts.get("succeeded"), "failed": counts.get("failed"),
-        "metric": metric, "tokens": manifest.get("tokens"), "seconds": round(result.seconds, 1),
+        "file": result.key,
+        "pipeline": result.pipeline,
+        "status": result.status,
+        "expected": expected,
+        "records": counts.get("total"),
+        "succeeded": counts.get("succeeded"),
+        "failed": counts.get("failed"),
+        "metric": metric,
+        "tokens": manifest.get("tokens"),
+        "seconds": round(result.seconds, 1),
         "where": (manifest.get("outputs") or {}).get("manifest") or (result.rejection or {}).get("report_uri"),
-        "failure": failure, "engine": STAND_IN_LABEL,
+        "failure": failure,
+        "engine": STAND_IN_LABEL,
     }
 
 
@@ -111,16 +127,21 @@ def plan_runs(
 
 
 def unexpected(rows: list[dict]) -> list[str]:
-    return [f"{row['file']} ended {row['status']}, expected {row['expected']}" for row in rows
-            if row["status"] != row["expected"]]
+    return [
+        f"{row['file']} ended {row['status']}, expected {row['expected']}"
+        for row in rows
+        if row["status"] != row["expected"]
+    ]
 
 
 def format_table(rows: list[dict]) -> list[str]:
     header = f"{'file':42s} {'status':10s} {'records':>7s} {'ok':>4s} {'failed':>6s}  {'metric':18s} {'secs':>5s}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row['file']:42s} {row['status']:10s} {row['records'] or 0:7d} {row['succeeded'] or 0:4d} "
-                     f"{row['failed'] or 0:6d}  {row['metric']:18s} {row['seconds']:5.1f}")
+        lines.append(
+            f"{row['file']:42s} {row['status']:10s} {row['records'] or 0:7d} {row['succeeded'] or 0:4d} "
+            f"{row['failed'] or 0:6d}  {row['metric']:18s} {row['seconds']:5.1f}"
+        )
     return lines
 
 
@@ -128,8 +149,11 @@ def print_locations(rows: list[dict[str, Any]], results: list[RunResult], out: P
     """Where each manifest or rejection report is in emulated S3, the rejections' first lines, and each report.html."""
     for row in rows:
         tokens = row["tokens"] or {}
-        extra = (f"  (tokens: {tokens.get('input_tokens') or 0:,} in, {tokens.get('output_tokens') or 0:,} out)"
-                 if tokens else "")
+        extra = (
+            f"  (tokens: {tokens.get('input_tokens') or 0:,} in, {tokens.get('output_tokens') or 0:,} out)"
+            if tokens
+            else ""
+        )
         print(f"{row['file']}: {row['where']}{extra}")
         if row["failure"]:
             print(f"  failure: {row['failure']}")
@@ -175,8 +199,10 @@ def run(args) -> int:
     print_locations(rows, results, out)
     for note in skipped:
         print(f"\n{note}")
-    print(f"\n{len(rows)} runs in {time.monotonic() - started:.1f} s. The metrics come from the {STAND_IN_LABEL}:\n"
-          "they show that the pipeline works, not how good a model is.")
+    print(
+        f"\n{len(rows)} runs in {time.monotonic() - started:.1f} s. The metrics come from the {STAND_IN_LABEL}:\n"
+        "they show that the pipeline works, not how good a model is."
+    )
     if problems:
         print("\ndemo FAILED:\n  " + "\n  ".join(problems))
         return EXIT_FAILED

@@ -22,8 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "table. Exit status: 0 every check passed (warnings allowed), 1 a check failed, 2 usage or configuration "
         "error, 3 skipped because no AWS credentials were found.",
     )
-    parser.add_argument("--config", metavar="CDK_JSON", default=None,
-                        help="read the configuration from this cdk.json (default: the repository's)")
+    parser.add_argument(
+        "--config",
+        metavar="CDK_JSON",
+        default=None,
+        help="read the configuration from this cdk.json (default: the repository's)",
+    )
     parser.add_argument("--region", default=None, help="the deployment Region (default: your AWS configuration's)")
     parser.add_argument("--json", action="store_true", help="print [{model, check, status, detail}] as JSON")
     parser.set_defaults(run=run)
@@ -36,8 +40,11 @@ def run(args: argparse.Namespace, clients: tuple | None = None) -> int:
 
         session = boto3.Session(region_name=args.region)
         if session.get_credentials() is None:
-            print("batch-pipeline doctor: skipped, no AWS credentials found (configure a profile or environment "
-                  "credentials to check the account)", file=sys.stderr)
+            print(
+                "batch-pipeline doctor: skipped, no AWS credentials found (configure a profile or environment "
+                "credentials to check the account)",
+                file=sys.stderr,
+            )
             return EXIT_SKIPPED
         clients = (session.client("bedrock"), session.client("service-quotas"))
     checks = run_checks(config, *clients)

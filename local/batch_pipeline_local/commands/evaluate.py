@@ -41,19 +41,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--predictions", metavar="FILE", action="append", required=True, type=Path,
+        "--predictions",
+        metavar="FILE",
+        action="append",
+        required=True,
+        type=Path,
         help="prediction lines: .out, .jsonl.out or predictions.jsonl (repeat for several files)",
     )
     parser.add_argument("--references", metavar="FILE", required=True, type=Path, help="reference lines (JSON)")
     parser.add_argument(
-        "--metric", choices=("rouge", "classification"),
+        "--metric",
+        choices=("rouge", "classification"),
         help="what to compute (default: classification if any reference has a label, else rouge)",
     )
     parser.add_argument(
         "--use-stemmer", action="store_true", help="ROUGE: Porter-stem tokens, as rouge-score's use_stemmer"
     )
     parser.add_argument(
-        "--bootstrap", metavar="N", type=int, default=0,
+        "--bootstrap",
+        metavar="N",
+        type=int,
+        default=0,
         help="ROUGE: add a seeded bootstrap confidence interval of each mean F-measure from N resamples "
         "(default: none; 1000 resamples of 50,000 records take ~10 s)",
     )
@@ -64,17 +72,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, metavar="N", help="bootstrap random seed; same seed, same interval (default: 0)"
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, metavar="SCORE",
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="SCORE",
         help="multi-label: a label is predicted when its score is at least this (default: 0.5)",
     )
     labels = parser.add_mutually_exclusive_group()
-    labels.add_argument("--multi-label", dest="multi_label", action="store_true", default=None,
-                        help="treat classification as multi-label (default: when any reference label is a list)")
+    labels.add_argument(
+        "--multi-label",
+        dest="multi_label",
+        action="store_true",
+        default=None,
+        help="treat classification as multi-label (default: when any reference label is a list)",
+    )
     labels.add_argument(
         "--single-label", dest="multi_label", action="store_false", help="treat classification as single-label"
     )
-    parser.add_argument("--scores-out", metavar="FILE", type=Path,
-                        help="also write per-record scores as JSON lines {id, scores}")
+    parser.add_argument(
+        "--scores-out", metavar="FILE", type=Path, help="also write per-record scores as JSON lines {id, scores}"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     parser.set_defaults(run=run)
 

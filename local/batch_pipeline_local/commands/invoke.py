@@ -65,21 +65,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--file", required=True, metavar="INPUT.jsonl", help="input JSON lines ('-' for stdin)")
     parser.add_argument("--output", metavar="FILE", help="where to write the output lines (default: stdout)")
     parser.add_argument(
-        "--param", action="append", metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
         help="generation parameter for every request, e.g. max_length=50 or do_sample=true (repeatable)",
     )
     parser.add_argument("--region", help="AWS region of the endpoint (default: the AWS configuration's)")
     parser.add_argument(
-        "--max-concurrency", type=int, default=realtime.DEFAULT_MAX_CONCURRENCY, metavar="N",
+        "--max-concurrency",
+        type=int,
+        default=realtime.DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
         help=f"requests in flight at once (default: {realtime.DEFAULT_MAX_CONCURRENCY})",
     )
     parser.add_argument(
-        "--max-texts-per-request", type=int, default=realtime.DEFAULT_MAX_TEXTS_PER_REQUEST, metavar="N",
+        "--max-texts-per-request",
+        type=int,
+        default=realtime.DEFAULT_MAX_TEXTS_PER_REQUEST,
+        metavar="N",
         help=f"inputs per request at most (default: {realtime.DEFAULT_MAX_TEXTS_PER_REQUEST}); keep a request "
         "inside the endpoint's 60-second limit",
     )
     parser.add_argument(
-        "--max-payload-bytes", type=int, default=realtime.DEFAULT_MAX_PAYLOAD_BYTES, metavar="N",
+        "--max-payload-bytes",
+        type=int,
+        default=realtime.DEFAULT_MAX_PAYLOAD_BYTES,
+        metavar="N",
         help=f"request body size at most (default: {realtime.DEFAULT_MAX_PAYLOAD_BYTES}; SageMaker's limit is "
         f"{realtime.SAGEMAKER_PAYLOAD_LIMIT_BYTES})",
     )
@@ -157,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         shown = errors[:MAX_ERRORS_SHOWN]
         more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        print(f"batch-pipeline invoke: {len(errors)} bad input line(s), nothing sent:\n  " + "\n  ".join(shown) + more,
-              file=sys.stderr)
+        print(
+            f"batch-pipeline invoke: {len(errors)} bad input line(s), nothing sent:\n  " + "\n  ".join(shown) + more,
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
     from botocore.exceptions import BotoCoreError, ClientError
@@ -166,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
     client = realtime.runtime_client(args.region, args.max_concurrency)
     try:
         outputs = generate(
-            args.endpoint, records, client,
+            args.endpoint,
+            records,
+            client,
             max_concurrency=args.max_concurrency,
             max_texts_per_request=args.max_texts_per_request,
             max_payload_bytes=args.max_payload_bytes,
@@ -176,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"batch-pipeline invoke: {error}{notes}", file=sys.stderr)
         return EXIT_FAILED
 
-    with (open(args.output, "w", encoding="utf-8") if args.output else nullcontext(sys.stdout)) as out:
+    with open(args.output, "w", encoding="utf-8") if args.output else nullcontext(sys.stdout) as out:
         for index, (record, output) in enumerate(zip(records, outputs, strict=True)):
             key = "generated_texts" if isinstance(output, list) else "generated_text"
             out.write(json.dumps({"id": record["id"], "index": index, key: output}, ensure_ascii=False) + "\n")

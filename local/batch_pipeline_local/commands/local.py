@@ -33,18 +33,36 @@ def register(subparsers) -> None:
     run.add_argument("file", type=Path, metavar="FILE", help="a JSONL file in the pipeline's input format")
     run.add_argument("--pipeline", required=True, metavar="NAME", help="pipeline name from cdk.json")
     run.add_argument("--json", action="store_true", help="print manifest.json (or the rejection report) as JSON")
-    run.add_argument("--out", type=Path, metavar="DIR",
-                     help="copy the finished run folder (or, for a rejected file, its copy and reports) from emulated "
-                     "S3 to DIR/<run-id>/, to open report.html and run `batch-pipeline evaluate` on the real files")
-    run.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                     help="seconds to wait for the execution (default: 120)")
-    run.add_argument("--app", type=Path, metavar="DIR",
-                     help="run against this cloud assembly (e.g. cdk.out from `npx cdk synth`) instead of "
-                     "synthesizing the app in-process")
-    run.add_argument("--fault", action="append", default=[], metavar="STATE:ERROR:TIMES",
-                     help="rehearse a fault (repeatable): the first TIMES invocations of Task state STATE fail with "
-                     "ERROR as the Lambda service reports it to Step Functions, e.g. "
-                     "'Wait for job to end:Lambda.TooManyRequestsException:2'; the template's Retry/Catch decide")
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="copy the finished run folder (or, for a rejected file, its copy and reports) from emulated "
+        "S3 to DIR/<run-id>/, to open report.html and run `batch-pipeline evaluate` on the real files",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds to wait for the execution (default: 120)",
+    )
+    run.add_argument(
+        "--app",
+        type=Path,
+        metavar="DIR",
+        help="run against this cloud assembly (e.g. cdk.out from `npx cdk synth`) instead of "
+        "synthesizing the app in-process",
+    )
+    run.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="STATE:ERROR:TIMES",
+        help="rehearse a fault (repeatable): the first TIMES invocations of Task state STATE fail with "
+        "ERROR as the Lambda service reports it to Step Functions, e.g. "
+        "'Wait for job to end:Lambda.TooManyRequestsException:2'; the template's Retry/Catch decide",
+    )
     run.set_defaults(run=run_command)
 
 
@@ -60,8 +78,14 @@ def run_command(args) -> int:
         injected = list(local.fault_plan.injected)
         authorization = local.authorizer.report()
     if args.json:
-        emit_json({**(result.manifest or result.rejection or {"status": result.status}),
-                   "authorization": authorization, **({"local_report": str(report)} if report else {})}, indent=2)
+        emit_json(
+            {
+                **(result.manifest or result.rejection or {"status": result.status}),
+                "authorization": authorization,
+                **({"local_report": str(report)} if report else {}),
+            },
+            indent=2,
+        )
     else:
         print(describe(result))
         for state, error in injected:
@@ -125,9 +149,12 @@ def describe(result: RunResult) -> str:
     for key in ("accuracy", "macro_f1"):
         if headline.get(key) is not None:
             lines.append(f"  {key}: {headline[key]:.4f}")
-    jobs = [j["name"] + (f" ({j['mode']})" if j.get("mode") else "") + (
-        f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
-        for j in m.get("jobs", [])]
+    jobs = [
+        j["name"]
+        + (f" ({j['mode']})" if j.get("mode") else "")
+        + (f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
+        for j in m.get("jobs", [])
+    ]
     lines.append(f"  jobs: {', '.join(jobs)}")
     if m.get("model_invocations"):
         lines.append(f"  model invocations (billed requests): {m['model_invocations']['total']}")

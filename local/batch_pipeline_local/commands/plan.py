@@ -37,24 +37,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or configuration error.",
     )
     add_common_arguments(parser)
-    parser.add_argument("--json", action="store_true",
-                        help="print {accepted, route, note, shards: [{key, name, records, bytes}], estimated_tokens: "
-                        "{input, output, method}, estimated_cost_usd, assumptions, report} as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print {accepted, route, note, shards: [{key, name, records, bytes}], estimated_tokens: "
+        "{input, output, method}, estimated_cost_usd, assumptions, report} as JSON",
+    )
     estimate_options = parser.add_argument_group("estimate")
-    estimate_options.add_argument("--tokens", choices=("auto", "count-tokens", "heuristic"), default="auto",
-                                  help="how to count input tokens: auto (CountTokens when possible, else the "
-                                  "heuristic; the default), count-tokens (fail if it cannot be used), heuristic")
-    estimate_options.add_argument("--chars-per-token", type=float, default=DEFAULT_CHARS_PER_TOKEN, metavar="N",
-                                  help=f"the heuristic's characters per token (default {DEFAULT_CHARS_PER_TOKEN:g})")
-    estimate_options.add_argument("--output-ratio", type=float, default=DEFAULT_OUTPUT_RATIO, metavar="R",
-                                  help="expected output tokens as a fraction of each record's maximum (max_tokens or "
-                                  f"max_length), 0..1 (default {DEFAULT_OUTPUT_RATIO:g}: an upper bound)")
-    estimate_options.add_argument("--count-tokens-sample", type=int, default=DEFAULT_COUNT_TOKENS_SAMPLE,
-                                  metavar="N", help="at most this many CountTokens calls, on evenly spaced records "
-                                  f"(default {DEFAULT_COUNT_TOKENS_SAMPLE})")
-    estimate_options.add_argument("--records-per-second", type=float, default=None, metavar="N",
-                                  help="SageMaker throughput per instance (default: the catalog's planning "
-                                  "assumption for the instance type)")
+    estimate_options.add_argument(
+        "--tokens",
+        choices=("auto", "count-tokens", "heuristic"),
+        default="auto",
+        help="how to count input tokens: auto (CountTokens when possible, else the "
+        "heuristic; the default), count-tokens (fail if it cannot be used), heuristic",
+    )
+    estimate_options.add_argument(
+        "--chars-per-token",
+        type=float,
+        default=DEFAULT_CHARS_PER_TOKEN,
+        metavar="N",
+        help=f"the heuristic's characters per token (default {DEFAULT_CHARS_PER_TOKEN:g})",
+    )
+    estimate_options.add_argument(
+        "--output-ratio",
+        type=float,
+        default=DEFAULT_OUTPUT_RATIO,
+        metavar="R",
+        help="expected output tokens as a fraction of each record's maximum (max_tokens or "
+        f"max_length), 0..1 (default {DEFAULT_OUTPUT_RATIO:g}: an upper bound)",
+    )
+    estimate_options.add_argument(
+        "--count-tokens-sample",
+        type=int,
+        default=DEFAULT_COUNT_TOKENS_SAMPLE,
+        metavar="N",
+        help=f"at most this many CountTokens calls, on evenly spaced records (default {DEFAULT_COUNT_TOKENS_SAMPLE})",
+    )
+    estimate_options.add_argument(
+        "--records-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="SageMaker throughput per instance (default: the catalog's planning assumption for the instance type)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -67,9 +92,13 @@ class _ScratchSink(LocalDirSink):
 
 def settings_from(args: argparse.Namespace) -> EstimateSettings:
     try:
-        return EstimateSettings(tokens=args.tokens, chars_per_token=args.chars_per_token,
-                                output_ratio=args.output_ratio, count_tokens_sample=args.count_tokens_sample,
-                                records_per_second=args.records_per_second)
+        return EstimateSettings(
+            tokens=args.tokens,
+            chars_per_token=args.chars_per_token,
+            output_ratio=args.output_ratio,
+            count_tokens_sample=args.count_tokens_sample,
+            records_per_second=args.records_per_second,
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
@@ -80,8 +109,13 @@ def plan_with_estimate(args: argparse.Namespace) -> tuple[IntakeResult, dict[str
     pipeline = load_pipeline(args.pipeline, args.config)
     handle, size = open_input(args.file)
     with handle, tempfile.TemporaryDirectory(prefix="plan-") as scratch:
-        result = run_intake(read_chunks(handle, size), pipeline, sink=_ScratchSink(scratch), workdir=scratch,
-                            input_object={"file": args.file, "size": size})
+        result = run_intake(
+            read_chunks(handle, size),
+            pipeline,
+            sink=_ScratchSink(scratch),
+            workdir=scratch,
+            input_object={"file": args.file, "size": size},
+        )
         if not result.accepted or result.plan is None:
             return result, None
         return result, estimate(config, pipeline, result.plan.route, Path(scratch), result.shards, settings)
@@ -91,20 +125,27 @@ def run(args: argparse.Namespace) -> int:
     result, estimated = plan_with_estimate(args)
     plan = result.plan
     if args.json:
-        emit_json({
-            "accepted": result.accepted,
-            "route": plan.route if plan else None,
-            "note": plan.note if plan else None,
-            "shards": result.shards,
-            **(estimated or {"estimated_tokens": None, "estimated_cost_usd": None, "assumptions": []}),
-            "report": result.report,
-        }, indent=2, ensure_ascii=False)
+        emit_json(
+            {
+                "accepted": result.accepted,
+                "route": plan.route if plan else None,
+                "note": plan.note if plan else None,
+                "shards": result.shards,
+                **(estimated or {"estimated_tokens": None, "estimated_cost_usd": None, "assumptions": []}),
+                "report": result.report,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
         return EXIT_ACCEPTED if result.accepted else EXIT_REJECTED
     if not result.accepted or plan is None or estimated is None:
         print(summary(result.report))
         return EXIT_REJECTED
-    what = {"sagemaker-shards": "SageMaker shards", "bedrock-jobs": "Bedrock batch jobs",
-            "bedrock-on-demand": "on-demand (InvokeModel) batch"}[plan.kind]
+    what = {
+        "sagemaker-shards": "SageMaker shards",
+        "bedrock-jobs": "Bedrock batch jobs",
+        "bedrock-on-demand": "on-demand (InvokeModel) batch",
+    }[plan.kind]
     print(f"{len(plan.shards)} {what} for {result.report['valid']} records:")
     width = max(len(shard["key"]) for shard in result.shards)
     for shard in result.shards:
@@ -124,13 +165,20 @@ def estimate_table(estimated: dict[str, Any]) -> str:
     """The estimate for a person: a two-column table, then every assumption it rests on."""
     tokens, cost = estimated["estimated_tokens"], estimated["estimated_cost_usd"]
     output = tokens["output"]
-    rows = [("input tokens", f"{tokens['input']:,}  ({tokens['method'].replace('_', ' ')})"),
-            ("output tokens", "unknown" if output is None else f"{output:,}")]
+    rows = [
+        ("input tokens", f"{tokens['input']:,}  ({tokens['method'].replace('_', ' ')})"),
+        ("output tokens", "unknown" if output is None else f"{output:,}"),
+    ]
     if cost is not None:
         rows.append(("route", cost["route"].replace("_", "-")))
         if cost["route"] == "sagemaker" and cost.get("instance_hours") is not None:
-            rows.append(("instance-hours", f"{cost['instance_hours']:,}  ({cost['instance_count']} x "
-                                           f"{cost['instance_type']}, {cost['wall_clock_hours']:,} h wall clock)"))
+            rows.append(
+                (
+                    "instance-hours",
+                    f"{cost['instance_hours']:,}  ({cost['instance_count']} x "
+                    f"{cost['instance_type']}, {cost['wall_clock_hours']:,} h wall clock)",
+                )
+            )
         rows.append(("estimated cost", _money(cost.get("usd"))))
         if cost["route"] != "sagemaker":
             rows.append(("  input / output", f"{_money(cost.get('input_usd'))} / {_money(cost.get('output_usd'))}"))

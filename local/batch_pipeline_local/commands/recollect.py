@@ -20,8 +20,12 @@ def register(subparsers) -> None:
         "status: 0 the run is now SUCCEEDED or PARTIAL, 1 it is still FAILED or a step failed, 2 usage error.",
     )
     parser.add_argument("run_prefix", metavar="RUN_PREFIX", help="the run folder, s3://BUCKET/runs/PIPELINE/RUN_ID/")
-    parser.add_argument("--stack", default=DEFAULT_STACK, metavar="NAME",
-                        help=f"the deployed stack whose functions to invoke (default: {DEFAULT_STACK})")
+    parser.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        metavar="NAME",
+        help=f"the deployed stack whose functions to invoke (default: {DEFAULT_STACK})",
+    )
     parser.add_argument("--json", action="store_true", help="print the new manifest.json as JSON")
     parser.set_defaults(run=run_command)
 
@@ -39,7 +43,9 @@ def run_command(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['run_id']}: {result['status']} (was {manifest['status']}); counts "
-              + ", ".join(f"{k} {v}" for k, v in result["counts"].items())
-              + f"; manifest: {result['outputs']['manifest']}")
+        print(
+            f"{result['run_id']}: {result['status']} (was {manifest['status']}); counts "
+            + ", ".join(f"{k} {v}" for k, v in result["counts"].items())
+            + f"; manifest: {result['outputs']['manifest']}"
+        )
     return 0 if result["status"] in ("SUCCEEDED", "PARTIAL") else 1

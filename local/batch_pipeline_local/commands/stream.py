@@ -34,11 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--endpoint", required=True, metavar="NAME", help="SageMaker endpoint name")
     parser.add_argument("--prompt", required=True, metavar="TEXT", help="the prompt ('-' reads it from stdin)")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        metavar="N",
         help=f"tokens to generate at most (default: {DEFAULT_MAX_NEW_TOKENS})",
     )
     parser.add_argument(
-        "--param", action="append", metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
         help="TGI generation parameter, e.g. temperature=0.7 or stop='[\"</s>\"]' (repeatable; JSON values)",
     )
     parser.add_argument(

@@ -23,8 +23,13 @@ def register(subparsers) -> None:
         "their backend, model, input format and evaluation. Exit status: 0 printed, 2 no template or a "
         "configuration error.",
     )
-    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, metavar="FILE",
-                        help=f"synthesized template (default: {DEFAULT_TEMPLATE.relative_to(REPO_ROOT)})")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=DEFAULT_TEMPLATE,
+        metavar="FILE",
+        help=f"synthesized template (default: {DEFAULT_TEMPLATE.relative_to(REPO_ROOT)})",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run)
 
@@ -34,7 +39,8 @@ def summarize(template: dict) -> dict:
     counts = Counter(resource["Type"] for resource in resources.values())
     functions = sorted(
         resource["Properties"].get("Description", name)
-        for name, resource in resources.items() if resource["Type"] == "AWS::Lambda::Function"
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
     )
     return {"resources": dict(sorted(counts.items())), "total": sum(counts.values()), "functions": functions}
 
@@ -47,8 +53,12 @@ def run(args) -> int:
     config = load_config()
     summary = summarize(template)
     summary["pipelines"] = {
-        name: {"backend": config.backend_of(name), "model": p.model, "input_format": p.input_format,
-               "evaluation": p.evaluation}
+        name: {
+            "backend": config.backend_of(name),
+            "model": p.model,
+            "input_format": p.input_format,
+            "evaluation": p.evaluation,
+        }
         for name, p in config.pipelines.items()
     }
     if args.json:

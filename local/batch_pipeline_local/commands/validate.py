@@ -28,17 +28,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "error.",
     )
     add_common_arguments(parser)
-    parser.add_argument("--json", action="store_true",
-                        help="print the report object the Lambda writes (<name>.report.json) instead of a summary")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report object the Lambda writes (<name>.report.json) instead of a summary",
+    )
     parser.set_defaults(run=run)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the JSONL file to check ('-' reads standard input)")
-    parser.add_argument("--pipeline", required=True, metavar="NAME",
-                        help="the pipeline (first key segment of the upload) whose format and limits apply")
-    parser.add_argument("--config", metavar="CDK_JSON", default=None,
-                        help="read the configuration from this cdk.json (default: the repository's)")
+    parser.add_argument(
+        "--pipeline",
+        required=True,
+        metavar="NAME",
+        help="the pipeline (first key segment of the upload) whose format and limits apply",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="CDK_JSON",
+        default=None,
+        help="read the configuration from this cdk.json (default: the repository's)",
+    )
 
 
 def open_input(path: str) -> tuple[BinaryIO, int | None]:
@@ -92,8 +103,9 @@ def summary(report: dict[str, Any]) -> str:
         f"(pipeline {report['pipeline']}, format {report['input_format']}, on_invalid={report['policy']})",
     ]
     if report["invalid"]:
-        lines.append(f"invalid: {report['invalid']}"
-                     + (f" (skipped: {report['skipped']})" if report["skipped"] else ""))
+        lines.append(
+            f"invalid: {report['invalid']}" + (f" (skipped: {report['skipped']})" if report["skipped"] else "")
+        )
     if report["reason"]:
         lines.append(f"reason: {report['reason']}")
     for error in report["errors"]:
@@ -101,8 +113,10 @@ def summary(report: dict[str, Any]) -> str:
         field = f" [{error['field']}]" if error["field"] else ""
         lines.append(f"  {where}{field}: {error['reason']}")
     if report["errors_truncated"]:
-        lines.append(f"  ... first {report['errors_reported']} errors shown; counts by reason: "
-                     + ", ".join(f"{code} {count}" for code, count in report["counts_by_reason"].items()))
+        lines.append(
+            f"  ... first {report['errors_reported']} errors shown; counts by reason: "
+            + ", ".join(f"{code} {count}" for code, count in report["counts_by_reason"].items())
+        )
     if report["ids_assigned"]:
         lines.append(f"ids assigned from line numbers: {report['ids_assigned_count']}")
     for warning in report["warnings"]:

@@ -106,8 +106,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # A short leading instruction such as "Summarize this call transcript: " is not part of the text: a phrase of
 # two words or more, or one starting with an instruction verb, so that a speaker label such as "Agent: " stays.
 _INSTRUCTION = re.compile(
-    r"^(?:(?:summari[sz]e|classify|translate)\b[^.!?:\n]{0,80}|(?=[^:\n]*\s[^:\n]*:)[^.!?:\n]{1,80}):\s+",
-    re.IGNORECASE)
+    r"^(?:(?:summari[sz]e|classify|translate)\b[^.!?:\n]{0,80}|(?=[^:\n]*\s[^:\n]*:)[^.!?:\n]{1,80}):\s+", re.IGNORECASE
+)
 _TITAN_TURN = re.compile(r"^\s*User:\s*|\s*Bot:\s*$")
 
 
@@ -230,16 +230,20 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
         text, input_tokens = _messages(body, typed=True)
         summary, cut = summarize(text, limit)
         output_tokens = _words(summary)
-        return {
-            "id": f"msg_local_{uuid.uuid4().hex[:20]}",
-            "type": "message",
-            "role": "assistant",
-            "model": f"{ENGINE_LABEL}: {model_id}",
-            "content": [{"type": "text", "text": summary}],
-            "stop_reason": "max_tokens" if cut else "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-        }, input_tokens, output_tokens
+        return (
+            {
+                "id": f"msg_local_{uuid.uuid4().hex[:20]}",
+                "type": "message",
+                "role": "assistant",
+                "model": f"{ENGINE_LABEL}: {model_id}",
+                "content": [{"type": "text", "text": summary}],
+                "stop_reason": "max_tokens" if cut else "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            },
+            input_tokens,
+            output_tokens,
+        )
     if family in ("nova", "converse"):
         config = body.get("inferenceConfig") if isinstance(body.get("inferenceConfig"), dict) else {}
         limit = _max_tokens(config.get("maxTokens", config.get("max_new_tokens")), "maxTokens", DEFAULT_MAX_TOKENS)
@@ -249,8 +253,11 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
         response = {
             "output": {"message": {"role": "assistant", "content": [{"text": summary}]}},
             "stopReason": "max_tokens" if cut else "end_turn",
-            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
-                      "totalTokens": input_tokens + output_tokens},
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
+            },
         }
         if family == "converse":
             response["metrics"] = {"latencyMs": 0}
@@ -262,11 +269,20 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
     limit = _max_tokens(config.get("maxTokenCount"), "maxTokenCount", DEFAULT_MAX_TOKENS)
     summary, cut = summarize(_TITAN_TURN.sub("", text), limit)
     input_tokens, output_tokens = _words(text), _words(summary)
-    return {
-        "inputTextTokenCount": input_tokens,
-        "results": [{"tokenCount": output_tokens, "outputText": summary,
-                     "completionReason": "LENGTH" if cut else "FINISHED"}],
-    }, input_tokens, output_tokens
+    return (
+        {
+            "inputTextTokenCount": input_tokens,
+            "results": [
+                {
+                    "tokenCount": output_tokens,
+                    "outputText": summary,
+                    "completionReason": "LENGTH" if cut else "FINISHED",
+                }
+            ],
+        },
+        input_tokens,
+        output_tokens,
+    )
 
 
 # ---------------------------------------------------------------- request constraints from botocore's model
@@ -295,23 +311,33 @@ def check_constraints(shape: Any, value: Any, path: str = "") -> list[str]:
                 problems += check_constraints(member, value[name], f"{path}.{name}" if path else name)
     elif shape.type_name == "list" and isinstance(value, list):
         if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must have length less than "
-                            f"or equal to {meta['max']}")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must have length less than "
+                f"or equal to {meta['max']}"
+            )
         for index, item in enumerate(value):
             problems += check_constraints(shape.member, item, f"{where}.{index + 1}")
     elif shape.type_name == "string" and isinstance(value, str):
         if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must have length less than "
-                            f"or equal to {meta['max']}")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must have length less than "
+                f"or equal to {meta['max']}"
+            )
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy "
-                            f"regular expression pattern: {meta['pattern']}")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy "
+                f"regular expression pattern: {meta['pattern']}"
+            )
         if shape.enum and value not in shape.enum:
-            problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum "
-                            f"value set: [{', '.join(shape.enum)}]")
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum "
+                f"value set: [{', '.join(shape.enum)}]"
+            )
     elif shape.type_name in ("integer", "long") and isinstance(value, int) and "max" in meta and value > meta["max"]:
-        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
-                        f"less than or equal to {meta['max']}")
+        problems.append(
+            f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value "
+            f"less than or equal to {meta['max']}"
+        )
     return problems
 
 
@@ -413,8 +439,12 @@ class InvocationJob:
         if self.status != "Submitted" and self.validation_error is None:
             answer_["totalRecordCount"] = self.total_records
         if self.counts is not None:
-            answer_.update({k: self.counts[k] for k in ("totalRecordCount", "processedRecordCount",
-                                                         "successRecordCount", "errorRecordCount")})
+            answer_.update(
+                {
+                    k: self.counts[k]
+                    for k in ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
+                }
+            )
         return {k: v for k, v in answer_.items() if v is not None}
 
 
@@ -547,19 +577,25 @@ class BedrockBatchEmulator:
         if runtime:
             parts = runtime["path"].strip("/").split("/")
             if method == "POST" and len(parts) == 3 and parts[0] == "model" and parts[2] == "invoke":
-                return self._respond("InvokeModel", lambda: self.invoke_model(
-                    runtime["region"], unquote(parts[1]), _header(request, "Content-Type"), _body(request)))
+                return self._respond(
+                    "InvokeModel",
+                    lambda: self.invoke_model(
+                        runtime["region"], unquote(parts[1]), _header(request, "Content-Type"), _body(request)
+                    ),
+                )
             if method == "POST" and len(parts) == 3 and parts[0] == "model" and parts[2] == "converse":
-                return self._respond("Converse", lambda: self.converse(runtime["region"], unquote(parts[1]),
-                                                                        _body(request)))
+                return self._respond(
+                    "Converse", lambda: self.converse(runtime["region"], unquote(parts[1]), _body(request))
+                )
             return None
         control = _BEDROCK_URL.match(url)
         if not control:
             return None
         region, parts = control["region"], control["path"].strip("/").split("/")
         if parts == ["model-invocation-job"] and method == "POST":
-            return self._respond("CreateModelInvocationJob",
-                                 lambda: self.create_job(region, json.loads(_body(request) or b"{}")))
+            return self._respond(
+                "CreateModelInvocationJob", lambda: self.create_job(region, json.loads(_body(request) or b"{}"))
+            )
         if len(parts) == 2 and parts[0] == "model-invocation-job" and method == "GET":
             return self._respond("GetModelInvocationJob", lambda: self.get_job(region, unquote(parts[1])))
         if len(parts) == 3 and parts[0] == "model-invocation-job" and parts[2] == "stop" and method == "POST":
@@ -596,38 +632,57 @@ class BedrockBatchEmulator:
                 raise ApiError("ThrottlingException", 429, "Too many requests, please wait before trying again.")
             if self.quota_errors_on_submit > 0:
                 self.quota_errors_on_submit -= 1
-                raise ApiError("ServiceQuotaExceededException", 400,
-                               "The number of batch inference jobs exceeds the service quota. Resubmit your "
-                               "request later.")
+                raise ApiError(
+                    "ServiceQuotaExceededException",
+                    400,
+                    "The number of batch inference jobs exceeds the service quota. Resubmit your request later.",
+                )
             token = params.get("clientRequestToken")
             for job in self.jobs.values():
                 if token and job.region == region and job.request.get("clientRequestToken") == token:
                     log.info("%s: CreateModelInvocationJob repeated token of %s, same job", ENGINE_LABEL, job.name)
                     return {"jobArn": job.arn}
             if any(job.region == region and job.name == params["jobName"] for job in self.jobs.values()):
-                raise ApiError("ConflictException", 400,
-                               f"A batch inference job with the name {params['jobName']} already exists.")
+                raise ApiError(
+                    "ConflictException", 400, f"A batch inference job with the name {params['jobName']} already exists."
+                )
             if self.max_active_jobs is not None:
-                active = sum(1 for job in self.jobs.values()
-                             if job.region == region and job.model_id == params["modelId"] and not job.done)
+                active = sum(
+                    1
+                    for job in self.jobs.values()
+                    if job.region == region and job.model_id == params["modelId"] and not job.done
+                )
                 if active >= self.max_active_jobs:
-                    raise ApiError("ServiceQuotaExceededException", 400,
-                                   f"You have reached the quota of {self.max_active_jobs} submitted and in-progress "
-                                   f"batch inference jobs for model {params['modelId']}.")
+                    raise ApiError(
+                        "ServiceQuotaExceededException",
+                        400,
+                        f"You have reached the quota of {self.max_active_jobs} submitted and in-progress "
+                        f"batch inference jobs for model {params['modelId']}.",
+                    )
             job_id = uuid.uuid4().hex[:12]
             account = self.account_id or _default_account()
             now = _now()
             job = InvocationJob(
-                job_id=job_id, arn=f"arn:aws:bedrock:{region}:{account}:model-invocation-job/{job_id}", region=region,
-                request=params, submit_time=now, last_modified_time=now, path=[],
+                job_id=job_id,
+                arn=f"arn:aws:bedrock:{region}:{account}:model-invocation-job/{job_id}",
+                region=region,
+                request=params,
+                submit_time=now,
+                last_modified_time=now,
+                path=[],
             )
             self._validate_input(job)
             # A job that fails validation ends after Validating; one that expires never leaves Scheduled.
             path = RUNNING[:2] if job.validation_error else RUNNING[:3] if self.end_state == "Expired" else RUNNING
             job.path = list(path[: self.steps])
             self.jobs[job_id] = job
-            log.info("%s: created batch inference job %s (%s), %s", ENGINE_LABEL, job.name, job_id,
-                     job.validation_error or f"{job.total_records} records")
+            log.info(
+                "%s: created batch inference job %s (%s), %s",
+                ENGINE_LABEL,
+                job.name,
+                job_id,
+                job.validation_error or f"{job.total_records} records",
+            )
             if not job.path:
                 self._finish(job)
             else:
@@ -666,19 +721,27 @@ class BedrockBatchEmulator:
                 params["maxResults"] = int(params["maxResults"])
             except ValueError:
                 raise _validation("maxResults must be an integer") from None
-        _check_request("bedrock", "ListModelInvocationJobs",
-                       {k: v for k, v in params.items() if k not in ("submitTimeAfter", "submitTimeBefore")})
+        _check_request(
+            "bedrock",
+            "ListModelInvocationJobs",
+            {k: v for k, v in params.items() if k not in ("submitTimeAfter", "submitTimeBefore")},
+        )
         after = _parse_time(query.get("submitTimeAfter"))
         before = _parse_time(query.get("submitTimeBefore"))
         with self._lock:
-            jobs = [j for j in self.jobs.values() if j.region == region
-                    and (not query.get("statusEquals") or j.status == query["statusEquals"])
-                    and (not query.get("nameContains") or query["nameContains"] in j.name)
-                    and (after is None or j.submit_time > after) and (before is None or j.submit_time < before)]
+            jobs = [
+                j
+                for j in self.jobs.values()
+                if j.region == region
+                and (not query.get("statusEquals") or j.status == query["statusEquals"])
+                and (not query.get("nameContains") or query["nameContains"] in j.name)
+                and (after is None or j.submit_time > after)
+                and (before is None or j.submit_time < before)
+            ]
             jobs.sort(key=lambda j: j.submit_time, reverse=query.get("sortOrder", "Descending") == "Descending")
             start = int(query["nextToken"]) if query.get("nextToken", "").isdigit() else 0
             size = params.get("maxResults") or 1000
-            page = jobs[start:start + size]
+            page = jobs[start : start + size]
             answer_: dict[str, Any] = {"invocationJobSummaries": [j.describe() for j in page]}
             if start + size < len(jobs):
                 answer_["nextToken"] = str(start + size)
@@ -695,8 +758,9 @@ class BedrockBatchEmulator:
         try:
             request = json.loads(body or b"null")
         except ValueError:
-            raise _validation("Malformed input request: the body is not JSON, please reformat your input and try "
-                              "again.") from None
+            raise _validation(
+                "Malformed input request: the body is not JSON, please reformat your input and try again."
+            ) from None
         try:
             response, input_tokens, output_tokens = answer(model_id, request)
         except RecordFailure as failure:
@@ -746,13 +810,27 @@ class BedrockBatchEmulator:
         if self.on_event is None:
             return
         account = job.arn.split(":")[4]
-        detail: dict[str, Any] = {"version": "0.0", "accountId": account, "batchJobName": job.name,
-                                  "batchJobArn": job.arn, "batchModelId": job.model_id, "status": job.status}
+        detail: dict[str, Any] = {
+            "version": "0.0",
+            "accountId": account,
+            "batchJobName": job.name,
+            "batchJobArn": job.arn,
+            "batchModelId": job.model_id,
+            "status": job.status,
+        }
         if job.message:
             detail["failureMessage"] = job.message
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Batch Inference Job State Change",
-                 "source": "aws.bedrock", "account": account, "time": _timestamp(_now()), "region": job.region,
-                 "resources": [job.arn], "detail": detail}
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Batch Inference Job State Change",
+            "source": "aws.bedrock",
+            "account": account,
+            "time": _timestamp(_now()),
+            "region": job.region,
+            "resources": [job.arn],
+            "detail": detail,
+        }
         self.events_emitted.append(event)
         if self.lose_events > 0:
             self.lose_events -= 1
@@ -810,8 +888,9 @@ class BedrockBatchEmulator:
             job.validation_error = f"No .jsonl files were found at the input location {uri}."
             return
         if sum(size for _, _, size in objects) > self.max_job_bytes:
-            job.validation_error = (f"The input at {uri} exceeds the maximum batch inference job size of "
-                                    f"{self.max_job_bytes} bytes.")
+            job.validation_error = (
+                f"The input at {uri} exceeds the maximum batch inference job size of {self.max_job_bytes} bytes."
+            )
             return
         ids = _record_ids(job.job_id)
         for object_key, relative, _ in objects:
@@ -822,19 +901,25 @@ class BedrockBatchEmulator:
                     continue
                 record, problem = _input_record(line)
                 if problem:
-                    job.validation_error = f"Line {number} of {object_key} {problem}. Each record must be a JSON " \
-                                           f"object with a recordId and a modelInput."
+                    job.validation_error = (
+                        f"Line {number} of {object_key} {problem}. Each record must be a JSON "
+                        f"object with a recordId and a modelInput."
+                    )
                     return
                 records.append({"recordId": record.get("recordId") or next(ids), "modelInput": record["modelInput"]})
                 raw.append(line)
             job.files.append(InputFile(object_key, relative, records, raw))
         total = job.total_records
         if total < self.min_records:
-            job.validation_error = (f"The job has {total} records, fewer than the minimum of {self.min_records} "
-                                    f"records per batch inference job.")
+            job.validation_error = (
+                f"The job has {total} records, fewer than the minimum of {self.min_records} "
+                f"records per batch inference job."
+            )
         elif total > self.max_records:
-            job.validation_error = (f"The job has {total} records, more than the maximum of {self.max_records} "
-                                    f"records per batch inference job.")
+            job.validation_error = (
+                f"The job has {total} records, more than the maximum of {self.max_records} "
+                f"records per batch inference job."
+            )
 
     def _finish(self, job: InvocationJob) -> None:
         """Decide the end state and write what Bedrock would have written by then."""
@@ -861,8 +946,10 @@ class BedrockBatchEmulator:
             )
             if marked:
                 job.end_status = "Failed"
-                job.message = (f"{ENGINE_LABEL} failed the job on purpose: record {marked[1]['recordId']!r} in "
-                               f"{marked[0].relative} carries {FAIL_JOB}")
+                job.message = (
+                    f"{ENGINE_LABEL} failed the job on purpose: record {marked[1]['recordId']!r} in "
+                    f"{marked[0].relative} carries {FAIL_JOB}"
+                )
             elif self.end_state == "PartiallyCompleted":
                 self._write(job, self._share(job))
                 job.end_status = "PartiallyCompleted"
@@ -876,8 +963,13 @@ class BedrockBatchEmulator:
                 else:
                     job.end_status = "Completed"
         job.status = job.end_status
-        log.info("%s: batch inference job %s %s%s", ENGINE_LABEL, job.name, job.status,
-                 f": {job.message}" if job.message else "")
+        log.info(
+            "%s: batch inference job %s %s%s",
+            ENGINE_LABEL,
+            job.name,
+            job.status,
+            f": {job.message}" if job.message else "",
+        )
 
     def _share(self, job: InvocationJob) -> int:
         total = job.total_records
@@ -889,8 +981,17 @@ class BedrockBatchEmulator:
         bucket, prefix = _split(job.request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         folder = f"{prefix.rstrip('/')}/{job.job_id}/" if prefix.strip("/") else f"{job.job_id}/"
         invocation_type = job.request.get("modelInvocationType", "InvokeModel")
-        counts = dict.fromkeys(("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount",
-                                "inputTokenCount", "outputTokenCount"), 0)
+        counts = dict.fromkeys(
+            (
+                "totalRecordCount",
+                "processedRecordCount",
+                "successRecordCount",
+                "errorRecordCount",
+                "inputTokenCount",
+                "outputTokenCount",
+            ),
+            0,
+        )
         counts["totalRecordCount"] = job.total_records
         rng = random.Random(job.job_id)
         left = processed
@@ -919,9 +1020,11 @@ class BedrockBatchEmulator:
             s3.put_object(Bucket=bucket, Key=key, Body="".join(f"{line}\n" for line in lines).encode())
             job.outputs.append(key)
         s3.put_object(Bucket=bucket, Key=folder + MANIFEST_OUT, Body=json.dumps(counts).encode())
-        s3.put_object(Bucket=bucket, Key=folder + MARKER_OBJECT,
-                      Body=f"{ENGINE_LABEL}: outputs of {job.name} were written by the local engine, not by a model.\n"
-                      .encode())
+        s3.put_object(
+            Bucket=bucket,
+            Key=folder + MARKER_OBJECT,
+            Body=f"{ENGINE_LABEL}: outputs of {job.name} were written by the local engine, not by a model.\n".encode(),
+        )
         job.outputs += [folder + MANIFEST_OUT, folder + MARKER_OBJECT]
         job.counts = counts
         return counts
@@ -941,7 +1044,7 @@ def _input_objects(s3: Any, bucket: str, key: str) -> list[tuple[str, str, int]]
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
         for item in page.get("Contents", []):
             if item["Key"].endswith(".jsonl"):
-                found.append((item["Key"], item["Key"][len(folder):], item["Size"]))
+                found.append((item["Key"], item["Key"][len(folder) :], item["Size"]))
     return sorted(found)
 
 
@@ -1017,8 +1120,11 @@ def model_requests_received(emulator: BedrockBatchEmulator) -> int:
     """What this emulator was sent that Bedrock bills: every InvokeModel request it answered (throttled ones
     included, as botocore sent them), every Converse request, plus every record of every batch job it accepted."""
     with emulator._lock:
-        return emulator.calls["InvokeModel"] + emulator.calls["Converse"] + sum(
-            job.total_records for job in emulator.jobs.values())
+        return (
+            emulator.calls["InvokeModel"]
+            + emulator.calls["Converse"]
+            + sum(job.total_records for job in emulator.jobs.values())
+        )
 
 
 def install_bedrock_engine(**options: Any) -> BedrockBatchEmulator:

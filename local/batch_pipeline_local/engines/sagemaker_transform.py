@@ -93,7 +93,7 @@ def summarize(text: str, max_length: int = DEFAULT_MAX_LENGTH, start_sentence: i
     sentences = [s for s in _SENTENCE_END.split(body) if s.strip()] or [body]
     chosen: list[str] = []
     words = 0
-    for sentence in sentences[start_sentence % len(sentences):]:
+    for sentence in sentences[start_sentence % len(sentences) :]:
         count = len(sentence.split())
         if chosen and words + count > max_length:
             break
@@ -191,7 +191,8 @@ def run_transform(
     out_prefix = out_prefix if out_prefix.endswith("/") or not out_prefix else out_prefix + "/"
     log.info("%s: running transform job %s", ENGINE_LABEL, job_name)
     s3.put_object(
-        Bucket=out_bucket, Key=f"{out_prefix}{MARKER_OBJECT}",
+        Bucket=out_bucket,
+        Key=f"{out_prefix}{MARKER_OBJECT}",
         Body=f"{ENGINE_LABEL}: outputs of {job_name} were written by the local engine, not by a model.\n".encode(),
     )
     try:
@@ -207,14 +208,15 @@ def run_transform(
         if not keys:
             raise EngineFailure(f"ClientError: no input objects under {source['S3Uri']}")
         for key in keys:
-            result.records_received += sum(1 for raw in body_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"])
-                                           if raw.strip())
+            result.records_received += sum(
+                1 for raw in body_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"]) if raw.strip()
+            )
         rng = random.Random(job_name)
         for key in sorted(keys):
             lines = _transform_object(s3, in_bucket, key, task, hyper_params, result)
             if shuffle and (task == "text2text" or (task is None and all(line.startswith("{'") for line in lines))):
                 rng.shuffle(lines)
-            relative = key[len(in_prefix):].lstrip("/")
+            relative = key[len(in_prefix) :].lstrip("/")
             output_key = f"{out_prefix}{relative}.out"
             s3.put_object(Bucket=out_bucket, Key=output_key, Body="".join(line + "\n" for line in lines).encode())
             result.outputs.append(output_key)
@@ -224,8 +226,13 @@ def run_transform(
         log.info("%s: transform job %s Failed: %s", ENGINE_LABEL, job_name, failure)
         return result
     result.status = "Completed"
-    log.info("%s: transform job %s Completed, %d records in, %d lines out", ENGINE_LABEL, job_name,
-             result.records_in, result.lines_out)
+    log.info(
+        "%s: transform job %s Completed, %d records in, %d lines out",
+        ENGINE_LABEL,
+        job_name,
+        result.records_in,
+        result.lines_out,
+    )
     return result
 
 
@@ -244,8 +251,9 @@ def _check_request(transform_input: Mapping[str, Any], transform_output: Mapping
         raise EngineFailure("ClientError: AssembleWith must be Line to get one output line per record")
 
 
-def _transform_object(s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict | None,
-                      result: TransformResult) -> list[str]:
+def _transform_object(
+    s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict | None, result: TransformResult
+) -> list[str]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     lines: list[str] = []
     for number, raw in enumerate(body_lines(body), start=1):
@@ -294,10 +302,17 @@ def transform_job_event(job: Any) -> dict[str, Any]:
         elif value not in (None, ""):
             detail[key] = value
     detail.setdefault("Tags", {})
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Transform Job State Change",
-            "source": "aws.sagemaker", "account": job.account,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": job.region,
-            "resources": [job.arn], "detail": detail}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": job.account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": job.region,
+        "resources": [job.arn],
+        "detail": detail,
+    }
 
 
 class SageMakerEngineHook:
