@@ -12,7 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
 
-from batch_pipeline.config import ConfigError
+from batch_pipeline.config.app import ConfigError
 from stacks.pipeline_stack import BatchPipelineStack
 from stacks.settings import config_from_context
 

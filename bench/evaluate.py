@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from batch_pipeline.evaluation.rouge import ROUGE_TYPES, _scorer, score_pairs  # noqa: E402
+from batch_pipeline.results.evaluation.rouge import ROUGE_TYPES, _scorer, score_pairs  # noqa: E402
 from bench.synthetic_summaries import make_pairs  # noqa: E402
 
 SPEED_TARGET = 30.0

@@ -19,7 +19,7 @@ Variants, each in its own subprocess (peak RSS from os.wait4 for that child alon
   parsing), it writes every output byte intake writes, and it uses the fastest C-level parse/serialise there is;
   it skips only the checks (field types, ids, limits). The fastest of the three (lowest median) is THE floor.
 - naive: json.loads + a Pydantic model per line + json.dumps (what a straightforward implementation does);
-- intake: batch_pipeline.intake.run_intake for the pipeline (validate, convert, split references, spill, shard)
+- intake: batch_pipeline.intake.stream.run_intake for the pipeline (validate, convert, split references, spill, shard)
           into a local run folder.
 The ratio is floor time / intake time (1.0 = as fast as the floor), taken per round (the floor and intake run
 back to back) and the median over rounds is printed, for wall and CPU time (CPU is steadier on a shared machine).
@@ -292,7 +292,7 @@ def prepare_naive(source: Path, out_dir: Path, pipeline_name: str):
 
 
 def prepare_intake(source: Path, out_dir: Path, pipeline_name: str):
-    from batch_pipeline.intake import LocalDirSink, run_intake
+    from batch_pipeline.intake.stream import LocalDirSink, run_intake
     from batch_pipeline_local.settings import load_pipeline
 
     pipeline = load_pipeline(pipeline_name)

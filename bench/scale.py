@@ -13,7 +13,7 @@ its own, in the order the state machine runs them:
 
   intake       IntakeService.process (the handler's body): validation, spill, shards, id index, references,
                intake.json, the job plan (jobs/), StartExecution
-  job_control  jobs.submit_job / jobs.check_job per job and round (the poll loop), including the Bedrock
+  job_control  loop.submit_job / loop.check_job per job and round (the poll loop), including the Bedrock
                retry of failed records (`BedrockBackend.finish`: the retry file, then the retry's submission)
   retry_merge  a job control invocation that merged a retry's answers into the first output, on code where job
                control does that (older runs); collect does it now, so it is part of collect's row
@@ -220,14 +220,14 @@ class Bench:
         return run
 
     def backend(self) -> Any:
-        from batch_pipeline.backends import backend_class, backend_for
+        from batch_pipeline.jobs.backends import backend_class, backend_for
 
         services = [service for service in backend_class(self.pipeline.backend).CLIENTS if service != "s3"]
         clients = {service.replace("-", "_"): self.aws.client(service) for service in services}
         return backend_for(self.pipeline, s3=self.s3, **clients)
 
     def jobs(self) -> list[dict[str, Any]]:
-        from batch_pipeline.job_store import resolve_jobs
+        from batch_pipeline.storage.job_store import resolve_jobs
 
         return resolve_jobs(self.s3, self.run, None)
 
@@ -251,7 +251,7 @@ def bench_pipeline(name: str) -> Any:
 
 
 def step_intake(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.intake_service import IntakeService, IntakeSettings
+    from batch_pipeline.intake.service import IntakeService, IntakeSettings
 
     settings = IntakeSettings(
         pipelines={bench.pipeline.name: bench.pipeline},
@@ -268,17 +268,17 @@ def step_intake(bench: Bench) -> list[dict[str, Any]]:
 
 
 def job_control_invocation(event: dict[str, Any], backend: Any) -> dict[str, Any]:
-    """One job control invocation: the Map's first step submits, every later one checks (jobs.py)."""
-    from batch_pipeline import jobs
+    """One job control invocation: the Map's first step submits, every later one checks (loop.py)."""
+    from batch_pipeline.jobs import loop
 
-    action = jobs.check_job if "state" in event["job"] else jobs.submit_job
+    action = loop.check_job if "state" in event["job"] else loop.submit_job
     result: dict[str, Any] = action(event, backend)
     return result
 
 
 def step_job_control(bench: Bench) -> list[dict[str, Any]]:
     """One round of the poll loop: one invocation per job that has not ended, as the Map runs them."""
-    from batch_pipeline.job_store import save_job
+    from batch_pipeline.storage.job_store import save_job
 
     run, backend, invocations = bench.run, bench.backend(), []
     for job in bench.jobs():
@@ -299,7 +299,7 @@ def step_job_control(bench: Bench) -> list[dict[str, Any]]:
 
 
 def step_collect(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.collect import collect
+    from batch_pipeline.results.collect import collect
 
     result = collect(bench.run, bench.jobs(), bench.backend(), bench.s3)
     bench.save("collect", result)
@@ -317,8 +317,8 @@ def step_evaluate(bench: Bench) -> list[dict[str, Any]]:
 def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.contracts import Manifest
     from batch_pipeline.handlers.finalize import report_page
-    from batch_pipeline.manifest import build_manifest, render_summary
-    from batch_pipeline.report import REPORT_FILE, put_report
+    from batch_pipeline.results.manifest import build_manifest, render_summary
+    from batch_pipeline.results.report import REPORT_FILE, put_report
 
     run, collected = bench.run, bench.load("collect")
     manifest = build_manifest(run, bench.jobs(), collected, bench.load("evaluation"))

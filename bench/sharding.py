@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambdas"))
 
-from batch_pipeline.intake import GROUP_WINDOW_BYTES
-from batch_pipeline.sharding import balanced_cuts, dealt_order, even_count_cuts
+from batch_pipeline.intake.sharding import balanced_cuts, dealt_order, even_count_cuts
+from batch_pipeline.intake.stream import GROUP_WINDOW_BYTES
 
 BYTES_PER_WORD = 6  # a word and its space, roughly, in English news text
 

@@ -17,7 +17,7 @@ Partitions and why:
     `pipeline` only and read from one folder per pipeline (`runs/<pipeline>/manifests/<run>.json`, one line per
     run, written by the manifest step beside manifest.json).
 Athena reads every object under a table's (or partition's) location, so each location holds only its table's
-files (batch_pipeline.layout); a location over the run folder would read shards and raw output as rows.
+files (batch_pipeline.storage.layout); a location over the run folder would read shards and raw output as rows.
 
 JSON SerDe: org.openx.data.jsonserde.JsonSerDe (Athena guide, "OpenX JSON SerDe"), one JSON object per line,
 keys matched case-insensitively (its default), so `rougeL` reads as the column `rougel`. A string column takes
@@ -38,7 +38,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_pipeline.layout import ERRORS_FOLDER, MANIFESTS_FOLDER, PREDICTIONS_FOLDER, RUNS_PREFIX
+from batch_pipeline.storage.layout import ERRORS_FOLDER, MANIFESTS_FOLDER, PREDICTIONS_FOLDER, RUNS_PREFIX
 
 from .nag import acknowledge
 from .naming import stack_scoped_name
@@ -148,7 +148,7 @@ MANIFESTS = TableSpec(
             "cost",
             "struct<usd:double,input_usd:double,output_usd:double,instance_usd:double,route:string,"
             "model:string,prices_as_of:string,source:string,basis:string>",
-            "the run's cost at the catalog's prices (batch_pipeline.pricing)",
+            "the run's cost at the catalog's prices (batch_pipeline.results.pricing)",
         ),
         Column(
             "backend_counts",

@@ -16,8 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, BedrockModel
-from batch_pipeline.layout import OWNER_TAG_ENV, OWNER_TAG_KEY, RUNS_PREFIX
+from batch_pipeline.config.app import AppConfig, BedrockModel
+from batch_pipeline.storage.layout import OWNER_TAG_ENV, OWNER_TAG_KEY, RUNS_PREFIX
 
 from .models import grant_data_key
 from .nag import acknowledge, arn_evidence

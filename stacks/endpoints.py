@@ -23,7 +23,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, EndpointConfig, SageMakerModel
+from batch_pipeline.config.app import AppConfig, EndpointConfig, SageMakerModel
 
 from .models import container_definition, ecr_repository_arn, s3_object_arn
 from .nag import acknowledge, arn_evidence

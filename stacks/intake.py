@@ -19,8 +19,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig
-from batch_pipeline.layout import REJECTED_PREFIX, RUNS_PREFIX
+from batch_pipeline.config.app import AppConfig
+from batch_pipeline.storage.layout import REJECTED_PREFIX, RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import grant_data_key

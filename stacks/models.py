@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, SageMakerArtifacts, SageMakerModel
+from batch_pipeline.config.app import AppConfig, SageMakerArtifacts, SageMakerModel
 
 from .nag import acknowledge, arn_evidence
 from .naming import short_hash, stack_scoped_name

@@ -6,13 +6,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from batch_pipeline.config import (
-    AppConfig,
-    dump_runtime_pipelines,
-    dump_runtime_prices,
-    runtime_pipelines,
-    runtime_prices,
-)
+from batch_pipeline.config.app import AppConfig
+from batch_pipeline.config.runtime import dump_runtime_pipelines, dump_runtime_prices, runtime_pipelines, runtime_prices
 
 from .analytics import Analytics
 from .bedrock import BedrockBatchAccess, bedrock_pipelines

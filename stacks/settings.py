@@ -18,7 +18,7 @@ from typing import Any
 
 from constructs import Construct
 
-from batch_pipeline.config import CONTEXT_KEY, AppConfig, ConfigError, load_app_config
+from batch_pipeline.config.app import CONTEXT_KEY, AppConfig, ConfigError, load_app_config
 
 
 def _value(text: Any) -> Any:

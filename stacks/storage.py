@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_pipeline.layout import INTERMEDIATE_TAG
+from batch_pipeline.storage.layout import INTERMEDIATE_TAG
 
 # Shards and raw backend output sit inside each run folder (runs/<pipeline>/<run-id>/shards/), and
 # lifecycle prefixes cannot match a middle segment, so intermediates are found by an object tag.

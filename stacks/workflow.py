@@ -20,9 +20,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from batch_pipeline.config import AppConfig, dump_runtime_prices, runtime_prices
-from batch_pipeline.job_store import TOKENS_PREFIX
-from batch_pipeline.layout import RUNS_PREFIX
+from batch_pipeline.config.app import AppConfig
+from batch_pipeline.config.runtime import dump_runtime_prices, runtime_prices
+from batch_pipeline.storage.job_store import TOKENS_PREFIX
+from batch_pipeline.storage.layout import RUNS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
@@ -43,7 +44,7 @@ TRANSIENT_LAMBDA_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 SANDBOX_TIMEOUT = "Sandbox.Timedout"
-# The run fields job control reads (batch_pipeline.backends, batch_pipeline.jobs); intake always sets all four.
+# The run fields job control reads (jobs.backends, jobs.loop); intake always sets all four.
 JOB_RUN_FIELDS = ("run_id", "pipeline", "output_bucket", "run_prefix")
 
 

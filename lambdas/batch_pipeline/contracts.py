@@ -9,7 +9,7 @@ Flow (see stacks/workflow.py):
   execution input = ExecutionInput (run=RunRef, plan=PlanReferences): intake planned the jobs, wrote each PlannedJob
     to <run>/jobs/<i>.json and started the run with one JobRef per job, so planning reads nothing back from S3
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
-  (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.job_store)
+  (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.storage.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
   Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
     tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
@@ -48,7 +48,7 @@ class RunRef(_Open):
 
 
 class PlannedJob(_Open):
-    """One backend job as planned (batch_pipeline.plan)."""
+    """One backend job as planned (batch_pipeline.jobs.planning)."""
 
     index: int | str
     name: str | None = None
@@ -61,7 +61,7 @@ class PlannedJob(_Open):
 
 
 class JobState(PlannedJob):
-    """A planned job plus its normalised backend state (batch_pipeline.backends.job_state)."""
+    """A planned job plus its normalised backend state (batch_pipeline.jobs.backends.job_state)."""
 
     name: str
     arn: str | None = None
@@ -119,7 +119,7 @@ class PlanResult(BaseModel):
 
 
 class PlanReferences(BaseModel):
-    """The planned jobs as the state carries them: references, one per job (batch_pipeline.plan.plan_references)."""
+    """The planned jobs as the state carries them: references, one per job (jobs.planning.plan_references)."""
 
     jobs: list[JobRef] = Field(min_length=1)
     backend: str
@@ -137,7 +137,7 @@ class ExecutionInput(BaseModel):
 
 
 class ReportExample(BaseModel):
-    """One of the best or worst records, its texts clipped (batch_pipeline.report.aggregate)."""
+    """One of the best or worst records, its texts clipped (batch_pipeline.results.report.aggregate)."""
 
     id: str
     score: float | None = None
@@ -177,7 +177,7 @@ class CollectSummary(_Open):
     succeeded: int = Field(default=0, ge=0)
     failed: int = Field(default=0, ge=0)
     report: ReportAggregates | None = None
-    # Where the per-job tallies are (batch_pipeline.collect.PER_JOB_FIELDS): never in the state itself.
+    # Where the per-job tallies are (batch_pipeline.results.collect.PER_JOB_FIELDS): never in the state itself.
     details_key: str | None = None
     jobs_collected: int = Field(default=0, ge=0)
 
@@ -205,7 +205,7 @@ class ModelInvocations(BaseModel):
 
 
 class RunCost(BaseModel):
-    """manifest["cost"]: what the run cost at the catalog's prices (batch_pipeline.pricing), with where the prices
+    """manifest["cost"]: what the run cost at the catalog's prices (results.pricing), with where the prices
     come from and how the number was computed (`basis`)."""
 
     usd: float = Field(ge=0)
@@ -220,7 +220,7 @@ class RunCost(BaseModel):
 
 
 class Manifest(_Open):
-    """manifest.json (batch_pipeline.manifest); the state machine reads status, error and cause."""
+    """manifest.json (batch_pipeline.results.manifest); the state machine reads status, error and cause."""
 
     manifest_version: int
     run_id: str

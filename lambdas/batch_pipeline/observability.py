@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-from batch_pipeline import environment
+from batch_pipeline import settings
 
-SERVICE = environment.current().service_name
-NAMESPACE = environment.current().metrics_namespace
+SERVICE = settings.current().service_name
+NAMESPACE = settings.current().metrics_namespace
 
 logger = Logger(service=SERVICE)
 # Outside Lambda (tests, CLI, local mode) there is no X-Ray daemon: Powertools then disables tracing itself.
@@ -25,4 +25,4 @@ def local_stand_in() -> bool:
     """True only when local mode runs a handler in-process against emulated AWS: outputs say "local stand-in".
 
     Read at call time, not at import: a process may import this module before local mode sets the variable."""
-    return environment.current().local_stand_in
+    return settings.current().local_stand_in

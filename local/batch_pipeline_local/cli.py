@@ -12,10 +12,9 @@ import importlib
 import pkgutil
 import sys
 
-from batch_pipeline.config import ConfigError
-
-from . import commands
-from .output import logs_to_stderr, results_only_on_stdout
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline_local import commands
+from batch_pipeline_local.output import logs_to_stderr, results_only_on_stdout
 
 EXIT_USAGE = 2
 

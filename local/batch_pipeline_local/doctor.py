@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from batch_pipeline.config import AppConfig, BedrockModel, BedrockSettings
+from batch_pipeline.config.app import AppConfig, BedrockModel, BedrockSettings
 
 PASS, WARN, FAIL = "ok", "warn", "FAIL"
 

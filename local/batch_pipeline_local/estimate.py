@@ -33,16 +33,9 @@ from typing import Any, Literal
 
 import orjson
 
-from batch_pipeline.config import (
-    AppConfig,
-    BedrockModel,
-    ConfigError,
-    RuntimePipeline,
-    RuntimePricing,
-    SageMakerModel,
-    runtime_prices,
-)
-from batch_pipeline.pricing import planned_bedrock_cost, planned_sagemaker_cost
+from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, SageMakerModel
+from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, runtime_prices
+from batch_pipeline.results.pricing import planned_bedrock_cost, planned_sagemaker_cost
 
 TokenMethod = Literal["auto", "count-tokens", "heuristic"]
 DEFAULT_CHARS_PER_TOKEN = 4.0

@@ -12,10 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from batch_pipeline.backends.runs import split_s3_uri
-from batch_pipeline.report import REJECTION_SUFFIX, REPORT_FILE
-
-from .runner import REGION, RunResult
+from batch_pipeline.results.report import REJECTION_SUFFIX, REPORT_FILE
+from batch_pipeline.storage.runs import split_s3_uri
+from batch_pipeline_local.runner import REGION, RunResult
 
 DEMO_MARKER = ".batch-pipeline-demo"
 

@@ -49,10 +49,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
-from batch_pipeline.config import ConfigError
+from batch_pipeline.config.app import ConfigError
 
 if TYPE_CHECKING:
-    from .runner import LocalApp
+    from batch_pipeline_local.runner import LocalApp
 
 # IntervalSeconds 2, 4, 8 ... become 20 ms, 40 ms, 80 ms.
 RETRY_TIME_SCALE = 0.01

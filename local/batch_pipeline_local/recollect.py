@@ -2,7 +2,7 @@
 already in S3, through the same handlers the state machine runs (no model is called, no job is submitted).
 
 The run and its jobs come from the run's failure manifest, which lists every job with what collect needs
-(`batch_pipeline.manifest.RECOLLECT_FIELDS`). `invoke(handler, event)` runs one step: in local mode the
+(`batch_pipeline.results.manifest.RECOLLECT_FIELDS`). `invoke(handler, event)` runs one step: in local mode the
 handler in-process (`runner.local_invoker`), against AWS the deployed function (`aws_invoker`).
 """
 
@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from batch_pipeline.backends import OUTPUT_STATES
-from batch_pipeline.backends.runs import split_s3_uri
-from batch_pipeline.config import ConfigError
-from batch_pipeline.manifest import run_from_manifest
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.jobs.backends import OUTPUT_STATES
+from batch_pipeline.results.manifest import run_from_manifest
+from batch_pipeline.storage.runs import split_s3_uri
 
 Invoke = Callable[[str, dict], Any]
 HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "evaluate", "finalize", "notify")}

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from batch_pipeline.config import ConfigError
-from batch_pipeline.jsonl import split_lines
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.storage.jsonl import split_lines
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -52,7 +52,7 @@ def synthesize_template(context_overrides: dict | None = None) -> dict:
     os.environ.setdefault("CDK_VALIDATION", "false")
     import sys
 
-    from .settings import DEFAULT_CDK_JSON, REPO_ROOT
+    from batch_pipeline_local.settings import DEFAULT_CDK_JSON, REPO_ROOT
 
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # app.py and stacks/ live at the repository root
@@ -198,7 +198,7 @@ class LocalApp:
 
 def _acting_as_function(local: LocalApp, function: LocalFunction) -> contextlib.AbstractContextManager:
     """Authorization: the handler's AWS calls are made as its own role, as in Lambda."""
-    from .authorization.enforce import Identity, acting_as
+    from batch_pipeline_local.authorization.enforce import Identity, acting_as
 
     role = local.policies.role_by_arn(function.role_arn) if local.policies is not None else None
     return acting_as(Identity(role, function.name) if role is not None else None)
@@ -313,7 +313,7 @@ def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], st
 
 
 def _policy_store(template: dict, resolve: Resolver, physical: dict[str, str], attributes: dict) -> Any:
-    from .authorization.policies import build_policy_store
+    from batch_pipeline_local.authorization.policies import build_policy_store
 
     return build_policy_store(template, resolve, physical, attributes)
 
@@ -361,10 +361,9 @@ def shared_environment(local: LocalApp) -> dict[str, str]:
 def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sagemaker_options: Any) -> Iterator[None]:
     """Local stand-ins for the model containers, told which task each SageMaker model serves, and the Bedrock
     batch/InvokeModel emulator with the configured per-job record quotas (reach it with active_bedrock_emulator())."""
-    from batch_pipeline.config import parse_runtime_pipelines
-
-    from .engines.bedrock_batch import install_bedrock_engine
-    from .engines.sagemaker_transform import install_sagemaker_engine
+    from batch_pipeline.config.runtime import parse_runtime_pipelines
+    from batch_pipeline_local.engines.bedrock_batch import install_bedrock_engine
+    from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
 
     pipelines = parse_runtime_pipelines(shared_environment(local)["PIPELINES"])
     tasks = {p.sagemaker_model_name: p.task for p in pipelines.values() if p.sagemaker_model_name}
@@ -395,7 +394,7 @@ def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sage
 
 
 def local_event_bus(local: LocalApp) -> Any:
-    from .events import LocalEventBus
+    from batch_pipeline_local.events import LocalEventBus
 
     return LocalEventBus(local.template, lambda logical, event: local.invoke(local.functions[logical], event))
 
@@ -447,7 +446,7 @@ def local_aws(
 def authorization_enforced(local: LocalApp) -> Iterator[None]:
     """Authorization, always on: every call a handler makes is evaluated against the template's policies before
     moto answers it (authorization/enforce.py); local.authorizer keeps the tally for the run report."""
-    from .authorization.enforce import Authorizer, Identity, enforce
+    from batch_pipeline_local.authorization.enforce import Authorizer, Identity, enforce
 
     local.authorizer = Authorizer(local.policies)
     state_machine = resources_of(local.template, "AWS::StepFunctions::StateMachine")
@@ -461,7 +460,7 @@ def authorization_enforced(local: LocalApp) -> Iterator[None]:
 @contextlib.contextmanager
 def _lambda_hooks(local: LocalApp, faults: list[str] | None) -> Iterator[None]:
     """Handlers in-process, Lambda's error names, and rehearsed faults checked against the template's Task states."""
-    from .moto_hooks import Fault, check_fault_states, lambda_and_sfn_hooks, task_state_names
+    from batch_pipeline_local.moto_hooks import Fault, check_fault_states, lambda_and_sfn_hooks, task_state_names
 
     parsed = [Fault.parse(text) for text in faults or []]
     check_fault_states(parsed, task_state_names(json.loads(local.definition)))
@@ -594,9 +593,9 @@ class RunResult:
 def model_requests_received() -> int:
     """Billed requests the installed stand-in engines received so far: InvokeModel requests, records of Bedrock
     batch jobs and records of transform jobs. Counted where the requests arrive, not where they are sent."""
-    from .engines.bedrock_batch import active_bedrock_emulator
-    from .engines.bedrock_batch import model_requests_received as bedrock_received
-    from .engines.sagemaker_transform import active_sagemaker_engine
+    from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
+    from batch_pipeline_local.engines.bedrock_batch import model_requests_received as bedrock_received
+    from batch_pipeline_local.engines.sagemaker_transform import active_sagemaker_engine
 
     total = 0
     with contextlib.suppress(LookupError):

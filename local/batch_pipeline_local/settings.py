@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batch_pipeline.config import (
-    CONTEXT_KEY,
-    AppConfig,
-    ConfigError,
-    RuntimePipeline,
-    load_app_config,
-    runtime_pipelines,
-)
+from batch_pipeline.config.app import CONTEXT_KEY, AppConfig, ConfigError, load_app_config
+from batch_pipeline.config.runtime import RuntimePipeline, runtime_pipelines
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CDK_JSON = REPO_ROOT / "cdk.json"

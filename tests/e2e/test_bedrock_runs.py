@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline.layout import errors_key, predictions_key
+from batch_pipeline.storage.layout import errors_key, predictions_key
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
 from batch_pipeline_local.settings import DEFAULT_CDK_JSON

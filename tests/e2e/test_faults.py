@@ -6,7 +6,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from batch_pipeline.layout import predictions_key
+from batch_pipeline.storage.layout import predictions_key
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.moto_hooks import Fault, FaultSpecError
 from batch_pipeline_local.runner import REGION, local_aws, read_lines, run_file
@@ -198,7 +198,7 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
 
 
 def test_recollect_refuses_a_run_whose_jobs_left_no_output():
-    from batch_pipeline.config import ConfigError
+    from batch_pipeline.config.app import ConfigError
     from batch_pipeline_local.recollect import recollect
 
     manifest = {"run_id": "r", "jobs": [{"name": "j", "state": "queued"}]}

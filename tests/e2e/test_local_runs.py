@@ -12,7 +12,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from batch_pipeline.layout import errors_key, predictions_key
+from batch_pipeline.storage.layout import errors_key, predictions_key
 from batch_pipeline_local.runner import (
     REGION,
     deliver,

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from batch_pipeline.report import CONTENT_TYPE
+from batch_pipeline.results.report import CONTENT_TYPE
 from batch_pipeline_local.cli import main
 from batch_pipeline_local.export import export_run, prepare_demo_folder
 from batch_pipeline_local.runner import REGION, run_file

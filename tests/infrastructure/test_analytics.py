@@ -8,8 +8,8 @@ import posixpath
 
 import pytest
 
-from batch_pipeline.config import CONTEXT_KEY
-from batch_pipeline.layout import errors_key, manifest_row_key, predictions_key, run_prefix
+from batch_pipeline.config.app import CONTEXT_KEY
+from batch_pipeline.storage.layout import errors_key, manifest_row_key, predictions_key, run_prefix
 from batch_pipeline_local.authorization.enforce import simulate
 from batch_pipeline_local.authorization.operations import SECURE, Request
 from batch_pipeline_local.authorization.policies import ACCOUNT, REGION

@@ -162,7 +162,7 @@ def test_an_application_inference_profile_arn_is_granted_as_is_with_its_foundati
 def test_a_profile_without_its_regions_is_a_configuration_error(default_context):
     import pytest
 
-    from batch_pipeline.config import ConfigError, load_app_config
+    from batch_pipeline.config.app import ConfigError, load_app_config
 
     context = _profile_context(default_context, "us.anthropic.claude-haiku-4-5-20251001-v1:0")
     del context["batch-pipeline"]["models"]["haiku-4-5"]["routes_to_regions"]

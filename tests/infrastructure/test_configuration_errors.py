@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from app import build_app
-from batch_pipeline.config import ConfigError
+from batch_pipeline.config.app import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from batch_pipeline.config import ConfigError, load_app_config
+from batch_pipeline.config.app import ConfigError, load_app_config
 from stacks.endpoints import RealtimeEndpoints, has_instance_storage
 from stacks.nag import acknowledge
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from batch_pipeline.config import parse_runtime_prices
+from batch_pipeline.config.runtime import parse_runtime_prices
 from tests.infrastructure.conftest import synth
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (keys and values together).

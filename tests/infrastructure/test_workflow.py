@@ -146,7 +146,7 @@ def kind(state: dict) -> str:
 
 def loop_events_per_job_hour(states: dict[str, dict], hours: float = 24.0, backstop_seconds: int = 3600) -> float:
     """History events a running job's iteration records per hour when no event comes at all (the worst case): the
-    wait times out every `backstop_seconds` (JOB_BACKSTOP_SECONDS' default, batch_pipeline.jobs) and goes round the
+    wait times out every `backstop_seconds` (JOB_BACKSTOP_SECONDS' default, batch_pipeline.jobs.loop) and goes round the
     loop the definition draws from its Timeout catch back to the wait."""
     wait = states["Wait for job to end"]
     (catch,) = [c for c in wait["Catch"] if c["ErrorEquals"] == ["States.Timeout"]]
@@ -159,7 +159,7 @@ def loop_events_per_job_hour(states: dict[str, dict], hours: float = 24.0, backs
 
 
 def test_the_backstop_default_is_about_hourly():
-    from batch_pipeline.environment import Settings
+    from batch_pipeline.settings import Settings
 
     assert Settings().job_backstop_seconds == 3600
 

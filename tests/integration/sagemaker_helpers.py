@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from batch_pipeline.config import RuntimePipeline
+from batch_pipeline.config.runtime import RuntimePipeline
 from batch_pipeline_local.settings import load_pipeline
 
 BUCKET = "llmbp-output-test"

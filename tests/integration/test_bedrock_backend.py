@@ -13,15 +13,15 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 
-from batch_pipeline.backends import SubmitDeferred, backend_for
-from batch_pipeline.backends.bedrock import (
+from batch_pipeline.jobs.backends import SubmitDeferred, backend_for
+from batch_pipeline.jobs.backends.bedrock import (
     BedrockBackend,
     bedrock_job_name,
     client_request_token,
     model_invocation_job_request,
 )
-from batch_pipeline.collect import collect
-from batch_pipeline.jobs import check_job, submit_job
+from batch_pipeline.jobs.loop import check_job, submit_job
+from batch_pipeline.results.collect import collect
 from batch_pipeline_local.settings import load_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
@@ -566,7 +566,7 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
 
 
 def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
-    from batch_pipeline.backends.bedrock_retry import RecordSpool
+    from batch_pipeline.jobs.backends.bedrock_retry import RecordSpool
 
     with RecordSpool() as spool:
         for i in range(5000):
@@ -602,7 +602,7 @@ class _CountingRuntime:
 
 
 def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
-    from batch_pipeline.backends.bedrock_on_demand import ON_DEMAND_PART_RECORDS
+    from batch_pipeline.jobs.backends.bedrock_on_demand import ON_DEMAND_PART_RECORDS
 
     records = calls(ON_DEMAND_PART_RECORDS * 2 + 5)
     put_lines(s3, INPUT_KEY, records)

@@ -16,12 +16,12 @@ from sagemaker_helpers import (
     write_shards,
 )
 
-from batch_pipeline.backends import BatchBackend, RawOutput
-from batch_pipeline.backends.sagemaker import SageMakerBackend, transform_job_name
-from batch_pipeline.collect import NO_OUTPUT, collect
-from batch_pipeline.config import dump_runtime_pipelines
-from batch_pipeline.jobs import check_job, submit_job
-from batch_pipeline.outputs import parse_output_line
+from batch_pipeline.config.runtime import dump_runtime_pipelines
+from batch_pipeline.jobs.backends import BatchBackend, RawOutput
+from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
+from batch_pipeline.jobs.loop import check_job, submit_job
+from batch_pipeline.results.collect import NO_OUTPUT, collect
+from batch_pipeline.results.outputs import parse_output_line
 from batch_pipeline_local.engines import install_sagemaker_engine
 
 
@@ -201,9 +201,7 @@ def test_collect_handler_takes_the_maps_iteration_states(aws, monkeypatch):
     s3, sagemaker = aws
     run, _, step = _run_job(s3, sagemaker, "classify", [[tweet(i) for i in range(4)], [tweet(i) for i in range(4, 6)]])
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"classify": pipeline("classify")}))
-    monkeypatch.setattr(
-        "batch_pipeline.environment.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
-    )
+    monkeypatch.setattr("batch_pipeline.settings.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
     result = collect_handler.handler({"run": run, "jobs": [step]}, LambdaContext())
     assert (result["records"], result["succeeded"], result["failed"]) == (6, 6, 0)
     json.dumps(result)

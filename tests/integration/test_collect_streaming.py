@@ -10,11 +10,11 @@ import orjson
 import pytest
 from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
-from batch_pipeline.backends import BatchBackend, RawOutput
-from batch_pipeline.collect import collect, id_index_key
-from batch_pipeline.evaluation.streaming import RecordScorer
 from batch_pipeline.handlers.evaluate import evaluate_run
-from batch_pipeline.intake import LocalDirSink, run_intake
+from batch_pipeline.intake.stream import LocalDirSink, run_intake
+from batch_pipeline.jobs.backends import BatchBackend, RawOutput
+from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.evaluation.streaming import RecordScorer
 
 
 def count_requests(client) -> Counter:
@@ -188,7 +188,7 @@ def test_evaluate_reads_predictions_once_never_references_and_never_rewrites_the
 
 
 def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_metrics(s3):
-    from batch_pipeline.evaluation.classification import single_label_metrics
+    from batch_pipeline.results.evaluation.classification import single_label_metrics
 
     run = make_run("classify")
     truth = ["pos", "neg", "pos", "neu", "neg", "pos"]
@@ -212,7 +212,7 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
 
 
 def test_intake_writes_an_id_index_line_for_line_with_each_shard_even_when_grouped_by_length(tmp_path):
-    from batch_pipeline.config import RuntimePipeline  # noqa: F401 - the pipeline type the helper returns
+    from batch_pipeline.config.runtime import RuntimePipeline  # noqa: F401 - the pipeline type the helper returns
 
     base = pipeline("summarize")
     settings = base.pipeline.model_copy(

@@ -9,10 +9,10 @@ import tracemalloc
 
 import orjson
 
-from batch_pipeline.backends import BatchBackend, RawOutput
-from batch_pipeline.collect import collect, id_index_key
-from batch_pipeline.evaluation.streaming import RecordScorer
 from batch_pipeline.handlers.evaluate import evaluate_run
+from batch_pipeline.jobs.backends import BatchBackend, RawOutput
+from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.evaluation.streaming import RecordScorer
 from bench.file_s3 import FileS3
 
 BUCKET = "llmbp-memory-test"
@@ -92,7 +92,7 @@ def test_collect_and_evaluate_peak_memory_does_not_grow_with_records(tmp_path, m
     monkeypatch.setenv("COLLECT_BYTES_PER_PASS", str(1024 * 1024))
     # The fixed costs scaled down with the sizes, so both runs are past them (S3 itself wants 5 MiB parts;
     # the file-backed stand-in does not).
-    monkeypatch.setattr("batch_pipeline.collect.UPLOAD_PART_BYTES", 1024 * 1024)
+    monkeypatch.setattr("batch_pipeline.results.collect.UPLOAD_PART_BYTES", 1024 * 1024)
     small = _peaks(tmp_path, 5_000)
     large = _peaks(tmp_path, 20_000)
     assert small[2] > 1 and large[2] > 1

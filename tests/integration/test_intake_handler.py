@@ -9,8 +9,9 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from batch_pipeline.config import dump_runtime_pipelines, load_app_config, runtime_pipelines
-from batch_pipeline.intake_service import execution_arn
+from batch_pipeline.config.app import load_app_config
+from batch_pipeline.config.runtime import dump_runtime_pipelines, runtime_pipelines
+from batch_pipeline.intake.service import execution_arn
 from tests.fixtures.intake.pipelines import config
 from tests.integration.intake_events import REGION, LambdaContext, eventbridge_object_created, s3_notification
 

@@ -7,9 +7,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from batch_pipeline.config import load_app_config, runtime_pipelines
-from batch_pipeline.intake_service import IntakeService, IntakeSettings, execution_arn
-from batch_pipeline.s3io import MIB, S3RunSink, iter_object_chunks
+from batch_pipeline.config.app import load_app_config
+from batch_pipeline.config.runtime import runtime_pipelines
+from batch_pipeline.intake.service import IntakeService, IntakeSettings, execution_arn
+from batch_pipeline.storage.s3io import MIB, S3RunSink, iter_object_chunks
 from tests.fixtures.intake.pipelines import config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from batch_pipeline import s3io
+from batch_pipeline.storage import s3io
 
 BUCKET = "storage-test"
 

@@ -7,15 +7,15 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_run, pipeline, prefix, write_shards
 
-from batch_pipeline.backends import RawOutput, SubmitDeferred, backend_for
-from batch_pipeline.backends.sagemaker import (
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.jobs.backends import RawOutput, SubmitDeferred, backend_for
+from batch_pipeline.jobs.backends.sagemaker import (
     SageMakerBackend,
     has_local_storage,
     transform_job_name,
     transform_job_request,
 )
-from batch_pipeline.config import ConfigError
-from batch_pipeline.jobs import check_job, submit_job
+from batch_pipeline.jobs.loop import check_job, submit_job
 
 NAME = transform_job_name(RUN_ID, 0)
 RAW = f"s3://{BUCKET}/runs/summarize/{RUN_ID}/raw/{NAME}/"
@@ -365,16 +365,14 @@ def test_raw_outputs_pair_each_shard_with_its_out_object(aws):
 
 
 def test_job_control_handler_submits_and_checks(aws, monkeypatch):
-    from batch_pipeline.config import dump_runtime_pipelines
+    from batch_pipeline.config.runtime import dump_runtime_pipelines
     from batch_pipeline.handlers import job_control
 
     s3, sagemaker = aws
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"summarize": pipeline("summarize")}))
     monkeypatch.setenv("POLL_INITIAL_SECONDS", "30")
     monkeypatch.setenv("POLL_JITTER", "0")
-    monkeypatch.setattr(
-        "batch_pipeline.environment.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service]
-    )
+    monkeypatch.setattr("batch_pipeline.settings.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
     run = make_run("summarize")
     submitted = job_control.handler(
         {"action": "submit", "run": run, "job": {"index": 0, "name": NAME, "records": 3}, "attempt": 0}, LambdaContext()

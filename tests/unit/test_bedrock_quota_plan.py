@@ -10,8 +10,9 @@ import random
 
 import pytest
 
-from batch_pipeline.config import ConfigError, load_app_config, runtime_pipelines
-from batch_pipeline.sharding import MIB, PlanError, plan
+from batch_pipeline.config.app import ConfigError, load_app_config
+from batch_pipeline.config.runtime import runtime_pipelines
+from batch_pipeline.intake.sharding import MIB, PlanError, plan
 
 MODELS = {
     "nova": {

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from batch_pipeline.config import load_app_config, runtime_pipelines
-from batch_pipeline.intake import run_intake
+from batch_pipeline.config.app import load_app_config
+from batch_pipeline.config.runtime import runtime_pipelines
+from batch_pipeline.intake.stream import run_intake
 
 MODELS = {
     "claude": {
@@ -205,14 +206,16 @@ def test_the_rules_catalogue_covers_every_rule_the_schemas_raise():
     import re
     from pathlib import Path
 
-    source = (Path(__file__).resolve().parents[2] / "lambdas" / "batch_pipeline" / "bedrock_schemas.py").read_text()
+    source = (
+        Path(__file__).resolve().parents[2] / "lambdas" / "batch_pipeline" / "intake" / "bedrock_schemas.py"
+    ).read_text()
     raised = set(re.findall(r'_fail\(family, "([a-z-]+)"', source)) | {"text"}
     tested = {rule for _, rule, _ in CASES}
     assert raised <= tested, f"rules without a malformed example: {sorted(raised - tested)}"
 
 
 def test_converse_pipelines_turn_prompt_and_messages_lines_into_converse_bodies():
-    from batch_pipeline.formats import RecordConverter
+    from batch_pipeline.intake.formats import RecordConverter
 
     prompt = RecordConverter(RUNTIME["converse-prompt"])
     _, model_line, _, _ = prompt.convert({"id": "p1", "prompt": "Summarize: x.", "temperature": 0.1}, 1, b"")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch_pipeline.evaluation.classification import (
+from batch_pipeline.results.evaluation.classification import (
     OTHER_LABEL,
     LabelMatcher,
     multi_label_metrics,

@@ -5,8 +5,8 @@ record); these tests pin the cheaper form's behaviour, without timing it."""
 
 import re
 
-from batch_pipeline import collect
-from batch_pipeline.collect import _Input, _matches, _normal, _Output
+from batch_pipeline.results import collect
+from batch_pipeline.results.collect import _Input, _matches, _normal, _Output
 
 ARTICLE = 'The council said "a new bridge" would open.\n\nCafé naïve São Paulo, 据报道 Москва.\u00a0End.'
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline.config import (
-    ConfigError,
-    dump_runtime_pipelines,
-    load_app_config,
-    parse_runtime_pipelines,
-    runtime_pipelines,
-)
+from batch_pipeline.config.app import ConfigError, load_app_config
+from batch_pipeline.config.runtime import dump_runtime_pipelines, parse_runtime_pipelines, runtime_pipelines
 
 CONTEXT = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]["batch-pipeline"]
 

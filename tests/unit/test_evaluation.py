@@ -7,7 +7,7 @@ import json
 import pytest
 from rouge_score import rouge_scorer as google_rouge
 
-from batch_pipeline.evaluation import EvaluationError, evaluate_files, read_references
+from batch_pipeline.results.evaluation import EvaluationError, evaluate_files, read_references
 
 GOOGLE = google_rouge.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"])
 

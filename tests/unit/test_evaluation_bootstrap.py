@@ -8,8 +8,8 @@ import numpy  # test-only, installed with rouge-score
 import pytest
 from rouge_score import scoring as google_scoring
 
-from batch_pipeline.evaluation.bootstrap import bootstrap_mean_intervals, percentile
-from batch_pipeline.evaluation.rouge import score_pairs
+from batch_pipeline.results.evaluation.bootstrap import bootstrap_mean_intervals, percentile
+from batch_pipeline.results.evaluation.rouge import score_pairs
 from bench.synthetic_summaries import make_pairs
 
 
@@ -86,7 +86,7 @@ class ScriptedBytes:
 
 
 def test_resampling_rejects_the_partial_top_block_so_indices_stay_uniform():
-    from batch_pipeline.evaluation.bootstrap import _uniform_indices
+    from batch_pipeline.results.evaluation.bootstrap import _uniform_indices
 
     # For 3 records the last whole block ends at 2**32 - 1, so that one word is redrawn.
     rng = ScriptedBytes([2**32 - 1, 4, 8], [2**32 - 2])
@@ -94,7 +94,7 @@ def test_resampling_rejects_the_partial_top_block_so_indices_stay_uniform():
 
 
 def test_resampled_indices_cover_the_range_evenly():
-    from batch_pipeline.evaluation.bootstrap import _uniform_indices
+    from batch_pipeline.results.evaluation.bootstrap import _uniform_indices
 
     rng = random.Random(5)
     counts = [0] * 10

@@ -8,8 +8,8 @@ from array import array
 import orjson
 import pytest
 
-from batch_pipeline.evaluation import evaluate_files
-from batch_pipeline.evaluation.streaming import ExactSum, RecordScorer, RougeTotals, summarize_predictions
+from batch_pipeline.results.evaluation import evaluate_files
+from batch_pipeline.results.evaluation.streaming import ExactSum, RecordScorer, RougeTotals, summarize_predictions
 
 WORDS = "a bridge opened on tuesday in the city and residents said it was café naïve".split()
 
@@ -65,7 +65,7 @@ def test_bootstrap_resamples_compact_float_arrays_and_is_seeded():
 
 
 def test_multi_label_scores_sum_to_the_batch_metrics():
-    from batch_pipeline.evaluation.classification import multi_label_metrics
+    from batch_pipeline.results.evaluation.classification import multi_label_metrics
 
     records = [
         {"id": i, "prediction": None, "labels": ["a", "b", "c"], "scores": s, "label": t}
@@ -80,7 +80,7 @@ def test_multi_label_scores_sum_to_the_batch_metrics():
 
 
 def test_an_unknown_metric_is_refused():
-    from batch_pipeline.evaluation import EvaluationError
+    from batch_pipeline.results.evaluation import EvaluationError
 
     with pytest.raises(EvaluationError):
         summarize_predictions([], "bleu")

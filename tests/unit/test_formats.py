@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batch_pipeline.config import ConfigError
-from batch_pipeline.formats import RecordConverter, RecordError
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.intake.formats import RecordConverter, RecordError
 from tests.fixtures.intake.pipelines import runtime
 
 

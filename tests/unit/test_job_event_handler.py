@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from batch_pipeline.handlers import job_events
-from batch_pipeline.job_store import save_token
+from batch_pipeline.storage.job_store import save_token
 from batch_pipeline_local.events import UnsupportedPattern, matches
 
 BUCKET = "out"
@@ -67,7 +67,7 @@ class StepFunctions:
 @pytest.fixture
 def sfn():
     fake = StepFunctions()
-    with mock.patch("batch_pipeline.environment.client", return_value=fake):
+    with mock.patch("batch_pipeline.settings.client", return_value=fake):
         yield fake
 
 
@@ -108,7 +108,7 @@ def test_any_other_send_error_is_raised_so_eventbridge_retries(s3):
     failing.send_task_success.side_effect = ClientError(
         {"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "SendTaskSuccess"
     )
-    with mock.patch("batch_pipeline.environment.client", return_value=failing), pytest.raises(ClientError):
+    with mock.patch("batch_pipeline.settings.client", return_value=failing), pytest.raises(ClientError):
         job_events.handle(bedrock_event("llmbp-r-0", "Completed"), s3, BUCKET)
 
 

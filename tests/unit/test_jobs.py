@@ -1,7 +1,7 @@
 import pytest
 
-from batch_pipeline.backends import BatchBackend, SubmitDeferred, job_state
-from batch_pipeline.jobs import backoff_seconds, check_job, submit_job
+from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
+from batch_pipeline.jobs.loop import backoff_seconds, check_job, submit_job
 
 RUN = {"run_id": "r-1", "pipeline": "summarize", "output_bucket": "b"}
 

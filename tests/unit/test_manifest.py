@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary, run_status
-from batch_pipeline.notifications import run_message
+from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary, run_status
+from batch_pipeline.results.notifications import run_message
 
 RUN = {
     "run_id": "articles-0123456789abcdef",

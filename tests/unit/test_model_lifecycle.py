@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline.config import BedrockModel, load_app_config
+from batch_pipeline.config.app import BedrockModel, load_app_config
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 

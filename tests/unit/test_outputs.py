@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from batch_pipeline.outputs import OutputParseError, parse_output_line
+from batch_pipeline.results.outputs import OutputParseError, parse_output_line
 
 EMPTY = {
     "id": None,
@@ -179,7 +179,7 @@ def test_python_expressions_are_never_evaluated():
 
 
 def test_converse_output_reads_the_first_text_block_and_camel_case_usage():
-    from batch_pipeline.outputs import parse_output_line
+    from batch_pipeline.results.outputs import parse_output_line
 
     line = {
         "recordId": "c1",
@@ -208,7 +208,7 @@ def test_converse_output_reads_the_first_text_block_and_camel_case_usage():
 def test_converse_output_without_a_text_block_names_the_stop_reason():
     import pytest
 
-    from batch_pipeline.outputs import OutputParseError, parse_output_line
+    from batch_pipeline.results.outputs import OutputParseError, parse_output_line
 
     line = {
         "recordId": "c2",

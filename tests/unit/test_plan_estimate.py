@@ -11,8 +11,9 @@ import orjson
 import pytest
 from botocore.stub import Stubber
 
-from batch_pipeline.config import load_app_config, runtime_pipelines
-from batch_pipeline.intake import LocalDirSink, run_intake
+from batch_pipeline.config.app import load_app_config
+from batch_pipeline.config.runtime import runtime_pipelines
+from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline_local.estimate import (
     EstimateError,
     EstimateSettings,

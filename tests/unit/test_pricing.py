@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from batch_pipeline.config import (
-    ConfigError,
-    dump_runtime_prices,
-    load_app_config,
-    parse_runtime_prices,
-    runtime_pipelines,
-    runtime_prices,
-)
+from batch_pipeline.config.app import ConfigError, load_app_config
+from batch_pipeline.config.runtime import dump_runtime_prices, parse_runtime_prices, runtime_pipelines, runtime_prices
 from batch_pipeline.contracts import Manifest
-from batch_pipeline.manifest import build_manifest, render_summary
+from batch_pipeline.results.manifest import build_manifest, render_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = json.loads((ROOT / "cdk.json").read_text())["context"]["batch-pipeline"]

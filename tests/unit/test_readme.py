@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from batch_pipeline import config as config_module
+from batch_pipeline.config import app as config_module
 from batch_pipeline_local.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from batch_pipeline.config import ConfigError
+from batch_pipeline.config.app import ConfigError
 from batch_pipeline_local.recollect import RecollectError, aws_invoker, run_folder
 
 

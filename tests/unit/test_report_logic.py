@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 from batch_pipeline.contracts import ReportAggregates
-from batch_pipeline.notifications import run_message
-from batch_pipeline.report import (
+from batch_pipeline.results.notifications import run_message
+from batch_pipeline.results.report import (
     ReportTally,
     aggregate,
     charts,

@@ -8,8 +8,8 @@ from itertools import accumulate, pairwise
 import orjson
 import pytest
 
-from batch_pipeline.intake import LocalDirSink, reorder_lines, run_intake
-from batch_pipeline.sharding import balanced_cuts, dealt_order, plan, record_sizes
+from batch_pipeline.intake.sharding import balanced_cuts, dealt_order, plan, record_sizes
+from batch_pipeline.intake.stream import LocalDirSink, reorder_lines, run_intake
 from tests.fixtures.intake.pipelines import runtime
 
 

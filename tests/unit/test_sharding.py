@@ -6,7 +6,7 @@ from itertools import accumulate, pairwise
 
 import pytest
 
-from batch_pipeline.sharding import PlanError, balanced_cuts, plan
+from batch_pipeline.intake.sharding import PlanError, balanced_cuts, plan
 from tests.fixtures.intake.pipelines import runtime
 
 

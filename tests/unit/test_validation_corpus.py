@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline.intake import run_intake
+from batch_pipeline.intake.stream import run_intake
 from tests.fixtures.intake.pipelines import runtime
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "intake"

@@ -9,8 +9,8 @@ import random
 import orjson
 import pytest
 
-from batch_pipeline.intake import run_intake
-from batch_pipeline.validation import duplicate_key, shape
+from batch_pipeline.intake.stream import run_intake
+from batch_pipeline.intake.validation import duplicate_key, shape
 from tests.fixtures.intake.pipelines import runtime
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batch_pipeline.formats import INT_ID_MAX, INT_ID_MIN
-from batch_pipeline.intake import run_intake
-from batch_pipeline.validation import MAX_LINE_BYTES, MIB
+from batch_pipeline.intake.formats import INT_ID_MAX, INT_ID_MIN
+from batch_pipeline.intake.stream import run_intake
+from batch_pipeline.intake.validation import MAX_LINE_BYTES, MIB
 from tests.fixtures.intake.pipelines import runtime
 
 

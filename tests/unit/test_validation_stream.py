@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from batch_pipeline.intake import LocalDirSink, run_id_for, run_intake
-from batch_pipeline.validation import MAX_LINE_BYTES, MIB
+from batch_pipeline.intake.stream import LocalDirSink, run_id_for, run_intake
+from batch_pipeline.intake.validation import MAX_LINE_BYTES, MIB
 from tests.fixtures.intake.pipelines import runtime
 
 
@@ -93,7 +93,7 @@ GROUPED_ONE_SHARD = {"instance_type": "ml.c5.xlarge", "instance_count": 1, "grou
 
 
 def test_split_lines_gives_every_line_with_one_newline_whatever_the_chunking():
-    from batch_pipeline.validation import split_lines
+    from batch_pipeline.intake.validation import split_lines
 
     data = b'{"a":1}\r\n\n{"b":2}\n  \r\n{"c":3}\r'
     expected = [b'{"a":1}\n', b"\n", b'{"b":2}\n', b"  \n", b'{"c":3}\n']
@@ -121,7 +121,7 @@ def test_shards_are_right_when_the_caller_reuses_one_buffer_for_every_chunk(tmp_
 
 
 def test_a_window_keeps_only_a_bounded_amount_of_input_and_copies_the_rest(tmp_path, monkeypatch):
-    import batch_pipeline.intake as intake
+    import batch_pipeline.intake.stream as intake
 
     # 4 KB windows (about 80 records) and one record per ~1 KB chunk, the rest blank lines: without the pin limit,
     # a window would keep some 80 KB of chunks alive for its 4 KB of records.

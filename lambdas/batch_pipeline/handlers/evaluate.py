@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_pipeline import environment, s3io
-from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.evaluation.streaming import summarize_predictions
-from batch_pipeline.layout import predictions_key
+from batch_pipeline import settings
 from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.results.evaluation.streaming import summarize_predictions
+from batch_pipeline.storage import s3io
+from batch_pipeline.storage.layout import predictions_key
+from batch_pipeline.storage.runs import run_bucket, run_prefix
 
 
 def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
@@ -39,8 +40,8 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     run = event["run"]
-    pipeline = environment.current().pipeline(run["pipeline"]).pipeline
-    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, environment.client("s3"))
+    pipeline = settings.current().pipeline(run["pipeline"]).pipeline
+    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, settings.client("s3"))
     if evaluation.get("metric"):
         metrics.add_dimension(name="pipeline", value=run["pipeline"])
         for name, values in (evaluation.get("rouge") or {}).items():

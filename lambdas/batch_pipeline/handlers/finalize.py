@@ -1,5 +1,5 @@
 """Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed, and the
-run's row in the manifests table (batch_pipeline.layout.manifest_row_key)."""
+run's row in the manifests table (batch_pipeline.storage.layout.manifest_row_key)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_pipeline import environment, s3io
-from batch_pipeline.backends.runs import run_bucket, run_prefix
-from batch_pipeline.collect import with_details
-from batch_pipeline.config import ConfigError, RuntimePipeline, RuntimePricing, parse_runtime_prices
+from batch_pipeline import settings
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, parse_runtime_prices
 from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
-from batch_pipeline.job_store import resolve_jobs
-from batch_pipeline.layout import manifest_row_key
-from batch_pipeline.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
-from batch_pipeline.report import REPORT_FILE, put_report, render_run_report
+from batch_pipeline.results.collect import with_details
+from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary
+from batch_pipeline.results.report import REPORT_FILE, put_report, render_run_report
+from batch_pipeline.storage import s3io
+from batch_pipeline.storage.job_store import resolve_jobs
+from batch_pipeline.storage.layout import manifest_row_key
+from batch_pipeline.storage.runs import run_bucket, run_prefix
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -27,7 +29,7 @@ from batch_pipeline.report import REPORT_FILE, put_report, render_run_report
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
-    s3 = environment.client("s3")
+    s3 = settings.client("s3")
     jobs = resolve_jobs(s3, run, event.get("jobs"))
     collect = CollectSummary.model_validate(event["collect"]) if event.get("collect") else None
     if "failure" in event:
@@ -75,7 +77,7 @@ def _pipeline(name: str) -> RuntimePipeline | None:
     """The run's pipeline (PIPELINES); None for a pipeline no longer configured (a recollected old run): the manifest
     is then written without a cost rather than not at all."""
     try:
-        return environment.current().pipeline(name)
+        return settings.current().pipeline(name)
     except ConfigError as error:
         logger.warning("unknown pipeline; the manifest has no cost", extra={"reason": str(error)})
         return None
@@ -83,7 +85,7 @@ def _pipeline(name: str) -> RuntimePipeline | None:
 
 def _prices() -> dict[str, RuntimePricing]:
     """The catalog's prices by model (PRICES, set by the stack from cdk.json)."""
-    return _parsed_prices(environment.current().prices_json or "{}")
+    return _parsed_prices(settings.current().prices_json or "{}")
 
 
 @cache

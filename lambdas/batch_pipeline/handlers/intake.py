@@ -18,9 +18,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import environment
-from ..intake_service import IntakeService, IntakeSettings
-from ..observability import logger, metrics, tracer
+from batch_pipeline import settings
+from batch_pipeline.intake.service import IntakeService, IntakeSettings
+from batch_pipeline.observability import logger, metrics, tracer
 
 _METRIC_BY_STATUS = {
     "started": "FilesAccepted",
@@ -32,16 +32,16 @@ _METRIC_BY_STATUS = {
 
 @lru_cache(maxsize=1)
 def _service() -> IntakeService:
-    env = environment.current()
-    settings = IntakeSettings(
+    env = settings.current()
+    intake_settings = IntakeSettings(
         pipelines=env.pipelines,
         output_bucket=env.require("output_bucket"),
         state_machine_arn=env.require("state_machine_arn"),
         topic_arn=env.topic_arn,
         workdir=env.intake_workdir,
     )
-    topic = environment.client("sns") if settings.topic_arn else None
-    return IntakeService(environment.client("s3"), environment.client("stepfunctions"), topic, settings, log=_log)
+    topic = settings.client("sns") if intake_settings.topic_arn else None
+    return IntakeService(settings.client("s3"), settings.client("stepfunctions"), topic, intake_settings, log=_log)
 
 
 def _log(level: str, message: str, **keys: Any) -> None:

@@ -1,9 +1,9 @@
 """Job control for one Map iteration: `{"action": "submit"|"status"|"wait", "run", "job", "attempt"}`; and, on a
 failed run, `{"action": "stop_all", "run", "jobs"}` (stop what still runs, report every job's last state).
 
-Returns `{"run", "job", "attempt", "wait_seconds", "backstop_seconds"}` (see batch_pipeline.jobs). `job` may be a
+Returns `{"run", "job", "attempt", "wait_seconds", "backstop_seconds"}` (see batch_pipeline.jobs.loop). `job` may be a
 reference (`{"index"}`): the job is then read from the run's jobs/ folder, and every step writes the job's latest
-state back there (batch_pipeline.job_store), so the Map's results and the later states carry references only.
+state back there (batch_pipeline.storage.job_store), so the Map's results and the later states carry references only.
 
 "wait" is the `.waitForTaskToken` step: it leaves the task token where the job-state event handler finds it from the
 job name, then checks the job once; a job that already ended resumes its own iteration at once (so an event that
@@ -18,14 +18,15 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline import environment, jobs
-from batch_pipeline.backends import backend_for_run, error_code
-from batch_pipeline.backends.runs import run_bucket
+from batch_pipeline import settings
 from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJobsEvent
-from batch_pipeline.job_store import is_reference, load_job, resolve_jobs, save_job, save_token
+from batch_pipeline.jobs import loop
+from batch_pipeline.jobs.backends import backend_for_run, error_code
 from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.storage.job_store import is_reference, load_job, resolve_jobs, save_job, save_token
+from batch_pipeline.storage.runs import run_bucket
 
-ACTIONS = {"submit": jobs.submit_job, "status": jobs.check_job, "wait": jobs.check_job, "stop_all": jobs.stop_run_jobs}
+ACTIONS = {"submit": loop.submit_job, "status": loop.check_job, "wait": loop.check_job, "stop_all": loop.stop_run_jobs}
 # A token that was already used or whose wait timed out (the backstop fired first): nothing is waiting on it.
 SPENT_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
@@ -37,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
-    s3 = environment.client("s3")
+    s3 = settings.client("s3")
     if action == "stop_all":
         StopJobsEvent.model_validate(event)
         return _stop_all(event, s3)
@@ -94,14 +95,14 @@ def _leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
         run_bucket(step["run"]),
         step["job"]["name"],
         task_token,
-        {**step, "backstop_seconds": jobs.backstop_seconds()},
+        {**step, "backstop_seconds": loop.backstop_seconds()},
     )
 
 
 def resume(task_token: str, output: dict[str, Any]) -> bool:
     """SendTaskSuccess; False when nothing waits on the token any more (used, or its wait timed out)."""
     try:
-        environment.client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
+        settings.client("stepfunctions").send_task_success(taskToken=task_token, output=json.dumps(output))
     except Exception as error:  # only the spent-token errors are expected; the rest re-raise
         if error_code(error) in SPENT_TOKEN_ERRORS:
             logger.info("task token already spent", extra={"error": error_code(error)})
@@ -112,7 +113,7 @@ def resume(task_token: str, output: dict[str, Any]) -> bool:
 
 def _stop_all(event: dict[str, Any], s3: Any) -> dict[str, Any]:
     run = event["run"]
-    result = jobs.stop_run_jobs({**event, "jobs": resolve_jobs(s3, run, event.get("jobs"))}, backend_for_run(run))
+    result = loop.stop_run_jobs({**event, "jobs": resolve_jobs(s3, run, event.get("jobs"))}, backend_for_run(run))
     for job in result["jobs"]:
         if "index" in job:
             save_job(s3, run, job)

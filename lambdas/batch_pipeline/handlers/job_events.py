@@ -20,11 +20,11 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from batch_pipeline import environment
+from batch_pipeline import settings
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.handlers.job_control import resume
-from batch_pipeline.job_store import load_token
 from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.storage.job_store import load_token
 
 BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")
@@ -47,7 +47,7 @@ def parse(event: dict[str, Any]) -> JobStateEvent | None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event, environment.client("s3"), environment.current().require("output_bucket"))
+    return handle(event, settings.client("s3"), settings.current().require("output_bucket"))
 
 
 def handle(event: dict[str, Any], s3: Any, bucket: str) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batch_pipeline import environment
-from batch_pipeline.notifications import run_message
+from batch_pipeline import settings
 from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.results.notifications import run_message
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -18,8 +18,8 @@ from batch_pipeline.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     subject, text, attributes = run_message(event["manifest"])
     try:
-        response = environment.client("sns").publish(
-            TopicArn=environment.current().require("topic_arn"),
+        response = settings.client("sns").publish(
+            TopicArn=settings.current().require("topic_arn"),
             Subject=subject,
             Message=text,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},

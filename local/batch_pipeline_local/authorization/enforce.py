@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from unittest import mock
 
-from .evaluator import evaluate
-from .operations import Request, missing_object_listing, requests_for
-from .policies import ACCOUNT, PolicyStore, Role
+from batch_pipeline_local.authorization.evaluator import evaluate
+from batch_pipeline_local.authorization.operations import Request, missing_object_listing, requests_for
+from batch_pipeline_local.authorization.policies import ACCOUNT, PolicyStore, Role
 
 # The error each service returns for a denied request (code, HTTP status): the codes in each API reference.
 ACCESS_DENIED = {
@@ -243,6 +243,6 @@ def propagate_to_thread_pools() -> Any:
 def _state_machine_clients(identity: Identity) -> Any:
     """moto's Step Functions interpreter calls Lambda through its own boto3 clients: those calls are the state
     machine role's (lambda:InvokeFunction), so its clients carry that identity."""
-    from ..moto_hooks import state_machine_lambda_clients
+    from batch_pipeline_local.moto_hooks import state_machine_lambda_clients
 
     return state_machine_lambda_clients(lambda client: setattr(client, _IDENTITY_ATTRIBUTE, identity))

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .policies import ACCOUNT, REGION, PolicyStore
+from batch_pipeline_local.authorization.policies import ACCOUNT, REGION, PolicyStore
 
 SECURE = {"aws:SecureTransport": "true"}
 
@@ -282,7 +282,7 @@ def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:
 
 def _bedrock_job_tags(identifier: str) -> dict:
     """aws:ResourceTag/<k> of an emulated invocation job: the tags it was created with, as Bedrock keeps them."""
-    from ..engines.bedrock_batch import active_bedrock_emulator  # local mode only
+    from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator  # local mode only
 
     try:
         job = active_bedrock_emulator().job(identifier)

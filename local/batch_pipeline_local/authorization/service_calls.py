@@ -21,9 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .enforce import reason_for, simulate
-from .operations import Request, missing_object_listing, s3_create_multipart, s3_get, s3_put
-from .policies import ACCOUNT, REGION, PolicyStore, build_policy_store, log_group_arn
+from batch_pipeline_local.authorization.enforce import reason_for, simulate
+from batch_pipeline_local.authorization.operations import (
+    Request,
+    missing_object_listing,
+    s3_create_multipart,
+    s3_get,
+    s3_put,
+)
+from batch_pipeline_local.authorization.policies import ACCOUNT, REGION, PolicyStore, build_policy_store, log_group_arn
 
 STACK = "LlmBatchPipeline"
 
@@ -131,7 +137,7 @@ def _output_bucket(store: PolicyStore, template: dict, physical: dict[str, str])
 
 
 def _pipelines(template: dict) -> dict:
-    from batch_pipeline.config import parse_runtime_pipelines
+    from batch_pipeline.config.runtime import parse_runtime_pipelines
 
     for function in _of_type(template, "AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
@@ -157,7 +163,7 @@ def _job_data_calls(
 
 
 def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
-    from ..runner import Resolver
+    from batch_pipeline_local.runner import Resolver
 
     physical, attributes = deployed_names(template)
     resolve = Resolver(physical, attributes)

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..export import export_run, prepare_demo_folder
-from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file
-from ..settings import REPO_ROOT, load_config
+from batch_pipeline_local.export import export_run, prepare_demo_folder
+from batch_pipeline_local.runner import STAND_IN_LABEL, RunResult, local_aws, run_file
+from batch_pipeline_local.settings import REPO_ROOT, load_config
 
 EXAMPLES = REPO_ROOT / "examples"
 # (file, pipeline, the status the run must end with): the default pipelines on their sample files,

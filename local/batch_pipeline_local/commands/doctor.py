@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from ..doctor import failed, run_checks, table
-from ..settings import load_config
+from batch_pipeline_local.doctor import failed, run_checks, table
+from batch_pipeline_local.settings import load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 3
 

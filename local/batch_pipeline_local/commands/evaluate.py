@@ -10,10 +10,9 @@ from pathlib import Path
 
 import orjson
 
-from batch_pipeline.evaluation import EvaluationError, evaluate_files
-from batch_pipeline.evaluation.rouge import MEASURES, ROUGE_TYPES
-
-from ..output import emit_json
+from batch_pipeline.results.evaluation import EvaluationError, evaluate_files
+from batch_pipeline.results.evaluation.rouge import MEASURES, ROUGE_TYPES
+from batch_pipeline_local.output import emit_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

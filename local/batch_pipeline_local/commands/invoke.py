@@ -9,9 +9,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from batch_pipeline.jsonl import split_lines
-
-from .. import realtime
+from batch_pipeline.storage.jsonl import split_lines
+from batch_pipeline_local import realtime
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Fields that describe a record rather than ask the model for something; never sent to the endpoint.

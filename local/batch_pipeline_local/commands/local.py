@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from batch_pipeline.config import ConfigError
-
-from ..export import export_run
-from ..output import emit_json
-from ..runner import STAND_IN_LABEL, RunResult, local_aws, run_file, template_from_assembly
-from ..settings import load_pipeline
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline_local.export import export_run
+from batch_pipeline_local.output import emit_json
+from batch_pipeline_local.runner import STAND_IN_LABEL, RunResult, local_aws, run_file, template_from_assembly
+from batch_pipeline_local.settings import load_pipeline
 
 
 def register(subparsers) -> None:
@@ -108,7 +107,7 @@ def describe_authorization(report: dict) -> str:
 
 def parse_faults(texts: list[str]) -> list[str]:
     """--fault values, checked for shape before the emulator starts (state names are checked against the template)."""
-    from ..moto_hooks import Fault, FaultSpecError
+    from batch_pipeline_local.moto_hooks import Fault, FaultSpecError
 
     try:
         for text in texts:

@@ -8,19 +8,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from batch_pipeline.config import ConfigError
-from batch_pipeline.intake import IntakeResult, LocalDirSink, run_intake
-
-from ..estimate import (
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.intake.stream import IntakeResult, LocalDirSink, run_intake
+from batch_pipeline_local.commands.validate import (
+    EXIT_ACCEPTED,
+    EXIT_REJECTED,
+    add_common_arguments,
+    open_input,
+    read_chunks,
+    summary,
+)
+from batch_pipeline_local.estimate import (
     DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_COUNT_TOKENS_SAMPLE,
     DEFAULT_OUTPUT_RATIO,
     EstimateSettings,
     estimate,
 )
-from ..output import emit_json
-from ..settings import load_config, load_pipeline
-from .validate import EXIT_ACCEPTED, EXIT_REJECTED, add_common_arguments, open_input, read_chunks, summary
+from batch_pipeline_local.output import emit_json
+from batch_pipeline_local.settings import load_config, load_pipeline
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..recollect import RecollectError, aws_invoker, read_manifest, recollect
+from batch_pipeline_local.recollect import RecollectError, aws_invoker, read_manifest, recollect
 
 DEFAULT_STACK = "LlmBatchPipeline"
 

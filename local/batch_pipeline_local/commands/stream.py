@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import realtime
-from .invoke import parse_params
+from batch_pipeline_local import realtime
+from batch_pipeline_local.commands.invoke import parse_params
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_MAX_NEW_TOKENS = 256

@@ -6,10 +6,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from batch_pipeline.config import ConfigError
-
-from ..output import emit_json
-from ..settings import REPO_ROOT, load_config
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline_local.output import emit_json
+from batch_pipeline_local.settings import REPO_ROOT, load_config
 
 DEFAULT_TEMPLATE = REPO_ROOT / "cdk.out" / "LlmBatchPipeline.template.json"
 

@@ -8,11 +8,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from batch_pipeline.config import ConfigError
-from batch_pipeline.intake import IntakeResult, run_intake
-
-from ..output import emit_json
-from ..settings import load_pipeline
+from batch_pipeline.config.app import ConfigError
+from batch_pipeline.intake.stream import IntakeResult, run_intake
+from batch_pipeline_local.output import emit_json
+from batch_pipeline_local.settings import load_pipeline
 
 CHUNK = 1024 * 1024
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2

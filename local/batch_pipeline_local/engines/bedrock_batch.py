@@ -82,7 +82,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from batch_pipeline.jsonl import split_lines
+from batch_pipeline.storage.jsonl import split_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
 MARKER_OBJECT = "_LOCAL_STAND_IN"
@@ -540,7 +540,7 @@ class BedrockBatchEmulator:
     # ------------------------------------------------------------ the hook
 
     def install(self) -> BedrockBatchEmulator:
-        from ..moto_hooks import answering_requests
+        from batch_pipeline_local.moto_hooks import answering_requests
 
         if self._hooks is not None:
             return self
@@ -1101,7 +1101,7 @@ def _body(request: Any) -> bytes:
 
 
 def _default_account() -> str:
-    from ..moto_hooks import default_account_id
+    from batch_pipeline_local.moto_hooks import default_account_id
 
     return default_account_id()
 

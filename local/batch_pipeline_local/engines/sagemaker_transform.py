@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from batch_pipeline.jsonl import body_lines
+from batch_pipeline.storage.jsonl import body_lines
 
 ENGINE_LABEL = "local stand-in engine (not a model)"
 MARKER_OBJECT = "_LOCAL_STAND_IN"
@@ -432,7 +432,7 @@ class SageMakerEngineHook:
             self._set_status(job, status, result.failure_reason if status == "Failed" else None)
 
     def _stop(self, job: Any) -> None:
-        from ..moto_hooks import StopRefused
+        from batch_pipeline_local.moto_hooks import StopRefused
 
         with self._lock:
             if job.status != "InProgress":
@@ -444,7 +444,7 @@ class SageMakerEngineHook:
     # ------------------------------------------------------------ install
 
     def install(self) -> SageMakerEngineHook:
-        from ..moto_hooks import transform_job_hooks
+        from batch_pipeline_local.moto_hooks import transform_job_hooks
 
         if self._hooks is not None:
             return self

@@ -1,0 +1,65 @@
+"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs (intake plans, see
+intake_service).
+
+SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
+instances, and intake already wrote at least one size-balanced shard per instance, so one job
+with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
+already sized to the quotas; a file under the batch minimum is one "on-demand" job (InvokeModel).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.jobs.backends.sagemaker import transform_job_name
+from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
+
+
+class PlanningError(ValueError):
+    """The intake report cannot be planned (no shards): a bug or a tampered run folder."""
+
+
+def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: RuntimePipeline) -> list[dict[str, Any]]:
+    shards = intake_report.get("shards") or []
+    if not shards:
+        raise PlanningError(f"intake report of run {run['run_id']} lists no shards")
+    bucket, prefix = run_bucket(run), run_prefix(run)
+    if pipeline.backend == "sagemaker":
+        name = transform_job_name(run["run_id"], 0)
+        return [
+            {
+                "index": 0,
+                "name": name,
+                "input_uri": s3_uri(bucket, f"{prefix}shards/"),
+                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "records": sum(int(s["records"]) for s in shards),
+                "bytes": sum(int(s["bytes"]) for s in shards),
+                "shard_keys": [s["key"] for s in shards],
+            }
+        ]
+    from batch_pipeline.jobs.backends.bedrock import bedrock_job_name  # only Bedrock runs need it
+
+    # "on-demand": fewer records than a batch job's minimum; the job runs through InvokeModel instead.
+    route = intake_report.get("route") or "batch"
+    jobs = []
+    for index, shard in enumerate(shards):
+        name = bedrock_job_name(run["run_id"], index)
+        jobs.append(
+            {
+                "index": index,
+                "name": name,
+                "input_uri": s3_uri(bucket, shard["key"]),
+                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "records": int(shard["records"]),
+                "bytes": int(shard["bytes"]),
+                "shard_keys": [shard["key"]],
+                "route": route,
+            }
+        )
+    return jobs
+
+
+def plan_references(jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+    """The plan as the execution input carries it: one `{"index"}` per job (the jobs themselves are in S3)."""
+    return {"backend": backend, "count": len(jobs), "jobs": [{"index": job["index"]} for job in jobs]}

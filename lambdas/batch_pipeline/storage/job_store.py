@@ -1,0 +1,69 @@
+"""Each job's state as a small S3 object in the run folder, so the workflow's state carries references, not lists.
+
+A state's payload is at most 256 KB (Step Functions quotas), so a run's job list cannot travel in the state once a
+run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index>.json` and starts the run with only
+`{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every
+step; stop, collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are
+used as they are, so both shapes resolve the same way.
+
+Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
+alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from batch_pipeline.storage import s3io
+from batch_pipeline.storage.runs import run_bucket, run_prefix
+
+JOBS_FOLDER = "jobs/"
+TOKENS_PREFIX = "job-tokens/"
+
+
+def job_key(run: dict[str, Any], index: int | str) -> str:
+    return f"{run_prefix(run)}{JOBS_FOLDER}{index}.json"
+
+
+def token_key(job_name: str) -> str:
+    return f"{TOKENS_PREFIX}{job_name}.json"
+
+
+def is_reference(job: dict[str, Any]) -> bool:
+    """A Map item or iteration result that names a job by index only (no name/state of its own)."""
+    return "index" in job and "name" not in job
+
+
+def save_job(s3: Any, run: dict[str, Any], job: dict[str, Any]) -> None:
+    s3io.put_json(s3, run_bucket(run), job_key(run, job["index"]), job)
+
+
+def load_job(s3: Any, run: dict[str, Any], index: int | str) -> dict[str, Any]:
+    job: dict[str, Any] = s3io.read_json(s3, run_bucket(run), job_key(run, index))
+    return job
+
+
+def load_jobs(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every job of the run, in index order, from the `jobs/` folder."""
+    bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
+    found: list[dict[str, Any]] = [s3io.read_json(s3, bucket, key) for key in s3io.list_keys(s3, bucket, prefix)]
+    return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
+
+
+def resolve_jobs(s3: Any, run: dict[str, Any], jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
+    given = [dict(entry.get("job", entry)) for entry in (jobs or [])]
+    if given and not any(is_reference(job) for job in given):
+        return given
+    return load_jobs(s3, run)
+
+
+def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict[str, Any]) -> None:
+    s3io.put_json(s3, bucket, token_key(job_name), {"task_token": token, "step": step})
+
+
+def load_token(s3: Any, bucket: str, job_name: str) -> dict[str, Any] | None:
+    """The waiting iteration's token, or None when no run of this stack waits on the job (no such object)."""
+    token: dict[str, Any] | None = s3io.read_json_if_exists(s3, bucket, token_key(job_name))
+    return token
