@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch_pipeline.config.app import ConfigError
-from batch_pipeline.config.runtime import RuntimePipeline, parse_runtime_pipelines
+from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, parse_runtime_pipelines, parse_runtime_prices
 from batch_pipeline.storage.layout import OWNER_TAG_ENV
 
 # Settings field -> environment variable.
@@ -119,10 +119,20 @@ class Settings(BaseModel):
             raise ConfigError(f"unknown pipeline {name!r}; configured: {', '.join(sorted(pipelines))}")
         return pipelines[name]
 
+    @property
+    def prices(self) -> dict[str, RuntimePricing]:
+        """The catalog's prices by model key (PRICES); empty where the variable is not set."""
+        return _parse_prices(self.prices_json or "{}")
+
 
 @cache
 def _parse_pipelines(text: str) -> dict[str, RuntimePipeline]:
     return parse_runtime_pipelines(text)
+
+
+@cache
+def _parse_prices(text: str) -> dict[str, RuntimePricing]:
+    return parse_runtime_prices(text)  # once per container (per value, for local mode's in-process runs)
 
 
 def _parse(values: tuple[str | None, ...]) -> Settings:
@@ -169,4 +179,5 @@ def reset() -> None:
     """Forget the parsed environment and the clients (tests, and local mode between sessions)."""
     _cache.clear()
     _parse_pipelines.cache_clear()
+    _parse_prices.cache_clear()
     client.cache_clear()

@@ -13,12 +13,12 @@ import json
 
 import pytest
 
-from batch_pipeline.handlers.finalize import state_summary
 from batch_pipeline.intake.service import execution_input
 from batch_pipeline.jobs import loop as job_loop
 from batch_pipeline.jobs.backends import BatchBackend, job_state
 from batch_pipeline.jobs.planning import plan_jobs
 from batch_pipeline.results.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, JobTally, state_result, with_details
+from batch_pipeline.results.finish import state_summary
 from batch_pipeline.results.manifest import build_manifest
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage.layout import predictions_key

@@ -315,12 +315,13 @@ def test_console_links_only_where_the_console_is_the_commercial_one():
 
 
 def test_a_report_that_cannot_render_never_costs_the_run_its_manifest(monkeypatch):
-    from batch_pipeline.handlers import finalize
+    from batch_pipeline.results import finish
 
     def broken(*args: object) -> str:
         raise RuntimeError("renderer down")
 
-    monkeypatch.setattr(finalize, "render_run_report", broken)
+    monkeypatch.setattr(finish, "render_run_report", broken)
     manifest = {"outputs": {"manifest": "s3://b/m.json", "report": "s3://b/report.html"}}
-    assert finalize.report_page(manifest, None, None) is None
+    page, error = finish.report_page(manifest, None, None)
+    assert page is None and str(error) == "renderer down"
     assert manifest["outputs"] == {"manifest": "s3://b/m.json"}  # the manifest names no report it does not have

@@ -1,26 +1,22 @@
-"""Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed, and the
-run's row in the manifests table (batch_pipeline.storage.layout.manifest_row_key)."""
+"""Write manifest: `{"run", "jobs", "collect", "evaluation"}` for a run whose jobs ended, or `{"run", "failure",
+"jobs"}` for one a step failed -> the manifest without its job list (batch_pipeline.results.finish)."""
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
-from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, parse_runtime_prices
-from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
+from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.contracts import CollectSummary, Failure, RunRef
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.results.collect import with_details
-from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary
-from batch_pipeline.results.report import REPORT_FILE, put_report, render_run_report
+from batch_pipeline.results.finish import finish_run, state_summary
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.job_store import resolve_jobs
-from batch_pipeline.storage.layout import manifest_row_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix
+from batch_pipeline.storage.runs import run_bucket
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -28,39 +24,35 @@ from batch_pipeline.storage.runs import run_bucket, run_prefix
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
-    # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     s3 = settings.client("s3")
+    # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     jobs = resolve_jobs(s3, run, event.get("jobs"))
-    collect = CollectSummary.model_validate(event["collect"]) if event.get("collect") else None
-    if "failure" in event:
-        manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
-    else:
-        collected = event.get("collect", {})
-        if collected.get("details_key"):  # the per-job tallies collect kept out of the state
-            collected = with_details(collected, s3io.read_json(s3, run_bucket(run), collected["details_key"]))
-        pipeline = _pipeline(run["pipeline"])
-        manifest = build_manifest(
-            run,
-            jobs,
-            collected,
-            event.get("evaluation"),
-            pipeline=pipeline,
-            pricing=_prices().get(pipeline.model_key) if pipeline else None,
-        )
-    Manifest.model_validate(manifest)
-    if event.get("recollected"):
-        manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
-    bucket, prefix = run_bucket(run), run_prefix(run)
-    aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
-    page = report_page(manifest, event.get("evaluation"), aggregates)
-    s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
-    # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
-    s3io.put_bytes(
-        s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n", s3io.JSON
+    failure = Failure.model_validate(event["failure"]).model_dump() if "failure" in event else None
+    collect = None
+    if event.get("collect"):
+        CollectSummary.model_validate(event["collect"])  # the contract; the dict goes on, as collect returned it
+        collect = event["collect"]
+        if collect.get("details_key"):  # the per-job tallies collect kept out of the state
+            collect = with_details(collect, s3io.read_json(s3, run_bucket(run), collect["details_key"]))
+    pipeline = _pipeline(run["pipeline"]) if failure is None else None
+    finished = finish_run(
+        s3,
+        run,
+        jobs,
+        collect=collect,
+        evaluation=event.get("evaluation"),
+        failure=failure,
+        recollected=event.get("recollected"),
+        pipeline=pipeline,
+        pricing=settings.current().prices.get(pipeline.model_key) if pipeline else None,
     )
-    s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
-    if page is not None:
-        put_report(s3, bucket, f"{prefix}{REPORT_FILE}", page)
+    manifest = finished.manifest
+    if finished.report_error is not None:
+        logger.error(
+            "report.html could not be rendered; the manifest and summary.md are written without it",
+            exc_info=finished.report_error,
+        )
+        metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
     metrics.add_dimension(name="pipeline", value=run["pipeline"])
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
@@ -68,8 +60,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "duration_seconds" in manifest.get("timings", {}):
         metrics.add_metric(name="RunDuration", unit="Seconds", value=manifest["timings"]["duration_seconds"])
     logger.info("run finished", extra={"status": manifest["status"], "counts": manifest["counts"]})
-    # The state machine reads status, error and cause; the notification reads counts, evaluation and outputs. The
-    # job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
+    # The job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
     return state_summary(manifest)
 
 
@@ -81,37 +72,3 @@ def _pipeline(name: str) -> RuntimePipeline | None:
     except ConfigError as error:
         logger.warning("unknown pipeline; the manifest has no cost", extra={"reason": str(error)})
         return None
-
-
-def _prices() -> dict[str, RuntimePricing]:
-    """The catalog's prices by model (PRICES, set by the stack from cdk.json)."""
-    return _parsed_prices(settings.current().prices_json or "{}")
-
-
-@cache
-def _parsed_prices(text: str) -> dict[str, RuntimePricing]:
-    return parse_runtime_prices(text)  # once per container (per value, for local mode's in-process runs)
-
-
-def report_page(
-    manifest: dict[str, Any], evaluation: dict[str, Any] | None, aggregates: dict[str, Any] | None
-) -> str | None:
-    """report.html for the run, or None (and no `report` in the manifest's outputs) if it cannot be rendered:
-    the page is for people, and must never cost the run its manifest or change its outcome."""
-    try:
-        return render_run_report(manifest, evaluation, aggregates)
-    except Exception:
-        logger.exception("report.html could not be rendered; the manifest and summary.md are written without it")
-        metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
-        manifest.get("outputs", {}).pop("report", None)
-        return None
-
-
-def state_summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    """manifest.json without what grows with the number of jobs."""
-    summary = {key: value for key, value in manifest.items() if key not in ("jobs", "model_invocations")}
-    summary["jobs_count"] = len(manifest.get("jobs", []))
-    summary["model_invocations"] = {"total": manifest.get("model_invocations", {}).get("total", 0)}
-    if "recover" in summary:
-        summary["recover"] = {k: v for k, v in summary["recover"].items() if k != "outputs_kept"}
-    return summary

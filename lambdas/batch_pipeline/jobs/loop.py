@@ -1,15 +1,20 @@
-"""The Map iteration's job loop: submit, wait with backoff, check, until the job ends.
+"""The Map iteration's job loop: submit the job once, then wait for its end, then (for a backend that asks for
+it) run a follow-up phase such as a retry of failed records, until the job is done.
 
-Step Functions has no `.sync` integration for Bedrock batch jobs, so both backends use this one loop
-(DESIGN, "Backend facts"). Each step takes `{"run", "job", "attempt"}` and returns
-`{"run": run, "job": <job spec merged with the normalised state>, "attempt": attempt + 1, "wait_seconds": N}`;
-the state machine waits `$.wait_seconds` and calls check again while `$.job.done` is false. `run` is passed
-through because the task's result replaces the whole iteration state (ResultPath "$").
+Step Functions has no `.sync` integration for Bedrock batch jobs, so both backends run this one loop (DESIGN,
+"Backend facts"): `Submit job` calls `submit_job`; `Wait for job to end` is a `.waitForTaskToken` step that checks
+the job once (`check_job`) and then sleeps until the backend's job-state event or the backstop timeout wakes it
+(batch_pipeline.jobs.tokens). Each step takes `{"run", "job", "attempt"}` and returns
+`{"run", "job": <the job merged with its normalised state>, "attempt": attempt + 1, "wait_seconds",
+"backstop_seconds"}`; the state machine's `Job finished?` reads `$.job.done` and `$.job.state`. `run` is passed
+through because the task's result replaces the whole iteration state (ResultPath "$"). `run_step` is one such step
+as the job-control function runs it: the job read from and written back to the run's jobs/ folder.
 
-A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn;
-the next check submits again, so many uploads queue behind a shared quota instead of failing. Only a
-"queued" job is ever submitted again, and a job that is done is never looked at again: each job is
-submitted once, and each record is sent to a model once per attempt, whatever path reaches the step.
+A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn; the iteration
+waits `wait_seconds` (jittered exponential backoff) and the next check submits again, so many uploads queue behind
+a shared quota instead of failing. Only a "queued" job is ever submitted again, and a job that is done is never
+looked at again: each job is submitted once, and each record is sent to a model once per attempt, whatever path
+reaches the step.
 
 Each submitted job carries `model_invocations`, the requests it is billed for: records sent for a batch
 job, InvokeModel requests for an on-demand one (the manifest adds them up).
@@ -24,6 +29,8 @@ from typing import Any
 
 from batch_pipeline import settings
 from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
+from batch_pipeline.jobs.tokens import backstop_seconds, leave_token, resume
+from batch_pipeline.storage.job_store import is_reference, load_job, resolve_jobs, save_job
 
 
 def backoff_seconds(
@@ -69,12 +76,6 @@ def _step(
         "wait_seconds": wait,
         "backstop_seconds": backstop_seconds(),
     }
-
-
-def backstop_seconds() -> int:
-    """How long a waiting iteration sleeps on its task token before it checks the job itself (the backstop for a
-    lost job-state event); JOB_BACKSTOP_SECONDS (local mode rehearses a lost event with a short one)."""
-    return max(1, int(settings.current().job_backstop_seconds))
 
 
 def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
@@ -133,36 +134,69 @@ def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], fl
     return _step(run, _merge(job, state), attempt, backend)
 
 
-def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
-    """A failed run's last word on its jobs: every job not known to be done is looked up on the backend by its
-    name and stopped if it still runs, so nothing keeps billing after the run gave up. Returns every job with its
-    last known state and output location; a job the backend does not know was never submitted. A lookup or stop
-    that fails is reported on the job (`stop_error`), never raised: the failure manifest must still be written."""
-    run = event["run"]
-    ended = []
-    for entry in event.get("jobs") or []:
-        job = dict(entry.get("job", entry))  # Map results are iteration states; plan items are jobs
-        job.setdefault("name", backend.job_name(run, job))
-        if not job.get("done"):
-            try:
-                state = backend.find(run, job)
-                if state is None:
-                    state = job_state(
-                        name=job["name"],
-                        arn=None,
-                        status="NotSubmitted",
-                        state="queued",
-                        output_uri=job.get("output_uri"),
-                    )
-                elif not state["done"]:
-                    state = backend.stop(run, {**job, **state})
-                    job["stop_reason"] = "stopped by job control: the run failed"
-                    if "model_invocations" not in job:
-                        job["model_invocations"] = int(job.get("records") or 0)
-                elif "model_invocations" not in job:
-                    job["model_invocations"] = int(job.get("records") or 0)
-                job.update(state)
-            except Exception as error:  # reported in the manifest, see above
-                job["stop_error"] = f"{type(error).__name__}: {error}"
-        ended.append(job)
-    return {"jobs": ended}
+def run_step(event: dict[str, Any], backend: BatchBackend, s3: Any, sfn: Any) -> dict[str, Any]:
+    """One job-control step ("submit", "status" or "wait") as the Map iteration runs it: the job a reference names is
+    read from the run's jobs/ folder, and its latest state written back before the step returns (or, for "wait",
+    before the token is handed back, so whatever runs next reads the job as this step left it)."""
+    action, run = event["action"], event["run"]
+    job = load_job(s3, run, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
+    event = {**event, "job": job}
+    if action == "submit":
+        return _saved(s3, submit_job(event, backend))
+    if action == "status":
+        return _saved(s3, check_job(event, backend))
+    task_token = event["task_token"]
+    if job.get("state") != "queued":
+        # Before the check, so an event for a job that ends during it still finds the token (a queued job has no
+        # backend job yet, so no event can come for it before the check submits it).
+        leave_token(s3, task_token, event)
+    step = _saved(s3, check_job(event, backend))
+    if step["job"]["done"] or step["job"]["state"] == "queued":
+        # Ended (or refused for now and must be submitted again after a backoff wait): resume the iteration now.
+        resume(sfn, task_token, step)
+    else:
+        leave_token(s3, task_token, step)  # the job as now checked, for the event to resume the iteration with
+    return step
+
+
+def _saved(s3: Any, step: dict[str, Any]) -> dict[str, Any]:
+    save_job(s3, step["run"], step["job"])
+    return step
+
+
+def stop_run(
+    run: dict[str, Any], jobs: list[dict[str, Any]] | None, backend: BatchBackend, s3: Any
+) -> list[dict[str, Any]]:
+    """A failed run's last word on its jobs (read from its jobs/ folder when `jobs` are references): every job not
+    known to be done is looked up on the backend by its name and stopped if it still runs, so nothing keeps billing
+    after the run gave up, and written back with its last state. Returns every job with its last known state and
+    output location; a job the backend does not know was never submitted. A lookup or stop that fails is reported
+    on the job (`stop_error`), never raised: the failure manifest must still be written."""
+    ended = [_stopped(run, job, backend) for job in resolve_jobs(s3, run, jobs)]
+    for job in ended:
+        if "index" in job:
+            save_job(s3, run, job)
+    return ended
+
+
+def _stopped(run: dict[str, Any], job: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
+    job = dict(job)
+    job.setdefault("name", backend.job_name(run, job))
+    if job.get("done"):
+        return job
+    try:
+        state = backend.find(run, job)
+        if state is None:
+            state = job_state(
+                name=job["name"], arn=None, status="NotSubmitted", state="queued", output_uri=job.get("output_uri")
+            )
+        elif not state["done"]:
+            state = backend.stop(run, {**job, **state})
+            job["stop_reason"] = "stopped by job control: the run failed"
+            job.setdefault("model_invocations", int(job.get("records") or 0))
+        else:
+            job.setdefault("model_invocations", int(job.get("records") or 0))
+        job.update(state)
+    except Exception as error:  # reported in the manifest, see above
+        job["stop_error"] = f"{type(error).__name__}: {error}"
+    return job
