@@ -17,8 +17,8 @@ its own, in the order the state machine runs them:
                retry of failed records (`BedrockBackend.finish`: the retry file, then the retry's submission)
   retry_merge  a job control invocation that merged a retry's answers into the first output, on code where job
                control does that (older runs); collect does it now, so it is part of collect's row
-  collect      collect (the handler's body), including the merge of retried answers
-  evaluate     evaluate_run
+  collect      collect (the handler's body), including the merge of retried answers and the scoring: per-record
+               scores, their run-level sums and evaluation.json, in the same pass (there is no evaluate step)
   finalize     build_manifest + Manifest validation + summary.md + report.html (the handler's body)
 
 Between the rounds of job control, a local stand-in for the model (not measured, not a Lambda) answers every
@@ -40,7 +40,7 @@ at 1,769 MB), tmp_mb (the peak size of the step's TMPDIR, sampled every 0.2 s), 
 timeout_s and ephemeral_mb from the synthesized template (synthesized once per bench run); then the share of each
 limit used and, for every size, the ratio of peak RSS to the same step at the baseline size (100,000 records
 when measured, else the smallest). Goal (issue 13): at the largest size every step within 60% of each limit,
-and collect and evaluate peak RSS growing at most 1.5x from the baseline. A measurement, not a timed test.
+and collect's peak RSS growing at most 1.5x from the baseline. A measurement, not a timed test.
 """
 
 from __future__ import annotations
@@ -77,10 +77,9 @@ STEP_FUNCTION = {
     # Only on code where job control merged retries (collect does now); a merge Lambda of its own would go here.
     "retry_merge": "batch_pipeline.handlers.job_control.handler",
     "collect": "batch_pipeline.handlers.collect.handler",
-    "evaluate": "batch_pipeline.handlers.evaluate.handler",
     "finalize": "batch_pipeline.handlers.finalize.handler",
 }
-GROWTH_STEPS = ("collect", "evaluate")
+GROWTH_STEPS = ("collect",)
 LIMIT_SHARE = 0.6
 GROWTH_LIMIT = 1.5
 GOAL_RECORDS = 1_000_000
@@ -306,30 +305,22 @@ def step_collect(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": result["records"]}]
 
 
-def step_evaluate(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.handlers.evaluate import evaluate_run
-
-    evaluation = evaluate_run(bench.run, bench.load("collect"), bench.pipeline.pipeline.evaluation, bench.s3)
-    bench.save("evaluation", evaluation)
-    return [{"records": int(evaluation.get("prediction_lines", 0))}]
-
-
 def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.contracts import Manifest
-    from batch_pipeline.handlers.finalize import report_page
+    from batch_pipeline.results.finish import report_page
     from batch_pipeline.results.manifest import build_manifest, render_summary
     from batch_pipeline.results.report import REPORT_FILE, put_report
 
     run, collected = bench.run, bench.load("collect")
-    manifest = build_manifest(run, bench.jobs(), collected, bench.load("evaluation"))
+    manifest = build_manifest(run, bench.jobs(), collected, collected["evaluation"])
     Manifest.model_validate(manifest)
     prefix = run["run_prefix"]
     bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}manifest.json", Body=json.dumps(manifest, indent=2).encode())
     bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}summary.md", Body=render_summary(manifest).encode())
     # report.html as the handler renders it (vl-convert's start-up and the charts included) from collect's aggregates.
-    page = report_page(manifest, bench.load("evaluation"), collected.get("report"))
+    page, error = report_page(manifest, collected["evaluation"], collected.get("report"))
     if page is None:
-        raise RuntimeError("report.html could not be rendered (see the log above)")
+        raise RuntimeError("report.html could not be rendered") from error
     put_report(bench.s3, BUCKET, f"{prefix}{REPORT_FILE}", page)
     # What the run came to, so a table row is also a check that the run worked.
     return [
@@ -435,7 +426,6 @@ STEPS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "job_control": step_job_control,
     "model": step_model,
     "collect": step_collect,
-    "evaluate": step_evaluate,
     "finalize": step_finalize,
 }
 
@@ -564,7 +554,7 @@ def measure(
         upload.parent.mkdir(parents=True)
         (root / "s3" / BUCKET).mkdir(parents=True)
         generate(upload, records, bench_pipeline(pipeline_name).pipeline.input_format)
-        for name in ["intake"] + ["job_control"] * MAX_ROUNDS + ["collect", "evaluate", "finalize"]:
+        for name in ["intake"] + ["job_control"] * MAX_ROUNDS + ["collect", "finalize"]:
             if name == "job_control" and _jobs_done(root):
                 continue
             _fold(rows, name, _run_step(name, root, args, pipeline_name))
@@ -660,7 +650,7 @@ def verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
             )
     scope = "" if largest >= GOAL_RECORDS else f" (measured at {largest:,} records; the goal is stated for 1,000,000)"
     lines.append(
-        f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect and evaluate "
+        f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect "
         f"memory growth <= {GROWTH_LIMIT}x{scope}"
     )
     return ok, lines

@@ -11,10 +11,11 @@ Flow (see stacks/workflow.py):
   Map item = (run=RunRef, job=JobRef, attempt=0)  ->  Submit job / Wait for job to end -> JobStep
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.storage.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
-  Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
-    tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
-  Evaluate predictions: (run, collect) -> EvaluationSummary
-  Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
+  Collect and score outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; scores
+    each record and writes evaluation.json, evaluation_key, in the same pass; writes the per-job tallies to
+    <run>/collect.json, details_key; carries the EvaluationHeadline and the bounded ReportAggregates)
+  Write manifest: (run, jobs, collect) or (run, failure, jobs) -> Manifest (reads evaluation.json; writes
+    report.html too)
   Notify: (run, manifest) -> {"message_id"}
 """
 
@@ -172,6 +173,20 @@ class ReportAggregates(BaseModel):
     errors_by_code: list[ReportErrorCode] = Field(max_length=51)
 
 
+class EvaluationHeadline(BaseModel):
+    """The few numbers of evaluation.json a notification, the manifest and the console show
+    (batch_pipeline.results.evaluation.streaming.headline)."""
+
+    metric: Literal["rouge", "classification"]
+    records: int = Field(ge=0)
+    scored: int = Field(ge=0)
+    missing: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    rouge_f: dict[str, float | None] | None = None
+
+
 class CollectSummary(_Open):
     processed: int = Field(default=0, ge=0)
     succeeded: int = Field(default=0, ge=0)
@@ -180,16 +195,15 @@ class CollectSummary(_Open):
     # Where the per-job tallies are (batch_pipeline.results.collect.PER_JOB_FIELDS): never in the state itself.
     details_key: str | None = None
     jobs_collected: int = Field(default=0, ge=0)
+    # Scored in the same pass: the headline here, the whole evaluation in evaluation.json (None: nothing scored).
+    evaluation: EvaluationHeadline | None = None
+    evaluation_key: str | None = None
 
     @model_validator(mode="after")
     def _no_per_job_lists(self) -> CollectSummary:
         if "jobs" in (self.model_extra or {}):
             raise ValueError("collect's per-job tallies belong at details_key, not in the state")
         return self
-
-
-class EvaluationSummary(_Open):
-    metric: str | None = None
 
 
 class Failure(BaseModel):

@@ -1,4 +1,4 @@
-"""Recover a failed run without paying again: collect -> evaluate -> manifest -> notify from the raw outputs
+"""Recover a failed run without paying again: collect (and score) -> manifest -> notify from the raw outputs
 already in S3, through the same handlers the state machine runs (no model is called, no job is submitted).
 
 The run and its jobs come from the run's failure manifest, which lists every job with what collect needs
@@ -18,7 +18,7 @@ from batch_pipeline.results.manifest import run_from_manifest
 from batch_pipeline.storage.runs import split_s3_uri
 
 Invoke = Callable[[str, dict], Any]
-HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "evaluate", "finalize", "notify")}
+HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "finalize", "notify")}
 
 
 class RecollectError(RuntimeError):
@@ -47,12 +47,8 @@ def recollect(manifest: dict, invoke: Invoke) -> dict:
         )
     run = run_from_manifest(manifest)
     collect = invoke(HANDLERS["collect"], {"run": run, "jobs": jobs})
-    evaluation = invoke(HANDLERS["evaluate"], {"run": run, "collect": collect})
     previous = {key: manifest.get(key) for key in ("status", "failed_state", "error", "cause")}
-    result = invoke(
-        HANDLERS["finalize"],
-        {"run": run, "jobs": jobs, "collect": collect, "evaluation": evaluation, "recollected": previous},
-    )
+    result = invoke(HANDLERS["finalize"], {"run": run, "jobs": jobs, "collect": collect, "recollected": previous})
     try:
         invoke(HANDLERS["notify"], {"run": run, "manifest": result})
     except RecollectError as error:

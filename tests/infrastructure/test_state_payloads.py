@@ -194,6 +194,16 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         )
         for job in planned
     ]
+    evaluation = {
+        "metric": "rouge",
+        "records": 50_000 * jobs_count,
+        "scored": 50_000 * jobs_count,
+        "missing": 0,
+        "errors": 0,
+        "rouge": {
+            k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")
+        },
+    }
     collected = {
         "processed": 50_000 * jobs_count,
         "succeeded": 50_000 * jobs_count,
@@ -205,18 +215,12 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         "jobs": [tally.as_dict() for tally in tallies],
         "recovered_by_retry": {tally.name: tally.recovered_by_retry for tally in tallies},
         "report": worst_case_report(),
+        # Scored in the same pass: the state keeps the headline, evaluation.json the rest.
+        "evaluation": evaluation,
+        "evaluation_key": f"{RUN['run_prefix']}evaluation.json",
     }
     collect = to_state(collected, f"{RUN['run_prefix']}{COLLECT_DETAILS_FILE}")
-    document = task("Collect outputs", document, collect)
-    evaluation = {
-        "metric": "rouge",
-        "records": 50_000 * jobs_count,
-        "scored": 50_000 * jobs_count,
-        "rouge": {
-            k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")
-        },
-    }
-    document = task("Evaluate predictions", document, evaluation)
+    document = task("Collect and score outputs", document, collect)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
     # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
     final = [
@@ -224,6 +228,7 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         for job in planned
     ]
     details = {key: collected[key] for key in PER_JOB_FIELDS}  # what the manifest step reads from collect.json
+    # The manifest step reads evaluation.json (at the state's evaluation_key).
     manifest = state_summary(build_manifest(manifest_input["run"], final, with_details(collect, details), evaluation))
     document = task("Write manifest", document, manifest)
     task("Notify run finished", document, {"message_id": "m"})
@@ -280,4 +285,4 @@ def test_the_payload_measurement_fires_when_collect_returns_its_per_job_tallies(
     """Planted defect: the collect handler returns collect's whole result, per-job tallies included (as before
     collect.json), about 665 bytes a job."""
     sizes = payloads(states, 1000, to_state=lambda result, details_key: result)
-    assert sizes["Collect outputs"] > QUOTA
+    assert sizes["Collect and score outputs"] > QUOTA

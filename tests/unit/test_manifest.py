@@ -72,15 +72,15 @@ def test_failed_job_makes_a_failed_run_that_names_the_reason():
 
 def test_step_failure_manifest_names_state_error_and_readable_cause():
     failure = {
-        "state": "Collect outputs",
+        "state": "Collect and score outputs",
         "error": "KeyError",
         "cause": '{"errorType": "KeyError", "errorMessage": "shards", "stackTrace": []}',
     }
     manifest = failure_manifest(RUN, failure, FINISHED)
     assert manifest["status"] == "FAILED"
-    assert manifest["failed_state"] == "Collect outputs"
+    assert manifest["failed_state"] == "Collect and score outputs"
     assert manifest["cause"] == "KeyError: shards"
-    assert "Collect outputs" in render_summary(manifest)
+    assert "Collect and score outputs" in render_summary(manifest)
 
 
 def test_summary_and_notification_carry_status_metrics_and_links():

@@ -1,19 +1,19 @@
-"""Collect outputs: `{"run", "jobs": [<the Map's final iteration states>]}` -> counts and output keys; the per-job
-tallies go to <run>/collect.json (details_key), so the state stays the same size whatever the number of jobs.
-
-See batch_pipeline.results.collect for the join and the files written.
+"""Collect and score outputs: `{"run", "jobs": [<job references>]}` -> counts, output keys and the evaluation's
+headline (batch_pipeline.results.collect: the join, the per-record scores, evaluation.json). The per-job tallies go
+to <run>/collect.json (details_key) and the whole evaluation to evaluation.json (evaluation_key), so the state stays
+the same size whatever the number of jobs or classes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from batch_pipeline import settings
-from batch_pipeline.contracts import CollectSummary
+from batch_pipeline.contracts import CollectSummary, RunRef
 from batch_pipeline.jobs.backends import backend_for_run
-from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from batch_pipeline.results.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, collect, state_result
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.job_store import resolve_jobs
@@ -24,19 +24,31 @@ from batch_pipeline.storage.runs import run_bucket, run_prefix
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    RunRef.model_validate(event["run"])
     run = event["run"]
     s3 = settings.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     result = collect(run, resolve_jobs(s3, run, event.get("jobs")), backend_for_run(run), s3)
+    details_key = f"{run_prefix(run)}{COLLECT_DETAILS_FILE}"
+    s3io.put_json(s3, run_bucket(run), details_key, {key: result[key] for key in PER_JOB_FIELDS})
+    evaluation = result["evaluation"]
+    counted = ("records", "processed", "succeeded", "failed", "unmatched_outputs", "unreadable_output_lines")
     logger.info(
         "collected",
-        extra={
-            key: result[key]
-            for key in ("records", "processed", "succeeded", "failed", "unmatched_outputs", "unreadable_output_lines")
-        },
+        extra={key: result[key] for key in counted} | {key: evaluation.get(key) for key in ("metric", "scored")},
     )
     metrics.add_metric(name="RecordsSucceeded", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=result["failed"])
-    details_key = f"{run_prefix(run)}{COLLECT_DETAILS_FILE}"
-    s3io.put_json(s3, run_bucket(run), details_key, {key: result[key] for key in PER_JOB_FIELDS})
+    # The mean F-measures per pipeline, each in its own record: a pipeline dimension on the record counts above would
+    # take them off the dashboard's graphs (stacks/monitoring.py), which chart them by service alone.
+    for name, values in (evaluation.get("rouge") or {}).items():
+        if isinstance(values.get("fmeasure"), float):
+            with single_metric(
+                name=f"{name}F",
+                unit=MetricUnit.NoUnit,
+                value=values["fmeasure"],
+                namespace=NAMESPACE,
+                default_dimensions={"service": SERVICE},
+            ) as metric:
+                metric.add_dimension(name="pipeline", value=run["pipeline"])
     return CollectSummary.model_validate(state_result(result, details_key)).model_dump()

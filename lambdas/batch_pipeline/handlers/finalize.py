@@ -1,5 +1,5 @@
-"""Write manifest: `{"run", "jobs", "collect", "evaluation"}` for a run whose jobs ended, or `{"run", "failure",
-"jobs"}` for one a step failed -> the manifest without its job list (batch_pipeline.results.finish)."""
+"""Write manifest: `{"run", "jobs", "collect"}` for a run whose jobs ended, or `{"run", "failure", "jobs"}` for one a
+step failed -> the manifest without its job list (batch_pipeline.results.finish)."""
 
 from __future__ import annotations
 
@@ -28,19 +28,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     jobs = resolve_jobs(s3, run, event.get("jobs"))
     failure = Failure.model_validate(event["failure"]).model_dump() if "failure" in event else None
-    collect = None
+    collect = evaluation = None
     if event.get("collect"):
         CollectSummary.model_validate(event["collect"])  # the contract; the dict goes on, as collect returned it
         collect = event["collect"]
         if collect.get("details_key"):  # the per-job tallies collect kept out of the state
             collect = with_details(collect, s3io.read_json(s3, run_bucket(run), collect["details_key"]))
+        if collect.get("evaluation_key"):  # the evaluation collect wrote beside its headline
+            evaluation = s3io.read_json(s3, run_bucket(run), collect["evaluation_key"])
     pipeline = _pipeline(run["pipeline"]) if failure is None else None
     finished = finish_run(
         s3,
         run,
         jobs,
         collect=collect,
-        evaluation=event.get("evaluation"),
+        evaluation=evaluation,
         failure=failure,
         recollected=event.get("recollected"),
         pipeline=pipeline,

@@ -3,8 +3,9 @@ write the run's results, in one pass over the data and in memory that does not g
 
 Writes `predictions/predictions.jsonl` (one line per valid input record, with its per-record scores) and
 `errors/errors.jsonl` (the records the model did not answer, with the reason) into the run folder (keys from
-storage.layout: each in a folder of its own, which the Athena tables read), each exactly once, and returns the
-counts for the manifest and the evaluation.
+storage.layout: each in a folder of its own, which the Athena tables read), each exactly once, and
+`evaluation.json` from the run-level sums of the scores it gave in the same pass (evaluation.streaming.RunScores);
+returns the counts for the manifest and the evaluation.
 
 Two stages, both streaming:
   1. Stage: each S3 object is read once. The ids of a job's input object come from intake's id index
@@ -64,7 +65,7 @@ import orjson
 
 from batch_pipeline import settings
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScorer
+from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScorer, RunScores, headline, run_evaluation
 from batch_pipeline.results.outputs import OutputParseError, load_output_line, normalise_output
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage import s3io
@@ -73,6 +74,7 @@ from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
 from batch_pipeline.storage.s3io import LineWriter
 
 REFERENCES = "references.jsonl"
+EVALUATION_FILE = "evaluation.json"
 # Intake's per-shard id index: `ids/<shard name>` beside `shards/<shard name>`, line i = the id of shard line i.
 SHARDS_FOLDER = "shards/"
 IDS_FOLDER = "ids/"
@@ -180,7 +182,7 @@ def collect(
     def total(name: str) -> int:
         return sum(getattr(t, name) for t in tallies)
 
-    return {
+    result = {
         "records": total("records"),
         "processed": total("processed"),
         "succeeded": total("succeeded"),
@@ -208,6 +210,12 @@ def collect(
         "raw_objects_tagged": tagged,
         "report": joined.report.summary(),
     }
+    # Scored in this same pass: the run-level sums become evaluation.json, and nothing reads predictions.jsonl back.
+    metric = scorer.metric if scorer is not None else _pipeline_metric(backend)
+    evaluation = run_evaluation(metric, joined.scores, result)
+    evaluation_at = f"{prefix}{EVALUATION_FILE}"
+    s3io.put_json(s3, bucket, evaluation_at, evaluation, indent=2)
+    return result | {"evaluation": evaluation, "evaluation_key": evaluation_at}
 
 
 # What collect's result holds per job: kept in the run folder (COLLECT_DETAILS_FILE), not in the state, which would
@@ -217,9 +225,14 @@ COLLECT_DETAILS_FILE = "collect.json"
 
 
 def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
-    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key."""
+    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key
+    and only the evaluation's headline (the whole of it is evaluation.json, at evaluation_key)."""
     state = {key: value for key, value in result.items() if key not in PER_JOB_FIELDS}
-    return state | {"details_key": details_key, "jobs_collected": len(result.get("jobs", []))}
+    return state | {
+        "details_key": details_key,
+        "jobs_collected": len(result.get("jobs", [])),
+        "evaluation": headline(result.get("evaluation")),
+    }
 
 
 def with_details(collect_state: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
@@ -231,9 +244,14 @@ def _bytes_per_pass() -> int:
     return max(1, settings.current().collect_bytes_per_pass)
 
 
-def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
+def _pipeline_metric(backend: BatchBackend) -> str:
+    """The pipeline's evaluation ("rouge", "classification" or "none")."""
     options = getattr(getattr(backend, "pipeline", None), "pipeline", None)
-    metric = getattr(options, "evaluation", "none")
+    return str(getattr(options, "evaluation", "none"))
+
+
+def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
+    metric = _pipeline_metric(backend)
     if metric not in ("rouge", "classification") or not stage.references:
         return None
     return RecordScorer(metric, known_labels=stage.labels, multi_label=stage.multi_label)
@@ -513,6 +531,8 @@ class _Joined:
     output_tokens: int | None = None
     # What report.html shows of the records (histogram, best/worst, errors by code), gathered in this same pass.
     report: ReportTally = field(default_factory=ReportTally)
+    # The run-level sums of the scores (evaluation.json), None when nothing is scored.
+    scores: RunScores | None = None
 
     def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
@@ -526,7 +546,7 @@ def _join(
 ) -> _Joined:
     sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
     parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
-    joined = _Joined(passes=parts)
+    joined = _Joined(passes=parts, scores=RunScores(scorer.metric) if scorer is not None else None)
     if parts == 1:
         groups = [tuple(stage.paths[name] for name in ("ids", "outputs", "references"))]
     else:
@@ -558,6 +578,8 @@ def _join_partition(
     def flush() -> None:
         if scorer is not None:
             scorer.score(batch)
+        if joined.scores is not None:
+            joined.scores.add(batch)
         joined.report.add(batch)
         predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
         batch.clear()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
+from batch_pipeline.results.evaluation.streaming import headline
 from batch_pipeline.results.pricing import bedrock_run_cost, sagemaker_run_cost
 from batch_pipeline.storage.layout import errors_key, predictions_key
 from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
@@ -121,7 +122,7 @@ def build_manifest(
         manifest["backend_counts"] = collect["backend_counts"]
     if collect.get("errors_by_reason"):
         manifest["errors_by_reason"] = collect["errors_by_reason"]
-    manifest["evaluation"] = _headline(evaluation)
+    manifest["evaluation"] = headline(evaluation)
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = _locations(run)
     return manifest
@@ -241,8 +242,8 @@ def recovery(run: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "outputs_kept": with_output,
         "command": f"batch-pipeline recollect {folder}",
-        "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect, evaluate, the manifest and "
-        "the notification from them (no model is called again)",
+        "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect (and its scoring), the manifest "
+        "and the notification from them (no model is called again)",
     }
 
 
@@ -257,20 +258,6 @@ def _cause_message(cause: str | None) -> str:
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
     return cause
-
-
-def _headline(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The few numbers a notification or a glance needs; evaluation.json has the rest."""
-    if not evaluation or not evaluation.get("metric"):
-        return None
-    headline = {"metric": evaluation["metric"]}
-    for key in ("records", "scored", "missing", "errors", "accuracy", "macro_f1"):
-        if key in evaluation:
-            headline[key] = evaluation[key]
-    rouge = evaluation.get("rouge")
-    if rouge:
-        headline["rouge_f"] = {name: values.get("fmeasure") for name, values in rouge.items()}
-    return headline
 
 
 def render_summary(manifest: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`batch-pipeline evaluate`: score predictions against references, exactly as a run's Evaluate step does."""
+"""`batch-pipeline evaluate`: score predictions against references, as a run's collect step scores them."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ DEFAULT_STACK = "LlmBatchPipeline"
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "recollect",
-        help="re-run collect, evaluate, the manifest and the notification of a run from its raw outputs",
+        help="re-run collect (and its scoring), the manifest and the notification of a run from its raw outputs",
         description="Read RUN_PREFIX/manifest.json (a failed run's manifest lists every job and where its output "
-        "is), then invoke the deployed CollectOutputs, Evaluate, WriteManifest and Notify functions of the stack "
+        "is), then invoke the deployed CollectOutputs, WriteManifest and Notify functions of the stack "
         "on the raw outputs already in S3: no job is submitted and no record is sent to a model again. Uses your "
         "AWS credentials. In local mode the same steps run in-process (batch_pipeline_local.recollect). Exit "
         "status: 0 the run is now SUCCEEDED or PARTIAL, 1 it is still FAILED or a step failed, 2 usage error.",

@@ -1,8 +1,9 @@
-"""Evaluate a run: join predictions to references, score what joined, count what did not.
+"""Evaluate files: join predictions to references, score what joined, count what did not.
 
-`evaluate_files` is what the workflow's Evaluate step and `batch-pipeline evaluate` call. It takes
-iterables of lines, so a Lambda can hand it S3 `StreamingBody.iter_lines()` (chained over several
-`.out` objects) without holding the raw files in memory, and the CLI can hand it open files.
+`evaluate_files` is what `batch-pipeline evaluate` calls, on a run's predictions.jsonl or a backend's raw `.out`
+files and a references file; the workflow scores in collect's one pass instead (evaluation.streaming), and both
+give a report of the same shape. It takes iterables of lines, so the CLI can hand it open files (several chained)
+without holding them in memory.
 """
 
 from __future__ import annotations
