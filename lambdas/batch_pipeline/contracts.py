@@ -26,6 +26,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JobStateName = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
+# How a job's records reach the model: a batch job (Batch Transform, Bedrock batch inference) or, for a Bedrock file
+# under the batch minimum, one InvokeModel/Converse request per record (jobs.backends.bedrock_on_demand).
+Route = Literal["batch", "on-demand"]
 RunStatus = Literal["SUCCEEDED", "PARTIAL", "FAILED"]
 
 
@@ -58,7 +61,7 @@ class PlannedJob(_Open):
     records: int = Field(default=0, ge=0)
     bytes: int = Field(default=0, ge=0)
     shard_keys: list[str] = Field(default_factory=list)
-    route: Literal["batch", "on-demand"] | None = None
+    route: Route = "batch"
 
 
 class JobState(PlannedJob):
@@ -226,7 +229,8 @@ class RunCost(BaseModel):
     input_usd: float = Field(ge=0)
     output_usd: float = Field(ge=0)
     instance_usd: float | None = Field(default=None, ge=0)
-    route: Literal["batch", "on_demand", "sagemaker"]
+    # SageMaker Batch Transform is "batch", priced by instance time (instance_usd) instead of tokens.
+    route: Route
     model: str
     prices_as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     source: str = Field(pattern=r"^https://")

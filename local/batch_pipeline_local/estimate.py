@@ -35,6 +35,7 @@ import orjson
 
 from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, SageMakerModel
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, runtime_prices
+from batch_pipeline.contracts import Route
 from batch_pipeline.results.pricing import planned_bedrock_cost, planned_sagemaker_cost
 
 TokenMethod = Literal["auto", "count-tokens", "heuristic"]
@@ -319,15 +320,10 @@ def _cost(
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
-        planned = "on_demand" if route == "on-demand" else "batch"
+        planned: Route = "on-demand" if route == "on-demand" else "batch"
         cost = planned_bedrock_cost(pricing, pipeline.model_key, planned, tokens["input"], tokens["output"] or 0)
-        cost["basis"] = (
-            f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "
-            + (
-                "on demand (fewer records than a batch job's minimum)"
-                if planned == "on_demand"
-                else "to batch inference"
-            )
+        cost["basis"] = f"estimated tokens at the {planned} price: intake's plan routes this file " + (
+            "on demand (fewer records than a batch job's minimum)" if planned == "on-demand" else "to batch inference"
         )
     else:
         settings_sm = pipeline.pipeline.sagemaker
@@ -341,7 +337,7 @@ def _cost(
         if throughput is None:
             return {
                 "usd": None,
-                "route": "sagemaker",
+                "route": "batch",
                 "model": pipeline.model_key,
                 "prices_as_of": pricing.as_of,
                 "source": pricing.source,

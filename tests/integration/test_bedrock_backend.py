@@ -372,7 +372,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
         step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
     job = step["job"]
     assert job["done"] and job["state"] == "partial" and job["status"] == "PartiallyCompleted"
-    assert job["mode"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
+    assert job["route"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
     assert job["failure_reason"] == "1 of 3 on-demand requests failed"
     assert len(sleeps) == 1
     folder = f"{prefix(RUN)}raw/{NAME}/on-demand/"

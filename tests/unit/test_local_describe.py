@@ -17,7 +17,7 @@ def _manifest(**extra) -> dict:
 
 def test_bedrock_run_shows_job_mode_retry_tokens_and_bedrocks_counts():
     manifest = _manifest(
-        jobs=[{"name": "llmbp-a-0", "mode": "on-demand", "retry": {"records": 2, "recovered": 1}}],
+        jobs=[{"name": "llmbp-a-0", "route": "on-demand", "retry": {"records": 2, "recovered": 1}}],
         tokens={"input_tokens": 955, "output_tokens": 67},
         backend_counts={"totalRecordCount": 12, "errorRecordCount": 1},
     )

@@ -173,7 +173,7 @@ COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_00
 
 
 @pytest.mark.parametrize(
-    ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on_demand", "on_demand")]
+    ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on-demand", "on_demand")]
 )
 def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_route, prices):
     manifest = build_manifest(BEDROCK_RUN, [bedrock_job(route)], COLLECT, None, FINISHED, **priced("bedrock-summarize"))
@@ -222,7 +222,7 @@ def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
     # (0.5 h + 1 h) x 2 instances
     assert cost["instance_usd"] == pytest.approx(3 * hourly)
     assert cost["usd"] == cost["instance_usd"] and cost["input_usd"] == cost["output_usd"] == 0
-    assert cost["route"] == "sagemaker" and cost["model"] == "flan-t5-large"
+    assert cost["route"] == "batch" and cost["model"] == "flan-t5-large" and cost["instance_usd"] is not None
     assert "3.0000 instance-hours" in cost["basis"]
     assert manifest["jobs"][0]["started_at"] == "2026-11-21T10:00:00+00:00"  # the report can show job durations
     Manifest.model_validate(manifest)

@@ -1,10 +1,10 @@
-"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs (intake plans, see
-intake_service).
+"""Plan a run's backend jobs from the intake report: the items the workflow's Map runs (intake plans them, see
+batch_pipeline.intake.service, and writes each to the run's jobs/ folder).
 
 SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
 instances, and intake already wrote at least one size-balanced shard per instance, so one job
 with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
-already sized to the quotas; a file under the batch minimum is one "on-demand" job (InvokeModel).
+already sized to the quotas; a file under the batch minimum is one job on the "on-demand" route (InvokeModel).
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.intake.sharding import PlanError
 from batch_pipeline.jobs.backends.sagemaker import transform_job_name
 from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
 
 
-class PlanningError(ValueError):
-    """The intake report cannot be planned (no shards): a bug or a tampered run folder."""
-
-
 def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: RuntimePipeline) -> list[dict[str, Any]]:
     shards = intake_report.get("shards") or []
-    if not shards:
-        raise PlanningError(f"intake report of run {run['run_id']} lists no shards")
+    if not shards:  # a bug or a tampered run folder: an accepted intake always has shards
+        raise PlanError("no_shards", f"intake report of run {run['run_id']} lists no shards")
     bucket, prefix = run_bucket(run), run_prefix(run)
     if pipeline.backend == "sagemaker":
         name = transform_job_name(run["run_id"], 0)
@@ -36,6 +33,7 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
                 "records": sum(int(s["records"]) for s in shards),
                 "bytes": sum(int(s["bytes"]) for s in shards),
                 "shard_keys": [s["key"] for s in shards],
+                "route": "batch",
             }
         ]
     from batch_pipeline.jobs.backends.bedrock import bedrock_job_name  # only Bedrock runs need it

@@ -95,11 +95,11 @@ def build_manifest(
         counts[field] = int(collect.get(field, 0))
     job_summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal,
-        # when the backend ran it (SageMaker's TransformStartTime / TransformEndTime).
+        # Only when there is something to say: the job's route, its retry, its last refusal, when the backend ran it
+        # (SageMaker's TransformStartTime / TransformEndTime).
         | {
             key: job[key]
-            for key in ("mode", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
+            for key in ("route", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
             if job.get(key)
         }
         for job in (entry.get("job", entry) for entry in jobs)
@@ -199,7 +199,7 @@ def failure_manifest(
     job_list = [entry.get("job", entry) for entry in jobs or []]
     summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        | {key: job[key] for key in ("mode", "retry", "stop_reason", "stop_error") if job.get(key)}
+        | {key: job[key] for key in ("retry", "stop_reason", "stop_error") if job.get(key)}
         # What collect needs to read the job's output again (batch-pipeline recollect).
         | {key: job[key] for key in RECOLLECT_FIELDS if job.get(key) is not None}
         for job in job_list
@@ -297,7 +297,7 @@ def render_summary(manifest: dict[str, Any]) -> str:
     if cost:
         lines += [
             "",
-            f"Cost: {cost['usd']:.6f} USD ({cost['route'].replace('_', '-')}, model {cost['model']}): "
+            f"Cost: {cost['usd']:.6f} USD ({cost['route']}, model {cost['model']}): "
             f"{cost['basis']}. Prices as of {cost['prices_as_of']}, {cost['source']}",
         ]
     if manifest.get("jobs"):

@@ -150,7 +150,7 @@ def describe(result: RunResult) -> str:
             lines.append(f"  {key}: {headline[key]:.4f}")
     jobs = [
         j["name"]
-        + (f" ({j['mode']})" if j.get("mode") else "")
+        + (" (on-demand)" if j.get("route") == "on-demand" else "")
         + (f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
         for j in m.get("jobs", [])
     ]

@@ -266,7 +266,7 @@ class BedrockBackend(BatchBackend):
     def _output_folder(self, run: dict[str, Any], job: dict[str, Any]) -> str | None:
         """Key prefix of the folder Bedrock (or the on-demand step) wrote this job's output into."""
         base = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
-        if job.get("route") == "on-demand" or job.get("mode") == "on-demand":
+        if job.get("route") == "on-demand":
             return base + ON_DEMAND_FOLDER + "/"
         if not job.get("arn"):
             return None  # never submitted: no output

@@ -117,7 +117,6 @@ class OnDemandRunner:
         result = job_state(
             name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri
         )
-        result["mode"] = "on-demand"
         result["invocation_type"] = invocation_type(self.pipeline)
         result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
         result["model_invocations"] = sent_before

@@ -36,13 +36,12 @@ FIRST_ATTEMPT_FIELDS = (
     "output_uri",
     "input_uri",
     "route",
-    "mode",
     "records",
     "record_counts",
     "model_invocations",
 )
 # The original's bookkeeping that does not describe the retry.
-NOT_CARRIED = ("queued_at", "submitted_at", "mode", "record_counts", "last_refusal")
+NOT_CARRIED = ("queued_at", "submitted_at", "record_counts", "last_refusal")
 
 
 def retry_index(job: dict[str, Any]) -> str:
