@@ -72,6 +72,11 @@ def rejected_name(prefix: str, name: str) -> str:
     return f"{head}-{digest}"
 
 
+def run_counts(report: dict[str, Any]) -> dict[str, int]:
+    """The run's record counts as the manifest carries them, from the validation report."""
+    return {key: report["counts"][key] for key in ("total", "valid", "rejected")}
+
+
 def execution_arn(state_machine_arn: str, run_id: str) -> str:
     """arn:aws:states:R:A:stateMachine:NAME -> arn:aws:states:R:A:execution:NAME:RUN_ID."""
     parts = state_machine_arn.split(":")
@@ -165,7 +170,7 @@ class IntakeService:
             "output_bucket": self.settings.output_bucket,
             "run_prefix": prefix,
             "input": source,
-            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "counts": run_counts(report),
             "ids_assigned": report["ids_assigned"],
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -189,9 +194,7 @@ class IntakeService:
             "run started",
             run_id=run_id,
             execution_arn=started["executionArn"],
-            records=report["records"],
-            valid=report["valid"],
-            invalid=report["invalid"],
+            **run_counts(report),
             shards=len(outcome.shards),
         )
         return {
@@ -242,7 +245,7 @@ class IntakeService:
             "status": "rejected",
             "run_id": run_id,
             "pipeline": pipeline.name,
-            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "counts": run_counts(report),
             "error": "InputRejected",
             "cause": report["reason"],
             "outputs": {
