@@ -88,10 +88,22 @@ class JobStep(BaseModel):
 
 
 class JobRef(BaseModel):
-    """A Map item or iteration result: the job's index; the job itself is in `<run>/jobs/<index>.json`."""
+    """A Map item or iteration result: the job's index; the job itself is in `<run>/jobs/<index>.json`.
+
+    The one shape a list of the run's jobs has in the state (the plan's items, the Map's result, the stopped jobs).
+    A whole job (name and state, e.g. from a manifest for `batch-pipeline recollect`) is a JobRef too, and is used
+    as it is instead of being read back (batch_pipeline.storage.job_store.resolve_jobs)."""
 
     model_config = ConfigDict(extra="allow")
     index: int | str
+
+
+class RunJobs(BaseModel):
+    """`{"run", "jobs"}`: what Collect and score outputs, Write manifest and Stop the run's jobs receive."""
+
+    model_config = ConfigDict(extra="allow")
+    run: RunRef
+    jobs: list[JobRef] = Field(default_factory=list)
 
 
 class JobControlEvent(BaseModel):
@@ -111,10 +123,8 @@ class JobStateEvent(BaseModel):
     terminal: bool
 
 
-class StopJobsEvent(BaseModel):
+class StopJobsEvent(RunJobs):
     action: Literal["stop_all"]
-    run: RunRef
-    jobs: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class PlanResult(BaseModel):

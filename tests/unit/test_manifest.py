@@ -22,16 +22,13 @@ FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 def job(state="succeeded", status="Completed", reason=None):
     return {
-        "run": RUN,
-        "job": {
-            "name": "llmbp-a-0",
-            "arn": "arn:job",
-            "status": status,
-            "state": state,
-            "failure_reason": reason,
-            "output_uri": "s3://out/raw/",
-            "records": 9,
-        },
+        "name": "llmbp-a-0",
+        "arn": "arn:job",
+        "status": status,
+        "state": state,
+        "failure_reason": reason,
+        "output_uri": "s3://out/raw/",
+        "records": 9,
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from batch_pipeline import settings
-from batch_pipeline.contracts import CollectSummary, RunRef
+from batch_pipeline.contracts import CollectSummary, RunJobs
 from batch_pipeline.jobs.backends import backend_for_run
 from batch_pipeline.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from batch_pipeline.results.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, collect, state_result
@@ -24,7 +24,7 @@ from batch_pipeline.storage.runs import run_bucket, run_prefix
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    RunRef.model_validate(event["run"])
+    RunJobs.model_validate(event)  # the contract; the dicts go on
     run = event["run"]
     s3 = settings.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).

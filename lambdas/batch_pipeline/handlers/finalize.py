@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.contracts import CollectSummary, Failure, RunRef
+from batch_pipeline.contracts import CollectSummary, Failure, RunJobs
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.results.collect import with_details
 from batch_pipeline.results.finish import finish_run, state_summary
@@ -23,7 +23,8 @@ from batch_pipeline.storage.runs import run_bucket
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
+    given = RunJobs.model_validate(event)
+    run = dict(given.run.model_dump(exclude_none=True), local_stand_in=local_stand_in())
     s3 = settings.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
     jobs = resolve_jobs(s3, run, event.get("jobs"))

@@ -56,7 +56,7 @@ import shutil
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,11 +132,6 @@ class _Object:
             self.first_problem = text
 
 
-def job_states(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Map's result items are whole iteration states (`{"run", "job", ...}`); plain job states work too."""
-    return [item["job"] if isinstance(item.get("job"), dict) else item for item in jobs]
-
-
 def collect(
     run: dict[str, Any],
     jobs: list[dict[str, Any]],
@@ -151,7 +146,7 @@ def collect(
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
     try:
         stage = _Stage(s3, bucket, prefix, tmp)
-        for job in job_states(jobs):
+        for job in jobs:
             tally = JobTally(
                 name=job["name"],
                 state=job.get("state", "failed"),
@@ -687,4 +682,4 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "job_states", "tag_raw_outputs"]
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "tag_raw_outputs"]

@@ -102,20 +102,20 @@ def build_manifest(
             for key in ("route", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
             if job.get(key)
         }
-        for job in (entry.get("job", entry) for entry in jobs)
+        for job in jobs
     ]
     _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
-    failure_reasons = [j["failure_reason"] for j in job_summaries if j.get("failure_reason")]
+    failure_reasons = [str(j["failure_reason"]) for j in job_summaries if j.get("failure_reason")]
     if manifest["status"] == "FAILED":
         manifest["error"] = "JobsFailed" if failure_reasons else "NoPredictions"
         manifest["cause"] = "; ".join(failure_reasons) or "no record received a prediction"
     for field in ("input_tokens", "output_tokens"):
         if collect.get(field):  # SageMaker reports no token counts
             manifest.setdefault("tokens", {})[field] = collect[field]
-    cost = run_cost(pipeline, pricing, [entry.get("job", entry) for entry in jobs], manifest.get("tokens"))
+    cost = run_cost(pipeline, pricing, jobs, manifest.get("tokens"))
     if cost is not None:
         manifest["cost"] = cost
     if collect.get("backend_counts"):
@@ -171,8 +171,8 @@ def job_invocations(job: dict[str, Any]) -> int:
 
 def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-job and total billed requests; also written onto each job summary."""
-    for summary, entry in zip(job_summaries, jobs, strict=True):
-        summary["model_invocations"] = job_invocations(entry.get("job", entry))
+    for summary, job in zip(job_summaries, jobs, strict=True):
+        summary["model_invocations"] = job_invocations(job)
     return {
         "total": sum(s["model_invocations"] for s in job_summaries),
         "by_job": {s["name"]: s["model_invocations"] for s in job_summaries},
@@ -196,7 +196,7 @@ def failure_manifest(
     # The run did not get to count its records: unknown, not 0 (partial predictions may exist).
     for field in ("processed", "succeeded", "failed"):
         manifest["counts"][field] = None
-    job_list = [entry.get("job", entry) for entry in jobs or []]
+    job_list = jobs or []
     summaries = [
         {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
         | {key: job[key] for key in ("retry", "stop_reason", "stop_error") if job.get(key)}

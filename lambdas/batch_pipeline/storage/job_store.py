@@ -53,7 +53,7 @@ def load_jobs(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
 
 def resolve_jobs(s3: Any, run: dict[str, Any], jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
-    given = [dict(entry.get("job", entry)) for entry in (jobs or [])]
+    given = [dict(job) for job in jobs or []]
     if given and not any(is_reference(job) for job in given):
         return given
     return load_jobs(s3, run)
