@@ -11,7 +11,7 @@ not with a KeyError; a malformed number names the variable and the value.
 
 Clients are made on first use (`client`), one per service for the container's life, with botocore's adaptive
 retries: they retry throttling and transient errors with backoff and slow down when a service throttles them, which
-matters for job control's polls and submissions against shared account quotas. Made lazily, so tests and local
+matters for job control's checks and submissions against shared account quotas. Made lazily, so tests and local
 mode can set up emulated AWS before any client exists.
 """
 

@@ -45,7 +45,6 @@ from batch_pipeline.storage.s3io import (
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
 NOTIFY_ERRORS = 10
-SNS_MESSAGE_LIMIT = 262_144
 NOTIFY_BODY_LIMIT = 64 * 1024
 # S3 object keys are at most 1,024 bytes of UTF-8.
 S3_KEY_LIMIT = 1024

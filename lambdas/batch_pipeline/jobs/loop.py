@@ -44,7 +44,7 @@ def backoff_seconds(
     """base * 2**attempt, capped, then shortened by up to `jitter` (a fraction) at random.
 
     Whole seconds, because a Wait state's SecondsPath must be an integer. With a seed the jitter is
-    reproducible; job control seeds with the job name, so parallel jobs spread their polls while a
+    reproducible; job control seeds with the job name, so parallel queued jobs spread their retries while a
     retried Lambda answers the same wait. Defaults come from POLL_INITIAL_SECONDS (30),
     POLL_MAX_SECONDS (600) and POLL_JITTER (0.2)."""
     current = settings.current()

@@ -1,14 +1,14 @@
 """The one interface the workflow drives, whatever runs the model.
 
 A backend turns a planned job into a running batch job and reports its state in one normalised
-shape, so the state machine's poll loop and collect never branch on the backend:
+shape, so the job loop (batch_pipeline.jobs.loop) and collect never branch on the backend:
 
     {"name": str, "arn": str | None, "status": <the backend's own status string>,
      "state": "queued" | "running" | "succeeded" | "partial" | "failed" | "stopped",
      "done": bool, "failure_reason": str | None, "output_uri": "s3://.../"}
 
 "queued" means the backend refused the submission for a reason that passes with time (a quota on
-concurrent jobs or instances, throttling): the poll loop submits again later instead of failing the run.
+concurrent jobs or instances, throttling): the job loop submits again after a backoff wait instead of failing the run.
 
 For collect, a backend also says where a job's raw output lives (`raw_outputs`) and how each output
 object joins to its input object, so collect reads every layout with one streaming join.
@@ -133,7 +133,7 @@ class BatchBackend(ABC):
 
     def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
-        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. It never rewrites a job's
+        done yet (Bedrock: resubmit failed records once), which the job loop then runs. It never rewrites a job's
         output (collect merges a retry's answers), so job control stays a quick step. Default: the job as is."""
         return job
 

@@ -6,8 +6,8 @@ record in no guaranteed order (joined on recordId), and `manifest.json.out` with
 token counts.
 
 - Queueing: the concurrent-job quota is per account and per model and shared by every run, so a
-  ServiceQuotaExceededException or throttling on submit raises SubmitDeferred; the workflow's poll loop
-  submits again with jittered backoff (batch_pipeline.jobs.loop) instead of failing the run.
+  ServiceQuotaExceededException or throttling on submit raises SubmitDeferred; the job loop submits
+  again after a jittered backoff wait (batch_pipeline.jobs.loop) instead of failing the run.
 - Idempotency: the job name and the clientRequestToken are derived from the run id and job index, so a
   retried submit (Lambda retry, replayed Map iteration) gets the job it already started.
 - Files under the batch minimum (intake route "on-demand") run through InvokeModel inside the submit step
@@ -66,7 +66,7 @@ STATUS_TO_STATE: dict[str, State] = {
     "Failed": "failed",
     "Stopped": "stopped",
 }
-# Refusals that pass with time: the job stays queued and the poll loop submits it again.
+# Refusals that pass with time: the job stays queued and the job loop submits it again.
 DEFERRABLE = {"ServiceQuotaExceededException", "ThrottlingException", "TooManyRequestsException"}
 # Bedrock tag values may not hold parentheses ([a-zA-Z0-9\s._:/=+@-]*), so this says it without them.
 STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")

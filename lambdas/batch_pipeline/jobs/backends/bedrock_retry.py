@@ -3,7 +3,7 @@
 An ended job whose output has error records is followed, inside its own Map iteration, by one retry of just those
 records: a batch job when they reach the batch minimum, else on demand. `start_retry` writes the retry's input file
 (the failed records, streamed from the job's input through a disk-backed id set) and returns the retry as the
-iteration's next, queued job; the poll loop submits and waits for it like any job. `end_retry` turns the ended retry
+iteration's next, queued job; the job loop submits and waits for it like any job. `end_retry` turns the ended retry
 back into the original job with the retry under "retry", including where its output is.
 
 The merge is not done here: collect reads the retry's output beside the job's own (`RawOutput.retry_output_key`)

@@ -29,9 +29,6 @@ from batch_pipeline.storage import s3io
 from batch_pipeline.storage.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
 
 CONTENT_TYPE = "application/jsonlines"
-# Job names share this prefix so IAM can scope job control to this app's jobs (arn:...:transform-job/<prefix>*).
-# Names are lower case because SageMaker lower-cases them in ARNs, which IAM patterns match against.
-DEFAULT_JOB_NAME_PREFIX = "llmbp-"
 _JOB_NAME_MAX = 63
 # The JumpStart HuggingFace containers in the catalog run with SAGEMAKER_MODEL_SERVER_TIMEOUT=3600, so a
 # mini-batch of long articles may legitimately take that long; one retry absorbs a transient container hiccup.
@@ -49,11 +46,14 @@ STATUS_TO_STATE: dict[str, State] = {
     "Failed": "failed",
     "Stopped": "stopped",
 }
-# Errors that pass with time: the poll loop submits again instead of failing the run.
+# Errors that pass with time: the job loop submits again instead of failing the run.
 _DEFERRABLE = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
 def job_name_prefix() -> str:
+    """JOB_NAME_PREFIX: job names share it so IAM can scope job control to this app's jobs
+    (arn:...:transform-job/<prefix>*); names are lower case because SageMaker lower-cases them in ARNs, which IAM
+    patterns match against."""
     return settings.current().job_name_prefix
 
 
