@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         what = "on-demand (InvokeModel) batch"
     else:
         what = {"sagemaker-shards": "SageMaker shards", "bedrock-jobs": "Bedrock batch jobs"}[plan.kind]
-    print(f"{len(plan.shards)} {what} for {result.report['valid']} records:")
+    print(f"{len(plan.shards)} {what} for {result.report['counts']['valid']} records:")
     width = max(len(shard["key"]) for shard in result.shards)
     for shard in result.shards:
         print(f"  {shard['key']:<{width}}  {shard['records']:>9} records  {shard['bytes']:>13,} bytes")
