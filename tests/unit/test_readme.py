@@ -39,7 +39,7 @@ PUBLIC_DOCUMENTATION_HOSTS = {
     "aws.amazon.com": "AWS's public product and pricing pages (the price sources of the model catalog)",
 }
 # Generated or installed, never named as something the repository holds.
-GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info", "demo-out"}
+GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info", "demo-out", "build"}
 SOURCE_DIRS = ("lambdas", "local", "stacks", "examples", "bench", "tests")
 
 
