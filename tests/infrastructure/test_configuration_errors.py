@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def test_the_cdk_cli_passes_a_dotted_context_key_to_the_configuration(tmp_path):
     result = subprocess.run(
         [str(cdk), "synth", "--quiet", "--no-notices", "--output", str(tmp_path / "cdk.out"), "-c", f"{key}=0"],
         cwd=REPO,
+        # Hermetic: the CLI sends no usage telemetry (the tests have no network).
+        env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"},
         capture_output=True,
         text=True,
         timeout=300,
