@@ -2,7 +2,7 @@
 batch_pipeline.intake.service, and writes each to the run's jobs/ folder).
 
 SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
-instances, and intake already wrote at least one size-balanced shard per instance, so one job
+instances, and intake already wrote at least one shard per instance, even in records and bytes, so one job
 with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
 already sized to the quotas; a file under the batch minimum is one job on the "on-demand" route (InvokeModel).
 """
