@@ -247,17 +247,31 @@ class RunCost(BaseModel):
     basis: str
 
 
-class Manifest(_Open):
-    """manifest.json (batch_pipeline.results.manifest); the state machine reads status, error and cause."""
+class RunOutcome(_Open):
+    """What Write manifest returns (batch_pipeline.results.finish.state_summary): manifest.json without what grows
+    with the number of jobs. The state machine reads status, error and cause; Notify the rest."""
 
     manifest_version: int
     run_id: str
     pipeline: str
     status: RunStatus
     counts: dict[str, int | None]
-    jobs: list[dict[str, Any]] = Field(default_factory=list)
-    model_invocations: ModelInvocations
     outputs: dict[str, str]
     error: str | None = None
     cause: str | None = None
     cost: RunCost | None = None
+    evaluation: EvaluationHeadline | None = None
+
+
+class Manifest(RunOutcome):
+    """manifest.json (batch_pipeline.results.manifest): the outcome with every job and its billed requests."""
+
+    jobs: list[dict[str, Any]] = Field(default_factory=list)
+    model_invocations: ModelInvocations
+
+
+class NotifyEvent(BaseModel):
+    """Notify run finished / Notify run failed: `{"run", "manifest"}`."""
+
+    run: RunRef
+    manifest: RunOutcome

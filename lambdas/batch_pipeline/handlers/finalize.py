@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.contracts import CollectSummary, Failure, RunJobs
+from batch_pipeline.contracts import CollectSummary, Failure, RunJobs, RunOutcome
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.results.collect import with_details
 from batch_pipeline.results.finish import finish_run, state_summary
@@ -64,7 +64,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="RunDuration", unit="Seconds", value=manifest["timings"]["duration_seconds"])
     logger.info("run finished", extra={"status": manifest["status"], "counts": manifest["counts"]})
     # The job list stays in manifest.json: carried in the state it would grow with the run toward the 256 KB quota.
-    return state_summary(manifest)
+    outcome = state_summary(manifest)
+    RunOutcome.model_validate(outcome)  # the contract Notify and the state machine read
+    return outcome
 
 
 def _pipeline(name: str) -> RuntimePipeline | None:
