@@ -20,7 +20,7 @@ import pytest
 from pydantic import BaseModel
 
 from batch_pipeline.config import app as config_module
-from batch_pipeline_local.cli import build_parser
+from batch_pipeline_local.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -531,7 +531,7 @@ def template() -> dict:
 
 @pytest.fixture(scope="module")
 def app_config():
-    from batch_pipeline_local.settings import load_config
+    from batch_pipeline_local.project import load_config
 
     return load_config()
 
@@ -629,7 +629,7 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "`--colour`: no command has this option" in cli
     assert any("`batch-pipeline demo` is not in the README" in p for p in cli_coverage_problems(WRONG, parser))
     usage = "\n".join(usage_problems(WRONG, parser))
-    assert "command reference: `batch-pipeline demo [--json] [--out DIR]` is missing" in usage
+    assert "command reference: `batch-pipeline demo [--config CDK_JSON] [--json] [--out DIR]` is missing" in usage
 
     config = "\n".join(config_problems(WRONG))
     assert "`pipelines.<name>.bedrock.timeout_minutes`: no such configuration key" in config
