@@ -14,7 +14,7 @@ from batch_pipeline_local.project import Project, load_config
 from batch_pipeline_local.template import STACK_NAME
 
 # The template `npx cdk synth` writes, in the project's cdk.out/.
-DEFAULT_TEMPLATE = f"cdk.out/{STACK_NAME}.template.json"
+TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help=f"synthesized template (default: the project's {DEFAULT_TEMPLATE})",
+        help=f"synthesized template (default: the project's cdk.out/{TEMPLATE_FILE})",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run)
@@ -51,7 +51,7 @@ def summarize(template: dict) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     project = Project.find(getattr(args, "config", None))
-    path = args.template or project.root / DEFAULT_TEMPLATE
+    path = args.template or project.cdk_out / TEMPLATE_FILE
     try:
         template = json.loads(path.read_text())
     except OSError as error:
