@@ -151,6 +151,19 @@ def test_the_graph_sees_every_kind_of_import_in_the_real_trees():
     assert sum(m.startswith("batch_pipeline.") for m in graph) > 30
 
 
+def test_authorization_is_handed_what_it_needs_and_imports_no_emulator():
+    """authorization/ gets the policies, the evaluator's folder and the resources' tags as arguments; it imports
+    nothing of the emulator, the engines or the CLI (which is what once closed local mode's import circle)."""
+    graph = import_graph(TREES)
+    above = ("batch_pipeline_local.emulator", "batch_pipeline_local.engines", "batch_pipeline_local.cli")
+    reaches = {
+        module: sorted(target for target in targets if target.startswith(above))
+        for module, targets in graph.items()
+        if module.startswith("batch_pipeline_local.authorization")
+    }
+    assert {module: targets for module, targets in reaches.items() if targets} == {}
+
+
 # ---------------------------------------------------------------- the check, on planted circles
 
 
