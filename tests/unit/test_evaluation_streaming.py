@@ -8,8 +8,9 @@ from array import array
 
 import pytest
 
-from batch_pipeline.results.evaluation import EvaluationError, evaluate_files
+from batch_pipeline.results.evaluation.errors import EvaluationError
 from batch_pipeline.results.evaluation.streaming import ExactSum, RecordScorer, RougeTotals, RunScores
+from batch_pipeline_local.cli.evaluate_scoring import evaluate_files
 
 WORDS = "a bridge opened on tuesday in the city and residents said it was café naïve".split()
 

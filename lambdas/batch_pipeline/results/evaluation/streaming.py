@@ -11,8 +11,8 @@ Per-record `metrics` in predictions.jsonl:
   single-label class.:  {"label": true, "predicted": class, "correct": bool}
   multi-label class.:   {"label": [true...], "predicted": [class...], "correct": bool}
 
-The report has the shape evaluate_files gives (core.py, `batch-pipeline evaluate`), so evaluation.json, the manifest
-and the CLI read it the same way.
+The report has the shape `batch-pipeline evaluate` gives (its evaluate_files), so evaluation.json, the manifest and
+the CLI read it the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from batch_pipeline.results.evaluation import classification, rouge
 from batch_pipeline.results.evaluation.bootstrap import bootstrap_mean_intervals
-from batch_pipeline.results.evaluation.join import EvaluationError, count_codes, error_code
+from batch_pipeline.results.evaluation.errors import EvaluationError, count_codes, error_code
 
 __all__ = ["SCORE_BATCH", "ExactSum", "RecordScorer", "RougeTotals", "RunScores", "headline", "run_evaluation"]
 
