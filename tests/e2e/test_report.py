@@ -1,6 +1,6 @@
 """report.html through local mode: written by the manifest step for every run (SageMaker summarize and classify,
 Bedrock), by intake beside a rejected file, uploaded as HTML, self-contained, escaping what records carry; and
-`--out` copies the run folder so the README's `evaluate` example works on its real files."""
+`--out` copies the run folder so the documented `evaluate` example works on its real files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import boto3
 import pytest
 
 from batch_pipeline.results.report import CONTENT_TYPE
-from batch_pipeline_local.cli import main
-from batch_pipeline_local.export import export_run, prepare_demo_folder
-from batch_pipeline_local.runner import REGION, run_file
+from batch_pipeline_local.cli.main import main
+from batch_pipeline_local.emulator.export import export_run, prepare_demo_folder
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.template import REGION
 from tests.unit.report_html import links, loading_problems
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,9 @@ from moto import mock_aws
 from sagemaker_helpers import BUCKET, LABELS, TWEETS, article, make_run, pipeline, prefix, tweet, write_shards
 
 from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
-from batch_pipeline_local.engines import ENGINE_LABEL, install_sagemaker_engine
-from batch_pipeline_local.engines.sagemaker_transform import classify, summarize
+from batch_pipeline_local.engines.sagemaker_model import classify, summarize
+from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
+from batch_pipeline_local.engines.stand_in import ENGINE_LABEL
 
 
 @pytest.fixture
