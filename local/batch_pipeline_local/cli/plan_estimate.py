@@ -35,7 +35,7 @@ import orjson
 
 from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, SageMakerModel
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, runtime_prices
-from batch_pipeline.results.pricing import planned_bedrock_cost, planned_sagemaker_cost
+from batch_pipeline.results.pricing import Route, planned_bedrock_cost, planned_sagemaker_cost
 
 TokenMethod = Literal["auto", "count-tokens", "heuristic"]
 DEFAULT_CHARS_PER_TOKEN = 4.0
@@ -320,7 +320,7 @@ def _cost(
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
-        planned = "on_demand" if route == "on-demand" else "batch"
+        planned: Route = "on_demand" if route == "on-demand" else "batch"
         cost = planned_bedrock_cost(pricing, pipeline.model_key, planned, tokens["input"], tokens["output"] or 0)
         cost["basis"] = (
             f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "

@@ -153,7 +153,7 @@ def _check_request(transform_input: Mapping[str, Any], transform_output: Mapping
 
 
 def _transform_object(
-    s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict | None, result: TransformResult
+    s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict[str, Any] | None, result: TransformResult
 ) -> list[str]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     lines: list[str] = []
