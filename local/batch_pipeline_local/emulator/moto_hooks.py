@@ -329,7 +329,7 @@ class TransformJobRecord:
     """One transform job as moto keeps it (a FakeTransformJob), through the fields the stand-in engine reads and
     sets; moto's attribute names stay in this module."""
 
-    def __init__(self, job: Any, region: str, account: str) -> None:
+    def __init__(self, job: FakeTransformJob, region: str, account: str) -> None:
         self._job = job
         self.region = region
         self.account = account
@@ -368,10 +368,13 @@ class TransformJobRecord:
         self._job.transform_job_status = status
         self._job.failure_reason = failure_reason or ""
         self._job.last_modified_time = now
-        self._job.transform_end_time = now if status in TRANSFORM_TERMINAL else None
+        # moto types the end time as always set (its jobs end as they are created); a running job has none.
+        self._job.transform_end_time = now if status in TRANSFORM_TERMINAL else None  # type: ignore[assignment]
 
     def add_tag(self, tag: dict[str, str]) -> None:
-        self._job.tags = [*(self._job.tags or []), tag]
+        # moto annotates FakeTransformJob.tags as a dict, but stores the request's list of {Key, Value} (as its
+        # add_tags, which extends the list, expects).
+        self._job.tags = [*(self._job.tags or []), tag]  # type: ignore[assignment]
 
     def describe(self) -> dict[str, Any]:
         """DescribeTransformJob's answer as moto gives it (what the job-state event's detail mirrors)."""
@@ -400,21 +403,21 @@ def transform_job_hooks(
     original_create = SageMakerModelBackend.create_transform_job
     original_describe = SageMakerModelBackend.describe_transform_job
 
-    def record(backend: Any, job: Any) -> TransformJobRecord:
+    def record(backend: SageMakerModelBackend, job: FakeTransformJob) -> TransformJobRecord:
         return TransformJobRecord(job, backend.region_name, backend.account_id)
 
-    def create_transform_job(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        job = original_create(backend, *args, **kwargs)
+    def create_transform_job(backend: SageMakerModelBackend, *args: Any, **kwargs: Any) -> FakeTransformJob:
+        job = original_create(backend, *args, **kwargs)  # moto's arguments, passed through
         on_create(record(backend, job))
         return job
 
-    def describe_transform_job(backend: Any, transform_job_name: str) -> Any:
+    def describe_transform_job(backend: SageMakerModelBackend, transform_job_name: str) -> dict[str, Any]:
         answer = original_describe(backend, transform_job_name=transform_job_name)
         if on_describe is not None:
             on_describe(record(backend, backend.transform_jobs[transform_job_name]))
         return answer
 
-    def stop_transform_job(response: Any) -> Any:
+    def stop_transform_job(response: SageMakerResponse) -> EmptyResult:
         backend = response.sagemaker_backend
         name = response._get_param("TransformJobName")
         job = backend.transform_jobs.get(name)

@@ -61,6 +61,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+from botocore.client import BaseClient
 
 from batch_pipeline_local.emulator.moto_hooks import answering_requests, default_account_id
 from batch_pipeline_local.engines.bedrock_job_data import read_input, write_output
@@ -121,7 +122,7 @@ class BedrockBatchEmulator:
         throttle_invocations: int = 0,
         max_active_jobs: int | None = None,
         account_id: str | None = None,
-        s3_client: Callable[[str], Any] | None = None,
+        s3_client: Callable[[str], BaseClient] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         tick_seconds: float | None = None,
         start_after_seconds: float = 2.0,
@@ -437,7 +438,7 @@ class BedrockBatchEmulator:
         else:
             job.status = job.path[job.step]
 
-    def _s3(self, region: str) -> Any:
+    def _s3(self, region: str) -> BaseClient:
         if self.s3_client is not None:
             return self.s3_client(region)
         if region not in self._s3_clients:
