@@ -17,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from batch_pipeline.storage.job_store import TOKENS_PREFIX
+from batch_pipeline.storage.layout import TOKENS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec
 from .models import grant_data_key

@@ -15,7 +15,7 @@ from typing import Any
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.jobs.backends import OUTPUT_STATES
 from batch_pipeline.results.manifest import run_from_manifest
-from batch_pipeline.storage.runs import split_s3_uri
+from batch_pipeline.storage.layout import MANIFEST, as_folder, split_s3_uri
 
 Invoke = Callable[[str, dict], Any]
 HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "evaluate", "finalize", "notify")}
@@ -33,7 +33,7 @@ def run_folder(uri: str) -> tuple[str, str]:
         raise ConfigError(f"RUN_PREFIX must be the run folder, s3://BUCKET/runs/PIPELINE/RUN_ID/: {error}") from None
     if not bucket or not prefix:
         raise ConfigError(f"RUN_PREFIX must be the run folder, s3://BUCKET/runs/PIPELINE/RUN_ID/, got {uri!r}")
-    return bucket, prefix if prefix.endswith("/") else prefix + "/"
+    return bucket, as_folder(prefix)
 
 
 def recollect(manifest: dict, invoke: Invoke) -> dict:
@@ -101,7 +101,7 @@ def local_invoker(local: Any) -> Invoke:
 def read_manifest(s3: Any, uri: str) -> dict:
     bucket, prefix = run_folder(uri)
     try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read()
     except Exception as error:
         code = getattr(error, "response", {}).get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404"):

@@ -30,6 +30,7 @@ from unittest import mock
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.storage.jsonl import split_lines
+from batch_pipeline.storage.layout import REJECTION_REPORT_SUFFIX, RunFolder, rejected_pipeline_prefix
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -71,7 +72,7 @@ def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> di
     """The stack's template from a cloud assembly directory (`npx cdk synth` writes one to cdk.out)."""
     directory = Path(directory)
     try:
-        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest = json.loads((directory / "manifest.json").read_text())  # not-a-run-key: the cloud assembly's
     except (OSError, ValueError) as error:
         raise ConfigError(f"{directory}: not a cloud assembly (manifest.json: {error})") from None
     artifact = manifest.get("artifacts", {}).get(stack)
@@ -638,7 +639,8 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
         )
     execution = executions[0]
     run = json.loads(execution["input"])["run"]  # contracts.ExecutionInput
-    manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
+    folder = RunFolder.of(run)
+    manifest = read_json(folder.bucket, folder.manifest_key)
     return RunResult(
         pipeline,
         key,
@@ -667,9 +669,9 @@ def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
     import boto3
 
     s3 = boto3.client("s3", region_name=REGION)
-    listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=f"rejected/{pipeline}/")
+    listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=rejected_pipeline_prefix(pipeline))
     reports = sorted(
-        (o for o in listing.get("Contents", []) if o["Key"].endswith(f"{name}.report.json")),
+        (o for o in listing.get("Contents", []) if o["Key"].endswith(name + REJECTION_REPORT_SUFFIX)),
         key=lambda o: o["LastModified"],
     )
     if not reports:
