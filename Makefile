@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_DEFAULT_REGION ?= us-east-1
 export CDK_DEFAULT_REGION ?= us-east-1
 
-.PHONY: setup synth lint test demo bench clean
+.PHONY: setup synth lint docs test demo bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -34,7 +34,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint synth
+# The docs site (docs/, mkdocs.yml) into build/site/ (gitignored); --strict fails on a broken link or anchor.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint docs synth
 	@if command -v chromium >/dev/null 2>&1; then \
 		echo "browser test: runs (chromium at $$(command -v chromium)): tests/e2e/test_report_browser.py"; \
 	else \
@@ -54,4 +58,4 @@ bench: setup
 	$(PY) bench/evaluate.py
 
 clean:
-	rm -rf cdk.out .cache demo-out
+	rm -rf cdk.out .cache demo-out build/site

@@ -1,9 +1,9 @@
-"""The README's Athena example queries, run as written with DuckDB over real local runs.
+"""The Athena page's example queries (docs/athena.md), run as written with DuckDB over real local runs.
 
 DuckDB is a LOCAL STAND-IN ENGINE, not Athena. It shows that the queries are right about the files the pipeline
 writes; it does not show that Athena runs them.
 
-The SQL comes from README.md (each ```sql block that starts with `-- example: <name>`), so the README cannot
+The SQL comes from docs/athena.md (each ```sql block that starts with `-- example: <name>`), so the page cannot
 drift from what is tested. Only the tables are translated:
   - each Glue table becomes a DuckDB view with the same name, over `read_json` of the folders its
     `storage.location.template` names (in the synthesized template), with the table's declared columns and types;
@@ -11,7 +11,7 @@ drift from what is tested. Only the tables are translated:
     the location;
   - JSON keys are lower-cased as the rows are staged, which is what the OpenX SerDe's case-insensitive matching
     does (DuckDB matches keys case-sensitively);
-  - the example run id in the README is replaced by the local run's.
+  - the page's example run id is replaced by the local run's.
 The answers are checked against the runs' own files (predictions, errors, manifests), computed without SQL.
 """
 
@@ -35,13 +35,13 @@ from tests.e2e.test_athena_schema import (
     partition_values,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ATHENA_PAGE = Path(__file__).resolve().parents[2] / "docs" / "athena.md"
 EXAMPLE = re.compile(r"```sql\n-- example: (?P<name>[^\n]+)\n(?P<sql>.*?)```", re.S)
-README_RUN_ID = "summarize-0123456789abcdef"
+EXAMPLE_RUN_ID = "summarize-0123456789abcdef"
 
 
-def readme_queries() -> dict[str, str]:
-    queries = {m.group("name").strip(): m.group("sql") for m in EXAMPLE.finditer(README.read_text())}
+def documented_queries() -> dict[str, str]:
+    queries = {m.group("name").strip(): m.group("sql") for m in EXAMPLE.finditer(ATHENA_PAGE.read_text())}
     assert set(queries) == {
         "mean ROUGE-L per pipeline per day",
         "the failed records of one run",
@@ -126,7 +126,7 @@ def rows(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-# ---------------------------------------------------------------- the README's queries (DuckDB stand-in)
+# ---------------------------------------------------------------- the documented queries (DuckDB stand-in)
 
 
 def test_mean_rouge_l_per_pipeline_per_day_with_the_duckdb_stand_in(stand_in, athena_runs, tables):
@@ -142,7 +142,7 @@ def test_mean_rouge_l_per_pipeline_per_day_with_the_duckdb_stand_in(stand_in, at
         folder = athena_runs.root / tables["predictions"].location(**partition)
         scores[day] += [p["metrics"]["rougeL"]["fmeasure"] for p in json_lines(folder) if p.get("metrics")]
     assert len(scores) >= 2  # SageMaker summarize and Bedrock summarize
-    got = rows(stand_in, readme_queries()["mean ROUGE-L per pipeline per day"])
+    got = rows(stand_in, documented_queries()["mean ROUGE-L per pipeline per day"])
     assert [(r["pipeline"], r["day"]) for r in got] == sorted(scores)
     for row in got:
         expected = scores[(row["pipeline"], row["day"])]
@@ -153,9 +153,9 @@ def test_mean_rouge_l_per_pipeline_per_day_with_the_duckdb_stand_in(stand_in, at
 @pytest.mark.parametrize("run_name", ["summarize-partial", "bedrock-partial"])
 def test_the_failed_records_of_one_run_with_the_duckdb_stand_in(run_name, stand_in, athena_runs, tables):
     manifest = athena_runs.manifests[run_name]
-    sql = readme_queries()["the failed records of one run"]
-    assert f"'{README_RUN_ID}'" in sql and "pipeline = 'summarize'" in sql
-    sql = sql.replace(README_RUN_ID, manifest["run_id"]).replace("'summarize'", f"'{manifest['pipeline']}'")
+    sql = documented_queries()["the failed records of one run"]
+    assert f"'{EXAMPLE_RUN_ID}'" in sql and "pipeline = 'summarize'" in sql
+    sql = sql.replace(EXAMPLE_RUN_ID, manifest["run_id"]).replace("'summarize'", f"'{manifest['pipeline']}'")
     got = rows(stand_in, sql)
     folder = athena_runs.root / tables["errors"].location(pipeline=manifest["pipeline"], run=manifest["run_id"])
     expected = sorted(json_lines(folder), key=lambda e: str(e["id"]))
@@ -174,7 +174,7 @@ def test_token_spend_per_model_with_the_duckdb_stand_in(stand_in, athena_runs):
             totals[1] += manifest["tokens"]["output_tokens"]
             totals[2] += 1
     assert expected and all(count == 2 for *_, count in expected.values())  # the two Bedrock runs
-    got = rows(stand_in, readme_queries()["token spend per model"])
+    got = rows(stand_in, documented_queries()["token spend per model"])
     assert {r["model"]: [r["input_tokens"], r["output_tokens"], r["runs"]] for r in got} == expected
 
 

@@ -1,6 +1,6 @@
 """report.html through local mode: written by the manifest step for every run (SageMaker summarize and classify,
 Bedrock), by intake beside a rejected file, uploaded as HTML, self-contained, escaping what records carry; and
-`--out` copies the run folder so the README's `evaluate` example works on its real files."""
+`--out` copies the run folder so the documented `evaluate` example works on its real files."""
 
 from __future__ import annotations
 

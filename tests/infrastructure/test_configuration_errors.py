@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from app import build_app
 from batch_pipeline.config.app import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -92,3 +97,22 @@ def test_a_dotted_override_is_validated_like_the_file(default_context):
     context["batch-pipeline.encryption.mode"] = "kms"
     with pytest.raises(ConfigError, match="goes below batch-pipeline.encryption, which is not an object"):
         build_app(context)
+
+
+def test_the_cdk_cli_passes_a_dotted_context_key_to_the_configuration(tmp_path):
+    """`npx cdk deploy -c batch-pipeline.<path>=VALUE` (what docs/configuration.md tells a user to run) reaches the
+    configuration: the real CLI hands the dotted key to app.py, which validates the overridden value and names it.
+    An invalid value fails before any bundling, so the real synth costs seconds."""
+    cdk = REPO / "node_modules" / ".bin" / "cdk"
+    key = "batch-pipeline.pipelines.summarize.sagemaker.instance_count"
+    result = subprocess.run(
+        [str(cdk), "synth", "--quiet", "--no-notices", "--output", str(tmp_path / "cdk.out"), "-c", f"{key}=0"],
+        cwd=REPO,
+        # Hermetic: the CLI sends no usage telemetry (the tests have no network).
+        env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert f"{key}: Input should be greater than or equal to 1" in result.stdout + result.stderr

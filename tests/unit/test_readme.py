@@ -1,8 +1,11 @@
-"""The README against the code: every command, flag, configuration key, make target, path and
-diagram node it names must be real.
+"""The README and the docs site (docs/) against the code: every command, flag, configuration key, make target,
+path, link and diagram node they name must be real, and no link may leave the repository except for public
+documentation.
 
-Each check is a function from README text to a list of problems, so the same functions are run on
-the README (no problems) and on a deliberately wrong snippet (each mistake found).
+Each check is a function from Markdown text to a list of problems, so the same functions are run on every document
+(no problems) and on a deliberately wrong snippet (each mistake found). A check that reads one section reads it on the
+page that holds it: the command reference on docs/commands.md, the configuration reference on docs/configuration.md,
+the architecture diagram in README.md.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shlex
 import types
 import typing
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import BaseModel
@@ -24,8 +28,18 @@ from batch_pipeline_local.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+# The pages that hold the sections some checks read.
+COMMAND_REFERENCE = (DOCS / "commands.md", "Command reference")
+CONFIGURATION_REFERENCE = (DOCS / "configuration.md", "Reference")
+DIAGRAM_PAGE = README
+# The only hosts a link may leave the repository for: public documentation.
+PUBLIC_DOCUMENTATION_HOSTS = {
+    "docs.aws.amazon.com": "AWS documentation (user guides, API and service references)",
+    "aws.amazon.com": "AWS's public product and pricing pages (the price sources of the model catalog)",
+}
 # Generated or installed, never named as something the repository holds.
-GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info", "demo-out"}
+GENERATED = {".venv", "node_modules", "cdk.out", ".cache", ".git", "llm_batch_pipeline.egg-info", "demo-out", "build"}
 SOURCE_DIRS = ("lambdas", "local", "stacks", "examples", "bench", "tests")
 
 
@@ -50,7 +64,7 @@ SHELL_BLOCKS = ("bash", "console", "sh", "shell")
 
 
 def code_lines(text: str, languages: tuple[str, ...] | None = None) -> list[str]:
-    """Lines of code the README shows: fenced lines (comments cut; only `languages` if given) and inline spans."""
+    """Lines of code the text shows: fenced lines (comments cut; only `languages` if given) and inline spans."""
     lines = []
     for lang, body in fenced_blocks(text):
         if lang in ("mermaid", "json", "python") or (languages is not None and lang not in languages):
@@ -60,16 +74,35 @@ def code_lines(text: str, languages: tuple[str, ...] | None = None) -> list[str]
 
 
 def section(text: str, heading: str) -> str:
-    """The body of a `## heading` section, up to the next `## `."""
-    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    """The body of a `# heading` (a page title) or `## heading` section, up to the next `# ` or `## `; no code."""
+    match = re.search(rf"^#{{1,2}} {re.escape(heading)}\n(.*?)(?=^#{{1,2}} |\Z)", prose(text), re.M | re.S)
     return match.group(1) if match else ""
 
 
+def page_section(where: tuple[Path, str]) -> str:
+    path, heading = where
+    return section(path.read_text(encoding="utf-8"), heading)
+
+
 def slug(heading: str) -> str:
-    """GitHub's anchor for a heading."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    """GitHub's anchor for a heading (how README.md and docs/*.md read on GitHub)."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
+
+
+def site_slug(heading: str) -> str:
+    """MkDocs' anchor for a heading (Python-Markdown's toc extension, as the built site has it)."""
+    from markdown.extensions.toc import slugify
+
+    return slugify(re.sub(r"[`*]", "", heading.strip()), "-")
+
+
+def anchors(text: str, *, site: bool) -> set[str]:
+    """The anchors a page's headings make: on GitHub, and also in the built site for a docs/ page."""
+    headings = re.findall(r"^#+ (.+)$", prose(text), re.M)
+    github = {slug(h) for h in headings}
+    return github & {site_slug(h) for h in headings} if site else github
 
 
 # ---------------------------------------------------------------- (a) the CLI
@@ -87,7 +120,7 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def _invocations(text: str) -> list[list[str]]:
-    """Token lists following each `batch-pipeline` the README shows with something after it."""
+    """Token lists following each `batch-pipeline` the text shows with something after it."""
     found = []
     for line in code_lines(text, SHELL_BLOCKS):
         for match in re.finditer(r"(?<![\w-])batch-pipeline(?![\w.-])[ \t]+([^`]*)", line):
@@ -105,7 +138,7 @@ def _invocations(text: str) -> list[list[str]]:
 
 
 def cli_problems(text: str, parser: argparse.ArgumentParser) -> tuple[list[str], dict[tuple[str, ...], set[str]]]:
-    """Problems, and for each (sub)command path the flags the README names for it."""
+    """Problems, and for each (sub)command path the flags the text names for it."""
     problems: list[str] = []
     named: dict[tuple[str, ...], set[str]] = {}
     every_option = _options(parser) | {o for p in _walk(parser).values() for o in _options(p)}
@@ -154,38 +187,38 @@ def _walk(
 
 
 def cli_coverage_problems(text: str, parser: argparse.ArgumentParser) -> list[str]:
-    """Every command and every option of it is named somewhere in the README."""
+    """Every command and every option of it is named somewhere in the docs."""
     _, named = cli_problems(text, parser)
     problems = []
     for path, sub in _walk(parser).items():
         if not path:
             continue
         if path not in named and not _subcommands(sub):
-            problems.append(f"`batch-pipeline {' '.join(path)}` is not in the README")
+            problems.append(f"`batch-pipeline {' '.join(path)}` is not in the docs")
             continue
         if _subcommands(sub):
             continue
         for option in sorted(o for o in _options(sub) if o.startswith("--") and o != "--help"):
             if option not in named.get(path, set()):
-                problems.append(f"`batch-pipeline {' '.join(path)} {option}` is not in the README")
+                problems.append(f"`batch-pipeline {' '.join(path)} {option}` is not in the docs")
     return problems
 
 
 def usage(parser: argparse.ArgumentParser) -> str:
-    """A command's usage line as the README's command reference shows it: one line, without [-h]."""
+    """A command's usage line as the command reference shows it: one line, without [-h]."""
     return " ".join(parser.format_usage().split()).removeprefix("usage: ").replace("[-h] ", "")
 
 
-def usage_problems(text: str, parser: argparse.ArgumentParser) -> list[str]:
-    """The command reference shows each command exactly as its --help usage line does, and every command."""
-    rows = re.findall(r"^\| `(batch-pipeline [^`]*(?:\\\|[^`]*)*)` \|", section(text, "Command reference"), re.M)
+def usage_problems(reference: str, parser: argparse.ArgumentParser) -> list[str]:
+    """The command reference (the text of its section) shows every command exactly as its --help usage line does."""
+    rows = re.findall(r"^\| `(batch-pipeline [^`]*(?:\\\|[^`]*)*)` \|", reference, re.M)
     shown = {row.replace("\\|", "|") for row in rows}
     problems = []
     for path, sub in _walk(parser).items():
         if not path or _subcommands(sub):
             continue
         if usage(sub) not in shown:
-            problems.append(f"command reference: `{usage(sub)}` is missing or differs from the README's row")
+            problems.append(f"command reference: `{usage(sub)}` is missing or differs from its row")
     return problems
 
 
@@ -316,6 +349,7 @@ def _default_matches(cell: str, candidates: list) -> bool:
 
 
 def config_problems(text: str) -> list[str]:
+    """Configuration keys named anywhere: dotted paths must resolve, bare snake_case names must be keys or code."""
     problems = []
     fields = _field_names()
     # Dotted paths anywhere, e.g. `pipelines.<name>.bedrock.timeout_hours` or `bedrock.inference_params`.
@@ -330,9 +364,18 @@ def config_problems(text: str) -> list[str]:
             continue  # not a configuration path (a module, a file name, a host name, a model id)
         if _resolve_anywhere(segments) is None:
             problems.append(f"`{span}`: no such configuration key")
-    # The reference tables: #### `<path>` headings, then | key | default | meaning | rows.
-    reference = section(text, "Configuration reference")
-    for match in re.finditer(r"^#### `([^`]+)`(?P<qualifier>[^\n]*)\n(?P<body>.*?)(?=^#|\Z)", reference, re.M | re.S):
+    # Bare snake_case names: a configuration field, or a name the code uses.
+    for span in inline_spans(text):
+        if re.fullmatch(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+", span) and span not in fields and span not in _source_words():
+            problems.append(f"`{span}`: neither a configuration key nor a name in the code")
+    return problems
+
+
+def reference_problems(reference: str) -> list[str]:
+    """The configuration reference (the text of its section): each table row is a key with its real default."""
+    problems = []
+    # ### `<path>` headings (or ####), then | key | default | meaning | rows.
+    for match in re.finditer(r"^#{3,4} `([^`]+)`(?P<qualifier>[^\n]*)\n(?P<body>.*?)(?=^#|\Z)", reference, re.M | re.S):
         heading = match.group(1)
         prefix = [] if heading == config_module.CONTEXT_KEY else _split_path(heading)
         qualifier = match["qualifier"].strip(" ()").lower()
@@ -349,18 +392,13 @@ def config_problems(text: str) -> list[str]:
             if candidates and not _default_matches(default, candidates):
                 actual = [("required" if f.is_required() else json.dumps(f.default)) for _, f in candidates]
                 problems.append(
-                    f"`{'.'.join(path)}`: README says default {default.strip()}, the model says {', '.join(actual)}"
+                    f"`{'.'.join(path)}`: the docs say default {default.strip()}, the model says {', '.join(actual)}"
                 )
-    # Bare snake_case names: a configuration field, or a name the code uses.
-    for span in inline_spans(text):
-        if re.fullmatch(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+", span) and span not in fields and span not in _source_words():
-            problems.append(f"`{span}`: neither a configuration key nor a name in the code")
     return problems
 
 
-def config_coverage_problems(text: str) -> list[str]:
-    """Every field of the configuration model is in a reference table."""
-    reference = section(text, "Configuration reference")
+def config_coverage_problems(reference: str) -> list[str]:
+    """Every field of the configuration model is in the configuration reference (the text of its section)."""
     documented = set(re.findall(r"^\| `([^`]+)` \|", reference, re.M))
     documented |= {segment for span in inline_spans(reference) for segment in span.split(".")}
     return [
@@ -389,6 +427,7 @@ def _top_level(root: Path) -> set[str]:
 
 
 def path_problems(text: str, root: Path = REPO) -> list[str]:
+    """Every repository path the text shows (in code) exists."""
     top = _top_level(root)
     candidates = set()
     for line in code_lines(text):
@@ -401,13 +440,59 @@ def path_problems(text: str, root: Path = REPO) -> list[str]:
             continue
         if not (root / token).exists():
             problems.append(f"`{token}`: no such path in the repository")
-    anchors = {slug(h) for h in re.findall(r"^#+ (.+)$", prose(text), re.M)}
-    for target in re.findall(r"\]\(([^)\s]+)\)", prose(text)):
-        if target.startswith("#"):
-            if target[1:] not in anchors:
-                problems.append(f"link {target}: no such heading")
-        elif not re.match(r"(?:https?:|\.\./)", target) and not (root / target).exists():
+    return problems
+
+
+# ---------------------------------------------------------------- (e) links
+
+_MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]*:[^>\s]+)>")
+_BARE_URL = re.compile(r"\bhttps?://[^\s)>\]`'\"]+")
+
+
+def _on_site(page: Path, root: Path) -> bool:
+    return page.resolve().is_relative_to((root / "docs").resolve())
+
+
+def link_targets(text: str) -> list[str]:
+    """Every link the rendered page holds: [text](target), <scheme:...> and bare URLs (GitHub links those), not code."""
+    body = re.sub(r"`[^`\n]+`", "", prose(text))
+    targets = _MARKDOWN_LINK.findall(body) + _AUTOLINK.findall(body)
+    rest = _AUTOLINK.sub("", _MARKDOWN_LINK.sub("", body))
+    return targets + [url.rstrip(".,;:!?") for url in _BARE_URL.findall(rest)]
+
+
+def _external_problem(target: str) -> str | None:
+    url = urlsplit(target)
+    host = (url.hostname or "").lower()
+    if url.scheme not in ("http", "https") or host not in PUBLIC_DOCUMENTATION_HOSTS:
+        allowed = ", ".join(sorted(PUBLIC_DOCUMENTATION_HOSTS))
+        return f"link {target}: leaves the repository for {host or url.scheme}, not public documentation ({allowed})"
+    return None
+
+
+def link_problems(text: str, page: Path, root: Path = REPO) -> list[str]:
+    """Links of `page`: a relative link names a file in the repository (and an existing heading of it); an #anchor
+    is a heading of this page (on GitHub, and in the built site for a docs/ page); a link that leaves the
+    repository goes to a public documentation host."""
+    problems = []
+    for target in link_targets(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            if (problem := _external_problem(target)) is not None:
+                problems.append(problem)
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page.resolve()
+        if not linked.is_relative_to(root.resolve()):
+            problems.append(f"link {target}: leaves the repository")
+        elif not linked.exists():
             problems.append(f"link {target}: no such path in the repository")
+        elif (
+            anchor
+            and linked.suffix == ".md"
+            and anchor not in anchors(linked.read_text(encoding="utf-8"), site=_on_site(linked, root))
+        ):
+            problems.append(f"link {target}: no such heading")
     return problems
 
 
@@ -500,7 +585,12 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
         model = app_config.models[pipeline.model]
         if model.backend == "bedrock" and pipeline.model not in words:
             problems.append(f"Bedrock model {pipeline.model} is not in the diagram")
-    # Backticked names joined by arrows are state names (a `<State> failed` stands for each Catch state).
+    return problems + state_name_problems(text, template)
+
+
+def state_name_problems(text: str, template: dict) -> list[str]:
+    """Backticked names joined by arrows are state names (a `<State> failed` stands for each Catch state)."""
+    problems = []
     states = state_names(template)
     for span in re.findall(r"`([^`\n]+)`(?=\s*→)|(?<=→)\s*`([^`\n]+)`", prose(text)):
         name = next(s for s in span if s)
@@ -512,9 +602,23 @@ def diagram_problems(text: str, template: dict, app_config) -> list[str]:
 # ---------------------------------------------------------------- fixtures
 
 
+def documents() -> dict[Path, str]:
+    """README.md and every page of the docs site, by path."""
+    pages = sorted(DOCS.rglob("*.md"))
+    return {path: path.read_text(encoding="utf-8") for path in [README, *pages]}
+
+
+def _each(check) -> list[str]:
+    """`check(path, text)`'s problems for every document, each prefixed with the document it is in."""
+    return [
+        f"{path.relative_to(REPO)}: {problem}" for path, text in documents().items() for problem in check(path, text)
+    ]
+
+
 @pytest.fixture(scope="module")
-def readme() -> str:
-    return README.read_text(encoding="utf-8")
+def everything() -> str:
+    """Every document at once, for the checks that the docs as a whole name everything."""
+    return "\n\n".join(documents().values())
 
 
 @pytest.fixture(scope="module")
@@ -536,19 +640,25 @@ def app_config():
     return load_config()
 
 
-# ---------------------------------------------------------------- the README
+# ---------------------------------------------------------------- README.md and docs/
 
 
-def test_every_command_and_flag_the_readme_names_exists(readme, parser):
-    assert cli_problems(readme, parser)[0] == []
+def test_the_docs_site_has_pages_and_the_readme_links_to_it():
+    pages = {path.name for path in documents() if path != README}
+    assert {"index.md", "commands.md", "configuration.md", "architecture.md"} <= pages
+    assert "docs/index.md" in link_targets(README.read_text(encoding="utf-8"))
 
 
-def test_the_readme_names_every_command_and_flag(readme, parser):
-    assert cli_coverage_problems(readme, parser) == []
+def test_every_command_and_flag_the_docs_name_exists(parser):
+    assert _each(lambda path, text: cli_problems(text, parser)[0]) == []
 
 
-def test_the_command_reference_matches_each_commands_usage(readme, parser):
-    assert usage_problems(readme, parser) == []
+def test_the_docs_name_every_command_and_flag(everything, parser):
+    assert cli_coverage_problems(everything, parser) == []
+
+
+def test_the_command_reference_matches_each_commands_usage(parser):
+    assert usage_problems(page_section(COMMAND_REFERENCE), parser) == []
 
 
 def test_every_command_has_help_and_states_its_exit_status(parser):
@@ -568,32 +678,64 @@ def test_every_command_has_help_and_states_its_exit_status(parser):
     assert all(name in listed for name in names)
 
 
-def test_every_configuration_key_the_readme_names_exists_with_its_default(readme):
-    assert config_problems(readme) == []
+def test_every_configuration_key_the_docs_name_exists():
+    assert _each(lambda path, text: config_problems(text)) == []
 
 
-def test_the_configuration_reference_covers_every_key(readme):
-    assert config_coverage_problems(readme) == []
+def test_the_configuration_reference_gives_each_keys_real_default():
+    assert reference_problems(page_section(CONFIGURATION_REFERENCE)) == []
 
 
-def test_every_make_target_the_readme_names_exists(readme):
-    assert make_problems(readme, (REPO / "Makefile").read_text()) == []
+def test_the_configuration_reference_covers_every_key():
+    assert config_coverage_problems(page_section(CONFIGURATION_REFERENCE)) == []
 
 
-def test_every_repository_path_and_anchor_the_readme_names_exists(readme):
-    assert path_problems(readme) == []
+def test_every_make_target_the_docs_name_exists():
+    makefile = (REPO / "Makefile").read_text()
+    assert _each(lambda path, text: make_problems(text, makefile)) == []
 
 
-def test_the_architecture_diagram_matches_the_synthesized_template(readme, template, app_config):
-    assert diagram_problems(readme, template, app_config) == []
+def test_every_repository_path_the_docs_name_exists():
+    assert _each(lambda path, text: path_problems(text)) == []
+
+
+def test_every_link_resolves_in_the_repository_or_goes_to_public_documentation():
+    assert _each(lambda path, text: link_problems(text, path)) == []
+
+
+def test_every_state_name_the_docs_name_exists(template):
+    assert _each(lambda path, text: state_name_problems(text, template)) == []
+
+
+def demo_runs(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
+    """(sample, pipeline, status it must end with) of each run `batch-pipeline demo` makes, as its --help lists them."""
+    description = _walk(parser)[("demo",)].description or ""
+    return re.findall(r"^  examples/(\S+) +pipeline (\S+) +must end (\S+)$", description, re.M)
+
+
+def demo_table_problems(text: str, runs: list[tuple[str, str, str]]) -> list[str]:
+    """The demo's table (docs/local-mode.md, "The demo") lists exactly the runs the demo makes."""
+    rows = re.findall(r"^\| `examples/([^`]+)`[^|]*\| `([^`]+)` \|[^|]*\| ([A-Z]+) \|", section(text, "The demo"), re.M)
+    return [] if rows == runs else [f"the demo table lists {rows}, the demo runs {runs}"]
+
+
+def test_the_demo_page_lists_exactly_what_the_demo_runs(parser):
+    runs = demo_runs(parser)
+    assert runs, "batch-pipeline demo --help lists no sample"
+    assert demo_table_problems((DOCS / "local-mode.md").read_text(encoding="utf-8"), runs) == []
+    assert demo_table_problems(WRONG, runs) != []
+
+
+def test_the_architecture_diagram_matches_the_synthesized_template(template, app_config):
+    assert diagram_problems(DIAGRAM_PAGE.read_text(encoding="utf-8"), template, app_config) == []
 
 
 # ---------------------------------------------------------------- the checks can fail
 
 WRONG = """\
-## Configuration reference
+## Reference
 
-#### `pipelines.<name>.bedrock`
+### `pipelines.<name>.bedrock`
 
 | key | default | meaning |
 | --- | --- | --- |
@@ -601,7 +743,9 @@ WRONG = """\
 | `max_records_per_jobs` | `50000` | a misspelt key |
 
 Set `pipelines.<name>.bedrock.timeout_minutes` and `on_demand_concurency`. See [there](#nowhere) and
-`stacks/no_such_construct.py`.
+`stacks/no_such_construct.py`, [the design](../shared/DESIGN.md), [a page](docs/no-such-page.md),
+[a heading](docs/configuration.md#no-such-heading), [a blog](https://example.com/post) and
+https://docs.aws.amazon.com.evil.example/x; [the Bedrock guide](https://docs.aws.amazon.com/bedrock/) is fine.
 
 ```bash
 .venv/bin/batch-pipeline frobnicate FILE
@@ -627,23 +771,31 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "`batch-pipeline validate` has no option --no-such-flag" in cli
     assert "batch-pipeline local walk`: no such command" in cli
     assert "`--colour`: no command has this option" in cli
-    assert any("`batch-pipeline demo` is not in the README" in p for p in cli_coverage_problems(WRONG, parser))
-    usage = "\n".join(usage_problems(WRONG, parser))
+    assert any("`batch-pipeline demo` is not in the docs" in p for p in cli_coverage_problems(WRONG, parser))
+    usage = "\n".join(usage_problems(section(WRONG, "Command reference"), parser))
     assert "command reference: `batch-pipeline demo [--json] [--out DIR]` is missing" in usage
 
     config = "\n".join(config_problems(WRONG))
     assert "`pipelines.<name>.bedrock.timeout_minutes`: no such configuration key" in config
-    assert "`pipelines.<name>.bedrock.max_records_per_jobs` (table" in config
-    assert "`pipelines.<name>.bedrock.min_records_per_job`: README says default `10`, the model says 100" in config
     assert "`on_demand_concurency`: neither a configuration key nor a name in the code" in config
-    assert any("`timeout_hours`" in p for p in config_coverage_problems(WRONG))
+    reference = "\n".join(reference_problems(section(WRONG, "Reference")))
+    assert "`pipelines.<name>.bedrock.max_records_per_jobs` (table" in reference
+    assert "`pipelines.<name>.bedrock.min_records_per_job`: the docs say default `10`, the model says 100" in reference
+    assert any("`timeout_hours`" in p for p in config_coverage_problems(section(WRONG, "Reference")))
 
     assert make_problems(WRONG, (REPO / "Makefile").read_text()) == [
         "`make deploy-everything`: no such target in the Makefile"
     ]
-    paths = path_problems(WRONG)
-    assert "`stacks/no_such_construct.py`: no such path in the repository" in paths
-    assert "link #nowhere: no such heading" in paths
+    assert "`stacks/no_such_construct.py`: no such path in the repository" in path_problems(WRONG)
+    links = link_problems(WRONG, README)
+    assert "link #nowhere: no such heading" in links
+    assert "link ../shared/DESIGN.md: leaves the repository" in links
+    assert "link docs/no-such-page.md: no such path in the repository" in links
+    assert "link docs/configuration.md#no-such-heading: no such heading" in links
+    assert any(p.startswith("link https://example.com/post: leaves the repository for example.com") for p in links)
+    assert any(p.startswith("link https://docs.aws.amazon.com.evil.example/x: leaves") for p in links)
+    assert not any("https://docs.aws.amazon.com/bedrock/" in p for p in links)
+    assert len(links) == 6, links
 
     diagram = "\n".join(diagram_problems(WRONG, template, app_config))
     assert "function JobControl is not in the diagram" in diagram
@@ -652,6 +804,19 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "Bedrock model nova-lite is not in the diagram" in diagram
     assert "`Plan the jobs`: no such state in the state machine" in diagram
     assert "`Start run`" not in diagram
+    assert state_name_problems(WRONG, template) == ["`Plan the jobs`: no such state in the state machine"]
+
+
+def test_a_docs_page_anchor_must_exist_on_github_and_in_the_built_site(tmp_path):
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "page.md"
+    # GitHub keeps " - " as three hyphens, MkDocs collapses them to one: no anchor works in both, none is accepted.
+    page.write_text("# Page\n\n## Before - after\n\n## Plain\n")
+    assert anchors(page.read_text(), site=True) == {"page", "plain"}
+    assert "before---after" in anchors(page.read_text(), site=False)
+    assert link_problems(
+        "[a](docs/page.md#before---after) [b](docs/page.md#plain)", tmp_path / "README.md", tmp_path
+    ) == ["link docs/page.md#before---after: no such heading"]
 
 
 def test_dotted_paths_resolve_through_maps_unions_and_free_form_mappings():

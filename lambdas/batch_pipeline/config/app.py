@@ -106,7 +106,7 @@ class SageMakerPricing(_Priced):
 
 
 class SageMakerArtifacts(_Model):
-    """Where one region finds the container and weights (see README, "Models in another region")."""
+    """Where one region finds the container and weights (see docs/configuration.md, "Models in another region")."""
 
     image_uri: str = Field(min_length=1)
     # None for containers that fetch their weights themselves, e.g. the Hugging Face LLM (TGI)
@@ -234,7 +234,7 @@ class SageMakerSettings(_Model):
 
 
 class BedrockSettings(_Model):
-    """The five per-model batch quotas under Bedrock's names (see README, "Bedrock quotas"), and how to run."""
+    """The five per-model batch quotas under Bedrock's names (see docs/bedrock.md, "Quotas"), and how to run."""
 
     # Minimum number of records per batch inference job.
     min_records_per_job: int = Field(default=100, ge=1)

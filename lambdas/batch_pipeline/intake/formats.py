@@ -6,7 +6,7 @@ One `RecordConverter` per pipeline turns a parsed JSON object into `(id, model_l
 - `bedrock`: `{"recordId", "modelInput"}`, `modelInput` checked against the model family's request schema
 - `prompt`: `{"id", "prompt"}`, accepted by every pipeline and converted into its model's native request.
 
-Field policy (see README, "Input formats"):
+Field policy (see docs/input-formats.md):
 - `reference` / `label` are split off into references.jsonl: they never reach the model.
 - Any other field that is not part of the format is rejected with a reason rather than silently dropped or passed
   to the container: an unknown field is usually a typo of a parameter (`max_lenght`) or metadata that would change

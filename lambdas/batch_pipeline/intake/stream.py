@@ -2,7 +2,8 @@
 
 Peak memory does not depend on the file's size: records go to a spill file on local disk (/tmp in Lambda) as they
 are validated; only 8 bytes per record (its end offset) and the id fingerprints stay in memory. After the pass the
-shards are cut from the spill file by byte offsets, so the plan balances the real model-ready bytes.
+plan is made from the real model-ready sizes (sharding: SageMaker records sorted by length and dealt over the shards,
+Bedrock jobs cut within the quotas), and the shards are cut from the spill file by byte offsets.
 
 `group_by_length` sorts records by length within windows of GROUP_WINDOW_BYTES as they are spilled, instead of
 sorting each whole shard afterwards: padding is decided per mini-batch (at most max_payload_mb), so sorted runs many

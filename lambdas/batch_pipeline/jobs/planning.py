@@ -1,8 +1,8 @@
 """Plan a run's backend jobs from the intake report: the items the workflow's Map runs (intake plans, see
-intake_service).
+intake.service).
 
 SageMaker: one transform job over the run's shards/ prefix. SageMaker hands whole objects to
-instances, and intake already wrote at least one size-balanced shard per instance, so one job
+instances, and intake already wrote at least one shard per instance, even in records and bytes, so one job
 with InstanceCount=N keeps every instance busy. Bedrock: one job per job file intake wrote, each
 already sized to the quotas; a file under the batch minimum is one "on-demand" job (InvokeModel).
 """

@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="show the shards or batch jobs intake would create for a file, and estimate the run's tokens and cost",
-        description="Validate FILE as intake does, then print the shards (SageMaker: at least one per instance, "
-        "balanced by bytes) or Bedrock batch jobs (within the per-job record and size quotas, split evenly; a file "
+        description="Validate FILE as intake does, then print the shards (SageMaker: instance_count x "
+        "shards_per_instance, the records sorted by length and dealt out so that every shard gets the same number of "
+        "records and bytes, within one record) or Bedrock batch jobs (within the per-job record and size quotas, "
+        "contiguous and split evenly; a file "
         "under the per-job minimum shows the on-demand InvokeModel route) that intake would write, with records and "
         "bytes each, and an estimate of the run's input and output tokens and its cost at the catalog's prices, "
         "with every assumption stated. Input tokens come from Bedrock CountTokens (on a sample of records, "
