@@ -1,6 +1,6 @@
 """Token objects live as long as a wait needs them: job control's wait writes `job-tokens/<job name>.json` for the
 job-state event handler, and deletes it once the job it waited on ended; the lifecycle rule (stacks/storage.py,
-tests/infrastructure/test_job_tokens.py) expires what a failed run leaves behind."""
+tests/infrastructure/test_job_token_lifecycle.py) expires what a failed run leaves behind."""
 
 from __future__ import annotations
 
