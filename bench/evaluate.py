@@ -103,7 +103,7 @@ def write_run_files(directory: Path, records: int) -> tuple[Path, Path]:
 
 
 def end_to_end(records: int, bootstrap: int) -> dict:
-    from batch_pipeline_local.cli import main
+    from batch_pipeline_local.cli.main import main
 
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)

@@ -295,7 +295,7 @@ def prepare_naive(source: Path, out_dir: Path, pipeline_name: str):
 
 def prepare_intake(source: Path, out_dir: Path, pipeline_name: str):
     from batch_pipeline.intake.stream import LocalDirSink, run_intake
-    from batch_pipeline_local.settings import load_pipeline
+    from batch_pipeline_local.project import load_pipeline
 
     pipeline = load_pipeline(pipeline_name)
 

@@ -246,7 +246,7 @@ class Bench:
 
 def bench_pipeline(name: str) -> Any:
     """The pipeline from cdk.json; the stack's model name for SageMaker; Bedrock with retry_failed_records on."""
-    from batch_pipeline_local.settings import load_pipeline
+    from batch_pipeline_local.project import load_pipeline
 
     loaded = load_pipeline(name)
     update: dict[str, Any] = {"sagemaker_model_name": loaded.sagemaker_model_name or f"llmbp-{loaded.model_key}"}
@@ -505,7 +505,7 @@ def child(step: str, root: Path, pipeline_name: str, failed_share: float, retry_
 def limits_from_template(assembly: str | None = None) -> dict[str, dict[str, int]]:
     """Each step's MemorySize, Timeout and EphemeralStorage: from a cloud assembly (`cdk synth` writes cdk.out)
     when given, else from a synthesis of the app now."""
-    from batch_pipeline_local.runner import resources_of, synthesize_template, template_from_assembly
+    from batch_pipeline_local.template import resources_of, synthesize_template, template_from_assembly
 
     template = template_from_assembly(assembly) if assembly else synthesize_template()
     by_handler = {}

@@ -1,6 +1,7 @@
-"""Hermetic by default: fake credentials, a fixed region, no Node end-of-life banner."""
+"""Hermetic by default: fake credentials, a fixed region, no Node end-of-life banner; run in the project folder."""
 
 import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -19,6 +20,9 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+# The CLI and local mode find the project (cdk.json) from the current folder, as when a user runs them; the tests
+# run in this checkout's folder wherever pytest was started.
+os.chdir(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture

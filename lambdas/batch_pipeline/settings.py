@@ -2,7 +2,7 @@
 clients.
 
 The stack sets each function's environment (stacks/); local mode gives every handler the union of them
-(batch_pipeline_local.runner.shared_environment). `current()` parses the variables into a typed Settings, once:
+(batch_pipeline_local.emulator.deploy.shared_environment). `current()` parses the variables into a typed Settings, once:
 the result is cached for as long as the variables keep their values, which in a Lambda container is its whole life
 (tests and local mode change them between runs, and get a fresh parse). `reset()` drops the cache and the clients.
 

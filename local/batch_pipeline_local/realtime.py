@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 # InvokeEndpoint refuses request bodies over 6 MiB (botocore's model: Body max 6291456).
@@ -50,6 +51,7 @@ def _shown(value: Any) -> str:
 
 def runtime_client(region: str | None = None, max_concurrency: int = 1) -> Any:
     """A sagemaker-runtime client fit for `invoke_batch` with `max_concurrency` threads, or for `stream`."""
+    # Deferred (see the module docstring): a caller that hands in its own client never loads boto3.
     import boto3
     from botocore.config import Config
 
@@ -215,8 +217,6 @@ def invoke_batch(
     if workers == 1:
         results = [call(span) for span in ranges]
     else:
-        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="invoke-batch") as pool:
             futures = [pool.submit(call, span) for span in ranges]
             _, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -262,6 +262,7 @@ def stream(
 
 
 def _tokens_from_response(endpoint: str, events: Any, include_special: bool) -> Iterator[str]:
+    # Deferred (see the module docstring): botocore loads with the client, not with this module.
     from botocore.exceptions import EventStreamError
 
     try:

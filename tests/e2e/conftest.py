@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from batch_pipeline_local import runner
-from batch_pipeline_local.runner import local_aws, synthesize_template
+from batch_pipeline_local.emulator import run as runner
+from batch_pipeline_local.emulator.session import local_aws
+from batch_pipeline_local.template import synthesize_template
 
 
 @pytest.fixture(scope="session")

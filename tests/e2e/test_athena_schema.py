@@ -27,7 +27,9 @@ from typing import Any
 import boto3
 import pytest
 
-from batch_pipeline_local.runner import REGION, local_aws, resources_of, run_file
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.emulator.session import local_aws
+from batch_pipeline_local.template import REGION, resources_of
 from tests.e2e.test_bedrock_runs import transcript
 from tests.e2e.test_local_runs import EXAMPLES, lines_of, write
 

@@ -11,8 +11,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from batch_pipeline_local.cli import main
-from batch_pipeline_local.runner import REGION, local_aws, run_file
+from batch_pipeline_local.cli.main import main
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.emulator.session import local_aws
+from batch_pipeline_local.template import REGION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -124,7 +126,7 @@ def test_kms_use_on_the_callers_behalf_is_checked_against_the_key_policy(templat
 # Defect 5 of issue 12: intake has no s3:ListBucket on the input bucket, so a purged upload reads as AccessDenied
 # (403 on HEAD) instead of NoSuchKey. Fixed in stacks/ by the stack-defects branch; this marker goes with that merge.
 def test_a_purged_upload_reads_as_missing_not_access_denied(local):
-    from batch_pipeline_local.runner import deliver, upload
+    from batch_pipeline_local.emulator.run import deliver, upload
 
     event = upload(local, EXAMPLES / "classify.jsonl", "classify")
     s3 = boto3.client("s3", region_name=REGION)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from batch_pipeline_local.emulator.run import read_json, read_lines, run_file
+from batch_pipeline_local.emulator.session import local_aws
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
-from batch_pipeline_local.runner import local_aws, read_json, read_lines, run_file, synthesize_template
-from batch_pipeline_local.settings import DEFAULT_CDK_JSON
+from batch_pipeline_local.project import Project
+from batch_pipeline_local.template import synthesize_template
 from tests.e2e.test_local_runs import run_folder as folder
 from tests.e2e.test_local_runs import write
 
@@ -25,7 +27,7 @@ MULTI = "bedrock-multi"
 @pytest.fixture(scope="module")
 def bedrock_template():
     """The default app plus a Bedrock pipeline with small job quotas and the retry of failed records on."""
-    config = copy.deepcopy(json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]["batch-pipeline"])
+    config = copy.deepcopy(Project.find().context()["batch-pipeline"])
     multi = copy.deepcopy(config["pipelines"]["bedrock-summarize"])
     multi["bedrock"].update(min_records_per_job=10, max_records_per_job=50, retry_failed_records=True)
     config["pipelines"][MULTI] = multi

@@ -10,8 +10,9 @@ import boto3
 import orjson
 import pytest
 
-from batch_pipeline_local.cli import main
-from batch_pipeline_local.runner import REGION, run_file
+from batch_pipeline_local.cli.main import main
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.template import REGION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

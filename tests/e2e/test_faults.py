@@ -6,9 +6,11 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from batch_pipeline_local.emulator.faults import Fault, FaultSpecError
+from batch_pipeline_local.emulator.run import read_lines, run_file
+from batch_pipeline_local.emulator.session import local_aws
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
-from batch_pipeline_local.moto_hooks import Fault, FaultSpecError
-from batch_pipeline_local.runner import REGION, local_aws, read_lines, run_file
+from batch_pipeline_local.template import REGION
 from tests.e2e.test_bedrock_runs import transcript
 from tests.e2e.test_local_runs import EXAMPLES, run_folder, write
 
@@ -132,7 +134,7 @@ def test_a_fault_on_a_state_the_template_does_not_have_is_refused(template):
 
 
 def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):
-    from batch_pipeline_local.cli import main
+    from batch_pipeline_local.cli.main import main
 
     code = main(
         [
@@ -153,7 +155,7 @@ def test_the_cli_rehearses_a_throttled_check_and_says_what_it_injected(capsys):
 
 
 def test_the_cli_refuses_a_malformed_fault_before_starting(capsys):
-    from batch_pipeline_local.cli import main
+    from batch_pipeline_local.cli.main import main
 
     assert (
         main(
@@ -173,8 +175,8 @@ def test_the_cli_refuses_a_malformed_fault_before_starting(capsys):
 
 
 def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calling_the_model(template, tmp_path):
-    from batch_pipeline_local.recollect import local_invoker, recollect
-    from batch_pipeline_local.runner import model_requests_received, read_json
+    from batch_pipeline_local.cli.recollect import local_invoker, recollect
+    from batch_pipeline_local.emulator.run import model_requests_received, read_json
 
     with local_aws(template=template, faults=["Collect outputs:RuntimeError:1"]) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
@@ -198,7 +200,7 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
 
 def test_recollect_refuses_a_run_whose_jobs_left_no_output():
     from batch_pipeline.config.app import ConfigError
-    from batch_pipeline_local.recollect import recollect
+    from batch_pipeline_local.cli.recollect import recollect
 
     manifest = {"run_id": "r", "jobs": [{"name": "j", "state": "queued"}]}
     with pytest.raises(ConfigError, match="j: queued"):

@@ -9,9 +9,10 @@ from unittest import mock
 
 import pytest
 
+from batch_pipeline_local.emulator.events import EventDeliveryError
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.emulator.session import local_aws
 from batch_pipeline_local.engines.sagemaker_transform import active_sagemaker_engine
-from batch_pipeline_local.events import EventDeliveryError
-from batch_pipeline_local.runner import local_aws, run_file
 from tests.e2e.test_bedrock_runs import transcript
 from tests.e2e.test_faults import entered, history
 from tests.e2e.test_local_runs import EXAMPLES, lines_of, write

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from batch_pipeline.storage.jsonl import iter_lines, split_lines
-from batch_pipeline_local.runner import run_file
+from batch_pipeline_local.emulator.run import run_file
 from tests.e2e.test_bedrock_runs import transcript
 
 

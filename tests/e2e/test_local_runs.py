@@ -13,16 +13,10 @@ import boto3
 import pytest
 
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.runner import (
-    REGION,
-    deliver,
-    local_aws,
-    read_lines,
-    run_file,
-    synthesize_template,
-    upload,
-    wait_for_executions,
-)
+from batch_pipeline_local.emulator.run import deliver, read_lines, run_file, upload, wait_for_executions
+from batch_pipeline_local.emulator.session import local_aws
+from batch_pipeline_local.project import Project
+from batch_pipeline_local.template import REGION, synthesize_template
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -137,9 +131,7 @@ def test_a_rejected_file_starts_no_run_and_keeps_the_original(local):
 def multi_instance_template():
     import copy
 
-    from batch_pipeline_local.settings import DEFAULT_CDK_JSON
-
-    config = json.loads(Path(DEFAULT_CDK_JSON).read_text())["context"]["batch-pipeline"]
+    config = Project.find().context()["batch-pipeline"]
     config = copy.deepcopy(config)
     config["pipelines"]["summarize"]["sagemaker"].update(instance_count=3, shards_per_instance=2)
     return synthesize_template({"batch-pipeline": config})

@@ -11,9 +11,10 @@ import boto3
 import pytest
 
 from batch_pipeline.results.report import CONTENT_TYPE
-from batch_pipeline_local.cli import main
-from batch_pipeline_local.export import export_run, prepare_demo_folder
-from batch_pipeline_local.runner import REGION, run_file
+from batch_pipeline_local.cli.main import main
+from batch_pipeline_local.emulator.export import export_run, prepare_demo_folder
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.template import REGION
 from tests.unit.report_html import links, loading_problems
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline_local.export import export_run
-from batch_pipeline_local.runner import run_file
+from batch_pipeline_local.emulator.export import export_run
+from batch_pipeline_local.emulator.run import run_file
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(

@@ -12,8 +12,7 @@ from batch_pipeline.config.app import CONTEXT_KEY
 from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.authorization.enforce import simulate
 from batch_pipeline_local.authorization.operations import SECURE, Request
-from batch_pipeline_local.authorization.policies import ACCOUNT, REGION
-from batch_pipeline_local.runner import Resolver
+from batch_pipeline_local.template import ACCOUNT, REGION, Resolver
 from stacks.analytics import RESULTS_PREFIX
 
 RUN = "calls-0123456789abcdef"

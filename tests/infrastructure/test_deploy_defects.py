@@ -636,7 +636,7 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     from batch_pipeline.jobs.backends.bedrock import model_invocation_job_request
     from batch_pipeline.settings import OWNER_TAG_ENV
     from batch_pipeline.storage.layout import OWNER_TAG_KEY, RunFolder
-    from batch_pipeline_local.settings import load_pipeline
+    from batch_pipeline_local.project import load_pipeline
     from stacks.bedrock import JOB_TAG_KEYS
 
     (job_control,) = [

@@ -12,7 +12,7 @@ import copy
 import pytest
 
 from batch_pipeline_local.authorization.service_calls import evaluate_service_calls
-from batch_pipeline_local.runner import synthesize_template
+from batch_pipeline_local.template import synthesize_template
 
 CONTEXT_KEY = "batch-pipeline"
 

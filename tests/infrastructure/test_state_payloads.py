@@ -22,7 +22,7 @@ from batch_pipeline.results.collect import PER_JOB_FIELDS, JobTally, state_resul
 from batch_pipeline.results.manifest import build_manifest
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.settings import load_pipeline
+from batch_pipeline_local.project import load_pipeline
 
 QUOTA = 256 * 1024
 RUN = {

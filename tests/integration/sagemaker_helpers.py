@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from batch_pipeline.config.runtime import RuntimePipeline
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.settings import load_pipeline
+from batch_pipeline_local.project import load_pipeline
 
 BUCKET = "llmbp-output-test"
 RUN_ID = "articles-0123456789abcdef"

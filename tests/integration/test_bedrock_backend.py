@@ -23,7 +23,7 @@ from batch_pipeline.jobs.backends.bedrock import (
 from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.results.collect import collect
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.settings import load_pipeline
+from batch_pipeline_local.project import load_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
 ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdef123456"
@@ -544,7 +544,7 @@ def test_without_the_setting_or_without_errors_nothing_is_retried(s3):
 
 
 def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
-    from batch_pipeline_local.engines import install_bedrock_engine
+    from batch_pipeline_local.engines.bedrock_batch import install_bedrock_engine
 
     put_lines(s3, INPUT_KEY, calls(100))
     clients = {

@@ -16,8 +16,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
-from batch_pipeline_local.engines import active_bedrock_emulator, install_bedrock_engine
-from batch_pipeline_local.engines.bedrock_batch import ENGINE_LABEL, MARKER_OBJECT, summarize
+from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator, install_bedrock_engine
+from batch_pipeline_local.engines.bedrock_model import summarize
+from batch_pipeline_local.engines.stand_in import ENGINE_LABEL, MARKER_OBJECT
 
 REGION = "us-east-1"
 BUCKET = "llmbp-bedrock-test"
@@ -534,7 +535,7 @@ def test_concurrent_clients_in_threads(aws):
 
 def test_uninstall_gives_the_routes_back_to_moto_and_forgets_the_jobs(aws):
     s3, bedrock, _ = aws
-    from batch_pipeline_local.moto_hooks import answering_any_requests
+    from batch_pipeline_local.emulator.moto_hooks import answering_any_requests
 
     uri = put_jsonl(s3, "in/job-00000.jsonl", records(100))
     with install_bedrock_engine() as emulator:
@@ -553,7 +554,7 @@ def test_uninstall_gives_the_routes_back_to_moto_and_forgets_the_jobs(aws):
 def test_a_converse_record_with_tool_config_is_a_record_error_like_bedrocks_400():
     import pytest as _pytest
 
-    from batch_pipeline_local.engines.bedrock_batch import RecordFailure, answer
+    from batch_pipeline_local.engines.bedrock_model import RecordFailure, answer
 
     body = {"messages": [{"role": "user", "content": [{"text": "Hi."}]}], "toolConfig": {"tools": []}}
     with _pytest.raises(RecordFailure, match="toolConfig"):

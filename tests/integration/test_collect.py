@@ -23,7 +23,7 @@ from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.results.collect import NO_OUTPUT, collect
 from batch_pipeline.results.outputs import parse_output_line
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.engines import install_sagemaker_engine
+from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
 
 
 @pytest.fixture

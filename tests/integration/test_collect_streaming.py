@@ -13,9 +13,9 @@ from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, rea
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
-from batch_pipeline.storage.layout import RunFolder
+from batch_pipeline.storage.layout import RunFolder, id_index_key
 
 
 def count_requests(client) -> Counter:

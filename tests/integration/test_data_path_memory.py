@@ -11,9 +11,9 @@ import orjson
 
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
-from batch_pipeline.storage.layout import RunFolder
+from batch_pipeline.storage.layout import RunFolder, id_index_key
 from bench.file_s3 import FileS3
 
 BUCKET = "llmbp-memory-test"

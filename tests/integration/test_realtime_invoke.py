@@ -24,8 +24,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from batch_pipeline_local import cli, realtime
-from batch_pipeline_local.moto_hooks import invoke_endpoint_answers
+from batch_pipeline_local import realtime
+from batch_pipeline_local.cli import main as cli
+from batch_pipeline_local.emulator.moto_hooks import invoke_endpoint_answers
 from batch_pipeline_local.realtime import RealtimeError, StreamError, invoke_batch, plan_requests, stream
 
 ENDPOINT = "flan-t5-realtime"

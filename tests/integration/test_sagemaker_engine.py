@@ -19,8 +19,9 @@ from sagemaker_helpers import (
 
 from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
 from batch_pipeline.storage.layout import RunFolder
-from batch_pipeline_local.engines import ENGINE_LABEL, install_sagemaker_engine
-from batch_pipeline_local.engines.sagemaker_transform import classify, summarize
+from batch_pipeline_local.engines.sagemaker_model import classify, summarize
+from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
+from batch_pipeline_local.engines.stand_in import ENGINE_LABEL
 
 
 @pytest.fixture

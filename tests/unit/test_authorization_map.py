@@ -45,7 +45,6 @@ TRANSFER_METHODS = {
 }
 # Our own methods that share a name with an AWS operation (checked by hand: not client calls).
 NOT_CLIENT_METHODS = {
-    "count_tokens": "evaluation.join: counts a record's tokens",
     "search": "report.charts: a compiled regular expression's search, not SageMaker Search",
 }
 SERVICES = sorted({service for service, _ in operations.OPERATIONS})

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from batch_pipeline_local.commands import demo
+from batch_pipeline_local.cli import demo
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from batch_pipeline_local.commands import doctor as command
-from batch_pipeline_local.doctor import FAIL, PASS, WARN, run_checks
-from batch_pipeline_local.settings import load_config
+from batch_pipeline_local.cli import doctor as command
+from batch_pipeline_local.cli.doctor import FAIL, PASS, WARN, run_checks
+from batch_pipeline_local.project import load_config
 
 MODEL = "amazon.nova-lite-v1:0"
 NAME = "Nova Lite"

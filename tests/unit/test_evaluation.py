@@ -7,7 +7,9 @@ import json
 import pytest
 from rouge_score import rouge_scorer as google_rouge
 
-from batch_pipeline.results.evaluation import EvaluationError, evaluate_files, read_references
+from batch_pipeline.results.evaluation.errors import EvaluationError
+from batch_pipeline_local.cli.evaluate_join import read_references
+from batch_pipeline_local.cli.evaluate_scoring import evaluate_files
 
 GOOGLE = google_rouge.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"])
 

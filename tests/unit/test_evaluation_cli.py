@@ -7,7 +7,7 @@ import json
 import pytest
 from rouge_score import rouge_scorer as google_rouge
 
-from batch_pipeline_local.cli import main
+from batch_pipeline_local.cli.main import main
 
 REFERENCE_A = "the river burst its banks on monday .\nhundreds of homes were flooded"
 REFERENCE_B = "the club signed a new striker"

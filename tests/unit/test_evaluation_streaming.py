@@ -8,8 +8,8 @@ from array import array
 import orjson
 import pytest
 
-from batch_pipeline.results.evaluation import evaluate_files
 from batch_pipeline.results.evaluation.streaming import ExactSum, RecordScorer, RougeTotals, summarize_predictions
+from batch_pipeline_local.cli.evaluate_scoring import evaluate_files
 
 WORDS = "a bridge opened on tuesday in the city and residents said it was café naïve".split()
 
@@ -80,7 +80,7 @@ def test_multi_label_scores_sum_to_the_batch_metrics():
 
 
 def test_an_unknown_metric_is_refused():
-    from batch_pipeline.results.evaluation import EvaluationError
+    from batch_pipeline.results.evaluation.errors import EvaluationError
 
     with pytest.raises(EvaluationError):
         summarize_predictions([], "bleu")

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from batch_pipeline.handlers import job_events
 from batch_pipeline.storage.job_store import save_token
-from batch_pipeline_local.events import UnsupportedPattern, matches
+from batch_pipeline_local.emulator.events import UnsupportedPattern, matches
 
 BUCKET = "out"
 STEP = {
@@ -112,7 +112,7 @@ def test_any_other_send_error_is_raised_so_eventbridge_retries(s3):
         job_events.handle(bedrock_event("llmbp-r-0", "Completed"), s3, BUCKET)
 
 
-# ---- the local EventBridge matcher (batch_pipeline_local.events), against the pattern subset the rules use
+# ---- the local EventBridge matcher (batch_pipeline_local.emulator.events), against the pattern subset the rules use
 
 PATTERN = {
     "source": ["aws.bedrock"],

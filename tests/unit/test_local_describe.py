@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from batch_pipeline_local.commands.local import describe
-from batch_pipeline_local.runner import RunResult
+from batch_pipeline_local.cli.local import describe
+from batch_pipeline_local.emulator.run import RunResult
 
 
 def _manifest(**extra) -> dict:

@@ -1,5 +1,5 @@
-"""Local EventBridge delivery (batch_pipeline_local.events): asynchronous like EventBridge's, and a target that raises
-fails the session that caused it instead of leaving a warning behind."""
+"""Local EventBridge delivery (batch_pipeline_local.emulator.events): asynchronous like EventBridge's, and a target
+that raises fails the session that caused it instead of leaving a warning behind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from batch_pipeline_local.events import EventDeliveryError, LocalEventBus
+from batch_pipeline_local.emulator.events import EventDeliveryError, LocalEventBus
 
 TEMPLATE = {
     "Resources": {

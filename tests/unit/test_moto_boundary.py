@@ -1,4 +1,4 @@
-"""moto's private internals are reached from one module only, local/batch_pipeline_local/moto_hooks.py.
+"""moto's private internals are reached from one module only, local/batch_pipeline_local/emulator/moto_hooks.py.
 
 Public moto API (`from moto import mock_aws`, `moto.server.ThreadedMotoServer`) may be used anywhere. Anything else
 under `moto.` (its backends, models, core, the Step Functions interpreter) is private: a moto upgrade may move it, and
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HOOKS = REPO / "local" / "batch_pipeline_local" / "moto_hooks.py"
+HOOKS = REPO / "local" / "batch_pipeline_local" / "emulator" / "moto_hooks.py"
 SOURCES = ("app.py", "stacks", "lambdas", "local", "tests", "bench")
 # module -> the names it exports publicly (None: the module itself, e.g. `import moto`).
 PUBLIC = {"moto": {"mock_aws", None}, "moto.server": {"ThreadedMotoServer"}}
@@ -68,8 +68,8 @@ def test_no_module_but_moto_hooks_reaches_into_moto_privates():
         for line, what in private_uses(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             offenders.append(f"{path.relative_to(REPO)}:{line}: {what}")
     assert not offenders, (
-        "moto-private names are used outside local/batch_pipeline_local/moto_hooks.py. Put each behind a named "
-        "function there, with a comment saying which moto gap it fills and the AWS behaviour it reproduces:\n  "
+        "moto-private names are used outside local/batch_pipeline_local/emulator/moto_hooks.py. Put each behind a "
+        "named function there, with a comment saying which moto gap it fills and the AWS behaviour it reproduces:\n  "
         + "\n  ".join(offenders)
     )
 

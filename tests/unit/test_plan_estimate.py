@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from batch_pipeline.config.app import load_app_config
 from batch_pipeline.config.runtime import runtime_pipelines
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
-from batch_pipeline_local.estimate import (
+from batch_pipeline_local.cli.plan_estimate import (
     EstimateError,
     EstimateSettings,
     count_tokens_request,

@@ -24,7 +24,7 @@ import pytest
 from pydantic import BaseModel
 
 from batch_pipeline.config import app as config_module
-from batch_pipeline_local.cli import build_parser
+from batch_pipeline_local.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -635,7 +635,7 @@ def template() -> dict:
 
 @pytest.fixture(scope="module")
 def app_config():
-    from batch_pipeline_local.settings import load_config
+    from batch_pipeline_local.project import load_config
 
     return load_config()
 
@@ -773,7 +773,7 @@ def test_the_checks_find_each_mistake_in_a_wrong_snippet(parser, template, app_c
     assert "`--colour`: no command has this option" in cli
     assert any("`batch-pipeline demo` is not in the docs" in p for p in cli_coverage_problems(WRONG, parser))
     usage = "\n".join(usage_problems(section(WRONG, "Command reference"), parser))
-    assert "command reference: `batch-pipeline demo [--json] [--out DIR]` is missing" in usage
+    assert "command reference: `batch-pipeline demo [--config CDK_JSON] [--json] [--out DIR]` is missing" in usage
 
     config = "\n".join(config_problems(WRONG))
     assert "`pipelines.<name>.bedrock.timeout_minutes`: no such configuration key" in config

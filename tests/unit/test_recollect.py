@@ -11,7 +11,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from batch_pipeline.config.app import ConfigError
-from batch_pipeline_local.recollect import RecollectError, aws_invoker, run_folder
+from batch_pipeline_local.cli.recollect import RecollectError, aws_invoker, run_folder
 
 
 class FakeSession:

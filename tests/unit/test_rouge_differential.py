@@ -13,8 +13,8 @@ import random
 import pytest
 from rouge_score import rouge_scorer as google_rouge
 
-from batch_pipeline.results.evaluation import evaluate_files
 from batch_pipeline.results.evaluation.rouge import ROUGE_TYPES, score_pairs
+from batch_pipeline_local.cli.evaluate_scoring import evaluate_files
 from bench.synthetic_summaries import make_pairs
 
 GOOGLE = {stem: google_rouge.RougeScorer(list(ROUGE_TYPES), use_stemmer=stem) for stem in (False, True)}

@@ -7,7 +7,7 @@ import pytest
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import dump_runtime_pipelines
-from batch_pipeline_local.settings import load_pipeline
+from batch_pipeline_local.project import load_pipeline
 
 
 @pytest.fixture(autouse=True)

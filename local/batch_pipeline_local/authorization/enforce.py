@@ -10,6 +10,11 @@
 - A denied call raises the service's own AccessDenied error in the handler, as AWS does.
 - Calls our local engines make while serving a call (the stand-in transform container writing raw/ outputs) are
   the service's, not the handler's: they are not attributed to the handler; service_calls.py checks them.
+- Clients made outside a handler can carry an identity of their own (`carry_identity`): local mode gives the Step
+  Functions interpreter's Lambda clients the state machine role's, as its Invoke calls are that role's on AWS.
+
+What it needs from local mode comes in as arguments: the template's policies (a PolicyStore), where the evaluator is
+installed, and the tags the emulated services keep on their resources.
 """
 
 from __future__ import annotations
@@ -18,14 +23,23 @@ import concurrent.futures
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
 from batch_pipeline_local.authorization.evaluator import evaluate
 from batch_pipeline_local.authorization.operations import Request, missing_object_listing, requests_for
-from batch_pipeline_local.authorization.policies import ACCOUNT, PolicyStore, Role
+from batch_pipeline_local.authorization.policies import PolicyStore, Role
+from batch_pipeline_local.project import Project
+from batch_pipeline_local.template import ACCOUNT
+
+# The tags a resource carries, by its ARN (none for a resource the emulated services keep no tags for).
+ResourceTags = Callable[[str], Mapping[str, str]]
 
 # The error each service returns for a denied request (code, HTTP status): the codes in each API reference.
 ACCESS_DENIED = {
@@ -88,8 +102,11 @@ def simulate(
     identity_policies: list[dict],
     resource_policy: dict | None,
     extra_context: dict | None = None,
+    *,
+    node_modules: Path | None = None,
 ) -> dict:
-    """One question to the evaluator, shaped as iam-simulate takes it."""
+    """One question to the evaluator, shaped as iam-simulate takes it; the evaluator is the one installed in
+    `node_modules` (default: the current project's)."""
     simulation = {
         "request": {
             "principal": principal,
@@ -103,7 +120,7 @@ def simulate(
     }
     if resource_policy is not None:
         simulation["resourcePolicy"] = resource_policy
-    return evaluate(simulation)
+    return evaluate(simulation, node_modules or Project.find().node_modules)
 
 
 def reason_for(verdict: dict, action: str) -> str:
@@ -122,11 +139,23 @@ def reason_for(verdict: dict, action: str) -> str:
     return f"because no identity-based policy allows the {action} action"
 
 
-class Authorizer:
-    """Checks calls against the policies of one deployed template and keeps the tally for the run report."""
+def _no_tags(arn: str) -> Mapping[str, str]:
+    return {}
 
-    def __init__(self, store: PolicyStore) -> None:
+
+class Authorizer:
+    """Checks calls against the policies of one deployed template and keeps the tally for the run report.
+
+    store: the template's policies. node_modules: where the evaluator is installed (default: the current project's).
+    resource_tags: the tags of the resource a request acts on, by ARN; each becomes the request's
+    aws:ResourceTag/<key>, as AWS adds the tags of the resource it authorizes an action on."""
+
+    def __init__(
+        self, store: PolicyStore, *, node_modules: Path | None = None, resource_tags: ResourceTags = _no_tags
+    ) -> None:
         self.store = store
+        self.node_modules = node_modules or Project.find().node_modules
+        self.resource_tags = resource_tags
         self.checked = 0
         self.denials: list[Denial] = []
         self._lock = threading.Lock()
@@ -139,12 +168,13 @@ class Authorizer:
             if request.via == "kms"
             else (None if request.action == "iam:PassRole" else self.store.resource_policy(request.resource))
         )
-        return simulate(principal, request, identity_policies, policy, extra_context)
+        return simulate(principal, request, identity_policies, policy, extra_context, node_modules=self.node_modules)
 
     def check(self, identity: Identity, service: str, operation: str, requests: list[Request]) -> Denial | None:
-        context = {"aws:PrincipalArn": identity.role.arn, "aws:PrincipalAccount": ACCOUNT}
+        principal = {"aws:PrincipalArn": identity.role.arn, "aws:PrincipalAccount": ACCOUNT}
         for request in requests:
-            verdict = self.decide(identity.principal, identity.role.identity_policies(), request, context)
+            tags = {f"aws:ResourceTag/{key}": value for key, value in self.resource_tags(request.resource).items()}
+            verdict = self.decide(identity.principal, identity.role.identity_policies(), request, {**tags, **principal})
             with self._lock:
                 self.checked += 1
             if verdict["result"] != "Allowed":
@@ -172,8 +202,6 @@ class Authorizer:
 
 def access_denied(client: Any, service: str, operation: str, denial: Denial) -> Exception:
     """The exception botocore raises for the service's AccessDenied response."""
-    from botocore.exceptions import ClientError
-
     code, status = ACCESS_DENIED.get(service, ("AccessDeniedException", 403))
     message = (
         f"User: {denial.principal} is not authorized to perform: {denial.action} "
@@ -192,11 +220,14 @@ def access_denied(client: Any, service: str, operation: str, denial: Denial) -> 
 _IDENTITY_ATTRIBUTE = "_batch_pipeline_local_identity"
 
 
-@contextlib.contextmanager
-def enforce(authorizer: Authorizer, state_machine_identity: Identity | None = None) -> Iterator[Authorizer]:
-    """Check every call made under an identity for the life of the block."""
-    from botocore.client import BaseClient
+def carry_identity(client: Any, identity: Identity) -> None:
+    """Calls through `client` are made as `identity`, whichever thread makes them (a client made outside a handler)."""
+    setattr(client, _IDENTITY_ATTRIBUTE, identity)
 
+
+@contextlib.contextmanager
+def enforce(authorizer: Authorizer) -> Iterator[Authorizer]:
+    """Check every call made under an identity for the life of the block."""
     original = BaseClient._make_api_call
 
     def checked_call(client: BaseClient, operation: str, params: dict) -> Any:
@@ -221,12 +252,7 @@ def enforce(authorizer: Authorizer, state_machine_identity: Identity | None = No
         finally:
             _serving.reset(token)
 
-    patches = [mock.patch.object(BaseClient, "_make_api_call", checked_call), propagate_to_thread_pools()]
-    if state_machine_identity is not None:
-        patches.append(_state_machine_clients(state_machine_identity))
-    with contextlib.ExitStack() as stack:
-        for patch in patches:
-            stack.enter_context(patch)
+    with mock.patch.object(BaseClient, "_make_api_call", checked_call), propagate_to_thread_pools():
         yield authorizer
 
 
@@ -238,11 +264,3 @@ def propagate_to_thread_pools() -> Any:
         return original_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
 
     return mock.patch.object(concurrent.futures.ThreadPoolExecutor, "submit", submit)
-
-
-def _state_machine_clients(identity: Identity) -> Any:
-    """moto's Step Functions interpreter calls Lambda through its own boto3 clients: those calls are the state
-    machine role's (lambda:InvokeFunction), so its clients carry that identity."""
-    from batch_pipeline_local.moto_hooks import state_machine_lambda_clients
-
-    return state_machine_lambda_clients(lambda client: setattr(client, _IDENTITY_ATTRIBUTE, identity))

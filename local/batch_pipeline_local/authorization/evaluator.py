@@ -3,6 +3,8 @@
 Started at the first check and kept for the life of the Python process (JSON lines over stdin/stdout), so a
 test session pays Node's start-up once, not per call. iam-simulate is AGPL-3.0 and a development dependency
 only: it runs beside local mode and the tests, and nothing of it is bundled into the Lambda asset or the CDK app.
+It is installed in the project's node_modules/ (`npm ci`, run by `make setup`), which the caller names: the bridge
+script ships in this package, the evaluator it loads stays with the project.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 BRIDGE = Path(__file__).with_name("iam_bridge.js")
-REPO_ROOT = Path(__file__).resolve().parents[3]
+IAM_SIMULATE = ("@cloud-copilot", "iam-simulate")
 
 
 class EvaluatorError(RuntimeError):
@@ -25,19 +27,23 @@ class EvaluatorError(RuntimeError):
 
 
 class _Bridge:
-    def __init__(self) -> None:
+    def __init__(self, node_modules: Path) -> None:
         node = shutil.which("node")
         if node is None:
             raise EvaluatorError("local mode checks IAM with Node (iam-simulate); install Node 20 and run `make setup`")
-        if not (REPO_ROOT / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir():
-            raise EvaluatorError("@cloud-copilot/iam-simulate is not installed: run `make setup` (npm ci)")
+        if not node_modules.joinpath(*IAM_SIMULATE).is_dir():
+            raise EvaluatorError(
+                f"@cloud-copilot/iam-simulate is not installed in {node_modules}: run `make setup` (npm ci) in the "
+                "project folder"
+            )
         self._process = subprocess.Popen(
             [node, str(BRIDGE)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
-            env={**os.environ, "BATCH_PIPELINE_NODE_MODULES": str(REPO_ROOT)},
+            # iam_bridge.js resolves iam-simulate from this folder (its node_modules/).
+            env={**os.environ, "BATCH_PIPELINE_NODE_MODULES": str(node_modules.parent)},
         )
         self._lock = threading.Lock()
         self._next = 0
@@ -64,25 +70,25 @@ class _Bridge:
             self._process.wait(timeout=5)
 
 
-_bridge: _Bridge | None = None
+_bridges: dict[Path, _Bridge] = {}  # one evaluator process per node_modules folder, for the life of the process
 _bridge_lock = threading.Lock()
 
 
-def _the_bridge() -> _Bridge:
-    global _bridge  # one evaluator process per Python process
+def _the_bridge(node_modules: Path) -> _Bridge:
     with _bridge_lock:
-        if _bridge is None:
-            _bridge = _Bridge()
-            atexit.register(_bridge.close)
-        return _bridge
+        if node_modules not in _bridges:
+            _bridges[node_modules] = bridge = _Bridge(node_modules)
+            atexit.register(bridge.close)
+        return _bridges[node_modules]
 
 
 @lru_cache(maxsize=65536)
-def _evaluate_json(simulation_json: str) -> str:
-    return json.dumps(_the_bridge().ask(json.loads(simulation_json)))
+def _evaluate_json(simulation_json: str, node_modules: Path) -> str:
+    return json.dumps(_the_bridge(node_modules).ask(json.loads(simulation_json)))
 
 
-def evaluate(simulation: dict) -> dict:
-    """iam-simulate's verdict: {"result": "Allowed"|"ImplicitlyDenied"|"ExplicitlyDenied", "denials": [...], ...}.
-    Identical questions (the same policies, request and context) are answered once."""
-    return json.loads(_evaluate_json(json.dumps(simulation, sort_keys=True)))
+def evaluate(simulation: dict, node_modules: Path) -> dict:
+    """iam-simulate's verdict: {"result": "Allowed"|"ImplicitlyDenied"|"ExplicitlyDenied", "denials": [...], ...},
+    from the iam-simulate installed in `node_modules`. Identical questions (the same policies, request and context)
+    are answered once."""
+    return json.loads(_evaluate_json(json.dumps(simulation, sort_keys=True), node_modules.resolve()))

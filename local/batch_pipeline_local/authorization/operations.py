@@ -23,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
-from batch_pipeline_local.authorization.policies import ACCOUNT, REGION, PolicyStore
+from batch_pipeline_local.authorization.policies import PolicyStore
+from batch_pipeline_local.template import ACCOUNT, REGION
 
 SECURE = {"aws:SecureTransport": "true"}
 
@@ -65,8 +67,6 @@ def _s3_kms(store: PolicyStore, bucket_name: str, object_arn: str, actions: tupl
 
 
 def _tags(params: dict, key: str = "Tagging") -> list[str]:
-    from urllib.parse import parse_qsl
-
     return [k for k, _ in parse_qsl(params.get(key) or "")]
 
 
@@ -280,27 +280,25 @@ def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:
     return requests
 
 
-def _bedrock_job_tags(identifier: str) -> dict:
-    """aws:ResourceTag/<k> of an emulated invocation job: the tags it was created with, as Bedrock keeps them."""
-    from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator  # local mode only
-
-    try:
-        job = active_bedrock_emulator().job(identifier)
-    except (LookupError, KeyError):  # no emulator, or a job it never made: Bedrock answers that call itself
-        return {}
-    return {f"aws:ResourceTag/{t['key']}": t["value"] for t in job.request.get("tags") or []}
-
-
 def bedrock_job(action: str) -> Mapper:
+    """An action on an existing job. Its tags (aws:ResourceTag/<k>) are the resource's, which the Authorizer adds to
+    every request from what the emulated service keeps (enforce.Authorizer's resource_tags)."""
+
     def mapper(params: dict, store: PolicyStore) -> list[Request]:
-        identifier = params["jobIdentifier"]
-        return [Request(action, _job_arn(identifier), {**SECURE, **_bedrock_job_tags(identifier)})]
+        return [Request(action, _job_arn(params["jobIdentifier"]), SECURE)]
 
     return mapper
 
 
 def bedrock_invoke(params: dict, store: PolicyStore) -> list[Request]:
     return [Request("bedrock:InvokeModel", _model_arn(params["modelId"]), SECURE)]
+
+
+def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:
+    """The state machine's Task states invoking their functions (moto's interpreter makes these calls)."""
+    name = params["FunctionName"]
+    arn = name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return [Request("lambda:InvokeFunction", arn, SECURE)]
 
 
 def account_wide(action: str) -> Mapper:
@@ -346,11 +344,8 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("bedrock", "ListModelInvocationJobs"): account_wide("bedrock:ListModelInvocationJobs"),
     ("bedrock-runtime", "InvokeModel"): bedrock_invoke,
     ("bedrock-runtime", "Converse"): bedrock_invoke,
+    ("lambda", "Invoke"): lambda_invoke,
 }
-
-# Operations a handler may make that no IAM policy governs for it here (none today). Anything else unmapped is an
-# error in local mode, so a new call cannot slip past the check.
-UNCHECKED: frozenset[tuple[str, str]] = frozenset()
 
 
 def requests_for(service: str, operation: str, params: dict[str, Any], store: PolicyStore) -> list[Request]:
@@ -361,12 +356,3 @@ def requests_for(service: str, operation: str, params: dict[str, Any], store: Po
             "(local/batch_pipeline_local/authorization/operations.py)"
         )
     return mapper(params, store)
-
-
-def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:
-    name = params["FunctionName"]
-    arn = name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-    return [Request("lambda:InvokeFunction", arn, SECURE)]
-
-
-OPERATIONS[("lambda", "Invoke")] = lambda_invoke  # the state machine's task calls (moto's interpreter)

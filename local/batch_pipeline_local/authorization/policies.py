@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+from batch_pipeline_local.template import ACCOUNT, REGION, resources_of
 
 
 @dataclass
@@ -62,10 +61,6 @@ class PolicyStore:
         return self.resource_policies.get(arn)
 
 
-def _of_type(template: dict, kind: str) -> dict[str, dict]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -79,7 +74,7 @@ def build_policy_store(
     kms_keys = _encryption_keys(template, resolve, physical, attributes)
     key_policies = {
         attributes[(logical, "Arn")]: resolve(resource["Properties"]["KeyPolicy"])
-        for logical, resource in _of_type(template, "AWS::KMS::Key").items()
+        for logical, resource in resources_of(template, "AWS::KMS::Key").items()
     }
     policies.update(key_policies)
     return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
@@ -88,14 +83,14 @@ def build_policy_store(
 def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]) -> dict[str, Role]:
     """Every role by logical id, with its inline policies and the AWS::IAM::Policy documents attached to it."""
     roles: dict[str, Role] = {}
-    for logical, resource in _of_type(template, "AWS::IAM::Role").items():
+    for logical, resource in resources_of(template, "AWS::IAM::Role").items():
         props = resolve(resource["Properties"])
         arn = attributes[(logical, "Arn")]
         role = Role(logical, arn.rsplit("/", 1)[-1], arn, props["AssumeRolePolicyDocument"])
         for inline in props.get("Policies", []):
             role.policies[inline["PolicyName"]] = inline["PolicyDocument"]
         roles[logical] = role
-    for logical, resource in _of_type(template, "AWS::IAM::Policy").items():
+    for logical, resource in resources_of(template, "AWS::IAM::Policy").items():
         props = resource["Properties"]
         document = resolve(props["PolicyDocument"])
         for reference in props.get("Roles", []):
@@ -106,7 +101,7 @@ def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple
 def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str]) -> dict[str, Bucket]:
     """Every bucket by name, with its default encryption key (SSE-KMS only) and whether S3 Bucket Keys are on."""
     buckets: dict[str, Bucket] = {}
-    for logical, resource in _of_type(template, "AWS::S3::Bucket").items():
+    for logical, resource in resources_of(template, "AWS::S3::Bucket").items():
         props = resolve(resource["Properties"])
         rule = (props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration") or [{}])[0]
         default = rule.get("ServerSideEncryptionByDefault", {})
@@ -121,16 +116,16 @@ def _resource_policies(
 ) -> dict[str, dict]:
     """Resource ARN -> resource policy: bucket, topic and queue policies, and Lambda permissions as one policy."""
     policies: dict[str, dict] = {}
-    for resource in _of_type(template, "AWS::S3::BucketPolicy").values():
+    for resource in resources_of(template, "AWS::S3::BucketPolicy").values():
         props = resolve(resource["Properties"])
         policies[f"arn:aws:s3:::{props['Bucket']}"] = props["PolicyDocument"]
     for kind, targets in (("AWS::SNS::TopicPolicy", "Topics"), ("AWS::SQS::QueuePolicy", "Queues")):
-        for resource in _of_type(template, kind).values():
+        for resource in resources_of(template, kind).values():
             props = resource["Properties"]
             for target in props[targets]:
                 arn = _queue_arn(target, attributes) if kind == "AWS::SQS::QueuePolicy" else resolve(target)
                 policies[arn] = resolve(props["PolicyDocument"])
-    for logical, resource in _of_type(template, "AWS::Lambda::Permission").items():
+    for logical, resource in resources_of(template, "AWS::Lambda::Permission").items():
         props = resolve(resource["Properties"])
         policies.setdefault(_function_arn(props["FunctionName"]), {"Version": "2012-10-17", "Statement": []})[
             "Statement"
@@ -143,16 +138,16 @@ def _encryption_keys(
 ) -> dict[str, str]:
     """Resource -> the KMS key it is encrypted with: topics, queues, log groups and state machines."""
     kms_keys: dict[str, str] = {}
-    for logical, resource in _of_type(template, "AWS::SNS::Topic").items():
+    for logical, resource in resources_of(template, "AWS::SNS::Topic").items():
         if "KmsMasterKeyId" in resource["Properties"]:
             kms_keys[physical[logical]] = resolve(resource["Properties"]["KmsMasterKeyId"])
-    for logical, resource in _of_type(template, "AWS::SQS::Queue").items():
+    for logical, resource in resources_of(template, "AWS::SQS::Queue").items():
         if "KmsMasterKeyId" in resource["Properties"]:
             kms_keys[attributes[(logical, "Arn")]] = resolve(resource["Properties"]["KmsMasterKeyId"])
-    for logical, resource in _of_type(template, "AWS::Logs::LogGroup").items():
+    for logical, resource in resources_of(template, "AWS::Logs::LogGroup").items():
         if "KmsKeyId" in resource["Properties"]:
             kms_keys[log_group_arn(template, logical, physical)] = resolve(resource["Properties"]["KmsKeyId"])
-    for logical, resource in _of_type(template, "AWS::StepFunctions::StateMachine").items():
+    for logical, resource in resources_of(template, "AWS::StepFunctions::StateMachine").items():
         encryption = resource["Properties"].get("EncryptionConfiguration") or {}
         if encryption.get("Type") == "CUSTOMER_MANAGED_KMS_KEY":
             kms_keys[physical[logical]] = resolve(encryption["KmsKeyId"])

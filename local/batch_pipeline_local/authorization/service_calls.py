@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from batch_pipeline.config.runtime import RuntimePipeline, parse_runtime_pipelines
 from batch_pipeline.storage.layout import RunFolder, run_prefix
 from batch_pipeline_local.authorization.enforce import reason_for, simulate
 from batch_pipeline_local.authorization.operations import (
@@ -30,9 +32,9 @@ from batch_pipeline_local.authorization.operations import (
     s3_get,
     s3_put,
 )
-from batch_pipeline_local.authorization.policies import ACCOUNT, REGION, PolicyStore, build_policy_store, log_group_arn
-
-STACK = "LlmBatchPipeline"
+from batch_pipeline_local.authorization.policies import PolicyStore, build_policy_store, log_group_arn
+from batch_pipeline_local.project import Project
+from batch_pipeline_local.template import ACCOUNT, REGION, STACK_NAME, Resolver, resources_of
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,13 @@ class Verdict:
         return f"{self.call.describe()}: {'allowed' if self.allowed else 'DENIED ' + self.reason + '; ' + self.missing}"
 
 
-def _of_type(template: dict, kind: str) -> dict[str, dict]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
 def deployed_names(template: dict) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """Physical names and attributes as CloudFormation would give them (generated names where none is set)."""
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
     for logical, resource in template["Resources"].items():
         kind, props = resource["Type"], resource.get("Properties", {})
-        generated = f"{STACK}-{logical}-GENERATED"
+        generated = f"{STACK_NAME}-{logical}-GENERATED"
         if kind == "AWS::S3::Bucket":
             name = props.get("BucketName") if isinstance(props.get("BucketName"), str) else generated.lower()[:63]
             physical[logical], attributes[(logical, "Arn")] = name, f"arn:aws:s3:::{name}"
@@ -131,16 +129,14 @@ def _key_calls(
 
 
 def _output_bucket(store: PolicyStore, template: dict, physical: dict[str, str]) -> str:
-    buckets = _of_type(template, "AWS::S3::Bucket")
+    buckets = resources_of(template, "AWS::S3::Bucket")
     versioned = [n for n, b in buckets.items() if "VersioningConfiguration" in b["Properties"]]
     outputs = [n for n in versioned if "NotificationConfiguration" not in buckets[n]["Properties"]]
     return physical[outputs[0]]
 
 
-def _pipelines(template: dict) -> dict:
-    from batch_pipeline.config.runtime import parse_runtime_pipelines
-
-    for function in _of_type(template, "AWS::Lambda::Function").values():
+def _pipelines(template: dict) -> dict[str, RuntimePipeline]:
+    for function in resources_of(template, "AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         if isinstance(variables.get("PIPELINES"), str):
             return parse_runtime_pipelines(variables["PIPELINES"])
@@ -167,8 +163,6 @@ def _job_data_calls(
 
 
 def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
-    from batch_pipeline_local.runner import Resolver
-
     physical, attributes = deployed_names(template)
     resolve = Resolver(physical, attributes)
     store = build_policy_store(template, resolve, physical, attributes)
@@ -185,7 +179,7 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
 def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
     """CloudWatch Logs using each encrypted log group's key."""
     calls: list[ServiceCall] = []
-    for logical in _of_type(template, "AWS::Logs::LogGroup"):
+    for logical in resources_of(template, "AWS::Logs::LogGroup"):
         arn = log_group_arn(template, logical, physical)
         key = store.kms_keys.get(arn)
         if key:
@@ -203,7 +197,7 @@ def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str
 def _state_machine_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
     """Step Functions assuming each state machine's role, and using its key if encrypted."""
     calls: list[ServiceCall] = []
-    for logical, machine in _of_type(template, "AWS::StepFunctions::StateMachine").items():
+    for logical, machine in resources_of(template, "AWS::StepFunctions::StateMachine").items():
         role_logical = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         role = store.roles[role_logical]
         arn = physical[logical]
@@ -237,7 +231,7 @@ def _alarm_calls(
 ) -> list[ServiceCall]:
     """CloudWatch publishing each alarm's SNS actions (and using the topic's key)."""
     calls: list[ServiceCall] = []
-    for logical, alarm in _of_type(template, "AWS::CloudWatch::Alarm").items():
+    for logical, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
         source = attributes[(logical, "Arn")]
         for action in resolve(alarm["Properties"].get("AlarmActions", [])):
             if ":sns:" not in action:
@@ -268,7 +262,7 @@ def _rule_calls(
 ) -> list[ServiceCall]:
     """EventBridge invoking each rule's Lambda targets and sending to its dead-letter queues."""
     calls: list[ServiceCall] = []
-    for logical, rule in _of_type(template, "AWS::Events::Rule").items():
+    for logical, rule in resources_of(template, "AWS::Events::Rule").items():
         source = attributes[(logical, "Arn")]
         for target in resolve(rule["Properties"].get("Targets", [])):
             if ":lambda:" in target["Arn"]:
@@ -310,7 +304,7 @@ def _job_role_calls(
     calls: list[ServiceCall] = []
     pipelines = _pipelines(template)
     bucket = _output_bucket(store, template, physical)
-    for model in _of_type(template, "AWS::SageMaker::Model").values():
+    for model in resources_of(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         role = store.role_by_arn(props["ExecutionRoleArn"])
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/llmbp-local-check"
@@ -362,7 +356,10 @@ def _job_role_calls(
     return calls
 
 
-def evaluate_service_calls(template: dict) -> list[Verdict]:
+def evaluate_service_calls(template: dict, node_modules: Path | None = None) -> list[Verdict]:
+    """Each service call of `template`, judged by the evaluator installed in `node_modules` (default: the current
+    project's)."""
+    node_modules = node_modules or Project.find().node_modules
     calls, store = service_calls(template)
     verdicts = []
     for call in calls:
@@ -379,7 +376,7 @@ def evaluate_service_calls(template: dict) -> list[Verdict]:
             if call.role
             else {"aws:PrincipalServiceName": call.principal, "aws:PrincipalIsAWSService": "true"}
         )
-        verdict = simulate(call.principal, request, identity, policy, extra)
+        verdict = simulate(call.principal, request, identity, policy, extra, node_modules=node_modules)
         if not call.role:  # a service principal has no identity policies: only the resource policy can allow it
             verdict = {
                 **verdict,

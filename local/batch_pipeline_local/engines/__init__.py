@@ -1,17 +1,8 @@
-"""Local stand-ins for the model containers: they exercise the pipeline, not a model."""
+"""Local stand-ins for the model containers and the batch services: they exercise the pipeline, not a model.
 
-from batch_pipeline_local.engines.bedrock_batch import (
-    BedrockBatchEmulator,
-    active_bedrock_emulator,
-    install_bedrock_engine,
-)
-from batch_pipeline_local.engines.sagemaker_transform import ENGINE_LABEL, SageMakerEngineHook, install_sagemaker_engine
-
-__all__ = [
-    "ENGINE_LABEL",
-    "BedrockBatchEmulator",
-    "SageMakerEngineHook",
-    "active_bedrock_emulator",
-    "install_bedrock_engine",
-    "install_sagemaker_engine",
-]
+- sagemaker_transform.py (jobs) and sagemaker_model.py (the text2text and zero-shot answers): SageMaker Batch
+  Transform with a JumpStart container.
+- bedrock_batch.py (the API) with bedrock_routes.py, service_model.py, bedrock_model.py, bedrock_jobs.py and
+  bedrock_job_data.py: Bedrock batch inference, InvokeModel and Converse.
+- stand_in.py: the label and marker object every stand-in output carries.
+"""

@@ -1,19 +1,11 @@
-"""A local stand-in for a JumpStart transform container: it exercises the pipeline, not a model.
+"""A local stand-in for a JumpStart transform container and its job: it exercises the pipeline, not a model.
 
 moto accepts CreateTransformJob, reports it Completed at once, writes nothing, emits no event and has no
-StopTransformJob. This engine (hooked in through moto_hooks.transform_job_hooks) reads the job's input objects
-from (moto) S3 line by line and writes `<object name>.out` under the job's output path the way SageMaker Batch
-Transform with SplitType=Line / AssembleWith=Line does, honouring the JumpStart output contracts:
-
-  - text2text: Python-literal lines `{'id': ..., 'generated_texts': [...]}`. The "summary" is the first
-    sentence(s) of the text, with a leading instruction ("Briefly summarize this text: ") removed,
-    cut to `max_length` words. Lines are shuffled within the object (seeded by the job name) so the
-    pipeline has to join by id.
-  - zero-shot: JSON lines `{"sequence", "labels", "scores"}`, no id, in input order. A label scores by how
-    many words of the text start like a word of the label; scores sum to 1 (independent in (0, 1) when
-    `multi_class`), labels sorted by score, highest first.
-
-HYPER_PARAMS (a Python-literal dict) overrides per-record parameters, as the JumpStart container does.
+StopTransformJob. This engine (hooked in through emulator/moto_hooks.transform_job_hooks) reads the job's input
+objects from (moto) S3 line by line and writes `<object name>.out` under the job's output path the way SageMaker Batch
+Transform with SplitType=Line / AssembleWith=Line does, each line answered by the stand-in models of
+sagemaker_model.py. text2text lines are shuffled within the object (seeded by the job name) so the pipeline has to
+join by id; zero-shot lines, which carry no id, stay in input order.
 
 Job life, as SageMaker's: InProgress, then Completed or Failed; StopTransformJob moves an InProgress job to Stopping,
 then Stopped. Every status change is a "SageMaker Transform Job State Change" event (`on_event`). Local mode runs
@@ -34,12 +26,10 @@ or by hook arguments: `fail_jobs={job name: reason}` fails a job before it write
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import logging
 import random
-import re
 import threading
 import time
 import uuid
@@ -48,26 +38,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from batch_pipeline.storage.jsonl import body_lines
+import boto3
 
-ENGINE_LABEL = "local stand-in engine (not a model)"
-MARKER_OBJECT = "_LOCAL_STAND_IN"
+from batch_pipeline.storage.jsonl import body_lines
+from batch_pipeline_local.emulator.moto_hooks import StopRefused, TransformJobRecord, transform_job_hooks
+from batch_pipeline_local.engines.sagemaker_model import EngineFailure, answer, hyper_params_of
+from batch_pipeline_local.engines.stand_in import ENGINE_LABEL, MARKER_OBJECT, marker_body
+
 STAND_IN_TAG = {"Key": "batch-pipeline:engine", "Value": ENGINE_LABEL}
 FAIL_JOB = "[[fail-job]]"
 DROP_OUTPUT = "[[drop-output]]"
 BAD_OUTPUT = "[[bad-output]]"
-DEFAULT_MAX_LENGTH = 50
 
 log = logging.getLogger(__name__)
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-# A short leading instruction such as "Briefly summarize this text: " is not part of the article.
-_INSTRUCTION = re.compile(r"^[^.!?:\n]{1,80}:\s+")
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-class EngineFailure(Exception):
-    """The job fails with this FailureReason."""
 
 
 @dataclass
@@ -82,88 +65,6 @@ class TransformResult:
     records_received: int = 0
     lines_out: int = 0
     dropped: int = 0
-
-
-# ---------------------------------------------------------------- the two "models"
-
-
-def summarize(text: str, max_length: int = DEFAULT_MAX_LENGTH, start_sentence: int = 0) -> str:
-    """First sentence(s) from `start_sentence` on, at most `max_length` words; deterministic."""
-    body = _INSTRUCTION.sub("", text.strip(), count=1)
-    sentences = [s for s in _SENTENCE_END.split(body) if s.strip()] or [body]
-    chosen: list[str] = []
-    words = 0
-    for sentence in sentences[start_sentence % len(sentences) :]:
-        count = len(sentence.split())
-        if chosen and words + count > max_length:
-            break
-        chosen.append(sentence.strip())
-        words += count
-    summary_words = " ".join(chosen).split()[: max(1, int(max_length))]
-    return " ".join(summary_words)
-
-
-def classify(sequence: str, labels: list[str], multi_class: bool = False) -> dict:
-    """Label-word overlap scores, labels sorted by score (ties keep the given order)."""
-    tokens = _WORD.findall(sequence.lower())
-    hits = []
-    for label in labels:
-        stems = [word[:5] for word in _WORD.findall(label.lower())]
-        hits.append(sum(1 for token in tokens if any(token.startswith(stem) for stem in stems)))
-    if multi_class:
-        raw = [(h + 0.1) / (h + 1.1) for h in hits]
-        scores = raw
-    else:
-        raw = [1.0 + 3.0 * h for h in hits]
-        scores = [value / sum(raw) for value in raw]
-    order = sorted(range(len(labels)), key=lambda i: -scores[i])
-    return {"sequence": sequence, "labels": [labels[i] for i in order], "scores": [scores[i] for i in order]}
-
-
-def _labels(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [label.strip() for label in value.split(",") if label.strip()]
-    if isinstance(value, list) and value and all(isinstance(label, str) for label in value):
-        return value
-    raise EngineFailure(f"candidate_labels must be a list of strings, got {value!r:.80}")
-
-
-def _hyper_params(environment: Mapping[str, str] | None) -> dict | None:
-    text = (environment or {}).get("HYPER_PARAMS")
-    if text is None:
-        return None
-    try:
-        params = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise EngineFailure(f"ClientError: HYPER_PARAMS is not a Python-literal dict: {text!r:.120}") from None
-    if not isinstance(params, dict):
-        raise EngineFailure(f"ClientError: HYPER_PARAMS must be a dict, got {type(params).__name__}")
-    return params
-
-
-def answer(record: dict, task: str | None, hyper_params: dict | None, line_number: int, key: str) -> str:
-    """One output line for one input record."""
-    task = task or ("zero-shot" if "sequences" in record else "text2text" if "text_inputs" in record else None)
-    if task == "zero-shot":
-        sequence = record.get("sequences")
-        if isinstance(sequence, list) and len(sequence) == 1:
-            sequence = sequence[0]
-        if not isinstance(sequence, str):
-            raise EngineFailure(f"ClientError: {key} line {line_number}: 'sequences' must be a string")
-        params = hyper_params if hyper_params is not None else record
-        result = classify(sequence, _labels(record.get("candidate_labels")), bool(params.get("multi_class", False)))
-        return json.dumps(result)
-    if task == "text2text":
-        text = record.get("text_inputs")
-        if not isinstance(text, str):
-            raise EngineFailure(f"ClientError: {key} line {line_number}: 'text_inputs' must be a string")
-        params = hyper_params if hyper_params is not None else record
-        max_length = int(params.get("max_length", DEFAULT_MAX_LENGTH))
-        count = max(1, int(params.get("num_return_sequences", 1)))
-        texts = [summarize(text, max_length, start) for start in range(count)]
-        # The JumpStart container prints a Python dict, not JSON (see the FLAN-T5 batch transform article).
-        return repr({"id": record.get("id"), "generated_texts": texts})
-    raise EngineFailure(f"ClientError: {key} line {line_number}: neither text_inputs nor sequences in the record")
 
 
 # ---------------------------------------------------------------- one transform job
@@ -193,13 +94,13 @@ def run_transform(
     s3.put_object(
         Bucket=out_bucket,
         Key=f"{out_prefix}{MARKER_OBJECT}",
-        Body=f"{ENGINE_LABEL}: outputs of {job_name} were written by the local engine, not by a model.\n".encode(),
+        Body=marker_body(job_name),
     )
     try:
         if fail_reason:
             raise EngineFailure(fail_reason)
         _check_request(transform_input, transform_output)
-        hyper_params = _hyper_params(environment)
+        hyper_params = hyper_params_of(environment)
         source = transform_input["DataSource"]["S3DataSource"]
         in_bucket, in_prefix = _split(source["S3Uri"])
         keys = []
@@ -283,15 +184,14 @@ def _transform_object(
 # ---------------------------------------------------------------- the moto hook
 
 
-def transform_job_event(job: Any) -> dict[str, Any]:
+def transform_job_event(job: TransformJobRecord) -> dict[str, Any]:
     """The job's state-change event in EventBridge's envelope, as SageMaker publishes it: detail-type "SageMaker
     Transform Job State Change", source aws.sagemaker, and a detail that mirrors DescribeTransformJob
     (TransformJobName, TransformJobArn, TransformJobStatus, FailureReason, ModelName, TransformInput, TransformOutput,
     TransformResources, CreationTime, TransformStartTime, TransformEndTime, Tags); timestamps in epoch milliseconds
     and Tags as a map, as in the examples of
     https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
-    (event list: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-sagemaker.html).
-    `job` is a moto_hooks.TransformJobRecord."""
+    (event list: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-sagemaker.html)."""
     described = job.describe()
     detail: dict[str, Any] = {}
     for key, value in described.items():
@@ -366,13 +266,11 @@ class SageMakerEngineHook:
     def _s3(self, region: str) -> Any:
         if self.s3_client is not None:
             return self.s3_client(region)
-        import boto3
-
         return boto3.client("s3", region_name=region)
 
     # ------------------------------------------------------------ job life
 
-    def _set_status(self, job: Any, status: str, failure_reason: str | None = None) -> None:
+    def _set_status(self, job: TransformJobRecord, status: str, failure_reason: str | None = None) -> None:
         with self._lock:
             job.set_status(status, failure_reason)
             event = transform_job_event(job)
@@ -380,7 +278,7 @@ class SageMakerEngineHook:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _created(self, job: Any) -> None:
+    def _created(self, job: TransformJobRecord) -> None:
         job.add_tag(STAND_IN_TAG)
         self._set_status(job, "InProgress")
         if not self.asynchronous:
@@ -391,12 +289,12 @@ class SageMakerEngineHook:
         self._workers.append(worker)
         worker.start()
 
-    def _described(self, job: Any) -> None:
+    def _described(self, job: TransformJobRecord) -> None:
         checked = self._checked.get(job.name)
         if checked is not None:
             checked.set()
 
-    def _run_when_checked(self, job: Any) -> None:
+    def _run_when_checked(self, job: TransformJobRecord) -> None:
         self._checked[job.name].wait(self.start_after_seconds)
         time.sleep(self.run_delay_seconds)
         if self._closed:  # the session ended first: its S3 is gone, and no run waits on the job any more
@@ -410,7 +308,7 @@ class SageMakerEngineHook:
                 self._set_status(job, "Failed", f"InternalServerError: {ENGINE_LABEL} raised {error!r}"[:1024])
             raise
 
-    def _run(self, job: Any) -> None:
+    def _run(self, job: TransformJobRecord) -> None:
         with self._lock:
             if job.status == "Stopping":  # stopped before it started: it wrote nothing
                 self._set_status(job, "Stopped")
@@ -431,9 +329,7 @@ class SageMakerEngineHook:
             status = "Stopped" if job.status == "Stopping" else result.status
             self._set_status(job, status, result.failure_reason if status == "Failed" else None)
 
-    def _stop(self, job: Any) -> None:
-        from batch_pipeline_local.moto_hooks import StopRefused
-
+    def _stop(self, job: TransformJobRecord) -> None:
         with self._lock:
             if job.status != "InProgress":
                 # SageMaker: stopping a job that is not InProgress answers ValidationException.
@@ -444,8 +340,6 @@ class SageMakerEngineHook:
     # ------------------------------------------------------------ install
 
     def install(self) -> SageMakerEngineHook:
-        from batch_pipeline_local.moto_hooks import transform_job_hooks
-
         if self._hooks is not None:
             return self
         self._hooks = contextlib.ExitStack()

@@ -1,21 +1,9 @@
-"""Evaluation of a run's predictions: ROUGE (exactly rouge-score's) and classification metrics.
+"""Scoring a run's predictions: ROUGE (exactly rouge-score's) and classification metrics.
 
-Entry point: `evaluate_files(predictions_lines, references_lines, metric)` -> (report, per-record
-scores by str(id)). The pieces (`rouge.score_pairs`, `classification.single_label_metrics`,
-`classification.multi_label_metrics`, `bootstrap.bootstrap_mean_intervals`, the join) are usable alone.
+- streaming.py: what the workflow runs, in one pass in bounded memory (collect scores each record, the Evaluate step
+  sums the scores);
+- rouge.py, classification.py, bootstrap.py: the metrics and their intervals;
+- errors.py: EvaluationError, and how a report counts what it could not score.
+`batch-pipeline evaluate` (local/batch_pipeline_local/cli/evaluate.py) joins raw output files to a references file
+with the same metrics; that join is the CLI's and is not in the Lambda asset.
 """
-
-from batch_pipeline.results.evaluation.core import Metric, evaluate_files, evaluate_joined, infer_metric
-from batch_pipeline.results.evaluation.join import EvaluationError, Joined, Reference, join_predictions, read_references
-
-__all__ = [
-    "EvaluationError",
-    "Joined",
-    "Metric",
-    "Reference",
-    "evaluate_files",
-    "evaluate_joined",
-    "infer_metric",
-    "join_predictions",
-    "read_references",
-]

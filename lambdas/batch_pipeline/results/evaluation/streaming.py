@@ -12,7 +12,8 @@ Per-record `metrics` in predictions.jsonl:
   single-label class.:  {"label": true, "predicted": class, "correct": bool}
   multi-label class.:   {"label": [true...], "predicted": [class...], "correct": bool}
 
-The report has the shape evaluate_files gives (core.py), so evaluation.json and the manifest read it the same way.
+The report has the shape `batch-pipeline evaluate` gives (its evaluate_files), so evaluation.json and the manifest read
+it the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import orjson
 
 from batch_pipeline.results.evaluation import classification, rouge
 from batch_pipeline.results.evaluation.bootstrap import bootstrap_mean_intervals
-from batch_pipeline.results.evaluation.join import EXAMPLES_KEPT, EvaluationError, count_codes, error_code
+from batch_pipeline.results.evaluation.errors import EXAMPLES_KEPT, EvaluationError, count_codes, error_code
 
 __all__ = ["SCORE_BATCH", "ExactSum", "RecordScorer", "RougeTotals", "summarize_predictions"]
 

@@ -1,0 +1,12 @@
+"""Options several commands share."""
+
+from __future__ import annotations
+
+import argparse
+
+CONFIG_HELP = "the project's cdk.json (default: cdk.json in the current folder, or in the nearest folder above it)"
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """`--config CDK_JSON`: which project a command reads its configuration (and app, examples ...) from."""
+    parser.add_argument("--config", metavar="CDK_JSON", default=None, help=CONFIG_HELP)

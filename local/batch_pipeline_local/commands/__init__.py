@@ -1,1 +1,0 @@
-"""One module per CLI subcommand. Each defines `register(subparsers)`; cli.py discovers them all."""
