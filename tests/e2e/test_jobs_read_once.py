@@ -11,7 +11,8 @@ from unittest import mock
 from botocore.client import BaseClient
 
 from batch_pipeline.storage.layout import JOBS
-from batch_pipeline_local.runner import local_aws, run_file
+from batch_pipeline_local.emulator.run import run_file
+from batch_pipeline_local.emulator.session import local_aws
 from tests.e2e.test_bedrock_runs import transcript
 from tests.e2e.test_local_runs import run_folder, write
 
