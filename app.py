@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -19,7 +20,7 @@ from stacks.settings import config_from_context
 STACK_NAME = "LlmBatchPipeline"
 
 
-def build_app(context: dict | None = None) -> tuple[cdk.App, BatchPipelineStack]:
+def build_app(context: Mapping[str, object] | None = None) -> tuple[cdk.App, BatchPipelineStack]:
     app = cdk.App(context=context) if context is not None else cdk.App()
     config = config_from_context(app)
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))

@@ -40,7 +40,7 @@ from constructs import Construct
 
 from batch_pipeline.storage.layout import ERRORS_FOLDER, MANIFESTS_FOLDER, PREDICTIONS_FOLDER, RUNS_PREFIX
 
-from .nag import acknowledge
+from .nag import acknowledge, logical_id
 from .naming import stack_scoped_name
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
@@ -397,7 +397,7 @@ class Analytics(Construct):
             description="Query llm-batch-pipeline runs with Athena in the stack's workgroup",
             statements=statements,
         )
-        bucket_id = stack.get_logical_id(bucket.node.default_child)
+        bucket_id = logical_id(bucket)
         reasons = {
             f"Resource::<{bucket_id}.Arn>/{pattern}": "Run ids are created per upload; reads stay inside the "
             "tables' own folders (predictions/, errors/, manifests/), never shards, raw outputs or inputs."

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,8 +22,9 @@ from batch_pipeline.config.app import AppConfig, BedrockModel
 from batch_pipeline.settings import OWNER_TAG_ENV
 from batch_pipeline.storage.layout import OWNER_TAG_KEY, RUNS_PREFIX
 
+from .functions import role_of
 from .models import grant_data_key
-from .nag import acknowledge, arn_evidence
+from .nag import acknowledge, arn_evidence, logical_id
 
 # Every tag key backends/bedrock.py sends on CreateModelInvocationJob (aws:TagKeys allows these only).
 JOB_TAG_KEYS = (
@@ -35,11 +38,12 @@ JOB_TAG_KEYS = (
 
 def bedrock_pipelines(config: AppConfig) -> dict[str, BedrockModel]:
     """Pipeline name -> its Bedrock catalog model, for the pipelines that run on Bedrock."""
-    return {
-        name: config.models[p.model]
-        for name, p in config.pipelines.items()
-        if isinstance(config.models[p.model], BedrockModel)
-    }
+    pipelines: dict[str, BedrockModel] = {}
+    for name, pipeline in config.pipelines.items():
+        model = config.models[pipeline.model]
+        if isinstance(model, BedrockModel):
+            pipelines[name] = model
+    return pipelines
 
 
 class BedrockBatchAccess(Construct):
@@ -56,7 +60,7 @@ class BedrockBatchAccess(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         pipelines = bedrock_pipelines(config)
-        bucket_id = stack.get_logical_id(output_bucket.node.default_child)
+        bucket_id = logical_id(output_bucket)
         jobs_arn = stack.format_arn(service="bedrock", resource="model-invocation-job", resource_name="*")
         shards = [f"{RUNS_PREFIX}{name}/*/shards/*" for name in sorted(pipelines)]
         raw = [f"{RUNS_PREFIX}{name}/*/raw/*" for name in sorted(pipelines)]
@@ -211,7 +215,7 @@ class BedrockBatchAccess(Construct):
         if key is not None:
             grant_data_key(job_control, key)
 
-        policy = job_control.role.node.find_child("DefaultPolicy")
+        policy = role_of(job_control).node.find_child("DefaultPolicy")
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
@@ -254,7 +258,7 @@ class BedrockBatchAccess(Construct):
         return [profile], routed, profile
 
 
-def _unique(models) -> list[BedrockModel]:
+def _unique(models: Iterable[BedrockModel]) -> list[BedrockModel]:
     seen: dict[str, BedrockModel] = {}
     for model in models:
         seen.setdefault(model.model_id, model)

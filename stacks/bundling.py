@@ -69,7 +69,8 @@ class LocalPipBundler:
     def __init__(self, architecture: lambda_.Architecture) -> None:
         self._architecture = architecture
 
-    def try_bundle(self, output_dir: str, *args, **kwargs) -> bool:  # jsii passes options
+    # jsii calls this with the BundlingOptions (as one positional struct here); they hold nothing this bundler uses.
+    def try_bundle(self, output_dir: str, *options: object, **option_fields: object) -> bool:
         output = Path(output_dir)
         shutil.copytree(
             _dependencies_dir(self._architecture),

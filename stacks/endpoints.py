@@ -26,7 +26,7 @@ from constructs import Construct
 from batch_pipeline.config.app import AppConfig, EndpointConfig, SageMakerModel
 
 from .models import container_definition, ecr_repository_arn, s3_object_arn
-from .nag import acknowledge, arn_evidence
+from .nag import acknowledge, arn_evidence, logical_id
 
 VARIANT = "AllTraffic"
 DATA_CAPTURE_PREFIX = "datacapture"
@@ -121,11 +121,11 @@ class RealtimeEndpoints(Construct):
             # The container starts with the permissions it needs, not just the role.
             model.node.add_dependency(policy)
 
-            encrypt_volume = key is not None and not has_instance_storage(endpoint.instance_type)
+            volume_key = key if key is not None and not has_instance_storage(endpoint.instance_type) else None
             endpoint_config = sagemaker.CfnEndpointConfig(
                 self,
                 f"EndpointConfig-{endpoint_key}",
-                kms_key_id=key.key_arn if encrypt_volume else None,
+                kms_key_id=volume_key.key_arn if volume_key is not None else None,
                 production_variants=[
                     sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                         variant_name=VARIANT,
@@ -144,8 +144,15 @@ class RealtimeEndpoints(Construct):
                 endpoint_name=endpoint_name,
                 endpoint_config_name=endpoint_config.attr_endpoint_config_name,
             )
-            if endpoint.max_instance_count is not None:
-                self._autoscale(endpoint_key, endpoint, cfn_endpoint)
+            # The configuration sets both autoscaling fields or neither (EndpointConfig).
+            if endpoint.max_instance_count is not None and endpoint.invocations_per_instance is not None:
+                self._autoscale(
+                    endpoint_key,
+                    endpoint,
+                    cfn_endpoint,
+                    max_instance_count=endpoint.max_instance_count,
+                    invocations_per_instance=endpoint.invocations_per_instance,
+                )
 
             cdk.CfnOutput(
                 self,
@@ -232,7 +239,7 @@ class RealtimeEndpoints(Construct):
             + arn_evidence(self, "logs", f"log-group:/aws/sagemaker/Endpoints/{endpoint_name}:*"),
         )
         if endpoint.data_capture:
-            bucket_id = cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)
+            bucket_id = logical_id(output_bucket)
             acknowledge(
                 policy,
                 "AwsSolutions-IAM5",
@@ -274,7 +281,15 @@ class RealtimeEndpoints(Construct):
             ),
         )
 
-    def _autoscale(self, endpoint_key: str, endpoint: EndpointConfig, cfn_endpoint: sagemaker.CfnEndpoint) -> None:
+    def _autoscale(
+        self,
+        endpoint_key: str,
+        endpoint: EndpointConfig,
+        cfn_endpoint: sagemaker.CfnEndpoint,
+        *,
+        max_instance_count: int,
+        invocations_per_instance: int,
+    ) -> None:
         # L1 on purpose: SageMaker variants scale through Application Auto Scaling's service-linked
         # role, and the L2 ScalableTarget would add an unused IAM role of its own.
         target = autoscaling.CfnScalableTarget(
@@ -284,7 +299,7 @@ class RealtimeEndpoints(Construct):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             resource_id=f"endpoint/{cfn_endpoint.attr_endpoint_name}/variant/{VARIANT}",
             min_capacity=endpoint.instance_count,
-            max_capacity=endpoint.max_instance_count,
+            max_capacity=max_instance_count,
         )
         autoscaling.CfnScalingPolicy(
             self,
@@ -293,7 +308,7 @@ class RealtimeEndpoints(Construct):
             policy_type="TargetTrackingScaling",
             scaling_target_id=target.ref,
             target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
-                target_value=float(endpoint.invocations_per_instance),
+                target_value=float(invocations_per_instance),
                 predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
                     predefined_metric_type="SageMakerVariantInvocationsPerInstance"
                 ),

@@ -8,6 +8,7 @@ whose ARN is resolved at deploy time from the public SSM parameter, so no versio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -26,6 +27,15 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
 SERVICE_NAME = "llm-batch-pipeline"
 METRICS_NAMESPACE = "LlmBatchPipeline"
+
+
+class Sizing(TypedDict, total=False):
+    """The sizing fields of FunctionSpec a caller may override; each left out keeps FunctionSpec's default."""
+
+    memory_mb: int
+    timeout: cdk.Duration
+    ephemeral_storage_mb: int
+    reserved_concurrency: int | None
 
 
 @dataclass
@@ -128,3 +138,11 @@ class FunctionFactory(Construct):
         )
         self.functions.append(function)
         return function
+
+
+def role_of(function: lambda_.Function) -> iam.IRole:
+    """The function's execution role. CDK types `Function.role` as optional (a function imported by ARN has none);
+    every function FunctionFactory makes has its own, so a missing one is a programming error."""
+    if function.role is None:
+        raise TypeError(f"{function.node.path} has no execution role")
+    return function.role

@@ -22,9 +22,9 @@ from constructs import Construct
 from batch_pipeline.config.app import AppConfig
 from batch_pipeline.storage.layout import REJECTED_PREFIX, RUNS_PREFIX
 
-from .functions import FunctionFactory, FunctionSpec
+from .functions import FunctionFactory, FunctionSpec, role_of
 from .models import grant_data_key
-from .nag import acknowledge, arn_evidence
+from .nag import acknowledge, arn_evidence, logical_id
 from .naming import stack_scoped_name
 from .notifications import grant_publish
 
@@ -44,10 +44,12 @@ class Intake(Construct):
         output_bucket: s3.IBucket,
         key: kms.IKey | None,
         topic: sns.ITopic,
-        state_machine: sfn.IStateMachine,
+        state_machine: sfn.StateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
-        cfn_bucket: s3.CfnBucket = input_bucket.node.default_child
+        cfn_bucket = input_bucket.node.default_child
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError(f"{input_bucket.node.path}: intake needs the input bucket defined in this stack")
         cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
 
         self.function = functions.create(
@@ -62,7 +64,7 @@ class Intake(Construct):
                 environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn, "TOPIC_ARN": topic.topic_arn},
             )
         )
-        role = self.function.role
+        role = role_of(self.function)
 
         # Read uploads (any version) under the pipelines' prefixes only.
         pipeline_objects = [input_bucket.arn_for_objects(f"{name}/*") for name in config.pipelines]
@@ -160,9 +162,8 @@ class Intake(Construct):
             )
 
         policy = role.node.find_child("DefaultPolicy")
-        stack = cdk.Stack.of(self)
-        input_id = stack.get_logical_id(input_bucket.node.default_child)
-        output_id = stack.get_logical_id(output_bucket.node.default_child)
+        input_id = logical_id(input_bucket)
+        output_id = logical_id(output_bucket)
         for name in config.pipelines:
             acknowledge(
                 policy,
@@ -185,7 +186,7 @@ class Intake(Construct):
         )
 
 
-def _executions_of(state_machine: sfn.IStateMachine) -> str:
+def _executions_of(state_machine: sfn.StateMachine) -> str:
     return cdk.Stack.of(state_machine).format_arn(
         service="states",
         resource="execution",
@@ -194,7 +195,6 @@ def _executions_of(state_machine: sfn.IStateMachine) -> str:
     )
 
 
-def _executions_of_evidence(state_machine: sfn.IStateMachine) -> str:
-    stack = cdk.Stack.of(state_machine)
-    name_id = stack.get_logical_id(state_machine.node.default_child)
+def _executions_of_evidence(state_machine: sfn.StateMachine) -> str:
+    name_id = logical_id(state_machine)
     return arn_evidence(state_machine, "states", f"execution:<{name_id}.Name>:*")

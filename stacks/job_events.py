@@ -7,6 +7,8 @@ backstop timeout that checks the job directly, so a lost event delays a run by a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -14,31 +16,48 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from batch_pipeline.storage.layout import TOKENS_PREFIX
 
-from .functions import FunctionFactory, FunctionSpec
+from .functions import FunctionFactory, FunctionSpec, role_of
 from .models import grant_data_key
-from .nag import acknowledge
+from .nag import acknowledge, logical_id
+
+
+@dataclass(frozen=True)
+class JobEndedPattern:
+    """One backend's job-state-change event: where its detail names the job and its status, and which statuses end
+    a job."""
+
+    source: str
+    detail_type: str
+    name_field: str
+    status_field: str
+    terminal: tuple[str, ...]
+
+    @property
+    def rule_id(self) -> str:
+        """`BedrockJobEnded`, `SagemakerJobEnded`: the rule's construct id."""
+        return f"{self.source.split('.')[1].title()}JobEnded"
+
 
 # https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html
-BEDROCK_PATTERN = {
-    "source": ["aws.bedrock"],
-    "detail_type": ["Batch Inference Job State Change"],
-    "name_field": "batchJobName",
-    "status_field": "status",
-    "terminal": ["Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"],
-}
+BEDROCK_PATTERN = JobEndedPattern(
+    source="aws.bedrock",
+    detail_type="Batch Inference Job State Change",
+    name_field="batchJobName",
+    status_field="status",
+    terminal=("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"),
+)
 # https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html
-SAGEMAKER_PATTERN = {
-    "source": ["aws.sagemaker"],
-    "detail_type": ["SageMaker Transform Job State Change"],
-    "name_field": "TransformJobName",
-    "status_field": "TransformJobStatus",
-    "terminal": ["Completed", "Failed", "Stopped"],
-}
+SAGEMAKER_PATTERN = JobEndedPattern(
+    source="aws.sagemaker",
+    detail_type="SageMaker Transform Job State Change",
+    name_field="TransformJobName",
+    status_field="TransformJobStatus",
+    terminal=("Completed", "Failed", "Stopped"),
+)
 
 
 class JobEvents(Construct):
@@ -49,14 +68,12 @@ class JobEvents(Construct):
         *,
         functions: FunctionFactory,
         output_bucket: s3.IBucket,
-        state_machine: sfn.StateMachine,
         job_name_prefix: str,
         bedrock: bool,
         job_control: lambda_.Function,
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
         self.handler = functions.create(
             FunctionSpec(
                 name="JobEvents",
@@ -96,7 +113,7 @@ class JobEvents(Construct):
         resume_own = iam.Policy(
             self,
             "JobControlResumesOwnWait",
-            roles=[job_control.role],
+            roles=[role_of(job_control)],
             statements=[iam.PolicyStatement(sid="ResumeOwnWait", actions=["states:SendTaskSuccess"], resources=["*"])],
         )
         callback_reason = (
@@ -104,28 +121,28 @@ class JobEvents(Construct):
             "Authorization Reference); the token, kept under job-tokens/, is the capability."
         )
         acknowledge(resume_own, "AwsSolutions-IAM5", callback_reason, applies_to="Resource::*")
-        policy = self.handler.role.node.find_child("DefaultPolicy")
+        policy = role_of(self.handler).node.find_child("DefaultPolicy")
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
             "One token object per job, named by the job at run time; reads stay inside job-tokens/.",
-            applies_to=f"Resource::<{stack.get_logical_id(output_bucket.node.default_child)}.Arn>/{TOKENS_PREFIX}*",
+            applies_to=f"Resource::<{logical_id(output_bucket)}.Arn>/{TOKENS_PREFIX}*",
         )
         acknowledge(policy, "AwsSolutions-IAM5", callback_reason, applies_to="Resource::*")
         patterns = [BEDROCK_PATTERN, SAGEMAKER_PATTERN] if bedrock else [SAGEMAKER_PATTERN]
-        self.rules = []
+        self.rules: list[events.Rule] = []
         for pattern in patterns:
             rule = events.Rule(
                 self,
-                f"{pattern['source'][0].split('.')[1].title()}JobEnded",
-                description=f"{pattern['detail_type'][0]} for this stack's jobs, ended: resume the waiting run",
+                pattern.rule_id,
+                description=f"{pattern.detail_type} for this stack's jobs, ended: resume the waiting run",
                 event_pattern=events.EventPattern(
-                    source=pattern["source"],
-                    detail_type=pattern["detail_type"],
+                    source=[pattern.source],
+                    detail_type=[pattern.detail_type],
                     # Only this stack's jobs (their names start with the prefix), only terminal states.
                     detail={
-                        pattern["name_field"]: [{"prefix": job_name_prefix}],
-                        pattern["status_field"]: pattern["terminal"],
+                        pattern.name_field: [{"prefix": job_name_prefix}],
+                        pattern.status_field: list(pattern.terminal),
                     },
                 ),
             )

@@ -18,7 +18,7 @@ from constructs import Construct
 
 from batch_pipeline.config.app import AppConfig, SageMakerArtifacts, SageMakerModel
 
-from .nag import acknowledge, arn_evidence
+from .nag import acknowledge, arn_evidence, logical_id
 from .naming import short_hash, stack_scoped_name
 
 SHARDS_PATTERN = "runs/*/*/shards/*"
@@ -117,7 +117,12 @@ class SageMakerModels(Construct):
             self.roles[model_key] = role
 
     def _execution_role(
-        self, model_key: str, image_uri: str, model_data_uri: str, output_bucket: s3.IBucket, key: kms.IKey | None
+        self,
+        model_key: str,
+        image_uri: str,
+        model_data_uri: str | None,
+        output_bucket: s3.IBucket,
+        key: kms.IKey | None,
     ) -> iam.Role:
         role = iam.Role(
             self,
@@ -129,11 +134,14 @@ class SageMakerModels(Construct):
             ),
             description=f"Transform jobs of {model_key}: read shards and model data, write raw outputs",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]
+        # None only for a container that fetches its own weights (text-generation, which the configuration keeps
+        # out of pipelines); it has no model data object to read.
+        if model_data_uri is not None:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadModelData", actions=["s3:GetObject"], resources=[s3_object_arn(model_data_uri)]
+                )
             )
-        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadRunShards", actions=["s3:GetObject"], resources=[output_bucket.arn_for_objects(SHARDS_PATTERN)]
@@ -210,7 +218,7 @@ class SageMakerModels(Construct):
                 "AwsSolutions-IAM5",
                 "Run ids are created per upload; the role is limited to the "
                 "shards/ (read) and raw/ (write) folders of runs, never results or other prefixes.",
-                applies_to=f"Resource::<{cdk.Stack.of(self).get_logical_id(output_bucket.node.default_child)}.Arn>/{pattern}",
+                applies_to=f"Resource::<{logical_id(output_bucket)}.Arn>/{pattern}",
             )
         acknowledge(
             policy,

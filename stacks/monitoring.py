@@ -54,7 +54,7 @@ class Monitoring(Construct):
                 notify,
             )
 
-        def custom(name: str, statistic: str = "Sum", dimensions: dict | None = None) -> cloudwatch.Metric:
+        def custom(name: str, statistic: str = "Sum", dimensions: dict[str, str] | None = None) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,

@@ -12,6 +12,18 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *, applies_to: str | 
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
+def logical_id(construct: IConstruct) -> str:
+    """The logical id of an L2 construct's CloudFormation resource, as cdk-nag evidence names it (`<id.Arn>`).
+
+    CDK types `node.default_child` as optional (an imported resource has none); every construct named here is
+    defined in this stack, so a missing resource is a programming error, reported with the construct's path.
+    """
+    resource = construct.node.default_child
+    if not isinstance(resource, cdk.CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own to name in nag evidence")
+    return cdk.Stack.of(resource).get_logical_id(resource)
+
+
 def arn_evidence(scope: IConstruct, service: str, resource: str) -> str:
     """How cdk-nag spells an ARN built with Stack.format_arn: tokens as <AWS::...>, a concrete region or account
     as-is (`cdk deploy` with credentials sets CDK_DEFAULT_ACCOUNT, and app.py pins the stack to it)."""

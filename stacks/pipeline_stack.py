@@ -41,8 +41,16 @@ RETENTION = {
 
 
 class BatchPipelineStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        env: cdk.Environment | None = None,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id, env=env, description=description)
         self.config = config
         region = self.node.try_get_context("region") or self.region
         if cdk.Token.is_unresolved(region):
@@ -91,13 +99,12 @@ class BatchPipelineStack(cdk.Stack):
             "JobEvents",
             functions=self.functions,
             output_bucket=self.storage.output_bucket,
-            state_machine=self.workflow.state_machine,
             job_name_prefix=JOB_NAME_PREFIX,
             bedrock=bool(bedrock_pipelines(config)),
             job_control=self.workflow.job_control_fn,
             key=self.storage.key,
         )
-        self.bedrock = None
+        self.bedrock: BedrockBatchAccess | None = None
         if bedrock_pipelines(config):
             self.bedrock = BedrockBatchAccess(
                 self,

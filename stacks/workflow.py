@@ -9,6 +9,8 @@ failure manifest and a notification, never in a silently failed execution.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -24,9 +26,9 @@ from batch_pipeline.config.app import AppConfig
 from batch_pipeline.config.runtime import dump_runtime_prices, runtime_prices
 from batch_pipeline.storage.layout import RUNS_PREFIX, TOKENS_PREFIX
 
-from .functions import FunctionFactory, FunctionSpec
+from .functions import FunctionFactory, FunctionSpec, Sizing, role_of
 from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
-from .nag import acknowledge, arn_evidence
+from .nag import acknowledge, arn_evidence, logical_id
 from .naming import stack_scoped_name
 from .notifications import grant_publish
 
@@ -66,7 +68,7 @@ class Workflow(Construct):
         self._output_bucket = output_bucket
         self._key = key
         self._run_objects = output_bucket.arn_for_objects(f"{RUNS_PREFIX}*")
-        self._output_id = stack.get_logical_id(output_bucket.node.default_child)
+        self._output_id = logical_id(output_bucket)
 
         self.job_control_fn = self._function(
             "JobControl",
@@ -133,7 +135,7 @@ class Workflow(Construct):
             )
         )
         acknowledge(
-            self.job_control_fn.role.node.find_child("DefaultPolicy"),
+            role_of(self.job_control_fn).node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5",
             "One token object per job, named by the job at run time; writes and deletes stay inside job-tokens/.",
             applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*",
@@ -168,7 +170,7 @@ class Workflow(Construct):
                 self.state_machine.role.node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5",
                 "Invoking any published version of the app's own function.",
-                applies_to=f"Resource::<{stack.get_logical_id(fn.node.default_child)}.Arn>:*",
+                applies_to=f"Resource::<{logical_id(fn)}.Arn>:*",
             )
 
     # ------------------------------------------------------------------ functions and grants
@@ -182,7 +184,7 @@ class Workflow(Construct):
         read: bool = False,
         write: bool = False,
         environment: dict[str, str] | None = None,
-        **sizing,
+        **sizing: Unpack[Sizing],
     ) -> lambda_.Function:
         fn = self._functions.create(
             FunctionSpec(name=name, handler=handler, description=description, environment=environment or {}, **sizing)
@@ -205,7 +207,7 @@ class Workflow(Construct):
                     )
                 )
             acknowledge(
-                fn.role.node.find_child("DefaultPolicy"),
+                role_of(fn).node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5",
                 "Run folders are named per upload at run time; access stays inside runs/.",
                 applies_to=f"Resource::<{self._output_id}.Arn>/{RUNS_PREFIX}*",
@@ -238,7 +240,7 @@ class Workflow(Construct):
         )
         for pattern in (RAW_PATTERN, SHARDS_PATTERN):
             acknowledge(
-                fn.role.node.find_child("DefaultPolicy"),
+                role_of(fn).node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5",
                 "Run ids are created per upload; aborts only job control's own uploads under raw/ and shards/.",
                 applies_to=f"Resource::<{self._output_id}.Arn>/{pattern}",
@@ -260,7 +262,7 @@ class Workflow(Construct):
             )
         )
         acknowledge(
-            fn.role.node.find_child("DefaultPolicy"),
+            role_of(fn).node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5",
             "Transform job names are made per run; all start with this app's prefix.",
             applies_to=f"Resource::{arn_evidence(self, 'sagemaker', f'transform-job/{JOB_NAME_PREFIX}*')}",
@@ -268,7 +270,9 @@ class Workflow(Construct):
 
     # ------------------------------------------------------------------ the state machine
 
-    def _invoke(self, name: str, fn: lambda_.Function, payload: dict, result_path: str | None) -> tasks.LambdaInvoke:
+    def _invoke(
+        self, name: str, fn: lambda_.Function, payload: dict[str, object], result_path: str | None
+    ) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             name,

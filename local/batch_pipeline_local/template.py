@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline_local.project import Project
@@ -25,8 +25,13 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK_NAME = "LlmBatchPipeline"
 
+# A CloudFormation template and one of its resources ({"Type": ..., "Properties": ...}), as the JSON `cdk synth`
+# writes. Their shape is CloudFormation's (cfn-lint checks it in `make synth`), read here key by key.
+Template: TypeAlias = dict[str, Any]
+Resource: TypeAlias = dict[str, Any]
 
-def synthesize_template(context_overrides: dict[str, Any] | None = None, project: Project | None = None) -> dict:
+
+def synthesize_template(context_overrides: dict[str, Any] | None = None, project: Project | None = None) -> Template:
     """Synthesize the project's app as `cdk synth` would (minus asset bundling) and return the stack's template."""
     project = project or Project.find()
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -42,11 +47,11 @@ def synthesize_template(context_overrides: dict[str, Any] | None = None, project
     for key, value in (context_overrides or {}).items():
         context[key] = value
     app, _ = build_app(copy.deepcopy(context))
-    template: dict = app.synth().get_stack_by_name(APP_STACK).template
+    template: Template = app.synth().get_stack_by_name(APP_STACK).template
     return template
 
 
-def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> dict:
+def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> Template:
     """The stack's template from a cloud assembly directory (`npx cdk synth` writes one to cdk.out)."""
     directory = Path(directory)
     try:
@@ -58,13 +63,13 @@ def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> di
         raise ConfigError(f"{directory}: no stack {stack!r} in the cloud assembly")
     name = artifact.get("properties", {}).get("templateFile", f"{stack}.template.json")
     try:
-        template: dict = json.loads((directory / name).read_text())
+        template: Template = json.loads((directory / name).read_text())
     except (OSError, ValueError) as error:
         raise ConfigError(f"{directory / name}: cannot read the template: {error}") from None
     return template
 
 
-def resources_of(template: dict, kind: str) -> dict[str, dict]:
+def resources_of(template: Template, kind: str) -> dict[str, Resource]:
     """The template's resources of type `kind`, by logical id."""
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 

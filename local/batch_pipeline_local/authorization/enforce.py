@@ -24,17 +24,19 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypedDict, TypeVar
 from unittest import mock
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from batch_pipeline_local.authorization.evaluator import evaluate
-from batch_pipeline_local.authorization.operations import Request, missing_object_listing, requests_for
-from batch_pipeline_local.authorization.policies import PolicyStore, Role
+from batch_pipeline_local.authorization.evaluator import ContextValue, RequestDenial, Simulation, Verdict, evaluate
+from batch_pipeline_local.authorization.operations import Params, Request, missing_object_listing, requests_for
+from batch_pipeline_local.authorization.policies import NamedPolicy, PolicyDocument, PolicyStore, Role
 from batch_pipeline_local.project import Project
 from batch_pipeline_local.template import ACCOUNT
 
@@ -90,24 +92,53 @@ class Denial:
     resource: str
     operation: str
     reason: str
-    denied_by: list[dict] = field(default_factory=list)
+    denied_by: list[RequestDenial] = field(default_factory=list)
 
     def describe(self) -> str:
         return f"{self.principal} {self.operation}: {self.action} on {self.resource}: {self.reason}"
+
+    def record(self) -> DenialRecord:
+        return DenialRecord(
+            principal=self.principal,
+            action=self.action,
+            resource=self.resource,
+            operation=self.operation,
+            reason=self.reason,
+            denied_by=list(self.denied_by),
+            message=self.describe(),
+        )
+
+
+class DenialRecord(TypedDict):
+    """A denial as the run's authorization report lists it (`batch-pipeline local run --json`)."""
+
+    principal: str
+    action: str
+    resource: str
+    operation: str
+    reason: str
+    denied_by: list[RequestDenial]
+    message: str
+
+
+class AuthorizationReport(TypedDict):
+    checked: int
+    denied: int
+    denials: list[DenialRecord]
 
 
 def simulate(
     principal: str,
     request: Request,
-    identity_policies: list[dict],
-    resource_policy: dict | None,
-    extra_context: dict | None = None,
+    identity_policies: list[NamedPolicy],
+    resource_policy: PolicyDocument | None,
+    extra_context: Mapping[str, ContextValue] | None = None,
     *,
     node_modules: Path | None = None,
-) -> dict:
+) -> Verdict:
     """One question to the evaluator, shaped as iam-simulate takes it; the evaluator is the one installed in
     `node_modules` (default: the current project's)."""
-    simulation = {
+    simulation: Simulation = {
         "request": {
             "principal": principal,
             "action": request.action,
@@ -123,7 +154,7 @@ def simulate(
     return evaluate(simulation, node_modules or Project.find().node_modules)
 
 
-def reason_for(verdict: dict, action: str) -> str:
+def reason_for(verdict: Verdict, action: str) -> str:
     """AWS's wording for why (IAM User Guide, "Troubleshoot access denied error messages")."""
     denials = verdict.get("denials") or []
     explicit = [d for d in denials if d.get("denialType") == "Explicit"]
@@ -161,8 +192,12 @@ class Authorizer:
         self._lock = threading.Lock()
 
     def decide(
-        self, principal: str, identity_policies: list[dict], request: Request, extra_context: dict | None = None
-    ) -> dict:
+        self,
+        principal: str,
+        identity_policies: list[NamedPolicy],
+        request: Request,
+        extra_context: Mapping[str, ContextValue] | None = None,
+    ) -> Verdict:
         policy = (
             self.store.key_policies.get(request.resource)
             if request.via == "kms"
@@ -191,16 +226,16 @@ class Authorizer:
                 return denial
         return None
 
-    def report(self) -> dict:
+    def report(self) -> AuthorizationReport:
         with self._lock:
             return {
                 "checked": self.checked,
                 "denied": len(self.denials),
-                "denials": [asdict(d) | {"message": d.describe()} for d in self.denials],
+                "denials": [d.record() for d in self.denials],
             }
 
 
-def access_denied(client: Any, service: str, operation: str, denial: Denial) -> Exception:
+def access_denied(client: BaseClient, service: str, operation: str, denial: Denial) -> Exception:
     """The exception botocore raises for the service's AccessDenied response."""
     code, status = ACCESS_DENIED.get(service, ("AccessDeniedException", 403))
     message = (
@@ -214,13 +249,14 @@ def access_denied(client: Any, service: str, operation: str, denial: Denial) -> 
         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
     }
     error_class = client.exceptions.from_code(code) if hasattr(client, "exceptions") else ClientError
-    return error_class(response, operation)
+    error: Exception = error_class(response, operation)  # a ClientError subclass (botocore ships no types)
+    return error
 
 
 _IDENTITY_ATTRIBUTE = "_batch_pipeline_local_identity"
 
 
-def carry_identity(client: Any, identity: Identity) -> None:
+def carry_identity(client: BaseClient, identity: Identity) -> None:
     """Calls through `client` are made as `identity`, whichever thread makes them (a client made outside a handler)."""
     setattr(client, _IDENTITY_ATTRIBUTE, identity)
 
@@ -230,7 +266,7 @@ def enforce(authorizer: Authorizer) -> Iterator[Authorizer]:
     """Check every call made under an identity for the life of the block."""
     original = BaseClient._make_api_call
 
-    def checked_call(client: BaseClient, operation: str, params: dict) -> Any:
+    def checked_call(client: BaseClient, operation: str, params: Params) -> Any:  # the parsed response
         identity = getattr(client, _IDENTITY_ATTRIBUTE, None) or (None if _serving.get() else _identity.get())
         if identity is None:
             return original(client, operation, params)
@@ -256,11 +292,18 @@ def enforce(authorizer: Authorizer) -> Iterator[Authorizer]:
         yield authorizer
 
 
-def propagate_to_thread_pools() -> Any:
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def propagate_to_thread_pools() -> AbstractContextManager[object]:
     """A handler's thread pool works under the handler's identity, as its threads would in one Lambda sandbox."""
     original_submit = concurrent.futures.ThreadPoolExecutor.submit
 
-    def submit(self, fn, /, *args, **kwargs):  # ThreadPoolExecutor.submit's signature
-        return original_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+    def submit(
+        self: concurrent.futures.ThreadPoolExecutor, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> Future[_T]:  # ThreadPoolExecutor.submit's signature
+        context = contextvars.copy_context()  # the submitter's identity, copied now
+        return original_submit(self, lambda: context.run(fn, *args, **kwargs))
 
     return mock.patch.object(concurrent.futures.ThreadPoolExecutor, "submit", submit)

@@ -15,8 +15,12 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, NotRequired, TypedDict, final
+
+from batch_pipeline_local.authorization.policies import NamedPolicy, PolicyDocument
 
 BRIDGE = Path(__file__).with_name("iam_bridge.js")
 IAM_SIMULATE = ("@cloud-copilot", "iam-simulate")
@@ -24,6 +28,63 @@ IAM_SIMULATE = ("@cloud-copilot", "iam-simulate")
 
 class EvaluatorError(RuntimeError):
     """The evaluator could not run, or rejected the request (an unknown action, a resource of the wrong type)."""
+
+
+# One question and its answer, in iam-simulate's shapes (its Simulation input, and what iam_bridge.js returns).
+ContextValue = str | list[str]
+
+
+class SimulatedResource(TypedDict):
+    resource: str  # the ARN, or "*"
+    accountId: str
+
+
+class SimulatedRequest(TypedDict):
+    principal: str
+    action: str
+    resource: SimulatedResource
+    contextVariables: Mapping[str, ContextValue]
+
+
+class Simulation(TypedDict):
+    request: SimulatedRequest
+    identityPolicies: list[NamedPolicy]
+    serviceControlPolicies: list[NamedPolicy]  # none: the emulated account is in no organization
+    resourceControlPolicies: list[NamedPolicy]
+    resourcePolicy: NotRequired[PolicyDocument]
+
+
+class RequestDenial(TypedDict):
+    """Why a request was denied: iam-simulate's RequestDenial (analysis/analyzeResults.d.ts)."""
+
+    policyType: Literal["scp", "rcp", "vpce", "identity", "resource", "pb", "s3-bpa"]
+    denialType: Literal["Implicit", "Explicit"]
+    blocking: NotRequired[bool]
+    identifier: NotRequired[str]
+    statementId: NotRequired[str]
+
+
+class Verdict(TypedDict):
+    result: Literal["Allowed", "ImplicitlyDenied", "ExplicitlyDenied"]
+    denials: list[RequestDenial]  # empty when allowed
+
+
+@final  # final, so that `"error" in answer` tells the two answers apart
+class _Answer(Verdict):
+    """iam_bridge.js's answer line: the verdict, the request id, and what the evaluator ignored and why it allowed."""
+
+    id: int
+    grants: list[dict[str, object]]
+    ignoredContextKeys: list[str]
+
+
+@final
+class _Failure(TypedDict):
+    """iam_bridge.js's answer when the evaluator rejected the request (or the line was not JSON: no id)."""
+
+    id: int | None
+    error: str
+    details: NotRequired[object]
 
 
 class _Bridge:
@@ -45,18 +106,21 @@ class _Bridge:
             # iam_bridge.js resolves iam-simulate from this folder (its node_modules/).
             env={**os.environ, "BATCH_PIPELINE_NODE_MODULES": str(node_modules.parent)},
         )
+        if self._process.stdin is None or self._process.stdout is None:  # asked for above; typed as optional
+            raise EvaluatorError("the IAM evaluator (node iam_bridge.js) has no pipes")
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
         self._lock = threading.Lock()
         self._next = 0
 
-    def ask(self, simulation: dict) -> dict:
+    def ask(self, simulation: Simulation) -> _Answer:
         with self._lock:
             self._next += 1
-            self._process.stdin.write(json.dumps({"id": self._next, "simulation": simulation}) + "\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
+            self._stdin.write(json.dumps({"id": self._next, "simulation": simulation}) + "\n")
+            self._stdin.flush()
+            line = self._stdout.readline()
         if not line:
             raise EvaluatorError("the IAM evaluator (node iam_bridge.js) exited")
-        answer = json.loads(line)
+        answer: _Answer | _Failure = json.loads(line)
         if "error" in answer:
             raise EvaluatorError(
                 f"{simulation['request']['action']} on {simulation['request']['resource']['resource']}: "
@@ -66,7 +130,7 @@ class _Bridge:
 
     def close(self) -> None:
         if self._process.poll() is None:
-            self._process.stdin.close()
+            self._stdin.close()
             self._process.wait(timeout=5)
 
 
@@ -87,8 +151,9 @@ def _evaluate_json(simulation_json: str, node_modules: Path) -> str:
     return json.dumps(_the_bridge(node_modules).ask(json.loads(simulation_json)))
 
 
-def evaluate(simulation: dict, node_modules: Path) -> dict:
+def evaluate(simulation: Simulation, node_modules: Path) -> Verdict:
     """iam-simulate's verdict: {"result": "Allowed"|"ImplicitlyDenied"|"ExplicitlyDenied", "denials": [...], ...},
     from the iam-simulate installed in `node_modules`. Identical questions (the same policies, request and context)
     are answered once."""
-    return json.loads(_evaluate_json(json.dumps(simulation, sort_keys=True), node_modules.resolve()))
+    verdict: Verdict = json.loads(_evaluate_json(json.dumps(simulation, sort_keys=True), node_modules.resolve()))
+    return verdict

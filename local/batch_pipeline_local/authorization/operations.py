@@ -20,36 +20,41 @@ Sources for the implied KMS calls and their encryption context:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
 
+from batch_pipeline_local.authorization.evaluator import ContextValue
 from batch_pipeline_local.authorization.policies import PolicyStore
 from batch_pipeline_local.template import ACCOUNT, REGION
 
-SECURE = {"aws:SecureTransport": "true"}
+# A call's parameters as the handler passed them to boto3 (botocore validates them against the service model).
+Params: TypeAlias = dict[str, Any]
+RequestContext: TypeAlias = Mapping[str, ContextValue]
+
+SECURE: RequestContext = {"aws:SecureTransport": "true"}
 
 
 @dataclass(frozen=True)
 class Request:
     action: str
     resource: str
-    context: dict = field(default_factory=dict)
+    context: RequestContext = field(default_factory=dict)
     # "kms" for calls made to KMS on the caller's behalf: evaluated against the key policy.
     via: str | None = None
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
         return (self.action, self.resource, tuple(sorted((k, str(v)) for k, v in self.context.items())))
 
 
-Mapper = Callable[[dict, PolicyStore], list[Request]]
+Mapper = Callable[[Params, PolicyStore], list[Request]]
 
 
 # ---------------------------------------------------------------------------- S3
 
 
-def _object_arn(params: dict) -> str:
+def _object_arn(params: Params) -> str:
     return f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"
 
 
@@ -66,11 +71,11 @@ def _s3_kms(store: PolicyStore, bucket_name: str, object_arn: str, actions: tupl
     return [Request(action, bucket.kms_key_arn, context, via="kms") for action in actions]
 
 
-def _tags(params: dict, key: str = "Tagging") -> list[str]:
+def _tags(params: Params, key: str = "Tagging") -> list[str]:
     return [k for k, _ in parse_qsl(params.get(key) or "")]
 
 
-def s3_get(params: dict, store: PolicyStore) -> list[Request]:
+def s3_get(params: Params, store: PolicyStore) -> list[Request]:
     action = "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
     return [
         Request(action, _object_arn(params), SECURE),
@@ -78,40 +83,40 @@ def s3_get(params: dict, store: PolicyStore) -> list[Request]:
     ]
 
 
-def s3_head(params: dict, store: PolicyStore) -> list[Request]:  # HEAD reads no data: no key use
+def s3_head(params: Params, store: PolicyStore) -> list[Request]:  # HEAD reads no data: no key use
     return [Request("s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject", _object_arn(params), SECURE)]
 
 
-def s3_put(params: dict, store: PolicyStore) -> list[Request]:
+def s3_put(params: Params, store: PolicyStore) -> list[Request]:
     requests = [Request("s3:PutObject", _object_arn(params), SECURE)]
     if _tags(params):
         requests.append(Request("s3:PutObjectTagging", _object_arn(params), SECURE))
     return requests + _s3_kms(store, params["Bucket"], _object_arn(params), ("kms:GenerateDataKey",))
 
 
-def s3_create_multipart(params: dict, store: PolicyStore) -> list[Request]:
+def s3_create_multipart(params: Params, store: PolicyStore) -> list[Request]:
     requests = [Request("s3:PutObject", _object_arn(params), SECURE)]
     if _tags(params):
         requests.append(Request("s3:PutObjectTagging", _object_arn(params), SECURE))
     return requests + _s3_kms(store, params["Bucket"], _object_arn(params), ("kms:GenerateDataKey", "kms:Decrypt"))
 
 
-def s3_upload_part(params: dict, store: PolicyStore) -> list[Request]:
+def s3_upload_part(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("s3:PutObject", _object_arn(params), SECURE)]
 
 
-def s3_complete_multipart(params: dict, store: PolicyStore) -> list[Request]:
+def s3_complete_multipart(params: Params, store: PolicyStore) -> list[Request]:
     return [
         Request("s3:PutObject", _object_arn(params), SECURE),
         *_s3_kms(store, params["Bucket"], _object_arn(params), ("kms:Decrypt",)),
     ]
 
 
-def s3_abort_multipart(params: dict, store: PolicyStore) -> list[Request]:
+def s3_abort_multipart(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("s3:AbortMultipartUpload", _object_arn(params), SECURE)]
 
 
-def _copy_source(params: dict) -> tuple[str, str, str | None]:
+def _copy_source(params: Params) -> tuple[str, str, str | None]:
     source = params["CopySource"]
     if isinstance(source, dict):
         return source["Bucket"], source["Key"], source.get("VersionId")
@@ -120,7 +125,7 @@ def _copy_source(params: dict) -> tuple[str, str, str | None]:
     return bucket, key, query or None
 
 
-def s3_copy(params: dict, store: PolicyStore) -> list[Request]:
+def s3_copy(params: Params, store: PolicyStore) -> list[Request]:
     bucket, key, version = _copy_source(params)
     source_arn = f"arn:aws:s3:::{bucket}/{key}"
     return [
@@ -130,7 +135,7 @@ def s3_copy(params: dict, store: PolicyStore) -> list[Request]:
     ]
 
 
-def s3_upload_part_copy(params: dict, store: PolicyStore) -> list[Request]:
+def s3_upload_part_copy(params: Params, store: PolicyStore) -> list[Request]:
     bucket, key, version = _copy_source(params)
     source_arn = f"arn:aws:s3:::{bucket}/{key}"
     return [
@@ -140,33 +145,33 @@ def s3_upload_part_copy(params: dict, store: PolicyStore) -> list[Request]:
     ]
 
 
-def s3_put_tagging(params: dict, store: PolicyStore) -> list[Request]:
+def s3_put_tagging(params: Params, store: PolicyStore) -> list[Request]:
     action = "s3:PutObjectVersionTagging" if params.get("VersionId") else "s3:PutObjectTagging"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_get_tagging(params: dict, store: PolicyStore) -> list[Request]:
+def s3_get_tagging(params: Params, store: PolicyStore) -> list[Request]:
     action = "s3:GetObjectVersionTagging" if params.get("VersionId") else "s3:GetObjectTagging"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_delete(params: dict, store: PolicyStore) -> list[Request]:
+def s3_delete(params: Params, store: PolicyStore) -> list[Request]:
     action = "s3:DeleteObjectVersion" if params.get("VersionId") else "s3:DeleteObject"
     return [Request(action, _object_arn(params), SECURE)]
 
 
-def s3_list(params: dict, store: PolicyStore) -> list[Request]:
+def s3_list(params: Params, store: PolicyStore) -> list[Request]:
     # s3:prefix is in the request context only when the request has a prefix, as in AWS.
     context = {**SECURE, **({"s3:prefix": params["Prefix"]} if params.get("Prefix") is not None else {})}
     return [Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", context)]
 
 
-def s3_list_versions(params: dict, store: PolicyStore) -> list[Request]:
+def s3_list_versions(params: Params, store: PolicyStore) -> list[Request]:
     context = {**SECURE, **({"s3:prefix": params["Prefix"]} if params.get("Prefix") is not None else {})}
     return [Request("s3:ListBucketVersions", f"arn:aws:s3:::{params['Bucket']}", context)]
 
 
-def missing_object_listing(params: dict) -> Request:
+def missing_object_listing(params: Params) -> Request:
     """S3 answers a read of a missing key with NoSuchKey only if the caller may list the bucket, else AccessDenied
     (S3 API Reference, GetObject/HeadObject "Permissions"). The listing asked for is that key's."""
     return Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}", {**SECURE, "s3:prefix": params["Key"]})
@@ -175,8 +180,10 @@ def missing_object_listing(params: dict) -> Request:
 # ---------------------------------------------------------------------------- SNS, Step Functions
 
 
-def sns_publish(params: dict, store: PolicyStore) -> list[Request]:
+def sns_publish(params: Params, store: PolicyStore) -> list[Request]:
     topic = params.get("TopicArn") or params.get("TargetArn")
+    if not topic:  # a text message to a phone number: no handler sends one
+        raise KeyError("sns:Publish without a TopicArn or TargetArn is not in the authorization map")
     requests = [Request("sns:Publish", topic, SECURE)]
     key = store.kms_keys.get(topic)
     if key:
@@ -190,11 +197,11 @@ def sns_publish(params: dict, store: PolicyStore) -> list[Request]:
     return requests
 
 
-def states_start(params: dict, store: PolicyStore) -> list[Request]:
+def states_start(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("states:StartExecution", params["stateMachineArn"], SECURE)]
 
 
-def states_describe_execution(params: dict, store: PolicyStore) -> list[Request]:
+def states_describe_execution(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("states:DescribeExecution", params["executionArn"], SECURE)]
 
 
@@ -202,23 +209,23 @@ def states_task_callback(action: str) -> Mapper:
     """SendTaskSuccess/Failure/Heartbeat: the Service Authorization Reference lists no resource type for them, so
     they are authorized on "*" (a policy naming the state machine would not allow them)."""
 
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:
+    def mapper(params: Params, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
 
     return mapper
 
 
-def states_list_executions(params: dict, store: PolicyStore) -> list[Request]:
+def states_list_executions(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("states:ListExecutions", params["stateMachineArn"], SECURE)]
 
 
 # ---------------------------------------------------------------------------- SageMaker
 
 
-def _request_tags(tags: list[dict] | dict | None) -> dict:
+def _request_tags(tags: list[dict[str, str]] | dict[str, str] | None) -> dict[str, ContextValue]:
     """aws:RequestTag/<k> and aws:TagKeys for a create-with-tags request."""
     pairs = tags.items() if isinstance(tags, dict) else [(t["Key"], t["Value"]) for t in tags or []]
-    context = {f"aws:RequestTag/{k}": v for k, v in pairs}
+    context: dict[str, ContextValue] = {f"aws:RequestTag/{k}": v for k, v in pairs}
     if context:
         context["aws:TagKeys"] = [k for k, _ in pairs]
     return context
@@ -228,7 +235,7 @@ def _sagemaker_arn(kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
 
 
-def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request]:
+def sagemaker_create_transform(params: Params, store: PolicyStore) -> list[Request]:
     arn = _sagemaker_arn("transform-job", params["TransformJobName"])
     tags = _request_tags(params.get("Tags"))
     requests = [Request("sagemaker:CreateTransformJob", arn, {**SECURE, **tags})]
@@ -238,13 +245,13 @@ def sagemaker_create_transform(params: dict, store: PolicyStore) -> list[Request
 
 
 def sagemaker_transform(action: str) -> Mapper:
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:
+    def mapper(params: Params, store: PolicyStore) -> list[Request]:
         return [Request(action, _sagemaker_arn("transform-job", params["TransformJobName"]), SECURE)]
 
     return mapper
 
 
-def sagemaker_invoke_endpoint(params: dict, store: PolicyStore) -> list[Request]:
+def sagemaker_invoke_endpoint(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("sagemaker:InvokeEndpoint", _sagemaker_arn("endpoint", params["EndpointName"]), SECURE)]
 
 
@@ -267,7 +274,7 @@ def _job_arn(identifier: str) -> str:
     )
 
 
-def bedrock_create_job(params: dict, store: PolicyStore) -> list[Request]:
+def bedrock_create_job(params: Params, store: PolicyStore) -> list[Request]:
     tags = _request_tags(params.get("tags") and [{"Key": t["key"], "Value": t["value"]} for t in params["tags"]])
     job = _job_arn(params["jobName"])
     requests = [
@@ -284,17 +291,17 @@ def bedrock_job(action: str) -> Mapper:
     """An action on an existing job. Its tags (aws:ResourceTag/<k>) are the resource's, which the Authorizer adds to
     every request from what the emulated service keeps (enforce.Authorizer's resource_tags)."""
 
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:
+    def mapper(params: Params, store: PolicyStore) -> list[Request]:
         return [Request(action, _job_arn(params["jobIdentifier"]), SECURE)]
 
     return mapper
 
 
-def bedrock_invoke(params: dict, store: PolicyStore) -> list[Request]:
+def bedrock_invoke(params: Params, store: PolicyStore) -> list[Request]:
     return [Request("bedrock:InvokeModel", _model_arn(params["modelId"]), SECURE)]
 
 
-def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:
+def lambda_invoke(params: Params, store: PolicyStore) -> list[Request]:
     """The state machine's Task states invoking their functions (moto's interpreter makes these calls)."""
     name = params["FunctionName"]
     arn = name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
@@ -302,7 +309,7 @@ def lambda_invoke(params: dict, store: PolicyStore) -> list[Request]:
 
 
 def account_wide(action: str) -> Mapper:
-    def mapper(params: dict, store: PolicyStore) -> list[Request]:
+    def mapper(params: Params, store: PolicyStore) -> list[Request]:
         return [Request(action, "*", SECURE)]
 
     return mapper
@@ -348,7 +355,7 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
 }
 
 
-def requests_for(service: str, operation: str, params: dict[str, Any], store: PolicyStore) -> list[Request]:
+def requests_for(service: str, operation: str, params: Params, store: PolicyStore) -> list[Request]:
     mapper = OPERATIONS.get((service, operation))
     if mapper is None:
         raise KeyError(

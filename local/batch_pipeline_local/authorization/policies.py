@@ -4,11 +4,21 @@ with the local names resolved, so the evaluator sees the policies CloudFormation
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, TypedDict
 
-from batch_pipeline_local.template import ACCOUNT, REGION, resources_of
+from batch_pipeline_local.template import ACCOUNT, REGION, Resolver, Template, resources_of
+
+# An IAM policy document ({"Version": ..., "Statement": [...]}) as the template holds it: IAM's grammar, which the
+# evaluator (iam-simulate) parses and checks.
+PolicyDocument: TypeAlias = dict[str, Any]
+
+
+class NamedPolicy(TypedDict):
+    """An identity policy as the evaluator takes it."""
+
+    name: str
+    policy: PolicyDocument
 
 
 @dataclass
@@ -16,13 +26,13 @@ class Role:
     logical_id: str
     name: str
     arn: str
-    trust: dict
-    policies: dict[str, dict] = field(default_factory=dict)  # policy name -> document
+    trust: PolicyDocument
+    policies: dict[str, PolicyDocument] = field(default_factory=dict)  # policy name -> document
 
     def session_arn(self, session: str) -> str:
         return f"arn:aws:sts::{ACCOUNT}:assumed-role/{self.name}/{session}"
 
-    def identity_policies(self) -> list[dict]:
+    def identity_policies(self) -> list[NamedPolicy]:
         return [{"name": name, "policy": document} for name, document in self.policies.items()]
 
 
@@ -38,9 +48,9 @@ class Bucket:
 class PolicyStore:
     roles: dict[str, Role]  # logical id -> role
     buckets: dict[str, Bucket]  # bucket name -> bucket
-    resource_policies: dict[str, dict]  # resource ARN (bucket, topic, queue, function, key) -> policy
+    resource_policies: dict[str, PolicyDocument]  # resource ARN (bucket, topic, queue, function, key) -> policy
     kms_keys: dict[str, str]  # encrypted resource ARN (topic, queue, log group, state machine) -> key ARN
-    key_policies: dict[str, dict]  # key ARN -> key policy
+    key_policies: dict[str, PolicyDocument]  # key ARN -> key policy
 
     def role_by_arn(self, arn: str) -> Role | None:
         return next((r for r in self.roles.values() if r.arn == arn), None)
@@ -52,7 +62,7 @@ class PolicyStore:
             else None
         )
 
-    def resource_policy(self, arn: str) -> dict | None:
+    def resource_policy(self, arn: str) -> PolicyDocument | None:
         bucket = self.bucket_of(arn)
         if bucket is not None:
             return self.resource_policies.get(bucket.arn)
@@ -61,12 +71,8 @@ class PolicyStore:
         return self.resource_policies.get(arn)
 
 
-def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
 def build_policy_store(
-    template: dict, resolve: Callable[[Any], Any], physical: dict[str, str], attributes: dict[tuple[str, str], str]
+    template: Template, resolve: Resolver, physical: dict[str, str], attributes: dict[tuple[str, str], str]
 ) -> PolicyStore:
     roles = _roles(template, resolve, attributes)
     buckets = _buckets(template, resolve, physical)
@@ -80,7 +86,7 @@ def build_policy_store(
     return PolicyStore(roles, buckets, policies, kms_keys, key_policies)
 
 
-def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]) -> dict[str, Role]:
+def _roles(template: Template, resolve: Resolver, attributes: dict[tuple[str, str], str]) -> dict[str, Role]:
     """Every role by logical id, with its inline policies and the AWS::IAM::Policy documents attached to it."""
     roles: dict[str, Role] = {}
     for logical, resource in resources_of(template, "AWS::IAM::Role").items():
@@ -98,7 +104,7 @@ def _roles(template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple
     return roles
 
 
-def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, str]) -> dict[str, Bucket]:
+def _buckets(template: Template, resolve: Resolver, physical: dict[str, str]) -> dict[str, Bucket]:
     """Every bucket by name, with its default encryption key (SSE-KMS only) and whether S3 Bucket Keys are on."""
     buckets: dict[str, Bucket] = {}
     for logical, resource in resources_of(template, "AWS::S3::Bucket").items():
@@ -112,10 +118,10 @@ def _buckets(template: dict, resolve: Callable[[Any], Any], physical: dict[str, 
 
 
 def _resource_policies(
-    template: dict, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
-) -> dict[str, dict]:
+    template: Template, resolve: Resolver, attributes: dict[tuple[str, str], str]
+) -> dict[str, PolicyDocument]:
     """Resource ARN -> resource policy: bucket, topic and queue policies, and Lambda permissions as one policy."""
-    policies: dict[str, dict] = {}
+    policies: dict[str, PolicyDocument] = {}
     for resource in resources_of(template, "AWS::S3::BucketPolicy").values():
         props = resolve(resource["Properties"])
         policies[f"arn:aws:s3:::{props['Bucket']}"] = props["PolicyDocument"]
@@ -134,7 +140,7 @@ def _resource_policies(
 
 
 def _encryption_keys(
-    template: dict, resolve: Callable[[Any], Any], physical: dict[str, str], attributes: dict[tuple[str, str], str]
+    template: Template, resolve: Resolver, physical: dict[str, str], attributes: dict[tuple[str, str], str]
 ) -> dict[str, str]:
     """Resource -> the KMS key it is encrypted with: topics, queues, log groups and state machines."""
     kms_keys: dict[str, str] = {}
@@ -154,7 +160,7 @@ def _encryption_keys(
     return kms_keys
 
 
-def log_group_arn(template: dict, logical: str, physical: dict[str, str]) -> str:
+def log_group_arn(template: Template, logical: str, physical: dict[str, str]) -> str:
     """The log group's ARN as KMS sees it in the encryption context (aws:logs:arn): no trailing `:*`."""
     name = (
         template["Resources"][logical]["Properties"].get("LogGroupName") or physical.get(logical) or f"local-{logical}"
@@ -174,7 +180,7 @@ def _function_arn(name_or_arn: str) -> str:
     )
 
 
-def _permission_statement(logical: str, props: dict) -> dict:
+def _permission_statement(logical: str, props: dict[str, Any]) -> dict[str, Any]:
     """The statement Lambda adds to the function's resource policy for an AWS::Lambda::Permission (AddPermission)."""
     principal = props["Principal"]
     statement: dict[str, Any] = {
@@ -184,7 +190,7 @@ def _permission_statement(logical: str, props: dict) -> dict:
         "Resource": _function_arn(props["FunctionName"]),
         "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else {"AWS": principal},
     }
-    condition: dict[str, dict] = {}
+    condition: dict[str, dict[str, str]] = {}
     if "SourceArn" in props:
         condition["ArnLike"] = {"AWS:SourceArn": props["SourceArn"]}
     if "SourceAccount" in props:

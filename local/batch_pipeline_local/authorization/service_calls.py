@@ -17,24 +17,23 @@ principal, or a role the service assumes), what, on which resource, with the con
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline, parse_runtime_pipelines
 from batch_pipeline.storage.layout import RunFolder, run_prefix
 from batch_pipeline_local.authorization.enforce import reason_for, simulate
 from batch_pipeline_local.authorization.operations import (
     Request,
+    RequestContext,
     missing_object_listing,
     s3_create_multipart,
     s3_get,
     s3_put,
 )
-from batch_pipeline_local.authorization.policies import PolicyStore, build_policy_store, log_group_arn
+from batch_pipeline_local.authorization.policies import PolicyDocument, PolicyStore, build_policy_store, log_group_arn
 from batch_pipeline_local.project import Project
-from batch_pipeline_local.template import ACCOUNT, REGION, STACK_NAME, Resolver, resources_of
+from batch_pipeline_local.template import ACCOUNT, REGION, STACK_NAME, Resolver, Template, resources_of
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Verdict:
         return f"{self.call.describe()}: {'allowed' if self.allowed else 'DENIED ' + self.reason + '; ' + self.missing}"
 
 
-def deployed_names(template: dict) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+def deployed_names(template: Template) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """Physical names and attributes as CloudFormation would give them (generated names where none is set)."""
     physical: dict[str, str] = {}
     attributes: dict[tuple[str, str], str] = {}
@@ -108,7 +107,7 @@ def _service(name: str) -> str:
     return f"{name}.amazonaws.com"
 
 
-def _service_context(source_arn: str | None) -> dict:
+def _service_context(source_arn: str | None) -> dict[str, str]:
     return {
         "aws:SourceAccount": ACCOUNT,
         **({"aws:SourceArn": source_arn} if source_arn else {}),
@@ -120,7 +119,7 @@ def _key_calls(
     purpose: str,
     principal: str,
     key: str,
-    context: dict,
+    context: RequestContext,
     role: str | None = None,
     source_arn: str | None = None,
     actions: tuple[str, ...] = ("kms:GenerateDataKey", "kms:Decrypt"),
@@ -128,14 +127,14 @@ def _key_calls(
     return [ServiceCall(purpose, principal, Request(a, key, context, via="kms"), role, source_arn) for a in actions]
 
 
-def _output_bucket(store: PolicyStore, template: dict, physical: dict[str, str]) -> str:
+def _output_bucket(store: PolicyStore, template: Template, physical: dict[str, str]) -> str:
     buckets = resources_of(template, "AWS::S3::Bucket")
     versioned = [n for n, b in buckets.items() if "VersioningConfiguration" in b["Properties"]]
     outputs = [n for n in versioned if "NotificationConfiguration" not in buckets[n]["Properties"]]
     return physical[outputs[0]]
 
 
-def _pipelines(template: dict) -> dict[str, RuntimePipeline]:
+def _pipelines(template: Template) -> dict[str, RuntimePipeline]:
     for function in resources_of(template, "AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         if isinstance(variables.get("PIPELINES"), str):
@@ -162,7 +161,7 @@ def _job_data_calls(
     return [ServiceCall(purpose, principal, r, role) for r in unique]
 
 
-def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
+def service_calls(template: Template) -> tuple[list[ServiceCall], PolicyStore]:
     physical, attributes = deployed_names(template)
     resolve = Resolver(physical, attributes)
     store = build_policy_store(template, resolve, physical, attributes)
@@ -176,7 +175,7 @@ def service_calls(template: dict) -> tuple[list[ServiceCall], PolicyStore]:
     return calls, store
 
 
-def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
+def _log_group_calls(template: Template, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
     """CloudWatch Logs using each encrypted log group's key."""
     calls: list[ServiceCall] = []
     for logical in resources_of(template, "AWS::Logs::LogGroup"):
@@ -194,7 +193,7 @@ def _log_group_calls(template: dict, store: PolicyStore, physical: dict[str, str
     return calls
 
 
-def _state_machine_calls(template: dict, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
+def _state_machine_calls(template: Template, store: PolicyStore, physical: dict[str, str]) -> list[ServiceCall]:
     """Step Functions assuming each state machine's role, and using its key if encrypted."""
     calls: list[ServiceCall] = []
     for logical, machine in resources_of(template, "AWS::StepFunctions::StateMachine").items():
@@ -227,7 +226,7 @@ def _state_machine_calls(template: dict, store: PolicyStore, physical: dict[str,
 
 
 def _alarm_calls(
-    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
+    template: Template, store: PolicyStore, resolve: Resolver, attributes: dict[tuple[str, str], str]
 ) -> list[ServiceCall]:
     """CloudWatch publishing each alarm's SNS actions (and using the topic's key)."""
     calls: list[ServiceCall] = []
@@ -258,7 +257,7 @@ def _alarm_calls(
 
 
 def _rule_calls(
-    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], attributes: dict[tuple[str, str], str]
+    template: Template, store: PolicyStore, resolve: Resolver, attributes: dict[tuple[str, str], str]
 ) -> list[ServiceCall]:
     """EventBridge invoking each rule's Lambda targets and sending to its dead-letter queues."""
     calls: list[ServiceCall] = []
@@ -298,7 +297,7 @@ def _rule_calls(
 
 
 def _job_role_calls(
-    template: dict, store: PolicyStore, resolve: Callable[[Any], Any], physical: dict[str, str]
+    template: Template, store: PolicyStore, resolve: Resolver, physical: dict[str, str]
 ) -> list[ServiceCall]:
     """SageMaker and Bedrock assuming their job roles and reading/writing the run's data."""
     calls: list[ServiceCall] = []
@@ -307,6 +306,8 @@ def _job_role_calls(
     for model in resources_of(template, "AWS::SageMaker::Model").values():
         props = resolve(model["Properties"])
         role = store.role_by_arn(props["ExecutionRoleArn"])
+        if role is None:  # a role from outside the template (RealtimeEndpoints' execution_role_for): not ours to check
+            continue
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:transform-job/llmbp-local-check"
         calls.append(
             ServiceCall(
@@ -356,7 +357,7 @@ def _job_role_calls(
     return calls
 
 
-def evaluate_service_calls(template: dict, node_modules: Path | None = None) -> list[Verdict]:
+def evaluate_service_calls(template: Template, node_modules: Path | None = None) -> list[Verdict]:
     """Each service call of `template`, judged by the evaluator installed in `node_modules` (default: the current
     project's)."""
     node_modules = node_modules or Project.find().node_modules
@@ -365,7 +366,10 @@ def evaluate_service_calls(template: dict, node_modules: Path | None = None) -> 
     for call in calls:
         request = call.request
         if request.action == "sts:AssumeRole":
-            policy = store.role_by_arn(request.resource).trust
+            assumed = store.role_by_arn(request.resource)
+            if assumed is None:  # every AssumeRole call above names a role of the template
+                raise KeyError(f"{call.describe()}: no role {request.resource} in the template")
+            policy: PolicyDocument | None = assumed.trust
         elif request.via == "kms":
             policy = store.key_policies.get(request.resource)
         else:

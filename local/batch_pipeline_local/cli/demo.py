@@ -7,9 +7,9 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from batch_pipeline_local.cli.options import add_config_option
+from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.engines.stand_in import ENGINE_LABEL
 from batch_pipeline_local.project import Project, load_config
 
@@ -55,7 +55,7 @@ Exit status: 0 every run ended as listed above, 1 a run did not or a sample file
 2 a configuration error."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "demo",
         help=f"run the {len(DEMO_RUNS)} sample files of examples/ in local mode (pipelines {_PIPELINES})",
@@ -79,7 +79,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _row(result: RunResult, expected: str) -> dict:
+class DemoRow(TypedDict):
+    """One run of the demo: a table row, and an element of `batch-pipeline demo --json`."""
+
+    file: str
+    pipeline: str
+    status: str
+    expected: str
+    records: int | None
+    succeeded: int | None
+    failed: int | None
+    metric: str
+    tokens: dict[str, Any] | None  # the manifest's token counts
+    seconds: float
+    where: str | None  # the manifest's (or the rejection report's) S3 URI
+    failure: str | None
+    engine: str
+    report: str | None  # the exported report.html
+
+
+def _row(result: RunResult, expected: str, report_html: Path | None = None) -> DemoRow:
     manifest = result.manifest or {}
     counts = manifest.get("counts", {})
     headline = manifest.get("evaluation") or {}
@@ -110,6 +129,7 @@ def _row(result: RunResult, expected: str) -> dict:
         "where": (manifest.get("outputs") or {}).get("manifest") or (result.rejection or {}).get("report_uri"),
         "failure": failure,
         "engine": ENGINE_LABEL,
+        "report": str(report_html) if report_html else None,
     }
 
 
@@ -130,7 +150,7 @@ def plan_runs(configured: set[str], examples: Path) -> tuple[list[tuple[Path, st
     return runs, skipped, problems
 
 
-def unexpected(rows: list[dict]) -> list[str]:
+def unexpected(rows: list[DemoRow]) -> list[str]:
     return [
         f"{row['file']} ended {row['status']}, expected {row['expected']}"
         for row in rows
@@ -138,7 +158,7 @@ def unexpected(rows: list[dict]) -> list[str]:
     ]
 
 
-def format_table(rows: list[dict]) -> list[str]:
+def format_table(rows: list[DemoRow]) -> list[str]:
     header = f"{'file':42s} {'status':10s} {'records':>7s} {'ok':>4s} {'failed':>6s}  {'metric':18s} {'secs':>5s}"
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -149,7 +169,7 @@ def format_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def print_locations(rows: list[dict[str, Any]], results: list[RunResult], out: Path) -> None:
+def print_locations(rows: list[DemoRow], results: list[RunResult], out: Path) -> None:
     """Where each manifest or rejection report is in emulated S3, the rejections' first lines, and each report.html."""
     for row in rows:
         tokens = row["tokens"] or {}
@@ -182,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     # The interpreter logs every failed state at ERROR; a failed run's cause is printed below instead.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     started = time.monotonic()
-    rows, results = [], []
+    rows: list[DemoRow] = []
+    results: list[RunResult] = []
     out = getattr(args, "out", None) or DEFAULT_OUT
     try:
         prepare_demo_folder(out)
@@ -194,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             result = run_file(local, path, pipeline)
             results.append(result)
             report = export_run(result, out)
-            rows.append({**_row(result, expected), "report": str(report) if report else None})
+            rows.append(_row(result, expected, report))
     problems += unexpected(rows)
     if args.json:
         for row in rows:

@@ -21,11 +21,14 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from batch_pipeline.config.app import AppConfig, BedrockModel, BedrockSettings
-from batch_pipeline_local.cli.options import add_config_option
+from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.project import load_config
+
+if TYPE_CHECKING:  # boto3 is imported only where an account is checked (the CLI imports every command at start-up)
+    from botocore.client import BaseClient
 
 PASS, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -60,10 +63,11 @@ def bedrock_models(config: AppConfig) -> dict[str, tuple[BedrockModel, list[tupl
 
 
 def _code(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+    code: str = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+    return code
 
 
-def lifecycle_check(key: str, model: BedrockModel, bedrock: Any) -> tuple[Check, str | None]:
+def lifecycle_check(key: str, model: BedrockModel, bedrock: BaseClient) -> tuple[Check, str | None]:
     """The lifecycle check, and the model's display name (Service Quotas names quotas by it)."""
     try:
         details = bedrock.get_foundation_model(modelIdentifier=model.base_model_id)["modelDetails"]
@@ -77,7 +81,7 @@ def lifecycle_check(key: str, model: BedrockModel, bedrock: Any) -> tuple[Check,
     ), details.get("modelName")
 
 
-def access_check(key: str, model: BedrockModel, bedrock: Any) -> Check:
+def access_check(key: str, model: BedrockModel, bedrock: BaseClient) -> Check:
     try:
         answer = bedrock.get_foundation_model_availability(modelId=model.base_model_id)
     except Exception as error:
@@ -103,7 +107,7 @@ def access_check(key: str, model: BedrockModel, bedrock: Any) -> Check:
     return Check(key, "access", PASS, "authorized and available in this Region")
 
 
-def account_quotas(service_quotas: Any) -> dict[str, float]:
+def account_quotas(service_quotas: BaseClient) -> dict[str, float]:
     """Every Amazon Bedrock quota of the account in this Region: name -> value."""
     values: dict[str, float] = {}
     for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="bedrock"):
@@ -151,7 +155,7 @@ def quota_checks(
         )
 
 
-def run_checks(config: AppConfig, bedrock: Any, service_quotas: Any) -> list[Check]:
+def run_checks(config: AppConfig, bedrock: BaseClient, service_quotas: BaseClient) -> list[Check]:
     checks: list[Check] = []
     used = bedrock_models(config)
     quotas = account_quotas(service_quotas) if used else {}
@@ -179,7 +183,7 @@ def failed(checks: list[Check]) -> bool:
 EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 3
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "doctor",
         help="check each configured Bedrock model's lifecycle, model access and batch quotas in your account",
@@ -195,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, clients: tuple | None = None) -> int:
+def run(args: argparse.Namespace, clients: tuple[BaseClient, BaseClient] | None = None) -> int:
     config = load_config(args.config)
     if clients is None:
         import boto3  # deferred: the CLI imports every command at start-up, and only this path needs it

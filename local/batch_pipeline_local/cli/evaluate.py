@@ -10,12 +10,14 @@ import itertools
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from batch_pipeline.results.evaluation.errors import EvaluationError
 from batch_pipeline.results.evaluation.rouge import MEASURES, ROUGE_TYPES
 from batch_pipeline_local.cli.evaluate_scoring import evaluate_files
+from batch_pipeline_local.cli.options import Subcommands
 from batch_pipeline_local.cli.output import emit_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,7 +38,7 @@ LCS, rougeLsum over newline-separated sentences); the reported figures are means
 Exit status: 0 evaluated, 1 no record could be scored, 2 unreadable input or bad usage."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="score predictions against references (ROUGE or classification)",
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report["scored"] else EXIT_FAILED
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     lines = [_counts(report)]
     if report["input_tokens"] is not None or report["output_tokens"] is not None:
         lines.append(f"tokens: input {report['input_tokens'] or 0:,}, output {report['output_tokens'] or 0:,}")
@@ -147,7 +149,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _counts(report: dict) -> str:
+def _counts(report: dict[str, Any]) -> str:
     errors = f"{report['errors']}"
     if report["error_codes"]:
         errors += " (" + ", ".join(f"{code}: {count}" for code, count in report["error_codes"].items()) + ")"
@@ -171,7 +173,7 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _rouge_table(report: dict) -> list[str]:
+def _rouge_table(report: dict[str, Any]) -> list[str]:
     options = report["rouge_options"]
     bootstrap = report.get("rouge_bootstrap")
     header = f"{'':10} {'precision':>9} {'recall':>9} {'fmeasure':>9}"
@@ -187,7 +189,7 @@ def _rouge_table(report: dict) -> list[str]:
     return lines
 
 
-def _classification_tables(report: dict) -> list[str]:
+def _classification_tables(report: dict[str, Any]) -> list[str]:
     multi = report.get("multi_label", False)
     subset = " (subset)" if multi else ""
     headline = f"accuracy {_number(report.get('accuracy'))}{subset} | macro-F1 {_number(report.get('macro_f1'))}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from batch_pipeline.storage.jsonl import split_lines
 from batch_pipeline_local import realtime
+from batch_pipeline_local.cli.options import Subcommands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Fields that describe a record rather than ask the model for something; never sent to the endpoint.
@@ -53,7 +54,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "invoke",
         help="generate for a JSONL file through a real-time text2text endpoint",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.storage.layout import REJECTION_PAGE_SUFFIX, REJECTION_REPORT_SUFFIX
-from batch_pipeline_local.cli.options import add_config_option
+from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.cli.output import emit_json
 from batch_pipeline_local.emulator.faults import Fault, FaultSpecError
 from batch_pipeline_local.engines.stand_in import ENGINE_LABEL
@@ -16,10 +16,11 @@ from batch_pipeline_local.project import Project, load_pipeline
 from batch_pipeline_local.template import template_from_assembly
 
 if TYPE_CHECKING:  # for annotations only: the emulator (boto3, moto) loads when a run starts
+    from batch_pipeline_local.authorization.enforce import AuthorizationReport
     from batch_pipeline_local.emulator.run import RunResult
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "local",
         help="run pipelines end to end on emulated AWS (local mode)",
@@ -111,7 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if result.status in ("SUCCEEDED", "PARTIAL") and not denied else 1
 
 
-def describe_authorization(report: dict) -> str:
+def describe_authorization(report: AuthorizationReport) -> str:
     """The authorization tally of a run: every call checked, and each denial with its principal and reason."""
     lines = [f"authorization: {report['checked']} calls checked, {report['denied']} denied"]
     lines += [f"  denied: {d['message']}" for d in report["denials"][:20]]

@@ -13,9 +13,9 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
-_result_stream: Any = None
+_result_stream: TextIO | None = None  # the real stdout while a --json command runs
 
 
 def logs_to_stderr() -> None:

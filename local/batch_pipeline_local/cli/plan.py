@@ -10,6 +10,7 @@ from typing import Any
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.intake.stream import IntakeResult, LocalDirSink, run_intake
+from batch_pipeline_local.cli.options import Subcommands
 from batch_pipeline_local.cli.output import emit_json
 from batch_pipeline_local.cli.plan_estimate import (
     DEFAULT_CHARS_PER_TOKEN,
@@ -29,7 +30,7 @@ from batch_pipeline_local.cli.validate import (
 from batch_pipeline_local.project import load_config, load_pipeline
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="show the shards or batch jobs intake would create for a file, and estimate the run's tokens and cost",

@@ -29,13 +29,16 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, SageMakerModel
+from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, ModelEntry, SageMakerModel
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, runtime_prices
-from batch_pipeline.results.pricing import planned_bedrock_cost, planned_sagemaker_cost
+from batch_pipeline.results.pricing import Route, planned_bedrock_cost, planned_sagemaker_cost
+
+if TYPE_CHECKING:  # boto3 loads only when CountTokens is asked (the CLI imports every command at start-up)
+    from botocore.client import BaseClient
 
 TokenMethod = Literal["auto", "count-tokens", "heuristic"]
 DEFAULT_CHARS_PER_TOKEN = 4.0
@@ -181,7 +184,7 @@ def credentials_present() -> bool:
     return boto3.session.Session().get_credentials() is not None
 
 
-def default_count_tokens_client() -> Any:
+def default_count_tokens_client() -> BaseClient:
     # Deferred: an estimate by the heuristic needs no AWS SDK (the CLI imports every command at start-up).
     import boto3
     from botocore.config import Config
@@ -192,7 +195,7 @@ def default_count_tokens_client() -> Any:
     return boto3.client("bedrock-runtime", region_name=region, config=config)
 
 
-def _token_method_reason(settings: EstimateSettings, pipeline: RuntimePipeline, model: Any) -> str | None:
+def _token_method_reason(settings: EstimateSettings, pipeline: RuntimePipeline, model: ModelEntry) -> str | None:
     """Why CountTokens is not used (None when it is)."""
     if settings.tokens == "heuristic":
         return "asked for the heuristic"
@@ -260,10 +263,14 @@ def _counted_input(tally: _Tally, client: Any, model: BedrockModel, converse: bo
 
 
 def estimate_tokens(
-    tally: _Tally, pipeline: RuntimePipeline, model: Any, settings: EstimateSettings, client_factory: Callable[[], Any]
+    tally: _Tally,
+    pipeline: RuntimePipeline,
+    model: ModelEntry,
+    settings: EstimateSettings,
+    client_factory: Callable[[], BaseClient],
 ) -> dict[str, Any]:
     reason = _token_method_reason(settings, pipeline, model)
-    if reason is None:
+    if reason is None and isinstance(model, BedrockModel):  # no reason: a Bedrock model that CountTokens takes
         try:
             converse = bool(pipeline.pipeline.bedrock and pipeline.pipeline.bedrock.converse)
             total, details = _counted_input(tally, client_factory(), model, converse)
@@ -311,7 +318,7 @@ def _output_tokens(tally: _Tally, pipeline: RuntimePipeline, settings: EstimateS
 def _cost(
     pipeline: RuntimePipeline,
     pricing: RuntimePricing | None,
-    model: Any,
+    model: ModelEntry,
     route: str,
     records: int,
     tokens: dict[str, Any],
@@ -320,7 +327,7 @@ def _cost(
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
-        planned = "on_demand" if route == "on-demand" else "batch"
+        planned: Route = "on_demand" if route == "on-demand" else "batch"
         cost = planned_bedrock_cost(pricing, pipeline.model_key, planned, tokens["input"], tokens["output"] or 0)
         cost["basis"] = (
             f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "
@@ -376,7 +383,7 @@ def estimate(
     run_folder: Path,
     shards: list[dict[str, Any]],
     settings: EstimateSettings,
-    client_factory: Callable[[], Any] = default_count_tokens_client,
+    client_factory: Callable[[], BaseClient] = default_count_tokens_client,
 ) -> dict[str, Any]:
     """`{"estimated_tokens": {...}, "estimated_cost_usd": {...} | None, "assumptions": [...]}` for the records
     intake wrote under `run_folder` (its `shards`)."""

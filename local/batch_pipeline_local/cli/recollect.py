@@ -18,11 +18,18 @@ from batch_pipeline.config.app import ConfigError
 from batch_pipeline.jobs.backends import OUTPUT_STATES
 from batch_pipeline.results.manifest import run_from_manifest
 from batch_pipeline.storage.layout import MANIFEST, as_folder, split_s3_uri
+from batch_pipeline_local.cli.options import Subcommands
 
 if TYPE_CHECKING:  # for annotations only: the emulator (botocore, the authorization checks) loads when local mode runs
+    from boto3.session import Session
+    from botocore.client import BaseClient
+
     from batch_pipeline_local.emulator.deploy import LocalApp
 
-Invoke = Callable[[str, dict], Any]
+# A manifest as the manifest step writes it (manifest.json, JSON).
+Manifest = dict[str, Any]
+# Run one step: the handler's dotted name, its event -> what the handler returned.
+Invoke = Callable[[str, dict[str, Any]], Any]
 HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "evaluate", "finalize", "notify")}
 
 
@@ -41,7 +48,7 @@ def run_folder(uri: str) -> tuple[str, str]:
     return bucket, as_folder(prefix)
 
 
-def recollect(manifest: dict, invoke: Invoke) -> dict:
+def recollect(manifest: Manifest, invoke: Invoke) -> Manifest:
     """Run the result steps again for the run `manifest` describes; returns the new manifest."""
     jobs = manifest.get("jobs") or []
     with_output = [job for job in jobs if job.get("state") in OUTPUT_STATES]
@@ -54,7 +61,7 @@ def recollect(manifest: dict, invoke: Invoke) -> dict:
     collect = invoke(HANDLERS["collect"], {"run": run, "jobs": jobs})
     evaluation = invoke(HANDLERS["evaluate"], {"run": run, "collect": collect})
     previous = {key: manifest.get(key) for key in ("status", "failed_state", "error", "cause")}
-    result = invoke(
+    result: Manifest = invoke(
         HANDLERS["finalize"],
         {"run": run, "jobs": jobs, "collect": collect, "evaluation": evaluation, "recollected": previous},
     )
@@ -66,7 +73,7 @@ def recollect(manifest: dict, invoke: Invoke) -> dict:
     return result
 
 
-def aws_invoker(stack_name: str, session: Any) -> Invoke:
+def aws_invoker(stack_name: str, session: Session) -> Invoke:
     """Invoke the deployed functions of `stack_name` (in `session`'s account and Region) by the handler each runs."""
     cloudformation, lam = session.client("cloudformation"), session.client("lambda")
     by_handler: dict[str, str] = {}
@@ -76,7 +83,7 @@ def aws_invoker(stack_name: str, session: Any) -> Invoke:
                 name = resource["PhysicalResourceId"]
                 by_handler[lam.get_function_configuration(FunctionName=name)["Handler"]] = name
 
-    def invoke(handler: str, event: dict) -> Any:
+    def invoke(handler: str, event: dict[str, Any]) -> Any:
         if handler not in by_handler:
             raise ConfigError(f"stack {stack_name} has no function running {handler}")
         response = lam.invoke(FunctionName=by_handler[handler], Payload=json.dumps(event).encode())
@@ -92,7 +99,7 @@ def local_invoker(local: LocalApp) -> Invoke:
     """Local mode: the template's handlers in-process (inside `emulator.session.local_aws`), as the state machine
     runs them."""
 
-    def invoke(handler: str, event: dict) -> Any:
+    def invoke(handler: str, event: dict[str, Any]) -> Any:
         try:
             return local.invoke(local.function_by_handler(handler), event)
         except Exception as error:  # reported like a deployed function's error
@@ -101,7 +108,7 @@ def local_invoker(local: LocalApp) -> Invoke:
     return invoke
 
 
-def read_manifest(s3: Any, uri: str) -> dict:
+def read_manifest(s3: BaseClient, uri: str) -> Manifest:
     bucket, prefix = run_folder(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read()
@@ -110,7 +117,8 @@ def read_manifest(s3: Any, uri: str) -> dict:
         if code in ("NoSuchKey", "404"):
             raise ConfigError(f"{uri}: no manifest.json in this run folder") from None
         raise
-    return json.loads(body)
+    manifest: Manifest = json.loads(body)
+    return manifest
 
 
 # ---------------------------------------------------------------- the command
@@ -118,7 +126,7 @@ def read_manifest(s3: Any, uri: str) -> dict:
 DEFAULT_STACK = "LlmBatchPipeline"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "recollect",
         help="re-run collect, evaluate, the manifest and the notification of a run from its raw outputs",

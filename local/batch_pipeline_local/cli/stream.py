@@ -7,6 +7,7 @@ import sys
 
 from batch_pipeline_local import realtime
 from batch_pipeline_local.cli.invoke import parse_params
+from batch_pipeline_local.cli.options import Subcommands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_MAX_NEW_TOKENS = 256
@@ -24,7 +25,7 @@ Exit status: 0 the stream ended normally, 1 the endpoint failed or sent an error
 line (the message shows what arrived), 2 bad usage. Default --max-new-tokens: {DEFAULT_MAX_NEW_TOKENS}."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "stream",
         help="stream tokens from a real-time TGI endpoint",

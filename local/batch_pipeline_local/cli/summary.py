@@ -6,18 +6,19 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from batch_pipeline.config.app import ConfigError
-from batch_pipeline_local.cli.options import add_config_option
+from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.cli.output import emit_json
 from batch_pipeline_local.project import Project, load_config
-from batch_pipeline_local.template import STACK_NAME
+from batch_pipeline_local.template import STACK_NAME, Template
 
 # The template `npx cdk synth` writes, in the project's cdk.out/.
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "summary",
         help="summarize what `cdk deploy` would create (run `cdk synth` first)",
@@ -38,7 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def summarize(template: dict) -> dict:
+class TemplateSummary(TypedDict):
+    """What `cdk deploy` would create (`batch-pipeline summary --json`)."""
+
+    resources: dict[str, int]  # resource type -> how many
+    total: int
+    functions: list[str]  # each function's description
+    pipelines: NotRequired[dict[str, dict[str, str]]]  # name -> backend, model, input_format, evaluation
+
+
+def summarize(template: Template) -> TemplateSummary:
     resources = template.get("Resources", {})
     counts = Counter(resource["Type"] for resource in resources.values())
     functions = sorted(

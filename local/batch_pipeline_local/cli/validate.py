@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.intake.stream import IntakeResult, run_intake
-from batch_pipeline_local.cli.options import add_config_option
+from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.cli.output import emit_json
 from batch_pipeline_local.project import load_pipeline
 
@@ -18,7 +18,7 @@ CHUNK = 1024 * 1024
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check a JSONL file the way intake will, without uploading it",

@@ -14,16 +14,18 @@ import json
 import os
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.client import BaseClient
 
 from batch_pipeline_local.authorization.enforce import Authorizer, Identity, acting_as
 from batch_pipeline_local.authorization.policies import PolicyStore, build_policy_store
 from batch_pipeline_local.emulator.events import LocalEventBus
 from batch_pipeline_local.emulator.faults import FaultPlan
 from batch_pipeline_local.emulator.lambda_runtime import Invocation, LocalFunction, run_handler
-from batch_pipeline_local.template import ACCOUNT, REGION, Resolver, resources_of
+from batch_pipeline_local.template import ACCOUNT, REGION, Resolver, Template, resources_of
 
 # Waits in local mode: jobs end at once, so polling waits seconds, not minutes.
 LOCAL_POLL_ENVIRONMENT = {"POLL_INITIAL_SECONDS": "0", "POLL_MAX_SECONDS": "1"}
@@ -37,7 +39,7 @@ class LocalRunError(RuntimeError):
 class LocalApp:
     """The app as deployed into moto: where its resources are, its functions, and what happened while it ran."""
 
-    template: dict
+    template: Template
     input_bucket: str
     output_bucket: str
     topic_arn: str
@@ -88,7 +90,7 @@ def _dummy_zip() -> bytes:
     return buffer.getvalue()
 
 
-def deploy(template: dict, clients: dict) -> LocalApp:
+def deploy(template: Template, clients: Mapping[str, BaseClient]) -> LocalApp:
     """Create the template's buckets, topic, models, functions and state machine in moto."""
     s3, sns, iam, lam, sfn, sagemaker = (
         clients[n] for n in ("s3", "sns", "iam", "lambda", "stepfunctions", "sagemaker")
@@ -174,7 +176,7 @@ def deploy(template: dict, clients: dict) -> LocalApp:
     )
 
 
-def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], str]) -> None:
+def _create_roles(template: Template, iam: BaseClient, attributes: dict[tuple[str, str], str]) -> None:
     """Authorization: one IAM role per template role, with its trust policy, so each function, the state machine
     and each service runs as its own principal (as deployed), not as one shared identity."""
     for logical, role in resources_of(template, "AWS::IAM::Role").items():
@@ -186,7 +188,7 @@ def _create_roles(template: dict, iam: Any, attributes: dict[tuple[str, str], st
         ]["Arn"]
 
 
-def _input_and_output(template: dict, physical: dict[str, str]) -> tuple[str, str]:
+def _input_and_output(template: Template, physical: dict[str, str]) -> tuple[str, str]:
     """The input bucket is the one with EventBridge notifications; the output one is the other versioned one."""
     buckets = resources_of(template, "AWS::S3::Bucket")
     versioned = [n for n, b in buckets.items() if "VersioningConfiguration" in b["Properties"]]

@@ -19,9 +19,15 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
+
+from batch_pipeline_local.template import Template
 
 log = logging.getLogger(__name__)
+
+# An EventBridge event ({"source", "detail-type", "detail", ...}) and a rule's event pattern, as JSON.
+Event: TypeAlias = dict[str, Any]
+EventPattern: TypeAlias = dict[str, Any]
 
 
 class UnsupportedPattern(ValueError):
@@ -32,7 +38,7 @@ class UnsupportedPattern(ValueError):
 class DeliveryFailure:
     rule: str
     function: str
-    event: dict[str, Any]
+    event: Event
     error: BaseException
     trace: str
 
@@ -57,7 +63,7 @@ class EventDeliveryError(RuntimeError):
         self.failures = failures
 
 
-def _value_matches(allowed: list, value: Any) -> bool:
+def _value_matches(allowed: list[Any], value: Any) -> bool:
     for option in allowed:
         if isinstance(option, dict):
             if set(option) != {"prefix"}:
@@ -69,7 +75,7 @@ def _value_matches(allowed: list, value: Any) -> bool:
     return False
 
 
-def matches(pattern: dict, event: dict) -> bool:
+def matches(pattern: EventPattern, event: Event) -> bool:
     for key, rule in pattern.items():
         if key not in event:
             return False
@@ -88,8 +94,8 @@ def matches(pattern: dict, event: dict) -> bool:
 class LocalEventBus:
     """The template's rules with Lambda targets; `put(event)` delivers it to every matching rule's targets."""
 
-    def __init__(self, template: dict, invoke: Callable[[str, dict], Any]) -> None:
-        self.rules: list[tuple[str, dict, list[str]]] = []
+    def __init__(self, template: Template, invoke: Callable[[str, Event], Any]) -> None:
+        self.rules: list[tuple[str, EventPattern, list[str]]] = []
         for logical, resource in template.get("Resources", {}).items():
             if resource.get("Type") != "AWS::Events::Rule":
                 continue
@@ -101,19 +107,19 @@ class LocalEventBus:
             ]
             self.rules.append((logical, props["EventPattern"], targets))
         self._invoke = invoke
-        self.delivered: list[tuple[str, dict, Any]] = []  # (rule, event, the target's result), in delivery order
+        self.delivered: list[tuple[str, Event, Any]] = []  # (rule, event, the target's result), in delivery order
         self.failures: list[DeliveryFailure] = []
         self._in_flight: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def put(self, event: dict) -> list[Any]:
+    def put(self, event: Event) -> list[Any]:
         """Deliver now, on this thread, to every matching rule's targets; a target's exception propagates."""
         results = []
         for rule, function in self._targets_of(event):
             results.append(self._deliver(rule, function, event))
         return results
 
-    def publish(self, event: dict) -> None:
+    def publish(self, event: Event) -> None:
         """Deliver later, on a thread of its own; a target's exception is kept for raise_failures()."""
         thread = threading.Thread(
             target=self._deliver_recording_failures,
@@ -139,18 +145,18 @@ class LocalEventBus:
         if failures:
             raise EventDeliveryError(failures)
 
-    def _targets_of(self, event: dict) -> list[tuple[str, str]]:
+    def _targets_of(self, event: Event) -> list[tuple[str, str]]:
         return [
             (rule, function) for rule, pattern, targets in self.rules if matches(pattern, event) for function in targets
         ]
 
-    def _deliver(self, rule: str, function: str, event: dict) -> Any:
+    def _deliver(self, rule: str, function: str, event: Event) -> Any:
         result = self._invoke(function, event)
         with self._lock:
             self.delivered.append((rule, event, result))
         return result
 
-    def _deliver_recording_failures(self, event: dict) -> None:
+    def _deliver_recording_failures(self, event: Event) -> None:
         try:
             targets = self._targets_of(event)
         except UnsupportedPattern as error:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import boto3
+from botocore.client import BaseClient
 
 from batch_pipeline.storage.layout import REJECTION_PAGE_SUFFIX, REPORT, RunFolder, split_s3_uri
 from batch_pipeline_local.emulator.run import RunResult
@@ -33,7 +33,7 @@ def run_folder(result: RunResult) -> tuple[str, str] | None:
     return None
 
 
-def export_run(result: RunResult, out: Path, s3: Any | None = None) -> Path | None:
+def export_run(result: RunResult, out: Path, s3: BaseClient | None = None) -> Path | None:
     """Copy every object of the run's folder under `out`/<run-id>/; the path of its HTML report (None: no folder)."""
     folder = run_folder(result)
     if folder is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from batch_pipeline.config.app import ConfigError
 
@@ -71,7 +72,7 @@ def check_fault_states(faults: list[Fault], task_states: set[str]) -> None:
             )
 
 
-def task_state_names(definition: dict) -> set[str]:
+def task_state_names(definition: dict[str, Any]) -> set[str]:  # an Amazon States Language definition
     names: set[str] = set()
     for name, state in definition.get("States", {}).items():
         if state.get("Type") == "Task":

@@ -47,10 +47,11 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
-import moto.core
+import moto.core.models
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.models import botocore_stubber
@@ -64,6 +65,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
     LambdaFunctionErrorException,
 )
@@ -73,8 +75,11 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_u
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
     StateTaskServiceLambda,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils import boto_client
 
 from batch_pipeline_local.emulator.faults import Fault, FaultPlan
 
@@ -97,7 +102,7 @@ def fault_exception(fault: Fault) -> Exception:
     message = f"rehearsed fault {fault.injected} of {fault.times} (batch-pipeline local run --fault)"
     if fault.error.startswith("Lambda."):
         code = fault.error.removeprefix("Lambda.")
-        return ClientError(
+        error: Exception = ClientError(
             {
                 "Error": {"Code": code, "Message": message},
                 "ResponseMetadata": {
@@ -107,6 +112,7 @@ def fault_exception(fault: Fault) -> Exception:
             },
             "Invoke",
         )
+        return error
     if fault.error == "Sandbox.Timedout":
         message = f"Task timed out ({message})"
     return LambdaFunctionErrorException(
@@ -117,8 +123,19 @@ def fault_exception(fault: Fault) -> Exception:
 # ---------------------------------------------------------------------------- the hooks
 
 
-def _dispatching_invoke(handlers: Mapping[str, Callable[[Any], Any]]) -> Callable:
-    def invoke(backend, function_name, qualifier, body, headers, response_headers):  # moto's signature
+# LambdaSimpleBackend.invoke's signature (moto types body and headers as Any).
+_Invoke = Callable[[LambdaSimpleBackend, str, str | None, Any, Any, dict[str, str]], bytes]
+
+
+def _dispatching_invoke(handlers: Mapping[str, Callable[[Any], Any]]) -> _Invoke:
+    def invoke(
+        backend: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
         name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
         handler = handlers.get(name)
         if handler is None:
@@ -145,33 +162,45 @@ def _dispatching_invoke(handlers: Mapping[str, Callable[[Any], Any]]) -> Callabl
 _CURRENT_STATE = threading.local()  # the Task state a Map iteration's thread is running
 
 
-def _remember_state(original: Callable) -> Callable:
-    def _eval_execution(self, env):
+_Task = TypeVar("_Task", bound=StateTask)
+
+
+def _remember_state(original: Callable[[_Task, Environment], None]) -> Callable[[_Task, Environment], None]:
+    def _eval_execution(self: _Task, env: Environment) -> None:
         _CURRENT_STATE.name = self.name
         try:
-            return original(self, env)
+            original(self, env)
         finally:
             _CURRENT_STATE.name = None
 
     return _eval_execution
 
 
-def _faulty_invoke(plan: FaultPlan, original: Callable) -> Callable:
-    def execute_lambda_function_integration(env, parameters, region, state_credentials):
+# lambda_eval_utils.execute_lambda_function_integration's signature.
+_Integration = Callable[[Environment, dict[str, Any], str, StateCredentials], None]
+
+
+def _faulty_invoke(plan: FaultPlan, original: _Integration) -> _Integration:
+    def execute_lambda_function_integration(
+        env: Environment, parameters: dict[str, Any], region: str, state_credentials: StateCredentials
+    ) -> None:
         fault = plan.take(getattr(_CURRENT_STATE, "name", None) or "")
         if fault is not None:
             raise fault_exception(fault)
-        return original(env=env, parameters=parameters, region=region, state_credentials=state_credentials)
+        original(env, parameters, region, state_credentials)
 
     return execute_lambda_function_integration
 
 
-def _lambda_error_names(original: Callable) -> Callable:
+_FromError = Callable[[StateTaskLambda, Environment, Exception], FailureEvent]
+
+
+def _lambda_error_names(original: _FromError) -> _FromError:
     """moto names every failed Invoke API call `Exception`; Step Functions names it `Lambda.<error code>`
     (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html), which is what a
     Retry on Lambda.TooManyRequestsException matches."""
 
-    def _from_error(self, env, ex):
+    def _from_error(self: StateTaskLambda, env: Environment, ex: Exception) -> FailureEvent:
         if not isinstance(ex, ClientError):
             return original(self, env, ex)
         code = ex.response["Error"]["Code"]
@@ -185,7 +214,9 @@ def _lambda_error_names(original: Callable) -> Callable:
             env=env,
             error_name=CustomErrorName(error),
             event_type=HistoryEventType.LambdaFunctionFailed,
-            event_details=EventDetails(
+            # moto declares EventDetails total (every key required), yet builds it with the one key that applies,
+            # as its own StateTaskLambda._from_error does.
+            event_details=EventDetails(  # type: ignore[typeddict-item]
                 lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
             ),
         )
@@ -230,13 +261,15 @@ def lambda_and_sfn_hooks(
 
 
 @contextlib.contextmanager
-def state_machine_lambda_clients(mark: Callable[[Any], None]) -> Iterator[None]:
+def state_machine_lambda_clients(mark: Callable[[BaseClient], None]) -> Iterator[None]:
     """Hook 4. moto gap: its interpreter calls Lambda through boto3 clients it makes itself, out of the handlers'
     reach. On AWS those Invoke calls are made by the state machine's execution role (Step Functions developer guide,
     "Execution role"), so each such client is handed to `mark` (which tags it with that identity) as it is made."""
-    original = lambda_eval_utils.boto_client_for
+    # lambda_eval_utils holds moto's utils.boto_client.boto_client_for (imported, not re-exported), and is where
+    # the interpreter looks it up, so it is replaced there.
+    original = boto_client.boto_client_for
 
-    def boto_client_for(*args: Any, **kwargs: Any) -> Any:
+    def boto_client_for(*args: Any, **kwargs: Any) -> BaseClient:  # moto's arguments, passed through
         client = original(*args, **kwargs)
         mark(client)
         return client
@@ -284,7 +317,7 @@ def answering_any_requests() -> bool:
 
 def default_account_id() -> str:
     """The account moto puts in ARNs it makes (moto's DEFAULT_ACCOUNT_ID, unless the environment names another)."""
-    return str(moto.core.DEFAULT_ACCOUNT_ID)  # read when asked, as moto reads it
+    return str(moto.core.models.DEFAULT_ACCOUNT_ID)  # read when asked, as moto reads it
 
 
 # ---------------------------------------------------------------------------- SageMaker transform jobs
@@ -296,7 +329,7 @@ class TransformJobRecord:
     """One transform job as moto keeps it (a FakeTransformJob), through the fields the stand-in engine reads and
     sets; moto's attribute names stay in this module."""
 
-    def __init__(self, job: Any, region: str, account: str) -> None:
+    def __init__(self, job: FakeTransformJob, region: str, account: str) -> None:
         self._job = job
         self.region = region
         self.account = account
@@ -335,10 +368,13 @@ class TransformJobRecord:
         self._job.transform_job_status = status
         self._job.failure_reason = failure_reason or ""
         self._job.last_modified_time = now
-        self._job.transform_end_time = now if status in TRANSFORM_TERMINAL else None
+        # moto types the end time as always set (its jobs end as they are created); a running job has none.
+        self._job.transform_end_time = now if status in TRANSFORM_TERMINAL else None  # type: ignore[assignment]
 
     def add_tag(self, tag: dict[str, str]) -> None:
-        self._job.tags = [*(self._job.tags or []), tag]
+        # moto annotates FakeTransformJob.tags as a dict, but stores the request's list of {Key, Value} (as its
+        # add_tags, which extends the list, expects).
+        self._job.tags = [*(self._job.tags or []), tag]  # type: ignore[assignment]
 
     def describe(self) -> dict[str, Any]:
         """DescribeTransformJob's answer as moto gives it (what the job-state event's detail mirrors)."""
@@ -367,21 +403,21 @@ def transform_job_hooks(
     original_create = SageMakerModelBackend.create_transform_job
     original_describe = SageMakerModelBackend.describe_transform_job
 
-    def record(backend: Any, job: Any) -> TransformJobRecord:
+    def record(backend: SageMakerModelBackend, job: FakeTransformJob) -> TransformJobRecord:
         return TransformJobRecord(job, backend.region_name, backend.account_id)
 
-    def create_transform_job(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        job = original_create(backend, *args, **kwargs)
+    def create_transform_job(backend: SageMakerModelBackend, *args: Any, **kwargs: Any) -> FakeTransformJob:
+        job = original_create(backend, *args, **kwargs)  # moto's arguments, passed through
         on_create(record(backend, job))
         return job
 
-    def describe_transform_job(backend: Any, transform_job_name: str) -> Any:
+    def describe_transform_job(backend: SageMakerModelBackend, transform_job_name: str) -> dict[str, Any]:
         answer = original_describe(backend, transform_job_name=transform_job_name)
         if on_describe is not None:
             on_describe(record(backend, backend.transform_jobs[transform_job_name]))
         return answer
 
-    def stop_transform_job(response: Any) -> Any:
+    def stop_transform_job(response: SageMakerResponse) -> EmptyResult:
         backend = response.sagemaker_backend
         name = response._get_param("TransformJobName")
         job = backend.transform_jobs.get(name)

@@ -22,13 +22,14 @@ import boto3
 from batch_pipeline.storage.jsonl import split_lines
 from batch_pipeline.storage.layout import REJECTION_REPORT_SUFFIX, RunFolder, rejected_pipeline_prefix
 from batch_pipeline_local.emulator.deploy import LocalApp, LocalRunError
+from batch_pipeline_local.emulator.events import Event
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
 from batch_pipeline_local.engines.bedrock_batch import model_requests_received as bedrock_received
 from batch_pipeline_local.engines.sagemaker_transform import active_sagemaker_engine
 from batch_pipeline_local.template import ACCOUNT, REGION
 
 
-def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
+def eventbridge_object_created(bucket: str, key: str, head: dict[str, Any]) -> Event:
     """The event S3 sends to EventBridge for a new object (the shape the intake rule delivers)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     obj = {
@@ -60,7 +61,7 @@ def eventbridge_object_created(bucket: str, key: str, head: dict) -> dict:
     }
 
 
-def upload(local: LocalApp, path: Path, pipeline: str, name: str | None = None) -> dict:
+def upload(local: LocalApp, path: Path, pipeline: str, name: str | None = None) -> Event:
     s3 = boto3.client("s3", region_name=REGION)
     key = f"{pipeline}/{name or path.name}"
     s3.upload_file(str(path), local.input_bucket, key)
@@ -68,13 +69,13 @@ def upload(local: LocalApp, path: Path, pipeline: str, name: str | None = None) 
     return eventbridge_object_created(local.input_bucket, key, head)
 
 
-def deliver(local: LocalApp, event: dict) -> Any:
+def deliver(local: LocalApp, event: Event) -> Any:
     """Deliver an S3 event to intake, as the EventBridge rule does."""
     intake = local.function_by_handler("batch_pipeline.handlers.intake.handler")
     return local.invoke(intake, event)
 
 
-def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
+def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict[str, Any]]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
     deadline = time.monotonic() + timeout
     while True:
@@ -91,15 +92,16 @@ def wait_for_executions(local: LocalApp, timeout: float = 120.0) -> list[dict]:
         time.sleep(0.05)
 
 
-def read_json(bucket: str, key: str) -> dict | None:
+def read_json(bucket: str, key: str) -> dict[str, Any] | None:
     s3 = boto3.client("s3", region_name=REGION)
     try:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        document: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except s3.exceptions.NoSuchKey:
         return None
+    return document
 
 
-def read_lines(bucket: str, key: str) -> list[dict]:
+def read_lines(bucket: str, key: str) -> list[dict[str, Any]]:
     s3 = boto3.client("s3", region_name=REGION)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return [json.loads(line) for line in split_lines(body) if line.strip()]
@@ -111,9 +113,9 @@ class RunResult:
 
     pipeline: str
     key: str
-    execution: dict | None
-    manifest: dict | None
-    rejection: dict | None
+    execution: dict[str, Any] | None
+    manifest: dict[str, Any] | None
+    rejection: dict[str, Any] | None
     seconds: float
     # Billed model requests the emulators received during this run (an independent count: the manifest's
     # model_invocations must equal it).
@@ -125,7 +127,8 @@ class RunResult:
     @property
     def status(self) -> str:
         if self.manifest:
-            return self.manifest["status"]
+            status: str = self.manifest["status"]
+            return status
         return "REJECTED" if self.rejection else "NO RUN"
 
 
@@ -197,7 +200,7 @@ def _resumed_by_event(local: LocalApp, since: int) -> dict[str, list[str]]:
     return resumed
 
 
-def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
+def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict[str, Any] | None:
     s3 = boto3.client("s3", region_name=REGION)
     listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=rejected_pipeline_prefix(pipeline))
     reports = sorted(
@@ -207,4 +210,6 @@ def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict | None:
     if not reports:
         return None
     report = read_json(local.output_bucket, reports[-1]["Key"])
+    if report is None:  # deleted since it was listed
+        return None
     return dict(report, report_uri=f"s3://{local.output_bucket}/{reports[-1]['Key']}")

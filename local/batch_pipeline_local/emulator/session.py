@@ -36,14 +36,14 @@ from batch_pipeline_local.emulator.moto_hooks import lambda_and_sfn_hooks, state
 from batch_pipeline_local.engines.bedrock_batch import active_job_tags, install_bedrock_engine
 from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
 from batch_pipeline_local.project import Project
-from batch_pipeline_local.template import REGION, resources_of, synthesize_template
+from batch_pipeline_local.template import REGION, Template, resources_of, synthesize_template
 
 
 @contextlib.contextmanager
 def local_aws(
-    context_overrides: dict | None = None,
-    template: dict | None = None,
-    bedrock_options: dict | None = None,
+    context_overrides: dict[str, Any] | None = None,
+    template: Template | None = None,
+    bedrock_options: dict[str, Any] | None = None,
     faults: list[str] | None = None,
     project: Project | None = None,
 ) -> Iterator[LocalApp]:
@@ -85,7 +85,9 @@ def local_aws(
 
 
 @contextlib.contextmanager
-def install_engines(local: LocalApp, bedrock_options: dict | None = None, **sagemaker_options: Any) -> Iterator[None]:
+def install_engines(
+    local: LocalApp, bedrock_options: dict[str, Any] | None = None, **sagemaker_options: Any
+) -> Iterator[None]:
     """Local stand-ins for the model containers, told which task each SageMaker model serves, and the Bedrock
     batch/InvokeModel emulator with the configured per-job record quotas (reach it with active_bedrock_emulator())."""
     pipelines = parse_runtime_pipelines(shared_environment(local)["PIPELINES"])

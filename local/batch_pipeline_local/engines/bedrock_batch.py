@@ -61,6 +61,7 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+from botocore.client import BaseClient
 
 from batch_pipeline_local.emulator.moto_hooks import answering_requests, default_account_id
 from batch_pipeline_local.engines.bedrock_job_data import read_input, write_output
@@ -121,8 +122,8 @@ class BedrockBatchEmulator:
         throttle_invocations: int = 0,
         max_active_jobs: int | None = None,
         account_id: str | None = None,
-        s3_client: Callable[[str], Any] | None = None,
-        on_event: Callable[[dict], None] | None = None,
+        s3_client: Callable[[str], BaseClient] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
         tick_seconds: float | None = None,
         start_after_seconds: float = 2.0,
         lose_events: int = 0,
@@ -154,7 +155,7 @@ class BedrockBatchEmulator:
         # delivers asynchronously); the first `lose_events` are dropped.
         self.on_event = on_event
         self.lose_events = lose_events
-        self.events_emitted: list[dict] = []
+        self.events_emitted: list[dict[str, Any]] = []
         # A job clock: with tick_seconds, unfinished jobs also advance one status per tick once they were checked once,
         # not only per Get, so a run that waits for events (and never polls) still sees its jobs end.
         self.tick_seconds = tick_seconds
@@ -215,7 +216,7 @@ class BedrockBatchEmulator:
 
     # ------------------------------------------------------------ the API
 
-    def create_job(self, region: str, params: dict) -> dict:
+    def create_job(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         check_request("bedrock", "CreateModelInvocationJob", params)
         with self._lock:
             if self.throttle_on_submit > 0:
@@ -289,7 +290,7 @@ class BedrockBatchEmulator:
                 self._clock.start()
             return {"jobArn": job.arn}
 
-    def get_job(self, region: str, identifier: str) -> dict:
+    def get_job(self, region: str, identifier: str) -> dict[str, Any]:
         check_request("bedrock", "GetModelInvocationJob", {"jobIdentifier": identifier})
         with self._lock:
             job = self._find(region, identifier)
@@ -297,7 +298,7 @@ class BedrockBatchEmulator:
             job.checked = True
             return job.describe()
 
-    def stop_job(self, region: str, identifier: str) -> dict:
+    def stop_job(self, region: str, identifier: str) -> dict[str, Any]:
         check_request("bedrock", "StopModelInvocationJob", {"jobIdentifier": identifier})
         with self._lock:
             job = self._find(region, identifier)
@@ -310,7 +311,7 @@ class BedrockBatchEmulator:
             log.info("%s: stopping batch inference job %s (was %s)", ENGINE_LABEL, job.name, job.stopped_while)
             return {}
 
-    def list_jobs(self, region: str, query: dict[str, str]) -> dict:
+    def list_jobs(self, region: str, query: dict[str, str]) -> dict[str, Any]:
         params: dict[str, Any] = dict(query)
         if "maxResults" in params:
             try:
@@ -343,7 +344,9 @@ class BedrockBatchEmulator:
                 answer_["nextToken"] = str(start + size)
             return answer_
 
-    def invoke_model(self, region: str, model_id: str, content_type: str | None, body: bytes) -> tuple[bytes, dict]:
+    def invoke_model(
+        self, region: str, model_id: str, content_type: str | None, body: bytes
+    ) -> tuple[bytes, dict[str, str]]:
         check_request("bedrock-runtime", "InvokeModel", {"modelId": model_id})
         with self._lock:
             if self.throttle_invocations > 0:
@@ -368,7 +371,7 @@ class BedrockBatchEmulator:
             "X-Amzn-Bedrock-Output-Token-Count": str(output_tokens),
         }
 
-    def converse(self, region: str, model_id: str, body: bytes) -> tuple[bytes, dict]:
+    def converse(self, region: str, model_id: str, body: bytes) -> tuple[bytes, dict[str, str]]:
         """Converse (POST /model/{modelId}/converse): the request body is a Converse request, the answer is in
         Converse's response shape (output.message, stopReason, usage, metrics)."""
         check_request("bedrock-runtime", "Converse", {"modelId": model_id})
@@ -435,7 +438,7 @@ class BedrockBatchEmulator:
         else:
             job.status = job.path[job.step]
 
-    def _s3(self, region: str) -> Any:
+    def _s3(self, region: str) -> BaseClient:
         if self.s3_client is not None:
             return self.s3_client(region)
         if region not in self._s3_clients:

@@ -19,6 +19,8 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.client import BaseClient
+
 from batch_pipeline.storage.jsonl import split_lines
 from batch_pipeline_local.engines.bedrock_jobs import InputFile, InvocationJob
 from batch_pipeline_local.engines.bedrock_model import RecordFailure, answer
@@ -32,7 +34,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def read_input(s3: Any, job: InvocationJob, *, min_records: int, max_records: int, max_job_bytes: int) -> None:
+def read_input(s3: BaseClient, job: InvocationJob, *, min_records: int, max_records: int, max_job_bytes: int) -> None:
     """Read the job's input into `job.files`, as Bedrock does while Validating; a problem is kept in
     `job.validation_error` (the job then fails with it) rather than raised: it fails the job, not the request."""
     uri = job.request["inputDataConfig"]["s3InputDataConfig"]["s3Uri"]
@@ -81,7 +83,7 @@ def read_input(s3: Any, job: InvocationJob, *, min_records: int, max_records: in
         )
 
 
-def write_output(s3: Any, job: InvocationJob, processed: int, *, shuffle: bool) -> dict[str, int]:
+def write_output(s3: BaseClient, job: InvocationJob, processed: int, *, shuffle: bool) -> dict[str, int]:
     """Output for the first `processed` records (input order), the manifest and the marker; returns the counts."""
     bucket, prefix = split_uri(job.request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
     folder = f"{prefix.rstrip('/')}/{job.job_id}/" if prefix.strip("/") else f"{job.job_id}/"
@@ -135,7 +137,7 @@ def write_output(s3: Any, job: InvocationJob, processed: int, *, shuffle: bool) 
     return counts
 
 
-def input_objects(s3: Any, bucket: str, key: str) -> list[tuple[str, str, int]]:
+def input_objects(s3: BaseClient, bucket: str, key: str) -> list[tuple[str, str, int]]:
     """(key, output name, size) of the job's .jsonl input: the object itself, or the .jsonl objects in the folder."""
     if key and not key.endswith("/"):
         try:

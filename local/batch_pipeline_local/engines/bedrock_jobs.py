@@ -52,7 +52,7 @@ def parse_time(value: str | None) -> datetime | None:
 class InputFile:
     key: str  # the S3 key
     relative: str  # the output name: the key below the input folder (the file name for a one-file input)
-    records: list[dict]  # {"recordId", "modelInput"} in input order, recordId filled in
+    records: list[dict[str, Any]]  # {"recordId", "modelInput"} in input order, recordId filled in
     raw_text: list[str]  # each record's line, for the markers
 
 
@@ -63,7 +63,7 @@ class InvocationJob:
     job_id: str
     arn: str
     region: str
-    request: dict
+    request: dict[str, Any]
     submit_time: datetime
     last_modified_time: datetime
     path: list[str]  # the running statuses the job shows, one per Get, before it ends
@@ -81,11 +81,13 @@ class InvocationJob:
 
     @property
     def name(self) -> str:
-        return self.request["jobName"]
+        name: str = self.request["jobName"]  # required by the API: botocore checked it
+        return name
 
     @property
     def model_id(self) -> str:
-        return self.request["modelId"]
+        model_id: str = self.request["modelId"]
+        return model_id
 
     @property
     def done(self) -> bool:
@@ -95,7 +97,7 @@ class InvocationJob:
     def total_records(self) -> int:
         return sum(len(f.records) for f in self.files)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The GetModelInvocationJob answer (ListModelInvocationJobs summaries carry the same fields)."""
         request = self.request
         answer_: dict[str, Any] = {

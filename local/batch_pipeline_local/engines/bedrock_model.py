@@ -62,7 +62,7 @@ def _block_texts(content: Any, where: str, typed: bool) -> list[str]:
     return texts
 
 
-def _messages(body: dict, typed: bool) -> tuple[str, int]:
+def _messages(body: dict[str, Any], typed: bool) -> tuple[str, int]:
     """(text of the last user message, words in every message and the system prompt)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -95,6 +95,11 @@ def _max_tokens(value: Any, name: str, default: int | None) -> int:
     return value
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """An optional JSON object of the request (a configuration block): {} when absent or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
 def family_of(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> str:
     """anthropic | nova | titan-text | converse: by the model id where it tells, else by the body's shape."""
     if invocation_type == "Converse":
@@ -116,7 +121,7 @@ def family_of(model_id: str, body: Any, invocation_type: str = "InvokeModel") ->
     raise RecordFailure(f"Malformed input request: {ENGINE_LABEL} does not know the request format for {model_id!r}")
 
 
-def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tuple[dict, int, int]:
+def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tuple[dict[str, Any], int, int]:
     """The native response body for one request, and its (input, output) token counts."""
     if not isinstance(body, dict):
         raise RecordFailure("Malformed input request: the request body must be a JSON object")
@@ -148,7 +153,7 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
             output_tokens,
         )
     if family in ("nova", "converse"):
-        config = body.get("inferenceConfig") if isinstance(body.get("inferenceConfig"), dict) else {}
+        config = _object(body.get("inferenceConfig"))
         limit = _max_tokens(config.get("maxTokens", config.get("max_new_tokens")), "maxTokens", DEFAULT_MAX_TOKENS)
         text, input_tokens = _messages(body, typed=False)
         summary, cut = summarize(text, limit)
@@ -165,13 +170,13 @@ def answer(model_id: str, body: Any, invocation_type: str = "InvokeModel") -> tu
         if family == "converse":
             response["metrics"] = {"latencyMs": 0}
         return response, input_tokens, output_tokens
-    text = body.get("inputText")
-    if not isinstance(text, str):
+    input_text = body.get("inputText")
+    if not isinstance(input_text, str):
         raise RecordFailure("Malformed input request: #: required key [inputText] not found")
-    config = body.get("textGenerationConfig") if isinstance(body.get("textGenerationConfig"), dict) else {}
+    config = _object(body.get("textGenerationConfig"))
     limit = _max_tokens(config.get("maxTokenCount"), "maxTokenCount", DEFAULT_MAX_TOKENS)
-    summary, cut = summarize(_TITAN_TURN.sub("", text), limit)
-    input_tokens, output_tokens = _words(text), _words(summary)
+    summary, cut = summarize(_TITAN_TURN.sub("", input_text), limit)
+    input_tokens, output_tokens = _words(input_text), _words(summary)
     return (
         {
             "inputTextTokenCount": input_tokens,

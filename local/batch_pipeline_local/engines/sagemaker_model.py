@@ -17,7 +17,7 @@ import ast
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 DEFAULT_MAX_LENGTH = 50
 
@@ -47,7 +47,15 @@ def summarize(text: str, max_length: int = DEFAULT_MAX_LENGTH, start_sentence: i
     return " ".join(summary_words)
 
 
-def classify(sequence: str, labels: list[str], multi_class: bool = False) -> dict:
+class Classification(TypedDict):
+    """The zero-shot container's answer for one sequence."""
+
+    sequence: str
+    labels: list[str]
+    scores: list[float]
+
+
+def classify(sequence: str, labels: list[str], multi_class: bool = False) -> Classification:
     """Label-word overlap scores, labels sorted by score (ties keep the given order)."""
     tokens = _WORD.findall(sequence.lower())
     hits = []
@@ -72,7 +80,7 @@ def _labels(value: Any) -> list[str]:
     raise EngineFailure(f"candidate_labels must be a list of strings, got {value!r:.80}")
 
 
-def hyper_params_of(environment: Mapping[str, str] | None) -> dict | None:
+def hyper_params_of(environment: Mapping[str, str] | None) -> dict[str, Any] | None:
     text = (environment or {}).get("HYPER_PARAMS")
     if text is None:
         return None
@@ -85,7 +93,9 @@ def hyper_params_of(environment: Mapping[str, str] | None) -> dict | None:
     return params
 
 
-def answer(record: dict, task: str | None, hyper_params: dict | None, line_number: int, key: str) -> str:
+def answer(
+    record: dict[str, Any], task: str | None, hyper_params: dict[str, Any] | None, line_number: int, key: str
+) -> str:
     """One output line for one input record."""
     task = task or ("zero-shot" if "sequences" in record else "text2text" if "text_inputs" in record else None)
     if task == "zero-shot":

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from botocore.client import BaseClient
 
 from batch_pipeline.storage.jsonl import body_lines
 from batch_pipeline_local.emulator.moto_hooks import StopRefused, TransformJobRecord, transform_job_hooks
@@ -76,7 +77,7 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def run_transform(
-    s3: Any,
+    s3: BaseClient,
     *,
     job_name: str,
     transform_input: Mapping[str, Any],
@@ -153,7 +154,12 @@ def _check_request(transform_input: Mapping[str, Any], transform_output: Mapping
 
 
 def _transform_object(
-    s3: Any, bucket: str, key: str, task: str | None, hyper_params: dict | None, result: TransformResult
+    s3: BaseClient,
+    bucket: str,
+    key: str,
+    task: str | None,
+    hyper_params: dict[str, Any] | None,
+    result: TransformResult,
 ) -> list[str]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     lines: list[str] = []
@@ -236,7 +242,7 @@ class SageMakerEngineHook:
         task_for_model: Mapping[str, str] | Callable[[str], str | None] | None = None,
         shuffle: bool = True,
         fail_jobs: Mapping[str, str] | None = None,
-        s3_client: Callable[[str], Any] | None = None,
+        s3_client: Callable[[str], BaseClient] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         asynchronous: bool = False,
         run_delay_seconds: float = 0.05,
@@ -263,7 +269,7 @@ class SageMakerEngineHook:
             return self.task_for_model(model_name)
         return (self.task_for_model or {}).get(model_name)
 
-    def _s3(self, region: str) -> Any:
+    def _s3(self, region: str) -> BaseClient:
         if self.s3_client is not None:
             return self.s3_client(region)
         return boto3.client("s3", region_name=region)

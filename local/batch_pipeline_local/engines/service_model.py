@@ -76,7 +76,7 @@ def check_constraints(shape: Any, value: Any, path: str = "") -> list[str]:
     return problems
 
 
-def check_request(service: str, operation: str, params: dict) -> None:
+def check_request(service: str, operation: str, params: dict[str, Any]) -> None:
     """Raise the ValidationException the service answers for `params`, if it breaks a constraint of its model."""
     problems = check_constraints(_input_shape(service, operation), params)
     if problems:
