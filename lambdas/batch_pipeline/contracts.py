@@ -12,7 +12,8 @@ Flow (see stacks/workflow.py):
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.storage.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
   Collect outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; writes the per-job
-    tallies to <run>/collect.json, details_key; carries the bounded ReportAggregates report.html shows)
+    tallies and the JobStates to <run>/collect.json, details_key, where the manifest step reads them; carries the
+    bounded ReportAggregates report.html shows)
   Evaluate predictions: (run, collect) -> EvaluationSummary
   Write manifest: (run, jobs, collect, evaluation) or (run, failure, jobs) -> Manifest (writes report.html too)
   Notify: (run, manifest) -> {"message_id"}

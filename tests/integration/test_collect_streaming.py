@@ -13,8 +13,9 @@ from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, rea
 from batch_pipeline.handlers.evaluate import evaluate_run
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
+from batch_pipeline.storage.layout import RunFolder, id_index_key
 
 
 def count_requests(client) -> Counter:
@@ -91,7 +92,7 @@ def test_shuffled_outputs_join_in_input_order_with_scores_and_missing_records(s3
     answers = [answer(i) for i in range(50) if i != 17]
     random.Random(3).shuffle(answers)
     job = folder(run, [records], [answers], [{"id": i, "reference": f"summary of article {i}"} for i in range(50)])
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     predictions = read_lines(s3, result["predictions_key"])
     assert [p["id"] for p in predictions] == list(range(50))
     assert predictions[17]["error"]["code"] == "no-output" and "metrics" not in predictions[17]
@@ -119,7 +120,7 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
         [{"id": f"r{i}", "reference": "a retried answer"} for i in range(4)]
         + [{"id": "ghost", "reference": "no record"}],
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     by_id = {p["id"]: p for p in read_lines(s3, result["predictions_key"])}
     assert by_id["r0"]["prediction"] == "a retried answer" and by_id["r0"]["metrics"]["rouge1"]["fmeasure"] == 1.0
     assert by_id["r1"]["prediction"] == "summary of article r1"
@@ -128,7 +129,7 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
     assert (tally["duplicate_outputs"], tally["unmatched_outputs"], tally["unreadable_output_lines"]) == (2, 3, 1)
     assert (result["references_unmatched"], result["references_unmatched_examples"]) == (1, ["ghost"])
 
-    evaluation = evaluate_run(run, result, "rouge", s3)
+    evaluation = evaluate_run(RunFolder.of(run), result, "rouge", s3)
     assert (evaluation["records"], evaluation["scored"], evaluation["errors"], evaluation["missing"]) == (5, 3, 1, 1)
     assert evaluation["error_codes"] == {"no-output": 1}
 
@@ -143,7 +144,7 @@ def test_collect_reads_ids_from_the_index_not_the_shards_and_each_object_once(s3
         [{"id": i, "reference": "summary"} for i in range(30)],
     )
     requests = count_requests(s3)
-    result = collect(run, [job], OneObjectPerShard(None), s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
     gets = {key: n for (operation, key), n in requests.items() if operation == "GetObject"}
     assert not any("/shards/" in key for key in gets), gets
     assert set(gets.values()) == {1} and len(gets) == 3 + 3 + 1  # indexes, outputs, references
@@ -163,7 +164,7 @@ def test_without_an_index_collect_falls_back_to_the_shard(s3):
     job = folder(
         run, [[{"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": "b"}]], [[answer(2), answer(1)]], index=False
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
     assert result["id_index_objects"] == 0 and [p["id"] for p in read_lines(s3, result["predictions_key"])] == [1, 2]
 
 
@@ -176,10 +177,10 @@ def test_evaluate_reads_predictions_once_never_references_and_never_rewrites_the
         [[answer(i) for i in range(20)]],
         [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(20)],
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     before = s3.get_object(Bucket=BUCKET, Key=result["predictions_key"])["Body"].read()
     requests = count_requests(s3)
-    evaluation = evaluate_run(run, result, "rouge", s3)
+    evaluation = evaluate_run(RunFolder.of(run), result, "rouge", s3)
     assert requests == Counter(
         {("GetObject", result["predictions_key"]): 1, ("PutObject", f"{prefix(run)}evaluation.json"): 1}
     )
@@ -201,8 +202,8 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
         [{"id": i, "label": label} for i, label in enumerate(truth)],
     )
     scorer = RecordScorer("classification", known_labels={"pos", "neg", "neu", "positive"})
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=scorer)
-    evaluation = evaluate_run(run, result, "classification", s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=scorer)
+    evaluation = evaluate_run(RunFolder.of(run), result, "classification", s3)
     predicted = [p["metrics"]["predicted"] for p in read_lines(s3, result["predictions_key"])]
     expected = single_label_metrics(truth, predicted)
     assert (

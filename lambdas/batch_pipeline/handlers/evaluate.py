@@ -11,27 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from batch_pipeline import settings
+from batch_pipeline.contracts import RunRef
 from batch_pipeline.observability import logger, metrics, tracer
 from batch_pipeline.results.evaluation.streaming import summarize_predictions
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.layout import predictions_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix
+from batch_pipeline.storage.layout import RunFolder
 
 
-def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
+def evaluate_run(folder: RunFolder, collect: dict[str, Any] | None, metric: str, s3: Any) -> dict[str, Any]:
     """The report for a collected run; `metric` is the pipeline's evaluation ("rouge", "classification", "none")."""
     collect = collect or {}
-    bucket, prefix = run_bucket(run), run_prefix(run)
+    bucket = folder.bucket
     if metric == "none":
         evaluation: dict[str, Any] = {"metric": None, "skipped": "evaluation is off for this pipeline"}
     elif not collect.get("scoring") and not collect.get("references_joined"):
         evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
     else:
-        key = collect.get("predictions_key") or predictions_key(prefix)
+        key = collect.get("predictions_key") or folder.predictions_key
         evaluation = summarize_predictions(s3io.lines(s3, bucket, key), metric, collect=collect)
         if not evaluation["records"] and not evaluation["references_without_target"]:
             evaluation = {"metric": None, "skipped": "the input carried no references or labels"}
-    s3io.put_json(s3, bucket, f"{prefix}evaluation.json", evaluation, indent=2)
+    s3io.put_json(s3, bucket, folder.evaluation_key, evaluation, indent=2)
     return evaluation
 
 
@@ -39,11 +39,11 @@ def evaluate_run(run: dict[str, Any], collect: dict[str, Any] | None, metric: st
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run = event["run"]
-    pipeline = settings.current().pipeline(run["pipeline"]).pipeline
-    evaluation = evaluate_run(run, event.get("collect"), pipeline.evaluation, settings.client("s3"))
+    folder = RunFolder.of(RunRef.model_validate(event["run"]))
+    pipeline = settings.current().pipeline(folder.pipeline).pipeline
+    evaluation = evaluate_run(folder, event.get("collect"), pipeline.evaluation, settings.client("s3"))
     if evaluation.get("metric"):
-        metrics.add_dimension(name="pipeline", value=run["pipeline"])
+        metrics.add_dimension(name="pipeline", value=folder.pipeline)
         for name, values in (evaluation.get("rouge") or {}).items():
             if isinstance(values.get("fmeasure"), float):
                 metrics.add_metric(name=f"{name}F", unit="None", value=values["fmeasure"])

@@ -1,5 +1,8 @@
 """Write manifest: manifest.json, summary.md and report.html for a finished run, or for one a step failed, and the
-run's row in the manifests table (batch_pipeline.storage.layout.manifest_row_key)."""
+run's row in the manifests table (batch_pipeline.storage.layout.RunFolder.manifest_row_key).
+
+A finished run's jobs come from collect's collect.json (read once, with the per-job tallies), so the run's jobs/
+folder is listed once on the success path, by collect; a failed run's come from jobs/ (storage.job_store)."""
 
 from __future__ import annotations
 
@@ -16,52 +19,56 @@ from batch_pipeline.contracts import CollectSummary, Failure, Manifest, RunRef
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.results.collect import with_details
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary
-from batch_pipeline.results.report import REPORT_FILE, put_report, render_run_report
+from batch_pipeline.results.report import put_report, render_run_report
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.job_store import resolve_jobs
-from batch_pipeline.storage.layout import manifest_row_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix
+from batch_pipeline.storage.layout import RunFolder
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run = dict(RunRef.model_validate(event["run"]).model_dump(exclude_none=True), local_stand_in=local_stand_in())
-    # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
+    ref = RunRef.model_validate(event["run"])
+    folder = RunFolder.of(ref)
+    run = dict(ref.model_dump(exclude_none=True), local_stand_in=local_stand_in())
     s3 = settings.client("s3")
-    jobs = resolve_jobs(s3, run, event.get("jobs"))
     collect = CollectSummary.model_validate(event["collect"]) if event.get("collect") else None
     if "failure" in event:
-        manifest = failure_manifest(run, Failure.model_validate(event["failure"]).model_dump(), jobs=jobs)
+        # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
+        jobs = resolve_jobs(s3, folder, event.get("jobs"))
+        failure = Failure.model_validate(event["failure"]).model_dump()
+        manifest = failure_manifest(run, failure, folder=folder, jobs=jobs)
     else:
         collected = event.get("collect", {})
-        if collected.get("details_key"):  # the per-job tallies collect kept out of the state
-            collected = with_details(collected, s3io.read_json(s3, run_bucket(run), collected["details_key"]))
-        pipeline = _pipeline(run["pipeline"])
+        if collected.get("details_key"):  # the per-job tallies and job states collect kept out of the state
+            collected = with_details(collected, s3io.read_json(s3, folder.bucket, collected["details_key"]))
+        if "job_states" not in collected:
+            raise ValueError("collect's result names no job states (collect.json at its details_key holds them)")
+        jobs = collected["job_states"]
+        pipeline = _pipeline(folder.pipeline)
         manifest = build_manifest(
             run,
             jobs,
             collected,
             event.get("evaluation"),
+            folder=folder,
             pipeline=pipeline,
             pricing=_prices().get(pipeline.model_key) if pipeline else None,
         )
     Manifest.model_validate(manifest)
     if event.get("recollected"):
         manifest["recollected"] = event["recollected"]  # batch-pipeline recollect: what the first attempt said
-    bucket, prefix = run_bucket(run), run_prefix(run)
+    bucket = folder.bucket
     aggregates = collect.report.model_dump() if collect is not None and collect.report is not None else None
     page = report_page(manifest, event.get("evaluation"), aggregates)
-    s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
+    s3io.put_json(s3, bucket, folder.manifest_key, manifest, indent=2)
     # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
-    s3io.put_bytes(
-        s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n", s3io.JSON
-    )
-    s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
+    s3io.put_bytes(s3, bucket, folder.manifest_row_key, json.dumps(manifest).encode() + b"\n", s3io.JSON)
+    s3io.put_bytes(s3, bucket, folder.summary_key, render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     if page is not None:
-        put_report(s3, bucket, f"{prefix}{REPORT_FILE}", page)
-    metrics.add_dimension(name="pipeline", value=run["pipeline"])
+        put_report(s3, bucket, folder.report_key, page)
+    metrics.add_dimension(name="pipeline", value=folder.pipeline)
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
     # Record counts are emitted once, by collect.

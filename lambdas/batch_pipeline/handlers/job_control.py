@@ -7,8 +7,9 @@ state back there (batch_pipeline.storage.job_store), so the Map's results and th
 
 "wait" is the `.waitForTaskToken` step: it leaves the task token where the job-state event handler finds it from the
 job name, then checks the job once; a job that already ended resumes its own iteration at once (so an event that
-came before the token was stored is not needed). Otherwise the iteration sleeps until the job's EventBridge event
-(handlers/job_events.py) or the backstop timeout wakes it.
+came before the token was stored is not needed) and its token object is deleted: no event needs it any more.
+Otherwise the iteration sleeps until the job's EventBridge event (handlers/job_events.py) or the backstop timeout
+wakes it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJob
 from batch_pipeline.jobs import loop
 from batch_pipeline.jobs.backends import backend_for_run, error_code
 from batch_pipeline.observability import logger, metrics, tracer
-from batch_pipeline.storage.job_store import is_reference, load_job, resolve_jobs, save_job, save_token
-from batch_pipeline.storage.runs import run_bucket
+from batch_pipeline.storage.job_store import delete_token, is_reference, load_job, resolve_jobs, save_job, save_token
+from batch_pipeline.storage.layout import RunFolder
 
 ACTIONS = {"submit": loop.submit_job, "status": loop.check_job, "wait": loop.check_job, "stop_all": loop.stop_run_jobs}
 # A token that was already used or whose wait timed out (the backstop fired first): nothing is waiting on it.
@@ -40,19 +41,22 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
     s3 = settings.client("s3")
     if action == "stop_all":
-        StopJobsEvent.model_validate(event)
-        return _stop_all(event, s3)
-    JobControlEvent.model_validate(event)  # the contract; the dicts go on, with the fields a backend adds
+        stop = StopJobsEvent.model_validate(event)
+        return _stop_all(event, s3, RunFolder.of(stop.run))
+    parsed = JobControlEvent.model_validate(event)  # the contract; the dicts go on, with the fields a backend adds
+    folder = RunFolder.of(parsed.run)
     run = event["run"]
-    job = load_job(s3, run, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
+    job = load_job(s3, folder, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
     event = {**event, "job": job}
-    if action == "wait" and job.get("state") != "queued":
-        # Before the check, so an event for a job that ends during it still finds the token (a queued job has no
-        # backend job yet, so no event can come for it before the check submits it).
-        _leave_token(s3, event["task_token"], {"run": run, "job": job, "attempt": event.get("attempt", 0)})
-    result = ACTIONS[action](event, backend_for_run(run))
+    # The job whose token this wait leaves; none for a queued job, which has no backend job yet.
+    waited_on = job["name"] if action == "wait" and job.get("state") != "queued" else None
+    if waited_on:
+        # Before the check, so an event for a job that ends during it still finds the token (no event can come for
+        # a queued job before the check submits it).
+        _leave_token(s3, folder, event["task_token"], {"run": run, "job": job, "attempt": event.get("attempt", 0)})
+    result = ACTIONS[action](event, backend_for_run(folder), folder)
     if action == "wait" and not result["job"]["done"] and result["job"]["state"] != "queued":
-        _leave_token(s3, event["task_token"], result)
+        _leave_token(s3, folder, event["task_token"], result)
     JobStep(
         run=result["run"],
         job=JobState.model_validate(result["job"]),
@@ -60,7 +64,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         wait_seconds=result["wait_seconds"],
         backstop_seconds=result["backstop_seconds"],
     )
-    save_job(s3, run, result["job"])
+    save_job(s3, folder, result["job"])
     job = result["job"]
     logger.info(
         "job state",
@@ -84,15 +88,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "wait" and (job["done"] or job["state"] == "queued"):
         # Ended (or refused for now and must be submitted again after a poll wait): resume the iteration now.
         resume(event["task_token"], result)
+        if waited_on:
+            # Consumed: the iteration goes on without waiting on that job again (a retry of failed records is a job
+            # of its own name, and token). Tokens a failed run leaves behind expire (stacks/storage.py).
+            delete_token(s3, folder.bucket, waited_on)
     return result
 
 
-def _leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
+def _leave_token(s3: Any, folder: RunFolder, task_token: str, step: dict[str, Any]) -> None:
     """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
     step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
     save_token(
         s3,
-        run_bucket(step["run"]),
+        folder.bucket,
         step["job"]["name"],
         task_token,
         {**step, "backstop_seconds": loop.backstop_seconds()},
@@ -111,12 +119,12 @@ def resume(task_token: str, output: dict[str, Any]) -> bool:
     return True
 
 
-def _stop_all(event: dict[str, Any], s3: Any) -> dict[str, Any]:
-    run = event["run"]
-    result = loop.stop_run_jobs({**event, "jobs": resolve_jobs(s3, run, event.get("jobs"))}, backend_for_run(run))
+def _stop_all(event: dict[str, Any], s3: Any, folder: RunFolder) -> dict[str, Any]:
+    jobs = resolve_jobs(s3, folder, event.get("jobs"))
+    result = loop.stop_run_jobs({**event, "jobs": jobs}, backend_for_run(folder), folder)
     for job in result["jobs"]:
         if "index" in job:
-            save_job(s3, run, job)
+            save_job(s3, folder, job)
     stopped = [job["name"] for job in result["jobs"] if job.get("stop_reason")]
     logger.info("stopped the failed run's jobs", extra={"stopped": stopped, "jobs": len(result["jobs"])})
     metrics.add_metric(name="JobsStoppedOnFailure", unit=MetricUnit.Count, value=len(stopped))

@@ -4,7 +4,8 @@ Step Functions has no `.sync` integration for Bedrock batch jobs, so both backen
 (DESIGN, "Backend facts"). Each step takes `{"run", "job", "attempt"}` and returns
 `{"run": run, "job": <job spec merged with the normalised state>, "attempt": attempt + 1, "wait_seconds": N}`;
 the state machine waits `$.wait_seconds` and calls check again while `$.job.done` is false. `run` is passed
-through because the task's result replaces the whole iteration state (ResultPath "$").
+through because the task's result replaces the whole iteration state (ResultPath "$"); the backend is handed the
+run's folder (storage.layout.RunFolder), which job control builds once from it.
 
 A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn;
 the next check submits again, so many uploads queue behind a shared quota instead of failing. Only a
@@ -24,6 +25,7 @@ from typing import Any
 
 from batch_pipeline import settings
 from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
+from batch_pipeline.storage.layout import RunFolder
 
 
 def backoff_seconds(
@@ -56,11 +58,15 @@ def _merge(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _step(
-    run: dict[str, Any], job: dict[str, Any], attempt: int, backend: BatchBackend | None = None
+    run: dict[str, Any],
+    job: dict[str, Any],
+    attempt: int,
+    backend: BatchBackend | None = None,
+    folder: RunFolder | None = None,
 ) -> dict[str, Any]:
-    if job["done"] and backend is not None:
+    if job["done"] and backend is not None and folder is not None:
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
-        job = backend.finish(run, job)
+        job = backend.finish(folder, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
     return {
         "run": run,
@@ -77,15 +83,17 @@ def backstop_seconds() -> int:
     return max(1, int(settings.current().job_backstop_seconds))
 
 
-def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
+def submit_job(
+    event: dict[str, Any], backend: BatchBackend, folder: RunFolder, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
     """Start the job (or find the one a previous try started); a deferral leaves it queued."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
-    name = backend.job_name(run, job)
+    name = backend.job_name(folder, job)
     job.setdefault("name", name)
     if "queued_at" not in job:
         job["queued_at"] = now()
     try:
-        state = backend.submit(run, job)
+        state = backend.submit(folder, job)
     except SubmitDeferred as deferred:
         queued_for = now() - float(job["queued_at"])
         # How long a job may stay queued behind a quota before the run gives up on it.
@@ -107,10 +115,12 @@ def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], f
     job.pop("last_refusal", None)
     # Billed requests: a batch job is billed per record sent; an on-demand job reports its own InvokeModel count.
     state.setdefault("model_invocations", int(job.get("records") or 0))
-    return _step(run, _merge(job, state), attempt, backend)
+    return _step(run, _merge(job, state), attempt, backend, folder)
 
 
-def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
+def check_job(
+    event: dict[str, Any], backend: BatchBackend, folder: RunFolder, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
     """The job's state now; submits a queued job again; stops a job that outran its time limit."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
     if job.get("done"):
@@ -119,33 +129,32 @@ def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], fl
         return _step(run, job, attempt)
     if job.get("state") == "queued":
         # Only a job the backend refused is submitted again; a missing ARN alone says nothing.
-        return submit_job({"run": run, "job": job, "attempt": attempt}, backend, now)
-    state = backend.status(run, job)
+        return submit_job({"run": run, "job": job, "attempt": attempt}, backend, folder, now)
+    state = backend.status(folder, job)
     limit = backend.max_runtime_seconds
     started = job.get("submitted_at")
     if limit is not None and started is not None and not state["done"] and now() - float(started) > limit:
         reason = f"stopped by job control after exceeding the pipeline's {limit // 3600} h runtime limit"
         if state["status"] != "Stopping":
-            state = backend.stop(run, job)
+            state = backend.stop(folder, job)
         job["stop_reason"] = reason
     if state["done"] and job.get("stop_reason") and not state.get("failure_reason"):
         state["failure_reason"] = job["stop_reason"]
-    return _step(run, _merge(job, state), attempt, backend)
+    return _step(run, _merge(job, state), attempt, backend, folder)
 
 
-def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
+def stop_run_jobs(event: dict[str, Any], backend: BatchBackend, folder: RunFolder) -> dict[str, Any]:
     """A failed run's last word on its jobs: every job not known to be done is looked up on the backend by its
     name and stopped if it still runs, so nothing keeps billing after the run gave up. Returns every job with its
     last known state and output location; a job the backend does not know was never submitted. A lookup or stop
     that fails is reported on the job (`stop_error`), never raised: the failure manifest must still be written."""
-    run = event["run"]
     ended = []
     for entry in event.get("jobs") or []:
         job = dict(entry.get("job", entry))  # Map results are iteration states; plan items are jobs
-        job.setdefault("name", backend.job_name(run, job))
+        job.setdefault("name", backend.job_name(folder, job))
         if not job.get("done"):
             try:
-                state = backend.find(run, job)
+                state = backend.find(folder, job)
                 if state is None:
                     state = job_state(
                         name=job["name"],
@@ -155,7 +164,7 @@ def stop_run_jobs(event: dict[str, Any], backend: BatchBackend) -> dict[str, Any
                         output_uri=job.get("output_uri"),
                     )
                 elif not state["done"]:
-                    state = backend.stop(run, {**job, **state})
+                    state = backend.stop(folder, {**job, **state})
                     job["stop_reason"] = "stopped by job control: the run failed"
                     if "model_invocations" not in job:
                         job["model_invocations"] = int(job.get("records") or 0)
