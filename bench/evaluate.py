@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from batch_pipeline.results.evaluation.rouge import ROUGE_TYPES, _scorer, score_pairs  # noqa: E402
+from batch_pipeline.storage.layout import EVALUATION, REFERENCES  # noqa: E402
 from bench.synthetic_summaries import make_pairs  # noqa: E402
 
 SPEED_TARGET = 30.0
@@ -90,7 +91,7 @@ def scoring(pairs: list[tuple[str, str]], use_stemmer: bool, rounds: int) -> dic
 
 def write_run_files(directory: Path, records: int) -> tuple[Path, Path]:
     pairs = make_pairs(records, seed=50_000)
-    references = directory / "references.jsonl"
+    references = directory / REFERENCES
     predictions = directory / "part-00000.jsonl.out"
     with references.open("w") as refs, predictions.open("w") as preds:
         for record_id, (reference, _prediction) in enumerate(pairs):
@@ -113,7 +114,7 @@ def end_to_end(records: int, bootstrap: int) -> dict:
         with contextlib.redirect_stdout(io.StringIO()) as captured:
             code, in_process_s = timed(main, [*arguments, "--scores-out", str(in_process_out)])
         report = json.loads(captured.getvalue())
-        (directory / "evaluation.json").write_text(captured.getvalue())
+        (directory / EVALUATION).write_text(captured.getvalue())
 
         process_out = directory / "scores-process.jsonl"
         command = [sys.executable, "-m", "batch_pipeline_local.cli", *arguments, "--scores-out", str(process_out)]

@@ -250,12 +250,14 @@ def _prepare_floor(lines_of):
     def prepare(source: Path, out_dir: Path, pipeline_name: str):
         import orjson
 
+        from batch_pipeline.storage.layout import REFERENCES
+
         def work() -> int:
             loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
             count = 0
             with (
                 open(out_dir / "model.jsonl", "wb", buffering=CHUNK) as out,
-                open(out_dir / "references.jsonl", "wb", buffering=CHUNK) as references,
+                open(out_dir / REFERENCES, "wb", buffering=CHUNK) as references,
             ):
                 write, write_reference = out.write, references.write
                 for line in lines_of(source):

@@ -218,6 +218,12 @@ class Bench:
         run: dict[str, Any] = started.get("run", started)  # {"run", "plan"}; older intakes started with the run
         return run
 
+    @property
+    def folder(self) -> Any:
+        from batch_pipeline.storage.layout import RunFolder
+
+        return RunFolder.of(self.run)
+
     def backend(self) -> Any:
         from batch_pipeline.jobs.backends import backend_class, backend_for
 
@@ -228,7 +234,7 @@ class Bench:
     def jobs(self) -> list[dict[str, Any]]:
         from batch_pipeline.storage.job_store import resolve_jobs
 
-        return resolve_jobs(self.s3, self.run, None)
+        return resolve_jobs(self.s3, self.folder, None)
 
     def save(self, name: str, value: Any) -> None:
         (self.root / f"{name}.json").write_text(json.dumps(value))
@@ -266,12 +272,12 @@ def step_intake(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": result["counts"]["valid"]}]
 
 
-def job_control_invocation(event: dict[str, Any], backend: Any) -> dict[str, Any]:
+def job_control_invocation(event: dict[str, Any], backend: Any, folder: Any) -> dict[str, Any]:
     """One job control invocation: the Map's first step submits, every later one checks (loop.py)."""
     from batch_pipeline.jobs import loop
 
     action = loop.check_job if "state" in event["job"] else loop.submit_job
-    result: dict[str, Any] = action(event, backend)
+    result: dict[str, Any] = action(event, backend, folder)
     return result
 
 
@@ -279,13 +285,13 @@ def step_job_control(bench: Bench) -> list[dict[str, Any]]:
     """One round of the poll loop: one invocation per job that has not ended, as the Map runs them."""
     from batch_pipeline.storage.job_store import save_job
 
-    run, backend, invocations = bench.run, bench.backend(), []
+    run, folder, backend, invocations = bench.run, bench.folder, bench.backend(), []
     for job in bench.jobs():
         if job.get("done"):
             continue
         started = time.process_time()
-        result = job_control_invocation({"run": run, "job": job, "attempt": 0}, backend)
-        save_job(bench.s3, run, result["job"])
+        result = job_control_invocation({"run": run, "job": job, "attempt": 0}, backend, folder)
+        save_job(bench.s3, folder, result["job"])
         merged = bool(result["job"].get("merged_output_key")) and not job.get("merged_output_key")
         invocations.append(
             {
@@ -300,7 +306,7 @@ def step_job_control(bench: Bench) -> list[dict[str, Any]]:
 def step_collect(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.results.collect import collect
 
-    result = collect(bench.run, bench.jobs(), bench.backend(), bench.s3)
+    result = collect(bench.folder, bench.jobs(), bench.backend(), bench.s3)
     bench.save("collect", result)
     return [{"records": result["records"]}]
 
@@ -309,19 +315,20 @@ def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     from batch_pipeline.contracts import Manifest
     from batch_pipeline.results.finish import report_page
     from batch_pipeline.results.manifest import build_manifest, render_summary
-    from batch_pipeline.results.report import REPORT_FILE, put_report
+    from batch_pipeline.results.report import put_report
 
-    run, collected = bench.run, bench.load("collect")
-    manifest = build_manifest(run, bench.jobs(), collected, collected["evaluation"])
+    run, folder, collected = bench.run, bench.folder, bench.load("collect")
+    # As the handler: the jobs' final states from collect's result, not a second listing of jobs/; the evaluation
+    # collect wrote in its own pass.
+    manifest = build_manifest(run, collected["job_states"], collected, collected["evaluation"], folder=folder)
     Manifest.model_validate(manifest)
-    prefix = run["run_prefix"]
-    bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}manifest.json", Body=json.dumps(manifest, indent=2).encode())
-    bench.s3.put_object(Bucket=BUCKET, Key=f"{prefix}summary.md", Body=render_summary(manifest).encode())
+    bench.s3.put_object(Bucket=BUCKET, Key=folder.manifest_key, Body=json.dumps(manifest, indent=2).encode())
+    bench.s3.put_object(Bucket=BUCKET, Key=folder.summary_key, Body=render_summary(manifest).encode())
     # report.html as the handler renders it (vl-convert's start-up and the charts included) from collect's aggregates.
     page, error = report_page(manifest, collected["evaluation"], collected.get("report"))
     if page is None:
         raise RuntimeError("report.html could not be rendered") from error
-    put_report(bench.s3, BUCKET, f"{prefix}{REPORT_FILE}", page)
+    put_report(bench.s3, BUCKET, folder.report_key, page)
     # What the run came to, so a table row is also a check that the run worked.
     return [
         {
@@ -349,7 +356,7 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
             continue
         retry = "first_attempt" in job
         counts = {"totalRecordCount": 0, "processedRecordCount": 0, "successRecordCount": 0, "errorRecordCount": 0}
-        for raw in backend.raw_outputs(bench.run, job):
+        for raw in backend.raw_outputs(bench.folder, job):
             body = bench.s3.get_object(Bucket=BUCKET, Key=raw.input_key)["Body"]
             records = (orjson.loads(line) for line in body.iter_lines() if line.strip())
             path = bench.root / "s3" / BUCKET / raw.output_key
@@ -539,8 +546,15 @@ def _run_step(step: str, root: Path, args: argparse.Namespace, pipeline_name: st
 
 
 def _jobs_done(root: Path) -> bool:
-    folder = next((root / "s3" / BUCKET).glob("runs/*/*/jobs"), None)
-    return folder is not None and all(json.loads(path.read_text()).get("done") for path in folder.glob("*.json"))
+    from batch_pipeline.storage.layout import RunFolder
+
+    started = root / "execution-input.json"
+    if not started.exists():
+        return False
+    execution_input = json.loads(started.read_text())
+    run = execution_input.get("run", execution_input)
+    folder = root / "s3" / BUCKET / RunFolder.of(run).jobs_prefix
+    return folder.is_dir() and all(json.loads(path.read_text()).get("done") for path in folder.glob("*.json"))
 
 
 def measure(

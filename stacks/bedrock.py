@@ -19,7 +19,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from batch_pipeline.config.app import AppConfig, BedrockModel
-from batch_pipeline.storage.layout import OWNER_TAG_ENV, OWNER_TAG_KEY, RUNS_PREFIX
+from batch_pipeline.settings import OWNER_TAG_ENV
+from batch_pipeline.storage.layout import OWNER_TAG_KEY, RUNS_PREFIX
 
 from .functions import role_of
 from .models import grant_data_key

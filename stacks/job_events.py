@@ -18,7 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_pipeline.storage.job_store import TOKENS_PREFIX
+from batch_pipeline.storage.layout import TOKENS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec, role_of
 from .models import grant_data_key

@@ -15,11 +15,20 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from batch_pipeline.storage.layout import INTERMEDIATE_TAG
+from batch_pipeline.storage.layout import INTERMEDIATE_TAG, TOKENS_PREFIX
 
 # Shards and raw backend output sit inside each run folder (runs/<pipeline>/<run-id>/shards/), and
 # lifecycle prefixes cannot match a middle segment, so intermediates are found by an object tag.
 INTERMEDIATE_EXPIRY_DAYS = 30
+# The longest a backend job can run, and so the longest a waiting iteration's task token is needed: a Bedrock batch
+# job's timeoutDurationInHours is at most 168 hours (CreateModelInvocationJob, Valid Range 24-168:
+# https://docs.aws.amazon.com/bedrock/latest/APIReference/API_CreateModelInvocationJob.html); a SageMaker transform
+# job has no stopping condition of its own (CreateTransformJob), and job control stops it after the pipeline's
+# max_runtime_hours, at most 72 (config.app.SageMakerSettings). A waiting iteration writes its token again at every
+# wait, and job control deletes it once the job ended (storage.job_store), so a token that has not been written for
+# longer than the longest job is one a failed or stopped run left behind. One day more covers a job's Stopping.
+LONGEST_JOB_HOURS = 168
+TOKEN_EXPIRY_DAYS = LONGEST_JOB_HOURS // 24 + 1
 
 
 class Storage(Construct):
@@ -67,6 +76,15 @@ class Storage(Construct):
                     id="ExpireIntermediateObjects",
                     tag_filters={INTERMEDIATE_TAG[0]: INTERMEDIATE_TAG[1]},
                     expiration=cdk.Duration.days(INTERMEDIATE_EXPIRY_DAYS),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                ),
+                # Task tokens (job-tokens/<job name>.json) sit at the top of the bucket, so a prefix finds them. With
+                # an expiration of current versions, S3 also removes the delete markers job control's deletes leave
+                # once they are the only version ("Managing delete markers", S3 User Guide).
+                s3.LifecycleRule(
+                    id="ExpireJobTokens",
+                    prefix=TOKENS_PREFIX,
+                    expiration=cdk.Duration.days(TOKEN_EXPIRY_DAYS),
                     noncurrent_version_expiration=cdk.Duration.days(1),
                 ),
                 s3.LifecycleRule(id="ExpireOldVersions", noncurrent_version_expiration=cdk.Duration.days(90)),

@@ -24,8 +24,7 @@ from constructs import Construct
 
 from batch_pipeline.config.app import AppConfig
 from batch_pipeline.config.runtime import dump_runtime_prices, runtime_prices
-from batch_pipeline.storage.job_store import TOKENS_PREFIX
-from batch_pipeline.storage.layout import RUNS_PREFIX
+from batch_pipeline.storage.layout import RUNS_PREFIX, TOKENS_PREFIX
 
 from .functions import FunctionFactory, FunctionSpec, Sizing, role_of
 from .models import RAW_PATTERN, SHARDS_PATTERN, grant_data_key
@@ -118,18 +117,19 @@ class Workflow(Construct):
         grant_publish(topic, key, self.notify_fn)
         self._grant_sagemaker_job_control(self.job_control_fn)
         self._grant_job_outputs(self.job_control_fn)
-        # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler.
+        # The wait step leaves each waiting job's task token under job-tokens/<job name>.json for the event handler,
+        # and deletes it once the job ended (storage.job_store); the lifecycle rule expires what a failed run leaves.
         self.job_control_fn.add_to_role_policy(
             iam.PolicyStatement(
                 sid="WriteJobTokens",
-                actions=["s3:PutObject"],
+                actions=["s3:PutObject", "s3:DeleteObject"],
                 resources=[output_bucket.arn_for_objects(f"{TOKENS_PREFIX}*")],
             )
         )
         acknowledge(
             role_of(self.job_control_fn).node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5",
-            "One token object per job, named by the job at run time; writes stay inside job-tokens/.",
+            "One token object per job, named by the job at run time; writes and deletes stay inside job-tokens/.",
             applies_to=f"Resource::<{self._output_id}.Arn>/{TOKENS_PREFIX}*",
         )
 

@@ -12,10 +12,11 @@ Flow (see stacks/workflow.py):
   (job control reads the job from S3 and writes its latest JobState back; batch_pipeline.storage.job_store)
   iteration result = JobRef (the `Job ended` state keeps only the index)
   Collect and score outputs: (run, jobs=[JobRef]) -> CollectSummary (reads the JobStates from <run>/jobs/; scores
-    each record and writes evaluation.json, evaluation_key, in the same pass; writes the per-job tallies to
-    <run>/collect.json, details_key; carries the EvaluationHeadline and the bounded ReportAggregates)
-  Write manifest: (run, jobs, collect) or (run, failure, jobs) -> Manifest (reads evaluation.json; writes
-    report.html too)
+    each record and writes evaluation.json, evaluation_key, in the same pass; writes the per-job tallies and the
+    JobStates to <run>/collect.json, details_key, where the manifest step reads them; carries the
+    EvaluationHeadline and the bounded ReportAggregates)
+  Write manifest: (run, jobs, collect) or (run, failure, jobs) -> RunOutcome (reads evaluation.json; writes
+    manifest.json and report.html)
   Notify: (run, manifest) -> {"message_id"}
 """
 

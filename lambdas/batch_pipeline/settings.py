@@ -25,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, parse_runtime_pipelines, parse_runtime_prices
-from batch_pipeline.storage.layout import OWNER_TAG_ENV
 
+# The variable job control reads its stack's name from (stacks/bedrock.py sets it): the value of the
+# batch_pipeline.storage.layout.OWNER_TAG_KEY tag on every backend job it starts.
+OWNER_TAG_ENV = "OWNER_STACK"
 # Settings field -> environment variable.
 VARIABLES = {
     "pipelines_json": "PIPELINES",

@@ -55,7 +55,7 @@ def template_from_assembly(directory: Path | str, stack: str = STACK_NAME) -> Te
     """The stack's template from a cloud assembly directory (`npx cdk synth` writes one to cdk.out)."""
     directory = Path(directory)
     try:
-        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest = json.loads((directory / "manifest.json").read_text())  # not-a-run-key: the cloud assembly's
     except (OSError, ValueError) as error:
         raise ConfigError(f"{directory}: not a cloud assembly (manifest.json: {error})") from None
     artifact = manifest.get("artifacts", {}).get(stack)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from batch_pipeline.storage.layout import errors_key, predictions_key
 from batch_pipeline_local.emulator.run import read_json, read_lines, run_file
 from batch_pipeline_local.emulator.session import local_aws
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
@@ -77,12 +76,12 @@ def test_bedrock_summarize_runs_from_upload_to_manifest_with_bedrocks_counts(loc
         "input_tokens": counts["inputTokenCount"],
         "output_tokens": counts["outputTokenCount"],
     }
-    run = folder(local, result)
+    run = folder(local, result).prefix
     job_id = job["arn"].rsplit("/", 1)[1]
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job_id}/job-00000.jsonl.out")
     assert len(raw) == records and all("modelOutput" in line for line in raw)
     assert [line["recordId"] for line in raw] != sorted(line["recordId"] for line in raw)  # shuffled: joined by id
-    predictions = read_lines(local.output_bucket, predictions_key(run))
+    predictions = read_lines(local.output_bucket, run + "predictions/predictions.jsonl")
     assert len(predictions) == records and all(p["prediction"] and p["reference"] for p in predictions)
     assert manifest["evaluation"]["metric"] == "rouge" and manifest["evaluation"]["scored"] == records
     # The model never saw the reference: it went to references.jsonl.
@@ -99,7 +98,7 @@ def test_error_records_land_in_errors_jsonl_and_the_run_is_partial(local, tmp_pa
     assert (
         manifest["backend_counts"]["errorRecordCount"] == 2 and manifest["backend_counts"]["successRecordCount"] == 118
     )
-    errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
+    errors = read_lines(local.output_bucket, folder(local, result).errors_key)
     assert sorted(e["id"] for e in errors) == ["call-0003", "call-0007"]
     assert all(e["error"]["code"] == "400" and e["error"]["message"] for e in errors)
 
@@ -126,7 +125,7 @@ def test_partially_completed_and_expired_jobs_end_in_a_manifest_that_says_so(tem
         result = run_file(
             local, write(tmp_path, f"{end_state}.jsonl", [transcript(i) for i in range(100)]), "bedrock-summarize"
         )
-        errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
+        errors = read_lines(local.output_bucket, folder(local, result).errors_key)
     manifest = result.manifest
     (job,) = manifest["jobs"]
     assert job["status"] == end_state and job["state"] == "partial"
@@ -155,9 +154,11 @@ def test_a_small_file_runs_on_demand_through_invoke_model(local, tmp_path):
     (job,) = manifest["jobs"]
     assert job["route"] == "on-demand" and job["arn"] is None and job["status"] == "Completed"
     assert manifest["backend_counts"]["successRecordCount"] == 12 and manifest["tokens"]["output_tokens"] > 0
-    intake = read_json(local.output_bucket, folder(local, result) + "intake.json")
+    intake = read_json(local.output_bucket, folder(local, result).intake_report_key)
     assert intake["route"] == "on-demand"
-    raw = read_lines(local.output_bucket, f"{folder(local, result)}raw/{job['name']}/on-demand/job-00000.jsonl.out")
+    raw = read_lines(
+        local.output_bucket, f"{folder(local, result).prefix}raw/{job['name']}/on-demand/job-00000.jsonl.out"
+    )
     assert len(raw) == 12
 
 
@@ -176,7 +177,7 @@ def test_failed_records_are_resubmitted_once_when_configured(bedrock_template, t
     records = [transcript(i, "[[error-record]]" if i in (1, 2) else "") for i in range(30)]
     with local_aws(template=bedrock_template) as local:
         result = run_file(local, write(tmp_path, "retry.jsonl", records), MULTI)
-        errors = read_lines(local.output_bucket, errors_key(folder(local, result)))
+        errors = read_lines(local.output_bucket, folder(local, result).errors_key)
     manifest = result.manifest
     (job,) = manifest["jobs"]
     # The stand-in fails a marked record every time, so the retry recovers none and says so.
@@ -197,12 +198,12 @@ def test_portable_prompt_lines_become_nova_requests_with_the_pipelines_parameter
     ]
     result = run_file(local, write(tmp_path, "prompts.jsonl", records), "bedrock-summarize")
     assert result.manifest["status"] == "SUCCEEDED" and result.manifest["counts"]["succeeded"] == 100
-    shard = read_lines(local.output_bucket, folder(local, result) + "shards/job-00000.jsonl")
+    shard = read_lines(local.output_bucket, folder(local, result).shard_key("job-00000.jsonl"))
     body = shard[0]["modelInput"]
     assert shard[0]["recordId"] == "p0"
     assert body["inferenceConfig"] == {"maxTokens": 512, "temperature": 0.2}  # bedrock.inference_params in cdk.json
     assert body["messages"][0]["role"] == "user" and "Caller 0 moved house" in json.dumps(body["messages"])
-    predictions = read_lines(local.output_bucket, predictions_key(folder(local, result)))
+    predictions = read_lines(local.output_bucket, folder(local, result).predictions_key)
     assert {p["id"] for p in predictions} == {f"p{i}" for i in range(100)}
     assert result.manifest["evaluation"]["scored"] == 100
 
@@ -245,7 +246,7 @@ def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tm
     # The emulator received modelInvocationType and echoes it, as GetModelInvocationJob does.
     described = active_bedrock_emulator().job(job["arn"]).describe()
     assert described["modelInvocationType"] == "Converse"
-    run = folder(local, result)
+    run = folder(local, result).prefix
     shard = read_lines(local.output_bucket, f"{run}shards/job-00000.jsonl")
     assert shard[0]["modelInput"] == {
         "messages": [{"role": "user", "content": [{"text": prompts(1)[0]["prompt"]}]}],
@@ -253,7 +254,7 @@ def test_a_converse_pipeline_runs_prompt_lines_as_a_converse_batch_job(local, tm
     }
     raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job['arn'].rsplit('/', 1)[1]}/job-00000.jsonl.out")
     assert all(set(line["modelOutput"]) >= {"output", "stopReason", "usage"} for line in raw)
-    predictions = read_lines(local.output_bucket, predictions_key(run))
+    predictions = read_lines(local.output_bucket, run + "predictions/predictions.jsonl")
     assert len(predictions) == 100 and all(p["prediction"].startswith("Caller") for p in predictions)
     assert manifest["tokens"]["output_tokens"] > 0
 
@@ -264,7 +265,9 @@ def test_a_converse_pipeline_runs_a_small_file_on_demand_through_the_converse_ap
     assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 7
     (job,) = manifest["jobs"]
     assert job["route"] == "on-demand" and job["invocation_type"] == "Converse"
-    raw = read_lines(local.output_bucket, f"{folder(local, result)}raw/{job['name']}/on-demand/job-00000.jsonl.out")
+    raw = read_lines(
+        local.output_bucket, f"{folder(local, result).prefix}raw/{job['name']}/on-demand/job-00000.jsonl.out"
+    )
     assert len(raw) == 7 and all(line["modelOutput"]["output"]["message"]["role"] == "assistant" for line in raw)
     calls = active_bedrock_emulator().calls
     # Every record went through Converse exactly once, none through InvokeModel.

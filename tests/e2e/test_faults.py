@@ -6,7 +6,6 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from batch_pipeline.storage.layout import predictions_key
 from batch_pipeline_local.emulator.faults import Fault, FaultSpecError
 from batch_pipeline_local.emulator.run import read_lines, run_file
 from batch_pipeline_local.emulator.session import local_aws
@@ -67,7 +66,7 @@ def test_a_failed_collect_keeps_every_job_in_the_failure_manifest_and_says_how_t
     with local_aws(template=template, faults=["Collect and score outputs:Sandbox.Timedout:2"]) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         errors = failed_tasks(result)
-        run = run_folder(local, result)
+        run = run_folder(local, result).prefix
         (job,) = result.manifest["jobs"]
         job_id = job["arn"].rsplit("/", 1)[1]
         raw = read_lines(local.output_bucket, f"{run}raw/{job['name']}/{job_id}/job-00000.jsonl.out")
@@ -185,8 +184,8 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
         received = model_requests_received()
         recovered = recollect(failed, local_invoker(local))
         assert model_requests_received() == received  # no record sent again
-        written = read_json(local.output_bucket, run_folder(local, result) + "manifest.json")
-        predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
+        written = read_json(local.output_bucket, run_folder(local, result).manifest_key)
+        predictions = read_lines(local.output_bucket, run_folder(local, result).predictions_key)
     assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect and score outputs"
     assert recovered["status"] == written["status"] == "SUCCEEDED" and written["counts"]["succeeded"] == 100
     assert (

@@ -12,7 +12,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from batch_pipeline.storage.layout import errors_key, predictions_key
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.emulator.run import deliver, read_lines, run_file, upload, wait_for_executions
 from batch_pipeline_local.emulator.session import local_aws
 from batch_pipeline_local.project import Project
@@ -31,8 +31,9 @@ def write(tmp_path: Path, name: str, records: list[dict]) -> Path:
     return path
 
 
-def run_folder(local, result) -> str:
-    return result.manifest["outputs"]["run_folder"].removeprefix(f"s3://{local.output_bucket}/")
+def run_folder(local, result) -> RunFolder:
+    """The run's folder, from the execution input (the run reference every state carries)."""
+    return RunFolder.of(json.loads(result.execution["input"])["run"])
 
 
 def test_summarize_runs_from_upload_to_manifest(local):
@@ -51,7 +52,7 @@ def test_summarize_runs_from_upload_to_manifest(local):
     assert manifest["local_stand_in"] is True
     assert manifest["jobs"][0]["name"].startswith("llmbp-")
     assert manifest["input"]["key"] == "summarize/summarize.jsonl" and manifest["input"]["version_id"]
-    predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
+    predictions = read_lines(local.output_bucket, run_folder(local, result).predictions_key)
     assert sorted(p["id"] for p in predictions) == list(range(20))
     assert all(p["prediction"] and p["reference"] for p in predictions)
     assert manifest["evaluation"]["metric"] == "rouge" and manifest["evaluation"]["scored"] == 20
@@ -64,7 +65,7 @@ def test_classify_runs_from_upload_to_manifest(local):
     manifest = result.manifest
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["counts"]["succeeded"] == 20
-    predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
+    predictions = read_lines(local.output_bucket, run_folder(local, result).predictions_key)
     assert len(predictions) == 20
     for p in predictions:
         assert p["prediction"] in p["labels"] and len(p["scores"]) == 5 and p["label"]
@@ -90,7 +91,7 @@ def test_a_record_missing_from_the_output_becomes_an_error(local, tmp_path):
     manifest = result.manifest
     assert manifest["status"] == "PARTIAL"
     assert manifest["counts"]["succeeded"] == 5 and manifest["counts"]["failed"] == 1
-    errors = read_lines(local.output_bucket, errors_key(run_folder(local, result)))
+    errors = read_lines(local.output_bucket, run_folder(local, result).errors_key)
     assert [e["id"] for e in errors] == [4]
     assert "no output" in json.dumps(errors[0]).lower()
 
@@ -140,10 +141,10 @@ def test_a_multi_instance_plan_writes_balanced_shards_and_joins_every_record(mul
     with local_aws(template=multi_instance_template) as local:
         result = run_file(local, write(tmp_path, "many.jsonl", records), "summarize")
         s3 = boto3.client("s3", region_name=REGION)
-        shards = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=run_folder(local, result) + "shards/")[
+        shards = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=run_folder(local, result).shards_prefix)[
             "Contents"
         ]
-        predictions = read_lines(local.output_bucket, predictions_key(run_folder(local, result)))
+        predictions = read_lines(local.output_bucket, run_folder(local, result).predictions_key)
     assert len(shards) >= 6
     assert result.manifest["status"] == "SUCCEEDED"
     assert sorted(p["id"] for p in predictions) == list(range(60))

@@ -9,13 +9,17 @@ import posixpath
 import pytest
 
 from batch_pipeline.config.app import CONTEXT_KEY
-from batch_pipeline.storage.layout import errors_key, manifest_row_key, predictions_key, run_prefix
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.authorization.enforce import simulate
 from batch_pipeline_local.authorization.operations import SECURE, Request
 from batch_pipeline_local.template import ACCOUNT, REGION, Resolver
 from stacks.analytics import RESULTS_PREFIX
 
 RUN = "calls-0123456789abcdef"
+
+
+def _folder(pipeline: str, run_id: str) -> RunFolder:
+    return RunFolder.of({"run_id": run_id, "pipeline": pipeline, "output_bucket": "output-bucket"})
 
 
 def only(template, kind: str) -> tuple[str, dict]:
@@ -73,9 +77,9 @@ def test_partition_projection_pipeline_enum_run_injected_where_a_run_is_named(te
 @pytest.mark.parametrize(
     ("table", "writer_key"),
     [
-        ("predictions", lambda p, r: predictions_key(run_prefix(p, r))),
-        ("errors", lambda p, r: errors_key(run_prefix(p, r))),
-        ("manifests", manifest_row_key),
+        ("predictions", lambda p, r: _folder(p, r).predictions_key),
+        ("errors", lambda p, r: _folder(p, r).errors_key),
+        ("manifests", lambda p, r: _folder(p, r).manifest_row_key),
     ],
 )
 def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(template, table, writer_key):
@@ -87,9 +91,9 @@ def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(tem
     rendered = "".join(parts[2:]).removeprefix("/").replace("${pipeline}", "summarize").replace("${run}", RUN)
     key = writer_key("summarize", RUN)
     assert posixpath.dirname(key) + "/" == rendered
-    run_folder = run_prefix("summarize", RUN)
+    folder = _folder("summarize", RUN)
     others = [
-        run_folder + name
+        folder.prefix + name
         for name in (
             "manifest.json",
             "summary.md",
@@ -102,7 +106,7 @@ def test_each_location_template_is_the_writers_folder_and_holds_nothing_else(tem
             "ids/part-00000.jsonl",
         )
     ]
-    others += [predictions_key(run_folder), errors_key(run_folder), manifest_row_key("summarize", RUN)]
+    others += [folder.predictions_key, folder.errors_key, folder.manifest_row_key]
     assert [k for k in others if k.startswith(rendered)] == [key]
 
 
@@ -206,7 +210,7 @@ def _kms(object_key: str | None) -> dict:
 
 
 def test_the_query_policy_reads_the_tables_files_and_writes_results_only(query_policy):
-    folder = run_prefix("summarize", RUN)
+    folder = _folder("summarize", RUN)
     glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
     database = "llmbatchpipeline_runs"
     grants = {
@@ -216,13 +220,13 @@ def test_the_query_policy_reads_the_tables_files_and_writes_results_only(query_p
         ("glue:GetPartitions", f"{glue}:table/{database}/manifests"): True,
         ("glue:GetTable", f"{glue}:table/other_db/secrets"): False,
         ("glue:CreateTable", f"{glue}:table/{database}/predictions"): False,
-        ("s3:GetObject", _object(predictions_key(folder))): True,
-        ("s3:GetObject", _object(errors_key(folder))): True,
-        ("s3:GetObject", _object(manifest_row_key("summarize", RUN))): True,
-        ("s3:GetObject", _object(f"{folder}shards/part-00000.jsonl")): False,  # prompts sent to the model
-        ("s3:GetObject", _object(f"{folder}raw/job/part-00000.jsonl.out")): False,
+        ("s3:GetObject", _object(folder.predictions_key)): True,
+        ("s3:GetObject", _object(folder.errors_key)): True,
+        ("s3:GetObject", _object(folder.manifest_row_key)): True,
+        ("s3:GetObject", _object(f"{folder.prefix}shards/part-00000.jsonl")): False,  # prompts sent to the model
+        ("s3:GetObject", _object(f"{folder.prefix}raw/job/part-00000.jsonl.out")): False,
         ("s3:GetObject", _object("rejected/summarize/x/file.jsonl")): False,
-        ("s3:PutObject", _object(predictions_key(folder))): False,  # results never overwrite a run
+        ("s3:PutObject", _object(folder.predictions_key)): False,  # results never overwrite a run
         ("s3:PutObject", _object(f"{RESULTS_PREFIX}abc.csv")): True,
         ("s3:GetObject", _object(f"{RESULTS_PREFIX}abc.csv")): True,
         ("s3:PutObject", _object("elsewhere/abc.csv")): False,
@@ -232,7 +236,7 @@ def test_the_query_policy_reads_the_tables_files_and_writes_results_only(query_p
 
 
 def test_the_query_policy_uses_the_key_only_through_s3_for_this_bucket(query_policy):
-    key = predictions_key(run_prefix("summarize", RUN))
+    key = _folder("summarize", RUN).predictions_key
     assert allowed(query_policy, "kms:Decrypt", KEY_ARN, _kms(None))  # with S3 Bucket Keys: the bucket ARN
     assert allowed(query_policy, "kms:Decrypt", KEY_ARN, _kms(key))
     assert allowed(query_policy, "kms:GenerateDataKey", KEY_ARN, _kms(f"{RESULTS_PREFIX}abc.csv"))

@@ -634,7 +634,8 @@ def test_8_job_control_reads_stops_and_tags_only_this_stacks_bedrock_jobs(tpl):
 
 def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch):
     from batch_pipeline.jobs.backends.bedrock import model_invocation_job_request
-    from batch_pipeline.storage.layout import OWNER_TAG_ENV, OWNER_TAG_KEY
+    from batch_pipeline.settings import OWNER_TAG_ENV
+    from batch_pipeline.storage.layout import OWNER_TAG_KEY, RunFolder
     from batch_pipeline_local.project import load_pipeline
     from stacks.bedrock import JOB_TAG_KEYS
 
@@ -649,7 +650,8 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     run = {"run_id": "r1", "pipeline": "bedrock-summarize", "output_bucket": "out"}
     job = {"index": 0, "input_uri": "s3://out/runs/bedrock-summarize/r1/shards/job-00000.jsonl", "records": 1}
     tags = {
-        t["key"]: t["value"] for t in model_invocation_job_request(run, job, load_pipeline("bedrock-summarize"))["tags"]
+        t["key"]: t["value"]
+        for t in model_invocation_job_request(RunFolder.of(run), job, load_pipeline("bedrock-summarize"))["tags"]
     }
     assert tags[OWNER_TAG_KEY] == "LlmBatchPipeline"
     assert set(tags) <= set(JOB_TAG_KEYS)

@@ -17,11 +17,11 @@ from batch_pipeline.intake.service import execution_input
 from batch_pipeline.jobs import loop as job_loop
 from batch_pipeline.jobs.backends import BatchBackend, job_state
 from batch_pipeline.jobs.planning import plan_jobs
-from batch_pipeline.results.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, JobTally, state_result, with_details
+from batch_pipeline.results.collect import PER_JOB_FIELDS, JobTally, state_result, with_details
 from batch_pipeline.results.finish import state_summary
 from batch_pipeline.results.manifest import build_manifest
 from batch_pipeline.results.report import ReportTally
-from batch_pipeline.storage.layout import predictions_key
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.project import load_pipeline
 
 QUOTA = 256 * 1024
@@ -67,7 +67,7 @@ class DoneBackend(BatchBackend):
     status = submit
 
     def stop(self, run, job):
-        return self.submit(run, job)
+        return self.submit(RunFolder.of(run), job)
 
     def raw_outputs(self, run, job):
         return []
@@ -153,7 +153,8 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         seen(name, document, payload, result, after)
         return after
 
-    planned = plan_jobs(RUN, report, pipeline)
+    folder = RunFolder.of(RUN)
+    planned = plan_jobs(folder, report, pipeline)
     # What intake starts the run with; the planned jobs themselves go to <run>/jobs/ (job_store).
     started = start(RUN, planned, "bedrock")
     seen("StartExecution input", started)
@@ -167,7 +168,7 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         submit = parameters(states["Submit job"]["Parameters"], step)
         # job control reads the referenced job from S3 (handlers/job_control.py), here from the plan itself
         submit["job"] = planned[submit["job"]["index"]]
-        step = job_loop.submit_job(submit, DoneBackend(), now=lambda: 0.0)
+        step = job_loop.submit_job(submit, DoneBackend(), folder, now=lambda: 0.0)
         seen("Submit job", step)
         ended = states["Job ended"]
         results.append(
@@ -177,7 +178,12 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
     seen("Run jobs", document)
     document = parameters(states[run_jobs["Next"]]["Parameters"], document)
     seen(run_jobs["Next"], document)
-    # collect.collect's result, per-job tallies included, made into the state by the collect handler's own function.
+    # The jobs' final states as collect reads them from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
+    final = [
+        job_loop.submit_job({"run": RUN, "job": job}, DoneBackend(), folder, now=lambda: 0.0)["job"] for job in planned
+    ]
+    # collect.collect's result, per-job tallies and job states included, made into the state by the collect handler's
+    # own function.
     tallies = [
         JobTally(
             name=job["name"],
@@ -210,26 +216,26 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         "failed": 0,
         "input_tokens": 10**10,
         "output_tokens": 10**9,
-        "predictions_key": predictions_key(RUN["run_prefix"]),
+        "predictions_key": folder.predictions_key,
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
         "jobs": [tally.as_dict() for tally in tallies],
         "recovered_by_retry": {tally.name: tally.recovered_by_retry for tally in tallies},
+        "job_states": final,
         "report": worst_case_report(),
         # Scored in the same pass: the state keeps the headline, evaluation.json the rest.
         "evaluation": evaluation,
-        "evaluation_key": f"{RUN['run_prefix']}evaluation.json",
+        "evaluation_key": folder.evaluation_key,
     }
-    collect = to_state(collected, f"{RUN['run_prefix']}{COLLECT_DETAILS_FILE}")
+    collect = to_state(collected, folder.collect_details_key)
     document = task("Collect and score outputs", document, collect)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
-    # The manifest step reads the jobs' final states from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
-    final = [
-        job_loop.submit_job({"run": manifest_input["run"], "job": job}, DoneBackend(), now=lambda: 0.0)["job"]
-        for job in planned
-    ]
     details = {key: collected[key] for key in PER_JOB_FIELDS}  # what the manifest step reads from collect.json
+    merged = with_details(collect, details)
     # The manifest step reads evaluation.json (at the state's evaluation_key).
-    manifest = state_summary(build_manifest(manifest_input["run"], final, with_details(collect, details), evaluation))
+    built = build_manifest(
+        manifest_input["run"], merged["job_states"], merged, evaluation, folder=RunFolder.of(manifest_input["run"])
+    )
+    manifest = state_summary(built)
     document = task("Write manifest", document, manifest)
     task("Notify run finished", document, {"message_id": "m"})
     return sizes

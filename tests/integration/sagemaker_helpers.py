@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.project import load_pipeline
 
 BUCKET = "llmbp-output-test"
@@ -23,8 +24,13 @@ def make_run(pipeline_name: str, run_id: str = RUN_ID) -> dict:
     return {"run_id": run_id, "pipeline": pipeline_name, "output_bucket": BUCKET}
 
 
-def prefix(run: dict) -> str:
-    return f"runs/{run['pipeline']}/{run['run_id']}/"
+def make_folder(pipeline_name: str, run_id: str = RUN_ID) -> RunFolder:
+    return RunFolder.of(make_run(pipeline_name, run_id))
+
+
+def prefix(run: dict | RunFolder) -> str:
+    """The run folder's prefix, for a run reference or (inside a test's own backend) the RunFolder it is handed."""
+    return (run if isinstance(run, RunFolder) else RunFolder.of(run)).prefix
 
 
 def put_lines(s3, key: str, records: list[dict]) -> None:

@@ -22,12 +22,14 @@ from batch_pipeline.jobs.backends.bedrock import (
 )
 from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.results.collect import collect
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.project import load_pipeline
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
 ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdef123456"
 NAME = bedrock_job_name(RUN_ID, 0)
 RUN = make_run("bedrock-summarize")
+FOLDER = RunFolder.of(RUN)
 INPUT_KEY = f"{prefix(RUN)}shards/job-00000.jsonl"
 OUTPUT_URI = f"s3://{BUCKET}/{prefix(RUN)}raw/{NAME}/"
 JOB = {
@@ -96,7 +98,7 @@ def test_job_names_and_tokens_are_stable_per_run_and_index_and_fit_bedrock():
 
 
 def test_create_request_exact_shape():
-    assert model_invocation_job_request(RUN, JOB, pipeline()) == {
+    assert model_invocation_job_request(FOLDER, JOB, pipeline()) == {
         "jobName": NAME,
         "roleArn": ROLE,
         "modelInvocationType": "InvokeModel",
@@ -118,7 +120,7 @@ def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatc
         "OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
     )
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
-    request = model_invocation_job_request(RUN, JOB, pipeline(timeout_hours=72))
+    request = model_invocation_job_request(FOLDER, JOB, pipeline(timeout_hours=72))
     assert request["outputDataConfig"]["s3OutputDataConfig"]["s3EncryptionKeyId"].endswith("555555555555")
     assert request["timeoutDurationInHours"] == 72
     assert {"key": "batch-pipeline:engine", "value": "local stand-in engine - not a model"} in request["tags"]
@@ -126,16 +128,16 @@ def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatc
 
 def test_request_refuses_input_outside_the_run_bucket():
     with pytest.raises(ValueError, match="outside the run bucket"):
-        model_invocation_job_request(RUN, {**JOB, "input_uri": "s3://someone-else/x.jsonl"}, pipeline())
+        model_invocation_job_request(FOLDER, {**JOB, "input_uri": "s3://someone-else/x.jsonl"}, pipeline())
 
 
 def test_submit_sends_exactly_that_request_and_reports_running():
     bedrock, stub = stubbed("bedrock")
     stub.add_response(
-        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline())
+        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(FOLDER, JOB, pipeline())
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
     stub.assert_no_pending_responses()
     assert state == {
         "name": NAME,
@@ -163,20 +165,21 @@ def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_ag
         http_status_code=400,
     )
     stub.add_response(
-        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(RUN, JOB, pipeline())
+        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(FOLDER, JOB, pipeline())
     )
     with stub:
         with pytest.raises(SubmitDeferred, match=code):
-            backend.submit(RUN, JOB)
+            backend.submit(FOLDER, JOB)
         first = submit_job(
             {"run": RUN, "job": JOB, "attempt": 0},
             BedrockBackend(pipeline(), bedrock=_failing(code)),
+            FOLDER,
             now=lambda: 1000.0,
         )
         assert first["job"]["state"] == "queued" and first["job"]["done"] is False
         assert first["job"]["arn"] is None and code in first["job"]["last_refusal"]
         assert first["wait_seconds"] == 30
-        second = check_job(first, backend, now=lambda: 1030.0)
+        second = check_job(first, backend, FOLDER, now=lambda: 1030.0)
     assert second["job"]["arn"] == ARN and second["job"]["state"] == "running"
     assert "last_refusal" not in second["job"] and second["job"]["queued_at"] == 1000.0
 
@@ -186,6 +189,7 @@ def test_a_job_queued_past_the_queue_timeout_fails_with_the_last_refusal(monkeyp
     step = submit_job(
         {"run": RUN, "job": {**JOB, "queued_at": 0.0}, "attempt": 9},
         BedrockBackend(pipeline(), bedrock=_failing("ServiceQuotaExceededException")),
+        FOLDER,
         now=lambda: 7300.0,
     )
     assert step["job"]["state"] == "failed" and step["job"]["done"] is True
@@ -230,7 +234,7 @@ def test_a_taken_name_finds_the_job_an_earlier_try_created():
         {"nameContains": NAME},
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
     assert state["arn"] == ARN
 
 
@@ -240,7 +244,7 @@ def test_other_errors_fail_the_step():
         "create_model_invocation_job", service_error_code="AccessDeniedException", http_status_code=403
     )
     with stub, pytest.raises(Exception, match="AccessDenied"):
-        BedrockBackend(pipeline(), bedrock=bedrock).submit(RUN, JOB)
+        BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
 
 
 # ---------------------------------------------------------------- status and stop
@@ -270,7 +274,7 @@ def test_every_bedrock_status_maps_to_a_state(status, state, done):
         {"jobIdentifier": ARN},
     )
     with stub:
-        result = BedrockBackend(pipeline(), bedrock=bedrock).status(RUN, {**JOB, "arn": ARN})
+        result = BedrockBackend(pipeline(), bedrock=bedrock).status(FOLDER, {**JOB, "arn": ARN})
     assert (result["state"], result["done"], result["status"]) == (state, done, status)
     assert result["failure_reason"] == (extra.get("message"))
     assert result["record_counts"] == {"totalRecordCount": 3, "errorRecordCount": 1}
@@ -286,7 +290,7 @@ def test_stopping_an_ended_job_reports_its_final_state():
     )
     stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     with stub:
-        assert BedrockBackend(pipeline(), bedrock=bedrock).stop(RUN, {**JOB, "arn": ARN})["state"] == "succeeded"
+        assert BedrockBackend(pipeline(), bedrock=bedrock).stop(FOLDER, {**JOB, "arn": ARN})["state"] == "succeeded"
 
 
 def test_bedrock_enforces_its_own_timeout_so_job_control_sets_none():
@@ -309,18 +313,18 @@ def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried(s3)
     s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(counts).encode())
     backend = BedrockBackend(pipeline(), s3=s3)
     job = {**JOB, "arn": ARN}
-    (raw,) = backend.raw_outputs(RUN, job)
+    (raw,) = backend.raw_outputs(FOLDER, job)
     assert (raw.input_key, raw.output_key, raw.join, raw.input_id_field) == (
         INPUT_KEY,
         folder + "job-00000.jsonl.out",
         "id",
         "recordId",
     )
-    assert backend.job_metrics(RUN, job) == counts
+    assert backend.job_metrics(FOLDER, job) == counts
     # A job that was never submitted has no output and no counts.
     never = {**JOB, "arn": None}
-    assert backend.job_metrics(RUN, never) == {}
-    assert next(iter(backend.raw_outputs(RUN, never))).output_key.endswith("not-submitted.out")
+    assert backend.job_metrics(FOLDER, never) == {}
+    assert next(iter(backend.raw_outputs(FOLDER, never))).output_key.endswith("not-submitted.out")
 
 
 # ---------------------------------------------------------------- on demand
@@ -369,7 +373,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
     sleeps = []
     backend = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3, sleep=sleeps.append)
     with stub:
-        step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
+        step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend, FOLDER)
     job = step["job"]
     assert job["done"] and job["state"] == "partial" and job["status"] == "PartiallyCompleted"
     assert job["route"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
@@ -392,8 +396,8 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
         "inputTokenCount": 20,
         "outputTokenCount": 6,
     }
-    assert backend.job_metrics(RUN, job) == manifest
-    assert next(iter(backend.raw_outputs(RUN, job))).output_key == folder + "job-00000.jsonl.out"
+    assert backend.job_metrics(FOLDER, job) == manifest
+    assert next(iter(backend.raw_outputs(FOLDER, job))).output_key == folder + "job-00000.jsonl.out"
     assert s3.get_object_tagging(Bucket=BUCKET, Key=folder + "manifest.json.out")["TagSet"] == [
         {"Key": "batch-pipeline:intermediate", "Value": "true"}
     ]
@@ -409,7 +413,7 @@ def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_rea
         http_status_code=403,
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(RUN, {**JOB, "route": "on-demand"})
+        state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(FOLDER, {**JOB, "route": "on-demand"})
     assert state["state"] == "failed"
     assert state["failure_reason"] == (
         "every on-demand request failed; first error 403: AccessDeniedException: You don't have access to the model"
@@ -458,7 +462,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     backend = BedrockBackend(pipeline(retry_failed_records=True), bedrock=bedrock, bedrock_runtime=runtime, s3=s3)
     job = {**JOB, "arn": ARN, "status": "InProgress", "state": "running", "done": False}
     with bedrock_stub, runtime_stub:
-        step = check_job({"run": RUN, "job": job, "attempt": 3}, backend)
+        step = check_job({"run": RUN, "job": job, "attempt": 3}, backend, FOLDER)
         # The first attempt ended with one error record: a retry of just that record is queued next.
         retry = step["job"]
         assert retry["done"] is False and retry["state"] == "queued" and retry["arn"] is None
@@ -466,7 +470,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
             retry["name"] == bedrock_job_name(RUN_ID, "0r") and retry["route"] == "on-demand" and retry["records"] == 1
         )
         assert read_lines(s3, f"{prefix(RUN)}shards/job-00000-retry.jsonl") == [records[0]]
-        step = check_job(step, backend)
+        step = check_job(step, backend, FOLDER)
     bedrock_stub.assert_no_pending_responses()
     runtime_stub.assert_no_pending_responses()
     final = step["job"]
@@ -476,11 +480,11 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     # Job control wrote no merged copy: the job names its own output and the retry's, and collect merges them.
     retry_name = bedrock_job_name(RUN_ID, "0r")
     retry_output = f"{prefix(RUN)}raw/{retry_name}/on-demand/job-00000-retry.jsonl.out"
-    (raw,) = backend.raw_outputs(RUN, final)
+    (raw,) = backend.raw_outputs(FOLDER, final)
     assert raw.input_key == INPUT_KEY and raw.output_key == folder + "job-00000.jsonl.out"
     assert raw.retry_output_key == retry_output == final["retry"]["output_key"]
     assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix(RUN)}raw/{NAME}/merged/").get("KeyCount")
-    collected = collect(RUN, [final], backend, s3)
+    collected = collect(FOLDER, [final], backend, s3)
     predictions = {line["id"]: line for line in read_lines(s3, collected["predictions_key"])}
     assert predictions["0"]["prediction"] == "call 0, second try" and "error" not in predictions["0"]
     assert predictions["2"]["prediction"] == "call 2"
@@ -489,7 +493,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     assert (tally["duplicate_outputs"], tally["unmatched_outputs"]) == (0, 0)
     # Bedrock's own output stays as Bedrock wrote it.
     assert read_lines(s3, folder + "job-00000.jsonl.out") == first_output
-    metrics = backend.job_metrics(RUN, final)
+    metrics = backend.job_metrics(FOLDER, final)
     assert metrics["errorRecordCount"] == 1 and metrics["retry"]["successRecordCount"] == 1
 
 
@@ -511,9 +515,9 @@ def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_c
     backend = BedrockBackend(
         pipeline(retry_failed_records=True, on_demand_concurrency=1), bedrock_runtime=runtime, s3=s3
     )
-    step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend)
+    step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend, FOLDER)
     assert step["job"]["state"] == "queued" and step["job"]["records"] == 1  # the retry of record 1
-    step = check_job(step, backend)
+    step = check_job(step, backend, FOLDER)
     final = step["job"]
     assert final["done"] and final["name"] == NAME and final["state"] == "partial"
     assert runtime.sent.count("Summarize: call 1.") == 2, "the retry must send the failed record once more"
@@ -521,7 +525,7 @@ def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_c
     assert final["model_invocations"] + final["retry"]["model_invocations"] == 4
     first_counts = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/manifest.json.out")
     assert first_counts[0]["errorRecordCount"] == 1
-    collected = collect(RUN, [final], backend, s3)
+    collected = collect(FOLDER, [final], backend, s3)
     assert (collected["succeeded"], collected["failed"], collected["jobs"][0]["recovered_by_retry"]) == (3, 0, 1)
 
 
@@ -529,11 +533,11 @@ def test_without_the_setting_or_without_errors_nothing_is_retried(s3):
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
     put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "error": {"errorCode": 400, "errorMessage": "x"}}])
     job = {**JOB, "arn": ARN, "status": "Completed", "state": "succeeded", "done": True}
-    assert BedrockBackend(pipeline(), s3=s3).finish(RUN, job) is job
+    assert BedrockBackend(pipeline(), s3=s3).finish(FOLDER, job) is job
     put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "modelOutput": {"content": [{"text": "ok"}]}}])
-    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, job) is job
+    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(FOLDER, job) is job
     failed = {**job, "state": "failed", "status": "Failed"}
-    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(RUN, failed) is failed
+    assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(FOLDER, failed) is failed
 
 
 # ---------------------------------------------------------------- the adapter against the local emulator
@@ -550,19 +554,19 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
     }
     with install_bedrock_engine(steps=2) as emulator:
         backend = backend_for(pipeline(), **clients)
-        step = submit_job({"run": RUN, "job": JOB, "attempt": 0}, backend)
+        step = submit_job({"run": RUN, "job": JOB, "attempt": 0}, backend, FOLDER)
         # A retried submit (same token) gets the same job, not a second one.
-        again = backend.submit(RUN, JOB)
+        again = backend.submit(FOLDER, JOB)
         assert again["arn"] == step["job"]["arn"] and len(emulator.jobs) == 1
         while not step["job"]["done"]:
-            step = check_job(step, backend)
+            step = check_job(step, backend, FOLDER)
         job = step["job"]
         assert job["status"] == "Completed" and job["state"] == "succeeded"
-        (raw,) = backend.raw_outputs(RUN, job)
+        (raw,) = backend.raw_outputs(FOLDER, job)
         assert len(read_lines(s3, raw.output_key)) == 100
-        assert backend.job_metrics(RUN, job)["successRecordCount"] == 100
+        assert backend.job_metrics(FOLDER, job)["successRecordCount"] == 100
         # Stopping a job that already ended answers its final state.
-        assert backend.stop(RUN, job)["state"] == "succeeded"
+        assert backend.stop(FOLDER, job)["state"] == "succeeded"
 
 
 def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
@@ -610,9 +614,9 @@ def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
     # The first attempt dies after one checkpointed part and a few more requests whose answers it never kept.
     dying = _CountingRuntime(die_after=ON_DEMAND_PART_RECORDS + 3)
     with pytest.raises(RuntimeError):
-        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(RUN, job)
+        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(FOLDER, job)
     retried = _CountingRuntime()
-    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(RUN, job)
+    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(FOLDER, job)
     first_part = {f"Summarize: call {i}." for i in range(ON_DEMAND_PART_RECORDS)}
     assert not first_part & set(retried.sent), "records answered by the first attempt were sent again"
     assert len(retried.sent) == len(records) - ON_DEMAND_PART_RECORDS
@@ -624,6 +628,6 @@ def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
     assert [line["recordId"] for line in lines] == [r["recordId"] for r in records]
     # A step retried after it finished (its response was lost) sends nothing at all.
     again = _CountingRuntime()
-    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(RUN, job)
+    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(FOLDER, job)
     assert again.sent == [] and repeat["model_invocations"] == state["model_invocations"]
     assert repeat["record_counts"] == state["record_counts"]

@@ -13,8 +13,9 @@ from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, rea
 
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
+from batch_pipeline.storage.layout import RunFolder, id_index_key
 
 
 def count_requests(client) -> Counter:
@@ -91,7 +92,7 @@ def test_shuffled_outputs_join_in_input_order_with_scores_and_missing_records(s3
     answers = [answer(i) for i in range(50) if i != 17]
     random.Random(3).shuffle(answers)
     job = folder(run, [records], [answers], [{"id": i, "reference": f"summary of article {i}"} for i in range(50)])
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     predictions = read_lines(s3, result["predictions_key"])
     assert [p["id"] for p in predictions] == list(range(50))
     assert predictions[17]["error"]["code"] == "no-output" and "metrics" not in predictions[17]
@@ -119,7 +120,7 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
         [{"id": f"r{i}", "reference": "a retried answer"} for i in range(4)]
         + [{"id": "ghost", "reference": "no record"}],
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     by_id = {p["id"]: p for p in read_lines(s3, result["predictions_key"])}
     assert by_id["r0"]["prediction"] == "a retried answer" and by_id["r0"]["metrics"]["rouge1"]["fmeasure"] == 1.0
     assert by_id["r1"]["prediction"] == "summary of article r1"
@@ -143,7 +144,7 @@ def test_collect_reads_ids_from_the_index_not_the_shards_and_each_object_once(s3
         [{"id": i, "reference": "summary"} for i in range(30)],
     )
     requests = count_requests(s3)
-    result = collect(run, [job], OneObjectPerShard(None), s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
     gets = {key: n for (operation, key), n in requests.items() if operation == "GetObject"}
     assert not any("/shards/" in key for key in gets), gets
     assert set(gets.values()) == {1} and len(gets) == 3 + 3 + 1  # indexes, outputs, references
@@ -163,7 +164,7 @@ def test_without_an_index_collect_falls_back_to_the_shard(s3):
     job = folder(
         run, [[{"id": 1, "text_inputs": "a"}, {"id": 2, "text_inputs": "b"}]], [[answer(2), answer(1)]], index=False
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
     assert result["id_index_objects"] == 0 and [p["id"] for p in read_lines(s3, result["predictions_key"])] == [1, 2]
 
 
@@ -177,7 +178,7 @@ def test_collect_writes_the_evaluation_in_its_one_pass_and_never_reads_predictio
         [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(20)],
     )
     requests = count_requests(s3)
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     written = {key for (operation, key) in requests if operation in ("PutObject", "CompleteMultipartUpload")}
     read = {key for (operation, key) in requests if operation == "GetObject"}
     assert result["evaluation_key"] == f"{prefix(run)}evaluation.json" and result["evaluation_key"] in written
@@ -200,7 +201,7 @@ def test_the_evaluation_collect_writes_is_the_one_its_predictions_give(s3):
         [[answer(i, f"a summary {i % 7} of article") for i in range(30) if i != 4]],
         [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(30)],
     )
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
     again = RunScores("rouge")
     again.add(read_lines(s3, result["predictions_key"]))
     assert result["evaluation"] == again.report(result)
@@ -210,7 +211,7 @@ def test_the_evaluation_collect_writes_is_the_one_its_predictions_give(s3):
 def test_a_pipeline_without_references_is_not_evaluated(s3):
     run = make_run("summarize")
     job = folder(run, [[{"id": 1, "text_inputs": "a"}]], [[answer(1)]])
-    result = collect(run, [job], OneObjectPerShard(None), s3)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
     assert result["evaluation"]["metric"] is None and "skipped" in result["evaluation"]
 
 
@@ -228,7 +229,7 @@ def test_classification_scores_and_sums_in_collect_like_the_batch_metrics(s3):
         [{"id": i, "label": label} for i, label in enumerate(truth)],
     )
     scorer = RecordScorer("classification", known_labels={"pos", "neg", "neu", "positive"})
-    result = collect(run, [job], OneObjectPerShard(None), s3, scorer=scorer)
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=scorer)
     evaluation = result["evaluation"]
     predicted = [p["metrics"]["predicted"] for p in read_lines(s3, result["predictions_key"])]
     expected = single_label_metrics(truth, predicted)

@@ -11,8 +11,9 @@ import tracemalloc
 import orjson
 
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.collect import collect, id_index_key
+from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
+from batch_pipeline.storage.layout import RunFolder, id_index_key
 from bench.file_s3 import FileS3
 
 BUCKET = "llmbp-memory-test"
@@ -77,7 +78,9 @@ def _peaks(tmp_path, records):
     run, job = _run_folder(s3, records, random.Random(records))
     tracemalloc.start()
     try:
-        result = collect(run, [job], Shards(None), s3, workdir=str(tmp_path), scorer=RecordScorer("rouge"))
+        result = collect(
+            RunFolder.of(run), [job], Shards(None), s3, workdir=str(tmp_path), scorer=RecordScorer("rouge")
+        )
         collect_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -4,9 +4,21 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
-from sagemaker_helpers import BUCKET, LABELS, TWEETS, article, make_run, pipeline, prefix, tweet, write_shards
+from sagemaker_helpers import (
+    BUCKET,
+    LABELS,
+    TWEETS,
+    article,
+    make_folder,
+    make_run,
+    pipeline,
+    prefix,
+    tweet,
+    write_shards,
+)
 
 from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
+from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.engines.sagemaker_model import classify, summarize
 from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
 from batch_pipeline_local.engines.stand_in import ENGINE_LABEL
@@ -29,7 +41,9 @@ def _out(s3, run, shard=0, name=None):
 def _submit(s3, sagemaker, pipeline_name, shards, **job):
     run = make_run(pipeline_name)
     write_shards(s3, run, shards)
-    state = SageMakerBackend(pipeline(pipeline_name), sagemaker=sagemaker, s3=s3).submit(run, {"index": 0, **job})
+    state = SageMakerBackend(pipeline(pipeline_name), sagemaker=sagemaker, s3=s3).submit(
+        RunFolder.of(run), {"index": 0, **job}
+    )
     described = sagemaker.describe_transform_job(TransformJobName=state["name"])
     return run, described
 
@@ -136,7 +150,7 @@ def test_fail_jobs_hook_argument_and_uninstall(aws):
     )
     # After the context manager, moto is itself again: Completed and no output at all.
     other = {"index": 0, "name": "llmbp-after-uninstall"}
-    SageMakerBackend(pipeline("classify"), sagemaker=sagemaker, s3=s3).submit(make_run("classify"), other)
+    SageMakerBackend(pipeline("classify"), sagemaker=sagemaker, s3=s3).submit(make_folder("classify"), other)
     assert "Contents" not in s3.list_objects_v2(
         Bucket=BUCKET, Prefix=f"{prefix(make_run('classify'))}raw/llmbp-after-uninstall/"
     )
@@ -197,12 +211,14 @@ def test_stop_transform_job_stops_a_running_job_and_refuses_an_ended_or_unknown_
         run = make_run("summarize")
         write_shards(s3, run, [[article(i) for i in range(5)]])
         backend = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
-        state = backend.submit(run, {"index": 0})
+        state = backend.submit(RunFolder.of(run), {"index": 0})
         sagemaker.stop_transform_job(TransformJobName=state["name"])
         # Stopping until the job's worker sees it (here: at its first check), then Stopped, having written nothing.
-        assert backend.status(run, {"index": 0, **state})["status"] in ("Stopping", "Stopped")
+        assert backend.status(RunFolder.of(run), {"index": 0, **state})["status"] in ("Stopping", "Stopped")
         _wait_for(lambda: len(events) == 3)
-        assert backend.stop(run, {"index": 0, **state})["status"] == "Stopped"  # an ended job: its last state
+        assert (
+            backend.stop(RunFolder.of(run), {"index": 0, **state})["status"] == "Stopped"
+        )  # an ended job: its last state
         with pytest.raises(sagemaker.exceptions.ClientError, match="ValidationException.*Could not find transform job"):
             sagemaker.stop_transform_job(TransformJobName="no-such-job")
     assert [e["detail"]["TransformJobStatus"] for e in events] == ["InProgress", "Stopping", "Stopped"]

@@ -2,8 +2,10 @@ import pytest
 
 from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
 from batch_pipeline.jobs.loop import backoff_seconds, check_job, submit_job
+from batch_pipeline.storage.layout import RunFolder
 
 RUN = {"run_id": "r-1", "pipeline": "summarize", "output_bucket": "b"}
+FOLDER = RunFolder.of(RUN)
 
 
 @pytest.fixture(autouse=True)
@@ -66,37 +68,37 @@ class ScriptedBackend(BatchBackend):
         self.limit = limit
         self.calls = []
 
-    def job_name(self, run, job):
+    def job_name(self, folder, job):
         return job.get("name") or f"job-{job['index']}"
 
     def _state(self, job, status, reason=None):
         return job_state(
-            name=self.job_name(RUN, job),
-            arn=f"arn:{self.job_name(RUN, job)}",
+            name=self.job_name(FOLDER, job),
+            arn=f"arn:{self.job_name(FOLDER, job)}",
             status=status,
             state=self.STATES[status],
             failure_reason=reason,
             output_uri="s3://b/raw/",
         )
 
-    def submit(self, run, job):
+    def submit(self, folder, job):
         self.calls.append("submit")
         if self.refusals:
             self.refusals -= 1
             raise SubmitDeferred("ThrottlingException: slow down")
         return self._state(job, "InProgress")
 
-    def status(self, run, job):
+    def status(self, folder, job):
         self.calls.append("status")
         status = self.statuses.pop(0)
         reason = "ClientError: out of memory" if status == "Failed" else None
         return self._state(job, status, reason)
 
-    def stop(self, run, job):
+    def stop(self, folder, job):
         self.calls.append("stop")
         return self._state(job, "Stopping")
 
-    def raw_outputs(self, run, job):
+    def raw_outputs(self, folder, job):
         return []
 
     @property
@@ -106,10 +108,12 @@ class ScriptedBackend(BatchBackend):
 
 def _loop(backend, job, clock, max_steps=20):
     """What the state machine does: submit, then check until done; returns every step's output."""
-    steps = [submit_job({"run": RUN, "job": job, "attempt": 0}, backend, now=clock)]
+    steps = [submit_job({"run": RUN, "job": job, "attempt": 0}, backend, FOLDER, now=clock)]
     while not steps[-1]["job"]["done"] and len(steps) < max_steps:
         last = steps[-1]
-        steps.append(check_job({"run": RUN, "job": last["job"], "attempt": last["attempt"]}, backend, now=clock))
+        steps.append(
+            check_job({"run": RUN, "job": last["job"], "attempt": last["attempt"]}, backend, FOLDER, now=clock)
+        )
     return steps
 
 
@@ -184,7 +188,7 @@ def test_a_done_job_without_an_arn_is_never_submitted_again():
         "done": True,
         "model_invocations": 12,
     }
-    step = check_job({"run": RUN, "job": done, "attempt": 1}, backend, now=lambda: 0.0)
+    step = check_job({"run": RUN, "job": done, "attempt": 1}, backend, FOLDER, now=lambda: 0.0)
     assert backend.calls == []
     assert step["job"] == done and step["wait_seconds"] == 0
 
@@ -192,12 +196,12 @@ def test_a_done_job_without_an_arn_is_never_submitted_again():
 def test_only_a_queued_job_is_resubmitted_and_a_running_one_without_an_arn_is_looked_up():
     backend = ScriptedBackend(["Completed"])
     running = {"index": 0, "name": "job-0", "arn": None, "status": "Submitted", "state": "running", "done": False}
-    check_job({"run": RUN, "job": running, "attempt": 1}, backend, now=lambda: 0.0)
+    check_job({"run": RUN, "job": running, "attempt": 1}, backend, FOLDER, now=lambda: 0.0)
     assert backend.calls == ["status"]
 
 
 def test_a_submitted_batch_job_is_billed_for_the_records_it_was_sent():
     step = submit_job(
-        {"run": RUN, "job": {"index": 0, "records": 120}, "attempt": 0}, ScriptedBackend(), now=lambda: 0.0
+        {"run": RUN, "job": {"index": 0, "records": 120}, "attempt": 0}, ScriptedBackend(), FOLDER, now=lambda: 0.0
     )
     assert step["job"]["model_invocations"] == 120

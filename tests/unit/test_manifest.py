@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary, run_status
 from batch_pipeline.results.notifications import run_message
+from batch_pipeline.storage.layout import RunFolder
 
 RUN = {
     "run_id": "articles-0123456789abcdef",
@@ -42,7 +43,7 @@ def test_all_records_answered_is_succeeded_with_counts_timings_and_locations():
         "errors": 0,
         "rouge": {"rouge1": {"precision": 0.5, "recall": 0.4, "fmeasure": 0.45}},
     }
-    manifest = build_manifest(RUN, [job()], collect, evaluation, FINISHED)
+    manifest = build_manifest(RUN, [job()], collect, evaluation, FINISHED, folder=RunFolder.of(RUN))
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["counts"] == {"total": 10, "valid": 9, "rejected": 1, "processed": 9, "succeeded": 9, "failed": 0}
     assert manifest["timings"]["duration_seconds"] == 90.0
@@ -61,7 +62,9 @@ def test_some_failed_records_make_a_partial_run():
 
 def test_failed_job_makes_a_failed_run_that_names_the_reason():
     collect = {"processed": 0, "succeeded": 0, "failed": 9}
-    manifest = build_manifest(RUN, [job("failed", "Failed", "ClientError: out of memory")], collect, None, FINISHED)
+    manifest = build_manifest(
+        RUN, [job("failed", "Failed", "ClientError: out of memory")], collect, None, FINISHED, folder=RunFolder.of(RUN)
+    )
     assert manifest["status"] == "FAILED"
     assert manifest["error"] == "JobsFailed"
     assert "out of memory" in manifest["cause"]
@@ -73,7 +76,7 @@ def test_step_failure_manifest_names_state_error_and_readable_cause():
         "error": "KeyError",
         "cause": '{"errorType": "KeyError", "errorMessage": "shards", "stackTrace": []}',
     }
-    manifest = failure_manifest(RUN, failure, FINISHED)
+    manifest = failure_manifest(RUN, failure, FINISHED, folder=RunFolder.of(RUN))
     assert manifest["status"] == "FAILED"
     assert manifest["failed_state"] == "Collect and score outputs"
     assert manifest["cause"] == "KeyError: shards"
@@ -83,7 +86,14 @@ def test_step_failure_manifest_names_state_error_and_readable_cause():
 def test_summary_and_notification_carry_status_metrics_and_links():
     collect = {"processed": 9, "succeeded": 9, "failed": 0, "input_tokens": 120, "output_tokens": 30}
     evaluation = {"metric": "rouge", "rouge": {"rouge1": {"fmeasure": 0.45}, "rougeL": {"fmeasure": 0.4}}}
-    manifest = build_manifest(dict(RUN, local_stand_in=True), [job()], collect, evaluation, FINISHED)
+    manifest = build_manifest(
+        dict(RUN, local_stand_in=True),
+        [job()],
+        collect,
+        evaluation,
+        FINISHED,
+        folder=RunFolder.of(dict(RUN, local_stand_in=True)),
+    )
     summary = render_summary(manifest)
     assert "# Run articles-0123456789abcdef: SUCCEEDED" in summary
     assert "rouge1 F1: 0.4500" in summary and "local stand-in" in summary and "120 in, 30 out" in summary

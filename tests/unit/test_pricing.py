@@ -14,6 +14,7 @@ from batch_pipeline.config.app import ConfigError, load_app_config
 from batch_pipeline.config.runtime import dump_runtime_prices, parse_runtime_prices, runtime_pipelines, runtime_prices
 from batch_pipeline.contracts import Manifest
 from batch_pipeline.results.manifest import build_manifest, render_summary
+from batch_pipeline.storage.layout import RunFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = json.loads((ROOT / "cdk.json").read_text())["context"]["batch-pipeline"]
@@ -101,7 +102,13 @@ def test_a_model_without_prices_is_allowed_and_carries_none():
     del raw["models"]["nova-lite"]["pricing"]
     assert "nova-lite" not in prices(raw)
     manifest = build_manifest(
-        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize", raw)
+        BEDROCK_RUN,
+        [bedrock_job("batch")],
+        COLLECT,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize", raw),
+        folder=RunFolder.of(BEDROCK_RUN),
     )
     assert "cost" not in manifest
 
@@ -176,7 +183,15 @@ COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_00
     ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on-demand", "on_demand")]
 )
 def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_route, prices):
-    manifest = build_manifest(BEDROCK_RUN, [bedrock_job(route)], COLLECT, None, FINISHED, **priced("bedrock-summarize"))
+    manifest = build_manifest(
+        BEDROCK_RUN,
+        [bedrock_job(route)],
+        COLLECT,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize"),
+        folder=RunFolder.of(BEDROCK_RUN),
+    )
     price = DEFAULTS["models"]["nova-lite"]["pricing"][prices]
     cost = manifest["cost"]
     assert cost["route"] == expected_route
@@ -192,11 +207,23 @@ def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_
 
 
 def test_on_demand_costs_twice_batch_for_the_same_tokens():
-    batch = build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize"))[
-        "cost"
-    ]
+    batch = build_manifest(
+        BEDROCK_RUN,
+        [bedrock_job("batch")],
+        COLLECT,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize"),
+        folder=RunFolder.of(BEDROCK_RUN),
+    )["cost"]
     on_demand = build_manifest(
-        BEDROCK_RUN, [bedrock_job("on-demand")], COLLECT, None, FINISHED, **priced("bedrock-summarize")
+        BEDROCK_RUN,
+        [bedrock_job("on-demand")],
+        COLLECT,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize"),
+        folder=RunFolder.of(BEDROCK_RUN),
     )["cost"]
     assert on_demand["usd"] == pytest.approx(2 * batch["usd"])
 
@@ -204,7 +231,13 @@ def test_on_demand_costs_twice_batch_for_the_same_tokens():
 def test_a_bedrock_run_without_token_counts_claims_no_cost():
     collect = {"processed": 120, "succeeded": 120, "failed": 0}
     manifest = build_manifest(
-        BEDROCK_RUN, [bedrock_job("batch")], collect, None, FINISHED, **priced("bedrock-summarize")
+        BEDROCK_RUN,
+        [bedrock_job("batch")],
+        collect,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize"),
+        folder=RunFolder.of(BEDROCK_RUN),
     )
     assert "cost" not in manifest and "Cost:" not in render_summary(manifest)
 
@@ -216,7 +249,9 @@ def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
         transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00", "llmbp-calls-1"),
     ]
     collect = {"processed": 40, "succeeded": 40, "failed": 0}
-    manifest = build_manifest(SAGEMAKER_RUN, jobs, collect, None, FINISHED, **priced("summarize", raw))
+    manifest = build_manifest(
+        SAGEMAKER_RUN, jobs, collect, None, FINISHED, **priced("summarize", raw), folder=RunFolder.of(SAGEMAKER_RUN)
+    )
     cost = manifest["cost"]
     hourly = DEFAULTS["models"]["flan-t5-large"]["pricing"]["instance_hourly_usd"]["ml.p3.2xlarge"]
     # (0.5 h + 1 h) x 2 instances
@@ -230,16 +265,33 @@ def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
 
 def test_a_transform_job_without_times_is_named_in_the_basis_not_counted_as_free():
     jobs = [transform_job("2026-11-21T10:00:00+00:00", "2026-11-21T10:06:00+00:00"), transform_job(None, None, "j-1")]
-    cost = build_manifest(SAGEMAKER_RUN, jobs, {"succeeded": 20}, None, FINISHED, **priced("summarize"))["cost"]
+    cost = build_manifest(
+        SAGEMAKER_RUN,
+        jobs,
+        {"succeeded": 20},
+        None,
+        FINISHED,
+        **priced("summarize"),
+        folder=RunFolder.of(SAGEMAKER_RUN),
+    )["cost"]
     assert cost["instance_usd"] == pytest.approx(0.1 * 3.825)
     assert "no start/end time for j-1" in cost["basis"]
 
 
 def test_a_manifest_without_the_pipeline_or_its_prices_has_no_cost():
-    assert "cost" not in build_manifest(BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED)
+    assert "cost" not in build_manifest(
+        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, folder=RunFolder.of(BEDROCK_RUN)
+    )
     pipeline = pipelines()["bedrock-summarize"]
     assert "cost" not in build_manifest(
-        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, pipeline=pipeline, pricing=None
+        BEDROCK_RUN,
+        [bedrock_job("batch")],
+        COLLECT,
+        None,
+        FINISHED,
+        pipeline=pipeline,
+        pricing=None,
+        folder=RunFolder.of(BEDROCK_RUN),
     )
 
 
@@ -249,7 +301,13 @@ def test_a_manifest_without_the_pipeline_or_its_prices_has_no_cost():
 )
 def test_the_manifest_contract_holds_the_agreed_cost_shape(field, value):
     manifest = build_manifest(
-        BEDROCK_RUN, [bedrock_job("batch")], COLLECT, None, FINISHED, **priced("bedrock-summarize")
+        BEDROCK_RUN,
+        [bedrock_job("batch")],
+        COLLECT,
+        None,
+        FINISHED,
+        **priced("bedrock-summarize"),
+        folder=RunFolder.of(BEDROCK_RUN),
     )
     manifest["cost"][field] = value
     with pytest.raises(ValidationError):

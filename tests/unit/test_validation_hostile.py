@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from batch_pipeline.intake.service import NOTIFY_BODY_LIMIT, S3_KEY_LIMIT, bounded_bytes, rejected_name
+from batch_pipeline.intake.service import NOTIFY_BODY_LIMIT, bounded_bytes
 from batch_pipeline.intake.stream import run_intake
 from batch_pipeline.intake.validation import MAX_NESTING, REASON_LIMIT, bounded, nesting_exceeds
+from batch_pipeline.storage.layout import S3_KEY_LIMIT, rejected_name
 from tests.fixtures.intake.pipelines import runtime
 
 

@@ -1,7 +1,10 @@
 """Collect and score outputs: `{"run", "jobs": [<job references>]}` -> counts, output keys and the evaluation's
-headline (batch_pipeline.results.collect: the join, the per-record scores, evaluation.json). The per-job tallies go
-to <run>/collect.json (details_key) and the whole evaluation to evaluation.json (evaluation_key), so the state stays
-the same size whatever the number of jobs or classes.
+headline (batch_pipeline.results.collect: the join, the per-record scores, evaluation.json). The per-job tallies and
+the jobs' final states go to <run>/collect.json (details_key) and the whole evaluation to evaluation.json
+(evaluation_key), so the state stays the same size whatever the number of jobs or classes.
+
+Collect is the one step of a successful run that lists the run's jobs/ folder (storage.job_store): the manifest step
+reads the jobs' final states back from collect.json.
 """
 
 from __future__ import annotations
@@ -14,23 +17,23 @@ from batch_pipeline import settings
 from batch_pipeline.contracts import CollectSummary, RunJobs
 from batch_pipeline.jobs.backends import backend_for_run
 from batch_pipeline.observability import NAMESPACE, SERVICE, logger, metrics, tracer
-from batch_pipeline.results.collect import COLLECT_DETAILS_FILE, PER_JOB_FIELDS, collect, state_result
+from batch_pipeline.results.collect import PER_JOB_FIELDS, collect, state_result
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.job_store import resolve_jobs
-from batch_pipeline.storage.runs import run_bucket, run_prefix
+from batch_pipeline.storage.layout import RunFolder
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    RunJobs.model_validate(event)  # the contract; the dicts go on
-    run = event["run"]
+    given = RunJobs.model_validate(event)  # the contract; the job references go on as the state carries them
+    folder = RunFolder.of(given.run)
     s3 = settings.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
-    result = collect(run, resolve_jobs(s3, run, event.get("jobs")), backend_for_run(run), s3)
-    details_key = f"{run_prefix(run)}{COLLECT_DETAILS_FILE}"
-    s3io.put_json(s3, run_bucket(run), details_key, {key: result[key] for key in PER_JOB_FIELDS})
+    result = collect(folder, resolve_jobs(s3, folder, event.get("jobs")), backend_for_run(folder), s3)
+    details_key = folder.collect_details_key
+    s3io.put_json(s3, folder.bucket, details_key, {key: result[key] for key in PER_JOB_FIELDS})
     evaluation = result["evaluation"]
     counted = ("records", "processed", "succeeded", "failed", "unmatched_outputs", "unreadable_output_lines")
     logger.info(
@@ -50,5 +53,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 namespace=NAMESPACE,
                 default_dimensions={"service": SERVICE},
             ) as metric:
-                metric.add_dimension(name="pipeline", value=run["pipeline"])
+                metric.add_dimension(name="pipeline", value=folder.pipeline)
     return CollectSummary.model_validate(state_result(result, details_key)).model_dump()

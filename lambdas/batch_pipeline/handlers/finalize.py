@@ -1,5 +1,9 @@
 """Write manifest: `{"run", "jobs", "collect"}` for a run whose jobs ended, or `{"run", "failure", "jobs"}` for one a
-step failed -> the manifest without its job list (batch_pipeline.results.finish)."""
+step failed -> the manifest without its job list (batch_pipeline.results.finish writes manifest.json, summary.md,
+report.html and the run's row in the manifests table).
+
+A finished run's jobs come from collect's collect.json (read once, with the per-job tallies), so the run's jobs/
+folder is listed once on the success path, by collect; a failed run's come from jobs/ (storage.job_store)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from batch_pipeline.results.collect import with_details
 from batch_pipeline.results.finish import finish_run, state_summary
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.job_store import resolve_jobs
-from batch_pipeline.storage.runs import run_bucket
+from batch_pipeline.storage.layout import RunFolder
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
@@ -24,31 +28,40 @@ from batch_pipeline.storage.runs import run_bucket
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     given = RunJobs.model_validate(event)
+    folder = RunFolder.of(given.run)
     run = dict(given.run.model_dump(exclude_none=True), local_stand_in=local_stand_in())
     s3 = settings.client("s3")
-    # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
-    jobs = resolve_jobs(s3, run, event.get("jobs"))
-    failure = Failure.model_validate(event["failure"]).model_dump() if "failure" in event else None
-    collect = evaluation = None
-    if event.get("collect"):
+    if "failure" in event:
+        # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
+        finished = finish_run(
+            s3,
+            folder,
+            run,
+            resolve_jobs(s3, folder, event.get("jobs")),
+            failure=Failure.model_validate(event["failure"]).model_dump(),
+        )
+    else:
         CollectSummary.model_validate(event["collect"])  # the contract; the dict goes on, as collect returned it
         collect = event["collect"]
-        if collect.get("details_key"):  # the per-job tallies collect kept out of the state
-            collect = with_details(collect, s3io.read_json(s3, run_bucket(run), collect["details_key"]))
-        if collect.get("evaluation_key"):  # the evaluation collect wrote beside its headline
-            evaluation = s3io.read_json(s3, run_bucket(run), collect["evaluation_key"])
-    pipeline = _pipeline(run["pipeline"]) if failure is None else None
-    finished = finish_run(
-        s3,
-        run,
-        jobs,
-        collect=collect,
-        evaluation=evaluation,
-        failure=failure,
-        recollected=event.get("recollected"),
-        pipeline=pipeline,
-        pricing=settings.current().prices.get(pipeline.model_key) if pipeline else None,
-    )
+        if collect.get("details_key"):  # the per-job tallies and job states collect kept out of the state
+            collect = with_details(collect, s3io.read_json(s3, folder.bucket, collect["details_key"]))
+        if "job_states" not in collect:
+            raise ValueError("collect's result names no job states (collect.json at its details_key holds them)")
+        evaluation = None
+        if collect.get("evaluation_key"):  # the evaluation collect wrote beside the headline the state carries
+            evaluation = s3io.read_json(s3, folder.bucket, collect["evaluation_key"])
+        pipeline = _pipeline(folder.pipeline)
+        finished = finish_run(
+            s3,
+            folder,
+            run,
+            collect["job_states"],
+            collect=collect,
+            evaluation=evaluation,
+            recollected=event.get("recollected"),
+            pipeline=pipeline,
+            pricing=settings.current().prices.get(pipeline.model_key) if pipeline else None,
+        )
     manifest = finished.manifest
     if finished.report_error is not None:
         logger.error(
@@ -56,7 +69,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             exc_info=finished.report_error,
         )
         metrics.add_metric(name="ReportsFailed", unit="Count", value=1)
-    metrics.add_dimension(name="pipeline", value=run["pipeline"])
+    metrics.add_dimension(name="pipeline", value=folder.pipeline)
     metrics.add_metric(name="RunsFinished", unit="Count", value=1)
     metrics.add_metric(name=f"Runs{manifest['status'].title()}", unit="Count", value=1)
     # Record counts are emitted once, by collect.

@@ -15,6 +15,7 @@ from batch_pipeline.contracts import JobControlEvent, JobState, JobStep, StopJob
 from batch_pipeline.jobs import loop
 from batch_pipeline.jobs.backends import backend_for_run
 from batch_pipeline.observability import logger, metrics, tracer
+from batch_pipeline.storage.layout import RunFolder
 
 ACTIONS = ("submit", "status", "wait", "stop_all")
 
@@ -28,11 +29,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
     if action == "stop_all":
         return _stop_all(event)
-    JobControlEvent.model_validate(event)  # the contract; the dicts go on, with the fields a backend adds
-    run = event["run"]
+    parsed = JobControlEvent.model_validate(event)  # the contract; the dicts go on, with the fields a backend adds
+    folder = RunFolder.of(parsed.run)
     # Only the wait step hands a task token back.
     sfn = settings.client("stepfunctions") if action == "wait" else None
-    result = loop.run_step(event, backend_for_run(run), settings.client("s3"), sfn)
+    result = loop.run_step(event, backend_for_run(folder), folder, settings.client("s3"), sfn)
     JobStep(
         run=result["run"],
         job=JobState.model_validate(result["job"]),
@@ -64,9 +65,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _stop_all(event: dict[str, Any]) -> dict[str, Any]:
-    StopJobsEvent.model_validate(event)
-    run = event["run"]
-    jobs = loop.stop_run(run, event.get("jobs"), backend_for_run(run), settings.client("s3"))
+    folder = RunFolder.of(StopJobsEvent.model_validate(event).run)
+    jobs = loop.stop_run(folder, event.get("jobs"), backend_for_run(folder), settings.client("s3"))
     stopped = [job["name"] for job in jobs if job.get("stop_reason")]
     logger.info("stopped the failed run's jobs", extra={"stopped": stopped, "jobs": len(jobs)})
     metrics.add_metric(name="JobsStoppedOnFailure", unit=MetricUnit.Count, value=len(stopped))

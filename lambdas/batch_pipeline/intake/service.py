@@ -14,7 +14,6 @@ The original object is only ever read (GetObject, and CopyObject as the source);
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from batch_pipeline.contracts import ExecutionInput, PlanResult
 from batch_pipeline.intake.stream import object_version_token, run_id_for, run_intake
 from batch_pipeline.jobs.planning import plan_jobs, plan_references
 from batch_pipeline.results.notifications import run_message
-from batch_pipeline.results.report import REJECTION_SUFFIX, put_report, render_rejection_report
+from batch_pipeline.results.report import put_report, render_rejection_report
 from batch_pipeline.storage.job_store import save_job
-from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING, rejected_prefix, run_prefix
+from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING, RejectedFile, RunFolder, run_prefix
 from batch_pipeline.storage.s3io import (
     JSON,
     S3RunSink,
@@ -46,9 +45,6 @@ from batch_pipeline.storage.s3io import (
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
 NOTIFY_ERRORS = 10
 NOTIFY_BODY_LIMIT = 64 * 1024
-# S3 object keys are at most 1,024 bytes of UTF-8.
-S3_KEY_LIMIT = 1024
-REPORT_SUFFIX = ".report.json"
 
 
 def bounded_bytes(text: str, limit: int) -> str:
@@ -58,17 +54,6 @@ def bounded_bytes(text: str, limit: int) -> str:
         return text
     marker = f"\n... [truncated, {len(data)} bytes in all]\n"
     return data[: limit - len(marker.encode())].decode("utf-8", "ignore") + marker
-
-
-def rejected_name(prefix: str, name: str) -> str:
-    """The file name for the quarantined copy: the original name when `prefix + name + .report.json` fits S3's
-    key limit, else its start cut on a character boundary plus 16 hex of its sha256 (unique, traceable)."""
-    room = S3_KEY_LIMIT - len(prefix.encode()) - len(REPORT_SUFFIX)
-    if len(name.encode()) <= room:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    head = name.encode()[: room - len(digest) - 1].decode("utf-8", "ignore")
-    return f"{head}-{digest}"
 
 
 def run_counts(report: dict[str, Any]) -> dict[str, int]:
@@ -140,14 +125,14 @@ class IntakeService:
         if self._execution_exists(arn):
             self.log("info", "duplicate event: the run already exists", run_id=run_id, execution_arn=arn)
             return {**result, "status": "duplicate", "execution_arn": arn}
-        quarantine = rejected_prefix(pipeline.name, run_id)
-        report_key = quarantine + rejected_name(quarantine, name) + REPORT_SUFFIX
+        report_key = RejectedFile.of(self.settings.output_bucket, pipeline.name, run_id, name).report_key
         if self._already_rejected(report_key):
             self.log("info", "duplicate event: the file was already rejected", run_id=run_id, report_key=report_key)
             return {**result, "status": "duplicate", "report_key": report_key}
 
         prefix = run_prefix(pipeline.name, run_id)
-        sink = S3RunSink(self.s3, self.settings.output_bucket, prefix, intermediate_tagging=INTERMEDIATE_TAGGING)
+        folder = RunFolder(bucket=self.settings.output_bucket, prefix=prefix, pipeline=pipeline.name, run_id=run_id)
+        sink = S3RunSink(self.s3, folder.bucket, folder.prefix, intermediate_tagging=INTERMEDIATE_TAGGING)
         outcome = run_intake(
             iter_object_chunks(self.s3, bucket, key, source["version_id"]),
             pipeline,
@@ -166,17 +151,17 @@ class IntakeService:
             "backend": pipeline.backend,
             # The Bedrock model id or the SageMaker model name: what actually answered, for the manifest.
             "model": pipeline.bedrock_model_id or pipeline.sagemaker_model_name or pipeline.model_key,
-            "output_bucket": self.settings.output_bucket,
-            "run_prefix": prefix,
+            "output_bucket": folder.bucket,
+            "run_prefix": folder.prefix,
             "input": source,
             "counts": run_counts(report),
             "ids_assigned": report["ids_assigned"],
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        jobs = plan_jobs(run, outcome.intake, pipeline)
+        jobs = plan_jobs(folder, outcome.intake, pipeline)
         PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend})
         for job in jobs:
-            save_job(self.s3, run, job)
+            save_job(self.s3, folder, job)
         self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job["records"] for job in jobs))
         start_input = execution_input(run, jobs, pipeline.backend)
         try:
@@ -231,15 +216,14 @@ class IntakeService:
     def _reject(
         self, pipeline: RuntimePipeline, run_id: str, source: dict[str, Any], name: str, report: dict[str, Any]
     ) -> dict[str, Any]:
-        prefix = rejected_prefix(pipeline.name, run_id)
         bucket = self.settings.output_bucket
-        copy_name = rejected_name(prefix, name)
-        report_key = prefix + copy_name + REPORT_SUFFIX
+        rejected = RejectedFile.of(bucket, pipeline.name, run_id, name)
+        report_key, page_key = rejected.report_key, rejected.page_key
+        copy_uri = rejected.uri(rejected.copy_key)
         # Everything that could fail on the input's content is built before anything is written, so a retry never
         # finds a copy without its report.
-        report_body = json.dumps({**report, "rejected_copy": f"s3://{bucket}/{prefix}{copy_name}"}, indent=2).encode()
-        page_key = prefix + copy_name + REJECTION_SUFFIX
-        page = self._rejection_page(report, f"s3://{bucket}/{prefix}{copy_name}", f"s3://{bucket}/{report_key}", run_id)
+        report_body = json.dumps({**report, "rejected_copy": copy_uri}, indent=2).encode()
+        page = self._rejection_page(report, copy_uri, rejected.uri(report_key), run_id)
         manifest = {
             "status": "rejected",
             "run_id": run_id,
@@ -248,8 +232,8 @@ class IntakeService:
             "error": "InputRejected",
             "cause": report["reason"],
             "outputs": {
-                "report": f"s3://{bucket}/{report_key}",
-                **({"report_html": f"s3://{bucket}/{page_key}"} if page is not None else {}),
+                "report": rejected.uri(report_key),
+                **({"report_html": rejected.uri(page_key)} if page is not None else {}),
             },
         }
         subject, body, attributes = run_message(manifest)
@@ -258,7 +242,7 @@ class IntakeService:
             for error in report["errors"][:NOTIFY_ERRORS]
         )
         message = f"{body}\n\nFirst errors:\n{first_errors}\n"
-        copy_object(self.s3, source, bucket, prefix + copy_name)
+        copy_object(self.s3, source, bucket, rejected.copy_key)
         if page is not None:
             put_report(self.s3, bucket, page_key, page)
         self._notify(subject, message, attributes)

@@ -34,18 +34,14 @@ from batch_pipeline.config.runtime import RuntimePipeline
 from batch_pipeline.intake.sharding import Plan, PlanError, Shard
 from batch_pipeline.intake.sharding import plan as make_plan
 from batch_pipeline.intake.validation import StreamValidator
+from batch_pipeline.storage.layout import INTAKE_REPORT, REFERENCES, id_index_name, shard_name
 
 SPILL_BUFFER = 1024 * 1024
 GROUP_WINDOW_BYTES = 32 * 1024 * 1024
-REFERENCES_KEY = "references.jsonl"
-INTAKE_REPORT_KEY = "intake.json"
-SHARDS_PREFIX = "shards/"
-# One JSON id per line for each shard, line i = shard line i, so collect learns ids without re-reading the shards.
-IDS_PREFIX = "ids/"
 
 
 class RunSink(Protocol):
-    """Where a run folder's objects go. Keys are relative to the run folder ("shards/part-00000.jsonl")."""
+    """Where a run folder's objects go. Keys are relative to the run folder (storage.layout's names)."""
 
     def put_file(
         self,
@@ -177,7 +173,7 @@ def run_intake(
     with tempfile.TemporaryDirectory(prefix="intake-", dir=workdir) as scratch:
         spill_path = os.path.join(scratch, "model.jsonl")
         ids_path = os.path.join(scratch, "ids.jsonl")
-        references_path = os.path.join(scratch, REFERENCES_KEY)
+        references_path = os.path.join(scratch, "references")
         spill = _Spill(
             spill_path,
             references_path,
@@ -217,17 +213,17 @@ def run_intake(
             intake["plan_note"] = planned.note
             intake["shards"] = [_shard_entry(sink, shard) for shard in planned.shards]
             intake["references_key"] = (
-                (sink.location(REFERENCES_KEY) if sink else REFERENCES_KEY) if validator.references else None
+                (sink.location(REFERENCES) if sink else REFERENCES) if validator.references else None
             )
         if accepted and sink is not None and planned is not None:
             _publish(sink, planned, ends, spill_path, references_path, validator.references > 0)
             _publish_id_index(sink, planned, ids_path, scratch)
-            sink.put_bytes(INTAKE_REPORT_KEY, orjson.dumps(intake, option=orjson.OPT_INDENT_2))
+            sink.put_bytes(INTAKE_REPORT, orjson.dumps(intake, option=orjson.OPT_INDENT_2))
     return IntakeResult(accepted=accepted, report=report, plan=planned, intake=intake)
 
 
 def _shard_entry(sink: RunSink | None, shard: Shard) -> dict[str, Any]:
-    key = SHARDS_PREFIX + shard.name
+    key = shard_name(shard.name)
     return {
         "key": sink.location(key) if sink else key,
         "name": shard.name,
@@ -245,10 +241,10 @@ def _publish(
     for shard in planned.shards:
         start = ends[shard.start - 1] if shard.start else 0
         sink.put_file(
-            SHARDS_PREFIX + shard.name, spill_path, start, ends[shard.stop - 1], consume=whole_file, intermediate=True
+            shard_name(shard.name), spill_path, start, ends[shard.stop - 1], consume=whole_file, intermediate=True
         )
     if has_references:
-        sink.put_file(REFERENCES_KEY, references_path, consume=True)
+        sink.put_file(REFERENCES, references_path, consume=True)
 
 
 def reorder_lines(path: str, ends: array[int], order: array[int]) -> array[int]:
@@ -293,7 +289,7 @@ def _publish_id_index(sink: RunSink, planned: Plan, ids_path: str, scratch: str)
             part = os.path.join(scratch, "ids-part")
             with open(part, "wb") as out:
                 out.writelines(islice(ids, shard.records))
-            sink.put_file(IDS_PREFIX + shard.name, part, consume=True, intermediate=True)
+            sink.put_file(id_index_name(shard.name), part, consume=True, intermediate=True)
 
 
 class _Spill:

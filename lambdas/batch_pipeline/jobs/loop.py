@@ -7,8 +7,9 @@ the job once (`check_job`) and then sleeps until the backend's job-state event o
 (batch_pipeline.jobs.tokens). Each step takes `{"run", "job", "attempt"}` and returns
 `{"run", "job": <the job merged with its normalised state>, "attempt": attempt + 1, "wait_seconds",
 "backstop_seconds"}`; the state machine's `Job finished?` reads `$.job.done` and `$.job.state`. `run` is passed
-through because the task's result replaces the whole iteration state (ResultPath "$"). `run_step` is one such step
-as the job-control function runs it: the job read from and written back to the run's jobs/ folder.
+through because the task's result replaces the whole iteration state (ResultPath "$"); the backend is handed the
+run's folder (storage.layout.RunFolder), which job control builds once from it. `run_step` is one such step as the
+job-control function runs it: the job read from and written back to the run's jobs/ folder.
 
 A submission the backend refuses for now (quota, throttling) leaves the job "queued" with no arn; the iteration
 waits `wait_seconds` (jittered exponential backoff) and the next check submits again, so many uploads queue behind
@@ -30,7 +31,8 @@ from typing import Any
 from batch_pipeline import settings
 from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
 from batch_pipeline.jobs.tokens import backstop_seconds, leave_token, resume
-from batch_pipeline.storage.job_store import is_reference, load_job, resolve_jobs, save_job
+from batch_pipeline.storage.job_store import delete_token, is_reference, load_job, resolve_jobs, save_job
+from batch_pipeline.storage.layout import RunFolder
 
 
 def backoff_seconds(
@@ -63,11 +65,15 @@ def _merge(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _step(
-    run: dict[str, Any], job: dict[str, Any], attempt: int, backend: BatchBackend | None = None
+    run: dict[str, Any],
+    job: dict[str, Any],
+    attempt: int,
+    backend: BatchBackend | None = None,
+    folder: RunFolder | None = None,
 ) -> dict[str, Any]:
-    if job["done"] and backend is not None:
+    if job["done"] and backend is not None and folder is not None:
         # A backend may follow an ended job with another phase (a retry of failed records); the loop runs it.
-        job = backend.finish(run, job)
+        job = backend.finish(folder, job)
     wait = 0 if job["done"] else backoff_seconds(attempt, seed=job.get("name"))
     return {
         "run": run,
@@ -78,15 +84,17 @@ def _step(
     }
 
 
-def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
+def submit_job(
+    event: dict[str, Any], backend: BatchBackend, folder: RunFolder, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
     """Start the job (or find the one a previous try started); a deferral leaves it queued."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
-    name = backend.job_name(run, job)
+    name = backend.job_name(folder, job)
     job.setdefault("name", name)
     if "queued_at" not in job:
         job["queued_at"] = now()
     try:
-        state = backend.submit(run, job)
+        state = backend.submit(folder, job)
     except SubmitDeferred as deferred:
         queued_for = now() - float(job["queued_at"])
         # How long a job may stay queued behind a quota before the run gives up on it.
@@ -108,10 +116,12 @@ def submit_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], f
     job.pop("last_refusal", None)
     # Billed requests: a batch job is billed per record sent; an on-demand job reports its own InvokeModel count.
     state.setdefault("model_invocations", int(job.get("records") or 0))
-    return _step(run, _merge(job, state), attempt, backend)
+    return _step(run, _merge(job, state), attempt, backend, folder)
 
 
-def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], float] = time.time) -> dict[str, Any]:
+def check_job(
+    event: dict[str, Any], backend: BatchBackend, folder: RunFolder, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
     """The job's state now; submits a queued job again; stops a job that outran its time limit."""
     run, job, attempt = event["run"], dict(event["job"]), int(event.get("attempt", 0))
     if job.get("done"):
@@ -120,78 +130,83 @@ def check_job(event: dict[str, Any], backend: BatchBackend, now: Callable[[], fl
         return _step(run, job, attempt)
     if job.get("state") == "queued":
         # Only a job the backend refused is submitted again; a missing ARN alone says nothing.
-        return submit_job({"run": run, "job": job, "attempt": attempt}, backend, now)
-    state = backend.status(run, job)
+        return submit_job({"run": run, "job": job, "attempt": attempt}, backend, folder, now)
+    state = backend.status(folder, job)
     limit = backend.max_runtime_seconds
     started = job.get("submitted_at")
     if limit is not None and started is not None and not state["done"] and now() - float(started) > limit:
         reason = f"stopped by job control after exceeding the pipeline's {limit // 3600} h runtime limit"
         if state["status"] != "Stopping":
-            state = backend.stop(run, job)
+            state = backend.stop(folder, job)
         job["stop_reason"] = reason
     if state["done"] and job.get("stop_reason") and not state.get("failure_reason"):
         state["failure_reason"] = job["stop_reason"]
-    return _step(run, _merge(job, state), attempt, backend)
+    return _step(run, _merge(job, state), attempt, backend, folder)
 
 
-def run_step(event: dict[str, Any], backend: BatchBackend, s3: Any, sfn: Any) -> dict[str, Any]:
+def run_step(event: dict[str, Any], backend: BatchBackend, folder: RunFolder, s3: Any, sfn: Any) -> dict[str, Any]:
     """One job-control step ("submit", "status" or "wait") as the Map iteration runs it: the job a reference names is
     read from the run's jobs/ folder, and its latest state written back before the step returns (or, for "wait",
     before the token is handed back, so whatever runs next reads the job as this step left it)."""
-    action, run = event["action"], event["run"]
-    job = load_job(s3, run, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
+    action = event["action"]
+    job = load_job(s3, folder, event["job"]["index"]) if is_reference(event["job"]) else event["job"]
     event = {**event, "job": job}
     if action == "submit":
-        return _saved(s3, submit_job(event, backend))
+        return _saved(s3, folder, submit_job(event, backend, folder))
     if action == "status":
-        return _saved(s3, check_job(event, backend))
+        return _saved(s3, folder, check_job(event, backend, folder))
     task_token = event["task_token"]
-    if job.get("state") != "queued":
-        # Before the check, so an event for a job that ends during it still finds the token (a queued job has no
-        # backend job yet, so no event can come for it before the check submits it).
-        leave_token(s3, task_token, event)
-    step = _saved(s3, check_job(event, backend))
+    # The job whose token this wait leaves; none for a queued job, which has no backend job yet, so no event can come
+    # for it before the check submits it.
+    waited_on = job["name"] if job.get("state") != "queued" else None
+    if waited_on:
+        leave_token(s3, folder.bucket, task_token, event)  # before the check: an event during it finds the token
+    step = _saved(s3, folder, check_job(event, backend, folder))
     if step["job"]["done"] or step["job"]["state"] == "queued":
         # Ended (or refused for now and must be submitted again after a backoff wait): resume the iteration now.
         resume(sfn, task_token, step)
+        if waited_on:
+            # Consumed: the iteration goes on without waiting on that job again (a retry of failed records is a job
+            # of its own name, and token). Tokens a failed run leaves behind expire (stacks/storage.py).
+            delete_token(s3, folder.bucket, waited_on)
     else:
-        leave_token(s3, task_token, step)  # the job as now checked, for the event to resume the iteration with
+        leave_token(s3, folder.bucket, task_token, step)  # the job as now checked, for the event to resume with
     return step
 
 
-def _saved(s3: Any, step: dict[str, Any]) -> dict[str, Any]:
-    save_job(s3, step["run"], step["job"])
+def _saved(s3: Any, folder: RunFolder, step: dict[str, Any]) -> dict[str, Any]:
+    save_job(s3, folder, step["job"])
     return step
 
 
 def stop_run(
-    run: dict[str, Any], jobs: list[dict[str, Any]] | None, backend: BatchBackend, s3: Any
+    folder: RunFolder, jobs: list[dict[str, Any]] | None, backend: BatchBackend, s3: Any
 ) -> list[dict[str, Any]]:
     """A failed run's last word on its jobs (read from its jobs/ folder when `jobs` are references): every job not
     known to be done is looked up on the backend by its name and stopped if it still runs, so nothing keeps billing
     after the run gave up, and written back with its last state. Returns every job with its last known state and
     output location; a job the backend does not know was never submitted. A lookup or stop that fails is reported
     on the job (`stop_error`), never raised: the failure manifest must still be written."""
-    ended = [_stopped(run, job, backend) for job in resolve_jobs(s3, run, jobs)]
+    ended = [_stopped(folder, job, backend) for job in resolve_jobs(s3, folder, jobs)]
     for job in ended:
         if "index" in job:
-            save_job(s3, run, job)
+            save_job(s3, folder, job)
     return ended
 
 
-def _stopped(run: dict[str, Any], job: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
+def _stopped(folder: RunFolder, job: dict[str, Any], backend: BatchBackend) -> dict[str, Any]:
     job = dict(job)
-    job.setdefault("name", backend.job_name(run, job))
+    job.setdefault("name", backend.job_name(folder, job))
     if job.get("done"):
         return job
     try:
-        state = backend.find(run, job)
+        state = backend.find(folder, job)
         if state is None:
             state = job_state(
                 name=job["name"], arn=None, status="NotSubmitted", state="queued", output_uri=job.get("output_uri")
             )
         elif not state["done"]:
-            state = backend.stop(run, {**job, **state})
+            state = backend.stop(folder, {**job, **state})
             job["stop_reason"] = "stopped by job control: the run failed"
             job.setdefault("model_invocations", int(job.get("records") or 0))
         else:

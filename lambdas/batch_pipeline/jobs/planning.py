@@ -14,22 +14,21 @@ from typing import Any
 from batch_pipeline.config.runtime import RuntimePipeline
 from batch_pipeline.intake.sharding import PlanError
 from batch_pipeline.jobs.backends.sagemaker import transform_job_name
-from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.storage.layout import RunFolder
 
 
-def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: RuntimePipeline) -> list[dict[str, Any]]:
+def plan_jobs(folder: RunFolder, intake_report: dict[str, Any], pipeline: RuntimePipeline) -> list[dict[str, Any]]:
     shards = intake_report.get("shards") or []
     if not shards:  # a bug or a tampered run folder: an accepted intake always has shards
-        raise PlanError("no_shards", f"intake report of run {run['run_id']} lists no shards")
-    bucket, prefix = run_bucket(run), run_prefix(run)
+        raise PlanError("no_shards", f"intake report of run {folder.run_id} lists no shards")
     if pipeline.backend == "sagemaker":
-        name = transform_job_name(run["run_id"], 0)
+        name = transform_job_name(folder.run_id, 0)
         return [
             {
                 "index": 0,
                 "name": name,
-                "input_uri": s3_uri(bucket, f"{prefix}shards/"),
-                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "input_uri": folder.uri(folder.shards_prefix),
+                "output_uri": folder.raw_job_uri(name),
                 "records": sum(int(s["records"]) for s in shards),
                 "bytes": sum(int(s["bytes"]) for s in shards),
                 "shard_keys": [s["key"] for s in shards],
@@ -42,13 +41,13 @@ def plan_jobs(run: dict[str, Any], intake_report: dict[str, Any], pipeline: Runt
     route = intake_report.get("route") or "batch"
     jobs = []
     for index, shard in enumerate(shards):
-        name = bedrock_job_name(run["run_id"], index)
+        name = bedrock_job_name(folder.run_id, index)
         jobs.append(
             {
                 "index": index,
                 "name": name,
-                "input_uri": s3_uri(bucket, shard["key"]),
-                "output_uri": s3_uri(bucket, f"{prefix}raw/{name}/"),
+                "input_uri": folder.uri(shard["key"]),
+                "output_uri": folder.raw_job_uri(name),
                 "records": int(shard["records"]),
                 "bytes": int(shard["bytes"]),
                 "shard_keys": [shard["key"]],

@@ -8,7 +8,8 @@ job, not the run: `job-tokens/<job name>.json`, batch_pipeline.storage.job_store
 its own iteration at once when the job already ended, so an event that came before the token was stored is never
 needed. `wake` is the event side: a terminal job-state event sends SendTaskSuccess with the iteration's own state,
 and the iteration's next wait step checks the job directly, so an event only wakes the run and never decides its
-outcome. The wait's timeout (`backstop_seconds`) is the backstop for a lost event.
+outcome. The wait's timeout (`backstop_seconds`) is the backstop for a lost event. Once a wait step finds its job
+ended it deletes the job's token; those a failed run leaves behind expire (stacks/storage.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any, Literal
 from batch_pipeline import settings
 from batch_pipeline.contracts import JobStateEvent
 from batch_pipeline.storage.job_store import load_token, save_token
-from batch_pipeline.storage.runs import run_bucket
 from batch_pipeline.storage.s3io import error_code
 
 # A token that was already used or whose wait timed out (the backstop fired first): nothing is waiting on it.
@@ -33,16 +33,10 @@ def backstop_seconds() -> int:
     return max(1, int(settings.current().job_backstop_seconds))
 
 
-def leave_token(s3: Any, task_token: str, step: dict[str, Any]) -> None:
+def leave_token(s3: Any, bucket: str, task_token: str, step: dict[str, Any]) -> None:
     """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
     step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
-    save_token(
-        s3,
-        run_bucket(step["run"]),
-        step["job"]["name"],
-        task_token,
-        {**step, "backstop_seconds": backstop_seconds()},
-    )
+    save_token(s3, bucket, step["job"]["name"], task_token, {**step, "backstop_seconds": backstop_seconds()})
 
 
 def resume(sfn: Any, task_token: str, output: dict[str, Any]) -> bool:

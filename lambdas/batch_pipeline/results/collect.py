@@ -69,15 +69,9 @@ from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScore
 from batch_pipeline.results.outputs import OutputParseError, load_output_line, normalise_output
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.layout import INTERMEDIATE_TAG, errors_key, predictions_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.storage.layout import INTERMEDIATE_TAG, RunFolder, id_index_key
 from batch_pipeline.storage.s3io import LineWriter
 
-REFERENCES = "references.jsonl"
-EVALUATION_FILE = "evaluation.json"
-# Intake's per-shard id index: `ids/<shard name>` beside `shards/<shard name>`, line i = the id of shard line i.
-SHARDS_FOLDER = "shards/"
-IDS_FOLDER = "ids/"
 # How many upcoming records a zero-shot answer is compared with before it is trusted by position.
 LOOKAHEAD = 8
 # Staged bytes joined in one pass (COLLECT_BYTES_PER_PASS, default 32 MiB, batch_pipeline.settings). A partition's
@@ -133,7 +127,7 @@ class _Object:
 
 
 def collect(
-    run: dict[str, Any],
+    folder: RunFolder,
     jobs: list[dict[str, Any]],
     backend: BatchBackend,
     s3: Any,
@@ -142,10 +136,10 @@ def collect(
     scorer: RecordScorer | None = None,
 ) -> dict[str, Any]:
     """Collect a run. `scorer` overrides the pipeline's evaluation (None: from the pipeline's `evaluation`)."""
-    bucket, prefix = run_bucket(run), run_prefix(run)
+    bucket = folder.bucket
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
     try:
-        stage = _Stage(s3, bucket, prefix, tmp)
+        stage = _Stage(s3, bucket, tmp)
         for job in jobs:
             tally = JobTally(
                 name=job["name"],
@@ -154,21 +148,21 @@ def collect(
                 failure_reason=job.get("failure_reason"),
                 output_uri=job.get("output_uri"),
             )
-            for raw in backend.raw_outputs(run, job):
+            for raw in backend.raw_outputs(folder, job):
                 stage.add_object(_Object(job, tally, raw))
-            tally.backend_metrics = backend.job_metrics(run, job) if tally.state != "queued" else {}
+            tally.backend_metrics = backend.job_metrics(folder, job) if tally.state != "queued" else {}
             stage.tallies.append(tally)
-        stage.add_references(f"{prefix}{REFERENCES}")
+        stage.add_references(folder.references_key)
         stage.close()
 
         scorer = scorer if scorer is not None else _pipeline_scorer(backend, stage)
-        predictions_at, errors_at = predictions_key(prefix), errors_key(prefix)
+        predictions_at, errors_at = folder.predictions_key, folder.errors_key
         with (
             LineWriter(s3, bucket, predictions_at, UPLOAD_PART_BYTES) as predictions,
             LineWriter(s3, bucket, errors_at, UPLOAD_PART_BYTES) as errors,
         ):
             joined = _join(stage, scorer, predictions, errors, _bytes_per_pass())
-        tagged = tag_raw_outputs(s3, bucket, prefix)
+        tagged = tag_raw_outputs(s3, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -195,10 +189,13 @@ def collect(
         "scoring": _scoring_summary(scorer),
         "input_tokens": joined.input_tokens,
         "output_tokens": joined.output_tokens,
-        "outputs": {"predictions": s3_uri(bucket, predictions_at), "errors": s3_uri(bucket, errors_at)},
+        "outputs": {"predictions": folder.uri(predictions_at), "errors": folder.uri(errors_at)},
         "predictions_key": predictions_at,
         "errors_key": errors_at,
         "jobs": [t.as_dict() for t in tallies],
+        # The jobs' final states as collect read them: the manifest step reads them back from collect.json instead
+        # of listing the run's jobs/ folder a second time.
+        "job_states": list(jobs),
         # Per job that resubmitted its failed records: how many retried answers took the place of an error.
         "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
@@ -208,15 +205,14 @@ def collect(
     # Scored in this same pass: the run-level sums become evaluation.json, and nothing reads predictions.jsonl back.
     metric = scorer.metric if scorer is not None else _pipeline_metric(backend)
     evaluation = run_evaluation(metric, joined.scores, result)
-    evaluation_at = f"{prefix}{EVALUATION_FILE}"
-    s3io.put_json(s3, bucket, evaluation_at, evaluation, indent=2)
-    return result | {"evaluation": evaluation, "evaluation_key": evaluation_at}
+    s3io.put_json(s3, bucket, folder.evaluation_key, evaluation, indent=2)
+    return result | {"evaluation": evaluation, "evaluation_key": folder.evaluation_key}
 
 
-# What collect's result holds per job: kept in the run folder (COLLECT_DETAILS_FILE), not in the state, which would
-# otherwise grow by about 665 bytes a job and pass Step Functions' 256 KB payload quota near 390 jobs.
-PER_JOB_FIELDS = ("jobs", "recovered_by_retry")
-COLLECT_DETAILS_FILE = "collect.json"
+# What collect's result holds per job: kept in the run folder (collect.json, RunFolder.collect_details_key), not in
+# the state, which would otherwise grow by about 665 bytes a job (the tallies alone) and pass Step Functions' 256 KB
+# payload quota near 390 jobs.
+PER_JOB_FIELDS = ("jobs", "recovered_by_retry", "job_states")
 
 
 def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
@@ -231,7 +227,8 @@ def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
 
 
 def with_details(collect_state: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of state_result, for the manifest step: the state's totals with the per-job tallies read back."""
+    """The inverse of state_result, for the manifest step: the state's totals with the per-job tallies and the jobs'
+    final states read back."""
     return collect_state | {key: details[key] for key in PER_JOB_FIELDS if key in details}
 
 
@@ -266,14 +263,14 @@ def _scoring_summary(scorer: RecordScorer | None) -> dict[str, Any] | None:
     return summary
 
 
-def tag_raw_outputs(s3: Any, bucket: str, prefix: str) -> int:
+def tag_raw_outputs(s3: Any, folder: RunFolder) -> int:
     """Tag what the backends wrote under raw/ as intermediate, so the lifecycle rule expires it like the shards.
 
     SageMaker and Bedrock write their output objects without our tag, and a lifecycle rule cannot match a
     prefix in the middle of a key (runs/<pipeline>/<run>/raw/); predictions.jsonl keeps the joined results."""
     count = 0
-    for key in s3io.list_keys(s3, bucket, f"{prefix}raw/"):
-        s3io.tag_object(s3, bucket, key, INTERMEDIATE_TAG)
+    for key in s3io.list_keys(s3, folder.bucket, folder.raw_prefix):
+        s3io.tag_object(s3, folder.bucket, key, INTERMEDIATE_TAG)
         count += 1
     return count
 
@@ -286,14 +283,6 @@ def backend_counts(tallies: list[JobTally]) -> dict[str, int]:
             if isinstance(value, int) and not isinstance(value, bool):
                 summed[name] = summed.get(name, 0) + value
     return summed
-
-
-def id_index_key(input_key: str) -> str | None:
-    """`<run>/shards/<name>` -> `<run>/ids/<name>`; None for an input that is not one of intake's shards."""
-    head, found, name = input_key.rpartition("/" + SHARDS_FOLDER)
-    if not found or "/" in name:
-        return None
-    return f"{head}/{IDS_FOLDER}{name}"
 
 
 # ---------------------------------------------------------------- stage 1: every object read once, staged on disk
@@ -312,8 +301,8 @@ def _slim(output: dict[str, Any]) -> dict[str, Any]:
 class _Stage:
     """Staging files: ids (`[seq, object, id]`, input order), outputs (`[object, output]`), references (`fields`)."""
 
-    def __init__(self, s3: Any, bucket: str, prefix: str, tmp: str):
-        self.s3, self.bucket, self.prefix, self.tmp = s3, bucket, prefix, tmp
+    def __init__(self, s3: Any, bucket: str, tmp: str):
+        self.s3, self.bucket, self.tmp = s3, bucket, tmp
         self.paths = {name: os.path.join(tmp, f"{name}.staged") for name in ("ids", "outputs", "references")}
         # Open for the stage's lifetime (written by add_*, closed before the join), so no `with` here.
         self.files = {name: open(path, "wb", buffering=_CHUNK) for name, path in self.paths.items()}  # noqa: SIM115
@@ -682,4 +671,4 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["NO_OUTPUT", "JobTally", "collect", "id_index_key", "tag_raw_outputs"]
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "tag_raw_outputs"]

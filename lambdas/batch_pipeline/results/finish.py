@@ -1,6 +1,6 @@
 """Finishing a run (the `Write manifest` step): manifest.json, summary.md and report.html in the run folder, and the
-run's row in the manifests table (batch_pipeline.storage.layout.manifest_row_key), for a run whose jobs ended or for
-one a workflow step failed.
+run's row in the manifests table (batch_pipeline.storage.layout.RunFolder.manifest_row_key), for a run whose jobs
+ended or for one a workflow step failed.
 
 report.html is for people: a page that cannot be rendered is left out (and out of the manifest's outputs), never
 costing the run its manifest or changing its outcome.
@@ -15,10 +15,9 @@ from typing import Any
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
 from batch_pipeline.contracts import Manifest, ReportAggregates
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary
-from batch_pipeline.results.report import REPORT_FILE, put_report, render_run_report
+from batch_pipeline.results.report import put_report, render_run_report
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.layout import manifest_row_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix
+from batch_pipeline.storage.layout import RunFolder
 
 
 @dataclass
@@ -30,6 +29,7 @@ class Finished:
 
 def finish_run(
     s3: Any,
+    folder: RunFolder,
     run: dict[str, Any],
     jobs: list[dict[str, Any]],
     *,
@@ -41,12 +41,15 @@ def finish_run(
     pricing: RuntimePricing | None = None,
 ) -> Finished:
     """Write the run's result files. `failure` (a workflow step failed) gives the failure manifest; otherwise
-    `collect` is collect's state with its per-job tallies read back (results.collect.with_details). `pipeline` and
+    `collect` is collect's state with its per-job tallies and job states read back (results.collect.with_details);
+    `jobs` are the run's jobs (the failure path's from jobs/, the success path's from collect.json). `pipeline` and
     `pricing` give the manifest its cost (None for a pipeline no longer configured: the manifest has no cost)."""
     if failure is not None:
-        manifest = failure_manifest(run, failure, jobs=jobs)
+        manifest = failure_manifest(run, failure, folder=folder, jobs=jobs)
     else:
-        manifest = build_manifest(run, jobs, collect or {}, evaluation, pipeline=pipeline, pricing=pricing)
+        manifest = build_manifest(
+            run, jobs, collect or {}, evaluation, folder=folder, pipeline=pipeline, pricing=pricing
+        )
     Manifest.model_validate(manifest)
     if recollected:
         manifest["recollected"] = recollected  # batch-pipeline recollect: what the first attempt said
@@ -54,15 +57,13 @@ def finish_run(
     report = (collect or {}).get("report")
     aggregates = ReportAggregates.model_validate(report).model_dump() if report else None
     page, report_error = report_page(manifest, evaluation, aggregates)
-    bucket, prefix = run_bucket(run), run_prefix(run)
-    s3io.put_json(s3, bucket, f"{prefix}manifest.json", manifest, indent=2)
+    bucket = folder.bucket
+    s3io.put_json(s3, bucket, folder.manifest_key, manifest, indent=2)
     # The manifests table's row (stacks/analytics.py): the same manifest as one line, the form the JSON SerDe reads.
-    s3io.put_bytes(
-        s3, bucket, manifest_row_key(run["pipeline"], run["run_id"]), json.dumps(manifest).encode() + b"\n", s3io.JSON
-    )
-    s3io.put_bytes(s3, bucket, f"{prefix}summary.md", render_summary(manifest).encode(), "text/markdown; charset=utf-8")
+    s3io.put_bytes(s3, bucket, folder.manifest_row_key, json.dumps(manifest).encode() + b"\n", s3io.JSON)
+    s3io.put_bytes(s3, bucket, folder.summary_key, render_summary(manifest).encode(), "text/markdown; charset=utf-8")
     if page is not None:
-        put_report(s3, bucket, f"{prefix}{REPORT_FILE}", page)
+        put_report(s3, bucket, folder.report_key, page)
     return Finished(manifest, report_error)
 
 

@@ -14,12 +14,9 @@ from typing import Any
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
 from batch_pipeline.results.evaluation.streaming import headline
 from batch_pipeline.results.pricing import bedrock_run_cost, sagemaker_run_cost
-from batch_pipeline.storage.layout import errors_key, predictions_key
-from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri, split_s3_uri
+from batch_pipeline.storage.layout import RunFolder, split_s3_uri
 
 MANIFEST_VERSION = 1
-# Files directly in the run folder; predictions and errors have folders of their own (batch_pipeline.storage.layout).
-RESULT_FILES = ("evaluation.json", "manifest.json", "summary.md", "report.html")
 
 
 def _now() -> datetime:
@@ -33,18 +30,6 @@ def _timings(run: dict[str, Any], finished: datetime) -> dict[str, Any]:
         with contextlib.suppress(ValueError):
             timings["duration_seconds"] = round((finished - datetime.fromisoformat(started)).total_seconds(), 3)
     return timings
-
-
-def _locations(run: dict[str, Any]) -> dict[str, Any]:
-    bucket, prefix = run_bucket(run), run_prefix(run)
-    return {
-        "run_folder": s3_uri(bucket, prefix),
-        "shards": s3_uri(bucket, f"{prefix}shards/"),
-        "raw": s3_uri(bucket, f"{prefix}raw/"),
-        "predictions": s3_uri(bucket, predictions_key(prefix)),
-        "errors": s3_uri(bucket, errors_key(prefix)),
-        **{name.split(".")[0]: s3_uri(bucket, prefix + name) for name in RESULT_FILES},
-    }
 
 
 def _base(run: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +70,12 @@ def build_manifest(
     evaluation: dict[str, Any] | None,
     finished: datetime | None = None,
     *,
+    folder: RunFolder,
     pipeline: RuntimePipeline | None = None,
     pricing: RuntimePricing | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a run whose jobs ended (whatever their outcome); with the pipeline and its prices, its cost."""
+    """The manifest of a run whose jobs ended (whatever their outcome); with the pipeline and its prices, its cost.
+    `folder` is the run's folder (the manifest's `outputs`)."""
     manifest = _base(run)
     counts = manifest["counts"]
     for field in ("processed", "succeeded", "failed"):
@@ -124,7 +111,7 @@ def build_manifest(
         manifest["errors_by_reason"] = collect["errors_by_reason"]
     manifest["evaluation"] = headline(evaluation)
     manifest["timings"] = _timings(run, finished or _now())
-    manifest["outputs"] = _locations(run)
+    manifest["outputs"] = folder.outputs()
     return manifest
 
 
@@ -184,6 +171,7 @@ def failure_manifest(
     failure: dict[str, Any],
     finished: datetime | None = None,
     *,
+    folder: RunFolder,
     jobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
@@ -207,8 +195,8 @@ def failure_manifest(
     manifest["jobs"] = summaries
     manifest["model_invocations"] = model_invocations(summaries, job_list)
     manifest["timings"] = _timings(run, finished or _now())
-    manifest["outputs"] = _locations(run)
-    manifest["recover"] = recovery(run, summaries)
+    manifest["outputs"] = folder.outputs()
+    manifest["recover"] = recovery(folder, summaries)
     return manifest
 
 
@@ -233,15 +221,14 @@ def run_from_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def recovery(run: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+def recovery(folder: RunFolder, jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """How to finish a failed run from what it already paid for, without sending a record again."""
-    folder = _locations(run)["run_folder"]
     with_output = [job["name"] for job in jobs if job.get("state") in ("succeeded", "partial", "failed", "stopped")]
     if not with_output:
         return {"outputs_kept": [], "how": "no job produced output; fix the cause and upload the file again"}
     return {
         "outputs_kept": with_output,
-        "command": f"batch-pipeline recollect {folder}",
+        "command": f"batch-pipeline recollect {folder.folder_uri}",
         "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect (and its scoring), the manifest "
         "and the notification from them (no model is called again)",
     }

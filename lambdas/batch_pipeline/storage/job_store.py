@@ -3,11 +3,15 @@
 A state's payload is at most 256 KB (Step Functions quotas), so a run's job list cannot travel in the state once a
 run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index>.json` and starts the run with only
 `{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every
-step; stop, collect and the manifest list the `jobs/` prefix. Full job dicts passed in (recollect, older callers) are
-used as they are, so both shapes resolve the same way.
+step. On the success path collect is the one step that lists `jobs/`: it keeps the jobs' final states in its
+collect.json, where the manifest step reads them; on the failure path, stopping the run's jobs and the failure
+manifest read them here. Full job dicts passed in (recollect) are used as they are, so both shapes resolve the same
+way.
 
 Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
-alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run.
+alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run. Job control
+deletes a job's token once the job has ended; the output bucket's lifecycle rule expires those a failed run leaves
+behind (stacks/storage.py).
 """
 
 from __future__ import annotations
@@ -16,18 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.runs import run_bucket, run_prefix
-
-JOBS_FOLDER = "jobs/"
-TOKENS_PREFIX = "job-tokens/"
-
-
-def job_key(run: dict[str, Any], index: int | str) -> str:
-    return f"{run_prefix(run)}{JOBS_FOLDER}{index}.json"
-
-
-def token_key(job_name: str) -> str:
-    return f"{TOKENS_PREFIX}{job_name}.json"
+from batch_pipeline.storage.layout import RunFolder, token_key
 
 
 def is_reference(job: dict[str, Any]) -> bool:
@@ -35,28 +28,28 @@ def is_reference(job: dict[str, Any]) -> bool:
     return "index" in job and "name" not in job
 
 
-def save_job(s3: Any, run: dict[str, Any], job: dict[str, Any]) -> None:
-    s3io.put_json(s3, run_bucket(run), job_key(run, job["index"]), job)
+def save_job(s3: Any, folder: RunFolder, job: dict[str, Any]) -> None:
+    s3io.put_json(s3, folder.bucket, folder.job_key(job["index"]), job)
 
 
-def load_job(s3: Any, run: dict[str, Any], index: int | str) -> dict[str, Any]:
-    job: dict[str, Any] = s3io.read_json(s3, run_bucket(run), job_key(run, index))
+def load_job(s3: Any, folder: RunFolder, index: int | str) -> dict[str, Any]:
+    job: dict[str, Any] = s3io.read_json(s3, folder.bucket, folder.job_key(index))
     return job
 
 
-def load_jobs(s3: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
+def load_jobs(s3: Any, folder: RunFolder) -> list[dict[str, Any]]:
     """Every job of the run, in index order, from the `jobs/` folder."""
-    bucket, prefix = run_bucket(run), f"{run_prefix(run)}{JOBS_FOLDER}"
-    found: list[dict[str, Any]] = [s3io.read_json(s3, bucket, key) for key in s3io.list_keys(s3, bucket, prefix)]
+    keys = s3io.list_keys(s3, folder.bucket, folder.jobs_prefix)
+    found: list[dict[str, Any]] = [s3io.read_json(s3, folder.bucket, key) for key in keys]
     return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
 
 
-def resolve_jobs(s3: Any, run: dict[str, Any], jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def resolve_jobs(s3: Any, folder: RunFolder, jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
     given = [dict(job) for job in jobs or []]
     if given and not any(is_reference(job) for job in given):
         return given
-    return load_jobs(s3, run)
+    return load_jobs(s3, folder)
 
 
 def save_token(s3: Any, bucket: str, job_name: str, token: str, step: dict[str, Any]) -> None:
@@ -67,3 +60,8 @@ def load_token(s3: Any, bucket: str, job_name: str) -> dict[str, Any] | None:
     """The waiting iteration's token, or None when no run of this stack waits on the job (no such object)."""
     token: dict[str, Any] | None = s3io.read_json_if_exists(s3, bucket, token_key(job_name))
     return token
+
+
+def delete_token(s3: Any, bucket: str, job_name: str) -> None:
+    """The job ended and its iteration was resumed: no event needs its token any more."""
+    s3io.delete_object(s3, bucket, token_key(job_name))

@@ -180,6 +180,12 @@ def copy_object(client: Any, source: dict[str, Any], bucket: str, key: str) -> N
     client.copy(copy_source, bucket, key)
 
 
+def delete_object(client: Any, bucket: str, key: str) -> None:
+    """DeleteObject without a version: in a versioned bucket a delete marker, which the bucket's lifecycle rules
+    clean up with the versions it hides. Deleting a key that does not exist succeeds, as in S3."""
+    client.delete_object(Bucket=bucket, Key=key)
+
+
 def tag_object(client: Any, bucket: str, key: str, tag: tuple[str, str]) -> None:
     client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": tag[0], "Value": tag[1]}]})
 

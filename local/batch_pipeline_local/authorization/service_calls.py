@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batch_pipeline.config.runtime import RuntimePipeline, parse_runtime_pipelines
+from batch_pipeline.storage.layout import RunFolder, run_prefix
 from batch_pipeline_local.authorization.enforce import reason_for, simulate
 from batch_pipeline_local.authorization.operations import (
     Request,
@@ -142,14 +143,17 @@ def _pipelines(template: Template) -> dict[str, RuntimePipeline]:
 
 
 def _job_data_calls(
-    purpose: str, principal: str, role: str, store: PolicyStore, bucket: str, prefix: str, output_key: str
+    purpose: str, principal: str, role: str, store: PolicyStore, bucket: str, pipeline: str, output_key: str
 ) -> list[ServiceCall]:
-    """A batch job reading its shard and writing its output under the run's prefix, as the job's role."""
-    shard = {"Bucket": bucket, "Key": f"{prefix}shards/part-00000.jsonl"}
-    output = {"Bucket": bucket, "Key": f"{prefix}raw/{output_key}"}
+    """A batch job of a run of `pipeline` reading its shard and writing its output in the run folder, as the job's
+    role."""
+    run_id = f"{pipeline}-0123456789abcdef"
+    folder = RunFolder(bucket=bucket, prefix=run_prefix(pipeline, run_id), pipeline=pipeline, run_id=run_id)
+    shard = {"Bucket": bucket, "Key": folder.shard_key("part-00000.jsonl")}
+    output = {"Bucket": bucket, "Key": folder.raw_prefix + output_key}
     requests = [
         *s3_get(shard, store),
-        missing_object_listing({"Bucket": bucket, "Key": f"{prefix}shards/"}),
+        missing_object_listing({"Bucket": bucket, "Key": folder.shards_prefix}),
         *s3_put(output, store),
         *s3_create_multipart(output, store),
     ]
@@ -321,7 +325,7 @@ def _job_role_calls(
                     role.logical_id,
                     store,
                     bucket,
-                    f"runs/{name}/{name}-0123456789abcdef/",
+                    name,
                     "part-00000.jsonl.out",
                 )
     bedrock_roles = [
@@ -347,7 +351,7 @@ def _job_role_calls(
                     role.logical_id,
                     store,
                     bucket,
-                    f"runs/{name}/{name}-0123456789abcdef/",
+                    name,
                     "abcd1234efgh/part-00000.jsonl.out",
                 )
     return calls

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_pipeline.config.app import ConfigError
+from batch_pipeline.storage.layout import REJECTION_PAGE_SUFFIX, REJECTION_REPORT_SUFFIX
 from batch_pipeline_local.cli.options import Subcommands, add_config_option
 from batch_pipeline_local.cli.output import emit_json
 from batch_pipeline_local.emulator.faults import Fault, FaultSpecError
@@ -136,8 +137,9 @@ def describe_rejection(key: str, report: dict[str, Any]) -> str:
     for error in report.get("errors", [])[:10]:
         lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
     lines.append(f"  report: {report.get('report_uri')}")
-    if str(report.get("report_uri", "")).endswith(".report.json"):
-        lines.append(f"  report page: {report['report_uri'].removesuffix('.json')}.html")
+    report_uri = str(report.get("report_uri", ""))
+    if report_uri.endswith(REJECTION_REPORT_SUFFIX):
+        lines.append(f"  report page: {report_uri.removesuffix(REJECTION_REPORT_SUFFIX)}{REJECTION_PAGE_SUFFIX}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.jobs.backends import OUTPUT_STATES
 from batch_pipeline.results.manifest import run_from_manifest
-from batch_pipeline.storage.runs import split_s3_uri
+from batch_pipeline.storage.layout import MANIFEST, as_folder, split_s3_uri
 from batch_pipeline_local.cli.options import Subcommands
 
 if TYPE_CHECKING:  # for annotations only: the emulator (botocore, the authorization checks) loads when local mode runs
@@ -45,7 +45,7 @@ def run_folder(uri: str) -> tuple[str, str]:
         raise ConfigError(f"RUN_PREFIX must be the run folder, s3://BUCKET/runs/PIPELINE/RUN_ID/: {error}") from None
     if not bucket or not prefix:
         raise ConfigError(f"RUN_PREFIX must be the run folder, s3://BUCKET/runs/PIPELINE/RUN_ID/, got {uri!r}")
-    return bucket, prefix if prefix.endswith("/") else prefix + "/"
+    return bucket, as_folder(prefix)
 
 
 def recollect(manifest: Manifest, invoke: Invoke) -> Manifest:
@@ -109,7 +109,7 @@ def local_invoker(local: LocalApp) -> Invoke:
 def read_manifest(s3: BaseClient, uri: str) -> Manifest:
     bucket, prefix = run_folder(uri)
     try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+        body = s3.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read()
     except Exception as error:
         code = getattr(error, "response", {}).get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404"):

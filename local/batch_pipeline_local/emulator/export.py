@@ -14,8 +14,7 @@ from pathlib import Path
 import boto3
 from botocore.client import BaseClient
 
-from batch_pipeline.results.report import REJECTION_SUFFIX, REPORT_FILE
-from batch_pipeline.storage.runs import split_s3_uri
+from batch_pipeline.storage.layout import REJECTION_PAGE_SUFFIX, REPORT, RunFolder, split_s3_uri
 from batch_pipeline_local.emulator.run import RunResult
 from batch_pipeline_local.template import REGION
 
@@ -26,7 +25,8 @@ def run_folder(result: RunResult) -> tuple[str, str] | None:
     """(bucket, prefix) of the run's S3 folder, or of the rejected file's quarantine folder; None if neither."""
     if result.execution is not None:
         run = json.loads(result.execution["input"])["run"]  # the execution input is {run, plan} (ExecutionInput)
-        return run["output_bucket"], run["run_prefix"]
+        folder = RunFolder.of(run)
+        return folder.bucket, folder.prefix
     if result.rejection is not None and result.rejection.get("report_uri"):
         bucket, key = split_s3_uri(result.rejection["report_uri"])
         return bucket, key.rsplit("/", 1)[0] + "/"
@@ -50,7 +50,7 @@ def export_run(result: RunResult, out: Path, s3: BaseClient | None = None) -> Pa
                 continue  # a key that would land outside the run's folder (``..``) is not copied
             path.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(path))
-            if relative == REPORT_FILE or relative.endswith(REJECTION_SUFFIX):
+            if relative == REPORT or relative.endswith(REJECTION_PAGE_SUFFIX):
                 report = path
     return report if report is not None else target
 

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 
 from batch_pipeline.storage.jsonl import split_lines
+from batch_pipeline.storage.layout import REJECTION_REPORT_SUFFIX, RunFolder, rejected_pipeline_prefix
 from batch_pipeline_local.emulator.deploy import LocalApp, LocalRunError
 from batch_pipeline_local.emulator.events import Event
 from batch_pipeline_local.engines.bedrock_batch import active_bedrock_emulator
@@ -173,7 +174,8 @@ def _run_file(local: LocalApp, path: Path, pipeline: str, *, timeout: float) -> 
         )
     execution = executions[0]
     run = json.loads(execution["input"])["run"]  # contracts.ExecutionInput
-    manifest = read_json(local.output_bucket, f"{run['run_prefix']}manifest.json")
+    folder = RunFolder.of(run)
+    manifest = read_json(folder.bucket, folder.manifest_key)
     return RunResult(
         pipeline,
         key,
@@ -200,9 +202,9 @@ def _resumed_by_event(local: LocalApp, since: int) -> dict[str, list[str]]:
 
 def _find_rejection(local: LocalApp, pipeline: str, name: str) -> dict[str, Any] | None:
     s3 = boto3.client("s3", region_name=REGION)
-    listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=f"rejected/{pipeline}/")
+    listing = s3.list_objects_v2(Bucket=local.output_bucket, Prefix=rejected_pipeline_prefix(pipeline))
     reports = sorted(
-        (o for o in listing.get("Contents", []) if o["Key"].endswith(f"{name}.report.json")),
+        (o for o in listing.get("Contents", []) if o["Key"].endswith(name + REJECTION_REPORT_SUFFIX)),
         key=lambda o: o["LastModified"],
     )
     if not reports:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.storage.layout import RunFolder
 
 # The backends match AWS errors on their code; the storage module owns the helper.
 from batch_pipeline.storage.s3io import error_code as error_code
@@ -87,7 +88,8 @@ class RawOutput:
 
 
 class BatchBackend(ABC):
-    """What job control and collect need from a backend. Implementations take their boto3 clients as
+    """What job control and collect need from a backend, for one job of the run whose folder is `folder` (its run id
+    names the jobs; its keys say where they read and write). Implementations take their boto3 clients as
     keyword arguments so tests can hand in moto or Stubber clients: CLIENTS lists boto3 service names,
     and the keyword is the service name with "-" replaced by "_" (bedrock-runtime -> bedrock_runtime)."""
 
@@ -98,31 +100,31 @@ class BatchBackend(ABC):
         self.pipeline = pipeline
 
     @abstractmethod
-    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
+    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
         """Deterministic per (run, job index): a retried submit finds the job instead of starting another."""
 
     @abstractmethod
-    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """Start the job, or return the state of the one already started under this name.
         Raise SubmitDeferred when the backend says "not now"."""
 
     @abstractmethod
-    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """The job's normalised state."""
 
     @abstractmethod
-    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """Ask the backend to stop the job; returns the normalised state after the request."""
 
     @abstractmethod
-    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
+    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
         """Every (input object, output object) pair of a job that ended, in a stable order."""
 
-    def find(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
+    def find(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any] | None:
         """The job's state, looked up on the backend by what the plan knows (its deterministic name); None
         when the backend has no such job (it was never submitted). Used to stop a failed run's jobs."""
         try:
-            return self.status(run, job)
+            return self.status(folder, job)
         except LookupError:
             return None
 
@@ -131,13 +133,13 @@ class BatchBackend(ABC):
         """How long a job may run before job control stops it; None when the backend enforces its own limit."""
         return None
 
-    def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
         done yet (Bedrock: resubmit failed records once), which the job loop then runs. It never rewrites a job's
         output (collect merges a retry's answers), so job control stays a quick step. Default: the job as is."""
         return job
 
-    def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def job_metrics(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """Counts the backend reports for an ended job (Bedrock's manifest.json.out); merged into collect's result."""
         return {}
 
@@ -173,8 +175,8 @@ def backend_for(pipeline: RuntimePipeline, **clients: Any) -> BatchBackend:
     return cls(pipeline, **{name: client for name, client in clients.items() if name in wanted})
 
 
-def backend_for_run(run: dict[str, Any]) -> BatchBackend:
-    """The backend of `run["pipeline"]` (from PIPELINES) with this container's clients (batch_pipeline.settings)."""
-    pipeline = settings.current().pipeline(run["pipeline"])
+def backend_for_run(folder: RunFolder) -> BatchBackend:
+    """The backend of the run's pipeline (from PIPELINES) with this container's clients (batch_pipeline.settings)."""
+    pipeline = settings.current().pipeline(folder.pipeline)
     services = backend_class(pipeline.backend).CLIENTS
     return backend_for(pipeline, **{service.replace("-", "_"): settings.client(service) for service in services})

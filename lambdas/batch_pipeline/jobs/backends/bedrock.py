@@ -39,7 +39,6 @@ from batch_pipeline.jobs.backends import (
 from batch_pipeline.jobs.backends.bedrock_on_demand import (
     MANIFEST_FIELDS,
     MANIFEST_OUT,
-    ON_DEMAND_FOLDER,
     RECORD_COUNT_FIELDS,
     OnDemandRunner,
     invocation_type,
@@ -48,8 +47,7 @@ from batch_pipeline.jobs.backends.bedrock_retry import end_retry, in_retry, retr
 from batch_pipeline.jobs.backends.sagemaker import transform_job_name
 from batch_pipeline.observability import local_stand_in
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.layout import OWNER_TAG_KEY
-from batch_pipeline.storage.runs import job_output_uri, key_in_run_bucket, run_bucket
+from batch_pipeline.storage.layout import OWNER_TAG_KEY, RunFolder, as_folder, on_demand_folder
 
 STATUS_TO_STATE: dict[str, State] = {
     # Accepted by Bedrock and on their way: not "queued" (which means "not submitted yet, submit again").
@@ -89,7 +87,7 @@ def job_id_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def model_invocation_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
+def model_invocation_job_request(folder: RunFolder, job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateModelInvocationJob request for one planned job."""
     options = pipeline.pipeline.bedrock
     if options is None or pipeline.backend != "bedrock" or not pipeline.bedrock_model_id:
@@ -97,15 +95,15 @@ def model_invocation_job_request(run: dict[str, Any], job: dict[str, Any], pipel
     env = settings.current()
     role_arn = env.require("bedrock_role_arn")  # the Bedrock service role
     index = job.get("token_index", job["index"])
-    name = job.get("name") or bedrock_job_name(run["run_id"], index)
+    name = job.get("name") or bedrock_job_name(folder.run_id, index)
     if not job.get("input_uri"):
         raise ValueError(f"job {name} has no input_uri")
-    key_in_run_bucket(run, job["input_uri"])
-    output: dict[str, Any] = {"s3Uri": job_output_uri(run, job, name)}
+    folder.key_of(job["input_uri"])
+    output: dict[str, Any] = {"s3Uri": folder.job_output_uri(job, name)}
     if env.output_kms_key_arn:
         output["s3EncryptionKeyId"] = env.output_kms_key_arn
     tags = [
-        {"key": "batch-pipeline:run-id", "value": str(run["run_id"])},
+        {"key": "batch-pipeline:run-id", "value": folder.run_id},
         {"key": "batch-pipeline:pipeline", "value": pipeline.name},
         {"key": "batch-pipeline:job-index", "value": str(index)},
     ]
@@ -119,7 +117,7 @@ def model_invocation_job_request(run: dict[str, Any], job: dict[str, Any], pipel
         "roleArn": role_arn,
         # Converse: each modelInput is a Converse request body; InvokeModel: the model's native body.
         "modelInvocationType": invocation_type(pipeline),
-        "clientRequestToken": client_request_token(run["run_id"], index),
+        "clientRequestToken": client_request_token(folder.run_id, index),
         "modelId": pipeline.bedrock_model_id,
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job["input_uri"], "s3InputFormat": "JSONL"}},
         "outputDataConfig": {"s3OutputDataConfig": output},
@@ -164,16 +162,16 @@ class BedrockBackend(BatchBackend):
     def s3(self) -> Any:
         return self._client("s3")
 
-    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
-        return job.get("name") or bedrock_job_name(run["run_id"], job["index"])
+    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
+        return job.get("name") or bedrock_job_name(folder.run_id, job["index"])
 
     # ------------------------------------------------------------------ submit, status, stop
 
-    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         if job.get("route") == "on-demand":
-            return self.run_on_demand(run, job)
-        name = self.job_name(run, job)
-        request = model_invocation_job_request(run, {**job, "name": name}, self.pipeline)
+            return self.run_on_demand(folder, job)
+        name = self.job_name(folder, job)
+        request = model_invocation_job_request(folder, {**job, "name": name}, self.pipeline)
         try:
             arn = self.bedrock.create_model_invocation_job(**request)["jobArn"]
         except Exception as error:  # botocore ClientError, matched on its code
@@ -191,9 +189,10 @@ class BedrockBackend(BatchBackend):
         state["invocation_type"] = request["modelInvocationType"]
         return state
 
-    def run_on_demand(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def run_on_demand(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """A job file under the batch minimum, run through InvokeModel now (backends/bedrock_on_demand.py)."""
-        return OnDemandRunner(self.pipeline, self.runtime, self.s3, self._sleep).run(run, job, self.job_name(run, job))
+        runner = OnDemandRunner(self.pipeline, self.runtime, self.s3, self._sleep)
+        return runner.run(folder, job, self.job_name(folder, job))
 
     def _find_arn(self, name: str) -> str | None:
         paginator = self.bedrock.get_paginator("list_model_invocation_jobs")
@@ -203,13 +202,13 @@ class BedrockBackend(BatchBackend):
                     return str(summary["jobArn"])
         return None
 
-    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         if job.get("route") == "on-demand" or not job.get("arn"):
-            raise LookupError(f"job {self.job_name(run, job)} has no Bedrock job to look up")
+            raise LookupError(f"job {self.job_name(folder, job)} has no Bedrock job to look up")
         described = self.bedrock.get_model_invocation_job(jobIdentifier=job["arn"])
         status = described["status"]
         state = job_state(
-            name=described.get("jobName") or self.job_name(run, job),
+            name=described.get("jobName") or self.job_name(folder, job),
             arn=described["jobArn"],
             status=status,
             state=STATUS_TO_STATE.get(status, "running"),
@@ -223,67 +222,69 @@ class BedrockBackend(BatchBackend):
             state["record_counts"] = counts
         return state
 
-    def find(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
+    def find(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any] | None:
         if job.get("route") == "on-demand":
             return None  # no Bedrock job: it ran (or not) inside its submit step
-        arn = job.get("arn") or self._find_arn(self.job_name(run, job))
-        return self.status(run, {**job, "arn": arn}) if arn else None
+        arn = job.get("arn") or self._find_arn(self.job_name(folder, job))
+        return self.status(folder, {**job, "arn": arn}) if arn else None
 
-    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         try:
             self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
         except Exception as error:
             # A job that already ended (or is stopping) cannot be stopped; its state is the answer.
             if error_code(error) not in ("ValidationException", "ConflictException"):
                 raise
-        return self.status(run, job)
+        return self.status(folder, job)
 
     # ------------------------------------------------------------------ resubmitting failed records once
 
-    def finish(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """With `retry_failed_records`, an ended job whose output has error records is followed by one retry of
         just those records; when the retry ends, the job reads as the original again, with the retry under
         "retry" (backends/bedrock_retry.py). Collect puts the retried answers in place of the errors."""
         if not self.settings.retry_failed_records:
             return job
         if in_retry(job):
-            folder = self._output_folder(run, job)
-            return end_retry(job, self._output(run, job), folder + MANIFEST_OUT if folder else None)
+            output_folder = self._output_folder(folder, job)
+            manifest_key = output_folder + MANIFEST_OUT if output_folder else None
+            return end_retry(job, self._output(folder, job), manifest_key)
         if job.get("retry") or job["state"] not in ("succeeded", "partial"):
             return job
         retry = start_retry(
             self.s3,
-            run,
+            folder,
             job,
-            self._output(run, job),
-            retry_name=bedrock_job_name(run["run_id"], retry_index(job)),
+            self._output(folder, job),
+            retry_name=bedrock_job_name(folder.run_id, retry_index(job)),
             min_records_per_job=self.settings.min_records_per_job,
         )
         return job if retry is None else retry
 
     # ------------------------------------------------------------------ outputs
 
-    def _output_folder(self, run: dict[str, Any], job: dict[str, Any]) -> str | None:
+    def _output_folder(self, folder: RunFolder, job: dict[str, Any]) -> str | None:
         """Key prefix of the folder Bedrock (or the on-demand step) wrote this job's output into."""
-        base = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
+        base = folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))
         if job.get("route") == "on-demand":
-            return base + ON_DEMAND_FOLDER + "/"
+            return on_demand_folder(base)
         if not job.get("arn"):
             return None  # never submitted: no output
-        return base + job_id_of(job["arn"]) + "/"
+        # Bedrock's own layout: <output uri>/<job id>/ (DESIGN, "Backend facts").
+        return as_folder(base + job_id_of(job["arn"]))
 
-    def _output(self, run: dict[str, Any], job: dict[str, Any]) -> RawOutput:
+    def _output(self, folder: RunFolder, job: dict[str, Any]) -> RawOutput:
         """Where this attempt's answers to its job file are (the file need not exist yet)."""
-        input_key = key_in_run_bucket(run, job["input_uri"])
-        folder = self._output_folder(run, job)
-        if folder is None:
-            output_key = f"{key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))}not-submitted.out"
+        input_key = folder.key_of(job["input_uri"])
+        output_folder = self._output_folder(folder, job)
+        if output_folder is None:
+            output_key = f"{folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))}not-submitted.out"
         else:
-            output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
+            output_key = output_folder + input_key.rsplit("/", 1)[-1] + ".out"
         return RawOutput(input_key=input_key, output_key=output_key, join="id", input_id_field="recordId")
 
-    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
-        output = self._output(run, job)
+    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
+        output = self._output(folder, job)
         if job.get("merged_output_key"):
             # A run from before collect merged retries itself: job control wrote the merged output.
             yield RawOutput(
@@ -299,13 +300,13 @@ class BedrockBackend(BatchBackend):
             retry_output_key=retry.get("output_key"),
         )
 
-    def job_metrics(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def job_metrics(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
         """Bedrock's own counts from manifest.json.out (plus the retry's, when failed records were resubmitted)."""
-        folder = self._output_folder(run, job)
-        metrics = self._manifest_out(run_bucket(run), folder + MANIFEST_OUT) if folder else {}
+        output_folder = self._output_folder(folder, job)
+        metrics = self._manifest_out(folder.bucket, output_folder + MANIFEST_OUT) if output_folder else {}
         retry = job.get("retry") or {}
         if retry.get("manifest_key"):
-            metrics = {**metrics, "retry": self._manifest_out(run_bucket(run), retry["manifest_key"])}
+            metrics = {**metrics, "retry": self._manifest_out(folder.bucket, retry["manifest_key"])}
         return metrics
 
     def _manifest_out(self, bucket: str, key: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@ through InvokeModel (or Converse) inside the submit step, at most `on_demand_con
 
 The output is written in the batch layout (`<output uri>/on-demand/<input file>.out` and `manifest.json.out`), so
 collect reads both alike. Each record is sent once, whatever Step Functions retries: answers are checkpointed in
-parts of ON_DEMAND_PART_RECORDS records (`<output>/on-demand/parts/`), each carrying the requests it cost, so a
+parts of ON_DEMAND_PART_RECORDS records (`<output>/on-demand/parts/`, keys from storage.layout), each carrying the
+requests it cost, so a
 retried or re-driven step sends only the records no earlier attempt answered, and a step that already wrote
 manifest.json.out sends nothing.
 """
@@ -22,8 +23,13 @@ from batch_pipeline.jobs.backends import State, error_code, error_message, job_s
 from batch_pipeline.results.outputs import OutputParseError, parse_output_line
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.jsonl import body_lines
-from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING
-from batch_pipeline.storage.runs import job_output_uri, key_in_run_bucket, run_bucket
+from batch_pipeline.storage.layout import (
+    INTERMEDIATE_TAGGING,
+    RunFolder,
+    on_demand_folder,
+    on_demand_part_key,
+    on_demand_parts,
+)
 
 # InvokeModel errors worth another try inside the on-demand step, before the record is reported failed.
 TRANSIENT_INVOKE_ERRORS = {
@@ -34,10 +40,9 @@ TRANSIENT_INVOKE_ERRORS = {
     "ModelTimeoutException",
 }
 ON_DEMAND_ATTEMPTS = 5
+# Bedrock's own summary beside a job's output (the batch layout the on-demand step writes too).
 MANIFEST_OUT = "manifest.json.out"
-ON_DEMAND_FOLDER = "on-demand"
 # On-demand answers are checkpointed in parts this size, so a retried step never sends a record twice.
-ON_DEMAND_PARTS = "parts"
 ON_DEMAND_PART_RECORDS = 25
 ON_DEMAND_SENT_METADATA = "model-invocations"
 # Bedrock's manifest.json.out fields, carried into our manifest as the backend's own counts.
@@ -73,21 +78,21 @@ class OnDemandRunner:
         self._lock = threading.Lock()
         self._requests_sent = 0
 
-    def run(self, run: dict[str, Any], job: dict[str, Any], name: str) -> dict[str, Any]:
+    def run(self, folder: RunFolder, job: dict[str, Any], name: str) -> dict[str, Any]:
         """The job's normalised end state, with its record counts and the requests it was billed for."""
-        bucket = run_bucket(run)
-        input_key = key_in_run_bucket(run, job["input_uri"])
-        output_uri = job_output_uri(run, job, name)
-        folder = key_in_run_bucket(run, output_uri) + ON_DEMAND_FOLDER + "/"
-        output_key = folder + input_key.rsplit("/", 1)[-1] + ".out"
+        bucket = folder.bucket
+        input_key = folder.key_of(job["input_uri"])
+        output_uri = folder.job_output_uri(job, name)
+        answers = on_demand_folder(folder.key_of(output_uri))
+        output_key = answers + input_key.rsplit("/", 1)[-1] + ".out"
         records = [json.loads(line) for line in s3io.lines(self.s3, bucket, input_key)]
-        answered, sent_before, part_index = self._parts(bucket, folder + ON_DEMAND_PARTS + "/")
+        answered, sent_before, part_index = self._parts(bucket, on_demand_parts(answers))
         pending = [record for record in records if record.get("recordId") not in answered]
         with ThreadPoolExecutor(max_workers=self.settings.on_demand_concurrency) as pool:
             for start in range(0, len(pending), ON_DEMAND_PART_RECORDS):
                 self._requests_sent = 0
                 lines = list(pool.map(self._invoke_one, pending[start : start + ON_DEMAND_PART_RECORDS]))
-                key = f"{folder}{ON_DEMAND_PARTS}/part-{part_index:05d}.jsonl"
+                key = on_demand_part_key(answers, part_index)
                 part_index += 1
                 self._put(
                     bucket,
@@ -101,7 +106,7 @@ class OnDemandRunner:
         lines = [answered[record.get("recordId")] for record in records]
         self._put(bucket, output_key, _jsonl(lines), "application/x-ndjson")
         counts = count_lines(lines)
-        self._put(bucket, folder + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
+        self._put(bucket, answers + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
         state: State
         reason: str | None

@@ -21,8 +21,7 @@ from typing import Any
 
 from batch_pipeline.jobs.backends import RawOutput, job_state
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING
-from batch_pipeline.storage.runs import run_bucket, run_prefix, s3_uri
+from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING, RunFolder, retry_input_key
 
 # The retry's job index: the original's with this suffix (job names allow one trailing letter).
 RETRY_SUFFIX = "r"
@@ -50,12 +49,12 @@ def retry_index(job: dict[str, Any]) -> str:
 
 
 def start_retry(
-    s3: Any, run: dict[str, Any], job: dict[str, Any], output: RawOutput, *, retry_name: str, min_records_per_job: int
+    s3: Any, folder: RunFolder, job: dict[str, Any], output: RawOutput, *, retry_name: str, min_records_per_job: int
 ) -> dict[str, Any] | None:
     """The queued retry of `job`'s failed records (named `retry_name`), its input file written; None when no
     record failed."""
-    bucket = run_bucket(run)
-    retry_key = output.input_key.rsplit(".", 1)[0] + "-retry.jsonl"
+    bucket = folder.bucket
+    retry_key = retry_input_key(output.input_key)
     # Disk-backed, so a job whose every record failed does not hold them all in memory.
     with RecordSpool() as failed, tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as retry_file:
         for line in output_lines(s3, bucket, output.output_key):
@@ -79,13 +78,13 @@ def start_retry(
             arn=None,
             status="NotSubmitted",
             state="queued",
-            output_uri=s3_uri(bucket, f"{run_prefix(run)}raw/{retry_name}/"),
+            output_uri=folder.raw_job_uri(retry_name),
         )
     )
     retry_job.update(
         first_attempt={key: job.get(key) for key in FIRST_ATTEMPT_FIELDS},
         token_index=retry_index(job),
-        input_uri=s3_uri(bucket, retry_key),
+        input_uri=folder.uri(retry_key),
         records=records,
         route="batch" if records >= min_records_per_job else "on-demand",
     )

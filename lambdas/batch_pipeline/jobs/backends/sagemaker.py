@@ -26,7 +26,7 @@ from batch_pipeline.jobs.backends import (
 )
 from batch_pipeline.observability import local_stand_in
 from batch_pipeline.storage import s3io
-from batch_pipeline.storage.runs import job_output_uri, key_in_run_bucket, run_bucket, run_prefix, s3_uri
+from batch_pipeline.storage.layout import RunFolder
 
 CONTENT_TYPE = "application/jsonlines"
 _JOB_NAME_MAX = 63
@@ -76,11 +76,11 @@ def transform_job_name(run_id: str, index: int | str, prefix: str | None = None)
     return name
 
 
-def job_input_prefix(run: dict[str, Any], job: dict[str, Any]) -> str:
+def job_input_prefix(folder: RunFolder, job: dict[str, Any]) -> str:
     """The key prefix a job reads: the plan's `input_uri`, else the run's shards/."""
     if job.get("input_uri"):
-        return key_in_run_bucket(run, job["input_uri"])
-    return f"{run_prefix(run)}shards/"
+        return folder.key_of(job["input_uri"])
+    return folder.shards_prefix
 
 
 def has_local_storage(instance_type: str) -> bool:
@@ -88,15 +88,14 @@ def has_local_storage(instance_type: str) -> bool:
     return len(parts) == 3 and bool(_LOCAL_STORAGE_FAMILY.match(parts[1]))
 
 
-def transform_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
+def transform_job_request(folder: RunFolder, job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateTransformJob request for one planned job."""
     options = pipeline.pipeline.sagemaker
     if options is None or pipeline.backend != "sagemaker":
         raise ConfigError(f"pipeline {pipeline.name!r} is not a SageMaker pipeline")
     if not pipeline.sagemaker_model_name:
         raise ConfigError(f"pipeline {pipeline.name!r} has no sagemaker_model_name in PIPELINES")
-    name = job.get("name") or transform_job_name(run["run_id"], job["index"])
-    bucket = run_bucket(run)
+    name = job.get("name") or transform_job_name(folder.run_id, job["index"])
     kms_key = settings.current().output_kms_key_arn
 
     request: dict[str, Any] = {
@@ -110,7 +109,7 @@ def transform_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: Ru
         },
         "TransformInput": {
             "DataSource": {
-                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, job_input_prefix(run, job))}
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": folder.uri(job_input_prefix(folder, job))}
             },
             "ContentType": CONTENT_TYPE,
             "CompressionType": "None",
@@ -118,13 +117,13 @@ def transform_job_request(run: dict[str, Any], job: dict[str, Any], pipeline: Ru
             "SplitType": "Line",
         },
         "TransformOutput": {
-            "S3OutputPath": job_output_uri(run, job, name),
+            "S3OutputPath": folder.job_output_uri(job, name),
             "Accept": CONTENT_TYPE,
             "AssembleWith": "Line",
         },
         "TransformResources": {"InstanceType": options.instance_type, "InstanceCount": options.instance_count},
         "Tags": [
-            {"Key": "batch-pipeline:run-id", "Value": str(run["run_id"])},
+            {"Key": "batch-pipeline:run-id", "Value": folder.run_id},
             {"Key": "batch-pipeline:pipeline", "Value": pipeline.name},
             {"Key": "batch-pipeline:job-index", "Value": str(job.get("index", 0))},
         ],
@@ -187,17 +186,17 @@ class SageMakerBackend(BatchBackend):
         options = self.pipeline.pipeline.sagemaker
         return options.max_runtime_hours * 3600 if options else None
 
-    def job_name(self, run: dict[str, Any], job: dict[str, Any]) -> str:
-        return job.get("name") or transform_job_name(run["run_id"], job["index"])
+    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
+        return job.get("name") or transform_job_name(folder.run_id, job["index"])
 
-    def submit(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-        name = self.job_name(run, job)
+    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+        name = self.job_name(folder, job)
         # Describe first: a retried submit must find the job it already started (moto, unlike SageMaker,
         # would silently replace a job created twice under one name).
         existing = self._describe(name)
         if existing is not None:
             return self._state(existing)
-        request = transform_job_request(run, {**job, "name": name}, self.pipeline)
+        request = transform_job_request(folder, {**job, "name": name}, self.pipeline)
         try:
             response = self.sagemaker.create_transform_job(**request)
         except Exception as error:  # botocore ClientError; matched on its code so botocore stays a lazy import
@@ -216,29 +215,29 @@ class SageMakerBackend(BatchBackend):
             output_uri=request["TransformOutput"]["S3OutputPath"],
         )
 
-    def status(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-        name = self.job_name(run, job)
+    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+        name = self.job_name(folder, job)
         described = self._describe(name)
         if described is None:
             raise LookupError(f"transform job {name!r} does not exist")
         return self._state(described)
 
-    def stop(self, run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-        name = self.job_name(run, job)
+    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+        name = self.job_name(folder, job)
         try:
             self.sagemaker.stop_transform_job(TransformJobName=name)
         except Exception as error:
             # A job that already ended cannot be stopped; its final state is the answer.
             if error_code(error) != "ValidationException":
                 raise
-        return self.status(run, job)
+        return self.status(folder, job)
 
-    def raw_outputs(self, run: dict[str, Any], job: dict[str, Any]) -> Iterable[RawOutput]:
+    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
         """Each shard answered by `<S3OutputPath>/<shard path relative to the input prefix>.out`."""
-        input_prefix = job_input_prefix(run, job)
-        output_prefix = key_in_run_bucket(run, job_output_uri(run, job, self.job_name(run, job)))
+        input_prefix = job_input_prefix(folder, job)
+        output_prefix = folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))
         positional = self.pipeline.task == "zero-shot"
-        for key in self._input_keys(run, job, input_prefix):
+        for key in self._input_keys(folder, job, input_prefix):
             yield RawOutput(
                 input_key=key,
                 output_key=f"{output_prefix}{key[len(input_prefix) :]}.out",
@@ -248,11 +247,11 @@ class SageMakerBackend(BatchBackend):
                 check_field="sequences" if positional else None,
             )
 
-    def _input_keys(self, run: dict[str, Any], job: dict[str, Any], input_prefix: str) -> list[str]:
+    def _input_keys(self, folder: RunFolder, job: dict[str, Any], input_prefix: str) -> list[str]:
         shards = job.get("shard_keys") or job.get("shards")
         if shards:
             return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
-        return sorted(key for key in s3io.list_keys(self.s3, run_bucket(run), input_prefix) if not key.endswith("/"))
+        return sorted(key for key in s3io.list_keys(self.s3, folder.bucket, input_prefix) if not key.endswith("/"))
 
     def _describe(self, name: str) -> dict[str, Any] | None:
         try:

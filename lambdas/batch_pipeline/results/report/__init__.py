@@ -5,7 +5,7 @@
   page                   the HTML, every record-supplied string escaped
 
 The Write manifest step (results.finish) writes `<run>/report.html` next to manifest.json; intake writes
-`<name>.report.html` next to a rejected file's copy and its `.report.json`.
+`<name>.report.html` next to a rejected file's copy and its `.report.json` (keys from storage.layout).
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ from batch_pipeline.results.report.aggregate import ReportTally
 from batch_pipeline.results.report.page import console_url, render_rejection_report, render_run_report
 from batch_pipeline.storage import s3io
 
-REPORT_FILE = "report.html"
-REJECTION_SUFFIX = ".report.html"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
 __all__ = [
     "CONTENT_TYPE",
-    "REJECTION_SUFFIX",
-    "REPORT_FILE",
     "ReportTally",
     "console_url",
     "put_report",
