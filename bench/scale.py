@@ -231,7 +231,8 @@ class Bench:
         clients = {service.replace("-", "_"): self.aws.client(service) for service in services}
         return backend_for(self.pipeline, s3=self.s3, **clients)
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[Any]:
+        """Every job of the run (contracts.Job), from its jobs/ folder."""
         from batch_pipeline.storage.job_store import resolve_jobs
 
         return resolve_jobs(self.s3, self.folder, None)
@@ -272,31 +273,31 @@ def step_intake(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": result["counts"]["valid"]}]
 
 
-def job_control_invocation(event: dict[str, Any], backend: Any, folder: Any) -> dict[str, Any]:
+def job_control_invocation(step: Any, backend: Any, folder: Any) -> Any:
     """One job control invocation: the Map's first step submits, every later one checks (loop.py)."""
     from batch_pipeline.jobs import loop
 
-    action = loop.check_job if "state" in event["job"] else loop.submit_job
-    result: dict[str, Any] = action(event, backend, folder)
-    return result
+    action = loop.check_job if step.job.state is not None else loop.submit_job
+    return action(step, backend, folder)
 
 
 def step_job_control(bench: Bench) -> list[dict[str, Any]]:
     """One round of the poll loop: one invocation per job that has not ended, as the Map runs them."""
+    from batch_pipeline.contracts import JobStep
     from batch_pipeline.storage.job_store import save_job
 
     run, folder, backend, invocations = bench.run, bench.folder, bench.backend(), []
     for job in bench.jobs():
-        if job.get("done"):
+        if job.done:
             continue
         started = time.process_time()
-        result = job_control_invocation({"run": run, "job": job, "attempt": 0}, backend, folder)
-        save_job(bench.s3, folder, result["job"])
-        merged = bool(result["job"].get("merged_output_key")) and not job.get("merged_output_key")
+        result = job_control_invocation(JobStep.model_validate({"run": run, "job": job}), backend, folder)
+        save_job(bench.s3, folder, result.job)
+        merged = bool(result.job.merged_output_key) and not job.merged_output_key
         invocations.append(
             {
                 "step": "retry_merge" if merged else "job_control",
-                "records": int(result["job"].get("records") or 0),
+                "records": result.job.records,
                 "cpu_s": round(time.process_time() - started, 3),
             }
         )
@@ -312,7 +313,7 @@ def step_collect(bench: Bench) -> list[dict[str, Any]]:
 
 
 def step_finalize(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.contracts import Manifest
+    from batch_pipeline.contracts import Job, Manifest
     from batch_pipeline.results.finish import report_page
     from batch_pipeline.results.manifest import build_manifest, render_summary
     from batch_pipeline.results.report import put_report
@@ -320,7 +321,8 @@ def step_finalize(bench: Bench) -> list[dict[str, Any]]:
     run, folder, collected = bench.run, bench.folder, bench.load("collect")
     # As the handler: the jobs' final states from collect's result, not a second listing of jobs/; the evaluation
     # collect wrote in its own pass.
-    manifest = build_manifest(run, collected["job_states"], collected, collected["evaluation"], folder=folder)
+    jobs = [Job.model_validate(job) for job in collected["job_states"]]
+    manifest = build_manifest(run, jobs, collected, collected["evaluation"], folder=folder)
     Manifest.model_validate(manifest)
     bench.s3.put_object(Bucket=BUCKET, Key=folder.manifest_key, Body=json.dumps(manifest, indent=2).encode())
     bench.s3.put_object(Bucket=BUCKET, Key=folder.summary_key, Body=render_summary(manifest).encode())
@@ -352,9 +354,9 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
     answers = [_summary(rng) for _ in range(512)]
     count = 0
     for job in bench.jobs():
-        if job.get("name") not in running:
+        if job.name not in running:
             continue
-        retry = "first_attempt" in job
+        retry = job.first_attempt is not None
         counts = {"totalRecordCount": 0, "processedRecordCount": 0, "successRecordCount": 0, "errorRecordCount": 0}
         for raw in backend.raw_outputs(bench.folder, job):
             body = bench.s3.get_object(Bucket=BUCKET, Key=raw.input_key)["Body"]
@@ -386,7 +388,7 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
                     "outputTokenCount": 50 * counts["successRecordCount"],
                 }
                 path.with_name("manifest.json.out").write_bytes(orjson.dumps(manifest))
-        bench.aws.complete(job["name"], counts if bench.pipeline.backend == "bedrock" else None)
+        bench.aws.complete(job.name, counts if bench.pipeline.backend == "bedrock" else None)
     return [{"records": count}]
 
 

@@ -633,6 +633,7 @@ def test_8_job_control_reads_stops_and_tags_only_this_stacks_bedrock_jobs(tpl):
 
 
 def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch):
+    from batch_pipeline.contracts import Job
     from batch_pipeline.jobs.backends.bedrock import model_invocation_job_request
     from batch_pipeline.settings import OWNER_TAG_ENV
     from batch_pipeline.storage.layout import OWNER_TAG_KEY, RunFolder
@@ -648,7 +649,7 @@ def test_8_the_backend_sends_the_owner_tag_the_policy_requires(tpl, monkeypatch)
     monkeypatch.setenv("BEDROCK_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
     run = {"run_id": "r1", "pipeline": "bedrock-summarize", "output_bucket": "out"}
-    job = {"index": 0, "input_uri": "s3://out/runs/bedrock-summarize/r1/shards/job-00000.jsonl", "records": 1}
+    job = Job(index=0, input_uri="s3://out/runs/bedrock-summarize/r1/shards/job-00000.jsonl", records=1)
     tags = {
         t["key"]: t["value"]
         for t in model_invocation_job_request(RunFolder.of(run), job, load_pipeline("bedrock-summarize"))["tags"]

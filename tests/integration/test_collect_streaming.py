@@ -11,6 +11,7 @@ import orjson
 import pytest
 from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
+from batch_pipeline.contracts import Job
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.results.collect import collect
@@ -34,7 +35,7 @@ class OneObjectPerShard(BatchBackend):
     name = "test"
 
     def job_name(self, run, job):
-        return job["name"]
+        return job.name
 
     def submit(self, run, job):
         raise NotImplementedError
@@ -42,9 +43,9 @@ class OneObjectPerShard(BatchBackend):
     status = stop = submit
 
     def raw_outputs(self, run, job):
-        for key in job["shard_keys"]:
+        for key in job.shard_keys:
             yield RawOutput(
-                input_key=key, output_key=f"{prefix(run)}raw/{job['name']}/{key.rsplit('/', 1)[-1]}.out", join="id"
+                input_key=key, output_key=f"{prefix(run)}raw/{job.name}/{key.rsplit('/', 1)[-1]}.out", join="id"
             )
 
 
@@ -67,7 +68,7 @@ def folder(run, shards, outputs, references=(), index=True):
         keys.append(key)
     if references:
         put_lines(s3_client(), f"{prefix(run)}references.jsonl", list(references))
-    return {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
+    return Job(index=0, name="job", state="succeeded", status="Completed", done=True, shard_keys=keys)
 
 
 _clients = {}

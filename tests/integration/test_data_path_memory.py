@@ -10,6 +10,7 @@ import tracemalloc
 
 import orjson
 
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
@@ -32,7 +33,7 @@ class Shards(BatchBackend):
     status = stop = submit
 
     def raw_outputs(self, run, job):
-        for key in job["shard_keys"]:
+        for key in job.shard_keys:
             yield RawOutput(input_key=key, output_key=key.replace("/shards/", "/raw/job/") + ".out", join="id")
 
 
@@ -69,7 +70,7 @@ def _run_folder(s3, records, rng):
             for i in range(per_shard)
         ),
     )
-    return run, {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
+    return run, Job(index=0, name="job", state="succeeded", status="Completed", done=True, shard_keys=keys)
 
 
 def _peaks(tmp_path, records):

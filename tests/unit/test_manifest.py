@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from batch_pipeline.contracts import Job
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary, run_status
 from batch_pipeline.results.notifications import run_message
 from batch_pipeline.storage.layout import RunFolder
@@ -22,15 +23,17 @@ FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 
 def job(state="succeeded", status="Completed", reason=None):
-    return {
-        "name": "llmbp-a-0",
-        "arn": "arn:job",
-        "status": status,
-        "state": state,
-        "failure_reason": reason,
-        "output_uri": "s3://out/raw/",
-        "records": 9,
-    }
+    return Job(
+        index=0,
+        name="llmbp-a-0",
+        arn="arn:job",
+        status=status,
+        state=state,
+        done=True,
+        failure_reason=reason,
+        output_uri="s3://out/raw/",
+        records=9,
+    )
 
 
 def test_all_records_answered_is_succeeded_with_counts_timings_and_locations():

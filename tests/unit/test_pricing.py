@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from batch_pipeline.config.app import ConfigError, load_app_config
 from batch_pipeline.config.runtime import dump_runtime_prices, parse_runtime_prices, runtime_pipelines, runtime_prices
-from batch_pipeline.contracts import Manifest
+from batch_pipeline.contracts import Job, Manifest
 from batch_pipeline.results.manifest import build_manifest, render_summary
 from batch_pipeline.storage.layout import RunFolder
 
@@ -151,29 +151,33 @@ SAGEMAKER_RUN = {
 }
 
 
-def bedrock_job(route: str) -> dict:
-    return {
-        "name": "llmbp-calls-0",
-        "arn": "arn:job",
-        "status": "Completed",
-        "state": "succeeded",
-        "records": 120,
-        "route": route,
-        "model_invocations": 120,
-    }
+def bedrock_job(route: str) -> Job:
+    return Job(
+        index=0,
+        name="llmbp-calls-0",
+        arn="arn:job",
+        status="Completed",
+        state="succeeded",
+        done=True,
+        records=120,
+        route=route,
+        model_invocations=120,
+    )
 
 
-def transform_job(started: str | None, ended: str | None, name: str = "llmbp-calls-0") -> dict:
-    return {
-        "name": name,
-        "arn": f"arn:{name}",
-        "status": "Completed",
-        "state": "succeeded",
-        "records": 20,
-        "started_at": started,
-        "ended_at": ended,
-        "model_invocations": 20,
-    }
+def transform_job(started: str | None, ended: str | None, name: str = "llmbp-calls-0") -> Job:
+    return Job(
+        index=0,
+        name=name,
+        arn=f"arn:{name}",
+        status="Completed",
+        state="succeeded",
+        done=True,
+        records=20,
+        started_at=started,
+        ended_at=ended,
+        model_invocations=20,
+    )
 
 
 COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_000_000, "output_tokens": 500_000}

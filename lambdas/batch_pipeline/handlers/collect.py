@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     folder = RunFolder.of(given.run)
     s3 = settings.client("s3")
     # The state carries job references; the jobs themselves are in the run's jobs/ folder (job_store).
-    result = collect(folder, resolve_jobs(s3, folder, event.get("jobs")), backend_for_run(folder), s3)
+    result = collect(folder, resolve_jobs(s3, folder, given.jobs), backend_for_run(folder), s3)
     details_key = folder.collect_details_key
     s3io.put_json(s3, folder.bucket, details_key, {key: result[key] for key in PER_JOB_FIELDS})
     evaluation = result["evaluation"]

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.contracts import CollectSummary, Failure, RunJobs, RunOutcome
+from batch_pipeline.contracts import CollectSummary, Failure, Job, RunJobs, RunOutcome
 from batch_pipeline.observability import local_stand_in, logger, metrics, tracer
 from batch_pipeline.results.collect import with_details
 from batch_pipeline.results.finish import finish_run, state_summary
@@ -37,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             s3,
             folder,
             run,
-            resolve_jobs(s3, folder, event.get("jobs")),
+            resolve_jobs(s3, folder, given.jobs),
             failure=Failure.model_validate(event["failure"]).model_dump(),
         )
     else:
@@ -55,7 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             s3,
             folder,
             run,
-            collect["job_states"],
+            [Job.model_validate(job) for job in collect["job_states"]],
             collect=collect,
             evaluation=evaluation,
             recollected=event.get("recollected"),

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.contracts import ExecutionInput, PlanResult
+from batch_pipeline.contracts import ExecutionInput, Job, PlanResult
 from batch_pipeline.intake.stream import object_version_token, run_id_for, run_intake
 from batch_pipeline.jobs.planning import plan_jobs, plan_references
 from batch_pipeline.results.notifications import run_message
@@ -69,7 +69,7 @@ def execution_arn(state_machine_arn: str, run_id: str) -> str:
     return ":".join([*parts[:5], "execution", parts[6], run_id])
 
 
-def execution_input(run: dict[str, Any], jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+def execution_input(run: dict[str, Any], jobs: list[Job], backend: str) -> dict[str, Any]:
     """StartExecution's input: the run reference and one `{"index"}` per planned job (the jobs are in jobs/)."""
     document = {"run": run, "plan": plan_references(jobs, backend)}
     ExecutionInput.model_validate(document)
@@ -159,10 +159,10 @@ class IntakeService:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         jobs = plan_jobs(folder, outcome.intake, pipeline)
-        PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend})
+        PlanResult(jobs=jobs, backend=pipeline.backend)
         for job in jobs:
             save_job(self.s3, folder, job)
-        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job["records"] for job in jobs))
+        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job.records for job in jobs))
         start_input = execution_input(run, jobs, pipeline.backend)
         try:
             started = self.sfn.start_execution(

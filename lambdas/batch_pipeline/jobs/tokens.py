@@ -18,7 +18,7 @@ import json
 from typing import Any, Literal
 
 from batch_pipeline import settings
-from batch_pipeline.contracts import JobStateEvent
+from batch_pipeline.contracts import JobStateEvent, JobStep
 from batch_pipeline.storage.job_store import load_token, save_token
 from batch_pipeline.storage.s3io import error_code
 
@@ -33,10 +33,12 @@ def backstop_seconds() -> int:
     return max(1, int(settings.current().job_backstop_seconds))
 
 
-def leave_token(s3: Any, bucket: str, task_token: str, step: dict[str, Any]) -> None:
+def leave_token(s3: Any, bucket: str, task_token: str, step: JobStep) -> None:
     """The token and the iteration's state the event handler resumes it with (the next wait checks the job)."""
-    step = {key: step[key] for key in ("run", "job", "attempt") if key in step}
-    save_token(s3, bucket, step["job"]["name"], task_token, {**step, "backstop_seconds": backstop_seconds()})
+    if step.job.name is None:
+        raise ValueError(f"job {step.job.index} has no name, so no job-state event could find its token")
+    state = step.model_dump(mode="json", exclude_unset=True, include={"run", "job", "attempt"})
+    save_token(s3, bucket, step.job.name, task_token, state | {"backstop_seconds": backstop_seconds()})
 
 
 def resume(sfn: Any, task_token: str, output: dict[str, Any]) -> bool:

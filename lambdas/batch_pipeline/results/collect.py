@@ -64,6 +64,7 @@ from typing import Any
 import orjson
 
 from batch_pipeline import settings
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScorer, RunScores, headline, run_evaluation
 from batch_pipeline.results.outputs import OutputParseError, load_output_line, normalise_output
@@ -113,7 +114,7 @@ class JobTally:
 class _Object:
     """One (input, output) pair being collected: what a record's error message needs to say about it."""
 
-    job: dict[str, Any]
+    job: Job
     tally: JobTally
     raw: RawOutput
     parse_problems: int = 0
@@ -128,7 +129,7 @@ class _Object:
 
 def collect(
     folder: RunFolder,
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     backend: BatchBackend,
     s3: Any,
     *,
@@ -142,11 +143,11 @@ def collect(
         stage = _Stage(s3, bucket, tmp)
         for job in jobs:
             tally = JobTally(
-                name=job["name"],
-                state=job.get("state", "failed"),
-                status=job.get("status"),
-                failure_reason=job.get("failure_reason"),
-                output_uri=job.get("output_uri"),
+                name=job.name or backend.job_name(folder, job),
+                state=job.state or "failed",
+                status=job.status,
+                failure_reason=job.failure_reason,
+                output_uri=job.output_uri,
             )
             for raw in backend.raw_outputs(folder, job):
                 stage.add_object(_Object(job, tally, raw))
@@ -195,7 +196,7 @@ def collect(
         "jobs": [t.as_dict() for t in tallies],
         # The jobs' final states as collect read them: the manifest step reads them back from collect.json instead
         # of listing the run's jobs/ folder a second time.
-        "job_states": list(jobs),
+        "job_states": [job.stored() for job in jobs],
         # Per job that resubmitted its failed records: how many retried answers took the place of an error.
         "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
@@ -635,11 +636,12 @@ def _record_line(
 
 
 def _missing_error(obj: _Object) -> dict[str, Any]:
-    state = obj.job.get("state")
+    job = obj.job
+    state = job.state
     if state in ("failed", "stopped", "queued", "running"):
         # The job ended without answering; its own reason says more than "no output line".
-        reason = obj.job.get("failure_reason") or f"the job ended {obj.job.get('status') or state} without a reason"
-        return {"code": f"job-{state}", "message": f"job {obj.job['name']} {obj.job.get('status') or state}: {reason}"}
+        reason = job.failure_reason or f"the job ended {job.status or state} without a reason"
+        return {"code": f"job-{state}", "message": f"job {obj.tally.name} {job.status or state}: {reason}"}
     if obj.parse_problems:
         return {
             "code": "no-output",
@@ -659,7 +661,7 @@ def _failed(
     if output is not None:
         _add_tokens(line, output)
     errors.write(
-        orjson.dumps({**line, "job": obj.job["name"], "source": obj.raw.input_key}, option=orjson.OPT_APPEND_NEWLINE)
+        orjson.dumps({**line, "job": obj.tally.name, "source": obj.raw.input_key}, option=orjson.OPT_APPEND_NEWLINE)
     )
     return line
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
-from batch_pipeline.contracts import Manifest, ReportAggregates
+from batch_pipeline.contracts import Job, Manifest, ReportAggregates
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary
 from batch_pipeline.results.report import put_report, render_run_report
 from batch_pipeline.storage import s3io
@@ -31,7 +31,7 @@ def finish_run(
     s3: Any,
     folder: RunFolder,
     run: dict[str, Any],
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     *,
     collect: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,

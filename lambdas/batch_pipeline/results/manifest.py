@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
+from batch_pipeline.contracts import Job
 from batch_pipeline.results.evaluation.streaming import headline
 from batch_pipeline.results.pricing import bedrock_run_cost, sagemaker_run_cost
 from batch_pipeline.storage.layout import RunFolder, split_s3_uri
@@ -63,9 +64,19 @@ def run_status(jobs: list[dict[str, Any]], counts: dict[str, Any]) -> str:
     return "SUCCEEDED"
 
 
+def _summary(job: Job, optional: tuple[str, ...]) -> dict[str, Any]:
+    """A job as the manifest lists it: what every job has (None when unknown), and `optional` fields when set."""
+    stored = job.stored()
+    return {key: stored.get(key) for key in JOB_FIELDS} | {key: stored[key] for key in optional if stored.get(key)}
+
+
+# What the manifest says of every job.
+JOB_FIELDS = ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")
+
+
 def build_manifest(
     run: dict[str, Any],
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     collect: dict[str, Any],
     evaluation: dict[str, Any] | None,
     finished: datetime | None = None,
@@ -80,17 +91,10 @@ def build_manifest(
     counts = manifest["counts"]
     for field in ("processed", "succeeded", "failed"):
         counts[field] = int(collect.get(field, 0))
-    job_summaries = [
-        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        # Only when there is something to say: the job's route, its retry, its last refusal, when the backend ran it
-        # (SageMaker's TransformStartTime / TransformEndTime).
-        | {
-            key: job[key]
-            for key in ("route", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
-            if job.get(key)
-        }
-        for job in jobs
-    ]
+    # Only when there is something to say: the job's route, its retry, its last refusal, when the backend ran it
+    # (SageMaker's TransformStartTime / TransformEndTime).
+    optional = ("route", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
+    job_summaries = [_summary(job, optional) for job in jobs]
     _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
@@ -118,7 +122,7 @@ def build_manifest(
 def run_cost(
     pipeline: RuntimePipeline | None,
     pricing: RuntimePricing | None,
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     tokens: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
@@ -149,14 +153,14 @@ def _add_recovered(job_summaries: list[dict[str, Any]], collect: dict[str, Any])
             summary["retry"] = {**summary["retry"], "recovered": recovered.get(summary["name"], 0)}
 
 
-def job_invocations(job: dict[str, Any]) -> int:
+def job_invocations(job: Job) -> int:
     """Billed requests of one job, its retry of failed records included: records sent to a batch job,
     InvokeModel requests (botocore's retries included) for an on-demand one; 0 for a job never submitted."""
-    retry = job.get("retry") or {}
-    return int(job.get("model_invocations") or 0) + int(retry.get("model_invocations") or 0)
+    retry = job.retry or {}
+    return int(job.model_invocations or 0) + int(retry.get("model_invocations") or 0)
 
 
-def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[Job]) -> dict[str, Any]:
     """Per-job and total billed requests; also written onto each job summary."""
     for summary, job in zip(job_summaries, jobs, strict=True):
         summary["model_invocations"] = job_invocations(job)
@@ -172,7 +176,7 @@ def failure_manifest(
     finished: datetime | None = None,
     *,
     folder: RunFolder,
-    jobs: list[dict[str, Any]] | None = None,
+    jobs: list[Job] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
     state, its output location and what it was billed for, and how to recover the paid-for outputs."""
@@ -186,10 +190,9 @@ def failure_manifest(
         manifest["counts"][field] = None
     job_list = jobs or []
     summaries = [
-        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        | {key: job[key] for key in ("retry", "stop_reason", "stop_error") if job.get(key)}
+        _summary(job, ("retry", "stop_reason", "stop_error"))
         # What collect needs to read the job's output again (batch-pipeline recollect).
-        | {key: job[key] for key in RECOLLECT_FIELDS if job.get(key) is not None}
+        | {key: value for key, value in job.stored().items() if key in RECOLLECT_FIELDS and value is not None}
         for job in job_list
     ]
     manifest["jobs"] = summaries

@@ -17,7 +17,7 @@ from typing import Any
 
 from batch_pipeline.config.app import TokenPrices
 from batch_pipeline.config.runtime import RuntimePricing
-from batch_pipeline.contracts import Route
+from batch_pipeline.contracts import Job, Route
 
 ROUTES: tuple[Route, Route] = ("batch", "on-demand")
 USD_DECIMALS = 6
@@ -41,9 +41,9 @@ def token_cost(prices: TokenPrices, input_tokens: int, output_tokens: int) -> tu
     return input_tokens / 1000 * prices.input_per_1k, output_tokens / 1000 * prices.output_per_1k
 
 
-def bedrock_route(jobs: list[dict[str, Any]]) -> Route:
+def bedrock_route(jobs: list[Job]) -> Route:
     """The route a Bedrock run took: on demand when every job ran through InvokeModel, else batch."""
-    routes = {job.get("route") or "batch" for job in jobs}
+    routes = {job.route for job in jobs}
     return "on-demand" if routes == {"on-demand"} else "batch"
 
 
@@ -58,18 +58,17 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
-def instance_seconds(jobs: list[dict[str, Any]], default_instance_count: int) -> tuple[float, list[str]]:
+def instance_seconds(jobs: list[Job], instance_count: int) -> tuple[float, list[str]]:
     """Instance-seconds summed over transform jobs (end - start, times instances), and the jobs with no times."""
     total = 0.0
     unknown = []
     for job in jobs:
-        started, ended = _parse_time(job.get("started_at")), _parse_time(job.get("ended_at"))
+        started, ended = _parse_time(job.started_at), _parse_time(job.ended_at)
         if started is None or ended is None:
-            if job.get("arn"):  # a job never submitted ran no instance
-                unknown.append(str(job.get("name")))
+            if job.arn:  # a job never submitted ran no instance
+                unknown.append(str(job.name))
             continue
-        count = int(job.get("instance_count") or default_instance_count)
-        total += max(0.0, (ended - started).total_seconds()) * count
+        total += max(0.0, (ended - started).total_seconds()) * instance_count
     return total, unknown
 
 
@@ -96,7 +95,7 @@ def _cost(
 
 
 def bedrock_run_cost(
-    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], input_tokens: int, output_tokens: int
+    pricing: RuntimePricing, model: str, jobs: list[Job], input_tokens: int, output_tokens: int
 ) -> dict[str, Any] | None:
     """The manifest's `cost` for a Bedrock run; None when the route's price is unknown."""
     route = bedrock_route(jobs)
@@ -110,14 +109,14 @@ def bedrock_run_cost(
         f"price of {_price(prices.input_per_1k)} / {_price(prices.output_per_1k)} USD per 1,000 input / output "
         "tokens"
     )
-    retried = [job.get("retry") or {} for job in jobs]
+    retried = [job.retry or {} for job in jobs]
     if any(retry.get("route") and retry["route"] != route for retry in retried):
         basis += "; the retry of failed records ran on another route and is priced at this one"
     return _cost(usd_in, usd_out, None, route, model, pricing, basis)
 
 
 def sagemaker_run_cost(
-    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], instance_type: str, instance_count: int
+    pricing: RuntimePricing, model: str, jobs: list[Job], instance_type: str, instance_count: int
 ) -> dict[str, Any] | None:
     """The manifest's `cost` for a SageMaker run; None when the instance type has no price."""
     hourly = pricing.hourly_usd(instance_type)
