@@ -5,8 +5,8 @@ run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index
 `{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every
 step. On the success path collect is the one step that lists `jobs/`: it keeps the jobs' final states in its
 collect.json, where the manifest step reads them; on the failure path, stopping the run's jobs and the failure
-manifest read them here. Full job dicts passed in (recollect) are used as they are, so both shapes resolve the same
-way.
+manifest read them here. Jobs are contracts.Job; a list the state carries is contracts.JobRef references, or whole
+jobs (recollect hands them in from a manifest) used as they are, so both resolve the same way.
 
 Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
 alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run. Job control
