@@ -303,7 +303,7 @@ def prepare_intake(source: Path, out_dir: Path, pipeline_name: str):
         result = run_intake(chunks_of(source), pipeline, sink=LocalDirSink(out_dir / "run"), workdir=str(out_dir))
         if not result.accepted:
             raise SystemExit(f"intake rejected the benchmark file: {result.report['reason']}")
-        return result.report["valid"]
+        return result.report["counts"]["valid"]
 
     return work
 

@@ -17,8 +17,8 @@ its own, in the order the state machine runs them:
                retry of failed records (`BedrockBackend.finish`: the retry file, then the retry's submission)
   retry_merge  a job control invocation that merged a retry's answers into the first output, on code where job
                control does that (older runs); collect does it now, so it is part of collect's row
-  collect      collect (the handler's body), including the merge of retried answers
-  evaluate     evaluate_run
+  collect      collect (the handler's body), including the merge of retried answers and the scoring: per-record
+               scores, their run-level sums and evaluation.json, in the same pass (there is no evaluate step)
   finalize     build_manifest + Manifest validation + summary.md + report.html (the handler's body)
 
 Between the rounds of job control, a local stand-in for the model (not measured, not a Lambda) answers every
@@ -40,7 +40,7 @@ at 1,769 MB), tmp_mb (the peak size of the step's TMPDIR, sampled every 0.2 s), 
 timeout_s and ephemeral_mb from the synthesized template (synthesized once per bench run); then the share of each
 limit used and, for every size, the ratio of peak RSS to the same step at the baseline size (100,000 records
 when measured, else the smallest). Goal (issue 13): at the largest size every step within 60% of each limit,
-and collect and evaluate peak RSS growing at most 1.5x from the baseline. A measurement, not a timed test.
+and collect's peak RSS growing at most 1.5x from the baseline. A measurement, not a timed test.
 """
 
 from __future__ import annotations
@@ -77,10 +77,9 @@ STEP_FUNCTION = {
     # Only on code where job control merged retries (collect does now); a merge Lambda of its own would go here.
     "retry_merge": "batch_pipeline.handlers.job_control.handler",
     "collect": "batch_pipeline.handlers.collect.handler",
-    "evaluate": "batch_pipeline.handlers.evaluate.handler",
     "finalize": "batch_pipeline.handlers.finalize.handler",
 }
-GROWTH_STEPS = ("collect", "evaluate")
+GROWTH_STEPS = ("collect",)
 LIMIT_SHARE = 0.6
 GROWTH_LIMIT = 1.5
 GOAL_RECORDS = 1_000_000
@@ -232,7 +231,8 @@ class Bench:
         clients = {service.replace("-", "_"): self.aws.client(service) for service in services}
         return backend_for(self.pipeline, s3=self.s3, **clients)
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def jobs(self) -> list[Any]:
+        """Every job of the run (contracts.Job), from its jobs/ folder."""
         from batch_pipeline.storage.job_store import resolve_jobs
 
         return resolve_jobs(self.s3, self.folder, None)
@@ -273,31 +273,31 @@ def step_intake(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": result["counts"]["valid"]}]
 
 
-def job_control_invocation(event: dict[str, Any], backend: Any, folder: Any) -> dict[str, Any]:
+def job_control_invocation(step: Any, backend: Any, folder: Any) -> Any:
     """One job control invocation: the Map's first step submits, every later one checks (loop.py)."""
     from batch_pipeline.jobs import loop
 
-    action = loop.check_job if "state" in event["job"] else loop.submit_job
-    result: dict[str, Any] = action(event, backend, folder)
-    return result
+    action = loop.check_job if step.job.state is not None else loop.submit_job
+    return action(step, backend, folder)
 
 
 def step_job_control(bench: Bench) -> list[dict[str, Any]]:
     """One round of the poll loop: one invocation per job that has not ended, as the Map runs them."""
+    from batch_pipeline.contracts import JobStep
     from batch_pipeline.storage.job_store import save_job
 
     run, folder, backend, invocations = bench.run, bench.folder, bench.backend(), []
     for job in bench.jobs():
-        if job.get("done"):
+        if job.done:
             continue
         started = time.process_time()
-        result = job_control_invocation({"run": run, "job": job, "attempt": 0}, backend, folder)
-        save_job(bench.s3, folder, result["job"])
-        merged = bool(result["job"].get("merged_output_key")) and not job.get("merged_output_key")
+        result = job_control_invocation(JobStep.model_validate({"run": run, "job": job}), backend, folder)
+        save_job(bench.s3, folder, result.job)
+        merged = bool(result.job.merged_output_key) and not job.merged_output_key
         invocations.append(
             {
                 "step": "retry_merge" if merged else "job_control",
-                "records": int(result["job"].get("records") or 0),
+                "records": result.job.records,
                 "cpu_s": round(time.process_time() - started, 3),
             }
         )
@@ -312,30 +312,24 @@ def step_collect(bench: Bench) -> list[dict[str, Any]]:
     return [{"records": result["records"]}]
 
 
-def step_evaluate(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.handlers.evaluate import evaluate_run
-
-    evaluation = evaluate_run(bench.folder, bench.load("collect"), bench.pipeline.pipeline.evaluation, bench.s3)
-    bench.save("evaluation", evaluation)
-    return [{"records": int(evaluation.get("prediction_lines", 0))}]
-
-
 def step_finalize(bench: Bench) -> list[dict[str, Any]]:
-    from batch_pipeline.contracts import Manifest
-    from batch_pipeline.handlers.finalize import report_page
+    from batch_pipeline.contracts import Job, Manifest
+    from batch_pipeline.results.finish import report_page
     from batch_pipeline.results.manifest import build_manifest, render_summary
     from batch_pipeline.results.report import put_report
 
     run, folder, collected = bench.run, bench.folder, bench.load("collect")
-    # As the handler: the jobs' final states from collect's result, not a second listing of jobs/.
-    manifest = build_manifest(run, collected["job_states"], collected, bench.load("evaluation"), folder=folder)
+    # As the handler: the jobs' final states from collect's result, not a second listing of jobs/; the evaluation
+    # collect wrote in its own pass.
+    jobs = [Job.model_validate(job) for job in collected["job_states"]]
+    manifest = build_manifest(run, jobs, collected, collected["evaluation"], folder=folder)
     Manifest.model_validate(manifest)
     bench.s3.put_object(Bucket=BUCKET, Key=folder.manifest_key, Body=json.dumps(manifest, indent=2).encode())
     bench.s3.put_object(Bucket=BUCKET, Key=folder.summary_key, Body=render_summary(manifest).encode())
     # report.html as the handler renders it (vl-convert's start-up and the charts included) from collect's aggregates.
-    page = report_page(manifest, bench.load("evaluation"), collected.get("report"))
+    page, error = report_page(manifest, collected["evaluation"], collected.get("report"))
     if page is None:
-        raise RuntimeError("report.html could not be rendered (see the log above)")
+        raise RuntimeError("report.html could not be rendered") from error
     put_report(bench.s3, BUCKET, folder.report_key, page)
     # What the run came to, so a table row is also a check that the run worked.
     return [
@@ -360,9 +354,9 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
     answers = [_summary(rng) for _ in range(512)]
     count = 0
     for job in bench.jobs():
-        if job.get("name") not in running:
+        if job.name not in running:
             continue
-        retry = "first_attempt" in job
+        retry = job.first_attempt is not None
         counts = {"totalRecordCount": 0, "processedRecordCount": 0, "successRecordCount": 0, "errorRecordCount": 0}
         for raw in backend.raw_outputs(bench.folder, job):
             body = bench.s3.get_object(Bucket=BUCKET, Key=raw.input_key)["Body"]
@@ -394,7 +388,7 @@ def step_model(bench: Bench) -> list[dict[str, Any]]:
                     "outputTokenCount": 50 * counts["successRecordCount"],
                 }
                 path.with_name("manifest.json.out").write_bytes(orjson.dumps(manifest))
-        bench.aws.complete(job["name"], counts if bench.pipeline.backend == "bedrock" else None)
+        bench.aws.complete(job.name, counts if bench.pipeline.backend == "bedrock" else None)
     return [{"records": count}]
 
 
@@ -441,7 +435,6 @@ STEPS: dict[str, Callable[[Bench], list[dict[str, Any]]]] = {
     "job_control": step_job_control,
     "model": step_model,
     "collect": step_collect,
-    "evaluate": step_evaluate,
     "finalize": step_finalize,
 }
 
@@ -577,7 +570,7 @@ def measure(
         upload.parent.mkdir(parents=True)
         (root / "s3" / BUCKET).mkdir(parents=True)
         generate(upload, records, bench_pipeline(pipeline_name).pipeline.input_format)
-        for name in ["intake"] + ["job_control"] * MAX_ROUNDS + ["collect", "evaluate", "finalize"]:
+        for name in ["intake"] + ["job_control"] * MAX_ROUNDS + ["collect", "finalize"]:
             if name == "job_control" and _jobs_done(root):
                 continue
             _fold(rows, name, _run_step(name, root, args, pipeline_name))
@@ -673,7 +666,7 @@ def verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
             )
     scope = "" if largest >= GOAL_RECORDS else f" (measured at {largest:,} records; the goal is stated for 1,000,000)"
     lines.append(
-        f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect and evaluate "
+        f"{'PASS' if ok else 'FAIL'}: every step within {LIMIT_SHARE:.0%} of each limit, collect "
         f"memory growth <= {GROWTH_LIMIT}x{scope}"
     )
     return ok, lines

@@ -137,7 +137,7 @@ MANIFESTS = TableSpec(
         Column(
             "jobs",
             "array<struct<name:string,arn:string,status:string,state:string,failure_reason:string,"
-            "output_uri:string,records:bigint,invocation_type:string,model_invocations:bigint,"
+            "output_uri:string,records:bigint,route:string,invocation_type:string,model_invocations:bigint,"
             "index:int,input_uri:string,done:boolean,started_at:string,ended_at:string>>",
             "the run's backend jobs (started_at/ended_at: SageMaker's TransformStartTime/TransformEndTime)",
         ),

@@ -1,4 +1,4 @@
-"""The run's state machine: run the planned jobs (submit, wait for the job's end), collect, evaluate, manifest, notify.
+"""The run's state machine: run the planned jobs (submit, wait for the job's end), collect and score, manifest, notify.
 
 Step Functions has no `.sync` integration for Bedrock batch jobs, so job control is a Lambda submit step plus a
 `.waitForTaskToken` wait for both backends: the backend's EventBridge job-state event resumes the iteration
@@ -91,21 +91,13 @@ class Workflow(Construct):
         self.collect_fn = self._function(
             "CollectOutputs",
             "batch_pipeline.handlers.collect.handler",
-            "Joins backend outputs to input records by id; writes predictions.jsonl and errors.jsonl",
+            "Joins backend outputs to input records by id and scores them (ROUGE or classification) in one pass; "
+            "writes predictions.jsonl, errors.jsonl and evaluation.json",
             read=True,
             write=True,
             memory_mb=2048,
             timeout=cdk.Duration.minutes(15),
             ephemeral_storage_mb=10240,
-        )
-        self.evaluate_fn = self._function(
-            "Evaluate",
-            "batch_pipeline.handlers.evaluate.handler",
-            "Scores predictions against references (ROUGE or classification); writes evaluation.json",
-            read=True,
-            write=True,
-            memory_mb=2048,
-            timeout=cdk.Duration.minutes(15),
         )
         self.finalize_fn = self._function(
             "WriteManifest",
@@ -153,7 +145,7 @@ class Workflow(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key) if key else None,
-            comment="One uploaded file: plan, run backend jobs, collect, evaluate, write the manifest, notify",
+            comment="One uploaded file: run backend jobs, collect and score, write the manifest, notify",
             # Named: CDK conditions the role's key grant on kms:EncryptionContext:aws:states:stateMachineArn built
             # from this name; unnamed, the condition ends in "stateMachine:" and never matches.
             state_machine_name=stack_scoped_name(stack.stack_name, "runs", STATE_MACHINE_NAME_MAX),
@@ -165,7 +157,7 @@ class Workflow(Construct):
             "have no resource-level permissions.",
             applies_to="Resource::*",
         )
-        for fn in (self.job_control_fn, self.collect_fn, self.evaluate_fn, self.finalize_fn, self.notify_fn):
+        for fn in (self.job_control_fn, self.collect_fn, self.finalize_fn, self.notify_fn):
             acknowledge(
                 self.state_machine.role.node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5",
@@ -417,14 +409,15 @@ class Workflow(Construct):
 
         # The plan is done with once every job ended: from here the state carries the run and the ended jobs once.
         jobs_ended = sfn.Pass(self, "Jobs ended", parameters={"run.$": "$.run", "jobs.$": "$.jobs"})
-        collect = self._invoke("Collect outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect")
-        evaluate = self._invoke(
-            "Evaluate predictions", self.evaluate_fn, {"run.$": "$.run", "collect.$": "$.collect"}, "$.evaluation"
+        # Collect joins the outputs to the records and scores them in the same pass (evaluation.json): the state
+        # carries the evaluation's headline, and nothing reads predictions.jsonl back.
+        collect = self._invoke(
+            "Collect and score outputs", self.collect_fn, {"run.$": "$.run", "jobs.$": "$.jobs"}, "$.collect"
         )
         manifest = self._invoke(
             "Write manifest",
             self.finalize_fn,
-            {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect", "evaluation.$": "$.evaluation"},
+            {"run.$": "$.run", "jobs.$": "$.jobs", "collect.$": "$.collect"},
             "$.manifest",
         )
         notify_done = self._invoke(
@@ -442,15 +435,7 @@ class Workflow(Construct):
         # A failed Map iteration fails the Map, and the other iterations' states are lost: the plan's jobs are
         # looked up on the backend by name instead.
         self._caught(run_jobs, failure_path, "$.plan.jobs")
-        for task in (collect, evaluate, manifest):
+        for task in (collect, manifest):
             self._caught(task, failure_path, "$.jobs")
         # A FAILED status (all jobs failed) still notifies before the execution ends red.
-        return (
-            start.next(run_jobs)
-            .next(jobs_ended)
-            .next(collect)
-            .next(evaluate)
-            .next(manifest)
-            .next(notify_done)
-            .next(outcome)
-        )
+        return start.next(run_jobs).next(jobs_ended).next(collect).next(manifest).next(notify_done).next(outcome)

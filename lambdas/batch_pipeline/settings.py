@@ -11,7 +11,7 @@ not with a KeyError; a malformed number names the variable and the value.
 
 Clients are made on first use (`client`), one per service for the container's life, with botocore's adaptive
 retries: they retry throttling and transient errors with backoff and slow down when a service throttles them, which
-matters for job control's polls and submissions against shared account quotas. Made lazily, so tests and local
+matters for job control's checks and submissions against shared account quotas. Made lazily, so tests and local
 mode can set up emulated AWS before any client exists.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from batch_pipeline.config.app import ConfigError
-from batch_pipeline.config.runtime import RuntimePipeline, parse_runtime_pipelines
+from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, parse_runtime_pipelines, parse_runtime_prices
 
 # The variable job control reads its stack's name from (stacks/bedrock.py sets it): the value of the
 # batch_pipeline.storage.layout.OWNER_TAG_KEY tag on every backend job it starts.
@@ -121,10 +121,20 @@ class Settings(BaseModel):
             raise ConfigError(f"unknown pipeline {name!r}; configured: {', '.join(sorted(pipelines))}")
         return pipelines[name]
 
+    @property
+    def prices(self) -> dict[str, RuntimePricing]:
+        """The catalog's prices by model key (PRICES); empty where the variable is not set."""
+        return _parse_prices(self.prices_json or "{}")
+
 
 @cache
 def _parse_pipelines(text: str) -> dict[str, RuntimePipeline]:
     return parse_runtime_pipelines(text)
+
+
+@cache
+def _parse_prices(text: str) -> dict[str, RuntimePricing]:
+    return parse_runtime_prices(text)  # once per container (per value, for local mode's in-process runs)
 
 
 def _parse(values: tuple[str | None, ...]) -> Settings:
@@ -171,4 +181,5 @@ def reset() -> None:
     """Forget the parsed environment and the clients (tests, and local mode between sessions)."""
     _cache.clear()
     _parse_pipelines.cache_clear()
+    _parse_prices.cache_clear()
     client.cache_clear()

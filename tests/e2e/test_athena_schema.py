@@ -296,7 +296,7 @@ def local_athena_runs(template: dict, tmp_path_factory: pytest.TempPathFactory) 
             manifests[name] = run_file(local, path, pipeline).manifest
         copy_runs(local, root)
     # A workflow step fails: the failure manifest (failed_state, error, cause, recover, recollect fields on jobs).
-    with local_aws(template=template, faults=["Collect outputs:RuntimeError:1"]) as local:
+    with local_aws(template=template, faults=["Collect and score outputs:RuntimeError:1"]) as local:
         manifests["failed"] = run_file(
             local, write(inputs, "failing.jsonl", lines_of(EXAMPLES / "summarize.jsonl")), "summarize"
         ).manifest

@@ -152,7 +152,7 @@ def test_a_small_file_runs_on_demand_through_invoke_model(local, tmp_path):
     manifest = result.manifest
     assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 12
     (job,) = manifest["jobs"]
-    assert job["mode"] == "on-demand" and job["arn"] is None and job["status"] == "Completed"
+    assert job["route"] == "on-demand" and job["arn"] is None and job["status"] == "Completed"
     assert manifest["backend_counts"]["successRecordCount"] == 12 and manifest["tokens"]["output_tokens"] > 0
     intake = read_json(local.output_bucket, folder(local, result).intake_report_key)
     assert intake["route"] == "on-demand"
@@ -264,7 +264,7 @@ def test_a_converse_pipeline_runs_a_small_file_on_demand_through_the_converse_ap
     manifest = result.manifest
     assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 7
     (job,) = manifest["jobs"]
-    assert job["mode"] == "on-demand" and job["invocation_type"] == "Converse"
+    assert job["route"] == "on-demand" and job["invocation_type"] == "Converse"
     raw = read_lines(
         local.output_bucket, f"{folder(local, result).prefix}raw/{job['name']}/on-demand/job-00000.jsonl.out"
     )

@@ -48,7 +48,7 @@ def test_plan_json_estimates_tokens_and_cost_for_each_default_pipeline(pipeline,
     assert tokens["input"] > 0 and tokens["method"] in ("count_tokens", "heuristic")
     assert tokens["output"] is not None and tokens["output"] >= 0
     assert cost["usd"] > 0
-    assert cost["route"] in ("batch", "on_demand", "sagemaker")
+    assert cost["route"] in ("batch", "on-demand")
     assert cost["model"] == CONFIG["pipelines"][pipeline]["model"]
     assert cost["prices_as_of"] and cost["source"].startswith("https://")
     assert document["assumptions"] and all(isinstance(line, str) for line in document["assumptions"])
@@ -93,7 +93,8 @@ def test_a_sagemaker_run_reports_its_instance_time_cost(local, pipeline, example
     result = run_file(local, EXAMPLES / example, pipeline)
     cost = result.manifest["cost"]
     _check_cost_shape(cost)
-    assert cost["route"] == "sagemaker" and cost["model"] == CONFIG["pipelines"][pipeline]["model"]
+    assert cost["route"] == "batch" and cost["model"] == CONFIG["pipelines"][pipeline]["model"]
+    assert cost["instance_usd"] is not None and cost["input_usd"] == cost["output_usd"] == 0  # instance time, no tokens
     assert "TransformEndTime - TransformStartTime" in cost["basis"]
     job = result.manifest["jobs"][0]
     assert job["started_at"] and job["ended_at"]  # from DescribeTransformJob, through job control

@@ -54,7 +54,7 @@ def test_a_handlers_exception_reaches_step_functions_under_its_class_name(templa
 
     with (
         local_aws(template=template) as local,
-        mock.patch("batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=KeyError("rouge")),
+        mock.patch("batch_pipeline.results.collect.run_evaluation", side_effect=KeyError("rouge")),
     ):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
         errors = failed_tasks(result)
@@ -63,7 +63,7 @@ def test_a_handlers_exception_reaches_step_functions_under_its_class_name(templa
 
 
 def test_a_failed_collect_keeps_every_job_in_the_failure_manifest_and_says_how_to_recover(template, tmp_path):
-    with local_aws(template=template, faults=["Collect outputs:Sandbox.Timedout:2"]) as local:
+    with local_aws(template=template, faults=["Collect and score outputs:Sandbox.Timedout:2"]) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         errors = failed_tasks(result)
         run = run_folder(local, result).prefix
@@ -73,7 +73,7 @@ def test_a_failed_collect_keeps_every_job_in_the_failure_manifest_and_says_how_t
     manifest = result.manifest
     assert errors == ["Sandbox.Timedout"] * 2  # tried, retried once, then caught
     assert result.execution["status"] == "FAILED" and manifest["status"] == "FAILED"
-    assert manifest["failed_state"] == "Collect outputs" and manifest["error"] == "Sandbox.Timedout"
+    assert manifest["failed_state"] == "Collect and score outputs" and manifest["error"] == "Sandbox.Timedout"
     assert job["state"] == "succeeded" and job["output_uri"].startswith("s3://") and job["model_invocations"] == 100
     assert manifest["counts"]["succeeded"] is None  # not counted, not 0
     assert manifest["recover"]["command"] == f"batch-pipeline recollect {manifest['outputs']['run_folder']}"
@@ -178,7 +178,7 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
     from batch_pipeline_local.cli.recollect import local_invoker, recollect
     from batch_pipeline_local.emulator.run import model_requests_received, read_json
 
-    with local_aws(template=template, faults=["Collect outputs:RuntimeError:1"]) as local:
+    with local_aws(template=template, faults=["Collect and score outputs:RuntimeError:1"]) as local:
         result = run_file(local, batch_file(tmp_path), "bedrock-summarize")
         failed = result.manifest
         received = model_requests_received()
@@ -186,7 +186,7 @@ def test_a_failed_collect_is_recollected_from_the_paid_for_outputs_without_calli
         assert model_requests_received() == received  # no record sent again
         written = read_json(local.output_bucket, run_folder(local, result).manifest_key)
         predictions = read_lines(local.output_bucket, run_folder(local, result).predictions_key)
-    assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect outputs"
+    assert failed["status"] == "FAILED" and failed["failed_state"] == "Collect and score outputs"
     assert recovered["status"] == written["status"] == "SUCCEEDED" and written["counts"]["succeeded"] == 100
     assert (
         written["model_invocations"]

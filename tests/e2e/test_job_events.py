@@ -107,7 +107,7 @@ def test_an_event_handler_that_raises_fails_the_caller_with_its_traceback(templa
     expected = "(?s)SageMaker Transform Job State Change.*Completed.*token store down"
     with (
         local_aws(template=template) as local,
-        mock.patch("batch_pipeline.handlers.job_events.load_token", side_effect=RuntimeError("token store down")),
+        mock.patch("batch_pipeline.jobs.tokens.load_token", side_effect=RuntimeError("token store down")),
         pytest.raises(EventDeliveryError, match=expected),
     ):
         run_file(local, EXAMPLES / "summarize.jsonl", "summarize", timeout=60)

@@ -33,4 +33,4 @@ def test_bare_cr_and_u2028_run_on_demand_end_to_end(local, tmp_path):
     manifest = result.manifest
     assert manifest is not None, result.rejection
     assert manifest["status"] == "SUCCEEDED" and manifest["counts"]["succeeded"] == 12
-    assert manifest["jobs"][0]["mode"] == "on-demand"
+    assert manifest["jobs"][0]["route"] == "on-demand"

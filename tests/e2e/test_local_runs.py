@@ -105,14 +105,12 @@ def test_a_duplicate_event_starts_no_second_run(local):
 
 
 def test_a_failing_step_ends_in_a_failure_manifest_and_a_failed_execution(local):
-    with mock.patch(
-        "batch_pipeline.handlers.evaluate.summarize_predictions", side_effect=RuntimeError("scorer exploded")
-    ):
+    with mock.patch("batch_pipeline.results.collect.run_evaluation", side_effect=RuntimeError("scorer exploded")):
         result = run_file(local, EXAMPLES / "summarize.jsonl", "summarize")
     assert result.execution["status"] == "FAILED"
     manifest = result.manifest
     assert manifest["status"] == "FAILED"
-    assert manifest["failed_state"] == "Evaluate predictions"
+    assert manifest["failed_state"] == "Collect and score outputs"
     assert "scorer exploded" in manifest["cause"]
 
 

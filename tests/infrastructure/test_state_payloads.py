@@ -13,12 +13,13 @@ import json
 
 import pytest
 
-from batch_pipeline.handlers.finalize import state_summary
+from batch_pipeline.contracts import Job, JobState, JobStep
 from batch_pipeline.intake.service import execution_input
 from batch_pipeline.jobs import loop as job_loop
-from batch_pipeline.jobs.backends import BatchBackend, job_state
+from batch_pipeline.jobs.backends import BatchBackend
 from batch_pipeline.jobs.planning import plan_jobs
 from batch_pipeline.results.collect import PER_JOB_FIELDS, JobTally, state_result, with_details
+from batch_pipeline.results.finish import state_summary
 from batch_pipeline.results.manifest import build_manifest
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage.layout import RunFolder
@@ -45,7 +46,7 @@ RUN = {
 
 
 class DoneBackend(BatchBackend):
-    """Answers like Bedrock does for a job that completed: the real job_state shape with an ARN."""
+    """Answers like Bedrock does for a job that completed: the real JobState with an ARN and record counts."""
 
     name = "bedrock"
 
@@ -53,16 +54,17 @@ class DoneBackend(BatchBackend):
         pass
 
     def job_name(self, run, job):
-        return job["name"]
+        return job.name
 
     def submit(self, run, job):
-        return job_state(
-            name=job["name"],
-            arn=f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{job['index']:012d}",
+        return JobState(
+            name=job.name,
+            arn=f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{job.index:012d}",
             status="Completed",
             state="succeeded",
-            output_uri=job["output_uri"],
-        ) | {"record_counts": {"totalRecordCount": job["records"]}}
+            output_uri=job.output_uri,
+            record_counts={"totalRecordCount": job.records},
+        )
 
     status = submit
 
@@ -166,9 +168,9 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         step = parameters(run_jobs["ItemSelector"], document, {"Map": {"Item": {"Value": item}}})
         seen("Submit job", step)
         submit = parameters(states["Submit job"]["Parameters"], step)
-        # job control reads the referenced job from S3 (handlers/job_control.py), here from the plan itself
+        # job control reads the referenced job from S3 (jobs.loop.run_step), here from the plan itself
         submit["job"] = planned[submit["job"]["index"]]
-        step = job_loop.submit_job(submit, DoneBackend(), folder, now=lambda: 0.0)
+        step = job_loop.submit_job(JobStep.model_validate(submit), DoneBackend(), folder, now=lambda: 0.0).payload()
         seen("Submit job", step)
         ended = states["Job ended"]
         results.append(
@@ -180,17 +182,17 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
     seen(run_jobs["Next"], document)
     # The jobs' final states as collect reads them from <run>/jobs/ (job_store.resolve_jobs); here, what submit made.
     final = [
-        job_loop.submit_job({"run": RUN, "job": job}, DoneBackend(), folder, now=lambda: 0.0)["job"] for job in planned
+        job_loop.submit_job(JobStep(run=RUN, job=job), DoneBackend(), folder, now=lambda: 0.0).job for job in planned
     ]
     # collect.collect's result, per-job tallies and job states included, made into the state by the collect handler's
     # own function.
     tallies = [
         JobTally(
-            name=job["name"],
+            name=job.name,
             state="succeeded",
             status="Completed",
             failure_reason=None,
-            output_uri=f"s3://output-bucket/{RUN['run_prefix']}raw/{job['name']}/",
+            output_uri=f"s3://output-bucket/{RUN['run_prefix']}raw/{job.name}/",
             records=50_000,
             processed=50_000,
             succeeded=50_000,
@@ -200,6 +202,16 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         )
         for job in planned
     ]
+    evaluation = {
+        "metric": "rouge",
+        "records": 50_000 * jobs_count,
+        "scored": 50_000 * jobs_count,
+        "missing": 0,
+        "errors": 0,
+        "rouge": {
+            k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")
+        },
+    }
     collected = {
         "processed": 50_000 * jobs_count,
         "succeeded": 50_000 * jobs_count,
@@ -210,25 +222,24 @@ def payloads(states: dict, jobs_count: int, start=execution_input, to_state=stat
         "backend_counts": {"totalRecordCount": 50_000 * jobs_count},
         "jobs": [tally.as_dict() for tally in tallies],
         "recovered_by_retry": {tally.name: tally.recovered_by_retry for tally in tallies},
-        "job_states": final,
+        "job_states": [job.stored() for job in final],
         "report": worst_case_report(),
+        # Scored in the same pass: the state keeps the headline, evaluation.json the rest.
+        "evaluation": evaluation,
+        "evaluation_key": folder.evaluation_key,
     }
     collect = to_state(collected, folder.collect_details_key)
-    document = task("Collect outputs", document, collect)
-    evaluation = {
-        "metric": "rouge",
-        "records": 50_000 * jobs_count,
-        "scored": 50_000 * jobs_count,
-        "rouge": {
-            k: {"fmeasure": 0.4, "precision": 0.4, "recall": 0.4} for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")
-        },
-    }
-    document = task("Evaluate predictions", document, evaluation)
+    document = task("Collect and score outputs", document, collect)
     manifest_input = parameters(states["Write manifest"]["Parameters"], document)
     details = {key: collected[key] for key in PER_JOB_FIELDS}  # what the manifest step reads from collect.json
     merged = with_details(collect, details)
+    # The manifest step reads evaluation.json (at the state's evaluation_key).
     built = build_manifest(
-        manifest_input["run"], merged["job_states"], merged, evaluation, folder=RunFolder.of(manifest_input["run"])
+        manifest_input["run"],
+        [Job.model_validate(job) for job in merged["job_states"]],
+        merged,
+        evaluation,
+        folder=RunFolder.of(manifest_input["run"]),
     )
     manifest = state_summary(built)
     document = task("Write manifest", document, manifest)
@@ -267,7 +278,7 @@ def test_the_payload_measurement_fires_when_the_execution_input_carries_whole_jo
     """Planted defect: intake starts the run with the planned jobs themselves instead of references."""
 
     def whole_jobs(run, jobs, backend):
-        return {"run": run, "plan": {"backend": backend, "count": len(jobs), "jobs": jobs}}
+        return {"run": run, "plan": {"backend": backend, "count": len(jobs), "jobs": [job.stored() for job in jobs]}}
 
     sizes = payloads(states, 1000, start=whole_jobs)
     assert sizes["StartExecution input"] > QUOTA
@@ -286,4 +297,4 @@ def test_the_payload_measurement_fires_when_collect_returns_its_per_job_tallies(
     """Planted defect: the collect handler returns collect's whole result, per-job tallies included (as before
     collect.json), about 665 bytes a job."""
     sizes = payloads(states, 1000, to_state=lambda result, details_key: result)
-    assert sizes["Collect outputs"] > QUOTA
+    assert sizes["Collect and score outputs"] > QUOTA

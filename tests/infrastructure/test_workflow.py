@@ -117,14 +117,16 @@ def test_the_fault_handling_check_fires_on_a_planted_defect(states):
     planted["Wait for job to end"]["Retry"] = [
         r for r in planted["Wait for job to end"]["Retry"] if "Lambda.TooManyRequestsException" not in r["ErrorEquals"]
     ]
-    planted["Notify run finished"]["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Collect outputs failed"}]
+    planted["Notify run finished"]["Catch"] = [
+        {"ErrorEquals": ["States.ALL"], "Next": "Collect and score outputs failed"}
+    ]
     problems = fault_handling_problems(planted)
     assert any("Wait for job to end: no Retry" in p for p in problems)
     assert any("rewrites the run's outcome" in p for p in problems)
 
 
 def test_a_failure_after_the_jobs_ran_keeps_them_and_the_run_stops_them(states):
-    for name in ("Collect outputs", "Evaluate predictions", "Write manifest"):
+    for name in ("Collect and score outputs", "Write manifest"):
         (catch,) = states[name]["Catch"]
         assert states[catch["Next"]]["Parameters"]["jobs.$"] == "$.jobs"
         assert states[catch["Next"]]["Next"] == "Stop the run's jobs"

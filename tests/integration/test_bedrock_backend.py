@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from sagemaker_helpers import BUCKET, RUN_ID, make_run, prefix, put_lines, read_lines
 
+from batch_pipeline.contracts import Job, JobState
 from batch_pipeline.jobs.backends import SubmitDeferred, backend_for
 from batch_pipeline.jobs.backends.bedrock import (
     BedrockBackend,
@@ -20,10 +21,10 @@ from batch_pipeline.jobs.backends.bedrock import (
     client_request_token,
     model_invocation_job_request,
 )
-from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.results.collect import collect
 from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.project import load_pipeline
+from tests.job_steps import check_job, submit_job
 
 ROLE = "arn:aws:iam::123456789012:role/llmbp-bedrock-service"
 ARN = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdef123456"
@@ -48,6 +49,11 @@ def _environment(monkeypatch):
     for name in ("OUTPUT_KMS_KEY_ARN", "LOCAL_STAND_IN", "JOB_NAME_PREFIX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POLL_JITTER", "0")
+
+
+def job_of(**changes) -> Job:
+    """The planned job JOB, with `changes`, as the backend takes it."""
+    return Job.model_validate({**JOB, **changes})
 
 
 def pipeline(**bedrock_changes):
@@ -98,7 +104,7 @@ def test_job_names_and_tokens_are_stable_per_run_and_index_and_fit_bedrock():
 
 
 def test_create_request_exact_shape():
-    assert model_invocation_job_request(FOLDER, JOB, pipeline()) == {
+    assert model_invocation_job_request(FOLDER, job_of(), pipeline()) == {
         "jobName": NAME,
         "roleArn": ROLE,
         "modelInvocationType": "InvokeModel",
@@ -120,7 +126,7 @@ def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatc
         "OUTPUT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
     )
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
-    request = model_invocation_job_request(FOLDER, JOB, pipeline(timeout_hours=72))
+    request = model_invocation_job_request(FOLDER, job_of(), pipeline(timeout_hours=72))
     assert request["outputDataConfig"]["s3OutputDataConfig"]["s3EncryptionKeyId"].endswith("555555555555")
     assert request["timeoutDurationInHours"] == 72
     assert {"key": "batch-pipeline:engine", "value": "local stand-in engine - not a model"} in request["tags"]
@@ -128,27 +134,29 @@ def test_request_carries_the_kms_key_the_timeout_and_the_stand_in_tag(monkeypatc
 
 def test_request_refuses_input_outside_the_run_bucket():
     with pytest.raises(ValueError, match="outside the run bucket"):
-        model_invocation_job_request(FOLDER, {**JOB, "input_uri": "s3://someone-else/x.jsonl"}, pipeline())
+        model_invocation_job_request(FOLDER, job_of(input_uri="s3://someone-else/x.jsonl"), pipeline())
 
 
 def test_submit_sends_exactly_that_request_and_reports_running():
     bedrock, stub = stubbed("bedrock")
     stub.add_response(
-        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(FOLDER, JOB, pipeline())
+        "create_model_invocation_job",
+        {"jobArn": ARN},
+        model_invocation_job_request(FOLDER, job_of(), pipeline()),
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, job_of())
     stub.assert_no_pending_responses()
-    assert state == {
-        "name": NAME,
-        "arn": ARN,
-        "status": "Submitted",
-        "state": "running",
-        "done": False,
-        "failure_reason": None,
-        "output_uri": OUTPUT_URI,
-        "invocation_type": "InvokeModel",
-    }
+    assert state == JobState(
+        name=NAME,
+        arn=ARN,
+        status="Submitted",
+        state="running",
+        failure_reason=None,
+        output_uri=OUTPUT_URI,
+        invocation_type="InvokeModel",
+    )
+    assert not state.done
 
 
 # ---------------------------------------------------------------- queueing
@@ -165,11 +173,13 @@ def test_quota_and_throttling_leave_the_job_queued_and_the_next_check_submits_ag
         http_status_code=400,
     )
     stub.add_response(
-        "create_model_invocation_job", {"jobArn": ARN}, model_invocation_job_request(FOLDER, JOB, pipeline())
+        "create_model_invocation_job",
+        {"jobArn": ARN},
+        model_invocation_job_request(FOLDER, job_of(), pipeline()),
     )
     with stub:
         with pytest.raises(SubmitDeferred, match=code):
-            backend.submit(FOLDER, JOB)
+            backend.submit(FOLDER, job_of())
         first = submit_job(
             {"run": RUN, "job": JOB, "attempt": 0},
             BedrockBackend(pipeline(), bedrock=_failing(code)),
@@ -234,8 +244,8 @@ def test_a_taken_name_finds_the_job_an_earlier_try_created():
         {"nameContains": NAME},
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
-    assert state["arn"] == ARN
+        state = BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, job_of())
+    assert state.arn == ARN
 
 
 def test_other_errors_fail_the_step():
@@ -244,7 +254,7 @@ def test_other_errors_fail_the_step():
         "create_model_invocation_job", service_error_code="AccessDeniedException", http_status_code=403
     )
     with stub, pytest.raises(Exception, match="AccessDenied"):
-        BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, JOB)
+        BedrockBackend(pipeline(), bedrock=bedrock).submit(FOLDER, job_of())
 
 
 # ---------------------------------------------------------------- status and stop
@@ -274,10 +284,10 @@ def test_every_bedrock_status_maps_to_a_state(status, state, done):
         {"jobIdentifier": ARN},
     )
     with stub:
-        result = BedrockBackend(pipeline(), bedrock=bedrock).status(FOLDER, {**JOB, "arn": ARN})
-    assert (result["state"], result["done"], result["status"]) == (state, done, status)
-    assert result["failure_reason"] == (extra.get("message"))
-    assert result["record_counts"] == {"totalRecordCount": 3, "errorRecordCount": 1}
+        result = BedrockBackend(pipeline(), bedrock=bedrock).status(FOLDER, job_of(arn=ARN))
+    assert (result.state, result.done, result.status) == (state, done, status)
+    assert result.failure_reason == (extra.get("message"))
+    assert result.record_counts == {"totalRecordCount": 3, "errorRecordCount": 1}
 
 
 def test_stopping_an_ended_job_reports_its_final_state():
@@ -290,7 +300,7 @@ def test_stopping_an_ended_job_reports_its_final_state():
     )
     stub.add_response("get_model_invocation_job", described("Completed"), {"jobIdentifier": ARN})
     with stub:
-        assert BedrockBackend(pipeline(), bedrock=bedrock).stop(FOLDER, {**JOB, "arn": ARN})["state"] == "succeeded"
+        assert BedrockBackend(pipeline(), bedrock=bedrock).stop(FOLDER, job_of(arn=ARN)).state == "succeeded"
 
 
 def test_bedrock_enforces_its_own_timeout_so_job_control_sets_none():
@@ -313,18 +323,18 @@ def test_outputs_are_read_from_the_job_id_folder_and_manifest_counts_carried(s3)
     s3.put_object(Bucket=BUCKET, Key=folder + "manifest.json.out", Body=json.dumps(counts).encode())
     backend = BedrockBackend(pipeline(), s3=s3)
     job = {**JOB, "arn": ARN}
-    (raw,) = backend.raw_outputs(FOLDER, job)
+    (raw,) = backend.raw_outputs(FOLDER, Job.model_validate(job))
     assert (raw.input_key, raw.output_key, raw.join, raw.input_id_field) == (
         INPUT_KEY,
         folder + "job-00000.jsonl.out",
         "id",
         "recordId",
     )
-    assert backend.job_metrics(FOLDER, job) == counts
+    assert backend.job_metrics(FOLDER, Job.model_validate(job)) == counts
     # A job that was never submitted has no output and no counts.
     never = {**JOB, "arn": None}
-    assert backend.job_metrics(FOLDER, never) == {}
-    assert next(iter(backend.raw_outputs(FOLDER, never))).output_key.endswith("not-submitted.out")
+    assert backend.job_metrics(FOLDER, Job.model_validate(never)) == {}
+    assert next(iter(backend.raw_outputs(FOLDER, Job.model_validate(never)))).output_key.endswith("not-submitted.out")
 
 
 # ---------------------------------------------------------------- on demand
@@ -376,7 +386,7 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
         step = submit_job({"run": RUN, "job": {**JOB, "route": "on-demand"}, "attempt": 0}, backend, FOLDER)
     job = step["job"]
     assert job["done"] and job["state"] == "partial" and job["status"] == "PartiallyCompleted"
-    assert job["mode"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
+    assert job["route"] == "on-demand" and job["arn"] is None and step["wait_seconds"] == 0
     assert job["failure_reason"] == "1 of 3 on-demand requests failed"
     assert len(sleeps) == 1
     folder = f"{prefix(RUN)}raw/{NAME}/on-demand/"
@@ -396,8 +406,8 @@ def test_on_demand_runs_every_record_through_invoke_model_and_writes_the_batch_l
         "inputTokenCount": 20,
         "outputTokenCount": 6,
     }
-    assert backend.job_metrics(FOLDER, job) == manifest
-    assert next(iter(backend.raw_outputs(FOLDER, job))).output_key == folder + "job-00000.jsonl.out"
+    assert backend.job_metrics(FOLDER, Job.model_validate(job)) == manifest
+    assert next(iter(backend.raw_outputs(FOLDER, Job.model_validate(job)))).output_key == folder + "job-00000.jsonl.out"
     assert s3.get_object_tagging(Bucket=BUCKET, Key=folder + "manifest.json.out")["TagSet"] == [
         {"Key": "batch-pipeline:intermediate", "Value": "true"}
     ]
@@ -413,9 +423,9 @@ def test_on_demand_with_every_request_failing_is_a_failed_job_with_the_first_rea
         http_status_code=403,
     )
     with stub:
-        state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(FOLDER, {**JOB, "route": "on-demand"})
-    assert state["state"] == "failed"
-    assert state["failure_reason"] == (
+        state = BedrockBackend(pipeline(), bedrock_runtime=runtime, s3=s3).submit(FOLDER, job_of(route="on-demand"))
+    assert state.state == "failed"
+    assert state.failure_reason == (
         "every on-demand request failed; first error 403: AccessDeniedException: You don't have access to the model"
     )
 
@@ -480,11 +490,11 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     # Job control wrote no merged copy: the job names its own output and the retry's, and collect merges them.
     retry_name = bedrock_job_name(RUN_ID, "0r")
     retry_output = f"{prefix(RUN)}raw/{retry_name}/on-demand/job-00000-retry.jsonl.out"
-    (raw,) = backend.raw_outputs(FOLDER, final)
+    (raw,) = backend.raw_outputs(FOLDER, Job.model_validate(final))
     assert raw.input_key == INPUT_KEY and raw.output_key == folder + "job-00000.jsonl.out"
     assert raw.retry_output_key == retry_output == final["retry"]["output_key"]
     assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix(RUN)}raw/{NAME}/merged/").get("KeyCount")
-    collected = collect(FOLDER, [final], backend, s3)
+    collected = collect(FOLDER, [Job.model_validate(final)], backend, s3)
     predictions = {line["id"]: line for line in read_lines(s3, collected["predictions_key"])}
     assert predictions["0"]["prediction"] == "call 0, second try" and "error" not in predictions["0"]
     assert predictions["2"]["prediction"] == "call 2"
@@ -493,7 +503,7 @@ def test_failed_records_are_resubmitted_once_and_merged_into_the_output(s3):
     assert (tally["duplicate_outputs"], tally["unmatched_outputs"]) == (0, 0)
     # Bedrock's own output stays as Bedrock wrote it.
     assert read_lines(s3, folder + "job-00000.jsonl.out") == first_output
-    metrics = backend.job_metrics(FOLDER, final)
+    metrics = backend.job_metrics(FOLDER, Job.model_validate(final))
     assert metrics["errorRecordCount"] == 1 and metrics["retry"]["successRecordCount"] == 1
 
 
@@ -525,18 +535,18 @@ def test_an_on_demand_job_s_retry_sends_its_failed_records_and_keeps_the_first_c
     assert final["model_invocations"] + final["retry"]["model_invocations"] == 4
     first_counts = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/manifest.json.out")
     assert first_counts[0]["errorRecordCount"] == 1
-    collected = collect(FOLDER, [final], backend, s3)
+    collected = collect(FOLDER, [Job.model_validate(final)], backend, s3)
     assert (collected["succeeded"], collected["failed"], collected["jobs"][0]["recovered_by_retry"]) == (3, 0, 1)
 
 
 def test_without_the_setting_or_without_errors_nothing_is_retried(s3):
     folder = f"{prefix(RUN)}raw/{NAME}/abcdef123456/"
     put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "error": {"errorCode": 400, "errorMessage": "x"}}])
-    job = {**JOB, "arn": ARN, "status": "Completed", "state": "succeeded", "done": True}
+    job = job_of(arn=ARN, status="Completed", state="succeeded", done=True)
     assert BedrockBackend(pipeline(), s3=s3).finish(FOLDER, job) is job
     put_lines(s3, folder + "job-00000.jsonl.out", [{"recordId": "0", "modelOutput": {"content": [{"text": "ok"}]}}])
     assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(FOLDER, job) is job
-    failed = {**job, "state": "failed", "status": "Failed"}
+    failed = job.changed(state="failed", status="Failed")
     assert BedrockBackend(pipeline(retry_failed_records=True), s3=s3).finish(FOLDER, failed) is failed
 
 
@@ -556,17 +566,17 @@ def test_adapter_against_the_emulator_submit_poll_stop_collect_layout(s3):
         backend = backend_for(pipeline(), **clients)
         step = submit_job({"run": RUN, "job": JOB, "attempt": 0}, backend, FOLDER)
         # A retried submit (same token) gets the same job, not a second one.
-        again = backend.submit(FOLDER, JOB)
-        assert again["arn"] == step["job"]["arn"] and len(emulator.jobs) == 1
+        again = backend.submit(FOLDER, job_of())
+        assert again.arn == step["job"]["arn"] and len(emulator.jobs) == 1
         while not step["job"]["done"]:
             step = check_job(step, backend, FOLDER)
         job = step["job"]
         assert job["status"] == "Completed" and job["state"] == "succeeded"
-        (raw,) = backend.raw_outputs(FOLDER, job)
+        (raw,) = backend.raw_outputs(FOLDER, Job.model_validate(job))
         assert len(read_lines(s3, raw.output_key)) == 100
-        assert backend.job_metrics(FOLDER, job)["successRecordCount"] == 100
+        assert backend.job_metrics(FOLDER, Job.model_validate(job))["successRecordCount"] == 100
         # Stopping a job that already ended answers its final state.
-        assert backend.stop(FOLDER, job)["state"] == "succeeded"
+        assert backend.stop(FOLDER, Job.model_validate(job)).state == "succeeded"
 
 
 def test_the_record_spool_is_a_disk_backed_map_of_record_ids():
@@ -614,20 +624,26 @@ def test_a_retried_on_demand_step_never_sends_a_record_twice(s3):
     # The first attempt dies after one checkpointed part and a few more requests whose answers it never kept.
     dying = _CountingRuntime(die_after=ON_DEMAND_PART_RECORDS + 3)
     with pytest.raises(RuntimeError):
-        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(FOLDER, job)
+        BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=dying, s3=s3).submit(
+            FOLDER, Job.model_validate(job)
+        )
     retried = _CountingRuntime()
-    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(FOLDER, job)
+    state = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=retried, s3=s3).submit(
+        FOLDER, Job.model_validate(job)
+    )
     first_part = {f"Summarize: call {i}." for i in range(ON_DEMAND_PART_RECORDS)}
     assert not first_part & set(retried.sent), "records answered by the first attempt were sent again"
     assert len(retried.sent) == len(records) - ON_DEMAND_PART_RECORDS
-    assert state["state"] == "succeeded" and state["record_counts"]["successRecordCount"] == len(records)
+    assert state.state == "succeeded" and state.record_counts["successRecordCount"] == len(records)
     # Billed: the checkpointed part of the first attempt plus everything the retry sent (the 3 lost answers of the
     # dead attempt were never recorded, as on AWS they would be paid for but unknown to the run).
-    assert state["model_invocations"] == ON_DEMAND_PART_RECORDS + len(retried.sent)
+    assert state.model_invocations == ON_DEMAND_PART_RECORDS + len(retried.sent)
     lines = read_lines(s3, f"{prefix(RUN)}raw/{NAME}/on-demand/job-00000.jsonl.out")
     assert [line["recordId"] for line in lines] == [r["recordId"] for r in records]
     # A step retried after it finished (its response was lost) sends nothing at all.
     again = _CountingRuntime()
-    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(FOLDER, job)
-    assert again.sent == [] and repeat["model_invocations"] == state["model_invocations"]
-    assert repeat["record_counts"] == state["record_counts"]
+    repeat = BedrockBackend(pipeline(on_demand_concurrency=1), bedrock_runtime=again, s3=s3).submit(
+        FOLDER, Job.model_validate(job)
+    )
+    assert again.sent == [] and repeat.model_invocations == state.model_invocations
+    assert repeat.record_counts == state.record_counts

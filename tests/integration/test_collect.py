@@ -17,13 +17,14 @@ from sagemaker_helpers import (
 )
 
 from batch_pipeline.config.runtime import dump_runtime_pipelines
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
-from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.results.collect import NO_OUTPUT, collect
 from batch_pipeline.results.outputs import parse_output_line
 from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.engines.sagemaker_transform import install_sagemaker_engine
+from tests.job_steps import check_job, submit_job
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_text2text_joins_shuffled_output_by_id_and_attaches_references(aws):
     )
     assert [eval_id(line) for line in raw.splitlines()] != list(range(30))  # the engine really shuffled
 
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     assert (result["records"], result["processed"], result["succeeded"], result["failed"]) == (40, 40, 40, 0)
     assert result["references_joined"] == len(references)
     predictions = read_lines(s3, result["predictions_key"])
@@ -84,7 +85,7 @@ def test_collect_tags_what_the_backend_wrote_under_raw_so_it_expires(aws):
     raw_prefix = f"{prefix(run)}raw/"
     written = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=raw_prefix)["Contents"]]
     assert all(s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [] for key in written)
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     assert result["raw_objects_tagged"] == len(written) >= 2
     for key in written:
         assert s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [
@@ -105,7 +106,7 @@ def test_zero_shot_joins_by_position_and_a_dropped_line_does_not_shift_later_ans
     records = [tweet(i, " [[drop-output]]" if i in (2, 3) else "") for i in range(12)]
     references = [{"id": f"t{i}", "label": label} for i, label in enumerate(["finance", "health", "career"] * 4)]
     run, backend, step = _run_job(s3, sagemaker, "classify", [records], references)
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     assert (result["records"], result["succeeded"], result["failed"]) == (12, 10, 2)
     assert result["positional_mismatches"] == 0
     predictions = _by_id(read_lines(s3, result["predictions_key"]))
@@ -137,7 +138,7 @@ def test_zero_shot_trusts_position_when_the_container_rewrites_the_sequence(aws)
         ],
     )
     backend = SageMakerBackend(pipeline("classify"), s3=s3)
-    job = {"name": name, "state": "succeeded", "status": "Completed", "shard_keys": keys}
+    job = Job(index=0, name=name, state="succeeded", status="Completed", done=True, shard_keys=keys)
     result = collect(RunFolder.of(run), [job], backend, s3)
     assert [p["prediction"] for p in read_lines(s3, result["predictions_key"])] == ["a", "b", "c"]
     assert result["positional_mismatches"] == 3
@@ -147,7 +148,7 @@ def test_missing_records_and_unreadable_lines_become_errors(aws):
     s3, sagemaker = aws
     shards = [[article(0), article(1, " [[drop-output]]"), article(2, " [[bad-output]]"), article(3)]]
     run, backend, step = _run_job(s3, sagemaker, "summarize", shards)
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     assert (result["records"], result["processed"], result["succeeded"], result["failed"]) == (4, 2, 2, 2)
     assert result["unreadable_output_lines"] == 1
     errors = _by_id(read_lines(s3, result["errors_key"]))
@@ -163,7 +164,7 @@ def test_missing_records_and_unreadable_lines_become_errors(aws):
 def test_unreadable_zero_shot_line_is_that_records_parse_error(aws):
     s3, sagemaker = aws
     run, backend, step = _run_job(s3, sagemaker, "classify", [[tweet(0), tweet(1, " [[bad-output]]"), tweet(2)]])
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     predictions = read_lines(s3, result["predictions_key"])
     assert [p["error"]["code"] if p["prediction"] is None else "ok" for p in predictions] == ["ok", "parse-error", "ok"]
     assert predictions[2]["prediction"] == "career"
@@ -174,7 +175,7 @@ def test_failed_job_keeps_finished_shards_and_blames_the_failure_for_the_rest(aw
     shards = [[article(0), article(1)], [article(2, " [[fail-job]]"), article(3)], [article(4)]]
     run, backend, step = _run_job(s3, sagemaker, "summarize", shards)
     assert step["job"]["state"] == "failed"
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     assert (result["records"], result["succeeded"], result["failed"]) == (5, 2, 3)
     assert result["jobs"][0]["failure_reason"] == step["job"]["failure_reason"]
     assert result["jobs"][0]["missing_output_objects"] == 2
@@ -190,24 +191,33 @@ def test_reference_join_in_partitions_gives_the_same_records(aws, monkeypatch):
     shards = [[article(i) for i in range(25)]]
     references = [{"id": i, "reference": f"ref {i}", "label": "x"} for i in range(25) if i != 7]
     run, backend, step = _run_job(s3, sagemaker, "summarize", shards, references)
-    single = _by_id(read_lines(s3, collect(RunFolder.of(run), [step], backend, s3)["predictions_key"]))
+    single = _by_id(
+        read_lines(s3, collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)["predictions_key"])
+    )
     monkeypatch.setenv("COLLECT_BYTES_PER_PASS", "300")  # ~10 passes over the staged bytes
-    result = collect(RunFolder.of(run), [step], backend, s3)
+    result = collect(RunFolder.of(run), [Job.model_validate(step["job"])], backend, s3)
     partitioned = _by_id(read_lines(s3, result["predictions_key"]))
     assert partitioned == single and len(partitioned) == 25
     assert result["join_passes"] > 1 and result["references_joined"] == 24 and "reference" not in partitioned["7"]
 
 
-def test_collect_handler_takes_the_maps_iteration_states(aws, monkeypatch):
+def test_collect_handler_takes_the_maps_results_job_references(aws, monkeypatch):
+    """The Map's result is one `{"index"}` per job (the `Job ended` state); the job is in the run's jobs/ folder."""
+    from pydantic import ValidationError
+
     from batch_pipeline.handlers import collect as collect_handler
+    from batch_pipeline.storage.job_store import save_job
 
     s3, sagemaker = aws
     run, _, step = _run_job(s3, sagemaker, "classify", [[tweet(i) for i in range(4)], [tweet(i) for i in range(4, 6)]])
+    save_job(s3, RunFolder.of(run), Job.model_validate(step["job"]))  # as job control leaves it after every step
     monkeypatch.setenv("PIPELINES", dump_runtime_pipelines({"classify": pipeline("classify")}))
     monkeypatch.setattr("batch_pipeline.settings.client", lambda service: {"s3": s3, "sagemaker": sagemaker}[service])
-    result = collect_handler.handler({"run": run, "jobs": [step]}, LambdaContext())
+    result = collect_handler.handler({"run": run, "jobs": [{"index": step["job"]["index"]}]}, LambdaContext())
     assert (result["records"], result["succeeded"], result["failed"]) == (6, 6, 0)
     json.dumps(result)
+    with pytest.raises(ValidationError, match="index"):  # a whole iteration state is not a Map result
+        collect_handler.handler({"run": run, "jobs": [step]}, LambdaContext())
 
 
 class BedrockShapedBackend(BatchBackend):
@@ -216,7 +226,7 @@ class BedrockShapedBackend(BatchBackend):
     name = "bedrock-shaped"
 
     def job_name(self, run, job):
-        return job["name"]
+        return job.name
 
     def submit(self, run, job):
         raise NotImplementedError
@@ -226,8 +236,8 @@ class BedrockShapedBackend(BatchBackend):
     def raw_outputs(self, run, job):
         return [
             RawOutput(
-                input_key=job["shard_keys"][0],
-                output_key=f"{prefix(run)}raw/{job['name']}/abc123/job-00000.jsonl.out",
+                input_key=job.shard_keys[0],
+                output_key=f"{prefix(run)}raw/{job.name}/abc123/job-00000.jsonl.out",
                 join="id",
                 input_id_field="recordId",
             )
@@ -264,8 +274,8 @@ def test_the_join_is_backend_agnostic_recordid_tokens_and_error_records(aws):
             },
         ],
     )
-    job = {"name": "bjob", "state": "partial", "status": "PartiallyCompleted", "shard_keys": [key]}
-    result = collect(RunFolder.of(run), [{"run": run, "job": job}], BedrockShapedBackend(None), s3)
+    job = Job(index=0, name="bjob", state="partial", status="PartiallyCompleted", done=True, shard_keys=[key])
+    result = collect(RunFolder.of(run), [job], BedrockShapedBackend(None), s3)
     assert (result["records"], result["processed"], result["succeeded"], result["failed"]) == (3, 3, 2, 1)
     assert (result["input_tokens"], result["output_tokens"]) == (200, 14)  # the error record reports none
     assert result["jobs"][0]["backend_metrics"] == {"totalRecordCount": 3, "errorRecordCount": 1}

@@ -1,5 +1,6 @@
-"""The one-pass data path: collect joins, scores and writes once; evaluate reads predictions once and never
-rewrites them; intake's id index spares collect the shards. S3 requests are counted with botocore's event hooks."""
+"""The one-pass data path: collect joins, scores, writes predictions once and sums the scores into evaluation.json in
+the same pass, never reading predictions back; intake's id index spares collect the shards. S3 requests are counted
+with botocore's event hooks."""
 
 import json
 import random
@@ -10,7 +11,7 @@ import orjson
 import pytest
 from sagemaker_helpers import BUCKET, make_run, pipeline, prefix, put_lines, read_lines
 
-from batch_pipeline.handlers.evaluate import evaluate_run
+from batch_pipeline.contracts import Job
 from batch_pipeline.intake.stream import LocalDirSink, run_intake
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.results.collect import collect
@@ -34,7 +35,7 @@ class OneObjectPerShard(BatchBackend):
     name = "test"
 
     def job_name(self, run, job):
-        return job["name"]
+        return job.name
 
     def submit(self, run, job):
         raise NotImplementedError
@@ -42,9 +43,9 @@ class OneObjectPerShard(BatchBackend):
     status = stop = submit
 
     def raw_outputs(self, run, job):
-        for key in job["shard_keys"]:
+        for key in job.shard_keys:
             yield RawOutput(
-                input_key=key, output_key=f"{prefix(run)}raw/{job['name']}/{key.rsplit('/', 1)[-1]}.out", join="id"
+                input_key=key, output_key=f"{prefix(run)}raw/{job.name}/{key.rsplit('/', 1)[-1]}.out", join="id"
             )
 
 
@@ -67,7 +68,7 @@ def folder(run, shards, outputs, references=(), index=True):
         keys.append(key)
     if references:
         put_lines(s3_client(), f"{prefix(run)}references.jsonl", list(references))
-    return {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
+    return Job(index=0, name="job", state="succeeded", status="Completed", done=True, shard_keys=keys)
 
 
 _clients = {}
@@ -129,7 +130,7 @@ def test_duplicates_unknown_ids_and_errors_are_counted_not_scored(s3):
     assert (tally["duplicate_outputs"], tally["unmatched_outputs"], tally["unreadable_output_lines"]) == (2, 3, 1)
     assert (result["references_unmatched"], result["references_unmatched_examples"]) == (1, ["ghost"])
 
-    evaluation = evaluate_run(RunFolder.of(run), result, "rouge", s3)
+    evaluation = result["evaluation"]
     assert (evaluation["records"], evaluation["scored"], evaluation["errors"], evaluation["missing"]) == (5, 3, 1, 1)
     assert evaluation["error_codes"] == {"no-output": 1}
 
@@ -168,7 +169,7 @@ def test_without_an_index_collect_falls_back_to_the_shard(s3):
     assert result["id_index_objects"] == 0 and [p["id"] for p in read_lines(s3, result["predictions_key"])] == [1, 2]
 
 
-def test_evaluate_reads_predictions_once_never_references_and_never_rewrites_them(s3):
+def test_collect_writes_the_evaluation_in_its_one_pass_and_never_reads_predictions_back(s3):
     run = make_run("summarize")
     records = [{"id": i, "text_inputs": "t"} for i in range(20)]
     job = folder(
@@ -177,18 +178,45 @@ def test_evaluate_reads_predictions_once_never_references_and_never_rewrites_the
         [[answer(i) for i in range(20)]],
         [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(20)],
     )
-    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
-    before = s3.get_object(Bucket=BUCKET, Key=result["predictions_key"])["Body"].read()
     requests = count_requests(s3)
-    evaluation = evaluate_run(RunFolder.of(run), result, "rouge", s3)
-    assert requests == Counter(
-        {("GetObject", result["predictions_key"]): 1, ("PutObject", f"{prefix(run)}evaluation.json"): 1}
-    )
-    assert s3.get_object(Bucket=BUCKET, Key=result["predictions_key"])["Body"].read() == before
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    written = {key for (operation, key) in requests if operation in ("PutObject", "CompleteMultipartUpload")}
+    read = {key for (operation, key) in requests if operation == "GetObject"}
+    assert result["evaluation_key"] == f"{prefix(run)}evaluation.json" and result["evaluation_key"] in written
+    assert result["predictions_key"] in written and result["predictions_key"] not in read
+    evaluation = result["evaluation"]
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=result["evaluation_key"])["Body"].read()) == evaluation
     assert evaluation["scored"] == 20 and 0 < evaluation["rouge"]["rouge1"]["fmeasure"] < 1
+    assert evaluation["prediction_lines"] == 20 and evaluation["invalid_lines"] == 0
 
 
-def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_metrics(s3):
+def test_the_evaluation_collect_writes_is_the_one_its_predictions_give(s3):
+    """The run-level sums agree, bit for bit, with summing the per-record scores collect wrote to predictions.jsonl."""
+    from batch_pipeline.results.evaluation.streaming import RunScores
+
+    run = make_run("summarize")
+    records = [{"id": i, "text_inputs": "t"} for i in range(30)]
+    job = folder(
+        run,
+        [records],
+        [[answer(i, f"a summary {i % 7} of article") for i in range(30) if i != 4]],
+        [{"id": i, "reference": f"summary of article {i % 5}"} for i in range(30)],
+    )
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=RecordScorer("rouge"))
+    again = RunScores("rouge")
+    again.add(read_lines(s3, result["predictions_key"]))
+    assert result["evaluation"] == again.report(result)
+    assert result["evaluation"]["errors"] == 1 and result["evaluation"]["scored"] == 29
+
+
+def test_a_pipeline_without_references_is_not_evaluated(s3):
+    run = make_run("summarize")
+    job = folder(run, [[{"id": 1, "text_inputs": "a"}]], [[answer(1)]])
+    result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3)
+    assert result["evaluation"]["metric"] is None and "skipped" in result["evaluation"]
+
+
+def test_classification_scores_and_sums_in_collect_like_the_batch_metrics(s3):
     from batch_pipeline.results.evaluation.classification import single_label_metrics
 
     run = make_run("classify")
@@ -203,7 +231,7 @@ def test_classification_scores_in_collect_and_sums_in_evaluate_like_the_batch_me
     )
     scorer = RecordScorer("classification", known_labels={"pos", "neg", "neu", "positive"})
     result = collect(RunFolder.of(run), [job], OneObjectPerShard(None), s3, scorer=scorer)
-    evaluation = evaluate_run(RunFolder.of(run), result, "classification", s3)
+    evaluation = result["evaluation"]
     predicted = [p["metrics"]["predicted"] for p in read_lines(s3, result["predictions_key"])]
     expected = single_label_metrics(truth, predicted)
     assert (

@@ -1,4 +1,5 @@
-"""Memory shape of collect and evaluate: peak traced memory must not follow the number of records.
+"""Memory shape of collect, scoring and the run-level sums included: peak traced memory must not follow the number of
+records.
 
 No timing: tracemalloc's peak of Python allocations, at 5,000 and at 20,000 records, over the file-backed S3
 stand-in (bench/file_s3.py), which keeps objects on disk so the peak is the step's own. Outputs arrive shuffled
@@ -9,7 +10,7 @@ import tracemalloc
 
 import orjson
 
-from batch_pipeline.handlers.evaluate import evaluate_run
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
 from batch_pipeline.results.collect import collect
 from batch_pipeline.results.evaluation.streaming import RecordScorer
@@ -32,7 +33,7 @@ class Shards(BatchBackend):
     status = stop = submit
 
     def raw_outputs(self, run, job):
-        for key in job["shard_keys"]:
+        for key in job.shard_keys:
             yield RawOutput(input_key=key, output_key=key.replace("/shards/", "/raw/job/") + ".out", join="id")
 
 
@@ -69,7 +70,7 @@ def _run_folder(s3, records, rng):
             for i in range(per_shard)
         ),
     )
-    return run, {"name": "job", "state": "succeeded", "status": "Completed", "shard_keys": keys}
+    return run, Job(index=0, name="job", state="succeeded", status="Completed", done=True, shard_keys=keys)
 
 
 def _peaks(tmp_path, records):
@@ -82,25 +83,22 @@ def _peaks(tmp_path, records):
             RunFolder.of(run), [job], Shards(None), s3, workdir=str(tmp_path), scorer=RecordScorer("rouge")
         )
         collect_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.reset_peak()
-        evaluation = evaluate_run(RunFolder.of(run), result, "rouge", s3)
-        evaluate_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert result["succeeded"] == records and evaluation["scored"] == records
-    return collect_peak, evaluate_peak, result["join_passes"]
+    assert result["succeeded"] == records and result["evaluation"]["scored"] == records
+    return collect_peak, result["join_passes"]
 
 
-def test_collect_and_evaluate_peak_memory_does_not_grow_with_records(tmp_path, monkeypatch):
+def test_collect_and_its_scoring_peak_memory_does_not_grow_with_records(tmp_path, monkeypatch):
     monkeypatch.setenv("COLLECT_BYTES_PER_PASS", str(1024 * 1024))
     # The fixed costs scaled down with the sizes, so both runs are past them (S3 itself wants 5 MiB parts;
     # the file-backed stand-in does not).
     monkeypatch.setattr("batch_pipeline.results.collect.UPLOAD_PART_BYTES", 1024 * 1024)
     small = _peaks(tmp_path, 5_000)
     large = _peaks(tmp_path, 20_000)
-    assert small[2] > 1 and large[2] > 1
-    for step, before, after in zip(("collect", "evaluate"), small[:2], large[:2], strict=True):
-        assert after < 1.5 * before, f"{step}: {before / 2**20:.1f} MB at 5k, {after / 2**20:.1f} MB at 20k"
+    assert small[1] > 1 and large[1] > 1
+    before, after = small[0], large[0]
+    assert after < 1.5 * before, f"collect: {before / 2**20:.1f} MB at 5k, {after / 2**20:.1f} MB at 20k"
 
 
 def test_the_check_fires_when_the_join_holds_the_whole_run(tmp_path, monkeypatch):
@@ -108,5 +106,27 @@ def test_the_check_fires_when_the_join_holds_the_whole_run(tmp_path, monkeypatch
     monkeypatch.setenv("COLLECT_BYTES_PER_PASS", str(1 << 40))
     small = _peaks(tmp_path, 5_000)
     large = _peaks(tmp_path, 20_000)
-    assert small[2] == large[2] == 1
+    assert small[1] == large[1] == 1
+    assert large[0] > 1.5 * small[0]
+
+
+def test_the_check_fires_when_the_run_level_sums_keep_every_record(tmp_path, monkeypatch):
+    """The planted defect: the scores' sums hold every scored record (as a second pass's input would)."""
+    from batch_pipeline.results.evaluation.streaming import RunScores
+
+    class Hoarding(RunScores):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.kept = []
+
+        def add(self, records):
+            records = list(records)
+            self.kept.extend(dict(record) for record in records)
+            super().add(records)
+
+    monkeypatch.setenv("COLLECT_BYTES_PER_PASS", str(1024 * 1024))
+    monkeypatch.setattr("batch_pipeline.results.collect.UPLOAD_PART_BYTES", 1024 * 1024)
+    monkeypatch.setattr("batch_pipeline.results.collect.RunScores", Hoarding)
+    small = _peaks(tmp_path, 5_000)
+    large = _peaks(tmp_path, 20_000)
     assert large[0] > 1.5 * small[0]

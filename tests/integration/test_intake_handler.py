@@ -182,7 +182,7 @@ def test_rejected_upload_is_quarantined_with_its_report_and_starts_nothing(aws):
     assert report["accepted"] is False
     assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "blank_text"), (3, "duplicate_id")]
     assert report["counts_by_reason"] == {"blank_text": 1, "duplicate_id": 1}
-    assert (report["records"], report["valid"], report["invalid"]) == (3, 1, 2)
+    assert report["counts"] == {"total": 3, "valid": 1, "rejected": 2, "skipped": 0}
     assert report["input"]["version_id"] == head["VersionId"]
     # The original is untouched, no run folder, no execution; one notification naming the lines.
     original = aws["s3"].get_object(Bucket=INPUT, Key="t2t/bad file.jsonl")

@@ -8,6 +8,7 @@ from moto import mock_aws
 from sagemaker_helpers import BUCKET, RUN_ID, LambdaContext, make_folder, make_run, pipeline, prefix, write_shards
 
 from batch_pipeline.config.app import ConfigError
+from batch_pipeline.contracts import Job, JobState
 from batch_pipeline.jobs.backends import RawOutput, SubmitDeferred, backend_for
 from batch_pipeline.jobs.backends.sagemaker import (
     SageMakerBackend,
@@ -15,8 +16,8 @@ from batch_pipeline.jobs.backends.sagemaker import (
     transform_job_name,
     transform_job_request,
 )
-from batch_pipeline.jobs.loop import check_job, submit_job
 from batch_pipeline.storage.layout import RunFolder
+from tests.job_steps import check_job, submit_job
 
 NAME = transform_job_name(RUN_ID, 0)
 RAW = f"s3://{BUCKET}/runs/summarize/{RUN_ID}/raw/{NAME}/"
@@ -58,7 +59,7 @@ def test_prefix_from_environment(monkeypatch):
 
 def test_transform_job_request_exact_shape_for_summarize():
     request = transform_job_request(
-        make_folder("summarize"), {"index": 0}, pipeline("summarize", "llmbp-flan-t5-large")
+        make_folder("summarize"), Job.model_validate({"index": 0}), pipeline("summarize", "llmbp-flan-t5-large")
     )
     assert request == {
         "TransformJobName": NAME,
@@ -101,7 +102,7 @@ def test_request_without_hyper_params_has_no_environment_and_uses_plan_uris(monk
         "input_uri": f"s3://{BUCKET}/{prefix(run)}shards/",
         "output_uri": f"s3://{BUCKET}/{prefix(run)}raw/llmbp-given-name",
     }
-    request = transform_job_request(RunFolder.of(run), job, classify)
+    request = transform_job_request(RunFolder.of(run), Job.model_validate(job), classify)
     assert "Environment" not in request
     assert request["TransformJobName"] == "llmbp-given-name"
     assert request["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/{prefix(run)}raw/llmbp-given-name/"
@@ -123,14 +124,14 @@ def test_no_volume_key_on_instances_with_local_storage(monkeypatch):
     summarize = pipeline("summarize")
     settings = summarize.pipeline.sagemaker.model_copy(update={"instance_type": "ml.g5.2xlarge"})
     summarize = summarize.model_copy(update={"pipeline": summarize.pipeline.model_copy(update={"sagemaker": settings})})
-    request = transform_job_request(make_folder("summarize"), {"index": 0}, summarize)
+    request = transform_job_request(make_folder("summarize"), Job.model_validate({"index": 0}), summarize)
     assert "VolumeKmsKeyId" not in request["TransformResources"]
     assert request["TransformOutput"]["KmsKeyId"].endswith("key/abc")
 
 
 def test_local_stand_in_tag(monkeypatch):
     monkeypatch.setenv("LOCAL_STAND_IN", "1")
-    request = transform_job_request(make_folder("summarize"), {"index": 0}, pipeline("summarize"))
+    request = transform_job_request(make_folder("summarize"), Job.model_validate({"index": 0}), pipeline("summarize"))
     assert {"Key": "batch-pipeline:engine", "Value": "local stand-in engine (not a model)"} in request["Tags"]
 
 
@@ -138,7 +139,7 @@ def test_request_refuses_a_pipeline_without_model_name():
     with pytest.raises(ConfigError, match="sagemaker_model_name"):
         transform_job_request(
             make_folder("summarize"),
-            {"index": 0},
+            Job.model_validate({"index": 0}),
             pipeline("summarize").model_copy(update={"sagemaker_model_name": None}),
         )
 
@@ -183,20 +184,22 @@ def test_submit_sends_exactly_the_request():
     stubber.add_response(
         "create_transform_job",
         {"TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}"},
-        expected_params=transform_job_request(RunFolder.of(run), {"index": 0}, summarize),
+        expected_params=transform_job_request(RunFolder.of(run), Job.model_validate({"index": 0}), summarize),
     )
     with stubber:
-        state = SageMakerBackend(summarize, sagemaker=client).submit(RunFolder.of(run), {"index": 0})
+        state = SageMakerBackend(summarize, sagemaker=client).submit(
+            RunFolder.of(run), Job.model_validate({"index": 0})
+        )
     stubber.assert_no_pending_responses()
-    assert state == {
-        "name": NAME,
-        "arn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}",
-        "status": "InProgress",
-        "state": "running",
-        "done": False,
-        "failure_reason": None,
-        "output_uri": RAW,
-    }
+    assert state == JobState(
+        name=NAME,
+        arn=f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{NAME}",
+        status="InProgress",
+        state="running",
+        failure_reason=None,
+        output_uri=RAW,
+    )
+    assert not state.done
 
 
 def test_submit_after_a_lost_response_finds_the_job_when_create_says_the_name_is_taken():
@@ -209,8 +212,10 @@ def test_submit_after_a_lost_response_finds_the_job_when_create_says_the_name_is
     )
     stubber.add_response("describe_transform_job", _described(NAME, "InProgress"), {"TransformJobName": NAME})
     with stubber:
-        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(make_folder("summarize"), {"index": 0})
-    assert state["status"] == "InProgress" and state["arn"].endswith(NAME)
+        state = SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(
+            make_folder("summarize"), Job.model_validate({"index": 0})
+        )
+    assert state.status == "InProgress" and state.arn.endswith(NAME)
 
 
 def test_quota_refusal_is_deferred_and_the_loop_queues_then_resubmits():
@@ -233,7 +238,7 @@ def test_quota_refusal_is_deferred_and_the_loop_queues_then_resubmits():
     run = make_run("summarize")
     with stubber:
         with pytest.raises(SubmitDeferred, match="ResourceLimitExceeded"):
-            backend.submit(RunFolder.of(run), {"index": 0})
+            backend.submit(RunFolder.of(run), Job.model_validate({"index": 0}))
         queued = submit_job(
             {"run": run, "job": {"index": 0}, "attempt": 0}, backend, RunFolder.of(run), now=lambda: 1000.0
         )
@@ -256,7 +261,9 @@ def test_other_create_errors_propagate():
         service_message='Could not find model "llmbp-flan-t5-large".',
     )
     with stubber, pytest.raises(Exception, match="Could not find model"):
-        SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(make_folder("summarize"), {"index": 0})
+        SageMakerBackend(pipeline("summarize"), sagemaker=client).submit(
+            make_folder("summarize"), Job.model_validate({"index": 0})
+        )
 
 
 def test_stop_calls_stop_transform_job_and_reports_stopping():
@@ -265,10 +272,10 @@ def test_stop_calls_stop_transform_job_and_reports_stopping():
     stubber.add_response("describe_transform_job", _described(NAME, "Stopping"), {"TransformJobName": NAME})
     with stubber:
         state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(
-            make_folder("summarize"), {"index": 0, "name": NAME}
+            make_folder("summarize"), Job.model_validate({"index": 0, "name": NAME})
         )
     stubber.assert_no_pending_responses()
-    assert state["status"] == "Stopping" and state["state"] == "running" and not state["done"]
+    assert state.status == "Stopping" and state.state == "running" and not state.done
 
 
 def test_stop_of_an_ended_job_returns_its_final_state():
@@ -279,9 +286,9 @@ def test_stop_of_an_ended_job_returns_its_final_state():
     stubber.add_response("describe_transform_job", _described(NAME, "Completed"), {"TransformJobName": NAME})
     with stubber:
         state = SageMakerBackend(pipeline("summarize"), sagemaker=client).stop(
-            make_folder("summarize"), {"index": 0, "name": NAME}
+            make_folder("summarize"), Job.model_validate({"index": 0, "name": NAME})
         )
-    assert state["state"] == "succeeded" and state["done"]
+    assert state.state == "succeeded" and state.done
 
 
 @pytest.mark.parametrize(
@@ -300,15 +307,15 @@ def test_status_maps_every_transform_job_status(status, state, done):
     stubber.add_response("describe_transform_job", _described(NAME, status, reason), {"TransformJobName": NAME})
     with stubber:
         result = SageMakerBackend(pipeline("summarize"), sagemaker=client).status(
-            make_folder("summarize"), {"index": 0}
+            make_folder("summarize"), Job.model_validate({"index": 0})
         )
-    assert (result["status"], result["state"], result["done"], result["failure_reason"]) == (
+    assert (result.status, result.state, result.done, result.failure_reason) == (
         status,
         state,
         done,
         reason,
     )
-    assert result["output_uri"] == RAW
+    assert result.output_uri == RAW
 
 
 # ---------------------------------------------------------------- moto
@@ -326,11 +333,11 @@ def test_moto_submit_describe_and_idempotent_resubmit(aws):
     s3, sagemaker = aws
     backend = backend_for(pipeline("summarize"), sagemaker=sagemaker, s3=s3, bedrock=object())
     run = make_run("summarize")
-    first = backend.submit(RunFolder.of(run), {"index": 0})
+    first = backend.submit(RunFolder.of(run), Job.model_validate({"index": 0}))
     created = sagemaker.describe_transform_job(TransformJobName=NAME)["CreationTime"]
-    again = backend.submit(RunFolder.of(run), {"index": 0})
-    assert again["arn"] == first["arn"]
-    assert again["status"] == "Completed"  # moto ends jobs at once; the second submit described, not created
+    again = backend.submit(RunFolder.of(run), Job.model_validate({"index": 0}))
+    assert again.arn == first.arn
+    assert again.status == "Completed"  # moto ends jobs at once; the second submit described, not created
     assert sagemaker.describe_transform_job(TransformJobName=NAME)["CreationTime"] == created
     assert [j["TransformJobName"] for j in sagemaker.list_transform_jobs()["TransformJobSummaries"]] == [NAME]
     described = sagemaker.describe_transform_job(TransformJobName=NAME)
@@ -338,14 +345,14 @@ def test_moto_submit_describe_and_idempotent_resubmit(aws):
         "HYPER_PARAMS": "{'batch_size': 4, 'max_length': 50, 'top_k': 50, 'top_p': 0.95, 'do_sample': True}"
     }
     assert described["TransformInput"]["SplitType"] == "Line"
-    assert backend.status(RunFolder.of(run), {"index": 0})["state"] == "succeeded"
+    assert backend.status(RunFolder.of(run), Job.model_validate({"index": 0})).state == "succeeded"
 
 
 def test_moto_status_of_an_unknown_job_raises(aws):
     s3, sagemaker = aws
     with pytest.raises(LookupError, match="does not exist"):
         SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3).status(
-            make_folder("summarize"), {"index": 9}
+            make_folder("summarize"), Job.model_validate({"index": 9})
         )
 
 
@@ -355,8 +362,8 @@ def test_raw_outputs_pair_each_shard_with_its_out_object(aws):
     keys = write_shards(s3, run, [[{"id": 1}], [{"id": 2}]])
     backend = SageMakerBackend(pipeline("classify"), sagemaker=sagemaker, s3=s3)
     name = transform_job_name(run["run_id"], 0)
-    listed = list(backend.raw_outputs(RunFolder.of(run), {"index": 0}))
-    planned = list(backend.raw_outputs(RunFolder.of(run), {"index": 0, "shard_keys": keys}))
+    listed = list(backend.raw_outputs(RunFolder.of(run), Job.model_validate({"index": 0})))
+    planned = list(backend.raw_outputs(RunFolder.of(run), Job.model_validate({"index": 0, "shard_keys": keys})))
     assert (
         listed
         == planned
@@ -372,9 +379,12 @@ def test_raw_outputs_pair_each_shard_with_its_out_object(aws):
         ]
     )
     summarize = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
-    assert {raw.join for raw in summarize.raw_outputs(make_folder("summarize"), {"index": 0, "shard_keys": ["k"]})} == {
-        "id"
-    }
+    assert {
+        raw.join
+        for raw in summarize.raw_outputs(
+            make_folder("summarize"), Job.model_validate({"index": 0, "shard_keys": ["k"]})
+        )
+    } == {"id"}
 
 
 def test_job_control_handler_submits_and_checks(aws, monkeypatch):

@@ -17,6 +17,7 @@ from sagemaker_helpers import (
     write_shards,
 )
 
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends.sagemaker import SageMakerBackend, transform_job_name
 from batch_pipeline.storage.layout import RunFolder
 from batch_pipeline_local.engines.sagemaker_model import classify, summarize
@@ -42,9 +43,9 @@ def _submit(s3, sagemaker, pipeline_name, shards, **job):
     run = make_run(pipeline_name)
     write_shards(s3, run, shards)
     state = SageMakerBackend(pipeline(pipeline_name), sagemaker=sagemaker, s3=s3).submit(
-        RunFolder.of(run), {"index": 0, **job}
+        RunFolder.of(run), Job.model_validate({"index": 0, **job})
     )
-    described = sagemaker.describe_transform_job(TransformJobName=state["name"])
+    described = sagemaker.describe_transform_job(TransformJobName=state.name)
     return run, described
 
 
@@ -149,7 +150,7 @@ def test_fail_jobs_hook_argument_and_uninstall(aws):
         "CapacityError: no ml.c5.2xlarge capacity",
     )
     # After the context manager, moto is itself again: Completed and no output at all.
-    other = {"index": 0, "name": "llmbp-after-uninstall"}
+    other = Job(index=0, name="llmbp-after-uninstall")
     SageMakerBackend(pipeline("classify"), sagemaker=sagemaker, s3=s3).submit(make_folder("classify"), other)
     assert "Contents" not in s3.list_objects_v2(
         Bucket=BUCKET, Prefix=f"{prefix(make_run('classify'))}raw/llmbp-after-uninstall/"
@@ -211,14 +212,14 @@ def test_stop_transform_job_stops_a_running_job_and_refuses_an_ended_or_unknown_
         run = make_run("summarize")
         write_shards(s3, run, [[article(i) for i in range(5)]])
         backend = SageMakerBackend(pipeline("summarize"), sagemaker=sagemaker, s3=s3)
-        state = backend.submit(RunFolder.of(run), {"index": 0})
-        sagemaker.stop_transform_job(TransformJobName=state["name"])
+        job = Job(index=0)
+        state = backend.submit(RunFolder.of(run), job)
+        sagemaker.stop_transform_job(TransformJobName=state.name)
+        job = job.with_state(state)
         # Stopping until the job's worker sees it (here: at its first check), then Stopped, having written nothing.
-        assert backend.status(RunFolder.of(run), {"index": 0, **state})["status"] in ("Stopping", "Stopped")
+        assert backend.status(RunFolder.of(run), job).status in ("Stopping", "Stopped")
         _wait_for(lambda: len(events) == 3)
-        assert (
-            backend.stop(RunFolder.of(run), {"index": 0, **state})["status"] == "Stopped"
-        )  # an ended job: its last state
+        assert backend.stop(RunFolder.of(run), job).status == "Stopped"  # an ended job: its last state
         with pytest.raises(sagemaker.exceptions.ClientError, match="ValidationException.*Could not find transform job"):
             sagemaker.stop_transform_job(TransformJobName="no-such-job")
     assert [e["detail"]["TransformJobStatus"] for e in events] == ["InProgress", "Stopping", "Stopped"]

@@ -47,7 +47,12 @@ def test_a_run_that_ends_otherwise_than_expected_fails_the_demo():
         demo._row(_result("summarize/summarize.jsonl", "SUCCEEDED"), "SUCCEEDED"),
         demo._row(_result("bedrock-summarize/b.jsonl", "FAILED"), "SUCCEEDED"),
         demo._row(
-            _result("summarize/bad.jsonl", "REJECTED", {"records": 6, "invalid": 5, "report_uri": "s3://r"}), "REJECTED"
+            _result(
+                "summarize/bad.jsonl",
+                "REJECTED",
+                {"counts": {"total": 6, "valid": 1, "rejected": 5}, "report_uri": "s3://r"},
+            ),
+            "REJECTED",
         ),
     ]
     assert demo.unexpected(rows) == ["bedrock-summarize/b.jsonl ended FAILED, expected SUCCEEDED"]

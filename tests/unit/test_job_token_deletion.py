@@ -8,8 +8,9 @@ import json
 
 import pytest
 
+from batch_pipeline.contracts import Job, JobState
 from batch_pipeline.handlers import job_control
-from batch_pipeline.jobs.backends import BatchBackend, job_state
+from batch_pipeline.jobs.backends import BatchBackend
 from batch_pipeline.storage.job_store import load_token, save_job
 from batch_pipeline.storage.layout import RunFolder, token_key
 from tests.integration.sagemaker_helpers import LambdaContext
@@ -30,7 +31,7 @@ class Scripted(BatchBackend):
         self.statuses, self.retry = list(statuses), retry
 
     def job_name(self, folder, job):
-        return job.get("name") or NAME
+        return job.name or NAME
 
     def submit(self, folder, job):
         raise AssertionError("not submitted in these tests")
@@ -38,7 +39,7 @@ class Scripted(BatchBackend):
     def status(self, folder, job):
         status = self.statuses.pop(0)
         state = {"InProgress": "running", "Completed": "succeeded"}[status]
-        return job_state(name=job["name"], arn=f"arn:{job['name']}", status=status, state=state)
+        return JobState(name=job.name, arn=f"arn:{job.name}", status=status, state=state)
 
     def stop(self, folder, job):
         raise AssertionError("not stopped in these tests")
@@ -49,7 +50,7 @@ class Scripted(BatchBackend):
     def finish(self, folder, job):
         if not self.retry:
             return job
-        return {**job, **job_state(name=f"{NAME}r", arn=None, status="NotSubmitted", state="queued")}
+        return job.with_state(JobState(name=f"{NAME}r", arn=None, status="NotSubmitted", state="queued"))
 
 
 class StepFunctions:
@@ -86,7 +87,7 @@ def wait(s3, monkeypatch):
 
 
 def running_job(s3) -> None:
-    save_job(s3, FOLDER, {"index": 0, "name": NAME, "arn": f"arn:{NAME}", "state": "running", "done": False})
+    save_job(s3, FOLDER, Job(index=0, name=NAME, arn=f"arn:{NAME}", state="running", done=False))
 
 
 def test_a_waiting_job_keeps_its_token_and_an_ended_one_has_it_deleted(s3, wait):
@@ -109,7 +110,7 @@ def test_a_job_followed_by_a_retry_has_its_own_token_deleted_and_the_retry_none_
 
 
 def test_a_queued_job_leaves_no_token_and_deletes_none(s3, wait):
-    save_job(s3, FOLDER, {"index": 0, "name": NAME, "arn": None, "state": "queued", "done": False})
+    save_job(s3, FOLDER, Job(index=0, name=NAME, arn=None, state="queued", done=False))
 
     class Refusing(Scripted):
         def submit(self, folder, job):
@@ -124,7 +125,7 @@ def test_a_queued_job_leaves_no_token_and_deletes_none(s3, wait):
 
 def test_without_the_delete_an_ended_jobs_token_would_stay(s3, wait, monkeypatch):
     """Planted defect: the wait step no longer deletes; the first test's check then fails."""
-    monkeypatch.setattr(job_control, "delete_token", lambda *args: None)
+    monkeypatch.setattr("batch_pipeline.jobs.loop.delete_token", lambda *args: None)
     running_job(s3)
     wait(Scripted(["Completed"]), "token-1")
     assert load_token(s3, BUCKET, NAME) is not None

@@ -1,8 +1,10 @@
 import pytest
 
-from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred, job_state
-from batch_pipeline.jobs.loop import backoff_seconds, check_job, submit_job
+from batch_pipeline.contracts import JobState
+from batch_pipeline.jobs.backends import BatchBackend, SubmitDeferred
+from batch_pipeline.jobs.loop import backoff_seconds
 from batch_pipeline.storage.layout import RunFolder
+from tests.job_steps import check_job, submit_job
 
 RUN = {"run_id": "r-1", "pipeline": "summarize", "output_bucket": "b"}
 FOLDER = RunFolder.of(RUN)
@@ -69,10 +71,10 @@ class ScriptedBackend(BatchBackend):
         self.calls = []
 
     def job_name(self, folder, job):
-        return job.get("name") or f"job-{job['index']}"
+        return job.name or f"job-{job.index}"
 
     def _state(self, job, status, reason=None):
-        return job_state(
+        return JobState(
             name=self.job_name(FOLDER, job),
             arn=f"arn:{self.job_name(FOLDER, job)}",
             status=status,
@@ -172,7 +174,7 @@ def test_a_job_running_past_its_runtime_limit_is_stopped_and_says_why():
 
 def test_job_state_refuses_unknown_states():
     with pytest.raises(ValueError):
-        job_state(name="n", arn=None, status="X", state="exploded")
+        JobState(name="n", arn=None, status="X", state="exploded")
 
 
 def test_a_done_job_without_an_arn_is_never_submitted_again():

@@ -61,10 +61,10 @@ def test_a_plan_naming_another_bucket_is_refused_and_its_own_output_uri_kept():
     folder = RunFolder.of(RUN)
     with pytest.raises(ValueError, match="outside the run bucket"):
         folder.key_of("s3://someone-else/x.jsonl")
-    assert folder.job_output_uri({"output_uri": "s3://out/elsewhere/j"}, "j") == "s3://out/elsewhere/j/"
-    assert folder.job_output_uri({}, "j") == folder.raw_job_uri("j")
+    assert folder.job_output_uri("s3://out/elsewhere/j", "j") == "s3://out/elsewhere/j/"
+    assert folder.job_output_uri(None, "j") == folder.raw_job_uri("j")
     with pytest.raises(ValueError, match="outside the run bucket"):
-        folder.job_output_uri({"output_uri": "s3://other/j/"}, "j")
+        folder.job_output_uri("s3://other/j/", "j")
 
 
 def test_a_rejected_file_keeps_its_copy_report_and_page_side_by_side():

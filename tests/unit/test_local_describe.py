@@ -17,7 +17,7 @@ def _manifest(**extra) -> dict:
 
 def test_bedrock_run_shows_job_mode_retry_tokens_and_bedrocks_counts():
     manifest = _manifest(
-        jobs=[{"name": "llmbp-a-0", "mode": "on-demand", "retry": {"records": 2, "recovered": 1}}],
+        jobs=[{"name": "llmbp-a-0", "route": "on-demand", "retry": {"records": 2, "recovered": 1}}],
         tokens={"input_tokens": 955, "output_tokens": 67},
         backend_counts={"totalRecordCount": 12, "errorRecordCount": 1},
     )
@@ -35,10 +35,9 @@ def test_sagemaker_run_has_no_token_or_backend_lines():
 
 def test_a_rejection_names_each_bad_line():
     report = {
-        "records": 3,
-        "invalid": 1,
+        "counts": {"total": 3, "valid": 2, "rejected": 1},
         "report_uri": "s3://out/rejected/x.report.json",
         "errors": [{"line": 2, "field": "id", "reason": "duplicate id 1: first used on line 1"}],
     }
     text = describe(RunResult("p", "p/a.jsonl", None, None, report, 1.0))
-    assert "REJECTED (1 of 3 lines invalid)" in text and "line 2: id: duplicate id 1" in text
+    assert "REJECTED (1 of 3 records rejected)" in text and "line 2: id: duplicate id 1" in text

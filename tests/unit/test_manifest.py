@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from batch_pipeline.contracts import Job
 from batch_pipeline.results.manifest import build_manifest, failure_manifest, render_summary, run_status
 from batch_pipeline.results.notifications import run_message
 from batch_pipeline.storage.layout import RunFolder
@@ -22,18 +23,17 @@ FINISHED = datetime(2026, 11, 21, 10, 1, 30, tzinfo=UTC)
 
 
 def job(state="succeeded", status="Completed", reason=None):
-    return {
-        "run": RUN,
-        "job": {
-            "name": "llmbp-a-0",
-            "arn": "arn:job",
-            "status": status,
-            "state": state,
-            "failure_reason": reason,
-            "output_uri": "s3://out/raw/",
-            "records": 9,
-        },
-    }
+    return Job(
+        index=0,
+        name="llmbp-a-0",
+        arn="arn:job",
+        status=status,
+        state=state,
+        done=True,
+        failure_reason=reason,
+        output_uri="s3://out/raw/",
+        records=9,
+    )
 
 
 def test_all_records_answered_is_succeeded_with_counts_timings_and_locations():
@@ -75,15 +75,15 @@ def test_failed_job_makes_a_failed_run_that_names_the_reason():
 
 def test_step_failure_manifest_names_state_error_and_readable_cause():
     failure = {
-        "state": "Collect outputs",
+        "state": "Collect and score outputs",
         "error": "KeyError",
         "cause": '{"errorType": "KeyError", "errorMessage": "shards", "stackTrace": []}',
     }
     manifest = failure_manifest(RUN, failure, FINISHED, folder=RunFolder.of(RUN))
     assert manifest["status"] == "FAILED"
-    assert manifest["failed_state"] == "Collect outputs"
+    assert manifest["failed_state"] == "Collect and score outputs"
     assert manifest["cause"] == "KeyError: shards"
-    assert "Collect outputs" in render_summary(manifest)
+    assert "Collect and score outputs" in render_summary(manifest)
 
 
 def test_summary_and_notification_carry_status_metrics_and_links():

@@ -254,7 +254,7 @@ def test_count_tokens_is_not_tried_for_a_model_the_catalog_does_not_list(tmp_pat
         estimate(CONFIG, RUNTIME["nova"], route, folder, shards, EstimateSettings(tokens="count-tokens"))
 
 
-@pytest.mark.parametrize(("records", "route", "prices"), [(5, "on_demand", "on_demand"), (40, "batch", "batch")])
+@pytest.mark.parametrize(("records", "route", "prices"), [(5, "on-demand", "on_demand"), (40, "batch", "batch")])
 def test_bedrock_cost_uses_the_route_intake_planned(tmp_path, records, route, prices):
     shards, planned_route, folder = planned("nova", [{"id": i, "prompt": "x" * 400} for i in range(records)], tmp_path)
     cost = estimate(
@@ -266,7 +266,7 @@ def test_bedrock_cost_uses_the_route_intake_planned(tmp_path, records, route, pr
     assert cost["usd"] == pytest.approx(
         input_tokens / 1000 * price["input_per_1k"] + output_tokens / 1000 * price["output_per_1k"]
     )
-    assert set(cost["by_route"]) == {"batch", "on_demand"}
+    assert set(cost["by_route"]) == {"batch", "on-demand"}
     assert cost["prices_as_of"] == "2026-09-01" and cost["source"] == "https://aws.amazon.com/bedrock/pricing/"
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from batch_pipeline.config.app import ConfigError, load_app_config
 from batch_pipeline.config.runtime import dump_runtime_prices, parse_runtime_prices, runtime_pipelines, runtime_prices
-from batch_pipeline.contracts import Manifest
+from batch_pipeline.contracts import Job, Manifest
 from batch_pipeline.results.manifest import build_manifest, render_summary
 from batch_pipeline.storage.layout import RunFolder
 
@@ -151,36 +151,40 @@ SAGEMAKER_RUN = {
 }
 
 
-def bedrock_job(route: str) -> dict:
-    return {
-        "name": "llmbp-calls-0",
-        "arn": "arn:job",
-        "status": "Completed",
-        "state": "succeeded",
-        "records": 120,
-        "route": route,
-        "model_invocations": 120,
-    }
+def bedrock_job(route: str) -> Job:
+    return Job(
+        index=0,
+        name="llmbp-calls-0",
+        arn="arn:job",
+        status="Completed",
+        state="succeeded",
+        done=True,
+        records=120,
+        route=route,
+        model_invocations=120,
+    )
 
 
-def transform_job(started: str | None, ended: str | None, name: str = "llmbp-calls-0") -> dict:
-    return {
-        "name": name,
-        "arn": f"arn:{name}",
-        "status": "Completed",
-        "state": "succeeded",
-        "records": 20,
-        "started_at": started,
-        "ended_at": ended,
-        "model_invocations": 20,
-    }
+def transform_job(started: str | None, ended: str | None, name: str = "llmbp-calls-0") -> Job:
+    return Job(
+        index=0,
+        name=name,
+        arn=f"arn:{name}",
+        status="Completed",
+        state="succeeded",
+        done=True,
+        records=20,
+        started_at=started,
+        ended_at=ended,
+        model_invocations=20,
+    )
 
 
 COLLECT = {"processed": 120, "succeeded": 120, "failed": 0, "input_tokens": 2_000_000, "output_tokens": 500_000}
 
 
 @pytest.mark.parametrize(
-    ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on_demand", "on_demand")]
+    ("route", "expected_route", "prices"), [("batch", "batch", "batch"), ("on-demand", "on-demand", "on_demand")]
 )
 def test_bedrock_cost_is_tokens_at_the_price_of_the_route_taken(route, expected_route, prices):
     manifest = build_manifest(
@@ -257,7 +261,7 @@ def test_sagemaker_cost_is_transform_instance_hours_at_the_hourly_price():
     # (0.5 h + 1 h) x 2 instances
     assert cost["instance_usd"] == pytest.approx(3 * hourly)
     assert cost["usd"] == cost["instance_usd"] and cost["input_usd"] == cost["output_usd"] == 0
-    assert cost["route"] == "sagemaker" and cost["model"] == "flan-t5-large"
+    assert cost["route"] == "batch" and cost["model"] == "flan-t5-large" and cost["instance_usd"] is not None
     assert "3.0000 instance-hours" in cost["basis"]
     assert manifest["jobs"][0]["started_at"] == "2026-11-21T10:00:00+00:00"  # the report can show job durations
     Manifest.model_validate(manifest)

@@ -81,7 +81,7 @@ def test_the_deployed_function_running_a_handler_is_invoked_and_its_error_is_rep
         with pytest.raises(RecollectError, match="KeyError: shards"):
             invoke("batch_pipeline.handlers.collect.handler", {"run": {}})
         with pytest.raises(ConfigError, match="no function running"):
-            invoke("batch_pipeline.handlers.evaluate.handler", {})
+            invoke("batch_pipeline.handlers.nowhere.handler", {})
 
 
 @pytest.mark.parametrize("uri", ["runs/p/r/", "s3://bucket", "s3:///runs/"])

@@ -227,9 +227,7 @@ def test_a_rejection_report_escapes_file_names_lines_and_reasons():
         "policy": "reject",
         "input": {"bucket": "in", "key": f"summarize/{HOSTILE}.jsonl"},
         "reason": HOSTILE,
-        "records": 3,
-        "valid": 1,
-        "invalid": 2,
+        "counts": {"total": 3, "valid": 1, "rejected": 2, "skipped": 0},
         "totals": {"lines": 3, "blank_lines": 0},
         "counts_by_reason": {HOSTILE: 2},
         "errors_reported": 2,
@@ -315,12 +313,13 @@ def test_console_links_only_where_the_console_is_the_commercial_one():
 
 
 def test_a_report_that_cannot_render_never_costs_the_run_its_manifest(monkeypatch):
-    from batch_pipeline.handlers import finalize
+    from batch_pipeline.results import finish
 
     def broken(*args: object) -> str:
         raise RuntimeError("renderer down")
 
-    monkeypatch.setattr(finalize, "render_run_report", broken)
+    monkeypatch.setattr(finish, "render_run_report", broken)
     manifest = {"outputs": {"manifest": "s3://b/m.json", "report": "s3://b/report.html"}}
-    assert finalize.report_page(manifest, None, None) is None
+    page, error = finish.report_page(manifest, None, None)
+    assert page is None and str(error) == "renderer down"
     assert manifest["outputs"] == {"manifest": "s3://b/m.json"}  # the manifest names no report it does not have

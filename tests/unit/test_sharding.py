@@ -62,7 +62,7 @@ def test_bedrock_jobs_respect_the_job_size():
 
 def test_bedrock_below_the_minimum_goes_on_demand_or_is_rejected():
     planned = plan(runtime("claude"), ends([10]))
-    assert planned.kind == "bedrock-on-demand" and planned.route == "on-demand"
+    assert planned.kind == "bedrock-jobs" and planned.route == "on-demand"
     with pytest.raises(PlanError) as error:
         plan(runtime("claude-reject-small"), ends([10] * 5))
     assert error.value.code == "below_min_records" and "small_file" in str(error.value)

@@ -50,9 +50,10 @@ def test_good_file_is_accepted(name):
     data = (CORPUS / "good" / name).read_bytes()
     report = run_intake(chunked(data, 5), runtime(case["pipeline"])).report
     assert report["accepted"] is True, report["errors"]
-    assert report["valid"] == case["valid"]
-    assert report["invalid"] == case.get("invalid", 0)
-    assert report["skipped"] == case.get("skipped", 0)
+    assert report["counts"]["valid"] == case["valid"]
+    assert report["counts"]["rejected"] == case.get("rejected", 0)
+    assert report["counts"]["skipped"] == case.get("skipped", 0)
+    assert report["counts"]["total"] == case["valid"] + case.get("rejected", 0)
     assert report["records_with_references"] == case.get("records_with_references", 0)
     assert report["ids_assigned"] is case.get("ids_assigned", False)
     assert report["totals"]["blank_lines"] == case.get("blank_lines", 0)

@@ -20,7 +20,7 @@ def test_crlf_split_across_chunks_is_still_a_line_ending():
     data = b'{"id": 1, "text_inputs": "a"}\r\n{"id": 2, "text_inputs": "b"}\r\n'
     cut = data.index(b"\r\n") + 1
     report = run_intake([data[:cut], data[cut:]], runtime("t2t")).report
-    assert report["accepted"] and report["valid"] == 2
+    assert report["accepted"] and report["counts"]["valid"] == 2
 
 
 def test_a_line_far_beyond_the_record_limit_is_never_buffered_whole():
@@ -45,14 +45,14 @@ def test_skip_policy_publishes_only_valid_records_and_reports_the_rest(tmp_path)
         {"id": 1, "text_inputs": "again"},
     )
     result = run_intake([data], runtime("t2t-skip"), sink=LocalDirSink(tmp_path))
-    assert result.accepted and result.report["skipped"] == 2
+    assert result.accepted and result.report["counts"] == {"total": 4, "valid": 2, "rejected": 2, "skipped": 2}
     published = [orjson.loads(line) for shard in result.shards for line in Path(shard["key"]).read_bytes().splitlines()]
     assert sorted(r["id"] for r in published) == [1, 3]
     assert [orjson.loads(line) for line in (tmp_path / "references.jsonl").read_bytes().splitlines()] == [
         {"id": 1, "reference": "ra"}
     ]
     intake = json.loads((tmp_path / "intake.json").read_text())
-    assert intake["skipped"] == 2 and [e["line"] for e in intake["errors"]] == [2, 4]
+    assert intake["counts"]["skipped"] == 2 and [e["line"] for e in intake["errors"]] == [2, 4]
 
 
 def test_a_rejected_file_publishes_nothing(tmp_path):

@@ -1,4 +1,4 @@
-"""Job-state events: resume the Map iteration waiting on a backend job when the job ends.
+"""Job-state events: resume the Map iteration waiting on a backend job when the job ends (batch_pipeline.jobs.tokens).
 
 EventBridge delivers (best effort, possibly more than once):
 - Bedrock: source `aws.bedrock`, detail-type `Batch Inference Job State Change`, the job in `detail.batchJobName` /
@@ -7,11 +7,6 @@ EventBridge delivers (best effort, possibly more than once):
 - SageMaker: source `aws.sagemaker`, detail-type `SageMaker Transform Job State Change`, whose detail mirrors
   DescribeTransformJob: `TransformJobName`, `TransformJobStatus`
   (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html).
-
-The waiting iteration left its task token in `job-tokens/<job name>.json` (handlers/job_control.py, "wait"). A
-terminal status sends SendTaskSuccess with the iteration's own state, and the iteration's next wait step checks the
-job directly, so the event only wakes the run and never decides its outcome. Non-terminal states, jobs this stack
-did not start (no token) and spent tokens (a duplicate event, or the backstop fired first) are ignored.
 """
 
 from __future__ import annotations
@@ -22,12 +17,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from batch_pipeline import settings
 from batch_pipeline.contracts import JobStateEvent
-from batch_pipeline.handlers.job_control import resume
+from batch_pipeline.jobs.tokens import wake
 from batch_pipeline.observability import logger, metrics, tracer
-from batch_pipeline.storage.job_store import load_token
 
 BEDROCK_TERMINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SAGEMAKER_TERMINAL = ("Completed", "Failed", "Stopped")
+_METRIC_BY_OUTCOME = {"resumed": "JobEventsResumed", "spent": "JobEventsDuplicate"}
 
 
 def parse(event: dict[str, Any]) -> JobStateEvent | None:
@@ -55,16 +50,10 @@ def handle(event: dict[str, Any], s3: Any, bucket: str) -> dict[str, Any]:
     if job is None:
         logger.warning("not a job-state event", extra={"source": event.get("source"), "type": event.get("detail-type")})
         return {"outcome": "ignored", "reason": "not a job-state event"}
-    if not job.terminal:
-        return {"outcome": "ignored", "reason": f"{job.job_name} is {job.status}, not ended", "job_name": job.job_name}
-    token = load_token(s3, bucket, job.job_name)
-    if token is None:
-        logger.info("no run waits on this job", extra={"job_name": job.job_name})
-        return {"outcome": "ignored", "reason": "no waiting run", "job_name": job.job_name}
-    resumed = resume(token["task_token"], {**token["step"], "woken_by": {"status": job.status}})
     logger.append_keys(job_name=job.job_name)
-    if not resumed:
-        metrics.add_metric(name="JobEventsDuplicate", unit=MetricUnit.Count, value=1)
-        return {"outcome": "spent", "job_name": job.job_name}
-    metrics.add_metric(name="JobEventsResumed", unit=MetricUnit.Count, value=1)
-    return {"outcome": "resumed", "job_name": job.job_name, "status": job.status}
+    outcome, reason = wake(job, s3, settings.client("stepfunctions"), bucket)
+    logger.info("job-state event", extra={"outcome": outcome, "reason": reason, "status": job.status})
+    if outcome in _METRIC_BY_OUTCOME:
+        metrics.add_metric(name=_METRIC_BY_OUTCOME[outcome], unit=MetricUnit.Count, value=1)
+    result = {"outcome": outcome, "job_name": job.job_name, "reason": reason}
+    return result | ({"status": job.status} if outcome == "resumed" else {})

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_pipeline import settings
+from batch_pipeline.contracts import NotifyEvent
 from batch_pipeline.observability import logger, metrics, tracer
 from batch_pipeline.results.notifications import run_message
 
@@ -16,6 +17,7 @@ from batch_pipeline.results.notifications import run_message
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    NotifyEvent.model_validate(event)  # the contract; the manifest goes on as the state carries it
     subject, text, attributes = run_message(event["manifest"])
     try:
         response = settings.client("sns").publish(

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.contracts import ExecutionInput, PlanResult
+from batch_pipeline.contracts import ExecutionInput, Job, PlanResult
 from batch_pipeline.intake.stream import object_version_token, run_id_for, run_intake
 from batch_pipeline.jobs.planning import plan_jobs, plan_references
 from batch_pipeline.results.notifications import run_message
@@ -44,7 +44,6 @@ from batch_pipeline.storage.s3io import (
 # A notification names a handful of errors and points at the full report. SNS refuses a publish whose message
 # (with its attributes) exceeds 256 KB (262,144 bytes), so the body is cut well below that, counted in UTF-8 bytes.
 NOTIFY_ERRORS = 10
-SNS_MESSAGE_LIMIT = 262_144
 NOTIFY_BODY_LIMIT = 64 * 1024
 
 
@@ -57,6 +56,11 @@ def bounded_bytes(text: str, limit: int) -> str:
     return data[: limit - len(marker.encode())].decode("utf-8", "ignore") + marker
 
 
+def run_counts(report: dict[str, Any]) -> dict[str, int]:
+    """The run's record counts as the manifest carries them, from the validation report."""
+    return {key: report["counts"][key] for key in ("total", "valid", "rejected")}
+
+
 def execution_arn(state_machine_arn: str, run_id: str) -> str:
     """arn:aws:states:R:A:stateMachine:NAME -> arn:aws:states:R:A:execution:NAME:RUN_ID."""
     parts = state_machine_arn.split(":")
@@ -65,7 +69,7 @@ def execution_arn(state_machine_arn: str, run_id: str) -> str:
     return ":".join([*parts[:5], "execution", parts[6], run_id])
 
 
-def execution_input(run: dict[str, Any], jobs: list[dict[str, Any]], backend: str) -> dict[str, Any]:
+def execution_input(run: dict[str, Any], jobs: list[Job], backend: str) -> dict[str, Any]:
     """StartExecution's input: the run reference and one `{"index"}` per planned job (the jobs are in jobs/)."""
     document = {"run": run, "plan": plan_references(jobs, backend)}
     ExecutionInput.model_validate(document)
@@ -150,15 +154,15 @@ class IntakeService:
             "output_bucket": folder.bucket,
             "run_prefix": folder.prefix,
             "input": source,
-            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "counts": run_counts(report),
             "ids_assigned": report["ids_assigned"],
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         jobs = plan_jobs(folder, outcome.intake, pipeline)
-        PlanResult.model_validate({"jobs": jobs, "backend": pipeline.backend})
+        PlanResult(jobs=jobs, backend=pipeline.backend)
         for job in jobs:
             save_job(self.s3, folder, job)
-        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job["records"] for job in jobs))
+        self.log("info", "planned jobs", run_id=run_id, jobs=len(jobs), records=sum(job.records for job in jobs))
         start_input = execution_input(run, jobs, pipeline.backend)
         try:
             started = self.sfn.start_execution(
@@ -174,9 +178,7 @@ class IntakeService:
             "run started",
             run_id=run_id,
             execution_arn=started["executionArn"],
-            records=report["records"],
-            valid=report["valid"],
-            invalid=report["invalid"],
+            **run_counts(report),
             shards=len(outcome.shards),
         )
         return {
@@ -226,7 +228,7 @@ class IntakeService:
             "status": "rejected",
             "run_id": run_id,
             "pipeline": pipeline.name,
-            "counts": {"total": report["records"], "valid": report["valid"], "rejected": report["invalid"]},
+            "counts": run_counts(report),
             "error": "InputRejected",
             "cause": report["reason"],
             "outputs": {

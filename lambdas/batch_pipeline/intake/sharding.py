@@ -29,13 +29,15 @@ from operator import sub
 from typing import Literal
 
 from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.contracts import Route
 
 MIB = 1024 * 1024
 _EXTRA_JOB_COUNTS_TRIED = 256
 
 
 class PlanError(ValueError):
-    """The records cannot be split within the configured quotas; `code` names the case, the message says why."""
+    """A run that cannot be planned: intake's records cannot be split within the configured quotas, or a job plan
+    has nothing to run (batch_pipeline.jobs.planning). `code` names the case, the message says why."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -56,17 +58,15 @@ class Shard:
 
 @dataclass(frozen=True)
 class Plan:
-    kind: Literal["sagemaker-shards", "bedrock-jobs", "bedrock-on-demand"]
+    kind: Literal["sagemaker-shards", "bedrock-jobs"]
     shards: tuple[Shard, ...]
     # Set when the plan could not give what the configuration asks for (e.g. fewer records than instances).
     note: str | None = None
     # When set, the records are published in this order (order[i] = spill index of published record i) and the
     # shards' start/stop index this order; None means spill order. 4 bytes per record.
     order: array[int] | None = None
-
-    @property
-    def route(self) -> str:
-        return "on-demand" if self.kind == "bedrock-on-demand" else "batch"
+    # "on-demand": a Bedrock file under the batch minimum, one job run through InvokeModel.
+    route: Route = "batch"
 
 
 def _bytes_between(ends: Sequence[int], start: int, stop: int) -> int:
@@ -175,9 +175,10 @@ def plan_bedrock(pipeline: RuntimePipeline, ends: Sequence[int]) -> Plan:
                 "pipeline's bedrock.small_file policy is 'reject'; add records or set small_file to 'on-demand'",
             )
         return Plan(
-            "bedrock-on-demand",
+            "bedrock-jobs",
             _shards("job", ends, [0, count]),
             f"{count} records is below the batch minimum of {minimum}; they run on demand (InvokeModel)",
+            route="on-demand",
         )
     most_jobs = count // minimum  # more jobs than this would leave one under the minimum
     fewest_jobs = max(math.ceil(count / maximum), math.ceil(total / max_bytes), 1)

@@ -276,7 +276,7 @@ class StreamValidator:
         self.records_seen = 0
         self.blank_lines = 0
         self.valid = 0
-        self.invalid = 0
+        self.rejected = 0
         self.ids_assigned = 0
         self.references = 0
         self.last_id: Any = None  # the id of the record records() yielded last
@@ -303,18 +303,18 @@ class StreamValidator:
             )
 
     def _invalid(self, line: int, field: str | None, code: str, reason: str) -> None:
-        self.invalid += 1
+        self.rejected += 1
         self.add_error(line, field, code, reason)
         if self.policy == "reject":
-            self._rejected()
+            self._file_rejected()
 
     def add_file_error(self, line: int | None, code: str, reason: str) -> None:
         """A problem with the file as a whole: it is rejected whatever the policy."""
         self.file_errors.append({"line": line, "field": None, "code": code, "reason": bounded(reason)})
         self.add_error(line, None, code, reason)
-        self._rejected()
+        self._file_rejected()
 
-    def _rejected(self) -> None:
+    def _file_rejected(self) -> None:
         if self._on_rejected is not None:
             callback, self._on_rejected = self._on_rejected, None
             callback()
@@ -492,7 +492,7 @@ class StreamValidator:
         stripped = text.strip()
         if self.records_seen == 1 and not stripped.startswith(("{", "[")) and ("," in text or "\t" in text):
             self.stopped_early = True
-            self.invalid += 1
+            self.rejected += 1
             self.add_file_error(
                 line_no,
                 "csv_content",
@@ -529,10 +529,10 @@ class StreamValidator:
             reason = bounded(f"duplicate {field} {bounded(repr(record_id), 200)}{origin}: first used on line {first}")
         else:
             first, reason = None, ""
-        self.invalid += 1
+        self.rejected += 1
         self.counts_by_reason["duplicate_id"] += 1
         if self.policy == "reject":
-            self._rejected()
+            self._file_rejected()
         if reason:
             self.errors.append(
                 {"line": line_no, "field": field, "code": "duplicate_id", "reason": reason, "first_line": first}
@@ -542,7 +542,7 @@ class StreamValidator:
 
     def ok_so_far(self) -> bool:
         """False once the file is certain to be rejected (a file error, or any invalid line under 'reject')."""
-        return not self.file_errors and (self.policy == "skip" or self.invalid == 0)
+        return not self.file_errors and (self.policy == "skip" or self.rejected == 0)
 
     def warnings(self) -> list[str]:
         notes = []
@@ -571,15 +571,13 @@ class StreamValidator:
         elif self.valid == 0 and not self.file_errors and self.policy == "skip":
             self.add_file_error(None, "no_valid_records", "no line is valid, so there is nothing to run")
         accepted = self.ok_so_far() and self.valid > 0
-        skipped = self.invalid if self.policy == "skip" and accepted else 0
-        totals = {
-            "lines": self.lines,
-            "bytes": self.bytes_read[0],
-            "blank_lines": self.blank_lines,
-            "records": self.records_seen,
+        # The manifest's vocabulary: every record read, the valid ones, the rejected ones; under the 'skip' policy an
+        # accepted file's rejected records are skipped (the run goes on without them).
+        counts = {
+            "total": self.records_seen,
             "valid": self.valid,
-            "invalid": self.invalid,
-            "skipped": skipped,
+            "rejected": self.rejected,
+            "skipped": self.rejected if self.policy == "skip" and accepted else 0,
         }
         return {
             "accepted": accepted,
@@ -588,8 +586,8 @@ class StreamValidator:
             "backend": self.pipeline.backend,
             "input_format": self.pipeline.pipeline.input_format,
             "policy": self.policy,
-            **{key: totals[key] for key in ("records", "valid", "invalid", "skipped")},
-            "totals": totals,
+            "counts": counts,
+            "totals": {"lines": self.lines, "bytes": self.bytes_read[0], "blank_lines": self.blank_lines},
             "stopped_early": self.stopped_early,
             "errors": self.errors,
             "errors_reported": len(self.errors),
@@ -607,6 +605,6 @@ class StreamValidator:
             return reason
         reasons = ", ".join(f"{code} x{count}" for code, count in self.counts_by_reason.most_common())
         return (
-            f"{self.invalid} of {self.records_seen} records are invalid ({reasons}); "
+            f"{self.rejected} of {self.records_seen} records are invalid ({reasons}); "
             f"the pipeline's on_invalid policy is {self.policy!r}"
         )

@@ -3,8 +3,9 @@ write the run's results, in one pass over the data and in memory that does not g
 
 Writes `predictions/predictions.jsonl` (one line per valid input record, with its per-record scores) and
 `errors/errors.jsonl` (the records the model did not answer, with the reason) into the run folder (keys from
-storage.layout: each in a folder of its own, which the Athena tables read), each exactly once, and returns the
-counts for the manifest and the evaluation.
+storage.layout: each in a folder of its own, which the Athena tables read), each exactly once, and
+`evaluation.json` from the run-level sums of the scores it gave in the same pass (evaluation.streaming.RunScores);
+returns the counts for the manifest and the evaluation.
 
 Two stages, both streaming:
   1. Stage: each S3 object is read once. The ids of a job's input object come from intake's id index
@@ -55,7 +56,7 @@ import shutil
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +64,9 @@ from typing import Any
 import orjson
 
 from batch_pipeline import settings
+from batch_pipeline.contracts import Job
 from batch_pipeline.jobs.backends import BatchBackend, RawOutput
-from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScorer
+from batch_pipeline.results.evaluation.streaming import SCORE_BATCH, RecordScorer, RunScores, headline, run_evaluation
 from batch_pipeline.results.outputs import OutputParseError, load_output_line, normalise_output
 from batch_pipeline.results.report import ReportTally
 from batch_pipeline.storage import s3io
@@ -112,7 +114,7 @@ class JobTally:
 class _Object:
     """One (input, output) pair being collected: what a record's error message needs to say about it."""
 
-    job: dict[str, Any]
+    job: Job
     tally: JobTally
     raw: RawOutput
     parse_problems: int = 0
@@ -125,14 +127,9 @@ class _Object:
             self.first_problem = text
 
 
-def job_states(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Map's result items are whole iteration states (`{"run", "job", ...}`); plain job states work too."""
-    return [item["job"] if isinstance(item.get("job"), dict) else item for item in jobs]
-
-
 def collect(
     folder: RunFolder,
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     backend: BatchBackend,
     s3: Any,
     *,
@@ -144,13 +141,13 @@ def collect(
     tmp = tempfile.mkdtemp(prefix="collect-", dir=workdir)
     try:
         stage = _Stage(s3, bucket, tmp)
-        for job in job_states(jobs):
+        for job in jobs:
             tally = JobTally(
-                name=job["name"],
-                state=job.get("state", "failed"),
-                status=job.get("status"),
-                failure_reason=job.get("failure_reason"),
-                output_uri=job.get("output_uri"),
+                name=job.name or backend.job_name(folder, job),
+                state=job.state or "failed",
+                status=job.status,
+                failure_reason=job.failure_reason,
+                output_uri=job.output_uri,
             )
             for raw in backend.raw_outputs(folder, job):
                 stage.add_object(_Object(job, tally, raw))
@@ -175,7 +172,7 @@ def collect(
     def total(name: str) -> int:
         return sum(getattr(t, name) for t in tallies)
 
-    return {
+    result = {
         "records": total("records"),
         "processed": total("processed"),
         "succeeded": total("succeeded"),
@@ -199,13 +196,18 @@ def collect(
         "jobs": [t.as_dict() for t in tallies],
         # The jobs' final states as collect read them: the manifest step reads them back from collect.json instead
         # of listing the run's jobs/ folder a second time.
-        "job_states": job_states(jobs),
+        "job_states": [job.stored() for job in jobs],
         # Per job that resubmitted its failed records: how many retried answers took the place of an error.
         "recovered_by_retry": {t.name: t.recovered_by_retry for t in tallies if t.retried},
         "backend_counts": backend_counts(tallies),
         "raw_objects_tagged": tagged,
         "report": joined.report.summary(),
     }
+    # Scored in this same pass: the run-level sums become evaluation.json, and nothing reads predictions.jsonl back.
+    metric = scorer.metric if scorer is not None else _pipeline_metric(backend)
+    evaluation = run_evaluation(metric, joined.scores, result)
+    s3io.put_json(s3, bucket, folder.evaluation_key, evaluation, indent=2)
+    return result | {"evaluation": evaluation, "evaluation_key": folder.evaluation_key}
 
 
 # What collect's result holds per job: kept in the run folder (collect.json, RunFolder.collect_details_key), not in
@@ -215,9 +217,14 @@ PER_JOB_FIELDS = ("jobs", "recovered_by_retry", "job_states")
 
 
 def state_result(result: dict[str, Any], details_key: str) -> dict[str, Any]:
-    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key."""
+    """Collect's result as the state carries it: the totals and keys, with the per-job tallies left at details_key
+    and only the evaluation's headline (the whole of it is evaluation.json, at evaluation_key)."""
     state = {key: value for key, value in result.items() if key not in PER_JOB_FIELDS}
-    return state | {"details_key": details_key, "jobs_collected": len(result.get("jobs", []))}
+    return state | {
+        "details_key": details_key,
+        "jobs_collected": len(result.get("jobs", [])),
+        "evaluation": headline(result.get("evaluation")),
+    }
 
 
 def with_details(collect_state: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
@@ -230,9 +237,14 @@ def _bytes_per_pass() -> int:
     return max(1, settings.current().collect_bytes_per_pass)
 
 
-def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
+def _pipeline_metric(backend: BatchBackend) -> str:
+    """The pipeline's evaluation ("rouge", "classification" or "none")."""
     options = getattr(getattr(backend, "pipeline", None), "pipeline", None)
-    metric = getattr(options, "evaluation", "none")
+    return str(getattr(options, "evaluation", "none"))
+
+
+def _pipeline_scorer(backend: BatchBackend, stage: _Stage) -> RecordScorer | None:
+    metric = _pipeline_metric(backend)
     if metric not in ("rouge", "classification") or not stage.references:
         return None
     return RecordScorer(metric, known_labels=stage.labels, multi_label=stage.multi_label)
@@ -504,6 +516,8 @@ class _Joined:
     output_tokens: int | None = None
     # What report.html shows of the records (histogram, best/worst, errors by code), gathered in this same pass.
     report: ReportTally = field(default_factory=ReportTally)
+    # The run-level sums of the scores (evaluation.json), None when nothing is scored.
+    scores: RunScores | None = None
 
     def add_tokens(self, output: dict[str, Any]) -> None:
         if output.get("input_tokens") is not None:
@@ -517,7 +531,7 @@ def _join(
 ) -> _Joined:
     sizes = {name: os.path.getsize(path) for name, path in stage.paths.items()}
     parts = max(1, math.ceil(sum(sizes.values()) / bytes_per_pass))
-    joined = _Joined(passes=parts)
+    joined = _Joined(passes=parts, scores=RunScores(scorer.metric) if scorer is not None else None)
     if parts == 1:
         groups = [tuple(stage.paths[name] for name in ("ids", "outputs", "references"))]
     else:
@@ -549,6 +563,8 @@ def _join_partition(
     def flush() -> None:
         if scorer is not None:
             scorer.score(batch)
+        if joined.scores is not None:
+            joined.scores.add(batch)
         joined.report.add(batch)
         predictions.write(b"".join(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in batch))
         batch.clear()
@@ -620,11 +636,12 @@ def _record_line(
 
 
 def _missing_error(obj: _Object) -> dict[str, Any]:
-    state = obj.job.get("state")
+    job = obj.job
+    state = job.state
     if state in ("failed", "stopped", "queued", "running"):
         # The job ended without answering; its own reason says more than "no output line".
-        reason = obj.job.get("failure_reason") or f"the job ended {obj.job.get('status') or state} without a reason"
-        return {"code": f"job-{state}", "message": f"job {obj.job['name']} {obj.job.get('status') or state}: {reason}"}
+        reason = job.failure_reason or f"the job ended {job.status or state} without a reason"
+        return {"code": f"job-{state}", "message": f"job {obj.tally.name} {job.status or state}: {reason}"}
     if obj.parse_problems:
         return {
             "code": "no-output",
@@ -644,7 +661,7 @@ def _failed(
     if output is not None:
         _add_tokens(line, output)
     errors.write(
-        orjson.dumps({**line, "job": obj.job["name"], "source": obj.raw.input_key}, option=orjson.OPT_APPEND_NEWLINE)
+        orjson.dumps({**line, "job": obj.tally.name, "source": obj.raw.input_key}, option=orjson.OPT_APPEND_NEWLINE)
     )
     return line
 
@@ -656,4 +673,4 @@ def _add_tokens(line: dict[str, Any], output: dict[str, Any]) -> None:
         line["output_tokens"] = output["output_tokens"]
 
 
-__all__ = ["NO_OUTPUT", "JobTally", "collect", "job_states", "tag_raw_outputs"]
+__all__ = ["NO_OUTPUT", "JobTally", "collect", "tag_raw_outputs"]

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing
+from batch_pipeline.contracts import Job
+from batch_pipeline.results.evaluation.streaming import headline
 from batch_pipeline.results.pricing import bedrock_run_cost, sagemaker_run_cost
 from batch_pipeline.storage.layout import RunFolder, split_s3_uri
 
@@ -62,9 +64,19 @@ def run_status(jobs: list[dict[str, Any]], counts: dict[str, Any]) -> str:
     return "SUCCEEDED"
 
 
+def _summary(job: Job, optional: tuple[str, ...]) -> dict[str, Any]:
+    """A job as the manifest lists it: what every job has (None when unknown), and `optional` fields when set."""
+    stored = job.stored()
+    return {key: stored.get(key) for key in JOB_FIELDS} | {key: stored[key] for key in optional if stored.get(key)}
+
+
+# What the manifest says of every job.
+JOB_FIELDS = ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")
+
+
 def build_manifest(
     run: dict[str, Any],
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     collect: dict[str, Any],
     evaluation: dict[str, Any] | None,
     finished: datetime | None = None,
@@ -79,36 +91,29 @@ def build_manifest(
     counts = manifest["counts"]
     for field in ("processed", "succeeded", "failed"):
         counts[field] = int(collect.get(field, 0))
-    job_summaries = [
-        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        # Only when there is something to say: how a Bedrock job ran (on demand), its retry, its last refusal,
-        # when the backend ran it (SageMaker's TransformStartTime / TransformEndTime).
-        | {
-            key: job[key]
-            for key in ("mode", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
-            if job.get(key)
-        }
-        for job in (entry.get("job", entry) for entry in jobs)
-    ]
+    # Only when there is something to say: the job's route, its retry, its last refusal, when the backend ran it
+    # (SageMaker's TransformStartTime / TransformEndTime).
+    optional = ("route", "retry", "last_refusal", "invocation_type", "started_at", "ended_at")
+    job_summaries = [_summary(job, optional) for job in jobs]
     _add_recovered(job_summaries, collect)
     manifest["jobs"] = job_summaries
     manifest["model_invocations"] = model_invocations(job_summaries, jobs)
     manifest["status"] = run_status(job_summaries, counts)
-    failure_reasons = [j["failure_reason"] for j in job_summaries if j.get("failure_reason")]
+    failure_reasons = [str(j["failure_reason"]) for j in job_summaries if j.get("failure_reason")]
     if manifest["status"] == "FAILED":
         manifest["error"] = "JobsFailed" if failure_reasons else "NoPredictions"
         manifest["cause"] = "; ".join(failure_reasons) or "no record received a prediction"
     for field in ("input_tokens", "output_tokens"):
         if collect.get(field):  # SageMaker reports no token counts
             manifest.setdefault("tokens", {})[field] = collect[field]
-    cost = run_cost(pipeline, pricing, [entry.get("job", entry) for entry in jobs], manifest.get("tokens"))
+    cost = run_cost(pipeline, pricing, jobs, manifest.get("tokens"))
     if cost is not None:
         manifest["cost"] = cost
     if collect.get("backend_counts"):
         manifest["backend_counts"] = collect["backend_counts"]
     if collect.get("errors_by_reason"):
         manifest["errors_by_reason"] = collect["errors_by_reason"]
-    manifest["evaluation"] = _headline(evaluation)
+    manifest["evaluation"] = headline(evaluation)
     manifest["timings"] = _timings(run, finished or _now())
     manifest["outputs"] = folder.outputs()
     return manifest
@@ -117,7 +122,7 @@ def build_manifest(
 def run_cost(
     pipeline: RuntimePipeline | None,
     pricing: RuntimePricing | None,
-    jobs: list[dict[str, Any]],
+    jobs: list[Job],
     tokens: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
     """What the run cost at the catalog's prices: Bedrock from the tokens the model reported, SageMaker from the
@@ -148,17 +153,17 @@ def _add_recovered(job_summaries: list[dict[str, Any]], collect: dict[str, Any])
             summary["retry"] = {**summary["retry"], "recovered": recovered.get(summary["name"], 0)}
 
 
-def job_invocations(job: dict[str, Any]) -> int:
+def job_invocations(job: Job) -> int:
     """Billed requests of one job, its retry of failed records included: records sent to a batch job,
     InvokeModel requests (botocore's retries included) for an on-demand one; 0 for a job never submitted."""
-    retry = job.get("retry") or {}
-    return int(job.get("model_invocations") or 0) + int(retry.get("model_invocations") or 0)
+    retry = job.retry or {}
+    return int(job.model_invocations or 0) + int(retry.get("model_invocations") or 0)
 
 
-def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+def model_invocations(job_summaries: list[dict[str, Any]], jobs: list[Job]) -> dict[str, Any]:
     """Per-job and total billed requests; also written onto each job summary."""
-    for summary, entry in zip(job_summaries, jobs, strict=True):
-        summary["model_invocations"] = job_invocations(entry.get("job", entry))
+    for summary, job in zip(job_summaries, jobs, strict=True):
+        summary["model_invocations"] = job_invocations(job)
     return {
         "total": sum(s["model_invocations"] for s in job_summaries),
         "by_job": {s["name"]: s["model_invocations"] for s in job_summaries},
@@ -171,7 +176,7 @@ def failure_manifest(
     finished: datetime | None = None,
     *,
     folder: RunFolder,
-    jobs: list[dict[str, Any]] | None = None,
+    jobs: list[Job] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run stopped by a failed workflow step: every job the run planned, with its last known
     state, its output location and what it was billed for, and how to recover the paid-for outputs."""
@@ -183,12 +188,11 @@ def failure_manifest(
     # The run did not get to count its records: unknown, not 0 (partial predictions may exist).
     for field in ("processed", "succeeded", "failed"):
         manifest["counts"][field] = None
-    job_list = [entry.get("job", entry) for entry in jobs or []]
+    job_list = jobs or []
     summaries = [
-        {key: job.get(key) for key in ("name", "arn", "status", "state", "failure_reason", "output_uri", "records")}
-        | {key: job[key] for key in ("mode", "retry", "stop_reason", "stop_error") if job.get(key)}
+        _summary(job, ("retry", "stop_reason", "stop_error"))
         # What collect needs to read the job's output again (batch-pipeline recollect).
-        | {key: job[key] for key in RECOLLECT_FIELDS if job.get(key) is not None}
+        | {key: value for key, value in job.stored().items() if key in RECOLLECT_FIELDS and value is not None}
         for job in job_list
     ]
     manifest["jobs"] = summaries
@@ -228,8 +232,8 @@ def recovery(folder: RunFolder, jobs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "outputs_kept": with_output,
         "command": f"batch-pipeline recollect {folder.folder_uri}",
-        "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect, evaluate, the manifest and "
-        "the notification from them (no model is called again)",
+        "how": "the jobs' raw outputs are kept under raw/; recollect re-runs collect (and its scoring), the manifest "
+        "and the notification from them (no model is called again)",
     }
 
 
@@ -244,20 +248,6 @@ def _cause_message(cause: str | None) -> str:
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
     return cause
-
-
-def _headline(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The few numbers a notification or a glance needs; evaluation.json has the rest."""
-    if not evaluation or not evaluation.get("metric"):
-        return None
-    headline = {"metric": evaluation["metric"]}
-    for key in ("records", "scored", "missing", "errors", "accuracy", "macro_f1"):
-        if key in evaluation:
-            headline[key] = evaluation[key]
-    rouge = evaluation.get("rouge")
-    if rouge:
-        headline["rouge_f"] = {name: values.get("fmeasure") for name, values in rouge.items()}
-    return headline
 
 
 def render_summary(manifest: dict[str, Any]) -> str:
@@ -297,7 +287,7 @@ def render_summary(manifest: dict[str, Any]) -> str:
     if cost:
         lines += [
             "",
-            f"Cost: {cost['usd']:.6f} USD ({cost['route'].replace('_', '-')}, model {cost['model']}): "
+            f"Cost: {cost['usd']:.6f} USD ({cost['route']}, model {cost['model']}): "
             f"{cost['basis']}. Prices as of {cost['prices_as_of']}, {cost['source']}",
         ]
     if manifest.get("jobs"):

@@ -2,9 +2,9 @@
 
 - Bedrock bills tokens: input and output tokens times the price per 1,000 of the route the records took, batch
   inference (CreateModelInvocationJob) or on demand (InvokeModel, the route of a file under the per-job minimum).
-- SageMaker Batch Transform bills instance time: instance-hours times the instance type's hourly price. The actual
-  instance-hours are each transform job's TransformEndTime - TransformStartTime times its instance count, as
-  DescribeTransformJob reports them (job control records them on the job as `started_at` / `ended_at`).
+- SageMaker Batch Transform (the "batch" route) bills instance time: instance-hours times the instance type's hourly
+  price. The actual instance-hours are each transform job's TransformEndTime - TransformStartTime times its instance
+  count, as DescribeTransformJob reports them (job control records them on the job as `started_at` / `ended_at`).
 
 Prices are plain data from the catalog (config.RuntimePricing), with the day they were read and their source; every
 cost names both, so a stale price is visible where the number is used.
@@ -13,12 +13,13 @@ cost names both, so a stale price is visible where the number is used.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from batch_pipeline.config.app import TokenPrices
 from batch_pipeline.config.runtime import RuntimePricing
+from batch_pipeline.contracts import Job, Route
 
-Route = Literal["batch", "on_demand", "sagemaker"]
+ROUTES: tuple[Route, Route] = ("batch", "on-demand")
 USD_DECIMALS = 6
 
 
@@ -40,10 +41,10 @@ def token_cost(prices: TokenPrices, input_tokens: int, output_tokens: int) -> tu
     return input_tokens / 1000 * prices.input_per_1k, output_tokens / 1000 * prices.output_per_1k
 
 
-def bedrock_route(jobs: list[dict[str, Any]]) -> Route:
+def bedrock_route(jobs: list[Job]) -> Route:
     """The route a Bedrock run took: on demand when every job ran through InvokeModel, else batch."""
-    routes = {job.get("route") or ("on-demand" if job.get("mode") == "on-demand" else "batch") for job in jobs}
-    return "on_demand" if routes == {"on-demand"} else "batch"
+    routes = {job.route for job in jobs}
+    return "on-demand" if routes == {"on-demand"} else "batch"
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -57,18 +58,17 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
-def instance_seconds(jobs: list[dict[str, Any]], default_instance_count: int) -> tuple[float, list[str]]:
+def instance_seconds(jobs: list[Job], instance_count: int) -> tuple[float, list[str]]:
     """Instance-seconds summed over transform jobs (end - start, times instances), and the jobs with no times."""
     total = 0.0
     unknown = []
     for job in jobs:
-        started, ended = _parse_time(job.get("started_at")), _parse_time(job.get("ended_at"))
+        started, ended = _parse_time(job.started_at), _parse_time(job.ended_at)
         if started is None or ended is None:
-            if job.get("arn"):  # a job never submitted ran no instance
-                unknown.append(str(job.get("name")))
+            if job.arn:  # a job never submitted ran no instance
+                unknown.append(str(job.name))
             continue
-        count = int(job.get("instance_count") or default_instance_count)
-        total += max(0.0, (ended - started).total_seconds()) * count
+        total += max(0.0, (ended - started).total_seconds()) * instance_count
     return total, unknown
 
 
@@ -95,7 +95,7 @@ def _cost(
 
 
 def bedrock_run_cost(
-    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], input_tokens: int, output_tokens: int
+    pricing: RuntimePricing, model: str, jobs: list[Job], input_tokens: int, output_tokens: int
 ) -> dict[str, Any] | None:
     """The manifest's `cost` for a Bedrock run; None when the route's price is unknown."""
     route = bedrock_route(jobs)
@@ -109,16 +109,14 @@ def bedrock_run_cost(
         f"price of {_price(prices.input_per_1k)} / {_price(prices.output_per_1k)} USD per 1,000 input / output "
         "tokens"
     )
-    retried = [job.get("retry") or {} for job in jobs]
-    if any(
-        retry.get("route") and retry["route"] != ("on-demand" if route == "on_demand" else "batch") for retry in retried
-    ):
+    retried = [job.retry or {} for job in jobs]
+    if any(retry.get("route") and retry["route"] != route for retry in retried):
         basis += "; the retry of failed records ran on another route and is priced at this one"
     return _cost(usd_in, usd_out, None, route, model, pricing, basis)
 
 
 def sagemaker_run_cost(
-    pricing: RuntimePricing, model: str, jobs: list[dict[str, Any]], instance_type: str, instance_count: int
+    pricing: RuntimePricing, model: str, jobs: list[Job], instance_type: str, instance_count: int
 ) -> dict[str, Any] | None:
     """The manifest's `cost` for a SageMaker run; None when the instance type has no price."""
     hourly = pricing.hourly_usd(instance_type)
@@ -132,7 +130,7 @@ def sagemaker_run_cost(
     )
     if unknown:
         basis += f"; no start/end time for {', '.join(unknown)}, so their time is not counted"
-    return _cost(0.0, 0.0, hours * hourly, "sagemaker", model, pricing, basis)
+    return _cost(0.0, 0.0, hours * hourly, "batch", model, pricing, basis)
 
 
 # ---------------------------------------------------------------- before the run
@@ -143,8 +141,7 @@ def planned_bedrock_cost(
 ) -> dict[str, Any]:
     """The cost of the run as planned: both routes priced, the planned one as the total."""
     by_route = {}
-    routes: tuple[Route, Route] = ("batch", "on_demand")
-    for name in routes:
+    for name in ROUTES:
         prices = token_prices(pricing, name)
         if prices is not None:
             usd_in, usd_out = token_cost(prices, input_tokens, output_tokens)
@@ -168,7 +165,7 @@ def planned_bedrock_cost(
         "by_route": by_route,
     }
     if planned is None:
-        result["unpriced"] = f"the catalog has no {route.replace('_', '-')} price for {model}"
+        result["unpriced"] = f"the catalog has no {route} price for {model}"
     return result
 
 
@@ -191,7 +188,7 @@ def planned_sagemaker_cost(
         "input_usd": 0.0,
         "output_usd": 0.0,
         "instance_usd": instance_usd,
-        "route": "sagemaker",
+        "route": "batch",
         "model": model,
         "prices_as_of": pricing.as_of,
         "source": pricing.source,

@@ -5,8 +5,8 @@ run has a few hundred jobs. Intake writes each planned job to `<run>/jobs/<index
 `{"index": i}` per job; job control reads its job from there and writes the job's latest state back after every
 step. On the success path collect is the one step that lists `jobs/`: it keeps the jobs' final states in its
 collect.json, where the manifest step reads them; on the failure path, stopping the run's jobs and the failure
-manifest read them here. Full job dicts passed in (recollect) are used as they are, so both shapes resolve the same
-way.
+manifest read them here. Jobs are contracts.Job; a list the state carries is contracts.JobRef references, or whole
+jobs (recollect hands them in from a manifest) used as they are, so both resolve the same way.
 
 Also here: the task token a waiting job's iteration left for the job-state event handler, found from the job name
 alone (`job-tokens/<job name>.json`), because an EventBridge job-state event names the job, not the run. Job control
@@ -16,39 +16,48 @@ behind (stacks/storage.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
+from batch_pipeline.contracts import Job, JobRef
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.layout import RunFolder, token_key
 
 
-def is_reference(job: dict[str, Any]) -> bool:
-    """A Map item or iteration result that names a job by index only (no name/state of its own)."""
-    return "index" in job and "name" not in job
+def is_reference(ref: JobRef) -> bool:
+    """A Map item or iteration result that names a job by index only (no name or state of its own)."""
+    return "name" not in (ref.model_extra or {})
 
 
-def save_job(s3: Any, folder: RunFolder, job: dict[str, Any]) -> None:
-    s3io.put_json(s3, folder.bucket, folder.job_key(job["index"]), job)
+def save_job(s3: Any, folder: RunFolder, job: Job) -> None:
+    s3io.put_json(s3, folder.bucket, folder.job_key(job.index), job.stored())
 
 
-def load_job(s3: Any, folder: RunFolder, index: int | str) -> dict[str, Any]:
-    job: dict[str, Any] = s3io.read_json(s3, folder.bucket, folder.job_key(index))
-    return job
+def load_job(s3: Any, folder: RunFolder, index: int | str) -> Job:
+    return Job.model_validate(s3io.read_json(s3, folder.bucket, folder.job_key(index)))
 
 
-def load_jobs(s3: Any, folder: RunFolder) -> list[dict[str, Any]]:
+def load_jobs(s3: Any, folder: RunFolder) -> list[Job]:
     """Every job of the run, in index order, from the `jobs/` folder."""
     keys = s3io.list_keys(s3, folder.bucket, folder.jobs_prefix)
-    found: list[dict[str, Any]] = [s3io.read_json(s3, folder.bucket, key) for key in keys]
-    return sorted(found, key=lambda job: (str(type(job.get("index"))), job.get("index")))
+    found = [_load_key(s3, folder, key) for key in keys]
+    return sorted(found, key=lambda job: (str(type(job.index)), job.index))
 
 
-def resolve_jobs(s3: Any, folder: RunFolder, jobs: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder."""
-    given = [dict(entry.get("job", entry)) for entry in (jobs or [])]
-    if given and not any(is_reference(job) for job in given):
-        return given
+def _load_key(s3: Any, folder: RunFolder, key: str) -> Job:
+    return Job.model_validate(s3io.read_json(s3, folder.bucket, key))
+
+
+def resolve_job(s3: Any, folder: RunFolder, ref: JobRef) -> Job:
+    """The whole job a reference names (read from the run's `jobs/` folder), or the job the state carries."""
+    return load_job(s3, folder, ref.index) if is_reference(ref) else Job.model_validate(ref.model_dump())
+
+
+def resolve_jobs(s3: Any, folder: RunFolder, refs: Sequence[JobRef] | None) -> list[Job]:
+    """The full jobs for what the state carries: references (or nothing) are read from the run's `jobs/` folder;
+    whole jobs (recollect hands them in from a manifest) are used as they are."""
+    if refs and not any(is_reference(ref) for ref in refs):
+        return [Job.model_validate(ref.model_dump()) for ref in refs]
     return load_jobs(s3, folder)
 
 

@@ -315,9 +315,9 @@ class RunFolder:
         """s3://<bucket>/<run>/raw/<job name>/: where a job's backend writes."""
         return self.uri(f"{self.raw_prefix}{job_name}/")
 
-    def job_output_uri(self, job: Mapping[str, Any], job_name: str) -> str:
-        """The plan's `output_uri` (checked to lie in the run bucket, ending in "/"), else raw/<job name>/."""
-        planned = job.get("output_uri")
+    def job_output_uri(self, planned: str | None, job_name: str) -> str:
+        """A job's output folder: the plan's `output_uri` (checked to lie in the run bucket, ending in "/"), else
+        raw/<job name>/."""
         if planned:
             self.key_of(planned)
             return as_folder(str(planned))

@@ -109,9 +109,9 @@ def _row(result: RunResult, expected: str, report_html: Path | None = None) -> D
     else:
         metric = "-"
     if result.rejection is not None:
-        report = result.rejection
-        counts = {"total": report.get("records"), "succeeded": 0, "failed": report.get("invalid")}
-        metric = f"{report.get('invalid')} bad lines"
+        rejected = result.rejection.get("counts") or {}
+        counts = {"total": rejected.get("total"), "succeeded": 0, "failed": rejected.get("rejected")}
+        metric = f"{rejected.get('rejected')} bad lines"
     failure = None
     if manifest.get("cause"):
         failure = f"{manifest.get('failed_state') or 'jobs'}: {manifest.get('error')}: {manifest['cause']}"

@@ -132,7 +132,8 @@ def parse_faults(texts: list[str]) -> list[str]:
 
 
 def describe_rejection(key: str, report: dict[str, Any]) -> str:
-    lines = [f"{key}: REJECTED ({report.get('invalid')} of {report.get('records')} lines invalid)"]
+    counts = report.get("counts") or {}
+    lines = [f"{key}: REJECTED ({counts.get('rejected')} of {counts.get('total')} records rejected)"]
     for error in report.get("errors", [])[:10]:
         lines.append(f"  line {error['line']}: {error.get('field') or '-'}: {error['reason']}")
     lines.append(f"  report: {report.get('report_uri')}")
@@ -165,7 +166,7 @@ def describe(result: RunResult) -> str:
             lines.append(f"  {key}: {headline[key]:.4f}")
     jobs = [
         j["name"]
-        + (f" ({j['mode']})" if j.get("mode") else "")
+        + (" (on-demand)" if j.get("route") == "on-demand" else "")
         + (f" (retried {j['retry']['records']}, recovered {j['retry']['recovered']})" if j.get("retry") else "")
         for j in m.get("jobs", [])
     ]

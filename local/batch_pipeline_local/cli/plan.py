@@ -150,12 +150,11 @@ def run(args: argparse.Namespace) -> int:
     if not result.accepted or plan is None or estimated is None:
         print(summary(result.report))
         return EXIT_REJECTED
-    what = {
-        "sagemaker-shards": "SageMaker shards",
-        "bedrock-jobs": "Bedrock batch jobs",
-        "bedrock-on-demand": "on-demand (InvokeModel) batch",
-    }[plan.kind]
-    print(f"{len(plan.shards)} {what} for {result.report['valid']} records:")
+    if plan.route == "on-demand":
+        what = "on-demand (InvokeModel) batch"
+    else:
+        what = {"sagemaker-shards": "SageMaker shards", "bedrock-jobs": "Bedrock batch jobs"}[plan.kind]
+    print(f"{len(plan.shards)} {what} for {result.report['counts']['valid']} records:")
     width = max(len(shard["key"]) for shard in result.shards)
     for shard in result.shards:
         print(f"  {shard['key']:<{width}}  {shard['records']:>9} records  {shard['bytes']:>13,} bytes")
@@ -179,8 +178,8 @@ def estimate_table(estimated: dict[str, Any]) -> str:
         ("output tokens", "unknown" if output is None else f"{output:,}"),
     ]
     if cost is not None:
-        rows.append(("route", cost["route"].replace("_", "-")))
-        if cost["route"] == "sagemaker" and cost.get("instance_hours") is not None:
+        rows.append(("route", cost["route"]))
+        if cost.get("instance_hours") is not None:  # SageMaker: priced by instance time
             rows.append(
                 (
                     "instance-hours",
@@ -189,11 +188,11 @@ def estimate_table(estimated: dict[str, Any]) -> str:
                 )
             )
         rows.append(("estimated cost", _money(cost.get("usd"))))
-        if cost["route"] != "sagemaker":
+        if cost.get("by_route") is not None:  # Bedrock: priced by tokens
             rows.append(("  input / output", f"{_money(cost.get('input_usd'))} / {_money(cost.get('output_usd'))}"))
         for route, priced in (cost.get("by_route") or {}).items():
             if route != cost["route"]:
-                rows.append((f"  {route.replace('_', '-')} would be", _money(priced["usd"])))
+                rows.append((f"  {route} would be", _money(priced["usd"])))
         rows.append(("prices", f"as of {cost['prices_as_of']}, {cost['source']}"))
     width = max(len(name) for name, _ in rows)
     lines = ["Estimate before the run:"] + [f"  {name:<{width}}  {value}" for name, value in rows]

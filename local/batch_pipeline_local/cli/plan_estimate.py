@@ -35,7 +35,8 @@ import orjson
 
 from batch_pipeline.config.app import AppConfig, BedrockModel, ConfigError, ModelEntry, SageMakerModel
 from batch_pipeline.config.runtime import RuntimePipeline, RuntimePricing, runtime_prices
-from batch_pipeline.results.pricing import Route, planned_bedrock_cost, planned_sagemaker_cost
+from batch_pipeline.contracts import Route
+from batch_pipeline.results.pricing import planned_bedrock_cost, planned_sagemaker_cost
 
 if TYPE_CHECKING:  # boto3 loads only when CountTokens is asked (the CLI imports every command at start-up)
     from botocore.client import BaseClient
@@ -327,15 +328,10 @@ def _cost(
     if pricing is None:
         return None
     if pipeline.backend == "bedrock":
-        planned: Route = "on_demand" if route == "on-demand" else "batch"
+        planned: Route = "on-demand" if route == "on-demand" else "batch"
         cost = planned_bedrock_cost(pricing, pipeline.model_key, planned, tokens["input"], tokens["output"] or 0)
-        cost["basis"] = (
-            f"estimated tokens at the {planned.replace('_', '-')} price: intake's plan routes this file "
-            + (
-                "on demand (fewer records than a batch job's minimum)"
-                if planned == "on_demand"
-                else "to batch inference"
-            )
+        cost["basis"] = f"estimated tokens at the {planned} price: intake's plan routes this file " + (
+            "on demand (fewer records than a batch job's minimum)" if planned == "on-demand" else "to batch inference"
         )
     else:
         settings_sm = pipeline.pipeline.sagemaker
@@ -349,7 +345,7 @@ def _cost(
         if throughput is None:
             return {
                 "usd": None,
-                "route": "sagemaker",
+                "route": "batch",
                 "model": pipeline.model_key,
                 "prices_as_of": pricing.as_of,
                 "source": pricing.source,

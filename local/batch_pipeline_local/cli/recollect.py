@@ -1,6 +1,6 @@
 """`batch-pipeline recollect RUN_PREFIX`: recover a failed run without paying again.
 
-collect -> evaluate -> manifest -> notify from the raw outputs already in S3, through the same handlers the state
+collect (and its scoring) -> manifest -> notify from the raw outputs already in S3, through the same handlers the state
 machine runs (no model is called, no job is submitted). The run and its jobs come from the run's failure manifest,
 which lists every job with what collect needs (`batch_pipeline.results.manifest.RECOLLECT_FIELDS`).
 `invoke(handler, event)` runs one step: against AWS the deployed function (`aws_invoker`, what the command uses), in
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # for annotations only: the emulator (botocore, the authoriza
 Manifest = dict[str, Any]
 # Run one step: the handler's dotted name, its event -> what the handler returned.
 Invoke = Callable[[str, dict[str, Any]], Any]
-HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "evaluate", "finalize", "notify")}
+HANDLERS = {name: f"batch_pipeline.handlers.{name}.handler" for name in ("collect", "finalize", "notify")}
 
 
 class RecollectError(RuntimeError):
@@ -59,11 +59,9 @@ def recollect(manifest: Manifest, invoke: Invoke) -> Manifest:
         )
     run = run_from_manifest(manifest)
     collect = invoke(HANDLERS["collect"], {"run": run, "jobs": jobs})
-    evaluation = invoke(HANDLERS["evaluate"], {"run": run, "collect": collect})
     previous = {key: manifest.get(key) for key in ("status", "failed_state", "error", "cause")}
     result: Manifest = invoke(
-        HANDLERS["finalize"],
-        {"run": run, "jobs": jobs, "collect": collect, "evaluation": evaluation, "recollected": previous},
+        HANDLERS["finalize"], {"run": run, "jobs": jobs, "collect": collect, "recollected": previous}
     )
     try:
         invoke(HANDLERS["notify"], {"run": run, "manifest": result})
@@ -129,9 +127,9 @@ DEFAULT_STACK = "LlmBatchPipeline"
 def register(subparsers: Subcommands) -> None:
     parser = subparsers.add_parser(
         "recollect",
-        help="re-run collect, evaluate, the manifest and the notification of a run from its raw outputs",
+        help="re-run collect (and its scoring), the manifest and the notification of a run from its raw outputs",
         description="Read RUN_PREFIX/manifest.json (a failed run's manifest lists every job and where its output "
-        "is), then invoke the deployed CollectOutputs, Evaluate, WriteManifest and Notify functions of the stack "
+        "is), then invoke the deployed CollectOutputs, WriteManifest and Notify functions of the stack "
         "on the raw outputs already in S3: no job is submitted and no record is sent to a model again. Uses your "
         "AWS credentials. In local mode the same steps run in-process (`local_invoker`). Exit "
         "status: 0 the run is now SUCCEEDED or PARTIAL, 1 it is still FAILED or a step failed, 2 usage error.",

@@ -93,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(report: dict[str, Any]) -> str:
     verdict = "ACCEPTED" if report["accepted"] else "REJECTED"
+    counts = report["counts"]
     lines = [
-        f"{verdict}: {report['valid']} valid of {report['records']} records "
+        f"{verdict}: {counts['valid']} valid of {counts['total']} records "
         f"(pipeline {report['pipeline']}, format {report['input_format']}, on_invalid={report['policy']})",
     ]
-    if report["invalid"]:
+    if counts["rejected"]:
         lines.append(
-            f"invalid: {report['invalid']}" + (f" (skipped: {report['skipped']})" if report["skipped"] else "")
+            f"rejected: {counts['rejected']}" + (f" (skipped: {counts['skipped']})" if counts["skipped"] else "")
         )
     if report["reason"]:
         lines.append(f"reason: {report['reason']}")

@@ -1,14 +1,12 @@
 """The one interface the workflow drives, whatever runs the model.
 
-A backend turns a planned job into a running batch job and reports its state in one normalised
-shape, so the state machine's poll loop and collect never branch on the backend:
-
-    {"name": str, "arn": str | None, "status": <the backend's own status string>,
-     "state": "queued" | "running" | "succeeded" | "partial" | "failed" | "stopped",
-     "done": bool, "failure_reason": str | None, "output_uri": "s3://.../"}
+A backend turns a planned job (contracts.Job) into a running batch job and reports its state as one
+contracts.JobState: its name and ARN, the backend's own status, and the normalised state ("queued", "running",
+"succeeded", "partial", "failed", "stopped"), so the job loop (batch_pipeline.jobs.loop) and collect never branch on
+the backend. The loop merges each report into the job (Job.with_state).
 
 "queued" means the backend refused the submission for a reason that passes with time (a quota on
-concurrent jobs or instances, throttling): the poll loop submits again later instead of failing the run.
+concurrent jobs or instances, throttling): the job loop submits again after a backoff wait instead of failing the run.
 
 For collect, a backend also says where a job's raw output lives (`raw_outputs`) and how each output
 object joins to its input object, so collect reads every layout with one streaming join.
@@ -25,15 +23,14 @@ from typing import Any, Literal
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
+from batch_pipeline.contracts import ENDED, Job, JobState, JobStateName
 from batch_pipeline.storage.layout import RunFolder
 
 # The backends match AWS errors on their code; the storage module owns the helper.
 from batch_pipeline.storage.s3io import error_code as error_code
 
-State = Literal["queued", "running", "succeeded", "partial", "failed", "stopped"]
-STATES: tuple[str, ...] = ("queued", "running", "succeeded", "partial", "failed", "stopped")
-# States whose output collect reads; "failed" and "stopped" jobs may still have written some objects.
-OUTPUT_STATES: tuple[str, ...] = ("succeeded", "partial", "failed", "stopped")
+# States whose output collect reads: every ended one ("failed" and "stopped" jobs may still have written some objects).
+OUTPUT_STATES: tuple[JobStateName, ...] = ENDED
 
 
 class SubmitDeferred(Exception):
@@ -43,28 +40,6 @@ class SubmitDeferred(Exception):
 def error_message(error: Exception) -> str:
     message: str = getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
     return message
-
-
-def job_state(
-    *,
-    name: str,
-    arn: str | None,
-    status: str,
-    state: State,
-    failure_reason: str | None = None,
-    output_uri: str | None = None,
-) -> dict[str, Any]:
-    if state not in STATES:
-        raise ValueError(f"unknown normalised state {state!r}")
-    return {
-        "name": name,
-        "arn": arn,
-        "status": status,
-        "state": state,
-        "done": state not in ("queued", "running"),
-        "failure_reason": failure_reason or None,
-        "output_uri": output_uri,
-    }
 
 
 @dataclass(frozen=True)
@@ -100,27 +75,27 @@ class BatchBackend(ABC):
         self.pipeline = pipeline
 
     @abstractmethod
-    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
+    def job_name(self, folder: RunFolder, job: Job) -> str:
         """Deterministic per (run, job index): a retried submit finds the job instead of starting another."""
 
     @abstractmethod
-    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, folder: RunFolder, job: Job) -> JobState:
         """Start the job, or return the state of the one already started under this name.
         Raise SubmitDeferred when the backend says "not now"."""
 
     @abstractmethod
-    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def status(self, folder: RunFolder, job: Job) -> JobState:
         """The job's normalised state."""
 
     @abstractmethod
-    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, folder: RunFolder, job: Job) -> JobState:
         """Ask the backend to stop the job; returns the normalised state after the request."""
 
     @abstractmethod
-    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
+    def raw_outputs(self, folder: RunFolder, job: Job) -> Iterable[RawOutput]:
         """Every (input object, output object) pair of a job that ended, in a stable order."""
 
-    def find(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any] | None:
+    def find(self, folder: RunFolder, job: Job) -> JobState | None:
         """The job's state, looked up on the backend by what the plan knows (its deterministic name); None
         when the backend has no such job (it was never submitted). Used to stop a failed run's jobs."""
         try:
@@ -133,13 +108,13 @@ class BatchBackend(ABC):
         """How long a job may run before job control stops it; None when the backend enforces its own limit."""
         return None
 
-    def finish(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, folder: RunFolder, job: Job) -> Job:
         """Called with every job that reached an end state; may return the job with a follow-up phase that is not
-        done yet (Bedrock: resubmit failed records once), which the poll loop then runs. It never rewrites a job's
+        done yet (Bedrock: resubmit failed records once), which the job loop then runs. It never rewrites a job's
         output (collect merges a retry's answers), so job control stays a quick step. Default: the job as is."""
         return job
 
-    def job_metrics(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def job_metrics(self, folder: RunFolder, job: Job) -> dict[str, Any]:
         """Counts the backend reports for an ended job (Bedrock's manifest.json.out); merged into collect's result."""
         return {}
 

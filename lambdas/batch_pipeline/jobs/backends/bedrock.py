@@ -6,8 +6,8 @@ record in no guaranteed order (joined on recordId), and `manifest.json.out` with
 token counts.
 
 - Queueing: the concurrent-job quota is per account and per model and shared by every run, so a
-  ServiceQuotaExceededException or throttling on submit raises SubmitDeferred; the workflow's poll loop
-  submits again with jittered backoff (batch_pipeline.jobs.loop) instead of failing the run.
+  ServiceQuotaExceededException or throttling on submit raises SubmitDeferred; the job loop submits
+  again after a jittered backoff wait (batch_pipeline.jobs.loop) instead of failing the run.
 - Idempotency: the job name and the clientRequestToken are derived from the run id and job index, so a
   retried submit (Lambda retry, replayed Map iteration) gets the job it already started.
 - Files under the batch minimum (intake route "on-demand") run through InvokeModel inside the submit step
@@ -27,15 +27,8 @@ from typing import Any
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.jobs.backends import (
-    BatchBackend,
-    RawOutput,
-    State,
-    SubmitDeferred,
-    error_code,
-    error_message,
-    job_state,
-)
+from batch_pipeline.contracts import Job, JobState, JobStateName
+from batch_pipeline.jobs.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message
 from batch_pipeline.jobs.backends.bedrock_on_demand import (
     MANIFEST_FIELDS,
     MANIFEST_OUT,
@@ -49,7 +42,7 @@ from batch_pipeline.observability import local_stand_in
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.layout import OWNER_TAG_KEY, RunFolder, as_folder, on_demand_folder
 
-STATUS_TO_STATE: dict[str, State] = {
+STATUS_TO_STATE: dict[str, JobStateName] = {
     # Accepted by Bedrock and on their way: not "queued" (which means "not submitted yet, submit again").
     "Submitted": "running",
     "Validating": "running",
@@ -64,7 +57,7 @@ STATUS_TO_STATE: dict[str, State] = {
     "Failed": "failed",
     "Stopped": "stopped",
 }
-# Refusals that pass with time: the job stays queued and the poll loop submits it again.
+# Refusals that pass with time: the job stays queued and the job loop submits it again.
 DEFERRABLE = {"ServiceQuotaExceededException", "ThrottlingException", "TooManyRequestsException"}
 # Bedrock tag values may not hold parentheses ([a-zA-Z0-9\s._:/=+@-]*), so this says it without them.
 STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine - not a model")
@@ -87,19 +80,20 @@ def job_id_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def model_invocation_job_request(folder: RunFolder, job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
+def model_invocation_job_request(folder: RunFolder, job: Job, pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateModelInvocationJob request for one planned job."""
     options = pipeline.pipeline.bedrock
     if options is None or pipeline.backend != "bedrock" or not pipeline.bedrock_model_id:
         raise ConfigError(f"pipeline {pipeline.name!r} is not a Bedrock pipeline")
     env = settings.current()
     role_arn = env.require("bedrock_role_arn")  # the Bedrock service role
-    index = job.get("token_index", job["index"])
-    name = job.get("name") or bedrock_job_name(folder.run_id, index)
-    if not job.get("input_uri"):
+    # A retry of failed records takes its token and index tag from its own index (jobs.backends.bedrock_retry).
+    index = job.token_index if job.token_index is not None else job.index
+    name = job.name or bedrock_job_name(folder.run_id, index)
+    if not job.input_uri:
         raise ValueError(f"job {name} has no input_uri")
-    folder.key_of(job["input_uri"])
-    output: dict[str, Any] = {"s3Uri": folder.job_output_uri(job, name)}
+    folder.key_of(job.input_uri)
+    output: dict[str, Any] = {"s3Uri": folder.job_output_uri(job.output_uri, name)}
     if env.output_kms_key_arn:
         output["s3EncryptionKeyId"] = env.output_kms_key_arn
     tags = [
@@ -119,7 +113,7 @@ def model_invocation_job_request(folder: RunFolder, job: dict[str, Any], pipelin
         "modelInvocationType": invocation_type(pipeline),
         "clientRequestToken": client_request_token(folder.run_id, index),
         "modelId": pipeline.bedrock_model_id,
-        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job["input_uri"], "s3InputFormat": "JSONL"}},
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": job.input_uri, "s3InputFormat": "JSONL"}},
         "outputDataConfig": {"s3OutputDataConfig": output},
         "timeoutDurationInHours": options.timeout_hours,
         "tags": tags,
@@ -162,16 +156,16 @@ class BedrockBackend(BatchBackend):
     def s3(self) -> Any:
         return self._client("s3")
 
-    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
-        return job.get("name") or bedrock_job_name(folder.run_id, job["index"])
+    def job_name(self, folder: RunFolder, job: Job) -> str:
+        return job.name or bedrock_job_name(folder.run_id, job.index)
 
     # ------------------------------------------------------------------ submit, status, stop
 
-    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
-        if job.get("route") == "on-demand":
+    def submit(self, folder: RunFolder, job: Job) -> JobState:
+        if job.route == "on-demand":
             return self.run_on_demand(folder, job)
         name = self.job_name(folder, job)
-        request = model_invocation_job_request(folder, {**job, "name": name}, self.pipeline)
+        request = model_invocation_job_request(folder, job.changed(name=name), self.pipeline)
         try:
             arn = self.bedrock.create_model_invocation_job(**request)["jobArn"]
         except Exception as error:  # botocore ClientError, matched on its code
@@ -184,12 +178,16 @@ class BedrockBackend(BatchBackend):
             arn = self._find_arn(name)
             if arn is None:
                 raise
-        output_uri = request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
-        state = job_state(name=name, arn=arn, status="Submitted", state="running", output_uri=output_uri)
-        state["invocation_type"] = request["modelInvocationType"]
-        return state
+        return JobState(
+            name=name,
+            arn=arn,
+            status="Submitted",
+            state="running",
+            output_uri=request["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
+            invocation_type=request["modelInvocationType"],
+        )
 
-    def run_on_demand(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def run_on_demand(self, folder: RunFolder, job: Job) -> JobState:
         """A job file under the batch minimum, run through InvokeModel now (backends/bedrock_on_demand.py)."""
         runner = OnDemandRunner(self.pipeline, self.runtime, self.s3, self._sleep)
         return runner.run(folder, job, self.job_name(folder, job))
@@ -202,12 +200,12 @@ class BedrockBackend(BatchBackend):
                     return str(summary["jobArn"])
         return None
 
-    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
-        if job.get("route") == "on-demand" or not job.get("arn"):
+    def status(self, folder: RunFolder, job: Job) -> JobState:
+        if job.route == "on-demand" or not job.arn:
             raise LookupError(f"job {self.job_name(folder, job)} has no Bedrock job to look up")
-        described = self.bedrock.get_model_invocation_job(jobIdentifier=job["arn"])
+        described = self.bedrock.get_model_invocation_job(jobIdentifier=job.arn)
         status = described["status"]
-        state = job_state(
+        reported = JobState(
             name=described.get("jobName") or self.job_name(folder, job),
             arn=described["jobArn"],
             status=status,
@@ -218,19 +216,17 @@ class BedrockBackend(BatchBackend):
             output_uri=described["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"],
         )
         counts = {field: described[field] for field in RECORD_COUNT_FIELDS if field in described}
-        if counts:
-            state["record_counts"] = counts
-        return state
+        return reported.model_copy(update={"record_counts": counts}) if counts else reported
 
-    def find(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any] | None:
-        if job.get("route") == "on-demand":
+    def find(self, folder: RunFolder, job: Job) -> JobState | None:
+        if job.route == "on-demand":
             return None  # no Bedrock job: it ran (or not) inside its submit step
-        arn = job.get("arn") or self._find_arn(self.job_name(folder, job))
-        return self.status(folder, {**job, "arn": arn}) if arn else None
+        arn = job.arn or self._find_arn(self.job_name(folder, job))
+        return self.status(folder, job.changed(arn=arn)) if arn else None
 
-    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, folder: RunFolder, job: Job) -> JobState:
         try:
-            self.bedrock.stop_model_invocation_job(jobIdentifier=job["arn"])
+            self.bedrock.stop_model_invocation_job(jobIdentifier=job.arn)
         except Exception as error:
             # A job that already ended (or is stopping) cannot be stopped; its state is the answer.
             if error_code(error) not in ("ValidationException", "ConflictException"):
@@ -239,7 +235,7 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ resubmitting failed records once
 
-    def finish(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, folder: RunFolder, job: Job) -> Job:
         """With `retry_failed_records`, an ended job whose output has error records is followed by one retry of
         just those records; when the retry ends, the job reads as the original again, with the retry under
         "retry" (backends/bedrock_retry.py). Collect puts the retried answers in place of the errors."""
@@ -249,7 +245,7 @@ class BedrockBackend(BatchBackend):
             output_folder = self._output_folder(folder, job)
             manifest_key = output_folder + MANIFEST_OUT if output_folder else None
             return end_retry(job, self._output(folder, job), manifest_key)
-        if job.get("retry") or job["state"] not in ("succeeded", "partial"):
+        if job.retry or job.state not in ("succeeded", "partial"):
             return job
         retry = start_retry(
             self.s3,
@@ -263,35 +259,41 @@ class BedrockBackend(BatchBackend):
 
     # ------------------------------------------------------------------ outputs
 
-    def _output_folder(self, folder: RunFolder, job: dict[str, Any]) -> str | None:
+    def _output_base(self, folder: RunFolder, job: Job) -> str:
+        """Key prefix of the folder the job's output goes to (the plan's output_uri, else raw/<job name>/)."""
+        return folder.key_of(folder.job_output_uri(job.output_uri, self.job_name(folder, job)))
+
+    def _output_folder(self, folder: RunFolder, job: Job) -> str | None:
         """Key prefix of the folder Bedrock (or the on-demand step) wrote this job's output into."""
-        base = folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))
-        if job.get("route") == "on-demand" or job.get("mode") == "on-demand":
+        base = self._output_base(folder, job)
+        if job.route == "on-demand":
             return on_demand_folder(base)
-        if not job.get("arn"):
+        if not job.arn:
             return None  # never submitted: no output
         # Bedrock's own layout: <output uri>/<job id>/ (DESIGN, "Backend facts").
-        return as_folder(base + job_id_of(job["arn"]))
+        return as_folder(base + job_id_of(job.arn))
 
-    def _output(self, folder: RunFolder, job: dict[str, Any]) -> RawOutput:
+    def _output(self, folder: RunFolder, job: Job) -> RawOutput:
         """Where this attempt's answers to its job file are (the file need not exist yet)."""
-        input_key = folder.key_of(job["input_uri"])
+        if not job.input_uri:
+            raise ValueError(f"job {self.job_name(folder, job)} has no input_uri")
+        input_key = folder.key_of(job.input_uri)
         output_folder = self._output_folder(folder, job)
         if output_folder is None:
-            output_key = f"{folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))}not-submitted.out"
+            output_key = f"{self._output_base(folder, job)}not-submitted.out"
         else:
             output_key = output_folder + input_key.rsplit("/", 1)[-1] + ".out"
         return RawOutput(input_key=input_key, output_key=output_key, join="id", input_id_field="recordId")
 
-    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
+    def raw_outputs(self, folder: RunFolder, job: Job) -> Iterable[RawOutput]:
         output = self._output(folder, job)
-        if job.get("merged_output_key"):
+        if job.merged_output_key:
             # A run from before collect merged retries itself: job control wrote the merged output.
             yield RawOutput(
-                input_key=output.input_key, output_key=job["merged_output_key"], join="id", input_id_field="recordId"
+                input_key=output.input_key, output_key=job.merged_output_key, join="id", input_id_field="recordId"
             )
             return
-        retry = job.get("retry") or {}
+        retry = job.retry or {}
         yield RawOutput(
             input_key=output.input_key,
             output_key=output.output_key,
@@ -300,11 +302,11 @@ class BedrockBackend(BatchBackend):
             retry_output_key=retry.get("output_key"),
         )
 
-    def job_metrics(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def job_metrics(self, folder: RunFolder, job: Job) -> dict[str, Any]:
         """Bedrock's own counts from manifest.json.out (plus the retry's, when failed records were resubmitted)."""
         output_folder = self._output_folder(folder, job)
         metrics = self._manifest_out(folder.bucket, output_folder + MANIFEST_OUT) if output_folder else {}
-        retry = job.get("retry") or {}
+        retry = job.retry or {}
         if retry.get("manifest_key"):
             metrics = {**metrics, "retry": self._manifest_out(folder.bucket, retry["manifest_key"])}
         return metrics

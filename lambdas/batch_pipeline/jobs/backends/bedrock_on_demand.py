@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.jobs.backends import State, error_code, error_message, job_state
+from batch_pipeline.contracts import Job, JobState, JobStateName
+from batch_pipeline.jobs.backends import error_code, error_message
 from batch_pipeline.results.outputs import OutputParseError, parse_output_line
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.jsonl import body_lines
@@ -78,11 +79,13 @@ class OnDemandRunner:
         self._lock = threading.Lock()
         self._requests_sent = 0
 
-    def run(self, folder: RunFolder, job: dict[str, Any], name: str) -> dict[str, Any]:
+    def run(self, folder: RunFolder, job: Job, name: str) -> JobState:
         """The job's normalised end state, with its record counts and the requests it was billed for."""
         bucket = folder.bucket
-        input_key = folder.key_of(job["input_uri"])
-        output_uri = folder.job_output_uri(job, name)
+        if not job.input_uri:
+            raise ValueError(f"on-demand job {name} has no input_uri")
+        input_key = folder.key_of(job.input_uri)
+        output_uri = folder.job_output_uri(job.output_uri, name)
         answers = on_demand_folder(folder.key_of(output_uri))
         output_key = answers + input_key.rsplit("/", 1)[-1] + ".out"
         records = [json.loads(line) for line in s3io.lines(self.s3, bucket, input_key)]
@@ -108,7 +111,7 @@ class OnDemandRunner:
         counts = count_lines(lines)
         self._put(bucket, answers + MANIFEST_OUT, json.dumps(counts).encode(), "application/json")
         errors = counts["errorRecordCount"]
-        state: State
+        state: JobStateName
         reason: str | None
         if records and errors == len(records):
             first = next(line["error"] for line in lines if "error" in line)
@@ -119,14 +122,17 @@ class OnDemandRunner:
             reason = f"{errors} of {len(records)} on-demand requests failed"
         else:
             state, status, reason = "succeeded", "Completed", None
-        result = job_state(
-            name=name, arn=None, status=status, state=state, failure_reason=reason, output_uri=output_uri
+        return JobState(
+            name=name,
+            arn=None,
+            status=status,
+            state=state,
+            failure_reason=reason,
+            output_uri=output_uri,
+            invocation_type=invocation_type(self.pipeline),
+            record_counts={k: counts[k] for k in RECORD_COUNT_FIELDS},
+            model_invocations=sent_before,
         )
-        result["mode"] = "on-demand"
-        result["invocation_type"] = invocation_type(self.pipeline)
-        result["record_counts"] = {k: counts[k] for k in RECORD_COUNT_FIELDS}
-        result["model_invocations"] = sent_before
-        return result
 
     def _parts(self, bucket: str, prefix: str) -> tuple[dict[Any, dict[str, Any]], int, int]:
         """Earlier attempts of this on-demand step: their answers by recordId, the requests they were billed

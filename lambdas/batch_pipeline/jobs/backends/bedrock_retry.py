@@ -3,7 +3,7 @@
 An ended job whose output has error records is followed, inside its own Map iteration, by one retry of just those
 records: a batch job when they reach the batch minimum, else on demand. `start_retry` writes the retry's input file
 (the failed records, streamed from the job's input through a disk-backed id set) and returns the retry as the
-iteration's next, queued job; the poll loop submits and waits for it like any job. `end_retry` turns the ended retry
+iteration's next, queued job; the job loop submits and waits for it like any job. `end_retry` turns the ended retry
 back into the original job with the retry under "retry", including where its output is.
 
 The merge is not done here: collect reads the retry's output beside the job's own (`RawOutput.retry_output_key`)
@@ -19,7 +19,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
-from batch_pipeline.jobs.backends import RawOutput, job_state
+from batch_pipeline.contracts import Job, JobState
+from batch_pipeline.jobs.backends import RawOutput
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.layout import INTERMEDIATE_TAGGING, RunFolder, retry_input_key
 
@@ -35,23 +36,22 @@ FIRST_ATTEMPT_FIELDS = (
     "output_uri",
     "input_uri",
     "route",
-    "mode",
     "records",
     "record_counts",
     "model_invocations",
 )
 # The original's bookkeeping that does not describe the retry.
-NOT_CARRIED = ("queued_at", "submitted_at", "mode", "record_counts", "last_refusal")
+NOT_CARRIED = ("queued_at", "submitted_at", "record_counts", "last_refusal")
 
 
-def retry_index(job: dict[str, Any]) -> str:
+def retry_index(job: Job) -> str:
     """The retry's job index: the original's with RETRY_SUFFIX (it names the retry job and its token)."""
-    return f"{job['index']}{RETRY_SUFFIX}"
+    return f"{job.index}{RETRY_SUFFIX}"
 
 
 def start_retry(
-    s3: Any, folder: RunFolder, job: dict[str, Any], output: RawOutput, *, retry_name: str, min_records_per_job: int
-) -> dict[str, Any] | None:
+    s3: Any, folder: RunFolder, job: Job, output: RawOutput, *, retry_name: str, min_records_per_job: int
+) -> Job | None:
     """The queued retry of `job`'s failed records (named `retry_name`), its input file written; None when no
     record failed."""
     bucket = folder.bucket
@@ -70,56 +70,52 @@ def start_retry(
                 records += 1
         retry_file.flush()
         s3io.upload_file(s3, retry_file.name, bucket, retry_key, s3io.JSONL, tagging=INTERMEDIATE_TAGGING)
-    retry_job = {key: value for key, value in job.items() if key not in NOT_CARRIED}
+    original = job.model_dump(mode="json", exclude_unset=True)
+    carried = Job.model_validate({key: value for key, value in original.items() if key not in NOT_CARRIED})
     # The retry writes under its own raw/<retry name>/: an on-demand original's checkpoint parts and
     # manifest.json.out stay its own, so the retry neither reads them as its answers nor overwrites them.
-    retry_job.update(
-        job_state(
-            name=retry_name,
-            arn=None,
-            status="NotSubmitted",
-            state="queued",
-            output_uri=folder.raw_job_uri(retry_name),
-        )
+    queued = JobState(
+        name=retry_name, arn=None, status="NotSubmitted", state="queued", output_uri=folder.raw_job_uri(retry_name)
     )
-    retry_job.update(
-        first_attempt={key: job.get(key) for key in FIRST_ATTEMPT_FIELDS},
+    return carried.with_state(queued).changed(
+        first_attempt={key: getattr(job, key) for key in FIRST_ATTEMPT_FIELDS},
         token_index=retry_index(job),
         input_uri=folder.uri(retry_key),
         records=records,
         route="batch" if records >= min_records_per_job else "on-demand",
     )
-    return retry_job
 
 
-def end_retry(job: dict[str, Any], output: RawOutput, manifest_key: str | None) -> dict[str, Any]:
+def end_retry(job: Job, output: RawOutput, manifest_key: str | None) -> Job:
     """The original job again, done, with its ended retry (and where the retry's output is) under "retry"."""
-    first = job["first_attempt"]
-    result = {key: value for key, value in job.items() if key not in ("first_attempt", "token_index")}
-    result.update(first)
-    result.update(
-        done=True,
-        retry={
-            "name": job["name"],
-            "arn": job.get("arn"),
-            "status": job["status"],
-            "state": job["state"],
-            "route": job.get("route"),
-            "records": job.get("records"),
-            "failure_reason": job.get("failure_reason"),
-            "model_invocations": job.get("model_invocations"),
-            "manifest_key": manifest_key,
-            # Counted by collect, which puts the retried answers in place of the errors.
-            "recovered": None,
-            "input_key": output.input_key,
-            "output_key": output.output_key,
-        },
+    retry = job.model_dump(mode="json", exclude_unset=True)
+    result = {key: value for key, value in retry.items() if key not in ("first_attempt", "token_index")}
+    return Job.model_validate(
+        result
+        | (job.first_attempt or {})
+        | {
+            "done": True,
+            "retry": {
+                "name": job.name,
+                "arn": job.arn,
+                "status": job.status,
+                "state": job.state,
+                "route": job.route,
+                "records": job.records,
+                "failure_reason": job.failure_reason,
+                "model_invocations": job.model_invocations,
+                "manifest_key": manifest_key,
+                # Counted by collect, which puts the retried answers in place of the errors.
+                "recovered": None,
+                "input_key": output.input_key,
+                "output_key": output.output_key,
+            },
+        }
     )
-    return result
 
 
-def in_retry(job: dict[str, Any]) -> bool:
-    return "first_attempt" in job
+def in_retry(job: Job) -> bool:
+    return job.first_attempt is not None
 
 
 def output_lines(s3: Any, bucket: str, key: str) -> Iterable[dict[str, Any]]:

@@ -15,23 +15,13 @@ from typing import Any
 from batch_pipeline import settings
 from batch_pipeline.config.app import ConfigError
 from batch_pipeline.config.runtime import RuntimePipeline
-from batch_pipeline.jobs.backends import (
-    BatchBackend,
-    RawOutput,
-    State,
-    SubmitDeferred,
-    error_code,
-    error_message,
-    job_state,
-)
+from batch_pipeline.contracts import Job, JobState, JobStateName
+from batch_pipeline.jobs.backends import BatchBackend, RawOutput, SubmitDeferred, error_code, error_message
 from batch_pipeline.observability import local_stand_in
 from batch_pipeline.storage import s3io
 from batch_pipeline.storage.layout import RunFolder
 
 CONTENT_TYPE = "application/jsonlines"
-# Job names share this prefix so IAM can scope job control to this app's jobs (arn:...:transform-job/<prefix>*).
-# Names are lower case because SageMaker lower-cases them in ARNs, which IAM patterns match against.
-DEFAULT_JOB_NAME_PREFIX = "llmbp-"
 _JOB_NAME_MAX = 63
 # The JumpStart HuggingFace containers in the catalog run with SAGEMAKER_MODEL_SERVER_TIMEOUT=3600, so a
 # mini-batch of long articles may legitimately take that long; one retry absorbs a transient container hiccup.
@@ -41,7 +31,7 @@ INVOCATIONS_MAX_RETRIES = 1
 _LOCAL_STORAGE_FAMILY = re.compile(r"^(g4dn|g5|g6|g6e|p3dn|p4de?|p5e?n?|trn1n?|[a-z]+\d+[a-z]*d)$")
 STAND_IN_TAG = ("batch-pipeline:engine", "local stand-in engine (not a model)")
 
-STATUS_TO_STATE: dict[str, State] = {
+STATUS_TO_STATE: dict[str, JobStateName] = {
     "InProgress": "running",
     # Not done yet: the job still writes output until it reaches Stopped.
     "Stopping": "running",
@@ -49,11 +39,14 @@ STATUS_TO_STATE: dict[str, State] = {
     "Failed": "failed",
     "Stopped": "stopped",
 }
-# Errors that pass with time: the poll loop submits again instead of failing the run.
+# Errors that pass with time: the job loop submits again instead of failing the run.
 _DEFERRABLE = {"ResourceLimitExceeded", "ThrottlingException", "Throttling", "TooManyRequestsException"}
 
 
 def job_name_prefix() -> str:
+    """JOB_NAME_PREFIX: job names share it so IAM can scope job control to this app's jobs
+    (arn:...:transform-job/<prefix>*); names are lower case because SageMaker lower-cases them in ARNs, which IAM
+    patterns match against."""
     return settings.current().job_name_prefix
 
 
@@ -76,10 +69,10 @@ def transform_job_name(run_id: str, index: int | str, prefix: str | None = None)
     return name
 
 
-def job_input_prefix(folder: RunFolder, job: dict[str, Any]) -> str:
+def job_input_prefix(folder: RunFolder, job: Job) -> str:
     """The key prefix a job reads: the plan's `input_uri`, else the run's shards/."""
-    if job.get("input_uri"):
-        return folder.key_of(job["input_uri"])
+    if job.input_uri:
+        return folder.key_of(job.input_uri)
     return folder.shards_prefix
 
 
@@ -88,14 +81,14 @@ def has_local_storage(instance_type: str) -> bool:
     return len(parts) == 3 and bool(_LOCAL_STORAGE_FAMILY.match(parts[1]))
 
 
-def transform_job_request(folder: RunFolder, job: dict[str, Any], pipeline: RuntimePipeline) -> dict[str, Any]:
+def transform_job_request(folder: RunFolder, job: Job, pipeline: RuntimePipeline) -> dict[str, Any]:
     """The exact CreateTransformJob request for one planned job."""
     options = pipeline.pipeline.sagemaker
     if options is None or pipeline.backend != "sagemaker":
         raise ConfigError(f"pipeline {pipeline.name!r} is not a SageMaker pipeline")
     if not pipeline.sagemaker_model_name:
         raise ConfigError(f"pipeline {pipeline.name!r} has no sagemaker_model_name in PIPELINES")
-    name = job.get("name") or transform_job_name(folder.run_id, job["index"])
+    name = job.name or transform_job_name(folder.run_id, job.index)
     kms_key = settings.current().output_kms_key_arn
 
     request: dict[str, Any] = {
@@ -117,7 +110,7 @@ def transform_job_request(folder: RunFolder, job: dict[str, Any], pipeline: Runt
             "SplitType": "Line",
         },
         "TransformOutput": {
-            "S3OutputPath": folder.job_output_uri(job, name),
+            "S3OutputPath": folder.job_output_uri(job.output_uri, name),
             "Accept": CONTENT_TYPE,
             "AssembleWith": "Line",
         },
@@ -125,7 +118,7 @@ def transform_job_request(folder: RunFolder, job: dict[str, Any], pipeline: Runt
         "Tags": [
             {"Key": "batch-pipeline:run-id", "Value": folder.run_id},
             {"Key": "batch-pipeline:pipeline", "Value": pipeline.name},
-            {"Key": "batch-pipeline:job-index", "Value": str(job.get("index", 0))},
+            {"Key": "batch-pipeline:job-index", "Value": str(job.index)},
         ],
     }
     if options.max_concurrent_transforms > 0:
@@ -186,17 +179,17 @@ class SageMakerBackend(BatchBackend):
         options = self.pipeline.pipeline.sagemaker
         return options.max_runtime_hours * 3600 if options else None
 
-    def job_name(self, folder: RunFolder, job: dict[str, Any]) -> str:
-        return job.get("name") or transform_job_name(folder.run_id, job["index"])
+    def job_name(self, folder: RunFolder, job: Job) -> str:
+        return job.name or transform_job_name(folder.run_id, job.index)
 
-    def submit(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, folder: RunFolder, job: Job) -> JobState:
         name = self.job_name(folder, job)
         # Describe first: a retried submit must find the job it already started (moto, unlike SageMaker,
         # would silently replace a job created twice under one name).
         existing = self._describe(name)
         if existing is not None:
             return self._state(existing)
-        request = transform_job_request(folder, {**job, "name": name}, self.pipeline)
+        request = transform_job_request(folder, job.changed(name=name), self.pipeline)
         try:
             response = self.sagemaker.create_transform_job(**request)
         except Exception as error:  # botocore ClientError; matched on its code so botocore stays a lazy import
@@ -207,7 +200,7 @@ class SageMakerBackend(BatchBackend):
             if error_code(error) in _DEFERRABLE:
                 raise SubmitDeferred(f"{error_code(error)}: {error_message(error)}") from error
             raise
-        return job_state(
+        return JobState(
             name=name,
             arn=response["TransformJobArn"],
             status="InProgress",
@@ -215,14 +208,14 @@ class SageMakerBackend(BatchBackend):
             output_uri=request["TransformOutput"]["S3OutputPath"],
         )
 
-    def status(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def status(self, folder: RunFolder, job: Job) -> JobState:
         name = self.job_name(folder, job)
         described = self._describe(name)
         if described is None:
             raise LookupError(f"transform job {name!r} does not exist")
         return self._state(described)
 
-    def stop(self, folder: RunFolder, job: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, folder: RunFolder, job: Job) -> JobState:
         name = self.job_name(folder, job)
         try:
             self.sagemaker.stop_transform_job(TransformJobName=name)
@@ -232,10 +225,10 @@ class SageMakerBackend(BatchBackend):
                 raise
         return self.status(folder, job)
 
-    def raw_outputs(self, folder: RunFolder, job: dict[str, Any]) -> Iterable[RawOutput]:
+    def raw_outputs(self, folder: RunFolder, job: Job) -> Iterable[RawOutput]:
         """Each shard answered by `<S3OutputPath>/<shard path relative to the input prefix>.out`."""
         input_prefix = job_input_prefix(folder, job)
-        output_prefix = folder.key_of(folder.job_output_uri(job, self.job_name(folder, job)))
+        output_prefix = folder.key_of(folder.job_output_uri(job.output_uri, self.job_name(folder, job)))
         positional = self.pipeline.task == "zero-shot"
         for key in self._input_keys(folder, job, input_prefix):
             yield RawOutput(
@@ -247,10 +240,9 @@ class SageMakerBackend(BatchBackend):
                 check_field="sequences" if positional else None,
             )
 
-    def _input_keys(self, folder: RunFolder, job: dict[str, Any], input_prefix: str) -> list[str]:
-        shards = job.get("shard_keys") or job.get("shards")
-        if shards:
-            return [shard["key"] if isinstance(shard, dict) else shard for shard in shards]
+    def _input_keys(self, folder: RunFolder, job: Job, input_prefix: str) -> list[str]:
+        if job.shard_keys:
+            return list(job.shard_keys)
         return sorted(key for key in s3io.list_keys(self.s3, folder.bucket, input_prefix) if not key.endswith("/"))
 
     def _describe(self, name: str) -> dict[str, Any] | None:
@@ -263,20 +255,23 @@ class SageMakerBackend(BatchBackend):
             raise
 
     @staticmethod
-    def _state(described: dict[str, Any]) -> dict[str, Any]:
+    def _state(described: dict[str, Any]) -> JobState:
         status = described["TransformJobStatus"]
-        state = job_state(
-            name=described["TransformJobName"],
-            arn=described.get("TransformJobArn"),
-            status=status,
-            state=STATUS_TO_STATE.get(status, "running"),
-            failure_reason=described.get("FailureReason"),
-            output_uri=described.get("TransformOutput", {}).get("S3OutputPath"),
-        )
         # When the instances ran (what Batch Transform bills; the manifest's cost uses them), as ISO-8601 strings
         # because the state travels as JSON. Absent until SageMaker reports them.
-        for field, key in (("TransformStartTime", "started_at"), ("TransformEndTime", "ended_at")):
-            value = described.get(field)
-            if value is not None:
-                state[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
-        return state
+        times = {
+            key: value.isoformat() if hasattr(value, "isoformat") else str(value)
+            for field, key in (("TransformStartTime", "started_at"), ("TransformEndTime", "ended_at"))
+            if (value := described.get(field)) is not None
+        }
+        return JobState.model_validate(
+            {
+                "name": described["TransformJobName"],
+                "arn": described.get("TransformJobArn"),
+                "status": status,
+                "state": STATUS_TO_STATE.get(status, "running"),
+                "failure_reason": described.get("FailureReason"),
+                "output_uri": described.get("TransformOutput", {}).get("S3OutputPath"),
+                **times,
+            }
+        )

@@ -186,6 +186,15 @@ class MultiLabelCounts:
         self.fp.update(prediction - truth)
         self.fn.update(truth - prediction)
 
+    def merge(self, other: MultiLabelCounts) -> None:
+        """Another part's counts added to these: what one pass over both parts counts."""
+        self.count += other.count
+        self.exact += other.exact
+        self.labels.update(other.labels)
+        self.tp.update(other.tp)
+        self.fp.update(other.fp)
+        self.fn.update(other.fn)
+
     def metrics(self) -> dict[str, Any]:
         count, tp, fp, fn = self.count, self.tp, self.fp, self.fn
         labels = _ordered(self.labels)

@@ -1,19 +1,18 @@
-"""Evaluation in one pass, in memory that does not grow with the number of records.
+"""Evaluation in the one pass collect makes over the records, in memory that does not grow with their number.
 
-The workflow scores in two places, each reading its data once:
-  - collect joins each record to its reference or label and gives it `metrics` (`RecordScorer`), in batches of
-    SCORE_BATCH through the rouge-score-rs engine, as it writes predictions.jsonl;
-  - evaluate reads predictions.jsonl once and sums those per-record scores (`summarize_predictions`): running
-    sums for the ROUGE means, confusion counts for classification. Nothing per record is kept, except the
-    per-record F-measures a bootstrap interval resamples, in array('f') (4 bytes per record per ROUGE type).
+Collect joins each record to its reference or label and, as it writes predictions.jsonl, gives it `metrics`
+(`RecordScorer`, in batches of SCORE_BATCH through the rouge-score-rs engine) and adds the batch to the run-level
+sums (`RunScores`: running sums for the ROUGE means, confusion counts for classification). The sums are mergeable
+partial sums: scores gathered in parts merge into exactly what one pass gives. `run_evaluation` makes them the
+evaluation report, which collect writes to evaluation.json; nothing reads predictions.jsonl back.
 
 Per-record `metrics` in predictions.jsonl:
   rouge:                {"rouge1": {"precision", "recall", "fmeasure"}, "rouge2": ..., "rougeL": ..., "rougeLsum": ...}
   single-label class.:  {"label": true, "predicted": class, "correct": bool}
   multi-label class.:   {"label": [true...], "predicted": [class...], "correct": bool}
 
-The report has the shape `batch-pipeline evaluate` gives (its evaluate_files), so evaluation.json and the manifest read
-it the same way.
+The report has the shape `batch-pipeline evaluate` gives (its evaluate_files), so evaluation.json, the manifest and
+the CLI read it the same way.
 """
 
 from __future__ import annotations
@@ -24,13 +23,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from batch_pipeline.results.evaluation import classification, rouge
 from batch_pipeline.results.evaluation.bootstrap import bootstrap_mean_intervals
-from batch_pipeline.results.evaluation.errors import EXAMPLES_KEPT, EvaluationError, count_codes, error_code
+from batch_pipeline.results.evaluation.errors import EvaluationError, count_codes, error_code
 
-__all__ = ["SCORE_BATCH", "ExactSum", "RecordScorer", "RougeTotals", "summarize_predictions"]
+__all__ = ["SCORE_BATCH", "ExactSum", "RecordScorer", "RougeTotals", "RunScores", "headline", "run_evaluation"]
 
 # Pairs per native scoring call: large enough that the call overhead vanishes, small enough to hold in memory.
 SCORE_BATCH = 2048
@@ -61,6 +58,11 @@ class ExactSum:
         self._partials = [total, math.fsum(values)]
         self._pending = []
 
+    def merge(self, other: ExactSum) -> None:
+        """Another sum's values added to this one, as if they had been added here."""
+        for value in other._partials + other._pending:
+            self.add(value)
+
     def value(self) -> float:
         return math.fsum(self._partials + self._pending)
 
@@ -83,6 +85,14 @@ class RougeTotals:
                 self._sums[(rouge_type, measure)].add(scores[measure])
             if self.series is not None:
                 self.series[rouge_type].append(scores["fmeasure"])
+
+    def merge(self, other: RougeTotals) -> None:
+        self.count += other.count
+        for key, total in self._sums.items():
+            total.merge(other._sums[key])
+        if self.series is not None and other.series is not None:
+            for rouge_type, values in other.series.items():
+                self.series[rouge_type].extend(values)
 
     def means(self) -> dict[str, dict[str, float | None]]:
         return {
@@ -157,88 +167,136 @@ def _text(reference: Any) -> Any:
     return tuple(reference) if isinstance(reference, list) else reference
 
 
-def summarize_predictions(
-    lines: Iterable[bytes],
-    metric: str,
-    *,
-    collect: dict[str, Any] | None = None,
-    bootstrap_samples: int = 0,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The evaluation report from predictions.jsonl lines carrying collect's per-record `metrics`, in one pass.
+class RunScores:
+    """The run-level sums of collect's per-record scores, added as collect writes each batch of predictions.jsonl:
+    running sums for the ROUGE means, confusion counts for classification, error codes, token counts. Partial sums
+    merge exactly (`merge`), so scores gathered in parts add up to what one pass gives; `report` is the evaluation.
 
-    `collect` is collect's result: what it alone saw (references with no record, outputs that matched no record,
-    duplicates, how it joined, how it scored) goes into the report as it said."""
-    if metric not in ("rouge", "classification"):
-        raise EvaluationError(f"unknown metric {metric!r}; use rouge or classification")
-    collect = collect or {}
-    target_field, other_field = ("reference", "label") if metric == "rouge" else ("label", "reference")
-    totals = RougeTotals(keep_series=bootstrap_samples > 0) if metric == "rouge" else None
-    pairs: Counter[tuple[Any, Any]] = Counter()
-    multi = classification.MultiLabelCounts()
-    multi_label = False
-    codes: Counter[str] = Counter()
-    records = scored = without_target = lines_read = invalid = 0
-    invalid_examples: list[str] = []
-    input_tokens = output_tokens = None
-    for line in lines:
-        if not line.strip():
-            continue
-        lines_read += 1
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            invalid += 1
-            _keep_example(invalid_examples, f"line {lines_read}: {error}")
-            continue
-        if record.get("input_tokens") is not None:
-            input_tokens = (input_tokens or 0) + record["input_tokens"]
-        if record.get("output_tokens") is not None:
-            output_tokens = (output_tokens or 0) + record["output_tokens"]
-        if record.get(target_field) is None:
-            without_target += record.get(other_field) is not None
-            continue
-        records += 1
-        metrics = record.get("metrics")
-        if metrics is None:
-            codes[error_code(record) if record.get("error") is not None else "no_prediction"] += 1
-            continue
-        scored += 1
-        if totals is not None:
-            totals.add(metrics)
-        elif isinstance(metrics["label"], list):
-            multi_label = True
-            multi.add(frozenset(metrics["label"]), frozenset(metrics["predicted"]))
+    Memory does not grow with the number of records, except the per-record F-measures a bootstrap interval
+    resamples, kept only when `keep_series` (array('f'), 4 bytes per record per ROUGE type)."""
+
+    def __init__(self, metric: str, *, keep_series: bool = False) -> None:
+        if metric not in ("rouge", "classification"):
+            raise EvaluationError(f"unknown metric {metric!r}; use rouge or classification")
+        self.metric = metric
+        self.target_field, self.other_field = ("reference", "label") if metric == "rouge" else ("label", "reference")
+        self.rouge = RougeTotals(keep_series=keep_series) if metric == "rouge" else None
+        self.pairs: Counter[tuple[Any, Any]] = Counter()
+        self.multi = classification.MultiLabelCounts()
+        self.codes: Counter[str] = Counter()
+        self.lines = self.records = self.scored = self.without_target = 0
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        """Joined records as collect writes them to predictions.jsonl, each with its `metrics` once scored."""
+        for record in records:
+            self.lines += 1
+            if record.get("input_tokens") is not None:
+                self.input_tokens = (self.input_tokens or 0) + record["input_tokens"]
+            if record.get("output_tokens") is not None:
+                self.output_tokens = (self.output_tokens or 0) + record["output_tokens"]
+            if record.get(self.target_field) is None:
+                self.without_target += record.get(self.other_field) is not None
+                continue
+            self.records += 1
+            metrics = record.get("metrics")
+            if metrics is None:
+                self.codes[error_code(record) if record.get("error") is not None else "no_prediction"] += 1
+                continue
+            self.scored += 1
+            if self.rouge is not None:
+                self.rouge.add(metrics)
+            elif isinstance(metrics["label"], list):
+                self.multi.add(frozenset(metrics["label"]), frozenset(metrics["predicted"]))
+            else:
+                self.pairs[(metrics["label"], metrics["predicted"])] += 1
+
+    def merge(self, other: RunScores) -> None:
+        """Add another part's sums to these (same metric): the result is what one pass over both parts gives."""
+        if other.metric != self.metric:
+            raise EvaluationError(f"cannot merge {other.metric} scores into {self.metric} scores")
+        if self.rouge is not None and other.rouge is not None:
+            self.rouge.merge(other.rouge)
+        self.pairs.update(other.pairs)
+        self.multi.merge(other.multi)
+        self.codes.update(other.codes)
+        self.lines += other.lines
+        self.records += other.records
+        self.scored += other.scored
+        self.without_target += other.without_target
+        for name in ("input_tokens", "output_tokens"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs is not None:
+                setattr(self, name, (mine or 0) + theirs)
+
+    def report(
+        self,
+        collect: dict[str, Any] | None = None,
+        *,
+        bootstrap_samples: int = 0,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """The evaluation report (evaluation.json). `collect` is collect's result: what it alone saw (references with
+        no record, outputs that matched no record, duplicates, how it joined, how it scored) goes in as it said.
+        `bootstrap_samples` > 0 adds seeded bootstrap intervals of the ROUGE means (needs `keep_series`)."""
+        collect = collect or {}
+        missing = int(collect.get("references_unmatched") or 0)
+        report: dict[str, Any] = {
+            "metric": self.metric,
+            "records": self.records + missing,
+            "scored": self.scored,
+            "missing": missing,
+            "errors": sum(self.codes.values()),
+            "error_codes": count_codes(self.codes.elements()),
+            "missing_examples": list(collect.get("references_unmatched_examples") or []),
+            "references_without_target": self.without_target,
+            "prediction_lines": self.lines,
+            # Collect writes every line itself, so none is unreadable; the field keeps the report's shape (core.py).
+            "invalid_lines": 0,
+            "invalid_examples": [],
+            "unmatched": int(collect.get("unmatched_outputs") or 0),
+            "unmatched_examples": [],
+            "duplicates": int(collect.get("duplicate_outputs") or 0),
+            "unidentified": int(collect.get("unreadable_output_lines") or 0),
+            "joined_by": collect.get("joined_by", "id"),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+        if self.rouge is not None:
+            report.update(_rouge_sections(self.rouge, collect, bootstrap_samples, confidence, seed))
         else:
-            pairs[(metrics["label"], metrics["predicted"])] += 1
+            multi = self.multi if self.multi.count else None
+            report.update(_classification_sections(self.pairs, multi, collect))
+        return report
 
-    missing_examples = list(collect.get("references_unmatched_examples") or [])
-    report: dict[str, Any] = {
-        "metric": metric,
-        "records": records + int(collect.get("references_unmatched") or 0),
-        "scored": scored,
-        "missing": int(collect.get("references_unmatched") or 0),
-        "errors": sum(codes.values()),
-        "error_codes": count_codes(codes.elements()),
-        "missing_examples": missing_examples,
-        "references_without_target": without_target,
-        "prediction_lines": lines_read,
-        "invalid_lines": invalid,
-        "invalid_examples": invalid_examples,
-        "unmatched": int(collect.get("unmatched_outputs") or 0),
-        "unmatched_examples": [],
-        "duplicates": int(collect.get("duplicate_outputs") or 0),
-        "unidentified": int(collect.get("unreadable_output_lines") or 0),
-        "joined_by": collect.get("joined_by", "id"),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-    }
-    if totals is not None:
-        report.update(_rouge_sections(totals, collect, bootstrap_samples, confidence, seed))
-    else:
-        report.update(_classification_sections(pairs, multi if multi_label else None, collect))
+
+def run_evaluation(metric: str, scores: RunScores | None, collect: dict[str, Any]) -> dict[str, Any]:
+    """evaluation.json for a collected run: the report, or why there is none. `metric` is the pipeline's evaluation
+    ("rouge", "classification", "none"); `scores` are collect's sums, None when it scored nothing."""
+    if metric == "none":
+        return {"metric": None, "skipped": "evaluation is off for this pipeline"}
+    if scores is None:
+        return {"metric": None, "skipped": "the input carried no references or labels"}
+    report = scores.report(collect)
+    if not report["records"] and not report["references_without_target"]:
+        return {"metric": None, "skipped": "the input carried no references or labels"}
     return report
+
+
+def headline(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The few numbers a notification, the manifest or a glance at the console needs; evaluation.json has the rest."""
+    if not evaluation or not evaluation.get("metric"):
+        return None
+    result = {"metric": evaluation["metric"]}
+    for key in ("records", "scored", "missing", "errors", "accuracy", "macro_f1"):
+        if key in evaluation:
+            result[key] = evaluation[key]
+    rouge_means = evaluation.get("rouge")
+    if rouge_means:
+        result["rouge_f"] = {name: values.get("fmeasure") for name, values in rouge_means.items()}
+    return result
 
 
 def _classification_sections(
@@ -253,12 +311,6 @@ def _classification_sections(
         **multi.metrics(),
         "threshold": (collect.get("scoring") or {}).get("threshold", classification.DEFAULT_THRESHOLD),
     }
-
-
-def _keep_example(examples: list[str], example: str) -> None:
-    """Keeps the first EXAMPLES_KEPT examples for the report; the count says how many there were."""
-    if len(examples) < EXAMPLES_KEPT:
-        examples.append(example)
 
 
 def _rouge_sections(

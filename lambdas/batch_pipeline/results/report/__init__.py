@@ -4,8 +4,8 @@
   charts                 Vega-Lite specs rendered to static SVG by vl-convert
   page                   the HTML, every record-supplied string escaped
 
-Finalize writes `<run>/report.html` next to manifest.json; intake writes `<name>.report.html` next to a rejected
-file's copy and its `.report.json` (keys from storage.layout).
+The Write manifest step (results.finish) writes `<run>/report.html` next to manifest.json; intake writes
+`<name>.report.html` next to a rejected file's copy and its `.report.json` (keys from storage.layout).
 """
 
 from __future__ import annotations

@@ -505,13 +505,13 @@ def render_rejection_report(
             + "</p>"
         )
     header.append(f'<p class="alert"><b>No job was started.</b> {_e(report.get("reason"))}</p>')
-    totals = report.get("totals") or {}
+    totals, counts = report.get("totals") or {}, report.get("counts") or {}
     cards = _cards(
         [
             ("lines", totals.get("lines"), None),
-            ("records", report.get("records"), None),
-            ("valid", report.get("valid"), None),
-            ("invalid", report.get("invalid"), None),
+            ("records", counts.get("total"), None),
+            ("valid", counts.get("valid"), None),
+            ("rejected", counts.get("rejected"), None),
             ("blank lines", totals.get("blank_lines"), None),
         ]
     )
